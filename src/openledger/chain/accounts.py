@@ -1,0 +1,187 @@
+"""Signing accounts: the operator's encrypted keystore and the named devnet accounts."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from openledger.config import DEVNET_CHAIN_ID, Settings
+from openledger.errors import ConfigError, KeystoreError, NotFoundError
+
+# anvil's built-in, world-known mnemonic: its accounts are pre-funded on every devnet and must
+# never hold value anywhere else.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_NAMES: tuple[str, ...] = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+OPERATOR = "operator"
+PASSWORD_ENV = "OPENLEDGER_PASSWORD"
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def create_keystore(path: Path, password: str, private_key: str | None = None) -> str:
+    """Encrypt a new (or the given) key into ``path``; returns its address."""
+    if path.exists():
+        raise ConfigError(
+            f"A keystore already exists at {path}.",
+            field="keystore",
+            value=str(path),
+            fix="keep using it, or move it away first if you really want a new key.",
+        )
+    if not password:
+        raise KeystoreError(
+            "The keystore password is empty.",
+            field=PASSWORD_ENV,
+            fix=f"set {PASSWORD_ENV} or type a non-empty password at the prompt.",
+        )
+    account = Account.from_key(private_key) if private_key else Account.create()
+    # scrypt n=2**14 keeps `init` fast while staying a real KDF; geth's "light" parameters.
+    keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=2**14)
+    _write_atomic(path, json.dumps(keystore, indent=2))
+    return account.address
+
+
+def load_keystore(path: Path, password: str) -> LocalAccount:
+    """Decrypt a keystore; a wrong password or a damaged file is a KeystoreError."""
+    try:
+        keystore = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KeystoreError(
+            f"No keystore at {path}.",
+            field="keystore",
+            value=str(path),
+            fix="run `openledger init` to create the node home and its operator key.",
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise KeystoreError(
+            f"The keystore {path} is not valid JSON.",
+            field="keystore",
+            value=str(path),
+            fix="restore it from your backup.",
+        ) from exc
+    try:
+        key = Account.decrypt(keystore, password)
+    except ValueError as exc:
+        raise KeystoreError(
+            f"Wrong password for the keystore {path}.",
+            field=PASSWORD_ENV,
+            fix=f"set {PASSWORD_ENV} to the password chosen at `openledger init`.",
+        ) from exc
+    return Account.from_key(key)
+
+
+def dev_account(index: int) -> LocalAccount:
+    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def write_dev_accounts(path: Path) -> dict[str, str]:
+    """Record the named devnet accounts (anvil's indices 1..8); returns name -> address."""
+    entries = {}
+    for offset, name in enumerate(DEV_NAMES, start=1):
+        acct = dev_account(offset)
+        entries[name] = {"address": acct.address, "private_key": acct.key.hex(), "index": offset}
+    doc = {"warning": "DEVNET ONLY: well-known keys from anvil's public mnemonic", "accounts": entries}
+    _write_atomic(path, json.dumps(doc, indent=2))
+    return {name: e["address"] for name, e in entries.items()}
+
+
+def prompt_password(confirm: bool = False) -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return password
+    try:
+        password = getpass.getpass("Operator keystore password: ")
+        if confirm and getpass.getpass("Repeat the password: ") != password:
+            raise KeystoreError("The two passwords differ.", fix="run the command again.")
+    except EOFError as exc:
+        raise KeystoreError(
+            "No password given and no terminal to ask for one.",
+            field=PASSWORD_ENV,
+            fix=f"set {PASSWORD_ENV} in the environment.",
+        ) from exc
+    return password
+
+
+@dataclass
+class AccountBook:
+    """Resolves ``--as NAME`` to a signer: the operator keystore or a named devnet account."""
+
+    settings: Settings
+    password_source: Callable[[], str] = prompt_password
+
+    def __post_init__(self) -> None:
+        self._operator: LocalAccount | None = None
+
+    def _dev_entries(self) -> dict[str, dict]:
+        path = self.settings.layout.dev_accounts_file
+        if not path.exists():
+            return {}
+        return json.loads(path.read_text(encoding="utf-8"))["accounts"]
+
+    def operator_address(self) -> str:
+        path = self.settings.layout.operator_keystore
+        try:
+            return "0x" + json.loads(path.read_text(encoding="utf-8"))["address"].removeprefix("0x")
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"The node home {self.settings.home} has no operator key.",
+                field="OPENLEDGER_HOME",
+                value=str(self.settings.home),
+                fix="run `openledger init` first.",
+            ) from exc
+
+    def names(self) -> list[str]:
+        return [OPERATOR, *self._dev_entries()]
+
+    def address(self, name: str) -> str:
+        if name == OPERATOR:
+            from eth_utils import to_checksum_address
+
+            return to_checksum_address(self.operator_address())
+        return self._dev_entry(name)["address"]
+
+    def signer(self, name: str) -> LocalAccount:
+        if name == OPERATOR:
+            if self._operator is None:
+                self._operator = load_keystore(
+                    self.settings.layout.operator_keystore, self.password_source()
+                )
+            return self._operator
+        return Account.from_key(self._dev_entry(name)["private_key"])
+
+    def _dev_entry(self, name: str) -> dict:
+        entries = self._dev_entries()
+        if name not in entries:
+            known = ", ".join(self.names())
+            raise NotFoundError(
+                f"No account named {name!r} in {self.settings.home}.",
+                field="--as",
+                value=name,
+                fix=f"use one of: {known}.",
+            )
+        if self.settings.chain_id != DEVNET_CHAIN_ID:
+            raise ConfigError(
+                f"Account {name!r} is a devnet account with a public key; it is refused on "
+                f"chain id {self.settings.chain_id}.",
+                field="--as",
+                value=name,
+                fix="sign with the operator keystore or your own key on real chains.",
+            )
+        return entries[name]

@@ -1,0 +1,202 @@
+"""Settings and the node home layout.
+
+Precedence: environment variables, then ``<home>/config.toml``, then the defaults below.
+The home directory itself comes from ``OPENLEDGER_HOME`` (default ``~/.openledger``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from openledger.errors import ConfigError
+
+DEVNET_CHAIN_ID = 31337
+DEFAULT_HOME = Path("~/.openledger")
+
+# setting name -> (environment variable, config.toml table, key)
+_SOURCES: dict[str, tuple[str, str, str]] = {
+    "db_url": ("OPENLEDGER_DB_URL", "store", "db_url"),
+    "chain_url": ("OPENLEDGER_CHAIN_URL", "chain", "url"),
+    "chain_id": ("OPENLEDGER_CHAIN_ID", "chain", "chain_id"),
+    "chain_port": ("OPENLEDGER_CHAIN_PORT", "chain", "port"),
+    "addresses_file": ("OPENLEDGER_ADDRESSES", "chain", "addresses_file"),
+    "anvil_bin": ("OPENLEDGER_ANVIL", "chain", "anvil_bin"),
+    "rpc_timeout": ("OPENLEDGER_RPC_TIMEOUT", "chain", "rpc_timeout"),
+    "api_host": ("OPENLEDGER_API_HOST", "api", "host"),
+    "api_port": ("OPENLEDGER_API_PORT", "api", "port"),
+}
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    """Where everything lives inside a node home."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.root / "keystore"
+
+    @property
+    def operator_keystore(self) -> Path:
+        return self.keystore_dir / "operator.json"
+
+    @property
+    def dev_accounts_file(self) -> Path:
+        return self.root / "dev_accounts.json"
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.root / "chain"
+
+    @property
+    def chain_state(self) -> Path:
+        return self.chain_dir / "state.json"
+
+    @property
+    def anvil_pid(self) -> Path:
+        return self.chain_dir / "anvil.pid"
+
+    @property
+    def anvil_log(self) -> Path:
+        return self.chain_dir / "anvil.log"
+
+    @property
+    def default_addresses_file(self) -> Path:
+        return self.chain_dir / "addresses.json"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def default_db_file(self) -> Path:
+        return self.root / "openledger.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node needs to know before it starts."""
+
+    home: Path
+    db_url: str = ""
+    chain_url: str | None = None  # None: the embedded anvil devnet
+    chain_id: int = DEVNET_CHAIN_ID
+    chain_port: int = 8545
+    addresses_file: Path | None = None
+    anvil_bin: str | None = None
+    rpc_timeout: float = 10.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> HomeLayout:
+        return HomeLayout(self.home)
+
+    @property
+    def is_devnet(self) -> bool:
+        """True when the node runs its own anvil instead of a configured chain."""
+        return self.chain_url is None
+
+    @property
+    def rpc_url(self) -> str:
+        return self.chain_url or f"http://127.0.0.1:{self.chain_port}"
+
+    @property
+    def addresses_path(self) -> Path:
+        return self.addresses_file or self.layout.default_addresses_file
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``) and the home's config.toml."""
+        env = dict(os.environ if env is None else env)
+        home = Path(overrides.pop("home", None) or env.get("OPENLEDGER_HOME") or DEFAULT_HOME)
+        home = home.expanduser().resolve()
+        file_values = _read_config_file(HomeLayout(home).config_file)
+
+        values: dict[str, Any] = {}
+        for name, (var, table, key) in _SOURCES.items():
+            if var in env and env[var] != "":
+                values[name] = _coerce(name, env[var], source=var)
+            elif key in file_values.get(table, {}):
+                values[name] = _coerce(name, file_values[table][key], source=f"[{table}] {key}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+
+        settings = cls(home=home, **values)
+        if not settings.db_url:
+            settings = replace(settings, db_url=f"sqlite:///{settings.layout.default_db_file}")
+        return settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"The config file {path} is not valid TOML: {exc}.",
+            field="config.toml",
+            value=str(path),
+            fix="correct the file or delete it to fall back to the defaults.",
+        ) from exc
+
+
+_TYPES: dict[str, type] = {f.name: f.type for f in fields(Settings)}  # type: ignore[misc]
+
+
+def _coerce(name: str, raw: Any, *, source: str) -> Any:
+    kind = str(_TYPES[name])
+    try:
+        if "int" in kind and "str" not in kind:
+            return int(raw)
+        if "float" in kind:
+            return float(raw)
+        if "Path" in kind:
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"Setting {source} = {raw!r} is not a valid {kind.split('|')[0].strip()}.",
+            field=source,
+            value=raw,
+            fix=f"set {source} to a number, or remove it to use the default.",
+        ) from exc
+
+
+def write_default_config(settings: Settings) -> Path:
+    """Write a commented config.toml into the home unless one exists; returns its path."""
+    path = settings.layout.config_file
+    if path.exists():
+        return path
+    text = f"""# OpenLedger node configuration. Environment variables (OPENLEDGER_*) override this file.
+
+[store]
+# db_url = "postgresql+psycopg://user@127.0.0.1:5432/openledger"
+db_url = "{settings.db_url}"
+
+[chain]
+# Leave url unset to run the embedded anvil devnet; set it (and addresses_file) to use any
+# EVM JSON-RPC endpoint.
+# url = "https://rpc.example.org"
+chain_id = {settings.chain_id}
+port = {settings.chain_port}
+
+[api]
+host = "{settings.api_host}"
+port = {settings.api_port}
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
