@@ -178,7 +178,8 @@ def write_default_config(settings: Settings) -> Path:
     path = settings.layout.config_file
     if path.exists():
         return path
-    text = f"""# OpenLedger node configuration. Environment variables (OPENLEDGER_*) override this file.
+    text = f"""# OpenLedger node configuration.
+# Environment variables (OPENLEDGER_*) override this file.
 
 [store]
 # db_url = "postgresql+psycopg://user@127.0.0.1:5432/openledger"

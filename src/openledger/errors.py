@@ -41,7 +41,9 @@ class OpenLedgerError(Exception):
         if self.field is not None:
             body["field"] = self.field
         if self.value is not None:
-            body["value"] = self.value if isinstance(self.value, int | float | bool) else str(self.value)
+            body["value"] = (
+                self.value if isinstance(self.value, int | float | bool) else str(self.value)
+            )
         if self.fix is not None:
             body["fix"] = self.fix
         return body

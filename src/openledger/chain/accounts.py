@@ -97,7 +97,10 @@ def write_dev_accounts(path: Path) -> dict[str, str]:
     for offset, name in enumerate(DEV_NAMES, start=1):
         acct = dev_account(offset)
         entries[name] = {"address": acct.address, "private_key": acct.key.hex(), "index": offset}
-    doc = {"warning": "DEVNET ONLY: well-known keys from anvil's public mnemonic", "accounts": entries}
+    doc = {
+        "warning": "DEVNET ONLY: well-known keys from anvil's public mnemonic",
+        "accounts": entries,
+    }
     _write_atomic(path, json.dumps(doc, indent=2))
     return {name: e["address"] for name, e in entries.items()}
 

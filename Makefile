@@ -1,0 +1,57 @@
+# Quick start: `make demo` and `make test` on a fresh machine (Debian 12, Python 3.11, Node 20).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+DEMO_HOME ?= $(CURDIR)/.openledger/demo
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test bench serve lint venv node clean
+
+venv: $(VENV_STAMP)
+node: $(NODE_STAMP)
+
+# torch first, from the CPU build on disk; then the project, pinned, with its dev tools.
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet pip==26.3
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: venv node
+	@mkdir -p $(DEMO_HOME)
+	OPENLEDGER_HOME=$(DEMO_HOME) OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init
+	OPENLEDGER_HOME=$(DEMO_HOME) OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger chain up
+	OPENLEDGER_HOME=$(DEMO_HOME) $(BIN)/openledger chain down
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+# The store tests also run against a real PostgreSQL unless OPENLEDGER_TEST_PG=0.
+test: venv node lint
+	@if [ "$${OPENLEDGER_TEST_PG:-1}" != "0" ]; then \
+		url=$$(bash scripts/pg-test-server.sh start | tail -n 1) || exit 1; \
+		export OPENLEDGER_TEST_PG_URL="$$url"; \
+	fi; \
+	$(PY) -m pytest -q
+
+bench: venv node
+	$(PY) benchmarks/bench_gas.py
+
+serve: venv node
+	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init
+	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger serve
+
+clean:
+	-bash scripts/pg-test-server.sh stop
+	rm -rf $(VENV) node_modules .openledger .pgtest .pytest_cache .ruff_cache

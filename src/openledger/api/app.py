@@ -1,0 +1,24 @@
+"""The FastAPI application every stage adds its routes to."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from openledger import __version__
+from openledger.api.errors import install_error_handlers
+from openledger.api.routes import health
+from openledger.node import Node
+
+
+def create_app(node: Node) -> FastAPI:
+    """Build the API over ``node``'s services (OpenAPI docs at /docs and /openapi.json)."""
+    app = FastAPI(
+        title="OpenLedger node",
+        version=__version__,
+        description="Datanets, model factory, OpenLoRA serving and proof of attribution, "
+        "settled in OPEN on an EVM chain.",
+    )
+    app.state.node = node
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,383 @@
+"""Typed wrappers, one class per contract (interface in docs/contracts.md).
+
+Reads return plain Python values or small dataclasses; writes take the signer and return
+the mined :class:`TxResult` together with the id the transaction created, where there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from openledger.chain.client import ChainClient, TxResult
+
+OPEN = 10**18  # wei per OPEN
+
+
+def _b32(value: bytes | str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+class _Binding:
+    name: str = ""
+
+    def __init__(self, client: ChainClient, address: str, abi: list[dict[str, Any]]) -> None:
+        self.client = client
+        self.address = Web3.to_checksum_address(address)
+        self.contract: Contract = client.contract(address, abi)
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        return self.client.call(getattr(self.contract.functions, fn)(*args))
+
+    def _send(self, signer: LocalAccount, fn: str, *args: Any) -> TxResult:
+        return self.client.transact(getattr(self.contract.functions, fn)(*args), signer)
+
+    def events(self, result: TxResult, event: str) -> list[dict[str, Any]]:
+        """Decoded ``event`` logs of this contract in a mined transaction."""
+        ev = getattr(self.contract.events, event)()
+        out = []
+        for log in result.receipt["logs"]:
+            if Web3.to_checksum_address(log["address"]) != self.address:
+                continue
+            try:
+                out.append(dict(ev.process_log(log)["args"]))
+            except Exception:  # another event of the same contract
+                continue
+        return out
+
+
+class OpenToken(_Binding):
+    name = "OpenToken"
+
+    def total_supply(self) -> int:
+        return int(self._call("totalSupply"))
+
+    def balance_of(self, account: str) -> int:
+        return int(self._call("balanceOf", Web3.to_checksum_address(account)))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(
+            self._call(
+                "allowance", Web3.to_checksum_address(owner), Web3.to_checksum_address(spender)
+            )
+        )
+
+    def transfer(self, signer: LocalAccount, to: str, amount: int) -> TxResult:
+        return self._send(signer, "transfer", Web3.to_checksum_address(to), amount)
+
+    def approve(self, signer: LocalAccount, spender: str, amount: int) -> TxResult:
+        return self._send(signer, "approve", Web3.to_checksum_address(spender), amount)
+
+    def ensure_allowance(self, signer: LocalAccount, spender: str, amount: int) -> TxResult | None:
+        """Approve ``amount`` for ``spender`` unless the allowance already covers it."""
+        if self.allowance(signer.address, spender) >= amount:
+            return None
+        return self.approve(signer, spender, amount)
+
+    def delegate(self, signer: LocalAccount, delegatee: str) -> TxResult:
+        return self._send(signer, "delegate", Web3.to_checksum_address(delegatee))
+
+    def get_votes(self, account: str) -> int:
+        return int(self._call("getVotes", Web3.to_checksum_address(account)))
+
+    def get_past_votes(self, account: str, timepoint: int) -> int:
+        return int(self._call("getPastVotes", Web3.to_checksum_address(account), timepoint))
+
+
+@dataclass(frozen=True)
+class Params:
+    """A snapshot of ProtocolParams; ``version`` changes whenever any value does."""
+
+    version: int
+    treasury: str
+    platform_bps: int
+    owner_bps: int
+    stakers_bps: int
+    contributors_bps: int
+    min_stake: int
+    slash_bps: int
+    stake_unlock_delay: int
+    epoch_length: int
+    max_file_bytes: int
+    max_files_per_day: int
+    escrow_withdraw_delay: int
+    root_activation_delay: int
+
+
+SCALAR_PARAMS = (
+    "min_stake",
+    "slash_bps",
+    "stake_unlock_delay",
+    "epoch_length",
+    "max_file_bytes",
+    "max_files_per_day",
+    "escrow_withdraw_delay",
+    "root_activation_delay",
+)
+FEE_SPLIT = ("platform_bps", "owner_bps", "stakers_bps", "contributors_bps")
+
+
+class ProtocolParams(_Binding):
+    name = "ProtocolParams"
+
+    def version(self) -> int:
+        return int(self._call("version"))
+
+    def get(self, name: str) -> int:
+        return int(self._call(name))
+
+    def snapshot(self) -> Params:
+        values = {n: self.get(n) for n in (*FEE_SPLIT, *SCALAR_PARAMS)}
+        return Params(version=self.version(), treasury=self._call("treasury"), **values)
+
+    def owner(self) -> str:
+        return str(self._call("owner"))
+
+    def set_param(self, signer: LocalAccount, name: str, value: int) -> TxResult:
+        return self._send(signer, "setParam", name, value)
+
+    def set_fee_split(
+        self, signer: LocalAccount, platform: int, owner: int, stakers: int, contributors: int
+    ) -> TxResult:
+        return self._send(signer, "setFeeSplit", platform, owner, stakers, contributors)
+
+
+@dataclass(frozen=True)
+class Datanet:
+    datanet_id: int
+    owner: str
+    metadata_uri: str
+    quorum: int
+    min_stake: int
+    validator_count: int
+    snapshot_count: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Contribution:
+    contribution_id: int
+    datanet_id: int
+    contributor: str
+    root: bytes
+    record_count: int
+    stake: int
+    status: int  # 0 pending, 1 approved, 2 rejected
+    approvals: int
+    rejections: int
+    decided_at: int
+    unlock_at: int
+    slashed: int
+    withdrawn: bool
+
+
+class DatanetRegistry(_Binding):
+    name = "DatanetRegistry"
+    PENDING, APPROVED, REJECTED = 0, 1, 2
+
+    def create_datanet(
+        self,
+        signer: LocalAccount,
+        metadata_uri: str,
+        validators: list[str],
+        quorum: int,
+        min_stake: int,
+    ) -> tuple[int, TxResult]:
+        result = self._send(
+            signer,
+            "createDatanet",
+            metadata_uri,
+            [Web3.to_checksum_address(v) for v in validators],
+            quorum,
+            min_stake,
+        )
+        return int(self.events(result, "DatanetCreated")[0]["datanet_id"]), result
+
+    def datanet(self, datanet_id: int) -> Datanet:
+        return Datanet(datanet_id, *self._call("datanets", datanet_id))
+
+    def datanet_count(self) -> int:
+        return int(self._call("datanetCount"))
+
+    def validators(self, datanet_id: int) -> list[str]:
+        return list(self._call("getValidators", datanet_id))
+
+    def contribute(
+        self,
+        signer: LocalAccount,
+        datanet_id: int,
+        root: bytes | str,
+        record_count: int,
+        stake: int,
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "contribute", datanet_id, _b32(root), record_count, stake)
+        return int(self.events(result, "ContributionSubmitted")[0]["contribution_id"]), result
+
+    def contribution(self, contribution_id: int) -> Contribution:
+        return Contribution(contribution_id, *self._call("contributions", contribution_id))
+
+    def review(self, signer: LocalAccount, contribution_id: int, approve: bool) -> TxResult:
+        return self._send(signer, "review", contribution_id, approve)
+
+    def withdraw_stake(self, signer: LocalAccount, contribution_id: int) -> TxResult:
+        return self._send(signer, "withdrawStake", contribution_id)
+
+    def commit_snapshot(
+        self, signer: LocalAccount, datanet_id: int, root: bytes | str, record_count: int, uri: str
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "commitSnapshot", datanet_id, _b32(root), record_count, uri)
+        return int(self.events(result, "SnapshotCommitted")[0]["version"]), result
+
+    def snapshot(self, datanet_id: int, version: int) -> tuple[bytes, int, str, int]:
+        root, count, uri, committed_at = self._call("snapshots", datanet_id, version)
+        return bytes(root), int(count), str(uri), int(committed_at)
+
+
+@dataclass(frozen=True)
+class Model:
+    model_id: int
+    owner: str
+    base_model: str
+    adapter_hash: bytes
+    index_hash: bytes
+    price_in: int
+    price_out: int
+    metadata_uri: str
+    registered_at: int
+
+
+class ModelRegistry(_Binding):
+    name = "ModelRegistry"
+
+    def register_model(
+        self,
+        signer: LocalAccount,
+        base_model: str,
+        adapter_hash: bytes | str,
+        snapshot_roots: list[bytes | str],
+        index_hash: bytes | str,
+        price_in: int,
+        price_out: int,
+        metadata_uri: str,
+    ) -> tuple[int, TxResult]:
+        result = self._send(
+            signer,
+            "registerModel",
+            base_model,
+            _b32(adapter_hash),
+            [_b32(r) for r in snapshot_roots],
+            _b32(index_hash),
+            price_in,
+            price_out,
+            metadata_uri,
+        )
+        return int(self.events(result, "ModelRegistered")[0]["model_id"]), result
+
+    def model(self, model_id: int) -> Model:
+        return Model(model_id, *self._call("models", model_id))
+
+    def snapshot_roots(self, model_id: int) -> list[bytes]:
+        return [bytes(r) for r in self._call("getSnapshotRoots", model_id)]
+
+    def model_count(self) -> int:
+        return int(self._call("modelCount"))
+
+    def set_prices(
+        self, signer: LocalAccount, model_id: int, price_in: int, price_out: int
+    ) -> TxResult:
+        return self._send(signer, "setPrices", model_id, price_in, price_out)
+
+    def set_index_hash(
+        self, signer: LocalAccount, model_id: int, index_hash: bytes | str
+    ) -> TxResult:
+        return self._send(signer, "setIndexHash", model_id, _b32(index_hash))
+
+
+class InferenceEscrow(_Binding):
+    name = "InferenceEscrow"
+
+    def deposit(self, signer: LocalAccount, amount: int) -> TxResult:
+        return self._send(signer, "deposit", amount)
+
+    def balance_of(self, account: str) -> int:
+        return int(self._call("balanceOf", Web3.to_checksum_address(account)))
+
+    def request_withdrawal(self, signer: LocalAccount, amount: int) -> TxResult:
+        return self._send(signer, "requestWithdrawal", amount)
+
+    def withdraw(self, signer: LocalAccount) -> TxResult:
+        return self._send(signer, "withdraw")
+
+    def pending_withdrawal(self, account: str) -> tuple[int, int]:
+        amount, ready_at = self._call("pendingWithdrawal", Web3.to_checksum_address(account))
+        return int(amount), int(ready_at)
+
+    def collect(
+        self, signer: LocalAccount, epoch: int, batch: int, accounts: list[str], amounts: list[int]
+    ) -> TxResult:
+        return self._send(
+            signer,
+            "collect",
+            epoch,
+            batch,
+            [Web3.to_checksum_address(a) for a in accounts],
+            amounts,
+        )
+
+    def is_collected(self, epoch: int, batch: int) -> bool:
+        return bool(self._call("isCollected", epoch, batch))
+
+
+class RewardDistributor(_Binding):
+    name = "RewardDistributor"
+
+    def post_root(
+        self,
+        signer: LocalAccount,
+        epoch: int,
+        root: bytes | str,
+        total: int,
+        receipts_head: bytes | str,
+    ) -> TxResult:
+        return self._send(signer, "postRoot", epoch, _b32(root), total, _b32(receipts_head))
+
+    def disable_root(self, signer: LocalAccount, epoch: int) -> TxResult:
+        return self._send(signer, "disableRoot", epoch)
+
+    def claim(
+        self, signer: LocalAccount, account: str, cumulative: int, proof: list[bytes]
+    ) -> TxResult:
+        return self._send(signer, "claim", Web3.to_checksum_address(account), cumulative, proof)
+
+    def claimed(self, account: str) -> int:
+        return int(self._call("claimed", Web3.to_checksum_address(account)))
+
+    def active_root(self) -> bytes:
+        return bytes(self._call("activeRoot"))
+
+    def active_epoch(self) -> int:
+        return int(self._call("activeEpoch"))
+
+    def pending_root(self) -> tuple[int, bytes, int]:
+        epoch, root, ready_at = self._call("pendingRoot")
+        return int(epoch), bytes(root), int(ready_at)
+
+
+BINDINGS: dict[str, type[_Binding]] = {
+    b.name: b
+    for b in (
+        OpenToken,
+        ProtocolParams,
+        DatanetRegistry,
+        ModelRegistry,
+        InferenceEscrow,
+        RewardDistributor,
+    )
+}

@@ -1,0 +1,203 @@
+"""The embedded devnet: the pinned anvil binary, run on 127.0.0.1 with state in the node home."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from openledger.config import DEVNET_CHAIN_ID, Settings
+from openledger.errors import DevnetError
+
+ANVIL_PACKAGE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+STATE_DUMP_INTERVAL_S = 2  # anvil also dumps on a clean exit; this bounds loss on a crash
+
+
+def find_anvil(settings: Settings) -> Path:
+    """The anvil binary: OPENLEDGER_ANVIL, the repo's pinned npm package, or PATH."""
+    candidates: list[Path] = []
+    if settings.anvil_bin:
+        candidates.append(Path(settings.anvil_bin))
+    here = Path(__file__).resolve()
+    for parent in [Path.cwd(), *here.parents]:
+        candidates.append(parent / ANVIL_PACKAGE)
+    on_path = shutil.which("anvil")
+    if on_path:
+        candidates.append(Path(on_path))
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise DevnetError(
+        "The pinned anvil binary is not installed.",
+        field="OPENLEDGER_ANVIL",
+        fix="run `npm ci` in the repository (make does this), or set OPENLEDGER_ANVIL to an "
+        "anvil binary.",
+    )
+
+
+@dataclass(frozen=True)
+class DevnetStatus:
+    running: bool
+    pid: int | None
+    url: str
+    block_number: int | None = None
+    chain_id: int | None = None
+
+
+class Devnet:
+    """Start, stop and inspect the node's own anvil."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.is_devnet:
+            raise DevnetError(
+                f"This node uses the external chain {settings.chain_url}; it has no devnet.",
+                field="OPENLEDGER_CHAIN_URL",
+                value=settings.chain_url,
+                fix="unset OPENLEDGER_CHAIN_URL to use the embedded devnet.",
+            )
+        self.settings = settings
+        self.layout = settings.layout
+        self.url = settings.rpc_url
+
+    # -- inspection ------------------------------------------------------------------------
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.layout.anvil_pid.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def _rpc(self, method: str, timeout: float = 1.0) -> object | None:
+        try:
+            r = requests.post(
+                self.url,
+                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []},
+                timeout=timeout,
+            )
+            return r.json().get("result")
+        except (requests.RequestException, ValueError):
+            return None
+
+    def status(self) -> DevnetStatus:
+        pid = self._pid()
+        block = self._rpc("eth_blockNumber") if pid else None
+        chain = self._rpc("eth_chainId") if pid else None
+        return DevnetStatus(
+            running=pid is not None and block is not None,
+            pid=pid,
+            url=self.url,
+            block_number=int(str(block), 16) if block else None,
+            chain_id=int(str(chain), 16) if chain else None,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def up(self, timeout: float = 30.0) -> DevnetStatus:
+        """Start anvil unless it already runs; returns once it answers JSON-RPC."""
+        current = self.status()
+        if current.running:
+            return current
+        if self._rpc("eth_chainId") is not None:
+            raise DevnetError(
+                f"Another process already serves JSON-RPC at {self.url}.",
+                field="OPENLEDGER_CHAIN_PORT",
+                value=self.settings.chain_port,
+                fix="stop it, or choose a free port with OPENLEDGER_CHAIN_PORT.",
+            )
+        if self.settings.chain_id != DEVNET_CHAIN_ID:
+            raise DevnetError(
+                f"The devnet runs chain id {DEVNET_CHAIN_ID}, but OPENLEDGER_CHAIN_ID is "
+                f"{self.settings.chain_id}.",
+                field="OPENLEDGER_CHAIN_ID",
+                value=self.settings.chain_id,
+                fix=f"unset OPENLEDGER_CHAIN_ID or set it to {DEVNET_CHAIN_ID}.",
+            )
+        anvil = find_anvil(self.settings)
+        self.layout.chain_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(anvil),
+            "--host", "127.0.0.1",
+            "--port", str(self.settings.chain_port),
+            "--chain-id", str(DEVNET_CHAIN_ID),
+            "--state", str(self.layout.chain_state),
+            "--state-interval", str(STATE_DUMP_INTERVAL_S),
+            "--preserve-historical-states",
+        ]  # fmt: skip
+        log = open(self.layout.anvil_log, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        tmp = self.layout.anvil_pid.with_suffix(".tmp")
+        tmp.write_text(str(proc.pid))
+        os.replace(tmp, self.layout.anvil_pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = self.layout.anvil_log.read_text(errors="replace")[-800:]
+                raise DevnetError(
+                    f"anvil exited with code {proc.returncode} at start. Log tail:\n{tail}",
+                    field="anvil",
+                    fix=f"read {self.layout.anvil_log}; a damaged {self.layout.chain_state} "
+                    "can be moved away to start a fresh chain.",
+                )
+            if self._rpc("eth_blockNumber", timeout=0.5) is not None:
+                return self.status()
+            time.sleep(0.1)
+        self.down()
+        raise DevnetError(
+            f"anvil did not answer at {self.url} within {timeout:.0f} s.",
+            fix=f"read {self.layout.anvil_log}.",
+        )
+
+    def down(self, timeout: float = 20.0) -> bool:
+        """Stop anvil (it writes its state on a clean exit); True if one was running."""
+        pid = self._pid()
+        if pid is None:
+            self.layout.anvil_pid.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.layout.anvil_pid.unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie that is not our child still answers kill(0); check /proc
+    try:
+        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+    except FileNotFoundError:
+        return False

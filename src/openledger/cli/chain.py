@@ -1,0 +1,90 @@
+"""`openledger chain ...`: the devnet and the contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from openledger.chain.compile import export_abis
+from openledger.cli import context
+from openledger.cli.format import fmt_open, out
+
+app = typer.Typer(help="Devnet lifecycle, deployed contracts and ABIs.", no_args_is_help=True)
+
+
+def print_addresses_and_balances() -> None:
+    node = context.node()
+    contracts = node.contracts
+    table = Table(title=f"Contracts on chain {contracts.addresses.chain_id}")
+    table.add_column("contract")
+    table.add_column("address")
+    for name, address in contracts.addresses.contracts.items():
+        table.add_row(name, address)
+    out.print(table)
+    balances = Table(title="Accounts")
+    for col in ("name", "address", "OPEN", "ETH"):
+        balances.add_column(col, justify="right" if col in ("OPEN", "ETH") else "left")
+    for name in node.accounts.names():
+        address = node.accounts.address(name)
+        balances.add_row(
+            name,
+            address,
+            fmt_open(contracts.token.balance_of(address)),
+            fmt_open(node.client.eth_balance(address)),
+        )
+    out.print(balances)
+
+
+@app.command()
+def up() -> None:
+    """Start the devnet (anvil on 127.0.0.1); deploy the contracts on its first start."""
+    result = context.node().chain_up()
+    verb = "deployed" if result.deployed_now else "found"
+    out.print(
+        f"devnet running at {result.status.url} (pid {result.status.pid}, block "
+        f"{result.status.block_number}); contracts {verb}."
+    )
+    print_addresses_and_balances()
+
+
+@app.command()
+def down() -> None:
+    """Stop the devnet; its state is kept in the node home."""
+    stopped = context.node().devnet.down()
+    out.print("devnet stopped; state saved." if stopped else "devnet was not running.")
+
+
+@app.command()
+def status() -> None:
+    """Is the chain up, at which block, and where are the contracts."""
+    node = context.node()
+    if node.settings.is_devnet:
+        st = node.devnet.status()
+        if not st.running:
+            out.print(
+                f"devnet not running (would listen at {st.url}). Start it: openledger chain up"
+            )
+            raise typer.Exit(1)
+        out.print(
+            f"devnet running at {st.url}: pid {st.pid}, chain id {st.chain_id}, "
+            f"block {st.block_number}"
+        )
+    else:
+        node.client.check()
+        out.print(
+            f"chain {node.settings.rpc_url}: chain id {node.settings.chain_id}, "
+            f"block {node.client.block_number()}"
+        )
+    print_addresses_and_balances()
+
+
+@app.command()
+def abi(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for <Contract>.json ABI files.")],
+) -> None:
+    """Export the contracts' ABIs as JSON for other clients."""
+    for path in export_abis(out_dir):
+        out.print(str(path))

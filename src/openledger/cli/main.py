@@ -1,0 +1,70 @@
+"""The ``openledger`` command: a thin shell over the node's services.
+
+Every ``openledger.errors`` failure is printed as one clear message (no traceback) and the
+process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from openledger.cli import chain as chain_cli
+from openledger.cli import node as node_cli
+from openledger.cli.context import set_settings
+from openledger.config import Settings
+from openledger.errors import OpenLedgerError
+
+app = typer.Typer(
+    name="openledger",
+    help="OpenLedger node: datanets, model factory, OpenLoRA serving, proof of attribution.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+@app.callback()
+def root(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="OPENLEDGER_HOME", help="Node home directory."),
+    ] = None,
+) -> None:
+    set_settings(Settings.load(home=home))
+
+
+node_cli.register(app)
+app.add_typer(chain_cli.app, name="chain")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = app(args=argv, standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except OpenLedgerError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.fix:
+            err.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,64 @@
+"""Node-level commands: init, serve, accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from openledger.chain.accounts import prompt_password
+from openledger.cli import context
+from openledger.cli.format import fmt_open, out
+from openledger.home import init_home
+
+
+def init() -> None:
+    """Create the node home: config, an encrypted operator keystore, named dev accounts."""
+    settings = context.settings()
+    password = "" if settings.layout.operator_keystore.exists() else prompt_password(confirm=True)
+    result = init_home(settings, password)
+    state = "created" if result.created else "already existed (keys kept)"
+    out.print(f"node home {result.home} {state}")
+    out.print(f"operator {result.operator}  (keystore {settings.layout.operator_keystore})")
+    out.print(f"devnet accounts (use --as NAME): {', '.join(result.dev_accounts)}")
+
+
+def accounts() -> None:
+    """The node's named accounts with their OPEN and ETH balances."""
+    node = context.node()
+    table = Table(title="Accounts")
+    for col in ("name", "address", "OPEN", "ETH"):
+        table.add_column(col)
+    token = node.contracts.token
+    for name in node.accounts.names():
+        address = node.accounts.address(name)
+        table.add_row(
+            name,
+            address,
+            fmt_open(token.balance_of(address)),
+            fmt_open(node.client.eth_balance(address)),
+        )
+    out.print(table)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Run the node: the JSON API (and, on the devnet, the chain) until interrupted."""
+    import uvicorn
+
+    from openledger.api.app import create_app
+
+    node = context.node()
+    if node.settings.is_devnet:
+        node.chain_up()
+    app = create_app(node)
+    uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(accounts)
+    app.command()(serve)

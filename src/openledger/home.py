@@ -1,0 +1,40 @@
+"""Creating a node home: config file, operator keystore, devnet accounts, store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_utils import to_checksum_address
+
+from openledger.chain.accounts import create_keystore, write_dev_accounts
+from openledger.config import Settings, write_default_config
+from openledger.store.db import Database
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Path
+    operator: str
+    dev_accounts: dict[str, str]
+    created: bool  # False when the home already existed and was left as it was
+
+
+def init_home(settings: Settings, password: str) -> InitResult:
+    """Create the node home; an existing one is kept (its keys are never replaced)."""
+    layout = settings.layout
+    layout.root.mkdir(parents=True, exist_ok=True)
+    write_default_config(settings)
+    created = not layout.operator_keystore.exists()
+    if created:
+        operator = create_keystore(layout.operator_keystore, password)
+    else:
+        address = json.loads(layout.operator_keystore.read_text(encoding="utf-8"))["address"]
+        operator = to_checksum_address("0x" + address.removeprefix("0x"))
+    dev = write_dev_accounts(layout.dev_accounts_file)
+    layout.blobs_dir.mkdir(exist_ok=True)
+    layout.chain_dir.mkdir(exist_ok=True)
+    db = Database.open(settings.db_url)
+    db.dispose()
+    return InitResult(home=layout.root, operator=operator, dev_accounts=dev, created=created)

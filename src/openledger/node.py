@@ -1,0 +1,100 @@
+"""Composition root: builds every service from the settings. Nothing else wires services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from openledger.chain.accounts import AccountBook, prompt_password
+from openledger.chain.bindings import OPEN
+from openledger.chain.client import ChainClient
+from openledger.chain.deploy import Addresses, Contracts, deploy_all
+from openledger.chain.devnet import Devnet, DevnetStatus
+from openledger.chain.sync import EventSync
+from openledger.config import Settings
+from openledger.errors import ContractNotDeployedError
+from openledger.store.blobs import BlobStore
+from openledger.store.db import Database
+
+DEV_OPEN_GRANT = 1_000_000 * OPEN  # OPEN each named dev account receives on a new devnet
+OPERATOR_DEV_ETH = 1_000 * 10**18
+
+
+@dataclass(frozen=True)
+class ChainUp:
+    status: DevnetStatus
+    addresses: Addresses
+    deployed_now: bool
+
+
+class Node:
+    """One OpenLedger node: settings in, services out (built lazily, once)."""
+
+    def __init__(self, settings: Settings, *, password_source=prompt_password) -> None:  # noqa: ANN001
+        self.settings = settings
+        self._password_source = password_source
+
+    @cached_property
+    def db(self) -> Database:
+        return Database.open(self.settings.db_url)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.layout.blobs_dir)
+
+    @cached_property
+    def accounts(self) -> AccountBook:
+        return AccountBook(self.settings, password_source=self._password_source)
+
+    @cached_property
+    def client(self) -> ChainClient:
+        return ChainClient(
+            self.settings.rpc_url,
+            chain_id=self.settings.chain_id,
+            timeout=self.settings.rpc_timeout,
+        )
+
+    @cached_property
+    def devnet(self) -> Devnet:
+        return Devnet(self.settings)
+
+    @cached_property
+    def contracts(self) -> Contracts:
+        return Contracts(self.client, Addresses.load(self.settings.addresses_path))
+
+    @cached_property
+    def sync(self) -> EventSync:
+        return EventSync(self.contracts, self.db)
+
+    # -- devnet lifecycle ------------------------------------------------------------------
+    def chain_up(self) -> ChainUp:
+        """Start the devnet; deploy and fund the dev accounts on its first start."""
+        status = self.devnet.up()
+        self.client.check()
+        path = self.settings.addresses_path
+        try:
+            addresses = Addresses.load(path)
+            Contracts(self.client, addresses)  # verifies code at every address
+            return ChainUp(status, addresses, deployed_now=False)
+        except ContractNotDeployedError:
+            pass
+        addresses = self._deploy_devnet()
+        addresses.save(path)
+        self.__dict__.pop("contracts", None)
+        return ChainUp(self.devnet.status(), addresses, deployed_now=True)
+
+    def _deploy_devnet(self) -> Addresses:
+        operator = self.accounts.signer("operator")
+        self.client.rpc("anvil_setBalance", [operator.address, hex(OPERATOR_DEV_ETH)])
+        addresses = deploy_all(
+            self.client, operator, treasury=operator.address, operator=operator.address
+        )
+        contracts = Contracts(self.client, addresses)
+        for name in self.accounts.names():
+            if name != "operator":
+                contracts.token.transfer(operator, self.accounts.address(name), DEV_OPEN_GRANT)
+        return addresses
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()

@@ -1,0 +1,64 @@
+"""The API shell: health, docs, and errors as JSON 4xx."""
+
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from tests.conftest import free_port
+
+from openledger.api.app import create_app
+from openledger.config import Settings
+from openledger.errors import NotFoundError, ValidationError
+from openledger.node import Node
+
+
+def _app(home: Settings):  # noqa: ANN202
+    app = create_app(Node(home))
+    router = APIRouter()
+
+    @router.get("/boom/{kind}")
+    def boom(kind: str) -> dict:
+        if kind == "missing":
+            raise NotFoundError(
+                "No datanet 'x'.", field="datanet", value="x", fix="create it first."
+            )
+        raise ValidationError(
+            "Stake 'abc' is not a number.", field="stake", value="abc", fix="give OPEN as 1.5"
+        )
+
+    app.include_router(router)
+    return app
+
+
+def test_health_degraded_without_chain(home: Settings) -> None:
+    from dataclasses import replace
+
+    settings = replace(home, chain_url=f"http://127.0.0.1:{free_port()}")
+    client = TestClient(create_app(Node(settings)))
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and body["store"]["ok"] is True
+    assert body["chain"]["ok"] is False and "openledger chain up" in body["chain"]["fix"]
+
+
+def test_health_ok_with_chain(devnet_node: Node) -> None:
+    body = TestClient(create_app(devnet_node)).get("/health").json()
+    assert body["status"] == "ok" and body["chain"]["chain_id"] == 31337
+
+
+def test_errors_become_json_4xx(home: Settings) -> None:
+    client = TestClient(_app(home), raise_server_exceptions=False)
+    r = client.get("/boom/missing")
+    assert r.status_code == 404
+    assert r.json() == {
+        "error": "NotFoundError",
+        "message": "No datanet 'x'.",
+        "field": "datanet",
+        "value": "x",
+        "fix": "create it first.",
+    }
+    r = client.get("/boom/bad")
+    assert r.status_code == 422 and r.json()["field"] == "stake"
+
+
+def test_openapi_docs(home: Settings) -> None:
+    client = TestClient(create_app(Node(home)))
+    assert client.get("/openapi.json").json()["info"]["title"] == "OpenLedger node"
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,92 @@
+"""The CLI: clear errors without tracebacks, non-zero exits, the devnet commands."""
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import PASSWORD, free_port
+
+from openledger.cli.main import main
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("OPENLEDGER_HOME", str(home))
+    monkeypatch.setenv("OPENLEDGER_CHAIN_PORT", str(free_port()))
+    monkeypatch.setenv("OPENLEDGER_PASSWORD", PASSWORD)
+    monkeypatch.delenv("OPENLEDGER_CHAIN_URL", raising=False)
+    return home
+
+
+def test_init_creates_the_home(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init"]) == 0
+    out = capsys.readouterr().out
+    assert "created" in out and "alice" in out
+    assert (env / "keystore" / "operator.json").exists() and (env / "config.toml").exists()
+    assert main(["init"]) == 0
+    assert "already existed" in capsys.readouterr().out
+
+
+def test_wrong_password_is_one_line_no_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["init"])
+    capsys.readouterr()
+    monkeypatch.setenv("OPENLEDGER_PASSWORD", "wrong")
+    code = main(["chain", "up"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Wrong password" in err and "OPENLEDGER_PASSWORD" in err and "Traceback" not in err
+
+
+def test_unreachable_chain_url(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["init"])
+    monkeypatch.setenv("OPENLEDGER_CHAIN_URL", f"http://127.0.0.1:{free_port()}")
+    capsys.readouterr()
+    assert main(["chain", "status"]) != 0
+    err = capsys.readouterr().err
+    assert "No EVM node answers" in err and "Traceback" not in err
+
+
+def test_status_when_down(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    assert main(["chain", "status"]) == 1
+    assert "not running" in capsys.readouterr().out
+
+
+def test_bad_setting_exits_nonzero(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENLEDGER_CHAIN_PORT", "eighty")
+    assert main(["init"]) != 0
+    assert "OPENLEDGER_CHAIN_PORT" in capsys.readouterr().err
+
+
+def test_abi_export(tmp_path: Path, env: Path) -> None:
+    assert main(["chain", "abi", str(tmp_path / "abi")]) == 0
+    names = sorted(p.stem for p in (tmp_path / "abi").glob("*.json"))
+    assert names == sorted(
+        [
+            "OpenToken",
+            "ProtocolParams",
+            "DatanetRegistry",
+            "ModelRegistry",
+            "InferenceEscrow",
+            "RewardDistributor",
+        ]
+    )
+
+
+@pytest.mark.anvil
+def test_up_status_down(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["init"])
+    try:
+        assert main(["chain", "up"]) == 0
+        out = capsys.readouterr().out
+        assert "contracts deployed" in out and "OpenToken" in out and "1000000" in out
+        assert main(["chain", "status"]) == 0
+        assert main(["accounts"]) == 0
+    finally:
+        assert main(["chain", "down"]) == 0
