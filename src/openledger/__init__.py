@@ -1,3 +1,3 @@
-"""OpenLedger: datanets, model factory, OpenLoRA serving and proof of attribution on an EVM ledger."""
+"""OpenLedger: datanets, model factory, OpenLoRA serving and proof of attribution."""
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from openledger.chain.bindings import OPEN
 
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def fmt_open(wei: int) -> str:
