@@ -11,8 +11,24 @@ from rich.table import Table
 from openledger.chain.compile import export_abis
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out
+from openledger.node import Node
 
 app = typer.Typer(help="Devnet lifecycle, deployed contracts and ABIs.", no_args_is_help=True)
+
+
+def accounts_table(node: Node) -> Table:
+    """The node's named accounts with their OPEN and ETH balances."""
+    table = Table(title="Accounts")
+    table.add_column("name")
+    table.add_column("address", min_width=42, no_wrap=True)
+    table.add_column("OPEN", justify="right")
+    table.add_column("ETH", justify="right")
+    token = node.contracts.token
+    for name in node.accounts.names():
+        address = node.accounts.address(name)
+        eth = node.client.eth_balance(address)
+        table.add_row(name, address, fmt_open(token.balance_of(address)), f"{eth / 10**18:,.4f}")
+    return table
 
 
 def print_addresses_and_balances() -> None:
@@ -20,22 +36,11 @@ def print_addresses_and_balances() -> None:
     contracts = node.contracts
     table = Table(title=f"Contracts on chain {contracts.addresses.chain_id}")
     table.add_column("contract")
-    table.add_column("address")
+    table.add_column("address", min_width=42, no_wrap=True)
     for name, address in contracts.addresses.contracts.items():
         table.add_row(name, address)
     out.print(table)
-    balances = Table(title="Accounts")
-    for col in ("name", "address", "OPEN", "ETH"):
-        balances.add_column(col, justify="right" if col in ("OPEN", "ETH") else "left")
-    for name in node.accounts.names():
-        address = node.accounts.address(name)
-        balances.add_row(
-            name,
-            address,
-            fmt_open(contracts.token.balance_of(address)),
-            fmt_open(node.client.eth_balance(address)),
-        )
-    out.print(balances)
+    out.print(accounts_table(node))
 
 
 @app.command()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 from rich.console import Console
 
 from openledger.chain.bindings import OPEN
 
-out = Console(soft_wrap=True)
+# Pipes and CI logs get a wide virtual terminal so tables of addresses are not truncated.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def fmt_open(wei: int) -> str:

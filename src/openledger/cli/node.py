@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from openledger.chain.accounts import prompt_password
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out
+from openledger.cli.chain import accounts_table
+from openledger.cli.format import out
 from openledger.home import init_home
 
 
@@ -26,20 +26,7 @@ def init() -> None:
 
 def accounts() -> None:
     """The node's named accounts with their OPEN and ETH balances."""
-    node = context.node()
-    table = Table(title="Accounts")
-    for col in ("name", "address", "OPEN", "ETH"):
-        table.add_column(col)
-    token = node.contracts.token
-    for name in node.accounts.names():
-        address = node.accounts.address(name)
-        table.add_row(
-            name,
-            address,
-            fmt_open(token.balance_of(address)),
-            fmt_open(node.client.eth_balance(address)),
-        )
-    out.print(table)
+    out.print(accounts_table(context.node()))
 
 
 def serve(
