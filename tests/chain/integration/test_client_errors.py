@@ -4,7 +4,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port
 
 from openledger.chain.client import ChainClient
 from openledger.chain.deploy import Addresses, Contracts
@@ -17,6 +16,7 @@ from openledger.errors import (
     WrongChainError,
 )
 from openledger.node import Node
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.anvil
 

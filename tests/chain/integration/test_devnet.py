@@ -3,13 +3,13 @@
 from pathlib import Path
 
 import pytest
-from tests.conftest import PASSWORD, make_settings
 
 from openledger.chain.deploy import Addresses
 from openledger.config import Settings
 from openledger.errors import DevnetError
 from openledger.home import init_home
 from openledger.node import DEV_OPEN_GRANT, Node
+from tests.conftest import PASSWORD, make_settings
 
 pytestmark = pytest.mark.anvil
 
