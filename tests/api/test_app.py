@@ -2,12 +2,12 @@
 
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
-from tests.conftest import free_port
 
 from openledger.api.app import create_app
 from openledger.config import Settings
 from openledger.errors import NotFoundError, ValidationError
 from openledger.node import Node
+from tests.conftest import free_port
 
 
 def _app(home: Settings):  # noqa: ANN202

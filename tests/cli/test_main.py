@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-from tests.conftest import PASSWORD, free_port
 
 from openledger.cli.main import main
+from tests.conftest import PASSWORD, free_port
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import PASSWORD, free_port
 
 pytestmark = pytest.mark.anvil
