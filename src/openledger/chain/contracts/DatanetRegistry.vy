@@ -339,38 +339,43 @@ def review(contribution_id: uint256, approve: bool):
     @param contribution_id The 32-byte contribution id.
     @param approve Whether the validator approves.
     """
-    c: Contribution = self._contributions[contribution_id]
-    assert c.datanet_id != 0, "DatanetRegistry: unknown contribution"
-    assert self.isValidator[c.datanet_id][msg.sender], "DatanetRegistry: not a validator"
-    assert c.status == _PENDING, "DatanetRegistry: not pending"
+    datanet_id: uint256 = self._contributions[contribution_id].datanet_id
+    assert datanet_id != 0, "DatanetRegistry: unknown contribution"
+    assert self.isValidator[datanet_id][msg.sender], "DatanetRegistry: not a validator"
+    assert self._contributions[contribution_id].status == _PENDING, "DatanetRegistry: not pending"
     assert not self.hasReviewed[contribution_id][msg.sender], "DatanetRegistry: already reviewed"
     self.hasReviewed[contribution_id][msg.sender] = True
     log ContributionReviewed(contribution_id=contribution_id, validator=msg.sender, approve=approve)
 
-    quorum: uint256 = self._datanets[c.datanet_id].quorum
-    # Each validator reviews once, so the counters stay <= 32.
+    # Only the fields that change are read and written (one slot each).
+    quorum: uint256 = self._datanets[datanet_id].quorum
     if approve:
-        c.approvals = unsafe_add(c.approvals, 1)
-        if c.approvals == quorum:
-            c.status = _APPROVED
-            c.decided_at = block.timestamp
-            c.unlock_at = block.timestamp + staticcall params.stake_unlock_delay()
+        # Each validator reviews once, so the counter stays <= 32.
+        approvals: uint256 = unsafe_add(self._contributions[contribution_id].approvals, 1)
+        self._contributions[contribution_id].approvals = approvals
+        if approvals == quorum:
+            self._contributions[contribution_id].status = _APPROVED
+            self._contributions[contribution_id].decided_at = block.timestamp
+            self._contributions[contribution_id].unlock_at = (
+                block.timestamp + staticcall params.stake_unlock_delay()
+            )
+            log ContributionDecided(contribution_id=contribution_id, approved=True, slashed=0)
     else:
-        c.rejections = unsafe_add(c.rejections, 1)
-        if c.rejections == quorum:
-            c.status = _REJECTED
-            c.decided_at = block.timestamp
-            c.unlock_at = block.timestamp
-            c.slashed = c.stake * staticcall params.slash_bps() // _BPS
-    self._contributions[contribution_id] = c
-
-    if c.status == _APPROVED:
-        log ContributionDecided(contribution_id=contribution_id, approved=True, slashed=0)
-    elif c.status == _REJECTED:
-        if c.slashed != 0:
-            treasury: address = staticcall params.treasury()
-            assert extcall token.transfer(treasury, c.slashed), "DatanetRegistry: transfer failed"
-        log ContributionDecided(contribution_id=contribution_id, approved=False, slashed=c.slashed)
+        # Each validator reviews once, so the counter stays <= 32.
+        rejections: uint256 = unsafe_add(self._contributions[contribution_id].rejections, 1)
+        self._contributions[contribution_id].rejections = rejections
+        if rejections == quorum:
+            slashed: uint256 = (
+                self._contributions[contribution_id].stake * staticcall params.slash_bps() // _BPS
+            )
+            self._contributions[contribution_id].status = _REJECTED
+            self._contributions[contribution_id].decided_at = block.timestamp
+            self._contributions[contribution_id].unlock_at = block.timestamp
+            self._contributions[contribution_id].slashed = slashed
+            if slashed != 0:
+                treasury: address = staticcall params.treasury()
+                assert extcall token.transfer(treasury, slashed), "DatanetRegistry: transfer failed"
+            log ContributionDecided(contribution_id=contribution_id, approved=False, slashed=slashed)
 
 
 @external
@@ -381,14 +386,18 @@ def withdrawStake(contribution_id: uint256):
             after slashing once it was rejected. Only once.
     @param contribution_id The 32-byte contribution id.
     """
-    c: Contribution = self._contributions[contribution_id]
-    assert c.datanet_id != 0, "DatanetRegistry: unknown contribution"
-    assert msg.sender == c.contributor, "DatanetRegistry: not the contributor"
-    assert c.status != _PENDING, "DatanetRegistry: not decided"
-    assert not c.withdrawn, "DatanetRegistry: already withdrawn"
-    assert block.timestamp >= c.unlock_at, "DatanetRegistry: stake locked"
+    # Fields are read one by one: 7 of the 12 slots are needed.
+    assert self._contributions[contribution_id].datanet_id != 0, "DatanetRegistry: unknown contribution"
+    contributor: address = self._contributions[contribution_id].contributor
+    assert msg.sender == contributor, "DatanetRegistry: not the contributor"
+    assert self._contributions[contribution_id].status != _PENDING, "DatanetRegistry: not decided"
+    assert not self._contributions[contribution_id].withdrawn, "DatanetRegistry: already withdrawn"
+    unlock_at: uint256 = self._contributions[contribution_id].unlock_at
+    assert block.timestamp >= unlock_at, "DatanetRegistry: stake locked"
     # `slashed = stake * slash_bps // 10000 <= stake` as `slash_bps <= 10000`.
-    amount: uint256 = unsafe_sub(c.stake, c.slashed)
+    amount: uint256 = unsafe_sub(
+        self._contributions[contribution_id].stake, self._contributions[contribution_id].slashed
+    )
     assert amount != 0, "DatanetRegistry: nothing to withdraw"
     self._contributions[contribution_id].withdrawn = True
     assert extcall token.transfer(msg.sender, amount), "DatanetRegistry: transfer failed"
