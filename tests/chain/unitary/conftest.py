@@ -15,7 +15,7 @@ import pytest
 
 from openledger.chain.compile import CONTRACT_NAMES, CONTRACTS_DIR
 
-from .contract_helpers import System, deploy_system
+from .contract_helpers import FALSE_TOKEN_SOURCE, System, deploy_system
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +31,18 @@ def system(factories: dict[str, Any]) -> System:
 
 @pytest.fixture(autouse=True)
 def _isolate(system: System) -> Iterator[None]:
-    """Roll every test's state changes (and time travel) back."""
-    with boa.env.anchor():
+    """Roll every test's state changes (and time travel) back.
+
+    boa's debug traces (which slots were written at which address, used to print storage
+    in revert messages) are not part of the anchor; they are restored too, so a contract a
+    test deploys at an address that another test used for a different contract is not
+    printed with the other contract's slots.
+    """
+    env = boa.env
+    traces = (dict(env.sha3_trace), {k: set(v) for k, v in env.sstore_trace.items()})
+    with env.anchor():
         yield
+    env.sha3_trace, env.sstore_trace = traces
 
 
 @pytest.fixture
@@ -64,3 +73,14 @@ def distributor(system: System) -> Any:
 @pytest.fixture
 def escrow(system: System) -> Any:
     return system.escrow
+
+
+@pytest.fixture(scope="session")
+def false_token_factory() -> Any:
+    return boa.loads_partial(FALSE_TOKEN_SOURCE, name="FalseToken")
+
+
+@pytest.fixture
+def false_token(false_token_factory: Any) -> Any:
+    """A token whose transfers return False once ``set_fail(True)`` was called."""
+    return false_token_factory.deploy()

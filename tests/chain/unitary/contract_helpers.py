@@ -151,3 +151,36 @@ def deploy_system(factories: dict[str, Any]) -> System:
 def events(contract: Any, name: str) -> list[Any]:
     """The decoded ``name`` events the contract emitted in its last call."""
     return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+# A token that can be told to return False instead of reverting, to reach the contracts'
+# "transfer failed" checks (OPEN itself always reverts on failure).
+FALSE_TOKEN_SOURCE = """
+# pragma version ~=0.4.3
+balanceOf: public(HashMap[address, uint256])
+fail: public(bool)
+
+@external
+def set_fail(flag: bool):
+    self.fail = flag
+
+@external
+def mint(to: address, amount: uint256):
+    self.balanceOf[to] += amount
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    if self.fail:
+        return False
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount
+    return True
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    if self.fail:
+        return False
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount
+    return True
+"""

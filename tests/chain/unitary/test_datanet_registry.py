@@ -370,3 +370,28 @@ def test_commit_snapshot_reverts(datanets: Any, system: Any, datanet: int) -> No
     for who in (system.alice, system.validators[0]):
         with boa.env.prank(who), boa.reverts("DatanetRegistry: not the datanet owner"):
             datanets.commitSnapshot(datanet, h("s"), 1, "u")
+
+
+def test_token_returning_false(factories: Any, false_token: Any, system: Any) -> None:
+    with boa.env.prank(addr("false-token-registry-deployer")):  # a fresh address for it
+        reg = factories["DatanetRegistry"].deploy(false_token.address, system.params.address)
+    a = system.alice
+    false_token.mint(a, 1_000 * OPEN)
+    with boa.env.prank(system.carol):
+        did = reg.createDatanet("u", system.validators, 1, 0)
+    false_token.set_fail(True)
+    with boa.env.prank(a), boa.reverts("DatanetRegistry: transfer failed"):
+        reg.contribute(did, h("r"), 1, STAKE)
+    false_token.set_fail(False)
+    with boa.env.prank(a):
+        rejected = reg.contribute(did, h("r"), 1, STAKE)
+        approved = reg.contribute(did, h("s"), 1, STAKE)
+    false_token.set_fail(True)
+    with boa.env.prank(system.validators[0]), boa.reverts("DatanetRegistry: transfer failed"):
+        reg.review(rejected, False)  # the slash cannot be paid to the treasury
+    with boa.env.prank(system.validators[0]):
+        reg.review(approved, True)
+    boa.env.time_travel(seconds=7 * DAY)
+    with boa.env.prank(a), boa.reverts("DatanetRegistry: transfer failed"):
+        reg.withdrawStake(approved)
+    assert reg.contributions(approved)[11] is False

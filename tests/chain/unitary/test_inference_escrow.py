@@ -227,3 +227,27 @@ def test_transfer_ownership(escrow: Any, system: Any) -> None:
     with boa.env.prank(timelock):
         escrow.setOperator(system.bob)
     assert escrow.operator() == system.bob
+
+
+def test_token_returning_false(factories: Any, false_token: Any, system: Any) -> None:
+    dist = addr("some-distributor")
+    with boa.env.prank(addr("false-token-escrow-deployer")):  # a fresh address for it
+        esc = factories["InferenceEscrow"].deploy(
+            false_token.address, system.params.address, system.operator, dist
+        )
+    a = system.alice
+    false_token.mint(a, 100 * OPEN)
+    false_token.set_fail(True)
+    with boa.env.prank(a), boa.reverts("InferenceEscrow: transfer failed"):
+        esc.deposit(OPEN)
+    false_token.set_fail(False)
+    with boa.env.prank(a):
+        esc.deposit(10 * OPEN)
+        esc.requestWithdrawal(5 * OPEN)
+    boa.env.time_travel(seconds=DAY)
+    false_token.set_fail(True)
+    with boa.env.prank(a), boa.reverts("InferenceEscrow: transfer failed"):
+        esc.withdraw()
+    with boa.env.prank(system.operator), boa.reverts("InferenceEscrow: transfer failed"):
+        esc.collect(1, 0, [a], [OPEN])
+    assert esc.balanceOf(a) == 10 * OPEN and not esc.isCollected(1, 0)

@@ -395,3 +395,19 @@ def test_claim_gas(factories: Any) -> None:
     # a first claim pays 20,000 for the account's fresh `claimed` slot
     assert first <= 75_000
     assert repeat <= 60_000
+
+
+def test_token_returning_false(factories: Any, false_token: Any, system: Any) -> None:
+    with boa.env.prank(addr("false-token-distributor-deployer")):  # a fresh address for it
+        dist = factories["RewardDistributor"].deploy(
+            false_token.address, system.params.address, system.operator
+        )
+    false_token.mint(dist.address, FUNDS)
+    tree = MerkleTree({system.alice: OPEN, system.bob: OPEN})
+    with boa.env.prank(system.operator):
+        dist.postRoot(1, tree.root, tree.total, ZERO32)
+    boa.env.time_travel(seconds=HOUR)
+    false_token.set_fail(True)
+    with boa.reverts("RewardDistributor: transfer failed"):
+        dist.claim(system.alice, OPEN, tree.proof(system.alice))
+    assert dist.claimed(system.alice) == 0 and dist.totalClaimed() == 0
