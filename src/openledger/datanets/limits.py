@@ -1,0 +1,43 @@
+"""Ingest caps for one contribution; the defaults are the protocol's upload-cap defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from openledger.errors import ValidationError
+
+__all__ = ["IngestLimits"]
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_file_bytes: int = 10_000_000  # per file, checked from its size before reading
+    max_files_per_day: int = 20  # per account (enforced by the datanet service)
+    max_record_chars: int = 20_000  # per record, on Record.content_text
+    chunk_chars: int = 2_000  # .txt/.md paragraphs are packed into records of at most this
+    near_dup_threshold: float = 0.8  # MinHash Jaccard estimate at which a record is a near-dup
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "near_dup_threshold":
+                ok = isinstance(value, int | float) and 0.0 < value <= 1.0
+                rule = "a number in (0, 1]"
+            else:
+                ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+                rule = "a positive integer"
+            if not ok:
+                raise ValidationError(
+                    f"Ingest limit {f.name}={value!r} is not {rule}.",
+                    field=f.name,
+                    value=value,
+                    fix=f"set {f.name} to {rule}.",
+                )
+        if self.chunk_chars > self.max_record_chars:
+            raise ValidationError(
+                f"Ingest limit chunk_chars={self.chunk_chars} is over "
+                f"max_record_chars={self.max_record_chars}.",
+                field="chunk_chars",
+                value=self.chunk_chars,
+                fix="make chunk_chars at most max_record_chars, so text chunks fit in a record.",
+            )
