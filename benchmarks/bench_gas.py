@@ -17,11 +17,11 @@ from pathlib import Path
 from eth_account import Account
 from eth_utils import keccak
 
-from openledger.chain.bindings import OPEN
 from openledger.chain.merkle import MerkleTree
 from openledger.config import Settings
 from openledger.home import init_home
 from openledger.node import Node
+from openledger.units import OPEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,6 @@ from web3.contract import Contract
 
 from openledger.chain.client import ChainClient, TxResult
 
-OPEN = 10**18  # wei per OPEN
-
 
 def _b32(value: bytes | str) -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value

@@ -3,10 +3,11 @@
 import pytest
 from eth_utils import keccak
 
-from openledger.chain.bindings import OPEN, DatanetRegistry
+from openledger.chain.bindings import DatanetRegistry
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import TransactionRevertedError
 from openledger.node import Node
+from openledger.units import OPEN
 
 pytestmark = pytest.mark.anvil
 

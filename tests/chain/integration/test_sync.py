@@ -4,11 +4,11 @@ import pytest
 from eth_utils import keccak
 from sqlalchemy import func, select
 
-from openledger.chain.bindings import OPEN
 from openledger.chain.sync import EventSync
 from openledger.node import Node
 from openledger.store.db import Database
 from openledger.store.models import ChainEvent
+from openledger.units import OPEN
 
 pytestmark = pytest.mark.anvil
 
