@@ -12,9 +12,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+
+from sqlalchemy import func, select  # noqa: E402
+
 from openledger.config import Settings  # noqa: E402
 from openledger.home import init_home  # noqa: E402
 from openledger.node import Node  # noqa: E402
+from openledger.store.datanet_tables import ContributionRow, RecordRow  # noqa: E402
+from openledger.units import OPEN  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -67,3 +74,57 @@ def chain(devnet_node: Node) -> Iterator[Node]:
         yield devnet_node
     finally:
         devnet_node.client.rpc("evm_revert", [snapshot])
+
+
+@pytest.fixture
+def dnode(chain: Node, tmp_path: Path) -> Node:
+    home = tmp_path / "home"
+    settings = replace(
+        chain.settings,
+        home=home,
+        db_url=f"sqlite:///{home / 'openledger.db'}",
+        addresses_file=chain.settings.addresses_path,
+    )
+    init_home(settings, PASSWORD)
+    node = Node(settings, password_source=lambda: PASSWORD)
+    yield node
+    node.close()
+
+
+@dataclass
+class World:
+    node: Node
+    datanet: str
+    write: Callable[[str, str], Path]
+
+    def footprint(self) -> tuple[int, int, int, list[str]]:
+        """(contributions, records, alice's nonce, blobs): what a rejection must not change."""
+        with self.node.db.session() as s:
+            contributions = s.scalar(select(func.count()).select_from(ContributionRow))
+            records = s.scalar(select(func.count()).select_from(RecordRow))
+        nonce = self.node.client.w3.eth.get_transaction_count(self.node.accounts.address("alice"))
+        return contributions, records, nonce, sorted(self.node.blobs.iter_hashes())
+
+
+@pytest.fixture
+def world(dnode: Node, tmp_path: Path) -> World:
+    """Datanet 'facts' owned by the dev account dave; validators bob and carol
+    (quorum 2), min stake 10 OPEN."""
+    acc = dnode.accounts
+    dnode.datanets.create(
+        "facts",
+        description="short factual paragraphs",
+        validators=[acc.address("bob"), acc.address("carol")],
+        quorum=2,
+        min_stake=10 * OPEN,
+        signer=acc.signer("dave"),
+    )
+    files = tmp_path / "files"
+    files.mkdir()
+
+    def write(name: str, text: str) -> Path:
+        path = files / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return World(dnode, "facts", write)

@@ -78,6 +78,10 @@ class HomeLayout:
         return self.root / "blobs"
 
     @property
+    def datanets_dir(self) -> Path:
+        return self.root / "datanets"
+
+    @property
     def default_db_file(self) -> Path:
         return self.root / "openledger.db"
 

@@ -6,15 +6,20 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from openledger.chain.accounts import AccountBook, prompt_password
-from openledger.chain.bindings import OPEN
 from openledger.chain.client import ChainClient
 from openledger.chain.deploy import Addresses, Contracts, deploy_all
 from openledger.chain.devnet import Devnet, DevnetStatus
 from openledger.chain.sync import EventSync
 from openledger.config import Settings
+from openledger.datanets.contribute import ContributionService
+from openledger.datanets.neardup import NearDupRegistry
+from openledger.datanets.registry import DatanetService
+from openledger.datanets.review import ReviewService
+from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ContractNotDeployedError
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database
+from openledger.units import OPEN
 
 DEV_OPEN_GRANT = 1_000_000 * OPEN  # OPEN each named dev account receives on a new devnet
 OPERATOR_DEV_ETH = 1_000 * 10**18
@@ -65,6 +70,30 @@ class Node:
     @cached_property
     def sync(self) -> EventSync:
         return EventSync(self.contracts, self.db)
+
+    # -- datanets --------------------------------------------------------------------------
+    def _contracts(self) -> Contracts:
+        return self.contracts
+
+    @cached_property
+    def neardup(self) -> NearDupRegistry:
+        return NearDupRegistry(self.settings.layout.datanets_dir, self.db)
+
+    @cached_property
+    def datanets(self) -> DatanetService:
+        return DatanetService(self.db, self.blobs, self._contracts)
+
+    @cached_property
+    def contributions(self) -> ContributionService:
+        return ContributionService(self.db, self.blobs, self._contracts, self.neardup)
+
+    @cached_property
+    def reviews(self) -> ReviewService:
+        return ReviewService(self.db, self._contracts, self.neardup)
+
+    @cached_property
+    def snapshots(self) -> SnapshotService:
+        return SnapshotService(self.db, self.blobs, self._contracts)
 
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from openledger import __version__
 from openledger.api.errors import install_error_handlers
-from openledger.api.routes import health
+from openledger.api.routes import datanets, health
 from openledger.node import Node
 
 
@@ -21,4 +21,5 @@ def create_app(node: Node) -> FastAPI:
     app.state.node = node
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(datanets.router)
     return app

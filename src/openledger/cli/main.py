@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from openledger.cli import chain as chain_cli
+from openledger.cli import datanets as datanets_cli
 from openledger.cli import node as node_cli
 from openledger.cli.context import set_settings
 from openledger.config import Settings
@@ -41,6 +42,7 @@ def root(
 
 node_cli.register(app)
 app.add_typer(chain_cli.app, name="chain")
+datanets_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,205 @@
+"""`openledger datanet …`, `contribute`, `review`, `approve`, `reject`, `stake withdraw`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_utils import is_address
+from rich.table import Table
+
+from openledger.cli import context
+from openledger.cli.format import fmt_open, out, parse_open
+from openledger.datanets.snapshots import EXPORT_FORMATS
+
+app = typer.Typer(help="Create, inspect, snapshot and export datanets.", no_args_is_help=True)
+stake_app = typer.Typer(help="Contribution stakes.", no_args_is_help=True)
+
+As = Annotated[str, typer.Option("--as", help="Account that signs (operator, alice, …).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(doc: Any) -> None:
+    out.print_json(json.dumps(doc, default=str))
+
+
+def _address(ref: str) -> str:
+    return ref if is_address(ref) else context.node().accounts.address(ref)
+
+
+@app.command("create")
+def create(
+    name: str,
+    validators: Annotated[str, typer.Option(help="Comma-separated addresses or account names.")],
+    description: Annotated[str, typer.Option(help="What the datanet is for.")] = "",
+    quorum: Annotated[int, typer.Option(help="Validators that must agree.")] = 1,
+    min_stake: Annotated[str, typer.Option(help="Minimum stake per contribution, in OPEN.")] = "10",
+    as_: As = "operator",
+    as_json: Json = False,
+) -> None:
+    """Create a datanet on chain and in the store."""
+    node = context.node()
+    doc = node.datanets.create(
+        name,
+        description=description,
+        validators=[_address(v.strip()) for v in validators.split(",") if v.strip()],
+        quorum=quorum,
+        min_stake=parse_open(min_stake, field="--min-stake"),
+        signer=node.accounts.signer(as_),
+    )
+    if as_json:
+        return _print_json(doc)
+    out.print(f"datanet {doc['name']!r} created on chain as #{doc['id']} (tx {doc['tx_hash']})")
+
+
+@app.command("list")
+def list_(
+    offset: int = 0,
+    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """All datanets, one page at a time."""
+    page = context.node().datanets.list(offset, limit)
+    if as_json:
+        return _print_json(page)
+    table = Table(title=f"Datanets ({page['total']})")
+    for col in ("id", "name", "owner", "validators", "quorum", "min stake", "description"):
+        table.add_column(col)
+    for d in page["items"]:
+        cells = (d["id"], d["name"], d["owner"], len(d["validators"]), d["quorum"])
+        table.add_row(*map(str, cells), fmt_open(int(d["min_stake"])), d["description"][:60])
+    out.print(table)
+
+
+@app.command("show")
+def show(datanet: str, as_json: Json = False) -> None:
+    """A datanet: validators, contributions by status, records, snapshots."""
+    doc = context.node().datanets.show(datanet)
+    if as_json:
+        return _print_json(doc)
+    out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) — {doc['description']}")
+    out.print(f"owner {doc['owner']}; quorum {doc['quorum']} of {len(doc['validators'])}; "
+              f"min stake {fmt_open(int(doc['min_stake']))} OPEN")  # fmt: skip
+    for v in doc["validators"]:
+        out.print(f"  validator {v}")
+    c = doc["contributions"]
+    out.print(f"contributions: {c['pending']} pending, {c['approved']} approved, "
+              f"{c['rejected']} rejected; {doc['approved_records']} approved records from "
+              f"{doc['contributors']} contributor(s)")  # fmt: skip
+    for snap in doc["snapshots"]:
+        out.print(f"  snapshot @{snap['version']}: {snap['records']} records, root {snap['root']}")
+
+
+@app.command("snapshot")
+def snapshot(datanet: str, as_: As = "operator", as_json: Json = False) -> None:
+    """Freeze the approved contributions into a new versioned snapshot; commit its root."""
+    node = context.node()
+    doc = node.snapshots.snapshot(datanet, signer=node.accounts.signer(as_))
+    if as_json:
+        return _print_json(doc)
+    out.print(f"snapshot {doc['datanet']}@{doc['version']}: {doc['record_count']} records from "
+              f"{len(doc['contributions'])} contribution(s), root {doc['root']}")  # fmt: skip
+
+
+@app.command("export")
+def export(
+    ref: Annotated[str, typer.Argument(help="DATANET or DATANET@VERSION (default: latest).")],
+    format: Annotated[str, typer.Option(help=f"One of {', '.join(EXPORT_FORMATS)}.")] = "jsonl",
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output file.")] = None,
+) -> None:
+    """Write a snapshot as a file that Hugging Face `datasets` loads."""
+    target = out_path or Path(f"{ref.replace('@', '-v')}.{format}")
+    path = context.node().snapshots.export(ref, format, target)
+    out.print(str(path))
+
+
+def contribute(
+    datanet: str,
+    files: Annotated[list[Path], typer.Argument(help=".txt .md .jsonl .csv .parquet files")],
+    stake: Annotated[str, typer.Option(help="Stake in OPEN.")],
+    as_: As,
+    column: Annotated[str | None, typer.Option(help="Text column of .csv/.parquet.")] = None,
+    approve: Annotated[bool, typer.Option(help="Approve the stake for the registry.")] = True,
+    as_json: Json = False,
+) -> None:
+    """Contribute files to a datanet with a stake (all records or none)."""
+    node = context.node()
+    result = node.contributions.contribute(
+        datanet, files, stake=parse_open(stake, field="--stake"),
+        signer=node.accounts.signer(as_), column=column, approve=approve,
+    )  # fmt: skip
+    if as_json:
+        return _print_json(result.to_dict())
+    out.print(f"contribution #{result.contribution_id} to {result.datanet!r}: "
+              f"{result.record_count} records, stake {fmt_open(result.stake)} OPEN, "
+              f"root {result.root} (tx {result.tx_hash})")  # fmt: skip
+
+
+def review(datanet: str, offset: int = 0, limit: int = 20, as_json: Json = False) -> None:
+    """Pending contributions of a datanet with previews, for its validators."""
+    page = context.node().reviews.pending(datanet, offset, limit)
+    if as_json:
+        return _print_json(page)
+    out.print(f"{page['total']} pending contribution(s); quorum {page['quorum']} of "
+              f"{len(page['validators'])}")  # fmt: skip
+    for c in page["items"]:
+        out.print(f"\n[bold]#{c['id']}[/] by {c['contributor']}: {c['record_count']} records, "
+                  f"stake {fmt_open(int(c['stake']))} OPEN at risk, "
+                  f"{c['approvals']} approve / {c['rejections']} reject")  # fmt: skip
+        for p in c["previews"]:
+            out.print(f"   {p['location']}: {p['text']}", highlight=False)
+        for r in c["reviews"]:
+            verdict = "approved" if r["approve"] else "rejected"
+            out.print(f"   {r['validator']} {verdict}: {r['reason']}")
+
+
+def _decide(contribution: int, as_: str, approve: bool, reason: str, as_json: bool) -> None:
+    node = context.node()
+    doc = node.reviews.review(
+        contribution, signer=node.accounts.signer(as_), approve=approve, reason=reason
+    )
+    if as_json:
+        return _print_json(doc)
+    out.print(
+        f"contribution #{doc['id']}: {doc['status']} ({doc['approvals']} approve, "
+        f"{doc['rejections']} reject)"
+        + (f"; {fmt_open(int(doc['slashed']))} OPEN slashed" if int(doc["slashed"]) else "")
+    )
+
+
+def approve(
+    contribution: int, as_: As, reason: Annotated[str, typer.Option()] = "", as_json: Json = False
+) -> None:
+    """Approve a pending contribution (as one of the datanet's validators)."""
+    _decide(contribution, as_, True, reason, as_json)
+
+
+def reject(
+    contribution: int,
+    as_: As,
+    reason: Annotated[str, typer.Option(help="Why (required).")] = "",
+    as_json: Json = False,
+) -> None:
+    """Reject a pending contribution; at quorum its stake is slashed."""
+    _decide(contribution, as_, False, reason, as_json)
+
+
+@stake_app.command("withdraw")
+def withdraw(contribution: int, as_: As, as_json: Json = False) -> None:
+    """Withdraw an unlocked (approved) or unslashed (rejected) stake."""
+    node = context.node()
+    doc = node.reviews.withdraw(contribution, signer=node.accounts.signer(as_))
+    if as_json:
+        return _print_json(doc)
+    out.print(f"withdrew {fmt_open(int(doc['amount']))} OPEN from contribution #{doc['id']}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="datanet")
+    root.add_typer(stake_app, name="stake")
+    root.command()(contribute)
+    root.command()(review)
+    root.command()(approve)
+    root.command()(reject)

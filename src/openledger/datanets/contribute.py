@@ -1,0 +1,279 @@
+"""Contributing files to a datanet: parse, check, sign, store, stake on chain — atomically.
+
+Order of work, so that a rejected contribution leaves nothing behind:
+every check that can fail (caps, parsing, duplicates, stake, balance, allowance) runs before
+anything is written; then blobs, then the rows (flushed, not committed), then the chain
+transactions, then the commit. A failure before the chain transaction rolls the rows back
+and deletes the blobs this contribution created; there is then no transaction either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from openledger.chain.deploy import Contracts
+from openledger.datanets import queries as q
+from openledger.datanets.dedup import NearDupIndex
+from openledger.datanets.limits import IngestLimits
+from openledger.datanets.manifest import build_manifest, canonical_bytes, sign_manifest
+from openledger.datanets.neardup import NearDupRegistry
+from openledger.datanets.parsers import IngestError, parse_files
+from openledger.datanets.records import Record, contribution_root
+from openledger.errors import InsufficientFundsError, ValidationError
+from openledger.store.blobs import BlobStore
+from openledger.store.datanet_tables import ContributionRow, RecordRow
+from openledger.store.db import Database
+
+
+@dataclass(frozen=True)
+class ContributionResult:
+    contribution_id: int
+    datanet: str
+    contributor: str
+    record_count: int
+    root: str
+    stake: int
+    manifest_sha: str
+    signature: str
+    tx_hash: str
+    files: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "stake": str(self.stake)}
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ContributionService:
+    db: Database
+    blobs: BlobStore
+    contracts: Callable[[], Contracts]
+    neardup: NearDupRegistry
+    base_limits: IngestLimits = field(default_factory=IngestLimits)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # test hook: called after blobs and rows are written, before any chain transaction
+    before_chain: Callable[[], None] | None = None
+
+    def limits(self, contracts: Contracts) -> IngestLimits:
+        """The caps in force: upload caps from ProtocolParams, the rest from ``base_limits``."""
+        p = contracts.params
+        return replace(
+            self.base_limits,
+            max_file_bytes=p.get("max_file_bytes"),
+            max_files_per_day=p.get("max_files_per_day"),
+        )
+
+    def contribute(
+        self,
+        datanet: str | int,
+        paths: list[Path],
+        *,
+        stake: int,
+        signer: LocalAccount,
+        column: str | None = None,
+        approve: bool = True,
+        display_names: list[str] | None = None,
+    ) -> ContributionResult:
+        if not paths:
+            raise ValidationError(
+                "No files given.", field="files", fix="name at least one file to contribute."
+            )
+        contracts = self.contracts()
+        limits = self.limits(contracts)
+        now = self.clock()
+        contributor = signer.address
+        with self.db.session() as s:
+            dn = q.get_datanet(s, datanet)
+            dn_id, dn_chain, dn_name, dn_min = dn.id, dn.chain_id, dn.name, dn.min_stake
+            today = q.files_since(s, contributor, _day_start(now))
+        if today + len(paths) > limits.max_files_per_day:
+            raise ValidationError(
+                f"{contributor} already uploaded {today} file(s) today; {len(paths)} more would "
+                f"pass the daily cap of {limits.max_files_per_day} files.",
+                field="files",
+                value=len(paths),
+                fix="contribute the rest tomorrow (UTC), or ask governance to raise "
+                "max_files_per_day.",
+            )
+        minimum = max(dn_min, contracts.params.get("min_stake"))
+        if stake < minimum:
+            raise ValidationError(
+                f"Stake {stake} wei is under the minimum of {minimum} wei for datanet {dn_name!r}.",
+                field="stake",
+                value=stake,
+                fix=f"stake at least {minimum / 10**18:g} OPEN.",
+            )
+
+        records = parse_files(paths, limits=limits, column=column)
+        self._check_duplicates(dn_id, records)
+        sigs = self.neardup.signatures(records)
+        index = self.neardup.index_for(dn_id)
+        self._check_near_duplicates(index, records, sigs, limits.near_dup_threshold)
+        self._check_funds(contracts, contributor, stake, approve)
+
+        names = display_names or [p.name for p in paths]
+        files = [
+            {"name": n, "sha256": _file_sha(p), "bytes": p.stat().st_size,
+             "records": sum(1 for r in records if r.source == n)}
+            for n, p in zip(names, paths, strict=True)
+        ]  # fmt: skip
+        root = "0x" + contribution_root(records).hex()
+        manifest = build_manifest(
+            datanet_chain_id=dn_chain,
+            datanet_name=dn_name,
+            contributor=contributor,
+            root=root,
+            record_hashes=[r.sha256 for r in records],
+            files=files,
+            stake=stake,
+            created_at=now.isoformat(),
+        )
+        signature = sign_manifest(manifest, signer)
+
+        created: list[str] = []
+        try:
+            for p, f in zip(paths, files, strict=True):
+                self._put_new(created, f["sha256"], lambda p=p: self.blobs.put_file(p))
+            envelope = canonical_bytes({"manifest": manifest, "signature": signature})
+            manifest_sha = hashlib.sha256(envelope).hexdigest()
+            self._put_new(created, manifest_sha, lambda: self.blobs.put(envelope))
+            with self.db.session() as s:
+                row = ContributionRow(
+                    chain_id=-secrets.randbelow(2**62) - 1,  # placeholder until the chain's id
+                    datanet_id=dn_id,
+                    contributor=contributor,
+                    root=root,
+                    record_count=len(records),
+                    stake=stake,
+                    files=files,
+                    file_count=len(paths),
+                    manifest_sha=manifest_sha,
+                    signature=signature,
+                    tx_hash="",
+                    created_at=now,
+                )
+                s.add(row)
+                s.flush()
+                s.add_all(
+                    RecordRow(
+                        datanet_id=dn_id, contribution_id=row.id, position=i, sha256=r.sha256,
+                        dedup_key=r.sha256, kind=r.kind,
+                        content=r.canonical_json().decode(), source=r.source[:256],
+                        location=r.location[:64], char_len=r.char_len,
+                    )
+                    for i, r in enumerate(records)
+                )  # fmt: skip
+                s.flush()
+                record_ids = [rid for (rid,) in s.query(RecordRow.id).filter_by(
+                    contribution_id=row.id).order_by(RecordRow.position)]  # fmt: skip
+                if self.before_chain is not None:
+                    self.before_chain()
+                if approve:
+                    contracts.token.ensure_allowance(signer, contracts.datanets.address, stake)
+                chain_id, result = contracts.datanets.contribute(
+                    signer, dn_chain, root, len(records), stake
+                )
+                row.chain_id, row.tx_hash = chain_id, result.tx_hash
+        except BaseException:
+            for sha in created:
+                self.blobs.delete(sha, missing_ok=True)
+            raise
+        index.add(np.array(record_ids, dtype=np.int64), sigs)
+        index.commit()
+        return ContributionResult(
+            contribution_id=chain_id,
+            datanet=dn_name,
+            contributor=contributor,
+            record_count=len(records),
+            root=root,
+            stake=stake,
+            manifest_sha=manifest_sha,
+            signature=signature,
+            tx_hash=result.tx_hash,
+            files=files,
+        )
+
+    # -- checks -----------------------------------------------------------------------------
+    def _check_duplicates(self, datanet_id: int, records: list[Record]) -> None:
+        with self.db.session() as s:
+            found = q.existing_hashes(s, datanet_id, (r.sha256 for r in records))
+        for r in records:
+            if r.sha256 in found:
+                raise IngestError(
+                    f"{r.source} {r.location}: exact duplicate of a record already in the "
+                    f"datanet (contribution #{found[r.sha256]}).",
+                    file=r.source,
+                    location=r.location,
+                    rule="exact_duplicate",
+                    fix="remove the record; the datanet already holds it.",
+                )
+
+    def _check_near_duplicates(
+        self, index: NearDupIndex, records: list[Record], sigs: np.ndarray, threshold: float
+    ) -> None:
+        if len(index) == 0:
+            return
+        matches = index.query_many(sigs, threshold)
+        hits = [(r, m) for r, m in zip(records, matches, strict=True) if m is not None]
+        if not hits:
+            return
+        r, (key, score) = hits[0]
+        with self.db.session() as s:
+            where = q.contribution_of_records(s, [key]).get(key, (0, "?"))
+        raise IngestError(
+            f"{r.source} {r.location}: near duplicate (estimated Jaccard {score:.2f} ≥ "
+            f"{threshold}) of {where[1]} in contribution #{where[0]}"
+            + (f" (and {len(hits) - 1} more record(s))." if len(hits) > 1 else "."),
+            file=r.source,
+            location=r.location,
+            rule="near_duplicate",
+            fix="contribute only new material; rephrasing an existing record does not count.",
+        )
+
+    def _check_funds(self, contracts: Contracts, who: str, stake: int, approve: bool) -> None:
+        balance = contracts.token.balance_of(who)
+        if balance < stake:
+            raise InsufficientFundsError(
+                f"{who} holds {balance / 10**18:g} OPEN, less than the stake of "
+                f"{stake / 10**18:g} OPEN.",
+                field="stake",
+                value=stake,
+                fix="lower --stake or top up the account's OPEN.",
+            )
+        allowance = contracts.token.allowance(who, contracts.datanets.address)
+        if not approve and allowance < stake:
+            raise InsufficientFundsError(
+                f"The allowance of {allowance / 10**18:g} OPEN for the DatanetRegistry is less "
+                f"than the stake of {stake / 10**18:g} OPEN.",
+                field="allowance",
+                value=allowance,
+                fix="approve the DatanetRegistry for the stake first, or let the node approve "
+                "(--approve).",
+            )
+
+    def _put_new(self, created: list[str], sha: str, put: Callable[[], str]) -> None:
+        """Store a blob, remembering it for clean-up unless it was already there."""
+        existed = self.blobs.exists(sha)
+        put()
+        if not existed:
+            created.append(sha)

@@ -1,0 +1,159 @@
+"""Contributing: every check is a clear error that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openledger.datanets.manifest import verify_manifest
+from openledger.datanets.parsers import IngestError
+from openledger.errors import InsufficientFundsError, ValidationError
+from openledger.units import OPEN
+from tests.conftest import World
+
+pytestmark = pytest.mark.anvil
+
+PARAS = [
+    "The Amazon river carries more water than the next seven largest rivers combined, "
+    "draining about forty percent of South America.",
+    "Honey never spoils: archaeologists found edible honey in Egyptian tombs that is more "
+    "than three thousand years old.",
+    "Octopuses have three hearts; two pump blood through the gills and one through the rest "
+    "of the body.",
+]
+
+
+def contribute(w: World, *paths, stake: int = 10 * OPEN, who: str = "alice", **kw):  # noqa: ANN002, ANN003, ANN201
+    return w.node.contributions.contribute(
+        w.datanet, list(paths), stake=stake, signer=w.node.accounts.signer(who), **kw
+    )
+
+
+def test_contribution_is_recorded_signed_and_staked(world: World) -> None:
+    node = world.node
+    alice = node.accounts.address("alice")
+    before = node.contracts.token.balance_of(alice)
+    f1 = world.write("a.txt", "\n\n".join(PARAS[:2]))
+    f2 = world.write("b.jsonl", json.dumps({"prompt": "Why?", "completion": PARAS[2]}) + "\n")
+    result = contribute(world, f1, f2, stake=12 * OPEN)
+    assert result.record_count >= 2 and result.stake == 12 * OPEN
+    assert node.contracts.token.balance_of(alice) == before - 12 * OPEN
+    on_chain = node.contracts.datanets.contribution(result.contribution_id)
+    assert on_chain.contributor == alice and "0x" + on_chain.root.hex() == result.root
+    envelope = json.loads(node.blobs.get(result.manifest_sha))
+    assert verify_manifest(envelope["manifest"], envelope["signature"])
+    assert envelope["manifest"]["root"] == result.root
+    forged = {**envelope["manifest"], "contributor": node.accounts.address("bob")}
+    assert not verify_manifest(forged, envelope["signature"])
+    for f in result.files:
+        assert node.blobs.exists(f["sha256"])
+    page = node.reviews.pending("facts")
+    assert page["total"] == 1 and page["items"][0]["previews"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "rule"),
+    [
+        ("bad.txt", None, "not_utf8"),
+        ("bad.jsonl", '{"text": "ok line"}\n{"text": broken\n', "malformed_json"),
+        ("bad2.jsonl", '{"title": "no text field"}\n', "missing_field"),
+        ("empty.jsonl", '{"text": "   "}\n', "empty_record"),
+        ("long.jsonl", json.dumps({"text": "x " * 15_000}) + "\n", "record_too_long"),
+    ],
+)
+def test_file_checks_leave_nothing(world: World, name: str, content: str | None, rule: str) -> None:
+    path = world.write(name, "")
+    if content is None:
+        path.write_bytes(b"fine line\n\xff\xfe broken bytes\n")
+    else:
+        path.write_text(content, encoding="utf-8")
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("good.txt", PARAS[0]), path)
+    assert err.value.rule == rule and name in str(err.value)
+    assert world.footprint() == before
+
+
+def test_file_over_the_cap(world: World) -> None:
+    big = world.write("big.txt", "")
+    with big.open("w") as fh:
+        for i in range(260_000):
+            fh.write(f"paragraph {i} with some words to fill the file up\n\n")
+    assert big.stat().st_size > 10_000_000
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, big)
+    assert err.value.rule == "file_too_large" and "big.txt" in str(err.value)
+    assert world.footprint() == before
+
+
+def test_daily_cap(world: World) -> None:
+    assert world.node.contracts.params.get("max_files_per_day") == 20
+    contribute(world, *[world.write(f"d{i}.txt", f"day one fact {i}.") for i in range(15)])
+    files = [world.write(f"f{i}.txt", f"another fact {i}.") for i in range(6)]
+    before = world.footprint()
+    with pytest.raises(ValidationError) as err:
+        contribute(world, *files)
+    assert "15 file(s) today" in err.value.message and "daily cap of 20" in err.value.message
+    assert world.footprint() == before
+
+
+def test_exact_duplicate_names_the_contribution(world: World) -> None:
+    first = contribute(world, world.write("a.txt", PARAS[0]))
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("new.txt", PARAS[1]), world.write("again.txt", PARAS[0]),
+                   who="erin")  # fmt: skip
+    assert err.value.rule == "exact_duplicate"
+    assert f"contribution #{first.contribution_id}" in str(err.value)
+    assert world.footprint()[:2] == before[:2] and world.footprint()[3] == before[3]
+
+
+def test_near_duplicate_names_the_contribution(world: World) -> None:
+    first = contribute(world, world.write("a.txt", PARAS[0]))
+    edited = PARAS[0].replace("forty percent", "forty per cent")
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("edit.txt", edited))
+    assert err.value.rule == "near_duplicate"
+    assert f"contribution #{first.contribution_id}" in str(err.value) and "a.txt" in str(err.value)
+    assert world.footprint() == before
+
+
+def test_stake_under_minimum(world: World) -> None:
+    before = world.footprint()
+    with pytest.raises(ValidationError) as err:
+        contribute(world, world.write("a.txt", PARAS[0]), stake=9 * OPEN)
+    assert err.value.field == "stake" and "minimum" in err.value.message
+    assert world.footprint() == before
+
+
+def test_allowance_too_small(world: World) -> None:
+    before = world.footprint()
+    with pytest.raises(InsufficientFundsError) as err:
+        contribute(world, world.write("a.txt", PARAS[0]), approve=False)
+    assert err.value.field == "allowance"
+    assert world.footprint() == before
+
+
+def test_balance_too_small(world: World) -> None:
+    before = world.footprint()
+    with pytest.raises(InsufficientFundsError):
+        contribute(world, world.write("a.txt", PARAS[0]), stake=10**7 * OPEN)
+    assert world.footprint() == before
+
+
+def test_failure_after_blobs_before_commit_leaves_nothing(world: World) -> None:
+    before = world.footprint()
+
+    def crash() -> None:
+        raise RuntimeError("power cut")
+
+    world.node.contributions.before_chain = crash
+    with pytest.raises(RuntimeError):
+        contribute(world, world.write("a.txt", PARAS[0]), world.write("b.txt", PARAS[1]))
+    assert world.footprint() == before
+    world.node.contributions.before_chain = None
+    # and the same files are accepted afterwards: nothing half-written blocks them
+    assert contribute(world, world.write("a.txt", PARAS[0])).record_count == 1

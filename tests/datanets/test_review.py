@@ -1,0 +1,76 @@
+"""Review: quorum, decisions on chain, slashing, records kept out, withdrawal after unlock."""
+
+from __future__ import annotations
+
+import pytest
+
+from openledger.errors import AuthError, ConflictError, ValidationError
+from openledger.units import OPEN
+from tests.conftest import World
+from tests.datanets.test_contribute import PARAS, contribute
+
+pytestmark = pytest.mark.anvil
+
+
+def _advance(w: World, seconds: int) -> None:
+    w.node.client.rpc("evm_increaseTime", [seconds])
+    w.node.client.rpc("evm_mine")
+
+
+def test_quorum_approval_and_withdrawal(world: World) -> None:
+    node, acc = world.node, world.node.accounts
+    c = contribute(world, world.write("a.txt", PARAS[0]), stake=20 * OPEN)
+    one = node.reviews.review(c.contribution_id, signer=acc.signer("bob"), approve=True)
+    assert one["status"] == "pending" and one["approvals"] == 1
+    with pytest.raises(ConflictError):
+        node.reviews.review(c.contribution_id, signer=acc.signer("bob"), approve=True)
+    two = node.reviews.review(c.contribution_id, signer=acc.signer("carol"), approve=True)
+    assert two["status"] == "approved" and two["unlock_at"] > 0
+    with pytest.raises(ConflictError) as err:
+        node.reviews.withdraw(c.contribution_id, signer=acc.signer("alice"))
+    assert "locked until" in err.value.message
+    with pytest.raises(AuthError):
+        node.reviews.withdraw(c.contribution_id, signer=acc.signer("erin"))
+    _advance(world, node.contracts.params.get("stake_unlock_delay") + 1)
+    before = node.contracts.token.balance_of(acc.address("alice"))
+    out = node.reviews.withdraw(c.contribution_id, signer=acc.signer("alice"))
+    assert int(out["amount"]) == 20 * OPEN and out["withdrawn"] is True
+    assert node.contracts.token.balance_of(acc.address("alice")) == before + 20 * OPEN
+    with pytest.raises(ConflictError):
+        node.reviews.withdraw(c.contribution_id, signer=acc.signer("alice"))
+
+
+def test_rejection_slashes_and_keeps_records_out(world: World) -> None:
+    node, acc = world.node, world.node.accounts
+    good = contribute(world, world.write("good.txt", PARAS[1]))
+    bad = contribute(world, world.write("bad.txt", PARAS[0]), who="erin", stake=30 * OPEN)
+    for v in ("bob", "carol"):
+        node.reviews.review(good.contribution_id, signer=acc.signer(v), approve=True)
+    with pytest.raises(ValidationError):
+        node.reviews.review(bad.contribution_id, signer=acc.signer("bob"), approve=False)
+    node.reviews.review(bad.contribution_id, signer=acc.signer("bob"), approve=False, reason="spam")
+    out = node.reviews.review(
+        bad.contribution_id, signer=acc.signer("carol"), approve=False, reason="copied"
+    )
+    slash_bps = node.contracts.params.get("slash_bps")
+    assert out["status"] == "rejected" and int(out["slashed"]) == 30 * OPEN * slash_bps // 10_000
+    snap = node.snapshots.snapshot("facts", signer=acc.signer("dave"))
+    assert snap["contributions"] == [good.contribution_id] and snap["record_count"] == 1
+    # the rejected text no longer blocks a genuine contributor
+    again = contribute(world, world.write("mine.txt", PARAS[0]), who="frank")
+    assert again.record_count == 1
+    # the unslashed remainder is withdrawable at once; the slashed part never
+    erin = acc.address("erin")
+    before = node.contracts.token.balance_of(erin)
+    node.reviews.withdraw(bad.contribution_id, signer=acc.signer("erin"))
+    remainder = 30 * OPEN - int(out["slashed"])
+    assert node.contracts.token.balance_of(erin) == before + remainder
+
+
+def test_only_validators_review(world: World) -> None:
+    c = contribute(world, world.write("a.txt", PARAS[0]))
+    with pytest.raises(AuthError) as err:
+        world.node.reviews.review(
+            c.contribution_id, signer=world.node.accounts.signer("erin"), approve=True
+        )
+    assert "not a validator" in err.value.message
