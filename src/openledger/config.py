@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openledger.errors import ConfigError
+from openledger.fsutil import write_atomic
 
 DEVNET_CHAIN_ID = 31337
 DEFAULT_HOME = Path("~/.openledger")
@@ -200,8 +201,5 @@ port = {settings.chain_port}
 host = "{settings.api_host}"
 port = {settings.api_port}
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return path

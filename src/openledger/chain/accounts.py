@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import ConfigError, KeystoreError, NotFoundError
+from openledger.fsutil import write_atomic
 
 # anvil's built-in, world-known mnemonic: its accounts are pre-funded on every devnet and must
 # never hold value anywhere else.
@@ -23,17 +24,6 @@ OPERATOR = "operator"
 PASSWORD_ENV = "OPENLEDGER_PASSWORD"
 
 Account.enable_unaudited_hdwallet_features()
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def create_keystore(path: Path, password: str, private_key: str | None = None) -> str:
@@ -54,7 +44,7 @@ def create_keystore(path: Path, password: str, private_key: str | None = None) -
     account = Account.from_key(private_key) if private_key else Account.create()
     # scrypt n=2**14 keeps `init` fast while staying a real KDF; geth's "light" parameters.
     keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=2**14)
-    _write_atomic(path, json.dumps(keystore, indent=2))
+    write_atomic(path, json.dumps(keystore, indent=2), mode=0o600)
     return account.address
 
 
@@ -101,7 +91,7 @@ def write_dev_accounts(path: Path) -> dict[str, str]:
         "warning": "DEVNET ONLY: well-known keys from anvil's public mnemonic",
         "accounts": entries,
     }
-    _write_atomic(path, json.dumps(doc, indent=2))
+    write_atomic(path, json.dumps(doc, indent=2), mode=0o600)
     return {name: e["address"] for name, e in entries.items()}
 
 

@@ -19,10 +19,11 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from openledger.fsutil import write_atomic
 
 CONTRACTS_DIR: Path = Path(__file__).resolve().parent / "contracts"
 
@@ -139,19 +140,6 @@ def _compile(name: str, digest: str) -> Artifact:
     return Artifact(name=name, abi=list(out["abi"]), bytecode=bytecode, source_hash=digest)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_name(name: str) -> None:
     if name not in CONTRACT_NAMES:
         known = ", ".join(CONTRACT_NAMES)
@@ -175,7 +163,7 @@ def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:
         pass
     artifact = _compile(name, digest)
     with contextlib.suppress(OSError):  # a read-only cache must not stop compilation
-        _write_atomic(cache_file, json.dumps(artifact.to_json(), sort_keys=True))
+        write_atomic(cache_file, json.dumps(artifact.to_json(), sort_keys=True))
     return artifact
 
 
@@ -194,6 +182,6 @@ def export_abis(out_dir: Path, *, cache_dir: Path | None = None) -> list[Path]:
     written: list[Path] = []
     for name, artifact in compile_all(cache_dir=cache_dir).items():
         path = out_dir / f"{name}.json"
-        _write_atomic(path, json.dumps(artifact.abi, indent=2, sort_keys=True) + "\n")
+        write_atomic(path, json.dumps(artifact.abi, indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written

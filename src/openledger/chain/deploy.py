@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from openledger.chain import bindings as b
 from openledger.chain.client import ChainClient
 from openledger.chain.compile import CONTRACT_NAMES, compile_all
 from openledger.errors import ConfigError, ContractNotDeployedError
+from openledger.fsutil import write_atomic
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,7 @@ class Addresses:
     gas: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Addresses:

@@ -14,6 +14,7 @@ import requests
 
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import DevnetError
+from openledger.fsutil import write_atomic
 
 ANVIL_PACKAGE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_DUMP_INTERVAL_S = 2  # anvil also dumps on a clean exit; this bounds loss on a crash
@@ -145,9 +146,7 @@ class Devnet:
             )
         finally:
             log.close()
-        tmp = self.layout.anvil_pid.with_suffix(".tmp")
-        tmp.write_text(str(proc.pid))
-        os.replace(tmp, self.layout.anvil_pid)
+        write_atomic(self.layout.anvil_pid, str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -22,24 +22,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from openledger.errors import BlobCorruptedError, NotFoundError, StoreError, ValidationError
+from openledger.fsutil import fsync_dir
 
 CHUNK_SIZE = 1024 * 1024
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _TMP_PREFIX = ".tmp-"
 _STAGING_DIR = ".staging"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -230,7 +218,7 @@ class BlobStore:
             os.replace(tmp_path, final)
         except OSError as exc:
             raise self._write_error(final.parent, exc) from exc
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     # ------------------------------------------------------------------ reading
 
@@ -303,7 +291,7 @@ class BlobStore:
                 return False
             self._existing(sha)  # raises NotFoundError
             return False  # pragma: no cover - raced with a put
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         for directory in (path.parent, path.parent.parent):
             try:
                 directory.rmdir()
