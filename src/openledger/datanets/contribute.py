@@ -10,7 +10,6 @@ and deletes the blobs this contribution created; there is then no transaction ei
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -159,7 +158,6 @@ class ContributionService:
             self._put_new(created, manifest_sha, lambda: self.blobs.put(envelope))
             with self.db.session() as s:
                 row = ContributionRow(
-                    chain_id=-secrets.randbelow(2**62) - 1,  # placeholder until the chain's id
                     datanet_id=dn_id,
                     contributor=contributor,
                     root=root,
@@ -174,7 +172,7 @@ class ContributionService:
                 )
                 s.add(row)
                 s.flush()
-                s.add_all(
+                record_rows = [
                     RecordRow(
                         datanet_id=dn_id, contribution_id=row.id, position=i, sha256=r.sha256,
                         dedup_key=r.sha256, kind=r.kind,
@@ -182,10 +180,10 @@ class ContributionService:
                         location=r.location[:64], char_len=r.char_len,
                     )
                     for i, r in enumerate(records)
-                )  # fmt: skip
+                ]  # fmt: skip
+                s.add_all(record_rows)
                 s.flush()
-                record_ids = [rid for (rid,) in s.query(RecordRow.id).filter_by(
-                    contribution_id=row.id).order_by(RecordRow.position)]  # fmt: skip
+                record_ids = [r.id for r in record_rows]
                 if self.before_chain is not None:
                     self.before_chain()
                 if approve:

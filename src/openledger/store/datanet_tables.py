@@ -74,7 +74,8 @@ class ContributionRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    chain_id: Mapped[int] = mapped_column(BigInteger)
+    # NULL only inside the transaction that registers it on chain, never committed so
+    chain_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     datanet_id: Mapped[int] = mapped_column(ForeignKey("datanets.id"))
     contributor: Mapped[str] = mapped_column(String(42))
     root: Mapped[str] = mapped_column(String(66))

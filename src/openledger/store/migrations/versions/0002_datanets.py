@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "contributions",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("chain_id", sa.BigInteger(), nullable=True),
         sa.Column("datanet_id", sa.Integer(), nullable=False),
         sa.Column("contributor", sa.String(42), nullable=False),
         sa.Column("root", sa.String(66), nullable=False),
