@@ -70,20 +70,31 @@ def test_txt_paragraphs_are_packed_into_records(tmp_path: Path) -> None:
     assert records[0].location == "paragraphs 1-3 (line 1)"
 
 
+def test_txt_paragraphs_of_pack_chars_are_records_of_their_own(tmp_path: Path) -> None:
+    paras = [f"Paragraph {i} is long enough to stand alone: " + "word " * 40 for i in range(3)]
+    records = parse_file(write(tmp_path, "p.txt", "\n\n".join(paras)), limits=IngestLimits())
+    assert [r.location for r in records] == [
+        "paragraph 1 (line 1)",
+        "paragraph 2 (line 3)",
+        "paragraph 3 (line 5)",
+    ]
+
+
 def test_txt_packing_respects_chunk_chars(tmp_path: Path) -> None:
     paras = [f"Paragraph {i} " + "word " * 30 for i in range(40)]
     path = write(tmp_path, "a.txt", "\n\n".join(paras))
-    limits = IngestLimits(chunk_chars=500)
+    limits = IngestLimits(chunk_chars=500, pack_chars=300)
     records = parse_file(path, limits=limits)
     assert all(r.char_len <= 500 for r in records)
     assert len(records) > 1
-    # greedy: each record but the last could not take the next paragraph
+    # short paragraphs are joined only until the record holds pack_chars characters
     for record, following in zip(records, records[1:], strict=False):
-        assert record.char_len + 2 + len(following.text.split("\n\n")[0]) > 500
+        first_next = len(following.text.split("\n\n")[0])
+        assert record.char_len >= 300 or record.char_len + 2 + first_next > 500
     # nothing lost, order kept, paragraphs intact
     assert "\n\n".join(r.text for r in records) == normalize_text("\n\n".join(paras))
-    assert records[0].location == "paragraphs 1-3 (line 1)"
-    assert records[1].location == "paragraphs 4-6 (line 7)"
+    assert records[0].location == "paragraphs 1-2 (line 1)"
+    assert records[1].location == "paragraphs 3-4 (line 5)"
 
 
 def test_txt_long_paragraph_is_split_at_sentence_ends(tmp_path: Path) -> None:

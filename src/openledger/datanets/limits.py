@@ -14,7 +14,10 @@ class IngestLimits:
     max_file_bytes: int = 10_000_000  # per file, checked from its size before reading
     max_files_per_day: int = 20  # per account (enforced by the datanet service)
     max_record_chars: int = 20_000  # per record, on Record.content_text
-    chunk_chars: int = 2_000  # .txt/.md paragraphs are packed into records of at most this
+    chunk_chars: int = 2_000  # .txt/.md paragraphs longer than this are split
+    # .txt/.md paragraphs are records of their own; shorter ones than this are joined with the
+    # next until the record has this many characters (so a one-line paragraph is not a record)
+    pack_chars: int = 200
     near_dup_threshold: float = 0.8  # MinHash Jaccard estimate at which a record is a near-dup
 
     def __post_init__(self) -> None:

@@ -1,6 +1,9 @@
-"""``.txt`` / ``.md``: paragraphs packed into records of at most ``chunk_chars`` characters.
+"""``.txt`` / ``.md``: one record per paragraph.
 
-Paragraphs are separated by blank lines; in ``.md`` a heading stays with the paragraph
+Paragraphs are separated by blank lines; paragraphs shorter than ``pack_chars`` are joined
+with the following ones until the record has that many characters (never beyond
+``chunk_chars``), so records are small enough for near-duplicate checks and attribution to
+name the passage that matters; in ``.md`` a heading stays with the paragraph
 after it and a fenced code block is kept whole; a paragraph longer than the limit is split
 by :func:`split_text`.
 """
@@ -153,7 +156,7 @@ def parse_text(text: str, name: str, limits: IngestLimits, *, markdown: bool) ->
                 location = where.replace(" (", f", part {k} of {len(parts)} (", 1)
                 records.append(make_record(name, location, limits, text=part))
             continue
-        if packed and size + 2 + length > limit:
+        if packed and (size >= limits.pack_chars or size + 2 + length > limit):
             flush()
         packed.append(unit)
         size = length if len(packed) == 1 else size + 2 + length
