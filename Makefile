@@ -31,7 +31,7 @@ $(NODE_STAMP): package.json package-lock.json
 demo: venv node
 	@mkdir -p $(DEMO_HOME)
 	OPENLEDGER_HOME=$(DEMO_HOME) OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init
-	OPENLEDGER_HOME=$(DEMO_HOME) OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger chain up
+	OPENLEDGER_HOME=$(DEMO_HOME) OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger demo
 	OPENLEDGER_HOME=$(DEMO_HOME) $(BIN)/openledger chain down
 
 lint: venv

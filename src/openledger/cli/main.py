@@ -18,6 +18,7 @@ from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
 from openledger.cli import node as node_cli
 from openledger.cli.context import set_settings
+from openledger.cli.demo import demo
 from openledger.config import Settings
 from openledger.errors import OpenLedgerError
 
@@ -43,6 +44,7 @@ def root(
 node_cli.register(app)
 app.add_typer(chain_cli.app, name="chain")
 datanets_cli.register(app)
+app.command()(demo)
 
 
 def main(argv: list[str] | None = None) -> int:

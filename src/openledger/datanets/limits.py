@@ -17,7 +17,7 @@ class IngestLimits:
     chunk_chars: int = 2_000  # .txt/.md paragraphs longer than this are split
     # .txt/.md paragraphs are records of their own; shorter ones than this are joined with the
     # next until the record has this many characters (so a one-line paragraph is not a record)
-    pack_chars: int = 200
+    pack_chars: int = 120
     near_dup_threshold: float = 0.8  # MinHash Jaccard estimate at which a record is a near-dup
 
     def __post_init__(self) -> None:
