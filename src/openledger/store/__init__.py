@@ -4,8 +4,16 @@
 :mod:`openledger.store.repo`; :class:`BlobStore` keeps files named by their sha256.
 """
 
-from openledger.store import datanet_tables, models, repo
+from openledger.store import datanet_tables, factory_tables, models, repo
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database, mask_url
 
-__all__ = ["BlobStore", "Database", "datanet_tables", "mask_url", "models", "repo"]
+__all__ = [
+    "BlobStore",
+    "Database",
+    "datanet_tables",
+    "factory_tables",
+    "mask_url",
+    "models",
+    "repo",
+]
