@@ -1,0 +1,566 @@
+"""The offline default base model: a byte-level BPE tokenizer and a small Llama.
+
+``openledger factory tiny-base`` builds it from text that is on every machine where the
+package is installed, so the Model Factory works without downloading anything:
+
+* **corpus** — the docstrings of the Python standard library (read from its source files
+  with :mod:`ast`, in sorted order; nothing is imported), the help topics Python ships in
+  ``pydoc_data``, and the package's own sample datanet files (about 2 MB of English);
+* **tokenizer** — a byte-level BPE (vocab 2048) with the special tokens ``<|bos|>``,
+  ``<|eos|>``, ``<|pad|>`` and the chat role markers ``<|system|>``, ``<|user|>``,
+  ``<|assistant|>``; plain text is encoded as ``<|bos|> text`` (``add_special_tokens``);
+* **model** — a Llama (4 layers, hidden 128, about 1 M parameters, tied embeddings, eager
+  attention saved in config.json) pretrained with AdamW on packed 128-token sequences of
+  ``<|bos|> document <|eos|>``; the build is deterministic for a given config and corpus.
+
+The result is a plain Hugging Face directory (``config.json``, ``model.safetensors``,
+``tokenizer.json`` …) loaded by :func:`openledger.factory.base.load_base` exactly like a
+real model, plus ``openledger-tiny-base.json`` describing the build.
+
+Chat template (the format every chat example is trained and served in)::
+
+    <|bos|><|system|>\\n{system}<|eos|><|user|>\\n{prompt}<|eos|><|assistant|>\\n{reply}<|eos|>
+
+Each message is its role marker, a newline, the content and ``<|eos|>``; with
+``add_generation_prompt=True`` the text ends in ``<|assistant|>\\n`` so generation produces
+the reply and stops at ``<|eos|>``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import sysconfig
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from openledger.errors import ConflictError, ValidationError
+from openledger.fsutil import fsync_dir
+
+BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
+SPECIAL_TOKENS = (BOS, EOS, PAD, SYSTEM, USER, ASSISTANT)
+ROLE_TOKENS = {"system": SYSTEM, "user": USER, "assistant": ASSISTANT}
+
+#: Jinja chat template: role marker, newline, content, ``<|eos|>`` per message.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('unknown role: ' + message['role']) }}"
+    "{% endif %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+INFO_FILE = "openledger-tiny-base.json"
+
+#: Standard-library entries left out of the corpus (tests, tools, generated tables).
+_STDLIB_SKIP = frozenset(
+    {
+        "__pycache__",
+        "site-packages",
+        "dist-packages",
+        "lib-dynload",
+        "test",
+        "tests",
+        "idle_test",
+        "idlelib",
+        "lib2to3",
+        "turtledemo",
+        "ensurepip",
+        "encodings",
+        "pydoc_data",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TinyBaseConfig:
+    """Everything that decides the tiny base (same config + corpus → same weights)."""
+
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate_size: int = 352
+    max_position: int = 512
+    seq_len: int = 128
+    batch_size: int = 8
+    steps: int = 500
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    max_corpus_chars: int = 4_000_000
+
+    def validate(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("vocab_size", self.vocab_size >= 256 + len(SPECIAL_TOKENS), "at least 262"),
+            ("hidden_size", self.hidden_size > 0, "positive"),
+            ("layers", self.layers > 0, "positive"),
+            (
+                "heads",
+                self.heads > 0 and self.hidden_size % self.heads == 0,
+                "positive and a divisor of hidden_size",
+            ),
+            (
+                "kv_heads",
+                self.kv_heads > 0 and self.heads % self.kv_heads == 0,
+                "positive and a divisor of heads",
+            ),
+            ("intermediate_size", self.intermediate_size > 0, "positive"),
+            (
+                "seq_len",
+                1 < self.seq_len <= self.max_position,
+                "greater than 1 and at most max_position",
+            ),
+            ("batch_size", self.batch_size > 0, "positive"),
+            ("steps", self.steps > 0, "positive"),
+            ("lr", self.lr > 0, "positive"),
+            ("warmup_steps", self.warmup_steps >= 0, "zero or more"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValidationError(
+                    f"tiny-base {name}={getattr(self, name)!r} is invalid: it must be {rule}.",
+                    field=name,
+                    value=getattr(self, name),
+                    fix=f"choose a {name} that is {rule}.",
+                )
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def stdlib_docstrings(root: Path | None = None, *, min_chars: int = 40) -> list[str]:
+    """Docstrings of the standard library's Python sources, in sorted file order.
+
+    Read with :mod:`ast` (nothing is imported, so no module runs); duplicates and
+    docstrings shorter than ``min_chars`` are dropped. ``root`` defaults to the running
+    Python's stdlib directory (tests pass one package of it).
+    """
+    root = Path(sysconfig.get_path("stdlib")) if root is None else Path(root)
+    files: list[Path] = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name in _STDLIB_SKIP or entry.name.startswith(("config-", "_sysconfigdata")):
+            continue
+        if entry.is_file() and entry.suffix == ".py":
+            files.append(entry)
+        elif entry.is_dir():
+            files.extend(
+                p
+                for p in sorted(entry.rglob("*.py"), key=lambda p: p.as_posix())
+                if not _STDLIB_SKIP.intersection(p.relative_to(root).parts)
+            )
+    seen: dict[str, None] = {}
+    for file in files:
+        try:
+            tree = ast.parse(file.read_bytes(), filename=str(file))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node, clean=True)
+                if doc and len(doc) >= min_chars:
+                    seen.setdefault(doc, None)
+    return list(seen)
+
+
+def pydoc_topics() -> list[str]:
+    """The help topics Python ships for ``help('TOPIC')`` (language reference excerpts)."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # pragma: no cover - some distributions strip pydoc_data
+        return []
+    return [topics[key] for key in sorted(topics)]
+
+
+def sample_datanet_texts() -> list[str]:
+    """The package's sample datanet files as plain text (JSONL: the string fields)."""
+    import openledger.datanets
+
+    folder = Path(openledger.datanets.__file__).parent / "samples"
+    texts: list[str] = []
+    if not folder.is_dir():
+        return texts
+    for file in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not file.is_file():
+            continue
+        raw = file.read_text(encoding="utf-8", errors="replace")
+        if file.suffix == ".jsonl":
+            for line in raw.splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    texts.append("\n".join(_strings(json.loads(line))))
+        else:
+            texts.append(raw)
+    return [t for t in texts if t.strip()]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def default_corpus(max_chars: int = TinyBaseConfig.max_corpus_chars) -> list[str]:
+    """The offline corpus: sample datanets, pydoc topics, stdlib docstrings (capped)."""
+    out: list[str] = []
+    total = 0
+    for source in (sample_datanet_texts, pydoc_topics, stdlib_docstrings):
+        for doc in source():
+            if total >= max_chars:
+                return out
+            out.append(doc)
+            total += len(doc)
+    return out
+
+
+# ------------------------------------------------------------------------ tokenizer
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int = 2048, *, max_length: int = 512):
+    """A byte-level BPE trained on ``corpus``, wrapped for transformers.
+
+    Returns a ``PreTrainedTokenizerFast`` with bos/eos/pad set, the role markers as
+    special tokens, ``<|bos|>`` prepended to encoded text and :data:`CHAT_TEMPLATE`.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    bos_id = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A",
+        pair=f"{BOS} $A {BOS} $B",
+        special_tokens=[(BOS, bos_id)],
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=[SYSTEM, USER, ASSISTANT],
+        model_max_length=max_length,
+        clean_up_tokenization_spaces=False,
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def llama_config(config: TinyBaseConfig, vocab_size: int, tokenizer: Any):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.kv_heads,
+        max_position_embeddings=config.max_position,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="eager",
+    )
+
+
+def pack_sequences(
+    corpus: list[str], tokenizer: Any, seq_len: int, needed: int, seed: int
+) -> torch.Tensor:
+    """``needed`` rows of ``seq_len`` tokens: ``<|bos|> doc <|eos|>`` packed back to back.
+
+    Documents are shuffled with ``seed``, the stream is cut into rows, and the rows are
+    shuffled again; if the corpus is short, later epochs reshuffle with ``seed + epoch``.
+    """
+    encoded = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(corpus)]
+    eos = tokenizer.eos_token_id
+    docs = [ids + [eos] for ids in encoded if len(ids) > 1]
+    if not docs:
+        raise ValidationError(
+            "the tiny-base corpus is empty.",
+            field="corpus",
+            value=len(corpus),
+            fix="pass a corpus with some text (or none, for the default).",
+        )
+    rows: list[list[int]] = []
+    epoch = 0
+    while len(rows) < needed:
+        rng = random.Random(seed + epoch)
+        order = list(range(len(docs)))
+        rng.shuffle(order)
+        stream = [t for i in order for t in docs[i]]
+        epoch_rows = [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+        if not epoch_rows:  # shorter than one row: repeat the stream until it fills one
+            reps = seq_len // len(stream) + 1
+            epoch_rows = [(stream * reps)[:seq_len]]
+        rng.shuffle(epoch_rows)
+        rows.extend(epoch_rows)
+        epoch += 1
+    return torch.tensor(rows[:needed], dtype=torch.long)
+
+
+@contextlib.contextmanager
+def _deterministic(seed: int) -> Iterator[None]:
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _lr_at(step: int, config: TinyBaseConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    ratio = config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
+    return config.lr * ratio
+
+
+def _pretrain(
+    model: Any, data: torch.Tensor, config: TinyBaseConfig, progress: bool
+) -> list[float]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=(0.9, 0.95),
+        foreach=False,
+    )
+    model.train()
+    losses: list[float] = []
+    tokens_per_step = config.batch_size * config.seq_len
+    bar = Progress(
+        TextColumn("pretraining"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    )
+    start = time.perf_counter()
+    with bar:
+        task = bar.add_task("pretrain", total=config.steps, loss="-", tps="-")
+        for step in range(config.steps):
+            batch = data[step * config.batch_size : (step + 1) * config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, config)
+            logits = model(input_ids=batch).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            elapsed = time.perf_counter() - start
+            bar.update(
+                task,
+                advance=1,
+                loss=f"{losses[-1]:.3f}",
+                tps=f"{(step + 1) * tokens_per_step / max(elapsed, 1e-9):,.0f}",
+            )
+    model.eval()
+    return losses
+
+
+def build_tiny_base(
+    out_dir: Path,
+    config: TinyBaseConfig = TinyBaseConfig(),  # noqa: B008 - frozen dataclass
+    *,
+    corpus: list[str] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Train the tokenizer and the small Llama, save them as a Hugging Face directory.
+
+    The directory is built in a temporary sibling and renamed into place, so ``out_dir`` is
+    either the complete old one or the complete new one. An existing non-empty ``out_dir``
+    raises :class:`~openledger.errors.ConflictError` unless ``overwrite``. Returns
+    ``out_dir``; :func:`read_build_info` reads the build notes saved beside the model.
+    """
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    config.validate()
+    out_dir = Path(out_dir).expanduser().resolve()
+    _check_target(out_dir, overwrite)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    texts = default_corpus(config.max_corpus_chars) if corpus is None else list(corpus)
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise ValidationError(
+            "the tiny-base corpus is empty.",
+            field="corpus",
+            value=0,
+            fix="pass a corpus with some text (or none, for the default).",
+        )
+    corpus_chars = sum(len(t) for t in texts)
+    say = _say if progress else (lambda _msg: None)
+    say(f"corpus: {len(texts):,} documents, {corpus_chars / 1e6:.2f} M characters")
+
+    tokenizer = train_tokenizer(texts, config.vocab_size, max_length=config.max_position)
+    vocab = len(tokenizer)
+    say(f"tokenizer: byte-level BPE, {vocab:,} tokens")
+    needed = config.steps * config.batch_size
+    data = pack_sequences(texts, tokenizer, config.seq_len, needed, config.seed)
+
+    with _deterministic(config.seed):
+        model = LlamaForCausalLM(llama_config(config, vocab, tokenizer))
+        params = sum(p.numel() for p in model.parameters())
+        say(
+            f"model: Llama, {config.layers} layers, hidden {config.hidden_size}, "
+            f"{params / 1e6:.2f} M parameters"
+        )
+        losses = _pretrain(model, data, config, progress)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    tail = losses[-min(10, len(losses)) :]
+    info = {
+        "kind": "openledger-tiny-base",
+        "config": asdict(config),
+        "corpus": {
+            "source": "default" if corpus is None else "given",
+            "documents": len(texts),
+            "characters": corpus_chars,
+            "training_tokens": needed * config.seq_len,
+        },
+        "parameters": params,
+        "vocab_size": vocab,
+        "initial_loss": round(losses[0], 4),
+        "final_loss": round(sum(tail) / len(tail), 4),
+        "seconds": 0.0,
+        "cpu_seconds": 0.0,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir(parents=True)
+        _save(model, tokenizer, tmp)
+        info["seconds"] = round(time.perf_counter() - started, 2)
+        info["cpu_seconds"] = round(time.process_time() - cpu_started, 2)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out_dir, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _save(model: Any, tokenizer: Any, folder: Path) -> None:
+    from openledger.factory.base import _quiet_transformers
+
+    with _quiet_transformers():
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # transformers does not write the attention implementation; from_pretrained reads it.
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["attn_implementation"] = "eager"
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for file in folder.iterdir():
+        with file.open("rb") as fh:
+            os.fsync(fh.fileno())
+    fsync_dir(folder)
+
+
+def _check_target(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not overwrite:
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            return
+        raise ConflictError(
+            f"--out {str(out_dir)!r} already exists; it was left untouched.",
+            field="--out",
+            value=str(out_dir),
+            fix="pass --overwrite to replace it, or choose another --out directory.",
+        )
+
+
+def _swap_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    old: Path | None = None
+    if out_dir.exists():
+        _check_target(out_dir, overwrite)
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    fsync_dir(out_dir.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_build_info(path: Path) -> dict[str, Any]:
+    """The ``openledger-tiny-base.json`` notes of a tiny base directory."""
+    return json.loads((Path(path) / INFO_FILE).read_text(encoding="utf-8"))
+
+
+def _say(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[dim]tiny-base[/] {message}")
