@@ -83,6 +83,14 @@ class HomeLayout:
         return self.root / "datanets"
 
     @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
     def default_db_file(self) -> Path:
         return self.root / "openledger.db"
 

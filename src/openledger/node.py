@@ -17,6 +17,8 @@ from openledger.datanets.registry import DatanetService
 from openledger.datanets.review import ReviewService
 from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ContractNotDeployedError
+from openledger.factory.jobs import JobService
+from openledger.factory.publish import ModelService
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database
 from openledger.units import OPEN
@@ -94,6 +96,15 @@ class Node:
     @cached_property
     def snapshots(self) -> SnapshotService:
         return SnapshotService(self.db, self.blobs, self._contracts)
+
+    # -- model factory ---------------------------------------------------------------------
+    @cached_property
+    def jobs(self) -> JobService:
+        return JobService(self.db, self.snapshots, self.settings.layout.jobs_dir)
+
+    @cached_property
+    def models(self) -> ModelService:
+        return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir)
 
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:

@@ -16,7 +16,9 @@ from rich.console import Console
 
 from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
+from openledger.cli import factory as factory_cli
 from openledger.cli import node as node_cli
+from openledger.cli import train as train_cli
 from openledger.cli.context import set_settings
 from openledger.cli.demo import demo
 from openledger.config import Settings
@@ -44,6 +46,8 @@ def root(
 node_cli.register(app)
 app.add_typer(chain_cli.app, name="chain")
 datanets_cli.register(app)
+app.add_typer(factory_cli.app, name="factory")
+train_cli.register(app)
 app.command()(demo)
 
 

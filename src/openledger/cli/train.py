@@ -1,0 +1,240 @@
+"""`openledger train`, `openledger jobs …`, `openledger model …`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from openledger.cli import context
+from openledger.cli.format import fmt_open, out, parse_open
+from openledger.errors import ValidationError
+from openledger.factory.jobs import spawn_runner
+from openledger.factory.runner import run_job
+
+jobs_app = typer.Typer(help="Training jobs: list, show, cancel, resume.", no_args_is_help=True)
+model_app = typer.Typer(help="Published models: publish, list, show.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_json(doc: Any) -> None:
+    out.print_json(json.dumps(doc, default=str))
+
+
+def _load_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(
+            f"Cannot read the training config {path}: {exc}.", field="--config",
+            value=str(path), fix="pass a YAML file of training keys (see --help).",
+        ) from exc  # fmt: skip
+    if not isinstance(doc, dict):
+        raise ValidationError(
+            f"The training config {path} is not a mapping.",
+            field="--config",
+            value=str(path),
+            fix="write key: value lines.",
+        )
+    return doc
+
+
+def train(
+    datanet: Annotated[str | None, typer.Option(help="DATANET or DATANET@VERSION.")] = None,
+    base: Annotated[str | None, typer.Option(help="Local HF directory or hub id.")] = None,
+    method: Annotated[str | None, typer.Option(help="lora | dora | qlora")] = None,
+    rank: Annotated[int | None, typer.Option()] = None,
+    alpha: Annotated[float | None, typer.Option()] = None,
+    target_modules: Annotated[
+        str | None, typer.Option(help="Comma-separated, e.g. q_proj,v_proj")
+    ] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    max_seq_len: Annotated[int | None, typer.Option()] = None,
+    eval_split: Annotated[float | None, typer.Option()] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML with the same keys.")
+    ] = None,
+    detach: Annotated[bool, typer.Option(help="Queue it for the node's worker.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Fine-tune an adapter on a datanet snapshot (runs in the foreground with progress)."""
+    node = context.node()
+    doc = _load_config(config)
+    datanet = datanet or doc.pop("datanet", None)
+    base = base or doc.pop("base", None) or str(node.settings.layout.models_dir / "tiny-base")
+    if not datanet:
+        raise ValidationError(
+            "No datanet given.",
+            field="--datanet",
+            fix="pass --datanet NAME[@VERSION] or put datanet: in --config.",
+        )
+    given = {
+        "method": method,
+        "rank": rank,
+        "alpha": alpha,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_seq_len": max_seq_len,
+        "eval_split": eval_split,
+    }
+    doc.update({k: v for k, v in given.items() if v is not None})
+    if target_modules:
+        doc["target_modules"] = [m.strip() for m in target_modules.split(",") if m.strip()]
+    job = node.jobs.submit_train(datanet, base, doc)
+    if detach:
+        spawn_runner(job["id"])
+        return (
+            _print_json(job) if as_json else out.print(f"job {job['id']} started in the background")
+        )
+    out.print(f"job {job['id']}: training on {job['params']['datanet']}@{job['params']['version']}")
+    done = run_job(node.jobs, node.snapshots, job["id"], progress=not as_json)
+    _report(done, as_json)
+
+
+def _report(job: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return _print_json(job)
+    r = job["result"] or {}
+    out.print(
+        f"job {job['id']} {job['status']}: {r.get('steps')} steps; eval perplexity "
+        f"base {r.get('base_eval_ppl')} → adapter {r.get('adapter_eval_ppl')}; "
+        f"adapter in {r.get('adapter_dir')}; loss curve {job.get('loss_curve')}"
+    )
+
+
+@jobs_app.command("list")
+def jobs_list(status: str | None = None, limit: int = 50, as_json: Json = False) -> None:
+    """Jobs, newest first."""
+    page = context.node().jobs.list(status=status, limit=limit)
+    if as_json:
+        return _print_json(page)
+    table = Table(title="Jobs")
+    for col in ("id", "kind", "status", "datanet", "base", "created"):
+        table.add_column(col)
+    for j in page["items"]:
+        p = j["params"]
+        table.add_row(
+            str(j["id"]),
+            j["kind"],
+            j["status"],
+            f"{p['datanet']}@{p['version']}",
+            Path(p["base"]).name,
+            j["created_at"][:19],
+        )
+    out.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job: int, as_json: Json = False) -> None:
+    """One job: status, parameters, latest metrics, loss-curve image."""
+    doc = context.node().jobs.get(job)
+    if as_json:
+        return _print_json(doc)
+    out.print(
+        f"job {doc['id']} ({doc['kind']}): {doc['status']}"
+        + (f" — {doc['error']}" if doc["error"] else "")
+    )
+    out.print(f"work dir {doc['work_dir']}; {doc['metrics']['steps']} metric rows")
+    if doc["metrics"]["last"]:
+        out.print(f"last: {json.dumps(doc['metrics']['last'])}")
+    if doc["loss_curve"]:
+        out.print(f"loss curve: {doc['loss_curve']}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job: int) -> None:
+    """Cancel a queued job, or ask a running one to stop at its next step (resumable)."""
+    doc = context.node().jobs.cancel(job)
+    out.print(f"job {job}: {'cancelled' if doc['status'] == 'cancelled' else 'cancel requested'}")
+
+
+@jobs_app.command("resume")
+def jobs_resume(job: int, detach: bool = False, as_json: Json = False) -> None:
+    """Resume a failed, cancelled or crashed job from its newest checkpoint."""
+    node = context.node()
+    if detach:
+        node.jobs.get(job)
+        spawn_runner(job)
+        return out.print(f"job {job} resuming in the background")
+    _report(run_job(node.jobs, node.snapshots, job, resume=True, progress=not as_json), as_json)
+
+
+@jobs_app.command("run", hidden=True)
+def jobs_run(job: int, quiet: bool = False) -> None:
+    """Run a queued job in this process (what the worker spawns)."""
+    node = context.node()
+    status = node.jobs.get(job)["status"]
+    run_job(node.jobs, node.snapshots, job, resume=status != "queued", progress=not quiet)
+
+
+@model_app.command("publish")
+def publish(
+    job: int,
+    name: Annotated[str, typer.Option(help="Model name.")],
+    price_in: Annotated[str, typer.Option(help="OPEN per 1,000 prompt tokens.")] = "0.001",
+    price_out: Annotated[str, typer.Option(help="OPEN per 1,000 completion tokens.")] = "0.002",
+    as_: Annotated[str, typer.Option("--as", help="Owner account.")] = "operator",
+    as_json: Json = False,
+) -> None:
+    """Save the adapter (PEFT safetensors + model card) and register it on chain."""
+    node = context.node()
+    doc = node.models.publish(
+        job, name=name, price_in=parse_open(price_in, field="--price-in"),
+        price_out=parse_open(price_out, field="--price-out"), signer=node.accounts.signer(as_),
+    )  # fmt: skip
+    if as_json:
+        return _print_json(doc)
+    out.print(
+        f"model {doc['name']!r} registered on chain as #{doc['id']}; adapter "
+        f"{doc['adapter_sha256'][:16]}… in {doc['adapter_dir']}"
+    )
+
+
+@model_app.command("list")
+def model_list(as_json: Json = False) -> None:
+    """Published models."""
+    page = context.node().models.list()
+    if as_json:
+        return _print_json(page)
+    table = Table(title=f"Models ({page['total']})")
+    for col in ("id", "name", "owner", "base", "price in", "price out", "data"):
+        table.add_column(col)
+    for m in page["items"]:
+        data = ", ".join(f"{d['datanet']}@{d['version']}" for d in m["card"]["data"])
+        table.add_row(
+            str(m["id"]),
+            m["name"],
+            m["owner"],
+            Path(m["base"]).name,
+            fmt_open(int(m["price_in"])),
+            fmt_open(int(m["price_out"])),
+            data,
+        )
+    out.print(table)
+
+
+@model_app.command("show")
+def model_show(model: str, as_json: Json = False) -> None:
+    """A published model with its lineage and metrics."""
+    doc = context.node().models.get(model)
+    if as_json:
+        return _print_json(doc)
+    out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) by {doc['owner']}, base {doc['base']}")
+    out.print(f"adapter sha256 {doc['adapter_sha256']} in {doc['adapter_dir']}")
+    out.print(f"snapshot roots {', '.join(doc['snapshot_roots'])}")
+    out.print(f"metrics {json.dumps(doc['card']['metrics'])}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(train)
+    root.add_typer(jobs_app, name="jobs")
+    root.add_typer(model_app, name="model")

@@ -1,0 +1,188 @@
+"""Publishing a trained adapter: PEFT safetensors + model card in the node home, and a
+registration in ModelRegistry (adapter hash, snapshot roots, prices)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import func, select
+
+from openledger.chain.deploy import Contracts
+from openledger.errors import ConflictError, NotFoundError, ValidationError
+from openledger.factory.jobs import JobService
+from openledger.fsutil import write_atomic
+from openledger.store.db import Database
+from openledger.store.factory_tables import ModelRow
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+ADAPTER_FILE = "adapter_model.safetensors"
+ZERO32 = "0x" + "00" * 32  # no attribution index yet; set later with setIndexHash
+
+
+def model_dict(row: ModelRow) -> dict[str, Any]:
+    return {
+        "id": row.chain_id,
+        "name": row.name,
+        "owner": row.owner,
+        "base": row.base,
+        "base_fingerprint": row.base_fingerprint,
+        "adapter_sha256": row.adapter_sha,
+        "adapter_dir": row.adapter_dir,
+        "snapshot_roots": row.snapshot_roots,
+        "index_hash": row.index_hash,
+        "price_in": str(row.price_in),
+        "price_out": str(row.price_out),
+        "job": row.job_id,
+        "card": row.card,
+        "tx_hash": row.tx_hash,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def model_card(name: str, job: dict[str, Any], adapter_sha: str) -> tuple[dict[str, Any], str]:
+    """The card as data (stored, hashed) and as the README.md shipped with the adapter."""
+    p, r = job["params"], job["result"] or {}
+    card = {
+        "name": name,
+        "base_model": p["base"],
+        "base_fingerprint": r.get("base_fingerprint"),
+        "adapter_sha256": adapter_sha,
+        "data": [{"datanet": p["datanet"], "version": p["version"], "root": p["snapshot_root"]}],
+        "hyperparameters": p["config"],
+        "metrics": {k: r.get(k) for k in ("base_eval_ppl", "adapter_eval_ppl", "best_eval_loss",
+                                          "steps", "stopped_early", "tokens_per_s")},
+        "examples": {"train": r.get("train_examples"), "eval": r.get("eval_examples")},
+        "job": job["id"],
+    }  # fmt: skip
+    m = card["metrics"]
+    text = f"""---
+base_model: {p["base"]}
+library_name: peft
+tags: [openledger, lora]
+---
+# {name}
+
+A {p["config"].get("method", "lora")} adapter of `{p["base"]}` trained by the OpenLedger Model
+Factory (job {job["id"]}).
+
+## Data lineage
+| datanet | version | snapshot root |
+| --- | --- | --- |
+| {p["datanet"]} | {p["version"]} | `{p["snapshot_root"]}` |
+
+Every training example's (snapshot, record, contribution, contributor) is listed in
+`training_examples.json`.
+
+## Evaluation (held-out split of the snapshot)
+| model | perplexity |
+| --- | --- |
+| base | {m["base_eval_ppl"]} |
+| base + adapter | {m["adapter_eval_ppl"]} |
+
+## Hyperparameters
+```json
+{json.dumps(p["config"], indent=2, sort_keys=True)}
+```
+
+Adapter sha256: `{adapter_sha}`
+"""
+    return card, text
+
+
+@dataclass
+class ModelService:
+    db: Database
+    jobs: JobService
+    contracts: Callable[[], Contracts]
+    models_dir: Path
+
+    def publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
+                signer: LocalAccount) -> dict[str, Any]:  # fmt: skip
+        if not NAME_RE.match(name):
+            raise ValidationError(
+                f"Model name {name!r} is not allowed.", field="--name", value=name,
+                fix="use 2-63 lower-case letters, digits, '.', '-' or '_'.",
+            )  # fmt: skip
+        for field_name, price in (("--price-in", price_in), ("--price-out", price_out)):
+            if price < 0:
+                raise ValidationError(f"{field_name} is negative.", field=field_name,
+                                      value=price, fix="use a price of 0 or more.")  # fmt: skip
+        job = self.jobs.get(job_id)
+        if job["status"] != "succeeded":
+            raise ConflictError(
+                f"Job {job_id} is {job['status']}; only a finished training can be published.",
+                field="job", value=job_id,
+                fix="wait for it, or resume it with `openledger jobs resume`.",
+            )  # fmt: skip
+        adapter = Path(job["result"]["adapter_dir"])
+        if not (adapter / ADAPTER_FILE).exists():
+            raise NotFoundError(
+                f"Job {job_id}'s adapter is missing from {adapter}.", field="job", value=job_id,
+                fix="re-run the job: `openledger jobs resume`.",
+            )  # fmt: skip
+        with self.db.session() as s:
+            if s.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
+                raise ConflictError(
+                    f"A model named {name!r} is already published.", field="--name",
+                    value=name, fix="choose another name.",
+                )  # fmt: skip
+        adapter_sha = hashlib.sha256((adapter / ADAPTER_FILE).read_bytes()).hexdigest()
+        card, readme = model_card(name, job, adapter_sha)
+        target = self.models_dir / name
+        staging = self.models_dir / f".{name}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(adapter, staging)
+        shutil.copy2(job["result"]["lineage_path"], staging / "training_examples.json")
+        write_atomic(staging / "README.md", readme)
+        write_atomic(staging / "openledger-card.json", json.dumps(card, indent=2, sort_keys=True))
+        roots = [job["params"]["snapshot_root"]]
+        card_sha = hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()
+        try:
+            chain_id, result = self.contracts().models.register_model(
+                signer, job["params"]["base"][-128:], "0x" + adapter_sha, roots, ZERO32,
+                price_in, price_out, f"sha256:{card_sha}",
+            )  # fmt: skip
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if target.exists():  # left by an earlier publish whose database write failed
+            shutil.rmtree(target)
+        staging.rename(target)
+        with self.db.session() as s:
+            row = ModelRow(
+                chain_id=chain_id, name=name, owner=signer.address, base=job["params"]["base"],
+                base_fingerprint=str(card["base_fingerprint"] or ""), adapter_sha=adapter_sha,
+                adapter_dir=str(target), snapshot_roots=roots, index_hash=ZERO32,
+                price_in=price_in, price_out=price_out, job_id=job_id, card=card,
+                tx_hash=result.tx_hash,
+            )  # fmt: skip
+            s.add(row)
+            s.flush()
+            return model_dict(row)
+
+    def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(ModelRow)) or 0
+            rows = s.scalars(select(ModelRow).order_by(ModelRow.id).offset(offset).limit(limit))
+            return {"items": [model_dict(r) for r in rows], "total": total,
+                    "offset": offset, "limit": limit}  # fmt: skip
+
+    def get(self, ref: str | int) -> dict[str, Any]:
+        with self.db.session() as s:
+            row = s.scalar(select(ModelRow).where(ModelRow.name == str(ref)))
+            if row is None and str(ref).isdigit():
+                row = s.scalar(select(ModelRow).where(ModelRow.chain_id == int(ref)))
+            if row is None:
+                raise NotFoundError(
+                    f"No published model {ref!r}.", field="model", value=str(ref),
+                    fix="list them with `openledger model list`.",
+                )  # fmt: skip
+            return model_dict(row)
