@@ -33,16 +33,22 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
-    """Run the node: the JSON API (and, on the devnet, the chain) until interrupted."""
+    """Run the node: the JSON API, the job worker and, on the devnet, the chain."""
     import uvicorn
 
     from openledger.api.app import create_app
+    from openledger.factory.worker import JobWorker
 
     node = context.node()
     if node.settings.is_devnet:
         node.chain_up()
     app = create_app(node)
-    uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
+    worker = JobWorker(node.jobs)
+    worker.start()
+    try:
+        uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
+    finally:
+        worker.stop()
 
 
 def register(app: typer.Typer) -> None:

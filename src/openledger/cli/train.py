@@ -13,7 +13,6 @@ from rich.table import Table
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open
 from openledger.errors import ValidationError
-from openledger.factory.jobs import spawn_runner
 from openledger.factory.runner import run_job
 
 jobs_app = typer.Typer(help="Training jobs: list, show, cancel, resume.", no_args_is_help=True)
@@ -91,9 +90,11 @@ def train(
         doc["target_modules"] = [m.strip() for m in target_modules.split(",") if m.strip()]
     job = node.jobs.submit_train(datanet, base, doc)
     if detach:
-        spawn_runner(job["id"])
-        return (
-            _print_json(job) if as_json else out.print(f"job {job['id']} started in the background")
+        if as_json:
+            return _print_json(job)
+        return out.print(
+            f"job {job['id']} queued: `openledger serve` runs it, or run it now "
+            f"with `openledger jobs run {job['id']}`"
         )
     out.print(f"job {job['id']}: training on {job['params']['datanet']}@{job['params']['version']}")
     done = run_job(node.jobs, node.snapshots, job["id"], progress=not as_json)
@@ -162,9 +163,8 @@ def jobs_resume(job: int, detach: bool = False, as_json: Json = False) -> None:
     """Resume a failed, cancelled or crashed job from its newest checkpoint."""
     node = context.node()
     if detach:
-        node.jobs.get(job)
-        spawn_runner(job)
-        return out.print(f"job {job} resuming in the background")
+        node.jobs.requeue(job)
+        return out.print(f"job {job} queued to resume; `openledger serve` runs it")
     _report(run_job(node.jobs, node.snapshots, job, resume=True, progress=not as_json), as_json)
 
 

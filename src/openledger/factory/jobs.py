@@ -146,6 +146,19 @@ class JobService:
                 )  # fmt: skip
             return job_dict(row)
 
+    def requeue(self, job_id: int) -> dict[str, Any]:
+        """Put a failed, cancelled or crashed job back in the queue (it resumes)."""
+        with self.db.session() as s:
+            row = self._row(s, job_id)
+            stale = row.status == "running" and not _alive(row.pid)
+            if row.status not in RESUMABLE and not stale:
+                raise ConflictError(
+                    f"Job {job_id} is {row.status}; it cannot be resumed.", field="job",
+                    value=job_id, fix="resume only failed, cancelled or crashed jobs.",
+                )  # fmt: skip
+            row.status, row.pid, row.cancel_requested, row.error = "queued", None, False, None
+            return job_dict(row)
+
     def claim(self, job_id: int, *, resume: bool = False) -> dict[str, Any]:
         """Mark a job as running in this process (queued, or resumable when ``resume``)."""
         with self.db.session() as s:

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from openledger.api.deps import NodeDep
 from openledger.errors import NotFoundError
-from openledger.factory.jobs import spawn_runner
 from openledger.units import parse_open
 
 router = APIRouter(tags=["factory"])
@@ -37,9 +36,8 @@ class PublishRequest(BaseModel):
 
 @router.post("/jobs", status_code=201)
 def submit(body: TrainRequest, node: NodeDep) -> dict[str, Any]:
-    job = node.jobs.submit_train(body.datanet, body.base, body.config)
-    spawn_runner(job["id"])
-    return job
+    """Queue a training job; the node's worker runs it (watch it under /jobs/{id})."""
+    return node.jobs.submit_train(body.datanet, body.base, body.config)
 
 
 @router.get("/jobs")
@@ -74,9 +72,9 @@ def cancel(job: int, node: NodeDep) -> dict[str, Any]:
 
 @router.post("/jobs/{job}/resume", status_code=202)
 def resume(job: int, node: NodeDep) -> dict[str, Any]:
-    doc = node.jobs.get(job)
-    spawn_runner(job)
-    return doc
+    """Resume a failed, cancelled or crashed job from its newest checkpoint."""
+    node.jobs.requeue(job)
+    return node.jobs.get(job)
 
 
 @router.get("/models")

@@ -1,0 +1,64 @@
+"""/jobs and /models over HTTP, with the node's job worker running the job in its own
+process — the path `openledger serve` takes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openledger.api.app import create_app
+from openledger.factory.worker import JobWorker
+from tests.conftest import World
+from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
+from tests.factory.test_jobs import FAST, learnable_snapshot
+
+pytestmark = pytest.mark.anvil
+
+
+def test_queue_watch_publish(world: World, tiny_base_dir: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811  # fmt: skip
+    node = world.node
+    s = node.settings
+    for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
+                       "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
+                       "OPENLEDGER_ADDRESSES": str(s.addresses_path)}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    ref = learnable_snapshot(world)
+    client = TestClient(create_app(node), raise_server_exceptions=False)
+
+    bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base_dir),
+                                     "config": {"rank": 0}})  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["field"] == "rank"
+    assert client.post("/jobs", json={"datanet": "facts@7", "base": "x"}).status_code == 404
+
+    job = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base_dir), "config": FAST})
+    assert job.status_code == 201 and job.json()["status"] == "queued"
+    job_id = job.json()["id"]
+    worker = JobWorker(node.jobs, interval=0.2)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = client.get(f"/jobs/{job_id}").json()["status"]
+            if status in ("succeeded", "failed"):
+                break
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    shown = client.get(f"/jobs/{job_id}").json()
+    assert shown["status"] == "succeeded", shown
+    metrics = client.get(f"/jobs/{job_id}/metrics").json()["items"]
+    assert metrics[0]["step"] == 0 and metrics[-1]["step"] > 0
+    png = client.get(f"/jobs/{job_id}/loss.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
+
+    pub = client.post("/models", json={"job": job_id, "name": "caps-api", "as": "dave"})
+    assert pub.status_code == 201, pub.text
+    assert client.get("/models").json()["total"] == 1
+    assert client.get("/models/caps-api").json()["adapter_sha256"] == pub.json()["adapter_sha256"]
+    again = client.post("/models", json={"job": job_id, "name": "caps-api", "as": "dave"})
+    assert again.status_code == 409
