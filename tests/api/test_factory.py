@@ -18,8 +18,10 @@ from tests.factory.test_jobs import FAST, learnable_snapshot
 pytestmark = pytest.mark.anvil
 
 
-def test_queue_watch_publish(world: World, tiny_base_dir: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811  # fmt: skip
+def test_queue_watch_publish(
+    world: World, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny_base: Path = request.getfixturevalue("tiny_base_dir")
     node = world.node
     s = node.settings
     for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
@@ -29,12 +31,12 @@ def test_queue_watch_publish(world: World, tiny_base_dir: Path,
     ref = learnable_snapshot(world)
     client = TestClient(create_app(node), raise_server_exceptions=False)
 
-    bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base_dir),
+    bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base),
                                      "config": {"rank": 0}})  # fmt: skip
     assert bad.status_code == 422 and bad.json()["field"] == "rank"
     assert client.post("/jobs", json={"datanet": "facts@7", "base": "x"}).status_code == 404
 
-    job = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base_dir), "config": FAST})
+    job = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base), "config": FAST})
     assert job.status_code == 201 and job.json()["status"] == "queued"
     job_id = job.json()["id"]
     worker = JobWorker(node.jobs, interval=0.2)
