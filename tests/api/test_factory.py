@@ -19,9 +19,11 @@ pytestmark = pytest.mark.anvil
 
 
 def test_queue_watch_publish(
-    world: World, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    world: World,
+    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    tiny_base: Path = request.getfixturevalue("tiny_base_dir")
+    tiny_base = tiny_base_dir
     node = world.node
     s = node.settings
     for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
