@@ -149,3 +149,13 @@ def test_sigkill_and_resume_gives_the_same_adapter(world: World, tiny_base_dir: 
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
     steps = [m["step"] for m in node.jobs.metrics(killed["id"]) if "train_loss" in m]
     assert steps == sorted(set(steps))  # no step recorded twice
+
+
+def test_snapshot_without_usable_examples(world: World, tiny_base_dir: Path) -> None:
+    node = world.node
+    ref = learnable_snapshot(world)
+    job = node.jobs.submit_train(ref, str(tiny_base_dir), {**FAST, "max_seq_len": 8})
+    with pytest.raises(ValidationError) as err:
+        run_job(node.jobs, node.snapshots, job["id"], progress=False)
+    assert "no training examples" in err.value.message and err.value.fix
+    assert node.jobs.get(job["id"])["status"] == "failed"
