@@ -49,6 +49,7 @@ bench: venv node
 	$(PY) benchmarks/bench_gas.py
 	$(PY) benchmarks/bench_dedup.py
 	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_train.py
 
 serve: venv node
 	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init
