@@ -108,18 +108,28 @@ class Node:
 
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:
-        """Start the devnet; deploy and fund the dev accounts on its first start."""
+        """Start the devnet; deploy and fund the dev accounts on its first start.
+
+        If this call started anvil and then fails (a wrong keystore password, say), it stops
+        anvil again, so a failed `chain up` leaves no process behind.
+        """
+        was_running = self.devnet.status().running
         status = self.devnet.up()
-        self.client.check()
-        path = self.settings.addresses_path
         try:
-            addresses = Addresses.load(path)
-            Contracts(self.client, addresses)  # verifies code at every address
-            return ChainUp(status, addresses, deployed_now=False)
-        except ContractNotDeployedError:
-            pass
-        addresses = self._deploy_devnet()
-        addresses.save(path)
+            self.client.check()
+            path = self.settings.addresses_path
+            try:
+                addresses = Addresses.load(path)
+                Contracts(self.client, addresses)  # verifies code at every address
+                return ChainUp(status, addresses, deployed_now=False)
+            except ContractNotDeployedError:
+                pass
+            addresses = self._deploy_devnet()
+            addresses.save(path)
+        except BaseException:
+            if not was_running:
+                self.devnet.down()
+            raise
         self.__dict__.pop("contracts", None)
         return ChainUp(self.devnet.status(), addresses, deployed_now=True)
 

@@ -37,6 +37,8 @@ def test_wrong_password_is_one_line_no_traceback(
     err = capsys.readouterr().err
     assert code != 0
     assert "Wrong password" in err and "OPENLEDGER_PASSWORD" in err and "Traceback" not in err
+    assert main(["chain", "status"]) == 1  # the failed `up` left no anvil running
+    assert "not running" in capsys.readouterr().out
 
 
 def test_unreachable_chain_url(
