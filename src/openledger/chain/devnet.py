@@ -15,6 +15,7 @@ import requests
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import DevnetError
 from openledger.fsutil import write_atomic
+from openledger.procs import pid_alive
 
 ANVIL_PACKAGE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 STATE_DUMP_INTERVAL_S = 2  # anvil also dumps on a clean exit; this bounds loss on a crash
@@ -175,28 +176,10 @@ class Devnet:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)
         self.layout.anvil_pid.unlink(missing_ok=True)
         return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie that is not our child still answers kill(0); check /proc
-    try:
-        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-    except FileNotFoundError:
-        return False

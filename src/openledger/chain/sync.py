@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from eth_utils import event_abi_to_log_topic
@@ -106,7 +106,9 @@ class EventSync:
                         *self._handlers.get(record.event, ()),
                     ):
                         handler(s, record)
-                repo.record_events_and_advance(s, self.name, [_row(r) for r in records], new_cursor)
+                repo.record_events_and_advance(
+                    s, self.name, [asdict(r) for r in records], new_cursor
+                )
             applied.extend(records)
             cursor = new_cursor
         return applied
@@ -141,14 +143,3 @@ class EventSync:
             )
         out.sort(key=lambda r: r.position)
         return out
-
-
-def _row(r: ChainEventRecord) -> dict[str, Any]:
-    return {
-        "contract": r.contract,
-        "event": r.event,
-        "block_number": r.block_number,
-        "log_index": r.log_index,
-        "tx_hash": r.tx_hash,
-        "args": r.args,
-    }

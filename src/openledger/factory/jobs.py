@@ -19,6 +19,7 @@ from sqlalchemy import select
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.config import TrainConfig
+from openledger.procs import pid_alive
 from openledger.store.db import Database
 from openledger.store.factory_tables import JOB_STATUSES, JobRow
 
@@ -28,21 +29,6 @@ CANCEL_POLL_S = 2.0
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 def job_dict(row: JobRow) -> dict[str, Any]:
@@ -112,7 +98,7 @@ class JobService:
         metrics = read_metrics(work)
         doc["metrics"] = {"steps": len(metrics), "last": metrics[-1] if metrics else None}
         doc["loss_curve"] = str(work / "loss.png") if (work / "loss.png").exists() else None
-        doc["alive"] = _alive(doc["pid"]) if doc["status"] == "running" else False
+        doc["alive"] = pid_alive(doc["pid"]) if doc["status"] == "running" else False
         return doc
 
     def list(self, status: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
@@ -150,7 +136,7 @@ class JobService:
         """Put a failed, cancelled or crashed job back in the queue (it resumes)."""
         with self.db.session() as s:
             row = self._row(s, job_id)
-            stale = row.status == "running" and not _alive(row.pid)
+            stale = row.status == "running" and not pid_alive(row.pid)
             if row.status not in RESUMABLE and not stale:
                 raise ConflictError(
                     f"Job {job_id} is {row.status}; it cannot be resumed.", field="job",
@@ -163,7 +149,7 @@ class JobService:
         """Mark a job as running in this process (queued, or resumable when ``resume``)."""
         with self.db.session() as s:
             row = self._row(s, job_id)
-            stale = row.status == "running" and not _alive(row.pid)
+            stale = row.status == "running" and not pid_alive(row.pid)
             allowed = ("queued",) + (RESUMABLE if resume else ())
             if row.status not in allowed and not (resume and stale):
                 verb = "resumed" if resume else "started"
