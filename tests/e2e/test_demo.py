@@ -25,13 +25,15 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
 
     try:
         run("init")
-        first = run("demo")
+        first = run("demo", "--tiny-steps", "40")
         assert "OpenToken" in first and "1000000" in first  # addresses and dev balances
         assert "refused before anything was written" in first and "near duplicate" in first
         assert "committed on chain" in first
         export = tmp_path / "home" / "exports" / "open-facts.jsonl"
         assert len(export.read_text().splitlines()) == 8
+        assert "held-out perplexity" in first and "dave published 'open-facts-lora'" in first
         second = run("demo")
         assert "exists already" in second and "8 records in 1 snapshot(s)" in second
+        assert "published already" in second
     finally:
         run("chain", "down")

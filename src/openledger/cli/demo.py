@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from openledger.cli import context
 from openledger.cli.chain import print_addresses_and_balances
 from openledger.cli.format import fmt_open, out
 from openledger.errors import NotFoundError, OpenLedgerError
+from openledger.factory.runner import run_job
+from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+from openledger.node import Node
 from openledger.units import OPEN
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datanets" / "samples"
 DATANET = "open-facts"
+MODEL = "open-facts-lora"
+DEMO_TRAINING = {"epochs": 12, "batch_size": 4, "rank": 8, "alpha": 16, "lr": 5e-3,
+                 "eval_split": 0.25, "max_seq_len": 128, "checkpoint_every": 10}  # fmt: skip
 
 
-def demo() -> None:
-    """Start the devnet, then run a datanet through contribution, review and snapshot."""
+def demo(
+    tiny_steps: Annotated[
+        int, typer.Option(help="Pretraining steps of the offline tiny base, if it is built.")
+    ] = TinyBaseConfig().steps,
+) -> None:
+    """Start the devnet; take a datanet through contribution, review and snapshot; train,
+    evaluate and publish a LoRA adapter on it."""
     node = context.node()
     up = node.chain_up()
     out.rule("chain")
@@ -71,3 +85,28 @@ def demo() -> None:
     for who in ("alice", "erin"):
         bal = node.contracts.token.balance_of(acc.address(who))
         out.print(f"{who}: {fmt_open(bal)} OPEN (stake locked until the unlock delay passes)")
+    _factory(node, tiny_steps)
+
+
+def _factory(node: Node, tiny_steps: int) -> None:
+    out.rule("model factory")
+    if node.models.list()["total"]:
+        m = node.models.list()["items"][0]
+        out.print(f"model {m['name']!r} is published already (#{m['id']})")
+        return
+    base = node.settings.layout.models_dir / "tiny-base"
+    if not (base / "config.json").exists():
+        out.print("building the offline tiny base (byte-level BPE + small Llama) …")
+        build_tiny_base(base, TinyBaseConfig(steps=tiny_steps), progress=True)
+    job = node.jobs.submit_train(f"{DATANET}@1", str(base), DEMO_TRAINING)
+    done = run_job(node.jobs, node.snapshots, job["id"], progress=True)
+    r = done["result"]
+    out.print(f"job {job['id']}: {r['steps']} steps; held-out perplexity base "
+              f"{r['base_eval_ppl']:.1f} → adapter {r['adapter_eval_ppl']:.1f}; loss curve "
+              f"{done['loss_curve']}")  # fmt: skip
+    model = node.models.publish(job["id"], name=MODEL, price_in=OPEN // 1000,
+                                price_out=2 * OPEN // 1000,
+                                signer=node.accounts.signer("dave"))  # fmt: skip
+    out.print(f"dave published {MODEL!r}: ModelRegistry #{model['id']}, adapter sha256 "
+              f"{model['adapter_sha256'][:16]}…, snapshot root {model['snapshot_roots'][0][:18]}…, "
+              f"prices 0.001 / 0.002 OPEN per 1k tokens")  # fmt: skip
