@@ -28,17 +28,11 @@ the reply and stops at ``<|eos|>``.
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import json
-import math
 import os
-import random
 import shutil
-import sysconfig
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +40,21 @@ from typing import Any
 import torch
 
 from openledger.errors import ConflictError, ValidationError
+from openledger.factory.corpus import (  # noqa: F401 - re-exported
+    _STDLIB_SKIP,
+    DEFAULT_MAX_CORPUS_CHARS,
+    _strings,
+    default_corpus,
+    pydoc_topics,
+    sample_datanet_texts,
+    stdlib_docstrings,
+)
+from openledger.factory.pretrain import (  # noqa: F401 - re-exported
+    _deterministic,
+    _lr_at,
+    _pretrain,
+    pack_sequences,
+)
 from openledger.fsutil import fsync_dir
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
@@ -66,25 +75,6 @@ CHAT_TEMPLATE = (
 )
 
 INFO_FILE = "openledger-tiny-base.json"
-
-#: Standard-library entries left out of the corpus (tests, tools, generated tables).
-_STDLIB_SKIP = frozenset(
-    {
-        "__pycache__",
-        "site-packages",
-        "dist-packages",
-        "lib-dynload",
-        "test",
-        "tests",
-        "idle_test",
-        "idlelib",
-        "lib2to3",
-        "turtledemo",
-        "ensurepip",
-        "encodings",
-        "pydoc_data",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -107,7 +97,7 @@ class TinyBaseConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    max_corpus_chars: int = 4_000_000
+    max_corpus_chars: int = DEFAULT_MAX_CORPUS_CHARS
 
     def validate(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -143,97 +133,6 @@ class TinyBaseConfig:
                     value=getattr(self, name),
                     fix=f"choose a {name} that is {rule}.",
                 )
-
-
-# --------------------------------------------------------------------------- corpus
-
-
-def stdlib_docstrings(root: Path | None = None, *, min_chars: int = 40) -> list[str]:
-    """Docstrings of the standard library's Python sources, in sorted file order.
-
-    Read with :mod:`ast` (nothing is imported, so no module runs); duplicates and
-    docstrings shorter than ``min_chars`` are dropped. ``root`` defaults to the running
-    Python's stdlib directory (tests pass one package of it).
-    """
-    root = Path(sysconfig.get_path("stdlib")) if root is None else Path(root)
-    files: list[Path] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name in _STDLIB_SKIP or entry.name.startswith(("config-", "_sysconfigdata")):
-            continue
-        if entry.is_file() and entry.suffix == ".py":
-            files.append(entry)
-        elif entry.is_dir():
-            files.extend(
-                p
-                for p in sorted(entry.rglob("*.py"), key=lambda p: p.as_posix())
-                if not _STDLIB_SKIP.intersection(p.relative_to(root).parts)
-            )
-    seen: dict[str, None] = {}
-    for file in files:
-        try:
-            tree = ast.parse(file.read_bytes(), filename=str(file))
-        except (OSError, SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node, clean=True)
-                if doc and len(doc) >= min_chars:
-                    seen.setdefault(doc, None)
-    return list(seen)
-
-
-def pydoc_topics() -> list[str]:
-    """The help topics Python ships for ``help('TOPIC')`` (language reference excerpts)."""
-    try:
-        from pydoc_data.topics import topics
-    except ImportError:  # pragma: no cover - some distributions strip pydoc_data
-        return []
-    return [topics[key] for key in sorted(topics)]
-
-
-def sample_datanet_texts() -> list[str]:
-    """The package's sample datanet files as plain text (JSONL: the string fields)."""
-    import openledger.datanets
-
-    folder = Path(openledger.datanets.__file__).parent / "samples"
-    texts: list[str] = []
-    if not folder.is_dir():
-        return texts
-    for file in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not file.is_file():
-            continue
-        raw = file.read_text(encoding="utf-8", errors="replace")
-        if file.suffix == ".jsonl":
-            for line in raw.splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    texts.append("\n".join(_strings(json.loads(line))))
-        else:
-            texts.append(raw)
-    return [t for t in texts if t.strip()]
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def default_corpus(max_chars: int = TinyBaseConfig.max_corpus_chars) -> list[str]:
-    """The offline corpus: sample datanets, pydoc topics, stdlib docstrings (capped)."""
-    out: list[str] = []
-    total = 0
-    for source in (sample_datanet_texts, pydoc_topics, stdlib_docstrings):
-        for doc in source():
-            if total >= max_chars:
-                return out
-            out.append(doc)
-            total += len(doc)
-    return out
 
 
 # ------------------------------------------------------------------------ tokenizer
@@ -298,129 +197,6 @@ def llama_config(config: TinyBaseConfig, vocab_size: int, tokenizer: Any):
         pad_token_id=tokenizer.pad_token_id,
         attn_implementation="eager",
     )
-
-
-def pack_sequences(
-    corpus: list[str], tokenizer: Any, seq_len: int, needed: int, seed: int
-) -> torch.Tensor:
-    """``needed`` rows of ``seq_len`` tokens: ``<|bos|> doc <|eos|>`` packed back to back.
-
-    Documents are shuffled with ``seed``, the stream is cut into rows, and the rows are
-    shuffled again; if the corpus is short, later epochs reshuffle with ``seed + epoch``.
-    """
-    encoded = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(corpus)]
-    eos = tokenizer.eos_token_id
-    docs = [ids + [eos] for ids in encoded if len(ids) > 1]
-    if not docs:
-        raise ValidationError(
-            "the tiny-base corpus is empty.",
-            field="corpus",
-            value=len(corpus),
-            fix="pass a corpus with some text (or none, for the default).",
-        )
-    rows: list[list[int]] = []
-    epoch = 0
-    while len(rows) < needed:
-        rng = random.Random(seed + epoch)
-        order = list(range(len(docs)))
-        rng.shuffle(order)
-        stream = [t for i in order for t in docs[i]]
-        epoch_rows = [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
-        if not epoch_rows:  # shorter than one row: repeat the stream until it fills one
-            reps = seq_len // len(stream) + 1
-            epoch_rows = [(stream * reps)[:seq_len]]
-        rng.shuffle(epoch_rows)
-        rows.extend(epoch_rows)
-        epoch += 1
-    return torch.tensor(rows[:needed], dtype=torch.long)
-
-
-@contextlib.contextmanager
-def _deterministic(seed: int) -> Iterator[None]:
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-
-
-def _lr_at(step: int, config: TinyBaseConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    ratio = config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
-        1 + math.cos(math.pi * progress)
-    )
-    return config.lr * ratio
-
-
-def _pretrain(
-    model: Any, data: torch.Tensor, config: TinyBaseConfig, progress: bool
-) -> list[float]:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-        foreach=False,
-    )
-    model.train()
-    losses: list[float] = []
-    tokens_per_step = config.batch_size * config.seq_len
-    bar = Progress(
-        TextColumn("pretraining"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    )
-    start = time.perf_counter()
-    with bar:
-        task = bar.add_task("pretrain", total=config.steps, loss="-", tps="-")
-        for step in range(config.steps):
-            batch = data[step * config.batch_size : (step + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, config)
-            logits = model(input_ids=batch).logits
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            elapsed = time.perf_counter() - start
-            bar.update(
-                task,
-                advance=1,
-                loss=f"{losses[-1]:.3f}",
-                tps=f"{(step + 1) * tokens_per_step / max(elapsed, 1e-9):,.0f}",
-            )
-    model.eval()
-    return losses
 
 
 def build_tiny_base(

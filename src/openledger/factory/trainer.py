@@ -29,92 +29,56 @@ steps, not every step.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import random
-import re
 import shutil
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from openledger.errors import ConflictError, ValidationError
-from openledger.factory.config import ALL_LINEAR, TrainConfig
-from openledger.factory.data import IGNORE, Example, collate, lineage
+from openledger.factory.checkpoints import (  # noqa: F401 - re-exported
+    CKPT_RE,
+    RESUMABLE_CHANGES,
+    check_compatible,
+    fingerprint,
+    list_checkpoints,
+    prune_checkpoints,
+    read_checkpoint,
+    remove_stale,
+    set_rng_state,
+    write_checkpoint_files,
+)
+from openledger.factory.checkpoints import rng_state as _rng_state  # noqa: F401
+from openledger.factory.checkpoints import set_rng_state as _set_rng_state  # noqa: F401
+from openledger.factory.config import TrainConfig
+from openledger.factory.data import Example, collate, lineage
+from openledger.factory.metrics import (  # noqa: F401 - re-exported
+    append_metrics,
+    metrics_row,
+    perplexity,
+    plot_loss,
+    read_metrics,
+    truncate_metrics,
+)
+from openledger.factory.progress import TrainBar as _Bar
+from openledger.factory.schedule import MEGABATCH, epoch_batches, lr_at  # noqa: F401
+from openledger.factory.train_ops import causal_loss as _causal_loss
+from openledger.factory.train_ops import pad_id as _pad_id
+from openledger.factory.train_ops import wrap as _wrap
+from openledger.factory.train_state import TrainResult
+from openledger.factory.train_state import TrainState as _State
 from openledger.fsutil import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
 LOG_EVERY = 10
-MEGABATCH = 50  # length grouping sorts windows of MEGABATCH batches (as HF does)
-CKPT_RE = re.compile(r"step-(\d+)")
-#: Settings that may differ between a run and its resume (they don't change the maths).
-RESUMABLE_CHANGES = frozenset({"checkpoint_every", "keep_checkpoints"})
-
-
-@dataclass
-class TrainResult:
-    adapter_dir: Path | None  # None when interrupted by should_stop
-    completed: bool  # trained to the end or stopped early: the adapter is final
-    steps: int
-    total_steps: int
-    epochs_done: int
-    stopped_early: bool
-    interrupted: bool
-    best_step: int | None
-    best_eval_loss: float | None
-    base_eval_loss: float
-    base_eval_ppl: float
-    adapter_eval_loss: float | None
-    adapter_eval_ppl: float | None
-    metrics_path: Path
-    loss_curve_path: Path | None
-    lineage_path: Path
-    train_examples: int
-    eval_examples: int
-    train_tokens: int
-    tokens_per_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-
-@dataclass
-class _State:
-    """What a checkpoint records besides tensors (JSON)."""
-
-    step: int = 0
-    tokens: int = 0
-    train_time: float = 0.0
-    elapsed: float = 0.0
-    base_eval_loss: float = math.nan
-    best_eval_loss: float | None = None
-    best_step: int | None = None
-    bad_evals: int = 0
-    last_eval_step: int | None = None
-    last_eval_loss: float | None = None
-    stopped_early: bool = False
-    done: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> _State:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def perplexity(loss: float | None) -> float | None:
-    return None if loss is None else math.exp(min(loss, 700.0))
 
 
 class Trainer:
@@ -306,59 +270,20 @@ class Trainer:
 
     def _lr(self, step: int) -> float:
         """Learning rate for the update made at (0-based) ``step``."""
-        cfg = self.config
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "constant":
-            return cfg.lr
-        progress = (step - cfg.warmup_steps) / max(1, self.total_steps - cfg.warmup_steps)
-        if cfg.schedule == "cosine":
-            return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return cfg.lr * max(0.0, 1.0 - progress)
+        return lr_at(self.config, step, self.total_steps)
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         """Batches (lists of train indices) of ``epoch``: a function of (seed, epoch)."""
-        if self._batches is not None and self._batches[0] == epoch:
-            return self._batches[1]
-        cfg = self.config
-        rng = random.Random(cfg.seed * 1_000_003 + epoch)
-        order = list(range(len(self.train)))
-        rng.shuffle(order)
-        size = cfg.batch_size
-        if cfg.group_by_length and len(order) > size:
-            window = size * MEGABATCH
-            grouped: list[int] = []
-            for k in range(0, len(order), window):
-                grouped += sorted(order[k : k + window], key=lambda i: -len(self.train[i]))
-            order = grouped
-        batches = [order[k : k + size] for k in range(0, len(order), size)]
-        if cfg.group_by_length:
-            rng.shuffle(batches)
-        self._batches = (epoch, batches)
-        return batches
+        if self._batches is None or self._batches[0] != epoch:
+            self._batches = (epoch, epoch_batches(self.config, self.train, epoch))
+        return self._batches[1]
 
     # ------------------------------------------------------------------ metrics
 
     def _row(
-        self,
-        step: int,
-        loss: torch.Tensor | None,
-        state: _State,
-        *,
-        eval_loss: float | None,
-        lr: float | None,
+        self, step: int, loss: Any, state: _State, *, eval_loss: float | None, lr: float | None
     ) -> dict[str, Any]:
-        return {
-            "step": step,
-            "epoch": round(step / self.steps_per_epoch, 4),
-            "train_loss": loss,
-            "eval_loss": eval_loss,
-            "eval_ppl": perplexity(eval_loss),
-            "tokens": state.tokens,
-            "tokens_per_s": state.tokens / state.train_time if state.train_time else None,
-            "lr": lr,
-            "time": round(state.elapsed, 4),
-        }
+        return metrics_row(step, self.steps_per_epoch, loss, state, eval_loss=eval_loss, lr=lr)
 
     def _flush(self, pending: list[dict[str, Any]]) -> float | None:
         if not pending:
@@ -371,8 +296,7 @@ class Trainer:
         return losses[-1]
 
     def _append_metrics(self, rows: list[dict[str, Any]]) -> None:
-        with self.metrics_path.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        append_metrics(self.metrics_path, rows)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -385,26 +309,14 @@ class Trainer:
                 param.copy_(tensors[name].to(param.device))
 
     def _fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for split, examples in (("train", self.train), ("eval", self.eval)):
-            h.update(split.encode())
-            for e in examples:
-                h.update(e.example_id.encode())
-                h.update(np.asarray(e.input_ids, dtype=np.int64).tobytes())
-                h.update(np.asarray(e.labels, dtype=np.int64).tobytes())
-        return h.hexdigest()
+        return fingerprint(self.train, self.eval)
 
     def _save_checkpoint(self, state: _State) -> Path:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         name = f"step-{state.step:06d}"
         tmp = self.checkpoint_dir / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
         current = self._trainable()
-        save_file(current, str(tmp / "adapter.safetensors"))
-        save_file(self._best if self._best is not None else current, str(tmp / "best.safetensors"))
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(_rng_state(), tmp / "rng.pt")
+        best = self._best if self._best is not None else current
         meta = {
             "state": asdict(state),
             "has_best": self._best is not None,
@@ -413,11 +325,7 @@ class Trainer:
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
         }
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        for path in tmp.iterdir():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
-        fsync_dir(tmp)
+        write_checkpoint_files(tmp, current, best, self.optimizer.state_dict(), meta)
         with self.metrics_path.open("rb") as fh:  # metrics up to this step are durable
             os.fsync(fh.fileno())
         final = self.checkpoint_dir / name
@@ -425,8 +333,7 @@ class Trainer:
             shutil.rmtree(final)
         _publish(tmp, final)
         fsync_dir(self.checkpoint_dir)
-        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(self.work_dir, self.config.keep_checkpoints)
         return final
 
     def checkpoints(self) -> list[Path]:
@@ -435,16 +342,10 @@ class Trainer:
 
     def _resume(self) -> _State | None:
         """Load the newest readable checkpoint; None when there is none."""
-        if self.checkpoint_dir.is_dir():
-            for stale in self.checkpoint_dir.glob(".tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+        remove_stale(self.checkpoint_dir)
         for path in reversed(self.checkpoints()):
             try:
-                meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
-                current = load_file(str(path / "adapter.safetensors"))
-                best = load_file(str(path / "best.safetensors"))
-                optim = torch.load(path / "optimizer.pt", weights_only=True)
-                rng = torch.load(path / "rng.pt", weights_only=True)
+                meta, current, best, optim, rng = read_checkpoint(path)
             except Exception as exc:  # an unreadable checkpoint: fall back to an older one
                 log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
                 continue
@@ -462,38 +363,17 @@ class Trainer:
             self._load_trainable(current)
             self._best = best if meta.get("has_best") else None
             self.optimizer.load_state_dict(optim)
-            _set_rng_state(rng)
+            set_rng_state(rng)
             self._truncate_metrics(state.step)
             log.info("resuming from %s (step %d)", path, state.step)
             return state
         return None
 
     def _check_compatible(self, meta: dict[str, Any], path: Path) -> None:
-        saved = meta.get("config", {})
-        now = self.config.to_dict()
-        for key, value in now.items():
-            if key in RESUMABLE_CHANGES or saved.get(key, value) == value:
-                continue
-            raise ConflictError(
-                f"The checkpoint in {path.parent} was trained with {key}={saved[key]!r}, "
-                f"not {value!r}.",
-                field=key,
-                value=value,
-                fix=f"resume with {key}={saved[key]!r}, or start over in a new work dir "
-                "(or with resume=False).",
-            )
-        if meta.get("data") != self._fingerprint():
-            raise ConflictError(
-                f"The checkpoint in {path.parent} was trained on different examples.",
-                field="data",
-                value=str(path),
-                fix="resume with the same snapshot, tokenizer and max_seq_len, or start over "
-                "in a new work dir (or with resume=False).",
-            )
+        check_compatible(meta, path, self.config.to_dict(), self._fingerprint())
 
     def _truncate_metrics(self, step: int) -> None:
-        rows = [r for r in read_metrics(self.metrics_path) if r["step"] <= step]
-        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        truncate_metrics(self.metrics_path, step)
 
     def _clear(self) -> None:
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
@@ -521,234 +401,20 @@ class Trainer:
     def _result(
         self, state: _State, *, adapter_dir: Path | None, interrupted: bool, png: Path | None = None
     ) -> TrainResult:
-        return TrainResult(
+        return TrainResult.from_state(
+            state,
             adapter_dir=adapter_dir,
-            completed=not interrupted,
-            steps=state.step,
-            total_steps=self.total_steps,
-            epochs_done=state.step // self.steps_per_epoch,
-            stopped_early=state.stopped_early,
             interrupted=interrupted,
-            best_step=state.best_step,
-            best_eval_loss=state.best_eval_loss,
-            base_eval_loss=state.base_eval_loss,
-            base_eval_ppl=perplexity(state.base_eval_loss),
-            adapter_eval_loss=None if interrupted else state.best_eval_loss,
-            adapter_eval_ppl=None if interrupted else perplexity(state.best_eval_loss),
+            png=png,
+            total_steps=self.total_steps,
+            steps_per_epoch=self.steps_per_epoch,
             metrics_path=self.metrics_path,
-            loss_curve_path=png,
             lineage_path=self.work_dir / "lineage.json",
             train_examples=len(self.train),
             eval_examples=len(self.eval),
-            train_tokens=state.tokens,
-            tokens_per_s=state.tokens / state.train_time if state.train_time else 0.0,
         )
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _wrap(model: Any, cfg: TrainConfig) -> Any:
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    if isinstance(model, PeftModel):
-        raise ValidationError(
-            "The model already carries a PEFT adapter.",
-            field="model",
-            value=type(model).__name__,
-            fix="pass the base model; the trainer adds the adapter itself.",
-        )
-    if cfg.method == "qlora":
-        if not getattr(model, "is_loaded_in_4bit", False):
-            raise ValidationError(
-                "qlora trains on a base loaded in 4-bit; this one is not quantised.",
-                field="method",
-                value=cfg.method,
-                fix="load the base with a BitsAndBytesConfig(load_in_4bit=True), or use "
-                "--method lora.",
-            )
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    targets: Any = ALL_LINEAR if cfg.target_modules == (ALL_LINEAR,) else list(cfg.target_modules)
-    alpha = int(cfg.alpha) if float(cfg.alpha).is_integer() else cfg.alpha
-    lora = LoraConfig(
-        r=cfg.rank,
-        lora_alpha=alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=targets,
-        use_dora=cfg.method == "dora",
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    with warnings.catch_warnings():  # peft asks a deprecated transformers property
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-        return get_peft_model(model, lora)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for name in ("pad_token_id", "eos_token_id"):
-        value = getattr(tokenizer, name, None)
-        if value is not None:
-            return int(value)
-    return 0
-
-
-def _causal_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> Any:
-    """Next-token cross-entropy (labels shifted left, -100 ignored). With "sum", returns
-    (sum, count of loss tokens)."""
-    shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE).reshape(-1)
-    flat = logits.float().reshape(-1, logits.shape[-1])
-    loss = F.cross_entropy(flat, shifted, ignore_index=IGNORE, reduction=reduction)
-    if reduction == "sum":
-        return loss, (shifted != IGNORE).sum()
-    return loss
 
 
 def _publish(tmp: Path, final: Path) -> None:
     """Move a fully written directory into place (atomic on one filesystem)."""
     os.rename(tmp, final)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state(legacy=False)
-    version, internal, gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy_key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-        "numpy_pos": int(np_state["state"]["pos"]),
-        "numpy_gauss": [int(np_state["has_gauss"]), float(np_state["gauss"])],
-        "python": [version, list(internal), gauss],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(
-        {
-            "bit_generator": "MT19937",
-            "state": {
-                "key": state["numpy_key"].numpy().astype(np.uint32),
-                "pos": state["numpy_pos"],
-            },
-            "has_gauss": state["numpy_gauss"][0],
-            "gauss": state["numpy_gauss"][1],
-        }
-    )
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class _Bar:
-    """A rich progress bar: steps, loss, tokens/s, elapsed and ETA."""
-
-    def __init__(self, trainer: Trainer, start: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=trainer.console,
-        )
-        self.task = self.progress.add_task(
-            "train", total=trainer.total_steps, completed=start, loss="-", tps="-"
-        )
-        self.progress.start()
-
-    def show(self, state: _State, loss: float | None) -> None:
-        tps = state.tokens / state.train_time if state.train_time else 0.0
-        fields_ = {"tps": f"{tps:,.0f}"}
-        if loss is not None:
-            fields_["loss"] = f"{loss:.4f}"
-        self.progress.update(self.task, **fields_)
-
-    def advance(self, step: int) -> None:
-        self.progress.update(self.task, completed=step)
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-# --------------------------------------------------------------------------- files
-
-
-def list_checkpoints(work_dir: Path) -> list[Path]:
-    """The complete checkpoints in ``work_dir/checkpoints``, oldest first (a directory is
-    complete once renamed to ``step-NNNNNN``; temporaries start with a dot)."""
-    folder = Path(work_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p)
-        for p in folder.iterdir()
-        if (m := CKPT_RE.fullmatch(p.name)) and (p / "state.json").is_file()
-    ]
-    return [p for _, p in sorted(found)]
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The rows of a metrics.jsonl (a torn last line, from a killed process, is skipped)."""
-    rows: list[dict[str, Any]] = []
-    if not Path(path).exists():
-        return rows
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
-
-
-def plot_loss(metrics_path: Path, out_png: Path) -> Path:
-    """Draw train loss (raw and smoothed) and eval loss against step into ``out_png``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = read_metrics(metrics_path)
-    train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
-    evals = [(r["step"], r["eval_loss"]) for r in rows if r.get("eval_loss") is not None]
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    if train:
-        steps, losses = zip(*train, strict=True)
-        ax.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=1)
-        smooth, ema = [], losses[0]
-        for value in losses:
-            ema = 0.9 * ema + 0.1 * value
-            smooth.append(ema)
-        ax.plot(steps, smooth, color="tab:blue", linewidth=1.5, label="train loss")
-    if evals:
-        steps, losses = zip(*evals, strict=True)
-        ax.plot(steps, losses, "o-", color="tab:orange", label="eval loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.grid(alpha=0.3)
-    if train or evals:
-        ax.legend()
-    fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, out_png)
-    return out_png
