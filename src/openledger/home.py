@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_utils import to_checksum_address
-
-from openledger.chain.accounts import create_keystore, write_dev_accounts
+from openledger.chain.accounts import create_keystore, keystore_address, write_dev_accounts
 from openledger.config import Settings, write_default_config
 from openledger.store.db import Database
 
@@ -30,8 +27,7 @@ def init_home(settings: Settings, password: str) -> InitResult:
     if created:
         operator = create_keystore(layout.operator_keystore, password)
     else:
-        address = json.loads(layout.operator_keystore.read_text(encoding="utf-8"))["address"]
-        operator = to_checksum_address("0x" + address.removeprefix("0x"))
+        operator = keystore_address(layout.operator_keystore)
     dev = write_dev_accounts(layout.dev_accounts_file)
     layout.blobs_dir.mkdir(exist_ok=True)
     layout.chain_dir.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import ConfigError, KeystoreError, NotFoundError
@@ -77,6 +78,12 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
     return Account.from_key(key)
 
 
+def keystore_address(path: Path) -> str:
+    """The checksum address a keystore file holds (readable without the password)."""
+    address = json.loads(path.read_text(encoding="utf-8"))["address"]
+    return to_checksum_address("0x" + address.removeprefix("0x"))
+
+
 def dev_account(index: int) -> LocalAccount:
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
@@ -129,9 +136,8 @@ class AccountBook:
         return json.loads(path.read_text(encoding="utf-8"))["accounts"]
 
     def operator_address(self) -> str:
-        path = self.settings.layout.operator_keystore
         try:
-            return "0x" + json.loads(path.read_text(encoding="utf-8"))["address"].removeprefix("0x")
+            return keystore_address(self.settings.layout.operator_keystore)
         except FileNotFoundError as exc:
             raise ConfigError(
                 f"The node home {self.settings.home} has no operator key.",
@@ -145,9 +151,7 @@ class AccountBook:
 
     def address(self, name: str) -> str:
         if name == OPERATOR:
-            from eth_utils import to_checksum_address
-
-            return to_checksum_address(self.operator_address())
+            return self.operator_address()
         return self._dev_entry(name)["address"]
 
     def signer(self, name: str) -> LocalAccount:

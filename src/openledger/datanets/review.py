@@ -165,10 +165,7 @@ class ReviewService:
             removed = self._mirror(s, row, contracts)
             out = contribution_dict(row)
             datanet_id = row.datanet_id
-        if removed:
-            index = self.neardup.index_for(datanet_id)
-            index.remove(np.array(removed, dtype=np.int64))
-            index.commit()
+        self._forget(datanet_id, removed)
         return out
 
     def withdraw(self, contribution_id: int, *, signer: LocalAccount) -> dict[str, Any]:
@@ -220,11 +217,15 @@ class ReviewService:
             row = q.get_contribution(s, contribution_id)
             removed = self._mirror(s, row, contracts)
             out, datanet_id = contribution_dict(row), row.datanet_id
-        if removed:
-            index = self.neardup.index_for(datanet_id)
-            index.remove(np.array(removed, dtype=np.int64))
-            index.commit()
+        self._forget(datanet_id, removed)
         return out
+
+    def _forget(self, datanet_id: int, record_ids: list[int]) -> None:
+        """Rejected records stop counting as near duplicates."""
+        if record_ids:
+            index = self.neardup.index_for(datanet_id)
+            index.remove(np.array(record_ids, dtype=np.int64))
+            index.commit()
 
     def _mirror(self, s: Session, row: ContributionRow, contracts: Contracts) -> list[int]:
         """Copy the on-chain state into ``row``; returns record ids that stop counting for

@@ -3,7 +3,6 @@ that can be killed at any moment and resumed to the same result."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from sqlalchemy import select
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.config import TrainConfig
+from openledger.factory.metrics import read_metrics
 from openledger.procs import pid_alive
 from openledger.store.db import Database
 from openledger.store.factory_tables import JOB_STATUSES, JobRow
@@ -46,17 +46,6 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "started_at": row.started_at.isoformat() if row.started_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
     }
-
-
-def read_metrics(work_dir: Path) -> list[dict[str, Any]]:
-    path = work_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            out.append(json.loads(line))
-    return out
 
 
 @dataclass
@@ -95,7 +84,7 @@ class JobService:
             row = self._row(s, job_id)
             doc = job_dict(row)
         work = Path(doc["work_dir"])
-        metrics = read_metrics(work)
+        metrics = read_metrics(work / "metrics.jsonl")
         doc["metrics"] = {"steps": len(metrics), "last": metrics[-1] if metrics else None}
         doc["loss_curve"] = str(work / "loss.png") if (work / "loss.png").exists() else None
         doc["alive"] = pid_alive(doc["pid"]) if doc["status"] == "running" else False
@@ -115,7 +104,7 @@ class JobService:
             return {"items": [job_dict(r) for r in rows], "offset": offset, "limit": limit}
 
     def metrics(self, job_id: int) -> list[dict[str, Any]]:
-        return read_metrics(Path(self.get(job_id)["work_dir"]))
+        return read_metrics(Path(self.get(job_id)["work_dir"]) / "metrics.jsonl")
 
     # -- control ----------------------------------------------------------------------------
     def cancel(self, job_id: int) -> dict[str, Any]:

@@ -261,8 +261,10 @@ class NearDupIndex:
 
     # ----------------------------------------------------------------- staging
 
-    def add(self, keys: Sequence[int] | np.ndarray, sigs: np.ndarray) -> None:
-        """Stage entries; they become visible to queries at ``commit``."""
+    def _entries(
+        self, keys: Sequence[int] | np.ndarray, sigs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``keys`` as int64 and ``sigs`` checked against the hasher, one per key."""
         keys = np.asarray(keys)
         if keys.ndim != 1 or (keys.size and not np.issubdtype(keys.dtype, np.integer)):
             raise ValueError(f"keys must be a 1-D integer array, got {keys.dtype} {keys.shape}")
@@ -270,6 +272,11 @@ class NearDupIndex:
         sigs = self._as_sigs(sigs)
         if sigs.shape[0] != keys.size:
             raise ValueError(f"{keys.size} keys but {sigs.shape[0]} signatures")
+        return keys, sigs
+
+    def add(self, keys: Sequence[int] | np.ndarray, sigs: np.ndarray) -> None:
+        """Stage entries; they become visible to queries at ``commit``."""
+        keys, sigs = self._entries(keys, sigs)
         if keys.size == 0:
             return
         with self._lock:
@@ -344,13 +351,7 @@ class NearDupIndex:
 
     def rebuild(self, keys: Sequence[int] | np.ndarray, sigs: np.ndarray) -> None:
         """Replace the whole index with these entries (one commit); drops anything staged."""
-        keys = np.asarray(keys)
-        if keys.ndim != 1 or (keys.size and not np.issubdtype(keys.dtype, np.integer)):
-            raise ValueError(f"keys must be a 1-D integer array, got {keys.dtype} {keys.shape}")
-        keys = keys.astype(np.int64)
-        sigs = self._as_sigs(sigs)
-        if sigs.shape[0] != keys.size:
-            raise ValueError(f"{keys.size} keys but {sigs.shape[0]} signatures")
+        keys, sigs = self._entries(keys, sigs)
         if np.unique(keys).size != keys.size:
             raise ValueError("keys must be unique")
         with self._lock, writer_lock(self.path):
