@@ -1,0 +1,472 @@
+"""``SpanIndex``: build, open, extend and merge a span index; count, find and trace."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from openledger.attribution.spans import search
+from openledger.attribution.spans.build import (
+    Corpus,
+    Document,
+    check_vocab,
+    layout,
+    separator,
+    suffix_array,
+    token_dtype,
+    unigram_counts,
+)
+from openledger.attribution.spans.store import (
+    FORMAT,
+    META,
+    VERSION,
+    SegmentData,
+    cleanup,
+    ensure_new,
+    index_hash,
+    read_meta,
+    read_segment,
+    write_meta,
+    write_segment,
+    writer_lock,
+)
+from openledger.attribution.spans.trace import (
+    Occurrences,
+    Span,
+    SpanDoc,
+    attribution,
+    keep_count,
+    log_prob,
+    maximal_spans,
+    pick_docs,
+    rank_spans,
+)
+from openledger.attribution.types import Attribution
+from openledger.errors import StoreError, ValidationError
+
+DEFAULT_MIN_LEN = 8
+DEFAULT_FRACTION = 0.05
+DEFAULT_MAX_DOCS = 10
+
+
+class Hit(NamedTuple):
+    """One occurrence: the document's record id and the offset in its tokens."""
+
+    doc: int
+    position: int
+
+
+@dataclass
+class _Segment:
+    name: str
+    data: SegmentData
+    base: int  # global position of its first token
+    doc_base: int  # global ordinal of its first document
+
+
+def _segment_name(number: int) -> str:
+    return f"seg-{number:06d}"
+
+
+def _check_tokenizer(tokenizer_id: str) -> str:
+    if not isinstance(tokenizer_id, str) or not tokenizer_id.strip():
+        raise ValidationError(
+            f"tokenizer_id must be a non-empty string, got {tokenizer_id!r}.",
+            field="tokenizer_id",
+            value=tokenizer_id,
+            fix="Pass the tokenizer's fingerprint (for example the sha256 of tokenizer.json).",
+        )
+    return tokenizer_id
+
+
+def _segment_data(corpus: Corpus, vocab_size: int) -> SegmentData:
+    unigrams = unigram_counts(corpus.tokens, vocab_size, corpus.docs.shape[0])
+    return SegmentData(
+        tokens=corpus.tokens,
+        sa=suffix_array(corpus.tokens),
+        offsets=corpus.offsets,
+        docs=corpus.docs,
+        contributors=corpus.contributors,
+        unigrams=unigrams,
+    )
+
+
+def _commit(path: Path, base: dict, entries: list[dict], next_segment: int) -> None:
+    """Write ``meta.json`` naming ``entries`` (the commit point), then drop stale files."""
+    parts = [p for e in entries for p in e["parts"]]
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tokenizer": base["tokenizer"],
+        "vocab_size": base["vocab_size"],
+        "token_dtype": base["token_dtype"],
+        "separator": base["separator"],
+        "tokens": sum(e["tokens"] for e in entries),
+        "positions": sum(e["positions"] for e in entries),
+        "docs": sum(e["docs"] for e in entries),
+        "bytes": sum(f["size"] for e in entries for f in e["files"].values()),
+        "segments": entries,
+        "next_segment": next_segment,
+        "generation": int(base.get("generation", 0)) + 1,
+        "index_hash": index_hash(base["tokenizer"], base["vocab_size"], parts),
+    }
+    write_meta(path, meta)
+    cleanup(path, {e["name"] for e in entries})
+
+
+def build_index(
+    docs: Iterable[Document],
+    out_dir: Path | str,
+    *,
+    vocab_size: int,
+    tokenizer_id: str,
+    overwrite: bool = False,
+) -> SpanIndex:
+    """Build a one-segment index of ``docs`` in ``out_dir`` and open it.
+
+    ``ValidationError`` for no documents, a bad vocabulary size or token id;
+    ``ConflictError`` if ``out_dir`` already holds an index and not ``overwrite``.
+    """
+    vocab_size = check_vocab(vocab_size)
+    tokenizer_id = _check_tokenizer(tokenizer_id)
+    path = Path(out_dir)
+    ensure_new(path, overwrite)
+    corpus = layout(docs, vocab_size)
+    path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(path):
+        ensure_new(path, overwrite)
+        old = read_meta(path) if (path / META).exists() else {}
+        cleanup(path, {e["name"] for e in old.get("segments", [])})
+        number = int(old.get("next_segment", 1))
+        dtype = token_dtype(vocab_size)
+        base = {
+            "tokenizer": tokenizer_id,
+            "vocab_size": vocab_size,
+            "token_dtype": str(dtype),
+            "separator": separator(dtype),
+            "generation": old.get("generation", 0),
+        }
+        entry = write_segment(path, _segment_name(number), _segment_data(corpus, vocab_size), None)
+        del corpus
+        _commit(path, base, [entry], number + 1)
+    return SpanIndex.open(path)
+
+
+class SpanIndex:
+    """A suffix-array index of tokenised documents in one or more segments (see the
+    package docstring). Queries search every segment; writers hold a file lock."""
+
+    def __init__(self, path: Path, meta: dict, *, mmap: bool = True, verify: bool = False):
+        self.path = Path(path)
+        self._mmap = mmap
+        self._lock = threading.RLock()
+        self._load(meta, verify=verify)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        expect_tokenizer: str | None = None,
+        mmap: bool = True,
+        verify: bool = False,
+    ) -> SpanIndex:
+        """Open the index in ``path``.
+
+        ``expect_tokenizer``: the tokenizer identity the caller uses; ``ValidationError``
+        if the index was built with another. ``mmap=False`` reads the arrays into memory;
+        ``verify`` checks every file's sha256 (sizes are always checked).
+        """
+        path = Path(path)
+        meta = read_meta(path)
+        if expect_tokenizer is not None and meta["tokenizer"] != expect_tokenizer:
+            raise ValidationError(
+                f"The span index at {path} was built with tokenizer {meta['tokenizer']!r}, "
+                f"not {expect_tokenizer!r}; its token ids would not mean the same text.",
+                field="tokenizer",
+                value=expect_tokenizer,
+                fix="Open the index built for this model's tokenizer, or rebuild it "
+                "(openledger attribution build MODEL --method spans).",
+            )
+        return cls(path, meta, mmap=mmap, verify=verify)
+
+    def _load(self, meta: dict, *, verify: bool = False) -> None:
+        segments: list[_Segment] = []
+        base = doc_base = 0
+        for entry in meta["segments"]:
+            data = read_segment(self.path, entry, mmap=self._mmap, verify=verify)
+            segments.append(_Segment(entry["name"], data, base, doc_base))
+            base += data.tokens.size
+            doc_base += data.docs.shape[0]
+        if not segments:
+            raise StoreError(
+                f"The span index at {self.path} has no segments.",
+                field="path",
+                value=str(self.path),
+                fix="Rebuild it from the model's training snapshot (build_index).",
+            )
+        self.meta = meta
+        self._segments = segments
+        self._unigrams = np.sum([s.data.unigrams for s in segments], axis=0)
+        self._starts = np.concatenate(
+            [s.data.offsets[:-1] + s.base for s in segments] + [np.array([base], np.int64)]
+        )
+        self._docs = np.concatenate([s.data.docs for s in segments])
+        self._contributors: dict[int, str] = {}
+        for s in segments:
+            self._contributors.update(s.data.contributors)
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def tokenizer(self) -> str:
+        return str(self.meta["tokenizer"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def index_hash(self) -> str:
+        return str(self.meta["index_hash"])
+
+    @property
+    def tokens(self) -> int:
+        """Indexed tokens (separators not counted)."""
+        return int(self.meta["tokens"])
+
+    @property
+    def docs(self) -> int:
+        return int(self.meta["docs"])
+
+    @property
+    def segments(self) -> int:
+        return len(self._segments)
+
+    def bytes_on_disk(self) -> int:
+        """Bytes of the segment files (``meta.json`` not counted)."""
+        return int(self.meta["bytes"])
+
+    def __repr__(self) -> str:
+        return (
+            f"SpanIndex({str(self.path)!r}, tokens={self.tokens}, docs={self.docs}, "
+            f"segments={self.segments}, tokenizer={self.tokenizer!r})"
+        )
+
+    # ----------------------------------------------------------------- writing
+
+    def add_segment(self, docs: Iterable[Document]) -> None:
+        """Index ``docs`` as a new segment, searched with the others from now on."""
+        corpus = layout(docs, self.vocab_size)
+        with self._lock, writer_lock(self.path):
+            meta = read_meta(self.path)  # another writer may have committed since we opened
+            cleanup(self.path, {e["name"] for e in meta["segments"]})
+            number = int(meta["next_segment"])
+            data = _segment_data(corpus, self.vocab_size)
+            del corpus
+            entry = write_segment(self.path, _segment_name(number), data, None)
+            del data
+            _commit(self.path, meta, [*meta["segments"], entry], number + 1)
+            self._load(read_meta(self.path))
+
+    def merge(self) -> None:
+        """Compact all segments into one (same query results, same index hash)."""
+        with self._lock, writer_lock(self.path):
+            meta = read_meta(self.path)
+            cleanup(self.path, {e["name"] for e in meta["segments"]})
+            if len(meta["segments"]) > 1:
+                self._load(meta)
+                data = self._merged()
+                number = int(meta["next_segment"])
+                parts = [p for e in meta["segments"] for p in e["parts"]]
+                entry = write_segment(self.path, _segment_name(number), data, parts)
+                del data
+                _commit(self.path, meta, [entry], number + 1)
+            self._load(read_meta(self.path))
+
+    def _merged(self) -> SegmentData:
+        segs = self._segments
+        tokens = np.empty(sum(s.data.tokens.size for s in segs), dtype=segs[0].data.tokens.dtype)
+        for s in segs:
+            tokens[s.base : s.base + s.data.tokens.size] = s.data.tokens
+        return SegmentData(
+            tokens=tokens,
+            sa=suffix_array(tokens),
+            offsets=self._starts.copy(),
+            docs=self._docs.copy(),
+            contributors=dict(self._contributors),
+            unigrams=self._unigrams.copy(),
+        )
+
+    # ----------------------------------------------------------------- queries
+
+    def _query(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+        arr = np.asarray(tokens)
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValidationError(
+                f"Query tokens must be a flat sequence of integer ids, got {arr.dtype} "
+                f"with shape {arr.shape}.",
+                field="tokens",
+                value=str(arr.dtype),
+                fix="Pass the tokenizer's ids as a list or 1-D integer array.",
+            )
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= self.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValidationError(
+                f"Query token id {bad} is outside the index's vocabulary 0..{self.vocab_size - 1}.",
+                field="tokens",
+                value=bad,
+                fix=f"Tokenise with the tokenizer the index was built for ({self.tokenizer}).",
+            )
+        return arr.astype(np.int64, copy=False)
+
+    def _ranges(self, q: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple]:
+        out = []
+        for s in self._segments:
+            lo, hi = search.ranges(s.data.tokens, s.data.sa, q, starts, lengths)
+            out.append((lo, hi))
+        return out
+
+    def count(self, tokens: Sequence[int] | np.ndarray) -> int:
+        """How often ``tokens`` occurs in the indexed documents (0 for an empty query)."""
+        q = self._query(tokens)
+        if q.size == 0:
+            return 0
+        ranges = self._ranges(q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        return int(sum(int(hi[0] - lo[0]) for lo, hi in ranges))
+
+    def find(self, tokens: Sequence[int] | np.ndarray, limit: int | None = None) -> list[Hit]:
+        """The occurrences of ``tokens``, in document order then position (the first
+        ``limit`` of them); empty for an empty query."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValidationError(
+                f"limit must be a non-negative integer or None, got {limit!r}.",
+                field="limit",
+                value=limit,
+                fix="Pass limit=None for every occurrence.",
+            )
+        q = self._query(tokens)
+        if q.size == 0 or limit == 0:
+            return []
+        ranges = self._ranges(q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        found = [
+            s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
+            for s, (lo, hi) in zip(self._segments, ranges, strict=True)
+        ]
+        pos = np.concatenate(found)
+        if limit is not None and pos.size > limit:
+            pos = np.partition(pos, limit - 1)[:limit]
+        pos.sort()
+        ordinal = np.searchsorted(self._starts, pos, side="right") - 1
+        ids = self._docs[ordinal, 0]
+        return [Hit(int(d), int(p)) for d, p in zip(ids, pos - self._starts[ordinal], strict=True)]
+
+    def longest_matches(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each position of ``tokens``, the length of its longest match in the index
+        (int64); a match never crosses a document boundary."""
+        q = self._query(tokens)
+        best = np.zeros(q.size, dtype=np.int64)
+        for s in self._segments:
+            np.maximum(best, search.longest_prefixes(s.data.tokens, s.data.sa, q), out=best)
+        return best
+
+    def trace(
+        self,
+        tokens: Sequence[int] | np.ndarray,
+        *,
+        min_len: int = DEFAULT_MIN_LEN,
+        fraction: float = DEFAULT_FRACTION,
+        max_docs: int = DEFAULT_MAX_DOCS,
+    ) -> list[Span]:
+        """The kept spans of an output (see ``trace``'s module docstring), by start."""
+        _check_trace_params(min_len, fraction, max_docs)
+        q = self._query(tokens)
+        starts, ends = maximal_spans(self.longest_matches(q))
+        long = ends - starts >= min_len
+        starts, ends = starts[long], ends[long]
+        order = rank_spans(q, starts, ends, self._unigrams, self.tokens)
+        chosen = np.sort(np.asarray(order[: keep_count(fraction, q.size)], dtype=np.int64))
+        starts, ends = starts[chosen], ends[chosen]
+        ranges = self._ranges(q, starts, ends - starts)
+        spans = []
+        for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            parts = [
+                Occurrences(s.data.sa, int(lo[k]), int(hi[k]), s.base, s.doc_base, s.data.offsets)
+                for s, (lo, hi) in zip(self._segments, ranges, strict=True)
+            ]
+            docs = tuple(self._span_doc(o, p) for o, p in pick_docs(parts, max_docs))
+            spans.append(
+                Span(
+                    start=start,
+                    end=end,
+                    count=sum(p.hi - p.lo for p in parts),
+                    log_prob=log_prob(q, start, end, self._unigrams, self.tokens),
+                    docs=docs,
+                )
+            )
+        return spans
+
+    def _span_doc(self, ordinal: int, position: int) -> SpanDoc:
+        record, contribution = (int(x) for x in self._docs[ordinal])
+        return SpanDoc(record, contribution, self._contributors.get(contribution, ""), position)
+
+    def attribute(
+        self,
+        tokens: Sequence[int] | np.ndarray,
+        *,
+        min_len: int = DEFAULT_MIN_LEN,
+        fraction: float = DEFAULT_FRACTION,
+        max_docs: int = DEFAULT_MAX_DOCS,
+        decode: Callable[[list[int]], str] | None = None,
+        model: str | None = None,
+    ) -> Attribution:
+        """Per-contribution weights of an output from its kept spans (method "spans")."""
+        q = self._query(tokens)
+        spans = self.trace(q, min_len=min_len, fraction=fraction, max_docs=max_docs)
+        params: dict[str, Any] = {
+            "min_len": min_len,
+            "fraction": fraction,
+            "max_docs": max_docs,
+            "index_hash": self.index_hash,
+        }
+        return attribution(
+            spans,
+            q,
+            params=params,
+            index_hash=self.index_hash,
+            decode=decode,
+            model=model,
+            notes=(f"{len(spans)} spans kept",),
+        )
+
+
+def _check_trace_params(min_len: int, fraction: float, max_docs: int) -> None:
+    if not isinstance(min_len, int) or min_len < 1:
+        raise ValidationError(
+            f"min_len must be an integer >= 1, got {min_len!r}.",
+            field="min_len",
+            value=min_len,
+            fix=f"Use the default {DEFAULT_MIN_LEN} tokens.",
+        )
+    if not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise ValidationError(
+            f"fraction must be in (0, 1], got {fraction!r}.",
+            field="fraction",
+            value=fraction,
+            fix=f"Use the default {DEFAULT_FRACTION} (OLMoTrace keeps 5% of the output length).",
+        )
+    if not isinstance(max_docs, int) or max_docs < 1:
+        raise ValidationError(
+            f"max_docs must be an integer >= 1, got {max_docs!r}.",
+            field="max_docs",
+            value=max_docs,
+            fix=f"Use the default {DEFAULT_MAX_DOCS}.",
+        )
