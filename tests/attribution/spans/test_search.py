@@ -29,29 +29,33 @@ def _lcp(a: list[int], b: list[int]) -> int:
     query=st.lists(st.integers(0, 2), min_size=1, max_size=40),
 )
 def test_bounds_ranges_and_longest_prefixes(text: list[int], query: list[int]) -> None:
+    text = [*text, SEP]  # as laid out: every document ends with the separator
     tokens = np.array(text, dtype=np.uint16)
     sa = suffix_array(tokens)
     q = np.array(query, dtype=np.int64)
     n = len(query)
     starts = np.arange(n, dtype=np.int64)
     lengths = np.array([(i * 7) % (n - i) + 1 for i in range(n)], dtype=np.int64)
-    lo, hi = search.ranges(tokens, sa, q, starts, lengths)
     ordered = [_suffixes(text)[i] for i in sa.tolist()]
-    for i in range(n):
-        pattern = query[i : i + lengths[i]]
-        with_prefix = [k for k, s in enumerate(ordered) if s[: len(pattern)] == pattern]
-        assert hi[i] - lo[i] == len(with_prefix)
-        if with_prefix:
-            assert with_prefix == list(range(lo[i], hi[i]))
-        else:  # an empty range sits where the pattern would be inserted
-            assert lo[i] == sum(1 for s in ordered if s < pattern)
-    best = search.longest_prefixes(tokens, sa, q)
-    for i in range(n):
-        assert best[i] == max(_lcp(query[i:], s) for s in _suffixes(text))
+    counts = np.bincount(tokens[tokens != SEP], minlength=3)
+    table = np.concatenate([[0], np.cumsum(counts)])
+    for first in (None, table):  # searching the whole array, or from the first token's range
+        lo, hi = search.ranges(tokens, sa, q, starts, lengths, first)
+        for i in range(n):
+            pattern = query[i : i + lengths[i]]
+            with_prefix = [k for k, s in enumerate(ordered) if s[: len(pattern)] == pattern]
+            assert hi[i] - lo[i] == len(with_prefix)
+            if with_prefix:
+                assert with_prefix == list(range(lo[i], hi[i]))
+            else:  # an empty range sits where the pattern would be inserted
+                assert lo[i] == sum(1 for s in ordered if s < pattern)
+        best = search.longest_prefixes(tokens, sa, q, first)
+        for i in range(n):
+            assert best[i] == max(_lcp(query[i:], s) for s in _suffixes(text))
 
 
 def test_compare_reads_past_the_first_window() -> None:
-    text = np.array([1] * 100 + [2] + [1] * 100 + [3], dtype=np.uint16)
+    text = np.array([1] * 100 + [2] + [1] * 100 + [3, SEP], dtype=np.uint16)
     sa = suffix_array(text)
     q = np.array([1] * 100 + [3], dtype=np.int64)
     assert search.longest_prefixes(text, sa, q)[0] == 101

@@ -23,7 +23,7 @@ from openledger.errors import ValidationError
 
 UINT16_MAX_VOCAB = 65535  # token ids 0..65534; 65535 is the separator
 MAX_VOCAB = (1 << 32) - 1
-_CHUNK = 1 << 23  # elements per step of the chunked passes
+_CHUNK = 1 << 22  # elements per step of the chunked passes
 
 
 @dataclass(frozen=True)
@@ -110,36 +110,48 @@ def layout(docs: Iterable[Document], vocab_size: int) -> Corpus:
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum(lengths + 1, out=offsets[1:])
     tokens = np.empty(int(offsets[-1]), dtype=dtype)
-    table = np.empty((len(docs), 2), dtype=np.int64)
     contributors: dict[int, str] = {}
-    for i, doc in enumerate(docs):
-        start = int(offsets[i])
-        tokens[start : start + int(lengths[i])] = _doc_tokens(doc, i, dtype, vocab_size)
-        table[i] = (int(doc.id), int(doc.contribution))
+    for i, (doc, start, end) in enumerate(
+        zip(docs, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+    ):
+        tokens[start : end - 1] = _doc_tokens(doc, i, dtype, vocab_size)
         contributors[int(doc.contribution)] = str(doc.contributor)
     tokens[offsets[1:] - 1] = separator(dtype)
-    return Corpus(tokens, offsets, table, contributors)
+    table = np.array([(int(d.id), int(d.contribution)) for d in docs], dtype=np.int64)
+    return Corpus(tokens, offsets, table.reshape(len(docs), 2), contributors)
+
+
+def _out_of_vocab(bad: int, vocab_size: int) -> ValidationError:
+    return ValidationError(
+        f"Token id {bad} is outside the vocabulary 0..{vocab_size - 1}.",
+        field="tokens",
+        value=bad,
+        fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
+    )
 
 
 def unigram_counts(tokens: np.ndarray, vocab_size: int, docs: int) -> np.ndarray:
     """How often each token id occurs (int64, ``vocab_size``) in ``tokens`` holding ``docs``
     documents; ``ValidationError`` if an id is outside the vocabulary."""
     sep = separator(tokens.dtype)
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    seps = 0
+    wide = tokens.dtype.itemsize > 2  # uint16 ids are counted over all 65,536 values
+    counts = np.zeros(vocab_size if wide else sep + 1, dtype=np.int64)
     for a in range(0, tokens.size, _CHUNK):
         chunk = tokens[a : a + _CHUNK]
-        chunk = chunk[chunk != sep]
-        seps += min(_CHUNK, tokens.size - a) - chunk.size
-        if chunk.size and int(chunk.max()) >= vocab_size:
-            bad = int(chunk.max())
-            raise ValidationError(
-                f"Token id {bad} is outside the vocabulary 0..{vocab_size - 1}.",
-                field="tokens",
-                value=bad,
-                fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
+        if wide:
+            chunk = chunk[chunk != sep]
+            if chunk.size and int(chunk.max()) >= vocab_size:
+                raise _out_of_vocab(int(chunk.max()), vocab_size)
+        counts += np.bincount(chunk, minlength=counts.size)
+    if wide:
+        seps = tokens.size - int(counts.sum())
+    else:
+        seps = int(counts[sep])
+        if counts[vocab_size:sep].any():
+            raise _out_of_vocab(
+                vocab_size + int(np.flatnonzero(counts[vocab_size:sep])[0]), vocab_size
             )
-        counts += np.bincount(chunk, minlength=vocab_size)
+        counts = counts[:vocab_size].copy()
     if seps != docs:  # a document held the separator's value as a token id
         raise ValidationError(
             f"A document holds token id {sep}, outside the vocabulary 0..{vocab_size - 1}.",

@@ -67,6 +67,7 @@ class _Segment:
     data: SegmentData
     base: int  # global position of its first token
     doc_base: int  # global ordinal of its first document
+    first: np.ndarray  # where each first token's suffixes start in sa (search.py)
 
 
 def _segment_name(number: int) -> str:
@@ -157,15 +158,82 @@ def build_index(
     return SpanIndex.open(path)
 
 
+@dataclass(frozen=True)
+class _State:
+    """One committed version of the index, swapped whole so readers never see half."""
+
+    meta: dict
+    segments: tuple[_Segment, ...]
+    unigrams: np.ndarray  # int64 (vocab_size): over all segments
+    starts: np.ndarray  # int64 (docs + 1): global document starts, then the end
+    docs: np.ndarray  # int64 (docs, 2): record id, contribution id
+    contributors: dict[int, str]
+
+
+def _load_state(path: Path, meta: dict, *, mmap: bool, verify: bool) -> _State:
+    segments: list[_Segment] = []
+    base = doc_base = 0
+    for entry in meta["segments"]:
+        data = read_segment(path, entry, mmap=mmap, verify=verify)
+        first = np.concatenate([[0], np.cumsum(data.unigrams)])
+        segments.append(_Segment(entry["name"], data, base, doc_base, first))
+        base += data.tokens.size
+        doc_base += data.docs.shape[0]
+    if not segments:
+        raise StoreError(
+            f"The span index at {path} has no segments.",
+            field="path",
+            value=str(path),
+            fix="Rebuild it from the model's training snapshot (build_index).",
+        )
+    contributors: dict[int, str] = {}
+    for s in segments:
+        contributors.update(s.data.contributors)
+    return _State(
+        meta=meta,
+        segments=tuple(segments),
+        unigrams=np.sum([s.data.unigrams for s in segments], axis=0),
+        starts=np.concatenate(
+            [s.data.offsets[:-1] + s.base for s in segments] + [np.array([base], np.int64)]
+        ),
+        docs=np.concatenate([s.data.docs for s in segments]),
+        contributors=contributors,
+    )
+
+
+def _merged(st: _State) -> SegmentData:
+    """All segments of ``st`` as one: tokens concatenated, so global positions stay."""
+    segs = st.segments
+    tokens = np.empty(int(st.starts[-1]), dtype=segs[0].data.tokens.dtype)
+    for s in segs:
+        tokens[s.base : s.base + s.data.tokens.size] = s.data.tokens
+    return SegmentData(
+        tokens=tokens,
+        sa=suffix_array(tokens),
+        offsets=st.starts.copy(),
+        docs=st.docs.copy(),
+        contributors=dict(st.contributors),
+        unigrams=st.unigrams.copy(),
+    )
+
+
+def _ranges(st: _State, q: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list:
+    """Per segment, the suffix-array ranges ``(lo, hi)`` of ``q[s:s + n]``."""
+    return [
+        search.ranges(s.data.tokens, s.data.sa, q, starts, lengths, s.first) for s in st.segments
+    ]
+
+
 class SpanIndex:
     """A suffix-array index of tokenised documents in one or more segments (see the
-    package docstring). Queries search every segment; writers hold a file lock."""
+    package docstring). Queries search every segment and may run while another thread
+    adds or merges segments; writers hold a file lock."""
 
     def __init__(self, path: Path, meta: dict, *, mmap: bool = True, verify: bool = False):
         self.path = Path(path)
         self._mmap = mmap
         self._lock = threading.RLock()
-        self._load(meta, verify=verify)
+        self._state = _load_state(self.path, meta, mmap=mmap, verify=verify)
 
     @classmethod
     def open(
@@ -195,33 +263,15 @@ class SpanIndex:
             )
         return cls(path, meta, mmap=mmap, verify=verify)
 
-    def _load(self, meta: dict, *, verify: bool = False) -> None:
-        segments: list[_Segment] = []
-        base = doc_base = 0
-        for entry in meta["segments"]:
-            data = read_segment(self.path, entry, mmap=self._mmap, verify=verify)
-            segments.append(_Segment(entry["name"], data, base, doc_base))
-            base += data.tokens.size
-            doc_base += data.docs.shape[0]
-        if not segments:
-            raise StoreError(
-                f"The span index at {self.path} has no segments.",
-                field="path",
-                value=str(self.path),
-                fix="Rebuild it from the model's training snapshot (build_index).",
-            )
-        self.meta = meta
-        self._segments = segments
-        self._unigrams = np.sum([s.data.unigrams for s in segments], axis=0)
-        self._starts = np.concatenate(
-            [s.data.offsets[:-1] + s.base for s in segments] + [np.array([base], np.int64)]
-        )
-        self._docs = np.concatenate([s.data.docs for s in segments])
-        self._contributors: dict[int, str] = {}
-        for s in segments:
-            self._contributors.update(s.data.contributors)
+    def _reload(self) -> None:
+        self._state = _load_state(self.path, read_meta(self.path), mmap=self._mmap, verify=False)
 
     # ----------------------------------------------------------------- properties
+
+    @property
+    def meta(self) -> dict:
+        """The committed ``meta.json`` (see ``store``)."""
+        return self._state.meta
 
     @property
     def tokenizer(self) -> str:
@@ -246,7 +296,7 @@ class SpanIndex:
 
     @property
     def segments(self) -> int:
-        return len(self._segments)
+        return len(self._state.segments)
 
     def bytes_on_disk(self) -> int:
         """Bytes of the segment files (``meta.json`` not counted)."""
@@ -272,7 +322,7 @@ class SpanIndex:
             entry = write_segment(self.path, _segment_name(number), data, None)
             del data
             _commit(self.path, meta, [*meta["segments"], entry], number + 1)
-            self._load(read_meta(self.path))
+            self._reload()
 
     def merge(self) -> None:
         """Compact all segments into one (same query results, same index hash)."""
@@ -280,28 +330,13 @@ class SpanIndex:
             meta = read_meta(self.path)
             cleanup(self.path, {e["name"] for e in meta["segments"]})
             if len(meta["segments"]) > 1:
-                self._load(meta)
-                data = self._merged()
+                data = _merged(_load_state(self.path, meta, mmap=True, verify=False))
                 number = int(meta["next_segment"])
                 parts = [p for e in meta["segments"] for p in e["parts"]]
                 entry = write_segment(self.path, _segment_name(number), data, parts)
                 del data
                 _commit(self.path, meta, [entry], number + 1)
-            self._load(read_meta(self.path))
-
-    def _merged(self) -> SegmentData:
-        segs = self._segments
-        tokens = np.empty(sum(s.data.tokens.size for s in segs), dtype=segs[0].data.tokens.dtype)
-        for s in segs:
-            tokens[s.base : s.base + s.data.tokens.size] = s.data.tokens
-        return SegmentData(
-            tokens=tokens,
-            sa=suffix_array(tokens),
-            offsets=self._starts.copy(),
-            docs=self._docs.copy(),
-            contributors=dict(self._contributors),
-            unigrams=self._unigrams.copy(),
-        )
+            self._reload()
 
     # ----------------------------------------------------------------- queries
 
@@ -328,19 +363,12 @@ class SpanIndex:
             )
         return arr.astype(np.int64, copy=False)
 
-    def _ranges(self, q: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple]:
-        out = []
-        for s in self._segments:
-            lo, hi = search.ranges(s.data.tokens, s.data.sa, q, starts, lengths)
-            out.append((lo, hi))
-        return out
-
     def count(self, tokens: Sequence[int] | np.ndarray) -> int:
         """How often ``tokens`` occurs in the indexed documents (0 for an empty query)."""
         q = self._query(tokens)
         if q.size == 0:
             return 0
-        ranges = self._ranges(q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        ranges = _ranges(self._state, q, np.zeros(1, np.int64), np.array([q.size], np.int64))
         return int(sum(int(hi[0] - lo[0]) for lo, hi in ranges))
 
     def find(self, tokens: Sequence[int] | np.ndarray, limit: int | None = None) -> list[Hit]:
@@ -356,26 +384,32 @@ class SpanIndex:
         q = self._query(tokens)
         if q.size == 0 or limit == 0:
             return []
-        ranges = self._ranges(q, np.zeros(1, np.int64), np.array([q.size], np.int64))
-        found = [
-            s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
-            for s, (lo, hi) in zip(self._segments, ranges, strict=True)
-        ]
-        pos = np.concatenate(found)
+        st = self._state
+        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        pos = np.concatenate(
+            [
+                s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
+                for s, (lo, hi) in zip(st.segments, ranges, strict=True)
+            ]
+        )
         if limit is not None and pos.size > limit:
             pos = np.partition(pos, limit - 1)[:limit]
         pos.sort()
-        ordinal = np.searchsorted(self._starts, pos, side="right") - 1
-        ids = self._docs[ordinal, 0]
-        return [Hit(int(d), int(p)) for d, p in zip(ids, pos - self._starts[ordinal], strict=True)]
+        ordinal = np.searchsorted(st.starts, pos, side="right") - 1
+        ids = st.docs[ordinal, 0]
+        return [Hit(int(d), int(p)) for d, p in zip(ids, pos - st.starts[ordinal], strict=True)]
 
     def longest_matches(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each position of ``tokens``, the length of its longest match in the index
         (int64); a match never crosses a document boundary."""
-        q = self._query(tokens)
+        return self._longest(self._state, self._query(tokens))
+
+    @staticmethod
+    def _longest(st: _State, q: np.ndarray) -> np.ndarray:
         best = np.zeros(q.size, dtype=np.int64)
-        for s in self._segments:
-            np.maximum(best, search.longest_prefixes(s.data.tokens, s.data.sa, q), out=best)
+        for s in st.segments:
+            found = search.longest_prefixes(s.data.tokens, s.data.sa, q, s.first)
+            np.maximum(best, found, out=best)
         return best
 
     def trace(
@@ -388,35 +422,40 @@ class SpanIndex:
     ) -> list[Span]:
         """The kept spans of an output (see ``trace``'s module docstring), by start."""
         _check_trace_params(min_len, fraction, max_docs)
-        q = self._query(tokens)
-        starts, ends = maximal_spans(self.longest_matches(q))
+        return self._trace(self._state, self._query(tokens), min_len, fraction, max_docs)
+
+    def _trace(
+        self, st: _State, q: np.ndarray, min_len: int, fraction: float, max_docs: int
+    ) -> list[Span]:
+        total = int(st.meta["tokens"])
+        starts, ends = maximal_spans(self._longest(st, q))
         long = ends - starts >= min_len
         starts, ends = starts[long], ends[long]
-        order = rank_spans(q, starts, ends, self._unigrams, self.tokens)
+        order = rank_spans(q, starts, ends, st.unigrams, total)
         chosen = np.sort(np.asarray(order[: keep_count(fraction, q.size)], dtype=np.int64))
         starts, ends = starts[chosen], ends[chosen]
-        ranges = self._ranges(q, starts, ends - starts)
+        ranges = _ranges(st, q, starts, ends - starts)
         spans = []
         for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             parts = [
                 Occurrences(s.data.sa, int(lo[k]), int(hi[k]), s.base, s.doc_base, s.data.offsets)
-                for s, (lo, hi) in zip(self._segments, ranges, strict=True)
+                for s, (lo, hi) in zip(st.segments, ranges, strict=True)
             ]
-            docs = tuple(self._span_doc(o, p) for o, p in pick_docs(parts, max_docs))
+            docs = []
+            for ordinal, position in pick_docs(parts, max_docs):
+                record, contribution = (int(x) for x in st.docs[ordinal])
+                contributor = st.contributors.get(contribution, "")
+                docs.append(SpanDoc(record, contribution, contributor, position))
             spans.append(
                 Span(
                     start=start,
                     end=end,
                     count=sum(p.hi - p.lo for p in parts),
-                    log_prob=log_prob(q, start, end, self._unigrams, self.tokens),
-                    docs=docs,
+                    log_prob=log_prob(q, start, end, st.unigrams, total),
+                    docs=tuple(docs),
                 )
             )
         return spans
-
-    def _span_doc(self, ordinal: int, position: int) -> SpanDoc:
-        record, contribution = (int(x) for x in self._docs[ordinal])
-        return SpanDoc(record, contribution, self._contributors.get(contribution, ""), position)
 
     def attribute(
         self,
@@ -429,19 +468,22 @@ class SpanIndex:
         model: str | None = None,
     ) -> Attribution:
         """Per-contribution weights of an output from its kept spans (method "spans")."""
+        _check_trace_params(min_len, fraction, max_docs)
         q = self._query(tokens)
-        spans = self.trace(q, min_len=min_len, fraction=fraction, max_docs=max_docs)
+        st = self._state  # spans and hash from the same version of the index
+        index_hash = str(st.meta["index_hash"])
+        spans = self._trace(st, q, min_len, fraction, max_docs)
         params: dict[str, Any] = {
             "min_len": min_len,
             "fraction": fraction,
             "max_docs": max_docs,
-            "index_hash": self.index_hash,
+            "index_hash": index_hash,
         }
         return attribution(
             spans,
             q,
             params=params,
-            index_hash=self.index_hash,
+            index_hash=index_hash,
             decode=decode,
             model=model,
             notes=(f"{len(spans)} spans kept",),
