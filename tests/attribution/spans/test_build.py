@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from openledger.attribution.spans.build import (
     Document,
+    code_table,
+    encode,
+    first_token_ranges,
     layout,
     separator,
     suffix_array,
@@ -62,11 +65,33 @@ def test_layout_puts_a_separator_after_every_document() -> None:
     ]
     corpus = layout(docs, 10)
     assert corpus.tokens.dtype == np.uint16
-    assert corpus.tokens.tolist() == [1, 2, 65_535, 65_535, 3, 65_535]
+    code = code_table(10, np.dtype(np.uint16)).tolist()
+    assert corpus.tokens.tolist() == [code[1], code[2], 65_535, 65_535, code[3], 65_535]
     assert corpus.offsets.tolist() == [0, 3, 4, 6]
     assert corpus.docs.tolist() == [[7, 1], [8, 2], [9, 1]]
     assert corpus.contributors == {1: "a", 2: "b"}
-    assert unigram_counts(corpus.tokens, 10, 3).tolist() == [0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert unigram_counts(corpus.tokens, 10).tolist() == [0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    wide = layout([Document(1, 1, "a", [70_000, 3])], 100_000)
+    assert wide.tokens.tolist() == [70_000, 3, 4_294_967_295]  # uint32: the ids themselves
+    assert unigram_counts(wide.tokens, 100_000)[[3, 70_000]].tolist() == [1, 1]
+
+
+def test_token_codes_are_a_bijection_that_avoids_the_separator() -> None:
+    codes = code_table(65_535, np.dtype(np.uint16))
+    assert np.unique(codes).size == 65_535 and codes.max() < 65_535
+    assert encode(np.array([0, 1, 2]), np.dtype(np.uint16)).tolist() == [0, 40_504, 15_473]
+
+
+def test_first_token_ranges_follow_code_order() -> None:
+    docs = [Document(0, 0, "a", [0, 1, 2, 1, 3, 3, 3])]
+    corpus = layout(docs, 5)
+    sa = suffix_array(corpus.tokens)
+    unigrams = unigram_counts(corpus.tokens, 5)
+    lo, hi = first_token_ranges(unigrams, corpus.tokens.dtype)
+    code = code_table(5, corpus.tokens.dtype)
+    for t in range(5):
+        starting = [k for k, p in enumerate(sa.tolist()) if corpus.tokens[p] == code[t]]
+        assert list(range(lo[t], hi[t])) == starting
 
 
 def test_layout_errors() -> None:
@@ -79,7 +104,9 @@ def test_layout_errors() -> None:
     with pytest.raises(ValidationError) as err:
         layout([Document(1, 1, "a", [1, 10])], 10)
     assert err.value.value == 10 and "0..9" in err.value.message
-    corpus = layout([Document(1, 1, "a", np.array([1, 12], dtype=np.uint16))], 10)
-    with pytest.raises(ValidationError) as err:  # fits the dtype: caught when counting
-        unigram_counts(corpus.tokens, 10, 1)
-    assert err.value.value == 12
+    with pytest.raises(ValidationError) as err:
+        layout([Document(1, 1, "a", np.array([1, 65_535], dtype=np.uint16))], 10)
+    assert err.value.value == 65_535
+    with pytest.raises(ValidationError) as err:
+        layout([Document(1, 1, "a", [3, -2])], 10)
+    assert err.value.value == -2

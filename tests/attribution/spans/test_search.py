@@ -38,9 +38,10 @@ def test_bounds_ranges_and_longest_prefixes(text: list[int], query: list[int]) -
     lengths = np.array([(i * 7) % (n - i) + 1 for i in range(n)], dtype=np.int64)
     ordered = [_suffixes(text)[i] for i in sa.tolist()]
     counts = np.bincount(tokens[tokens != SEP], minlength=3)
-    table = np.concatenate([[0], np.cumsum(counts)])
+    table = np.concatenate([[0], np.cumsum(counts)])  # raw ids: id order is code order
     for first in (None, table):  # searching the whole array, or from the first token's range
-        lo, hi = search.ranges(tokens, sa, q, starts, lengths, first)
+        start = None if first is None else (first[q[starts]], first[q[starts] + 1])
+        lo, hi = search.ranges(tokens, sa, q, starts, lengths, start)
         for i in range(n):
             pattern = query[i : i + lengths[i]]
             with_prefix = [k for k, s in enumerate(ordered) if s[: len(pattern)] == pattern]
@@ -49,7 +50,7 @@ def test_bounds_ranges_and_longest_prefixes(text: list[int], query: list[int]) -
                 assert with_prefix == list(range(lo[i], hi[i]))
             else:  # an empty range sits where the pattern would be inserted
                 assert lo[i] == sum(1 for s in ordered if s < pattern)
-        best = search.longest_prefixes(tokens, sa, q, first)
+        best = search.longest_prefixes(tokens, sa, q, start)
         for i in range(n):
             assert best[i] == max(_lcp(query[i:], s) for s in _suffixes(text))
 

@@ -27,6 +27,7 @@ def test_files_and_meta(tmp_path: Path) -> None:
     assert meta["format"] == store.FORMAT and meta["version"] == store.VERSION
     assert meta["tokenizer"] == "bpe:1" and meta["vocab_size"] == 1000
     assert meta["token_dtype"] == "uint16" and meta["separator"] == 65_535
+    assert meta["token_code"] == "id * 40504 mod 65535"
     assert meta["tokens"] == 1500 and meta["docs"] == 30 and meta["positions"] == 1530
     assert meta["index_hash"] == index.index_hash and len(index.index_hash) == 64
     (entry,) = meta["segments"]

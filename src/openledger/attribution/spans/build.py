@@ -2,11 +2,17 @@
 
 Documents are concatenated, each followed by the separator (the largest value of the token
 dtype, never a token). The suffix array is libdivsufsort's (through pydivsufsort's loaded
-library) on the big-endian bytes of the token array: at aligned offsets, byte order is token
+library) on the big-endian bytes of the token array: at aligned offsets, byte order is value
 order, so the aligned entries of the byte suffix array, divided by the token width, are the
 token suffix array. The tokens are byte-swapped in place for the sort (and back), and the
 aligned entries are compacted in place in chunks, so the peak is the token array plus the
 byte suffix array (2 + 8 bytes per token for uint16 tokens below 2**30 tokens).
+
+Token codes: uint16 arrays hold ``code(id) = id * 40504 mod 65535`` rather than the id, a
+bijection of 0..65534 that never yields the separator. Small vocabularies leave the high
+byte of an id nearly constant; libdivsufsort sorts the spread-out codes about 1.5 times
+faster (measured on the benchmark corpus). The suffix array is in code order, and queries
+are encoded the same way. uint32 arrays hold the ids (spreading them made sorting slower).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pydivsufsort.dll import libdivsufsort, libdivsufsort64
 from openledger.errors import ValidationError
 
 UINT16_MAX_VOCAB = 65535  # token ids 0..65534; 65535 is the separator
+CODE_MULTIPLIER = 40504  # coprime with CODE_MODULUS, near 65535 / golden ratio
+CODE_MODULUS = 65535
 MAX_VOCAB = (1 << 32) - 1
 _CHUNK = 1 << 22  # elements per step of the chunked passes
 
@@ -70,33 +78,54 @@ class Corpus:
     contributors: dict[int, str]  # contribution -> contributor
 
 
-def _doc_tokens(doc: Document, i: int, dtype: np.dtype, vocab_size: int) -> np.ndarray:
-    arr = np.asarray(doc.tokens)
+def encode(ids: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Token ids (already checked against the vocabulary) as stored in a ``dtype`` array."""
+    if np.dtype(dtype).itemsize > 2:
+        return np.asarray(ids).astype(np.uint32)
+    wide = np.asarray(ids).astype(np.uint32)
+    wide *= CODE_MULTIPLIER  # < 65535 * 40504 < 2**32
+    wide %= CODE_MODULUS
+    return wide.astype(np.uint16)
+
+
+def code_table(vocab_size: int, dtype: np.dtype) -> np.ndarray:
+    """The code of every token id of the vocabulary."""
+    return encode(np.arange(vocab_size, dtype=np.uint32), dtype)
+
+
+def _out_of_vocab(bad: int, vocab_size: int, where: str = "") -> ValidationError:
+    return ValidationError(
+        f"{where}Token id {bad} is outside the vocabulary 0..{vocab_size - 1}.",
+        field="tokens",
+        value=bad,
+        fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
+    )
+
+
+def check_ids(tokens: Sequence[int] | np.ndarray, vocab_size: int, where: str = "") -> np.ndarray:
+    """``tokens`` as a 1-D integer array; ``ValidationError`` if not or if an id is outside
+    the vocabulary."""
+    arr = np.asarray(tokens)
     if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         raise ValidationError(
-            f"Document {i} (id {doc.id}) has tokens of type {arr.dtype} and shape "
-            f"{arr.shape}; token ids must be a flat sequence of integers.",
+            f"{where}Token ids must be a flat sequence of integers, got {arr.dtype} with "
+            f"shape {arr.shape}.",
             field="tokens",
-            value=doc.id,
-            fix="Pass the tokenizer's input ids of each document as a list or 1-D array.",
+            value=str(arr.dtype),
+            fix="Pass the tokenizer's input ids as a list or 1-D integer array.",
         )
-    # ids that fit the token dtype unchanged are range-checked by unigram_counts
-    if arr.size and not np.can_cast(arr.dtype, dtype):
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValidationError(
-                f"Document {i} (id {doc.id}) has token id {bad}, outside the vocabulary "
-                f"0..{vocab_size - 1}.",
-                field="tokens",
-                value=bad,
-                fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
-            )
+    if arr.size:
+        hi = int(arr.max())
+        if hi >= vocab_size:
+            raise _out_of_vocab(hi, vocab_size, where)
+        if np.issubdtype(arr.dtype, np.signedinteger) and (lo := int(arr.min())) < 0:
+            raise _out_of_vocab(lo, vocab_size, where)
     return arr
 
 
 def layout(docs: Iterable[Document], vocab_size: int) -> Corpus:
-    """Concatenate ``docs`` with separators; ``ValidationError`` if there are none."""
+    """Concatenate ``docs`` (as codes) with separators; ``ValidationError`` if there are
+    none or a token id is outside the vocabulary."""
     docs = list(docs)
     if not docs:
         raise ValidationError(
@@ -106,6 +135,7 @@ def layout(docs: Iterable[Document], vocab_size: int) -> Corpus:
             fix="Pass at least one Document (a snapshot record's token ids).",
         )
     dtype = token_dtype(vocab_size)
+    table = code_table(vocab_size, dtype) if dtype.itemsize == 2 else None
     lengths = np.fromiter((len(d.tokens) for d in docs), dtype=np.int64, count=len(docs))
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum(lengths + 1, out=offsets[1:])
@@ -114,52 +144,35 @@ def layout(docs: Iterable[Document], vocab_size: int) -> Corpus:
     for i, (doc, start, end) in enumerate(
         zip(docs, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
     ):
-        tokens[start : end - 1] = _doc_tokens(doc, i, dtype, vocab_size)
+        ids = check_ids(doc.tokens, vocab_size, f"Document {i} (id {doc.id}): ")
+        if ids.size:
+            tokens[start : end - 1] = ids if table is None else table[ids]
         contributors[int(doc.contribution)] = str(doc.contributor)
     tokens[offsets[1:] - 1] = separator(dtype)
     table = np.array([(int(d.id), int(d.contribution)) for d in docs], dtype=np.int64)
     return Corpus(tokens, offsets, table.reshape(len(docs), 2), contributors)
 
 
-def _out_of_vocab(bad: int, vocab_size: int) -> ValidationError:
-    return ValidationError(
-        f"Token id {bad} is outside the vocabulary 0..{vocab_size - 1}.",
-        field="tokens",
-        value=bad,
-        fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
-    )
-
-
-def unigram_counts(tokens: np.ndarray, vocab_size: int, docs: int) -> np.ndarray:
-    """How often each token id occurs (int64, ``vocab_size``) in ``tokens`` holding ``docs``
-    documents; ``ValidationError`` if an id is outside the vocabulary."""
+def unigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each token id occurs (int64, ``vocab_size``) in a laid-out token array."""
     sep = separator(tokens.dtype)
-    wide = tokens.dtype.itemsize > 2  # uint16 ids are counted over all 65,536 values
+    wide = tokens.dtype.itemsize > 2
     counts = np.zeros(vocab_size if wide else sep + 1, dtype=np.int64)
     for a in range(0, tokens.size, _CHUNK):
         chunk = tokens[a : a + _CHUNK]
         if wide:
             chunk = chunk[chunk != sep]
-            if chunk.size and int(chunk.max()) >= vocab_size:
-                raise _out_of_vocab(int(chunk.max()), vocab_size)
         counts += np.bincount(chunk, minlength=counts.size)
-    if wide:
-        seps = tokens.size - int(counts.sum())
-    else:
-        seps = int(counts[sep])
-        if counts[vocab_size:sep].any():
-            raise _out_of_vocab(
-                vocab_size + int(np.flatnonzero(counts[vocab_size:sep])[0]), vocab_size
-            )
-        counts = counts[:vocab_size].copy()
-    if seps != docs:  # a document held the separator's value as a token id
-        raise ValidationError(
-            f"A document holds token id {sep}, outside the vocabulary 0..{vocab_size - 1}.",
-            field="tokens",
-            value=sep,
-            fix="Tokenise with the index's tokenizer, or pass its true vocab_size.",
-        )
-    return counts
+    return counts if wide else counts[code_table(vocab_size, tokens.dtype)]
+
+
+def first_token_ranges(unigrams: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per token id, the range ``[lo, hi)`` of the suffix array whose suffixes start with
+    it: suffixes sort by their first code, so the ranges follow the codes' order."""
+    order = np.argsort(code_table(unigrams.size, dtype), kind="stable")
+    lo = np.empty(unigrams.size, dtype=np.int64)
+    lo[order] = np.cumsum(unigrams[order]) - unigrams[order]
+    return lo, lo + unigrams
 
 
 def suffix_array(tokens: np.ndarray) -> np.ndarray:

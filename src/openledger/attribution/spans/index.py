@@ -12,9 +12,14 @@ import numpy as np
 
 from openledger.attribution.spans import search
 from openledger.attribution.spans.build import (
+    CODE_MODULUS,
+    CODE_MULTIPLIER,
     Corpus,
     Document,
+    check_ids,
     check_vocab,
+    encode,
+    first_token_ranges,
     layout,
     separator,
     suffix_array,
@@ -67,7 +72,8 @@ class _Segment:
     data: SegmentData
     base: int  # global position of its first token
     doc_base: int  # global ordinal of its first document
-    first: np.ndarray  # where each first token's suffixes start in sa (search.py)
+    range_lo: np.ndarray  # per token id: its suffixes' range [lo, hi) in sa
+    range_hi: np.ndarray
 
 
 def _segment_name(number: int) -> str:
@@ -86,7 +92,7 @@ def _check_tokenizer(tokenizer_id: str) -> str:
 
 
 def _segment_data(corpus: Corpus, vocab_size: int) -> SegmentData:
-    unigrams = unigram_counts(corpus.tokens, vocab_size, corpus.docs.shape[0])
+    unigrams = unigram_counts(corpus.tokens, vocab_size)
     return SegmentData(
         tokens=corpus.tokens,
         sa=suffix_array(corpus.tokens),
@@ -107,6 +113,7 @@ def _commit(path: Path, base: dict, entries: list[dict], next_segment: int) -> N
         "vocab_size": base["vocab_size"],
         "token_dtype": base["token_dtype"],
         "separator": base["separator"],
+        "token_code": base["token_code"],
         "tokens": sum(e["tokens"] for e in entries),
         "positions": sum(e["positions"] for e in entries),
         "docs": sum(e["docs"] for e in entries),
@@ -150,6 +157,9 @@ def build_index(
             "vocab_size": vocab_size,
             "token_dtype": str(dtype),
             "separator": separator(dtype),
+            "token_code": (
+                f"id * {CODE_MULTIPLIER} mod {CODE_MODULUS}" if dtype.itemsize == 2 else "id"
+            ),
             "generation": old.get("generation", 0),
         }
         entry = write_segment(path, _segment_name(number), _segment_data(corpus, vocab_size), None)
@@ -175,8 +185,8 @@ def _load_state(path: Path, meta: dict, *, mmap: bool, verify: bool) -> _State:
     base = doc_base = 0
     for entry in meta["segments"]:
         data = read_segment(path, entry, mmap=mmap, verify=verify)
-        first = np.concatenate([[0], np.cumsum(data.unigrams)])
-        segments.append(_Segment(entry["name"], data, base, doc_base, first))
+        lo, hi = first_token_ranges(data.unigrams, data.tokens.dtype)
+        segments.append(_Segment(entry["name"], data, base, doc_base, lo, hi))
         base += data.tokens.size
         doc_base += data.docs.shape[0]
     if not segments:
@@ -217,10 +227,25 @@ def _merged(st: _State) -> SegmentData:
     )
 
 
-def _ranges(st: _State, q: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list:
+@dataclass(frozen=True)
+class _Query:
+    ids: np.ndarray  # int64 token ids
+    codes: np.ndarray  # int64, as stored in the token arrays
+
+
+def _ranges(st: _State, q: _Query, starts: np.ndarray, lengths: np.ndarray) -> list:
     """Per segment, the suffix-array ranges ``(lo, hi)`` of ``q[s:s + n]``."""
+    first = q.ids[starts]
     return [
-        search.ranges(s.data.tokens, s.data.sa, q, starts, lengths, s.first) for s in st.segments
+        search.ranges(
+            s.data.tokens,
+            s.data.sa,
+            q.codes,
+            starts,
+            lengths,
+            (s.range_lo[first], s.range_hi[first]),
+        )
+        for s in st.segments
     ]
 
 
@@ -340,35 +365,18 @@ class SpanIndex:
 
     # ----------------------------------------------------------------- queries
 
-    def _query(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
-        arr = np.asarray(tokens)
-        if arr.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValidationError(
-                f"Query tokens must be a flat sequence of integer ids, got {arr.dtype} "
-                f"with shape {arr.shape}.",
-                field="tokens",
-                value=str(arr.dtype),
-                fix="Pass the tokenizer's ids as a list or 1-D integer array.",
-            )
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= self.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValidationError(
-                f"Query token id {bad} is outside the index's vocabulary 0..{self.vocab_size - 1}.",
-                field="tokens",
-                value=bad,
-                fix=f"Tokenise with the tokenizer the index was built for ({self.tokenizer}).",
-            )
-        return arr.astype(np.int64, copy=False)
+    def _query(self, tokens: Sequence[int] | np.ndarray) -> _Query:
+        ids = check_ids(tokens, self.vocab_size, "Query: ").astype(np.int64, copy=False)
+        dtype = np.dtype(self.meta["token_dtype"])
+        return _Query(ids, encode(ids, dtype).astype(np.int64))
 
     def count(self, tokens: Sequence[int] | np.ndarray) -> int:
         """How often ``tokens`` occurs in the indexed documents (0 for an empty query)."""
         q = self._query(tokens)
-        if q.size == 0:
+        n = q.ids.size
+        if n == 0:
             return 0
-        ranges = _ranges(self._state, q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        ranges = _ranges(self._state, q, np.zeros(1, np.int64), np.array([n], np.int64))
         return int(sum(int(hi[0] - lo[0]) for lo, hi in ranges))
 
     def find(self, tokens: Sequence[int] | np.ndarray, limit: int | None = None) -> list[Hit]:
@@ -382,10 +390,10 @@ class SpanIndex:
                 fix="Pass limit=None for every occurrence.",
             )
         q = self._query(tokens)
-        if q.size == 0 or limit == 0:
+        if q.ids.size == 0 or limit == 0:
             return []
         st = self._state
-        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.size], np.int64))
+        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
         pos = np.concatenate(
             [
                 s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
@@ -405,10 +413,11 @@ class SpanIndex:
         return self._longest(self._state, self._query(tokens))
 
     @staticmethod
-    def _longest(st: _State, q: np.ndarray) -> np.ndarray:
-        best = np.zeros(q.size, dtype=np.int64)
+    def _longest(st: _State, q: _Query) -> np.ndarray:
+        best = np.zeros(q.ids.size, dtype=np.int64)
         for s in st.segments:
-            found = search.longest_prefixes(s.data.tokens, s.data.sa, q, s.first)
+            start = (s.range_lo[q.ids], s.range_hi[q.ids])
+            found = search.longest_prefixes(s.data.tokens, s.data.sa, q.codes, start)
             np.maximum(best, found, out=best)
         return best
 
@@ -425,14 +434,14 @@ class SpanIndex:
         return self._trace(self._state, self._query(tokens), min_len, fraction, max_docs)
 
     def _trace(
-        self, st: _State, q: np.ndarray, min_len: int, fraction: float, max_docs: int
+        self, st: _State, q: _Query, min_len: int, fraction: float, max_docs: int
     ) -> list[Span]:
         total = int(st.meta["tokens"])
         starts, ends = maximal_spans(self._longest(st, q))
         long = ends - starts >= min_len
         starts, ends = starts[long], ends[long]
-        order = rank_spans(q, starts, ends, st.unigrams, total)
-        chosen = np.sort(np.asarray(order[: keep_count(fraction, q.size)], dtype=np.int64))
+        order = rank_spans(q.ids, starts, ends, st.unigrams, total)
+        chosen = np.sort(np.asarray(order[: keep_count(fraction, q.ids.size)], dtype=np.int64))
         starts, ends = starts[chosen], ends[chosen]
         ranges = _ranges(st, q, starts, ends - starts)
         spans = []
@@ -451,7 +460,7 @@ class SpanIndex:
                     start=start,
                     end=end,
                     count=sum(p.hi - p.lo for p in parts),
-                    log_prob=log_prob(q, start, end, st.unigrams, total),
+                    log_prob=log_prob(q.ids, start, end, st.unigrams, total),
                     docs=tuple(docs),
                 )
             )
@@ -481,7 +490,7 @@ class SpanIndex:
         }
         return attribution(
             spans,
-            q,
+            q.ids,
             params=params,
             index_hash=index_hash,
             decode=decode,

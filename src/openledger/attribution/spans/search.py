@@ -11,9 +11,9 @@ All patterns advance together: each step of the binary search is one gather of
 start after the prefix every suffix in the current range shares with the pattern
 (Manber-Myers: ``min(lcp(lo - 1), lcp(hi))``), so long matches are not re-read.
 
-``first`` (optional) is the segment's cumulative unigram counts, ``first[t]`` being where
-the suffixes that start with token t begin in ``sa`` (the separator's suffixes sort last):
-each search starts in its first token's range instead of the whole array.
+``start`` (optional) gives each pattern's first range ``(lo, hi)``: the suffixes that
+start with its first token (known from the unigram counts), so the search skips the
+steps that would find it.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def bounds(
     buf: np.ndarray,
     pstart: np.ndarray,
     upper: np.ndarray | bool = False,
-    first: np.ndarray | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Binary search each pattern in ``sa``.
 
@@ -110,13 +110,12 @@ def bounds(
     # go right while sign < 1 (upper: suffix[:m] <= pattern) or sign < 0 (lower)
     limit = np.broadcast_to(np.asarray(upper, dtype=np.int64), (n,))
     rows = np.arange(n)
-    if first is None:
+    if start is None:
         lo = np.zeros(n, dtype=np.int64)
         hi = np.full(n, sa.size, dtype=np.int64)
         lo_lcp = np.zeros(n, dtype=np.int64)
     else:  # every suffix in [lo, hi) shares the first token with its pattern
-        token = buf[pstart]
-        lo, hi = first[token], first[token + 1]
+        lo, hi = start
         lo_lcp = np.ones(n, dtype=np.int64)
         bound[:] = lo  # rows whose first token never occurs: empty range, best 0
         alive = lo < hi
@@ -147,14 +146,17 @@ def bounds(
 
 
 def longest_prefixes(
-    text: np.ndarray, sa: np.ndarray, query: np.ndarray, first: np.ndarray | None = None
+    text: np.ndarray,
+    sa: np.ndarray,
+    query: np.ndarray,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """For every position i of ``query``, the length of the longest prefix of ``query[i:]``
     that occurs in ``text`` (int64, 0 where not even its first token occurs)."""
     if query.size == 0 or sa.size == 0:
         return np.zeros(query.size, dtype=np.int64)
     buf, pstart = suffix_patterns(query)
-    _, best = bounds(text, sa, buf, pstart, first=first)
+    _, best = bounds(text, sa, buf, pstart, start=start)
     return best
 
 
@@ -164,7 +166,7 @@ def ranges(
     query: np.ndarray,
     starts: np.ndarray,
     lengths: np.ndarray,
-    first: np.ndarray | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Suffix-array ranges ``[lo, hi)`` of the suffixes that start with ``query[s:s + n]``
     for each start s and length n (n >= 1)."""
@@ -174,5 +176,7 @@ def ranges(
         return zero, zero.copy()
     buf, pstart = slice_patterns(query, starts, lengths)
     pstart2 = np.concatenate([pstart, pstart])
-    both, _ = bounds(text, sa, buf, pstart2, np.repeat([False, True], k), first)
+    if start is not None:
+        start = (np.concatenate([start[0], start[0]]), np.concatenate([start[1], start[1]]))
+    both, _ = bounds(text, sa, buf, pstart2, np.repeat([False, True], k), start)
     return both[:k], both[k:]
