@@ -31,7 +31,7 @@ UINT16_MAX_VOCAB = 65535  # token ids 0..65534; 65535 is the separator
 CODE_MULTIPLIER = 40504  # coprime with CODE_MODULUS, near 65535 / golden ratio
 CODE_MODULUS = 65535
 MAX_VOCAB = (1 << 32) - 1
-_CHUNK = 1 << 22  # elements per step of the chunked passes
+_CHUNK = 1 << 20  # elements per step of the chunked passes (bounds their temporaries)
 
 
 @dataclass(frozen=True)
