@@ -71,6 +71,10 @@ class HomeLayout:
         return self.chain_dir / "anvil.log"
 
     @property
+    def attribution_dir(self) -> Path:
+        return self.root / "attribution"
+
+    @property
     def default_addresses_file(self) -> Path:
         return self.chain_dir / "addresses.json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from openledger.attribution.service import AttributionService
 from openledger.chain.accounts import AccountBook, prompt_password
 from openledger.chain.client import ChainClient
 from openledger.chain.deploy import Addresses, Contracts, deploy_all
@@ -105,6 +106,12 @@ class Node:
     @cached_property
     def models(self) -> ModelService:
         return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir)
+
+    # -- proof of attribution -------------------------------------------------------------
+    @cached_property
+    def attribution(self) -> AttributionService:
+        return AttributionService(self.models, self.jobs, self.snapshots,
+                                  self.settings.layout.attribution_dir)  # fmt: skip
 
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:

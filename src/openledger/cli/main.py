@@ -14,6 +14,7 @@ import click
 import typer
 from rich.console import Console
 
+from openledger.cli import attribution as attribution_cli
 from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
 from openledger.cli import factory as factory_cli
@@ -48,6 +49,7 @@ app.add_typer(chain_cli.app, name="chain")
 datanets_cli.register(app)
 app.add_typer(factory_cli.app, name="factory")
 train_cli.register(app)
+attribution_cli.register(app)
 app.command()(demo)
 
 

@@ -168,6 +168,22 @@ class ModelService:
             s.flush()
             return model_dict(row)
 
+    def set_index_hash(self, name: str, index_hash: str, *, signer: LocalAccount
+                       ) -> dict[str, Any]:  # fmt: skip
+        """Record the model's attribution index hash on chain (owner only), then here."""
+        model = self.get(name)
+        if model["owner"].lower() != signer.address.lower():
+            raise ConflictError(
+                f"Only the owner of {name!r} ({model['owner']}) can set its index hash.",
+                field="--as", value=signer.address, fix="sign as the model's owner.",
+            )  # fmt: skip
+        self.contracts().models.set_index_hash(signer, model["id"], index_hash)
+        with self.db.session() as s:
+            row = s.scalar(select(ModelRow).where(ModelRow.name == model["name"]))
+            row.index_hash = index_hash
+            s.flush()
+            return model_dict(row)
+
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:
             total = s.scalar(select(func.count()).select_from(ModelRow)) or 0

@@ -1,0 +1,149 @@
+"""Attribution for a published model through the node and the CLI, on the devnet: build,
+query, stale index, on-chain index hash, and the bad-input messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openledger.api.app import create_app
+from openledger.cli.main import main
+from openledger.errors import ConflictError, NotFoundError, ValidationError
+from openledger.factory.runner import run_job
+from openledger.units import OPEN
+from tests.cli.test_train import cli_world  # noqa: F401
+from tests.conftest import World
+from tests.factory.conftest import tiny_base_dir  # noqa: F401
+from tests.factory.test_jobs import FAST, learnable_snapshot
+
+pytestmark = pytest.mark.anvil
+
+
+def _published(world: World, base: Path) -> dict:
+    node = world.node
+    ref = learnable_snapshot(world, n=24)
+    job = node.jobs.submit_train(ref, str(base), {**FAST, "keep_checkpoints": 3})
+    run_job(node.jobs, node.snapshots, job["id"], progress=False)
+    return node.models.publish(
+        job["id"],
+        name="caps",
+        price_in=OPEN // 1000,
+        price_out=OPEN // 1000,
+        signer=node.accounts.signer("dave"),
+    )
+
+
+def test_build_attribute_register_and_stale(
+    cli_world: World,  # noqa: F811
+    tiny_base_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node = cli_world.node
+    model = _published(cli_world, tiny_base_dir)
+    with pytest.raises(NotFoundError) as err:
+        node.attribution.attribute("caps", "What is the capital of X?", "The capital is Y.")
+    assert "openledger attribution build caps --method gradient" in err.value.fix
+
+    assert (
+        main(
+            [
+                "attribution",
+                "build",
+                "caps",
+                "--method",
+                "gradient",
+                "--proj-dim",
+                "128",
+                "--checkpoints",
+                "2",
+                "--register",
+                "--as",
+                "dave",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["examples"] > 0 and summary["checkpoints"] == 2 and summary["registered"]
+    on_chain = node.contracts.models.model(model["id"])
+    assert "0x" + on_chain.index_hash.hex() == summary["index_hash"]
+    assert node.models.get("caps")["index_hash"] == summary["index_hash"]
+
+    lineage = json.loads((Path(model["adapter_dir"]) / "training_examples.json").read_text())
+    index_dir = Path(summary["path"])
+    rows = json.loads((index_dir / "meta.json").read_text())
+    assert rows["n_examples"] == len(lineage["train"]) and rows["model"] == "caps"
+
+    row = lineage["train"][0]
+    prompt = "What is the capital of"
+    assert (
+        main(
+            [
+                "attribute",
+                "caps",
+                "--prompt",
+                prompt,
+                "--completion",
+                " The capital is",
+                "--top",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "gradient" and result["index_hash"] == summary["index_hash"]
+    assert result["params"]["checkpoints"] == 2 and len(result["evidence"]) <= 3
+    assert sum(s["weight"] for s in result["shares"]) == pytest.approx(1.0)
+    assert {s["contribution"] for s in result["shares"]} <= {
+        e["contribution"] for e in lineage["train"]
+    }
+    assert row["contribution"] in {s["contribution"] for s in result["shares"]}
+    assert main(["attribute", "caps", "--prompt", prompt, "--completion", " The capital is"]) == 0
+    assert "Top" in capsys.readouterr().out
+    with TestClient(create_app(node)) as client:
+        r = client.post(
+            "/models/caps/attribute",
+            json={"prompt": prompt, "completion": " The capital is", "top": 3},
+        )
+        assert r.status_code == 200 and r.json()["shares"] == result["shares"]
+        r = client.post("/models/caps/attribute", json={"prompt": prompt, "completion": ""})
+        assert r.status_code == 422 and r.json()["field"] == "completion"
+        r = client.post("/models/nope/attribute", json={"prompt": "x", "completion": "y"})
+        assert r.status_code == 404
+
+    # building again is a no-op; bad input exits non-zero with the message, no traceback
+    assert (
+        node.attribution.build("caps", proj_dim=128, checkpoints=2, progress=False)["index_hash"]
+        == summary["index_hash"]
+    )
+    assert main(["attribute", "caps", "--prompt", "x", "--completion", "  "]) != 0
+    err_text = capsys.readouterr().err
+    assert "completion is empty" in err_text and "Traceback" not in err_text
+    assert main(["attribution", "build", "caps", "--checkpoints", "9"]) != 0
+    assert "--checkpoints" in capsys.readouterr().err
+    assert main(["attribution", "build", "caps", "--method", "magic"]) != 0
+    assert main(["attribute", "nope", "--prompt", "x", "--completion", "y"]) != 0
+    with pytest.raises(ConflictError):  # only the owner posts the index hash
+        node.attribution.register("caps", node.accounts.signer("alice"))
+    with pytest.raises(ValidationError):
+        node.attribution.attribute("caps", "x", "y", top=0)
+
+    # a re-trained adapter under the same name makes the index stale
+    meta_path = index_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["adapter_sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    node.attribution._attributors.clear()
+    with pytest.raises(ConflictError) as err:
+        node.attribution.attribute("caps", "x", "y")
+    assert "stale" in err.value.message and "--force" in err.value.fix
+    assert main(["attribution", "build", "caps", "--proj-dim", "128", "--force"]) == 0
+    assert node.attribution.attribute("caps", prompt, " The capital is").shares
+    shutil.rmtree(index_dir)
