@@ -8,6 +8,7 @@ contribution 2, and a few synthetic ``text`` records of contribution 3.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,13 +64,37 @@ def make_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine two threads can be 50x slower."""
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread inside the block, restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# This folder's tests set up, run and tear down on one torch thread: on a shared 2-core
+# machine two threads can be 50x slower when another job is busy (the shared tiny base
+# took 46 s instead of 1 s). Hooks, not a fixture, so session fixtures built for these
+# tests are covered too and other folders keep their setting.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with one_thread():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with one_thread():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    with one_thread():
+        return (yield)
 
 
 @pytest.fixture(scope="session")

@@ -243,6 +243,11 @@ def test_long_context_is_cut_to_fit(tiny_lm: tuple[Any, Any]) -> None:
     small = context_ablation(model, tok, QUESTION, long, COPIED, max_length=120)
     assert small.truncated and small.max_length == 120
 
+    long_answer = " " + " ".join(["deep water"] * 80)
+    half = context_ablation(model, tok, QUESTION, PASSAGES, long_answer)
+    assert half.answer_tokens <= 128 and half.truncated
+    assert "the answer was cut" in half.notes[0] and "first 128 tokens" in half.notes[0]
+
     bare = len(encode(render_prompt(QUESTION, ["", "", "", ""])))
     cut_answer = context_ablation(model, tok, QUESTION, PASSAGES, COPIED, max_length=bare + 2)
     assert cut_answer.answer_tokens == 2 and cut_answer.truncated

@@ -22,10 +22,11 @@ The answer is scored exactly as given: pass the text the model generated after t
 (for a plain model usually with its leading space). The context and the answer are
 tokenised separately and concatenated, so the answer's tokens are the same in every row.
 
-If the prompt with all chunks plus the answer is longer than the model's maximum length,
-the passages are cut to a common token cap (longest first, "water-filling") until it fits;
-if the passages are gone and it still does not fit, the answer keeps its first tokens. The
-result then says ``truncated=True`` and a note says how.
+If the prompt with all chunks plus the answer is longer than the model's maximum length:
+an answer longer than half of it keeps its first half; then the passages are cut to a
+common token cap (longest first, "water-filling") until it fits; if the passages are gone
+and it still does not fit, the answer keeps its first tokens that do. The result then says
+``truncated=True`` and the notes say how.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def _pad_id(model: Any) -> int:
     return int(pad) if pad is not None else 0
 
 
-def _batch_logprobs(model: Any, contexts: Sequence[Sequence[int]], answer: Sequence[int]) -> list:
+def _batch_logprobs(
+    model: Any, contexts: Sequence[Sequence[int]], answer: Sequence[int]
+) -> list[float]:
     n, a = len(contexts), len(answer)
     width = max(len(c) for c in contexts) + a
     device = next(model.parameters()).device
@@ -187,7 +190,7 @@ def context_encoder(tokenizer: Any, *, chat: bool = False) -> Callable[[str], li
     none), with the generation prompt.
     """
     if not chat:
-        return lambda text: list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        return lambda text: _ids(tokenizer, text, special=True)
     from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 
     template = None if getattr(tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
@@ -199,9 +202,14 @@ def context_encoder(tokenizer: Any, *, chat: bool = False) -> Callable[[str], li
             tokenize=False,
             add_generation_prompt=True,
         )
-        return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        return _ids(tokenizer, rendered, special=False)
 
     return encode
+
+
+def _ids(tokenizer: Any, text: str, *, special: bool) -> list[int]:
+    # verbose=False: texts longer than the model are expected here (they get cut).
+    return list(tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
 
 
 def water_level(lengths: Sequence[int], budget: int) -> int:
@@ -229,7 +237,7 @@ def fit_passages(
     Returns the passages, the full context's token ids and notes (empty if nothing was cut).
     """
     texts = [" ".join(p.split()) for p in passages]
-    pieces = [list(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    pieces = [_ids(tokenizer, t, special=False) for t in texts]
     before = [len(p) for p in pieces]
     context = encode(render_prompt(question, texts))
     cap = None
@@ -280,9 +288,17 @@ def context_ablation(
         )
     limit = max_length or model_max_length(model, tokenizer)
     encode = context_encoder(tokenizer, chat=chat)
-    answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
-    texts, full, notes = fit_passages(question, passages, len(answer_ids), limit, encode, tokenizer)
-    truncated = bool(notes)
+    answer_ids = _ids(tokenizer, answer, special=False)
+    notes: tuple[str, ...] = ()
+    half = max(1, limit // 2)
+    if (
+        len(answer_ids) > half
+        and len(encode(render_prompt(question, passages))) + len(answer_ids) > limit
+    ):
+        notes += (_answer_note(len(answer_ids), half, limit),)
+        answer_ids = answer_ids[:half]
+    texts, full, cut = fit_passages(question, passages, len(answer_ids), limit, encode, tokenizer)
+    notes += cut
     room = limit - len(full)
     if room < 1:
         raise ValidationError(
@@ -293,9 +309,8 @@ def context_ablation(
             fix="shorten the question, or use a model with a longer context.",
         )
     if len(answer_ids) > room:
-        notes += (f"the answer was cut from {len(answer_ids)} to its first {room} tokens "
-                  f"to fit the model's maximum length of {limit} tokens",)  # fmt: skip
-        answer_ids, truncated = answer_ids[:room], True
+        notes += (_answer_note(len(answer_ids), room, limit),)
+        answer_ids = answer_ids[:room]
     contexts = [full] + [
         encode(render_prompt(question, texts[:i] + texts[i + 1 :])) for i in range(len(texts))
     ]
@@ -305,8 +320,15 @@ def context_ablation(
         logp_without=tuple(logps[1:]),
         answer_tokens=len(answer_ids),
         max_length=limit,
-        truncated=truncated,
+        truncated=bool(notes),
         notes=notes,
+    )
+
+
+def _answer_note(before: int, after: int, limit: int) -> str:
+    return (
+        f"the answer was cut from {before} to its first {after} tokens to fit the model's "
+        f"maximum length of {limit} tokens"
     )
 
 
