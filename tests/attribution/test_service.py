@@ -147,3 +147,54 @@ def test_build_attribute_register_and_stale(
     assert main(["attribution", "build", "caps", "--proj-dim", "128", "--force"]) == 0
     assert node.attribution.attribute("caps", prompt, " The capital is").shares
     shutil.rmtree(index_dir)
+
+
+def test_mixed_policy_and_datanet_indexes(
+    cli_world: World,  # noqa: F811
+    tiny_base_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node = cli_world.node
+    ref = learnable_snapshot(cli_world, n=24)
+    job = node.jobs.submit_train(ref, str(tiny_base_dir), FAST)
+    run_job(node.jobs, node.snapshots, job["id"], progress=False)
+    assert main(["model", "publish", str(job["id"]), "--name", "mixed", "--as", "dave",
+                 "--attribution", "gradient:0.5,spans:0.3,rag:0.2"]) == 0  # fmt: skip
+    model = node.models.get("mixed")
+    assert model["attribution_policy"] == {"gradient": 0.5, "rag": 0.2, "spans": 0.3}
+    assert model["card"]["attribution_policy"] == model["attribution_policy"]
+    assert main(["model", "publish", str(job["id"]), "--name", "bad", "--as", "dave",
+                 "--attribution", "vibes"]) != 0  # fmt: skip
+    assert "vibes" in capsys.readouterr().err
+
+    with pytest.raises(NotFoundError) as err:  # the policy needs all three indexes
+        node.attribution.attribute("mixed", "What is the capital of", " The capital is")
+    assert "attribution build mixed --method gradient" in err.value.fix
+    for method in ("gradient", "spans", "rag"):
+        assert main(["attribution", "build", "mixed", "--method", method, "--proj-dim", "64",
+                     "--json"]) == 0  # fmt: skip
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["method"] == method and summary["index_hash"]
+    row = node.snapshots.table("facts", 1).to_pylist()[0]
+    result = node.attribution.attribute("mixed", row["prompt"], row["completion"], top=4)
+    assert result.method == "mix" and set(result.params["policy"]) == {"gradient", "spans", "rag"}
+    assert 0 < result.attributed <= 1.0 + 1e-9
+    components = {c["method"]: c for c in result.params["components"]}
+    assert components["rag"]["params"]["k"] == 4
+    assert result.index_hash == node.attribution.policy_hash(model)
+    assert main(["attribution", "register", "mixed", "--as", "dave"]) == 0
+    assert "set on chain" in capsys.readouterr().out
+    on_chain = node.contracts.models.model(model["id"])
+    assert "0x" + on_chain.index_hash.hex() == result.index_hash
+
+    # datanet-level indexes: spans (tokenizer of a base) and rag
+    assert main(["attribution", "build", "--datanet", "facts", "--method", "spans",
+                 "--base", str(tiny_base_dir), "--json"]) == 0  # fmt: skip
+    spans = json.loads(capsys.readouterr().out)
+    assert spans["datanet"] == "facts@1" and spans["documents"] == 24 and spans["segments"] == 1
+    assert main(["attribution", "build", "--datanet", "facts", "--method", "spans"]) != 0
+    assert "--base" in capsys.readouterr().err
+    assert main(["rag", "index", "facts", "--json"]) == 0
+    rag_summary = json.loads(capsys.readouterr().out)
+    assert rag_summary["chunks"] >= 24 and rag_summary["datanet"] == "facts@1"
+    assert main(["rag", "index", "facts@7"]) != 0

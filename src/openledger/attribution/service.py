@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openledger.attribution import rag
 from openledger.attribution.gradient.attributor import GradientAttributor
 from openledger.attribution.gradient.build import (
     BuildParams,
@@ -23,15 +24,19 @@ from openledger.attribution.gradient.build import (
 )
 from openledger.attribution.gradient.index import META, GradientIndex
 from openledger.attribution.gradient.loading import ModelSpec
+from openledger.attribution.policy import mix
+from openledger.attribution.snapshot_indexes import build_spans, open_spans
 from openledger.attribution.types import Attribution
-from openledger.datanets.snapshots import SnapshotService
+from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
+from openledger.factory.base import load_base
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import Example, build_examples, split_eval
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
 
-METHODS = ("gradient",)
+METHODS = ("gradient", "spans", "rag")
+RAG_K = 4  # chunks retrieved into the prompt of a model whose policy includes rag
 
 
 def _sha256(path: Path) -> str:
@@ -45,6 +50,7 @@ class AttributionService:
     snapshots: SnapshotService
     root: Path
     _attributors: dict[str, GradientAttributor] = field(default_factory=dict, repr=False)
+    _loaded: dict[str, tuple[str, Any, Any]] = field(default_factory=dict, repr=False)
 
     def index_dir(self, model_name: str, method: str = "gradient") -> Path:
         return self.root / model_name / method
@@ -114,16 +120,138 @@ class AttributionService:
         seed: int = 0,
         progress: bool = True,
         force: bool = False,
+        merge: bool = False,
     ) -> dict[str, Any]:
-        """Build (or resume, or confirm) the model's index; returns its meta.json."""
-        if method not in METHODS:
+        """Build (or resume, or bring up to date) one of the model's indexes; a summary."""
+        _check_method(method)
+        model = self.models.get(model_ref)
+        folder = self.index_dir(model["name"], method)
+        self._loaded.pop(model["name"], None)
+        if method != "gradient":
+            rows, ref, root = self._training_snapshot(model)
+            summary = self._build_rows(
+                method, rows, folder, ref, root, model["base"], merge=merge, force=force
+            )
+            return {"model": model["name"], **summary}
+        meta = self._build_gradient(
+            model,
+            folder,
+            proj_dim=proj_dim,
+            checkpoints=checkpoints,
+            workers=workers,
+            damping=damping,
+            seed=seed,
+            progress=progress,
+            force=force,
+        )
+        return {
+            "model": model["name"],
+            "method": "gradient",
+            "index_hash": meta["index_hash"],
+            "path": str(folder),
+            "examples": meta["n_examples"],
+            "proj_dim": meta["projection"]["k"],
+            "checkpoints": len(meta["checkpoints"]),
+            "lambda": [c["lambda"] for c in meta["checkpoints"]],
+        }
+
+    def build_datanet(
+        self,
+        ref: str,
+        *,
+        method: str,
+        base: str | None = None,
+        merge: bool = False,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """A span index of a datanet (one more segment per new snapshot; needs the tokenizer
+        of ``base``) or a retrieval index of one of its snapshots."""
+        name, version = parse_ref(ref)
+        snap = self.snapshots.get(name, version)
+        rows = self.snapshots.table(name, snap["version"]).to_pylist()
+        label = f"{name}@{snap['version']}"
+        if method == "spans":
+            if not base:
+                raise ValidationError(
+                    "A span index needs the tokenizer of the models it will trace.",
+                    field="--base",
+                    value=None,
+                    fix="pass --base with the base model (a local directory or hub id).",
+                )
+            folder = self.root / "datanets" / name / f"spans-{_slug(base)}"
+        elif method == "rag":
+            folder = self.root / "datanets" / label / "rag"
+        else:
             raise ValidationError(
-                f"Attribution method {method!r} is not known.",
+                f"Datanet indexes are spans or rag, not {method!r}.",
                 field="--method",
                 value=method,
-                fix=f"use one of {', '.join(METHODS)}.",
+                fix="use --method spans or --method rag.",
             )
-        model = self.models.get(model_ref)
+        summary = self._build_rows(
+            method, rows, folder, label, snap["root"], base, merge=merge, force=force
+        )
+        return {"datanet": label, **summary}
+
+    def _training_snapshot(self, model: dict[str, Any]) -> tuple[list[dict], str, str]:
+        params = self.jobs.get(model["job"])["params"]
+        rows = self.snapshots.table(params["datanet"], params["version"]).to_pylist()
+        return rows, f"{params['datanet']}@{params['version']}", params["snapshot_root"]
+
+    def _build_rows(
+        self,
+        method: str,
+        rows: list[dict],
+        folder: Path,
+        ref: str,
+        root: str,
+        base: str | None,
+        *,
+        merge: bool,
+        force: bool,
+    ) -> dict[str, Any]:
+        if method == "spans":
+            index, added = build_spans(
+                rows, folder, load_tokenizer(str(base)), merge=merge, force=force
+            )
+            return {
+                "method": "spans",
+                "index_hash": index.index_hash,
+                "path": str(folder),
+                "documents": index.docs,
+                "tokens": index.tokens,
+                "segments": index.segments,
+                "added_documents": added,
+                "bytes_per_token": round(index.bytes_on_disk() / max(1, index.tokens), 2),
+            }
+        if not rows:
+            raise ValidationError(
+                f"Snapshot {ref} is empty: there is nothing to index.",
+                field="snapshot",
+                value=ref,
+                fix="approve some contributions and take a new snapshot first.",
+            )
+        if (folder / "meta.json").exists() and not force:
+            index = rag.open_index(folder)
+            if index.meta.get("root") == root:
+                return _rag_summary(index, folder)
+        return _rag_summary(
+            rag.build_index(rows, folder, snapshot=ref, root=root, overwrite=True), folder
+        )
+
+    def _build_gradient(
+        self,
+        model: dict[str, Any],
+        folder: Path,
+        *,
+        proj_dim: int,
+        checkpoints: int,
+        workers: int,
+        damping: float | None,
+        seed: int,
+        progress: bool,
+        force: bool,
+    ) -> dict[str, Any]:
         spec = ModelSpec(model["base"], model["adapter_dir"])
         _, tokenizer = spec.load()
         examples = self.training_examples(model, tokenizer)
@@ -147,28 +275,24 @@ class AttributionService:
                 "max_seq_len": TrainConfig.from_mapping(job["params"]["config"]).max_seq_len,
             },
         )
-        meta = build_index(
-            plan,
-            self.index_dir(model["name"], method),
-            workers=workers,
-            progress=progress,
-            force=force,
-        )
-        self._attributors.pop(model["name"], None)
-        return meta
+        return build_index(plan, folder, workers=workers, progress=progress, force=force)
 
     # ------------------------------------------------------------------ query
 
+    def _missing(self, model: dict[str, Any], method: str) -> NotFoundError:
+        return NotFoundError(
+            f"Model {model['name']!r} has no {method} attribution index.",
+            field="model",
+            value=model["name"],
+            fix=f"build it: `openledger attribution build {model['name']} --method {method}`.",
+        )
+
     def index(self, model_ref: str | int) -> tuple[dict[str, Any], GradientIndex]:
+        """The model's gradient index, checked against its adapter."""
         model = self.models.get(model_ref)
         folder = self.index_dir(model["name"])
         if not (folder / META).exists():
-            raise NotFoundError(
-                f"Model {model['name']!r} has no gradient attribution index.",
-                field="model",
-                value=model["name"],
-                fix=f"build it: `openledger attribution build {model['name']} --method gradient`.",
-            )
+            raise self._missing(model, "gradient")
         index = GradientIndex(folder)
         if index.meta.get("adapter_sha256") != model["adapter_sha256"]:
             raise ConflictError(
@@ -182,19 +306,39 @@ class AttributionService:
             )
         return model, index
 
+    def _model(self, model: dict[str, Any]) -> tuple[Any, Any]:
+        """The PEFT model and tokenizer, loaded once per adapter."""
+        key = model["name"]
+        cached = self._loaded.get(key)
+        if cached is None or cached[0] != model["adapter_sha256"]:
+            cached = (
+                model["adapter_sha256"],
+                *ModelSpec(model["base"], model["adapter_dir"]).load(),
+            )
+            self._loaded[key] = cached
+            self._attributors.pop(key, None)
+        return cached[1], cached[2]
+
     def attributor(self, model_ref: str | int) -> GradientAttributor:
         model, index = self.index(model_ref)
         cached = self._attributors.get(model["name"])
         if cached is not None and cached.index.index_hash == index.index_hash:
             return cached
-        peft_model, tokenizer = ModelSpec(model["base"], model["adapter_dir"]).load()
+        peft_model, tokenizer = self._model(model)
         attributor = GradientAttributor(peft_model, tokenizer, index, model_name=model["name"])
         self._attributors[model["name"]] = attributor
         return attributor
 
     def attribute(
-        self, model_ref: str | int, prompt: str, completion: str, *, top: int = 10
+        self,
+        model_ref: str | int,
+        prompt: str,
+        completion: str,
+        *,
+        top: int = 10,
+        rag_k: int = RAG_K,
     ) -> Attribution:
+        """Attribute by the model's policy: each method's weights, mixed by the policy."""
         if top < 1:
             raise ValidationError(
                 f"--top {top} is below 1.",
@@ -202,9 +346,88 @@ class AttributionService:
                 value=top,
                 fix="ask for at least one example (10 is the default).",
             )
-        return self.attributor(model_ref).attribute(prompt, completion, top=top)
+        if not completion or not completion.strip():
+            raise ValidationError(
+                "The completion is empty: there is nothing to attribute.",
+                field="completion",
+                value=completion,
+                fix="pass the text the model generated.",
+            )
+        model = self.models.get(model_ref)
+        policy = model["attribution_policy"]
+        parts = [
+            (w, self._attribute_one(model, m, prompt, completion, top, rag_k))
+            for m, w in sorted(policy.items())
+        ]
+        return mix(parts, model=model["name"], index_hash=self.policy_hash(model), top=top)
+
+    def _attribute_one(
+        self, model: dict[str, Any], method: str, prompt: str, completion: str, top: int, rag_k: int
+    ) -> Attribution:
+        if method == "gradient":
+            return self.attributor(model["name"]).attribute(prompt, completion, top=top)
+        folder = self.index_dir(model["name"], method)
+        if not (folder / "meta.json").exists():
+            raise self._missing(model, method)
+        peft_model, tokenizer = self._model(model)
+        if method == "spans":
+            index = open_spans(folder, tokenizer)
+            tokens = tokenizer(completion, add_special_tokens=False)["input_ids"]
+            return index.attribute(tokens, decode=tokenizer.decode, model=model["name"])
+        augmented = rag.Retriever(rag.open_index(folder)).augment(prompt, rag_k)
+        return rag.attribute(peft_model, tokenizer, augmented, completion, model_name=model["name"])
+
+    def policy_hash(self, model: dict[str, Any]) -> str:
+        """What goes on chain: the gradient index hash for a gradient-only policy, else
+        sha256 of the canonical {policy, method → index hash}."""
+        policy = model["attribution_policy"]
+        hashes = {}
+        for method in sorted(policy):
+            if method == "gradient":
+                hashes[method] = self.index(model["name"])[1].index_hash
+            else:
+                meta_path = self.index_dir(model["name"], method) / "meta.json"
+                if not meta_path.exists():
+                    raise self._missing(model, method)
+                hashes[method] = json.loads(meta_path.read_text())["index_hash"]
+        if list(policy) == ["gradient"]:
+            return hashes["gradient"]
+        body = json.dumps(
+            {"policy": policy, "indexes": hashes}, sort_keys=True, separators=(",", ":")
+        )
+        return "0x" + hashlib.sha256(body.encode()).hexdigest()
 
     def register(self, model_ref: str | int, signer: Any) -> dict[str, Any]:
-        """Post the index hash to ModelRegistry (the model owner signs)."""
-        model, index = self.index(model_ref)
-        return self.models.set_index_hash(model["name"], index.index_hash, signer=signer)
+        """Post the policy's index hash to ModelRegistry (the model owner signs)."""
+        model = self.models.get(model_ref)
+        return self.models.set_index_hash(model["name"], self.policy_hash(model), signer=signer)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValidationError(
+            f"Attribution method {method!r} is not known.",
+            field="--method",
+            value=method,
+            fix=f"use one of {', '.join(METHODS)}.",
+        )
+
+
+def _slug(ref: str) -> str:
+    return hashlib.sha256(str(ref).encode()).hexdigest()[:12]
+
+
+def _rag_summary(index: Any, folder: Path) -> dict[str, Any]:
+    return {
+        "method": "rag",
+        "index_hash": index.index_hash,
+        "path": str(folder),
+        "chunks": len(index.chunks),
+        "embedding_model": index.embedding_model,
+    }
+
+
+def load_tokenizer(ref: str) -> Any:
+    """The tokenizer of a base model, as ``load_base`` returns it (without the weights'
+    cost for a hub model being paid twice: transformers caches the files)."""
+    return load_base(ref)[1]

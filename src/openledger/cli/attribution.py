@@ -10,6 +10,7 @@ from rich.table import Table
 
 from openledger.cli import context
 from openledger.cli.format import out
+from openledger.errors import ValidationError
 
 app = typer.Typer(help="Proof of Attribution indexes: build, show, register.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -21,57 +22,80 @@ def _print_json(doc: Any) -> None:
 
 @app.command("build")
 def build(
-    model: Annotated[str, typer.Argument(help="Published model name or id.")],
-    method: Annotated[str, typer.Option(help="Attribution method: gradient.")] = "gradient",
-    proj_dim: Annotated[int, typer.Option(help="Projection dimension k.")] = 1024,
-    checkpoints: Annotated[
-        int, typer.Option(help="Checkpoints to ensemble: the adapter plus M-1 latest.")
-    ] = 1,
-    workers: Annotated[int, typer.Option(help="Parallel build processes.")] = 1,
-    damping: Annotated[
-        float | None, typer.Option(help="λ = damping · mean eigenvalue of ΦᵀΦ (default 0.1).")
+    model: Annotated[
+        str | None, typer.Argument(help="Published model name or id (or use --datanet).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Projection seed (stored in the index).")] = 0,
+    method: Annotated[str, typer.Option(help="gradient | spans | rag")] = "gradient",
+    datanet: Annotated[
+        str | None, typer.Option(help="Index a datanet snapshot (DATANET[@V]) instead.")
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="With --datanet --method spans: whose tokenizer.")
+    ] = None,
+    proj_dim: Annotated[int, typer.Option(help="gradient: projection dimension k.")] = 1024,
+    checkpoints: Annotated[
+        int, typer.Option(help="gradient: the adapter plus M-1 latest checkpoints.")
+    ] = 1,
+    workers: Annotated[int, typer.Option(help="gradient: parallel build processes.")] = 1,
+    damping: Annotated[
+        float | None, typer.Option(help="gradient: λ = damping · mean eigenvalue (0.1).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="gradient: projection seed (stored).")] = 0,
+    merge: Annotated[bool, typer.Option(help="spans: compact the segments into one.")] = False,
     force: Annotated[bool, typer.Option(help="Discard an existing index and rebuild.")] = False,
     register: Annotated[
-        bool, typer.Option(help="Post the index hash to ModelRegistry (signed by --as).")
+        bool, typer.Option(help="Post the model's index hash to ModelRegistry (signed by --as).")
     ] = False,
     as_: Annotated[str, typer.Option("--as", help="Model owner (with --register).")] = "operator",
     as_json: Json = False,
 ) -> None:
-    """Build (or resume) a model's attribution index; shows progress, resumable."""
+    """Build (or resume, or extend) an attribution index; shows progress."""
     node = context.node()
-    meta = node.attribution.build(
-        model,
-        method=method,
-        proj_dim=proj_dim,
-        checkpoints=checkpoints,
-        workers=workers,
-        damping=damping,
-        seed=seed,
-        progress=not as_json,
-        force=force,
-    )
-    if register:
+    if datanet is not None:
+        summary = node.attribution.build_datanet(
+            datanet, method=method, base=base, merge=merge, force=force
+        )
+    elif model is None:
+        raise ValidationError(
+            "Name a model, or a datanet with --datanet.",
+            field="model",
+            value=None,
+            fix="e.g. `openledger attribution build my-model`.",
+        )
+    else:
+        summary = node.attribution.build(
+            model,
+            method=method,
+            proj_dim=proj_dim,
+            checkpoints=checkpoints,
+            workers=workers,
+            damping=damping,
+            seed=seed,
+            progress=not as_json,
+            force=force,
+            merge=merge,
+        )
+    summary["registered"] = False
+    if register and model is not None:
         node.attribution.register(model, node.accounts.signer(as_))
-    summary = {
-        "model": meta["model"],
-        "method": meta["method"],
-        "index_hash": meta["index_hash"],
-        "examples": meta["n_examples"],
-        "proj_dim": meta["projection"]["k"],
-        "checkpoints": len(meta["checkpoints"]),
-        "lambda": [c["lambda"] for c in meta["checkpoints"]],
-        "registered": register,
-        "path": str(node.attribution.index_dir(meta["model"], method)),
-    }
+        summary["registered"] = True
     if as_json:
         return _print_json(summary)
+    what = summary.get("model") or summary.get("datanet")
+    size = {
+        "gradient": lambda d: (
+            f"{d['examples']} examples × k={d['proj_dim']}, {d['checkpoints']} checkpoint(s)"
+        ),
+        "spans": lambda d: (
+            f"{d['documents']} documents, {d['tokens']:,} tokens in "
+            f"{d['segments']} segment(s) (+{d['added_documents']})"
+        ),
+        "rag": lambda d: f"{d['chunks']} chunks",
+    }[summary["method"]](summary)
     out.print(
-        f"index for {summary['model']!r}: {summary['examples']} examples × "
-        f"k={summary['proj_dim']}, {summary['checkpoints']} checkpoint(s), "
-        f"hash {summary['index_hash'][:18]}… in {summary['path']}"
-        + (" (registered on chain)" if register else "")
+        f"{summary['method']} index for {what!r}: {size}, hash "
+        f"{summary['index_hash'][:18]}… in {summary['path']}"
+        + (" (registered on chain)" if summary["registered"] else "")
     )
 
 
@@ -93,28 +117,59 @@ def attribute(
     top: Annotated[int, typer.Option(help="How many top examples to show.")] = 10,
     as_json: Json = False,
 ) -> None:
-    """Which contributions made this completion likely."""
+    """Which contributions made this completion likely (by the model's policy)."""
     result = context.node().attribution.attribute(model, prompt, completion, top=top)
     if as_json:
         return _print_json(result.to_dict())
     for note in result.notes:
         out.print(f"[yellow]note:[/] {note}")
-    table = Table(title=f"Attribution ({result.method}) — {model}")
+    method = result.method
+    if method == "mix":
+        method = ", ".join(f"{m} {w:.0%}" for m, w in result.params["policy"].items())
+    table = Table(title=f"Attribution ({method}) — {model}")
     for col in ("contribution", "contributor", "share", "score"):
         table.add_column(col, justify="right" if col in ("share", "score") else "left")
     for s in result.shares:
         table.add_row(str(s.contribution), s.contributor, f"{s.weight:.1%}", f"{s.score:.4g}")
     out.print(table)
-    ev = Table(title=f"Top {len(result.evidence)} training examples")
-    for col in ("record", "contribution", "score", "text"):
+    ev = Table(title=f"Top {len(result.evidence)} pieces of evidence")
+    for col in ("method", "record", "contribution", "score", "text"):
         ev.add_column(col)
     for e in result.evidence:
-        ev.add_row(str(e.record), str(e.contribution), f"{e.score:.4g}", e.preview)
+        ev.add_row(
+            str(e.detail.get("method", result.method)),
+            str(e.record),
+            str(e.contribution),
+            f"{e.score:.4g}",
+            e.preview,
+        )
     out.print(ev)
     if not result.shares:
         out.print("no training example made this completion more likely (all unattributed)")
 
 
+rag_app = typer.Typer(
+    help="Retrieval (RAG): index a datanet snapshot's chunks.", no_args_is_help=True
+)
+
+
+@rag_app.command("index")
+def rag_index(
+    datanet: Annotated[str, typer.Argument(help="DATANET or DATANET@VERSION.")],
+    force: Annotated[bool, typer.Option(help="Rebuild even if up to date.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Embed the snapshot's chunks (all-MiniLM-L6-v2, offline) into a FAISS index."""
+    summary = context.node().attribution.build_datanet(datanet, method="rag", force=force)
+    if as_json:
+        return _print_json(summary)
+    out.print(
+        f"rag index of {summary['datanet']}: {summary['chunks']} chunks, hash "
+        f"{summary['index_hash'][:18]}… in {summary['path']}"
+    )
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="attribution")
+    root.add_typer(rag_app, name="rag")
     root.command()(attribute)

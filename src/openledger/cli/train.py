@@ -183,13 +183,20 @@ def publish(
     price_in: Annotated[str, typer.Option(help="OPEN per 1,000 prompt tokens.")] = "0.001",
     price_out: Annotated[str, typer.Option(help="OPEN per 1,000 completion tokens.")] = "0.002",
     as_: Annotated[str, typer.Option("--as", help="Owner account.")] = "operator",
+    attribution: Annotated[
+        str, typer.Option(help="Attribution policy: gradient, spans, rag or a mix "
+                               "such as gradient:0.7,spans:0.3.")
+    ] = "gradient",
     as_json: Json = False,
 ) -> None:
     """Save the adapter (PEFT safetensors + model card) and register it on chain."""
+    from openledger.attribution.policy import parse_policy
+
     node = context.node()
     doc = node.models.publish(
         job, name=name, price_in=parse_open(price_in, field="--price-in"),
         price_out=parse_open(price_out, field="--price-out"), signer=node.accounts.signer(as_),
+        attribution_policy=parse_policy(attribution),
     )  # fmt: skip
     if as_json:
         return _print_json(doc)

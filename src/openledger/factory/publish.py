@@ -24,6 +24,9 @@ from openledger.store.factory_tables import ModelRow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 ADAPTER_FILE = "adapter_model.safetensors"
+#: Attribution methods and their weights when the publisher names none (parsed and checked
+#: by ``openledger.attribution.policy.parse_policy`` before it reaches here).
+DEFAULT_POLICY = {"gradient": 1.0}
 ZERO32 = "0x" + "00" * 32  # no attribution index yet; set later with setIndexHash
 
 
@@ -42,6 +45,7 @@ def model_dict(row: ModelRow) -> dict[str, Any]:
         "price_out": str(row.price_out),
         "job": row.job_id,
         "card": row.card,
+        "attribution_policy": row.attribution_policy or dict(DEFAULT_POLICY),
         "tx_hash": row.tx_hash,
         "created_at": row.created_at.isoformat(),
     }
@@ -105,7 +109,8 @@ class ModelService:
     models_dir: Path
 
     def publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
-                signer: LocalAccount) -> dict[str, Any]:  # fmt: skip
+                signer: LocalAccount, attribution_policy: dict[str, float] | None = None,
+                ) -> dict[str, Any]:  # fmt: skip
         if not NAME_RE.match(name):
             raise ValidationError(
                 f"Model name {name!r} is not allowed.", field="--name", value=name,
@@ -134,8 +139,10 @@ class ModelService:
                     f"A model named {name!r} is already published.", field="--name",
                     value=name, fix="choose another name.",
                 )  # fmt: skip
+        policy = dict(attribution_policy or DEFAULT_POLICY)
         adapter_sha = hashlib.sha256((adapter / ADAPTER_FILE).read_bytes()).hexdigest()
         card, readme = model_card(name, job, adapter_sha)
+        card["attribution_policy"] = policy
         target = self.models_dir / name
         staging = self.models_dir / f".{name}.staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -162,7 +169,7 @@ class ModelService:
                 base_fingerprint=str(card["base_fingerprint"] or ""), adapter_sha=adapter_sha,
                 adapter_dir=str(target), snapshot_roots=roots, index_hash=ZERO32,
                 price_in=price_in, price_out=price_out, job_id=job_id, card=card,
-                tx_hash=result.tx_hash,
+                tx_hash=result.tx_hash, attribution_policy=policy,
             )  # fmt: skip
             s.add(row)
             s.flush()

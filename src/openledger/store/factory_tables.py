@@ -72,3 +72,4 @@ class ModelRow(Base):
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     tx_hash: Mapped[str] = mapped_column(String(66))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attribution_policy: Mapped[dict[str, float] | None] = mapped_column(JSON, default=None)

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from openledger.api.deps import NodeDep
+from openledger.attribution.policy import parse_policy
 from openledger.errors import NotFoundError
 from openledger.units import parse_open
 
@@ -32,6 +33,8 @@ class PublishRequest(BaseModel):
     price_in: str = Field("0.001", description="OPEN per 1,000 prompt tokens")
     price_out: str = Field("0.002", description="OPEN per 1,000 completion tokens")
     as_: str = Field(alias="as", description="Node-held owner account")
+    attribution: str = Field("gradient", description="gradient, spans, rag or a mix, e.g. "
+                             "gradient:0.7,spans:0.3")
 
 
 @router.post("/jobs", status_code=201)
@@ -93,4 +96,5 @@ def publish(body: PublishRequest, node: NodeDep) -> dict[str, Any]:
         body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
         price_out=parse_open(body.price_out, field="price_out"),
         signer=node.accounts.signer(body.as_),
+        attribution_policy=parse_policy(body.attribution, field="attribution"),
     )  # fmt: skip

@@ -135,15 +135,20 @@ class GradientAttributor:
     ) -> Attribution:
         scores, notes = self.example_scores(prompt, completion, precondition=precondition)
         contribution_of = self.index.example_contributions
-        order = np.argsort(-scores, kind="stable")
-        positive = [int(i) for i in order if scores[i] > 0]
-        evidence = [self._evidence(i, scores[i]) for i in positive[:top]]
-        per_contribution: dict[int, list[Evidence]] = {}
-        for i in positive:
-            c = int(contribution_of[i])
-            bucket = per_contribution.setdefault(c, [])
-            if len(bucket) < EVIDENCE_PER_SHARE:
-                bucket.append(self._evidence(i, scores[i]))
+        positive = np.flatnonzero(scores > 0)
+        ranked = positive[np.argsort(-scores[positive], kind="stable")]  # best first
+        evidence = [self._evidence(int(i), scores[i]) for i in ranked[:top]]
+        # each contribution's best EVIDENCE_PER_SHARE examples, without a Python loop over N
+        by_c = ranked[np.argsort(contribution_of[ranked], kind="stable")]
+        ids, starts, counts = np.unique(
+            contribution_of[by_c], return_index=True, return_counts=True
+        )
+        per_contribution = {
+            int(c): [
+                self._evidence(int(i), scores[i]) for i in by_c[s : s + min(n, EVIDENCE_PER_SHARE)]
+            ]
+            for c, s, n in zip(ids, starts, counts, strict=True)
+        }
         shares = positive_shares(
             self.contribution_scores(scores), self.index.contributors, per_contribution
         )
@@ -168,11 +173,11 @@ class GradientAttributor:
         )
 
     def _evidence(self, i: int, score: float) -> Evidence:
-        row = self.index.examples.slice(i, 1).to_pylist()[0]
+        rows = self.index.example_rows
         return Evidence(
-            contribution=int(row["contribution"]),
+            contribution=int(rows["contribution"][i]),
             score=float(score),
-            preview=row["preview"],
-            record=int(row["record"]),
-            example_id=row["example_id"],
+            preview=rows["preview"][i],
+            record=int(rows["record"][i]),
+            example_id=rows["example_id"][i],
         )

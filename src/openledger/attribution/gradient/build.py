@@ -317,6 +317,8 @@ def _finish(
         inv, lam = preconditioner(grams, plan.params.damping)
         write_bytes_atomic(folder / PRECOND, inv.tobytes())
         lambdas.append(lam)
+        for si in range(len(ranges)):  # k × k float64 each: spent once the inverse exists
+            (folder / f"{shard_stem(si)}.gram.f64").unlink()
     rows = [
         {
             "example_id": e.example_id,

@@ -7,7 +7,8 @@ Layout of an index folder::
     ckpt-00/                   one folder per checkpoint (00: the published adapter)
       shard-00000.f16          rows × k float16, each row divided by its scale
       shard-00000.scale.f32    rows float32: row scale (RMS of the projected gradient)
-      shard-00000.gram.f64     k × k float64: this shard's ΦᵀΦ
+      shard-00000.gram.f64     k × k float64: this shard's ΦᵀΦ (deleted once precond.f32
+                               is written)
       shard-00000.json         written last: rows and sha256 of the three files
       precond.f32              k × k float32: (ΦᵀΦ + λI)⁻¹
     examples.parquet           example_id, record, sha256, contribution, contributor,
@@ -242,6 +243,12 @@ class GradientIndex:
     def example_contributions(self) -> np.ndarray:
         """(N,) the contribution of each row."""
         return self.examples.column("contribution").to_numpy()
+
+    @cached_property
+    def example_rows(self) -> dict[str, list[Any]]:
+        """Columns as Python lists (fast per-row access for evidence)."""
+        cols = ("example_id", "record", "contribution", "preview")
+        return {c: self.examples.column(c).to_pylist() for c in cols}
 
     @cached_property
     def contributors(self) -> dict[int, str]:
