@@ -50,6 +50,10 @@ bench: venv node
 	$(PY) benchmarks/bench_dedup.py
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_attribution_speed.py
+	$(PY) benchmarks/bench_attribution_quality.py
+	$(PY) benchmarks/bench_spans.py
+	$(PY) benchmarks/bench_rag.py
 
 serve: venv node
 	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init

@@ -32,8 +32,11 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         export = tmp_path / "home" / "exports" / "open-facts.jsonl"
         assert len(export.read_text().splitlines()) == 8
         assert "held-out perplexity" in first and "dave published 'open-facts-lora'" in first
+        assert "registered the index hash" in first and "contribution #" in first
+        assert (tmp_path / "home" / "exports" / "attribution.png").stat().st_size > 1000
         second = run("demo")
         assert "exists already" in second and "8 records in 1 snapshot(s)" in second
         assert "published already" in second
+        assert "registered the index hash" not in second and "contribution #" in second
     finally:
         run("chain", "down")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from openledger.attribution.plot import plot_shares
 from openledger.cli import context
 from openledger.cli.format import out
-from openledger.errors import ValidationError
+from openledger.errors import OpenLedgerError, ValidationError
 
 app = typer.Typer(help="Proof of Attribution indexes: build, show, register.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -115,10 +117,16 @@ def attribute(
     prompt: Annotated[str, typer.Option(help="The prompt the model was given.")],
     completion: Annotated[str, typer.Option(help="The text it generated.")],
     top: Annotated[int, typer.Option(help="How many top examples to show.")] = 10,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the shares as a bar chart (PNG).")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Which contributions made this completion likely (by the model's policy)."""
-    result = context.node().attribution.attribute(model, prompt, completion, top=top)
+    node = context.node()
+    result = node.attribution.attribute(model, prompt, completion, top=top)
+    if plot is not None:
+        plot_shares(result, plot, account_names(node))
     if as_json:
         return _print_json(result.to_dict())
     for note in result.notes:
@@ -146,6 +154,19 @@ def attribute(
     out.print(ev)
     if not result.shares:
         out.print("no training example made this completion more likely (all unattributed)")
+    if plot is not None:
+        out.print(f"bar chart: {plot}")
+
+
+def account_names(node: Any) -> dict[str, str]:
+    """address → account name, for the accounts this node holds."""
+    names = {}
+    for name in node.accounts.names():
+        try:
+            names[node.accounts.address(name)] = name
+        except OpenLedgerError:  # an account this node cannot read stays unnamed
+            continue
+    return names
 
 
 rag_app = typer.Typer(
