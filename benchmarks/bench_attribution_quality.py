@@ -26,13 +26,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true", help="canary only; writes nothing")
     ap.add_argument("--subsets", type=int, default=20, help="LDS subsets (≥ 20)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="retrain every LOCO/LDS model (ignore the memoised outcomes)")
     args = ap.parse_args()
     info = machine()
     base = tiny_base()
     cfg = HarnessConfig(lds_subsets=0 if args.small else args.subsets, loco=not args.small)
     work = CACHE / "attr-quality"
     shutil.rmtree(work, ignore_errors=True)
-    r = run(base, work, cfg)
+    cache = None if args.fresh else CACHE / "attr-quality-outcomes"
+    before = set(cache.glob("*.json")) if cache and cache.exists() else set()
+    r = run(base, work, cfg, cache=cache)
+    after = set(cache.glob("*.json")) if cache and cache.exists() else set()
     ours = "gradient"
     doc = {
         "claim": "gradient attribution finds the contributions that made an output likely",
@@ -47,6 +52,11 @@ def main() -> None:
         "n_examples": r["n_examples"],
         "n_queries": r["n_queries"],
         "seconds": r["seconds"],
+        "retrained_models": {
+            "trained_in_this_run": len(after - before) if cache else "all",
+            "loaded_from_memo": (len(after) - len(after - before)) if cache else 0,
+            "memo": str(cache) if cache else None,
+        },
         "parameters": r["config"],
         "machine": {**info, "load_average_at_end": os.getloadavg()},
     }

@@ -40,7 +40,7 @@ def build(
     ] = 1,
     workers: Annotated[int, typer.Option(help="gradient: parallel build processes.")] = 1,
     damping: Annotated[
-        float | None, typer.Option(help="gradient: λ = damping · mean eigenvalue (0.1).")
+        float | None, typer.Option(help="gradient: λ = damping · mean eigenvalue (0.3).")
     ] = None,
     seed: Annotated[int, typer.Option(help="gradient: projection seed (stored).")] = 0,
     merge: Annotated[bool, typer.Option(help="spans: compact the segments into one.")] = False,

@@ -16,7 +16,7 @@ from openledger.attribution.gradient.build import (
     CheckpointRef,
     build_index,
 )
-from openledger.attribution.gradient.index import GradientIndex
+from openledger.attribution.gradient.index import DEFAULT_DAMPING, GradientIndex
 from openledger.attribution.gradient.loading import ModelSpec
 from openledger.errors import ConflictError, ValidationError
 
@@ -45,7 +45,7 @@ def test_build_is_deterministic_and_hashed(trained: Trained, tmp_path: Path) -> 
     assert len(index) == len(trained.examples)
     assert index.examples.column("record").to_pylist() == [e.record for e in trained.examples]
     lam = a["checkpoints"][0]["lambda"]
-    assert lam > 0 and a["params"]["damping"] == 0.1
+    assert lam > 0 and a["params"]["damping"] == DEFAULT_DAMPING
     other_seed = build_index(plan(trained, seed=1), tmp_path / "c", progress=False)
     assert other_seed["index_hash"] != a["index_hash"]
     (tmp_path / "a" / "ckpt-00" / "precond.f32").write_bytes(b"\0" * 16)

@@ -34,6 +34,8 @@ def test_reduced_harness_canary(tiny_base_dir: Path, tmp_path: Path) -> None:  #
         owners=10,
         facts_per_owner=2,
         facts_step=0,
+        queries_per_owner=None,
+        checkpoints=1,
         noise_records=4,
         loco=False,
         lds_subsets=0,

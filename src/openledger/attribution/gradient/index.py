@@ -17,7 +17,7 @@ Layout of an index folder::
 
 λ (the ridge of the preconditioner) is ``damping · tr(ΦᵀΦ) / k`` — ``damping`` times the
 mean eigenvalue of ΦᵀΦ, so it scales with the gradients and the number of examples; the
-default 0.1 was chosen with the quality harness (benchmarks/bench_attribution_quality.py).
+default 0.3 was chosen with the quality harness (docs/attribution-gradient.md has the sweep).
 
 Rows are stored scaled to unit RMS so float16 keeps ~3 significant digits whatever the
 gradients' magnitude; a score is ``scale_i · (Φ̂_i · q)``.
@@ -46,7 +46,7 @@ META = "meta.json"
 BUILD = "build.json"
 EXAMPLES = "examples.parquet"
 PRECOND = "precond.f32"
-DEFAULT_DAMPING = 0.1
+DEFAULT_DAMPING = 0.3
 
 
 def ckpt_dir(root: Path, i: int) -> Path:

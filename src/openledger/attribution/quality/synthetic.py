@@ -90,6 +90,7 @@ def make_datanet(
     noise_records: int = 8,
     contributions_per_contributor: int = 2,
     queries_per_owner: int | None = 2,
+    queries_step: int = 0,
     query_template: str = "neutral",
     seed: int = 0,
 ) -> SyntheticDatanet:
@@ -158,7 +159,8 @@ def make_datanet(
                 )
     queries = []
     for o in range(owners):
-        for f in facts[f"owner-{o:02d}"][:queries_per_owner]:  # None: every fact
+        asked = None if queries_per_owner is None else queries_per_owner + o * queries_step
+        for f in facts[f"owner-{o:02d}"][:asked]:  # None: every fact; owners differ in demand
             holders = [n for n, fs in facts.items() if f in fs]
             t = QUERY_TEMPLATE if query_template == "neutral" else TEMPLATES[o]
             queries.append(
