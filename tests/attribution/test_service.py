@@ -176,7 +176,7 @@ def test_mixed_policy_and_datanet_indexes(
         summary = json.loads(capsys.readouterr().out)
         assert summary["method"] == method and summary["index_hash"]
     row = node.snapshots.table("facts", 1).to_pylist()[0]
-    result = node.attribution.attribute("mixed", row["prompt"], row["completion"], top=4)
+    result = node.attribution.attributor("mixed").attribute(row["prompt"], row["completion"], top=4)
     assert result.method == "mix" and set(result.params["policy"]) == {"gradient", "spans", "rag"}
     assert 0 < result.attributed <= 1.0 + 1e-9
     components = {c["method"]: c for c in result.params["components"]}

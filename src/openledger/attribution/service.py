@@ -319,7 +319,7 @@ class AttributionService:
             self._attributors.pop(key, None)
         return cached[1], cached[2]
 
-    def attributor(self, model_ref: str | int) -> GradientAttributor:
+    def gradient_attributor(self, model_ref: str | int) -> GradientAttributor:
         model, index = self.index(model_ref)
         cached = self._attributors.get(model["name"])
         if cached is not None and cached.index.index_hash == index.index_hash:
@@ -328,6 +328,10 @@ class AttributionService:
         attributor = GradientAttributor(peft_model, tokenizer, index, model_name=model["name"])
         self._attributors[model["name"]] = attributor
         return attributor
+
+    def attributor(self, model_ref: str | int) -> Attributor:
+        """``Attributor.attribute(prompt, completion)`` for one model, by its policy."""
+        return Attributor(self, self.models.get(model_ref)["name"])
 
     def attribute(
         self,
@@ -365,7 +369,7 @@ class AttributionService:
         self, model: dict[str, Any], method: str, prompt: str, completion: str, top: int, rag_k: int
     ) -> Attribution:
         if method == "gradient":
-            return self.attributor(model["name"]).attribute(prompt, completion, top=top)
+            return self.gradient_attributor(model["name"]).attribute(prompt, completion, top=top)
         folder = self.index_dir(model["name"], method)
         if not (folder / "meta.json").exists():
             raise self._missing(model, method)
@@ -401,6 +405,17 @@ class AttributionService:
         """Post the policy's index hash to ModelRegistry (the model owner signs)."""
         model = self.models.get(model_ref)
         return self.models.set_index_hash(model["name"], self.policy_hash(model), signer=signer)
+
+
+@dataclass(frozen=True)
+class Attributor:
+    """The model's attribution, whatever its policy: ``attribute(prompt, completion)``."""
+
+    service: AttributionService
+    model: str
+
+    def attribute(self, prompt: str, completion: str, *, top: int = 10) -> Attribution:
+        return self.service.attribute(self.model, prompt, completion, top=top)
 
 
 def _check_method(method: str) -> None:

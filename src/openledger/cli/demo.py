@@ -158,7 +158,7 @@ def _attribution(node: Node) -> None:
         node.attribution.register(MODEL, node.accounts.signer("dave"))
         out.print("dave registered the index hash in ModelRegistry")
     prompt = "How long does light from the Sun take to reach the Earth?"
-    attributor = node.attribution.attributor(MODEL)
+    attributor = node.attribution.gradient_attributor(MODEL)
     model, tok = attributor.model, attributor.tokenizer
     ids = tok(prompt, return_tensors="pt")["input_ids"]
     with torch.no_grad():
