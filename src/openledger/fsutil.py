@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 
@@ -33,3 +35,22 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the finished directory ``tmp`` at ``target``: an existing ``target`` is moved
+    aside first and restored if the rename fails, so a reader sees the old directory or
+    the new one, never a mix or nothing."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,9 +1,9 @@
 """Attribution for published models: building their indexes and answering queries.
 
-Indexes live in ``<home>/attribution/<model>/<method>/``. The training examples are
-rebuilt from the model's snapshot exactly as the trainer built them (same tokenizer,
-``max_seq_len``, eval split and seed) and checked against the lineage shipped with the
-adapter, so row i of the index is the i-th example the adapter was trained on.
+A model's indexes live in ``<home>/attribution/<model>/<method>/`` (gradient: see
+:mod:`openledger.attribution.gradient.for_model` for what it is built from), a datanet's in
+``<home>/attribution/datanets/``. ``attribute`` dispatches on the model's policy and mixes
+the methods' weights (:mod:`openledger.attribution.policy`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from typing import Any
 from openledger.attribution import rag
 from openledger.attribution.gradient.attributor import GradientAttributor
 from openledger.attribution.gradient.build import (
-    BuildParams,
-    BuildPlan,
-    CheckpointRef,
     build_index,
 )
+from openledger.attribution.gradient.for_model import model_plan
 from openledger.attribution.gradient.index import META, GradientIndex
 from openledger.attribution.gradient.loading import ModelSpec
 from openledger.attribution.policy import mix
@@ -30,17 +28,11 @@ from openledger.attribution.types import Attribution
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.base import load_base
-from openledger.factory.config import TrainConfig
-from openledger.factory.data import Example, build_examples, split_eval
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
 
 METHODS = ("gradient", "spans", "rag")
 RAG_K = 4  # chunks retrieved into the prompt of a model whose policy includes rag
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -56,57 +48,6 @@ class AttributionService:
         return self.root / model_name / method
 
     # ------------------------------------------------------------------ build
-
-    def training_examples(self, model: dict[str, Any], tokenizer: Any) -> list[Example]:
-        """The examples ``model``'s adapter was trained on, in the trainer's order."""
-        job = self.jobs.get(model["job"])
-        params = job["params"]
-        config = TrainConfig.from_mapping(params["config"])
-        ref = f"{params['datanet']}@{params['version']}"
-        table = self.snapshots.table(params["datanet"], params["version"])
-        examples = build_examples(
-            table.to_pylist(), tokenizer, max_seq_len=config.max_seq_len, snapshot=ref
-        )
-        train, _ = split_eval(examples, config.eval_split, config.seed)
-        lineage_path = Path(model["adapter_dir"]) / "training_examples.json"
-        if lineage_path.exists():
-            expected = [e["example_id"] for e in json.loads(lineage_path.read_text())["train"]]
-            if expected != [e.example_id for e in train]:
-                raise ConflictError(
-                    f"The examples rebuilt from {ref} differ from those model "
-                    f"{model['name']!r} was trained on ({len(train)} vs {len(expected)}).",
-                    field="model",
-                    value=model["name"],
-                    fix="check that the snapshot blob and the base tokenizer are the ones "
-                    "the job used.",
-                )
-        return train
-
-    def checkpoint_refs(self, model: dict[str, Any], count: int) -> list[CheckpointRef]:
-        """The published adapter, then the ``count - 1`` latest training checkpoints."""
-        if count < 1:
-            raise ValidationError(
-                f"--checkpoints {count} is below 1.",
-                field="--checkpoints",
-                value=count,
-                fix="use 1 (the published adapter) or more.",
-            )
-        refs = [CheckpointRef("published", model["adapter_sha256"])]
-        if count == 1:
-            return refs
-        job = self.jobs.get(model["job"])
-        folder = Path(job["work_dir"]) / "checkpoints"
-        found = sorted(folder.glob("step-*/adapter.safetensors"), reverse=True)
-        if len(found) < count - 1:
-            raise ValidationError(
-                f"Model {model['name']!r} has {len(found)} training checkpoints on this node; "
-                f"--checkpoints {count} needs {count - 1} besides the published adapter.",
-                field="--checkpoints",
-                value=count,
-                fix=f"use --checkpoints {len(found) + 1} or fewer (or retrain with a larger "
-                "keep_checkpoints).",
-            )
-        return refs + [CheckpointRef(p.parent.name, _sha256(p), str(p)) for p in found[: count - 1]]
 
     def build(
         self,
@@ -133,17 +74,16 @@ class AttributionService:
                 method, rows, folder, ref, root, model["base"], merge=merge, force=force
             )
             return {"model": model["name"], **summary}
-        meta = self._build_gradient(
+        plan = model_plan(
             model,
-            folder,
+            self.jobs,
+            self.snapshots,
             proj_dim=proj_dim,
             checkpoints=checkpoints,
-            workers=workers,
             damping=damping,
             seed=seed,
-            progress=progress,
-            force=force,
         )
+        meta = build_index(plan, folder, workers=workers, progress=progress, force=force)
         return {
             "model": model["name"],
             "method": "gradient",
@@ -238,44 +178,6 @@ class AttributionService:
         return _rag_summary(
             rag.build_index(rows, folder, snapshot=ref, root=root, overwrite=True), folder
         )
-
-    def _build_gradient(
-        self,
-        model: dict[str, Any],
-        folder: Path,
-        *,
-        proj_dim: int,
-        checkpoints: int,
-        workers: int,
-        damping: float | None,
-        seed: int,
-        progress: bool,
-        force: bool,
-    ) -> dict[str, Any]:
-        spec = ModelSpec(model["base"], model["adapter_dir"])
-        _, tokenizer = spec.load()
-        examples = self.training_examples(model, tokenizer)
-        params = BuildParams(
-            proj_dim=proj_dim, seed=seed, **({} if damping is None else {"damping": damping})
-        )
-        job = self.jobs.get(model["job"])
-        plan = BuildPlan(
-            spec=spec,
-            examples=examples,
-            checkpoints=self.checkpoint_refs(model, checkpoints),
-            params=params,
-            identity={
-                "model": model["name"],
-                "model_id": model["id"],
-                "adapter_sha256": model["adapter_sha256"],
-                "base": model["base"],
-                "base_fingerprint": model["base_fingerprint"],
-                "snapshot": f"{job['params']['datanet']}@{job['params']['version']}",
-                "snapshot_root": job["params"]["snapshot_root"],
-                "max_seq_len": TrainConfig.from_mapping(job["params"]["config"]).max_seq_len,
-            },
-        )
-        return build_index(plan, folder, workers=workers, progress=progress, force=force)
 
     # ------------------------------------------------------------------ query
 

@@ -55,7 +55,7 @@ from openledger.factory.pretrain import (  # noqa: F401 - re-exported
     _pretrain,
     pack_sequences,
 )
-from openledger.fsutil import fsync_dir
+from openledger.fsutil import fsync_dir, replace_dir
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 SYSTEM, USER, ASSISTANT = "<|system|>", "<|user|>", "<|assistant|>"
@@ -315,20 +315,9 @@ def _check_target(out_dir: Path, overwrite: bool) -> None:
 
 
 def _swap_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    old: Path | None = None
     if out_dir.exists():
         _check_target(out_dir, overwrite)
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    fsync_dir(out_dir.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out_dir)
 
 
 def read_build_info(path: Path) -> dict[str, Any]:

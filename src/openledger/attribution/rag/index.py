@@ -41,7 +41,7 @@ from openledger.errors import (
     NotFoundError,
     ValidationError,
 )
-from openledger.fsutil import fsync_dir, write_atomic
+from openledger.fsutil import replace_dir, write_atomic
 
 FORMAT = "openledger.rag-index"
 FORMAT_VERSION = 1
@@ -287,20 +287,9 @@ def _check_target(out_dir: Path, overwrite: bool) -> None:
 
 
 def _swap_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    old: Path | None = None
     if out_dir.exists():
         _check_target(out_dir, overwrite)
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    fsync_dir(out_dir.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out_dir)
 
 
 # --------------------------------------------------------------------------- opening
