@@ -40,7 +40,7 @@ lint: venv
 # The store tests also run against a real PostgreSQL unless OPENLEDGER_TEST_PG=0.
 test: venv node lint
 	@if [ "$${OPENLEDGER_TEST_PG:-1}" != "0" ]; then \
-		url=$$(bash scripts/pg-test-server.sh start | tail -n 1) || exit 1; \
+		url=$$(set -o pipefail; bash scripts/pg-test-server.sh start | tail -n 1) || exit 1; \
 		export OPENLEDGER_TEST_PG_URL="$$url"; \
 	fi; \
 	$(PY) -m pytest -q
