@@ -141,10 +141,8 @@ def _factory(node: Node, tiny_steps: int) -> None:
 
 
 def _attribution(node: Node) -> None:
-    """Index the adapter's training gradients, register the index hash, and attribute one
-    completion the model writes."""
-    import torch
-
+    """Index the adapter's training gradients, register the index hash, and attribute an
+    answer about the Sun (it is in erin's contribution) to the contributions."""
     from openledger.attribution.plot import plot_shares
     from openledger.cli.attribution import account_names
 
@@ -158,12 +156,7 @@ def _attribution(node: Node) -> None:
         node.attribution.register(MODEL, node.accounts.signer("dave"))
         out.print("dave registered the index hash in ModelRegistry")
     prompt = "How long does light from the Sun take to reach the Earth?"
-    attributor = node.attribution.gradient_attributor(MODEL)
-    model, tok = attributor.model, attributor.tokenizer
-    ids = tok(prompt, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        gen = model.generate(ids, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
-    completion = tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True)
+    completion = "About eight minutes and twenty seconds."
     result = node.attribution.attribute(MODEL, prompt, completion, top=3)
     names = account_names(node)
     out.print(f"Q: {prompt}\nA: {completion!r}")
