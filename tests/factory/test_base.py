@@ -15,6 +15,7 @@ from openledger.factory.base import (
     is_local_ref,
     linear_module_names,
     load_base,
+    load_tokenizer,
 )
 
 LLAMA_LINEARS = [
@@ -60,6 +61,25 @@ def test_missing_pad_token_falls_back_to_eos(tiny_base_dir: Path, tmp_path: Path
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     _, tok = load_base(d)
     assert tok.pad_token is not None and tok.eos_token == "<|eos|>"
+
+
+def test_load_tokenizer_matches_load_base_without_weights(
+    tiny_base_dir: Path, tmp_path: Path
+) -> None:
+    _, full = load_base(tiny_base_dir)
+    tok = load_tokenizer(tiny_base_dir)
+    assert tok.get_vocab() == full.get_vocab()
+    assert (tok.eos_token_id, tok.pad_token_id, tok.bos_token_id) == (
+        full.eos_token_id, full.pad_token_id, full.bos_token_id,
+    )  # fmt: skip
+    d = _copy(tiny_base_dir, tmp_path / "nopad")
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg.pop("pad_token", None)
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    assert load_tokenizer(d).pad_token == "<|eos|>"
+    with pytest.raises(NotFoundError) as err:
+        load_tokenizer(tmp_path / "missing")
+    assert err.value.field == "--base"
 
 
 def test_hub_id_offline_is_not_found_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ proportion to that method's weight.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
@@ -87,17 +88,7 @@ def mix(
         for s in a.shares:
             weights[s.contribution] = weights.get(s.contribution, 0.0) + w * s.weight
             contributors[s.contribution] = s.contributor
-            evidence.setdefault(s.contribution, []).extend(
-                Evidence(
-                    e.contribution,
-                    e.score,
-                    e.preview,
-                    e.record,
-                    e.example_id,
-                    {**e.detail, "method": a.method},
-                )
-                for e in s.evidence
-            )
+            evidence.setdefault(s.contribution, []).extend(_tagged(e, a.method) for e in s.evidence)
     shares = sorted(
         (
             Share(c, contributors[c], v, v, tuple(evidence.get(c, ())))
@@ -106,18 +97,7 @@ def mix(
         ),
         key=lambda s: (-s.weight, s.contribution),
     )
-    top_evidence = [
-        Evidence(
-            e.contribution,
-            e.score,
-            e.preview,
-            e.record,
-            e.example_id,
-            {**e.detail, "method": a.method},
-        )
-        for _, a in parts
-        for e in a.evidence
-    ][: top * len(parts)]
+    top_evidence = [_tagged(e, a.method) for _, a in parts for e in a.evidence][: top * len(parts)]
     notes = tuple(f"{a.method}: {n}" for _, a in parts for n in a.notes)
     return Attribution(
         method="mix",
@@ -141,3 +121,8 @@ def mix(
         truncated=any(a.truncated for _, a in parts),
         notes=notes,
     )
+
+
+def _tagged(e: Evidence, method: str) -> Evidence:
+    """``e`` with the method that found it in its detail."""
+    return dataclasses.replace(e, detail={**e.detail, "method": method})

@@ -27,7 +27,7 @@ from openledger.attribution.snapshot_indexes import build_spans, open_spans
 from openledger.attribution.types import Attribution
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
-from openledger.factory.base import load_base
+from openledger.factory.base import load_tokenizer
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
 
@@ -342,9 +342,3 @@ def _rag_summary(index: Any, folder: Path) -> dict[str, Any]:
         "chunks": len(index.chunks),
         "embedding_model": index.embedding_model,
     }
-
-
-def load_tokenizer(ref: str) -> Any:
-    """The tokenizer of a base model, as ``load_base`` returns it (without the weights'
-    cost for a hub model being paid twice: transformers caches the files)."""
-    return load_base(ref)[1]

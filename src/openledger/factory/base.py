@@ -239,10 +239,24 @@ def _load_hub(
 def _ensure_special_tokens(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ref: str | Path
 ) -> None:
+    _fill_tokenizer(tokenizer, (model.generation_config, model.config), ref)
+    for cfg in (model.config, model.generation_config):
+        if cfg is None:
+            continue
+        if getattr(cfg, "pad_token_id", None) is None:
+            cfg.pad_token_id = tokenizer.pad_token_id
+        if getattr(cfg, "eos_token_id", None) is None:
+            cfg.eos_token_id = tokenizer.eos_token_id
+
+
+def _fill_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, configs: tuple[object, ...], ref: str | Path
+) -> None:
+    """Give the tokenizer an eos (from the first config naming one) and a pad (eos)."""
     if tokenizer.eos_token is None:
-        eos_id = _first_id(getattr(model.generation_config, "eos_token_id", None))
-        if eos_id is None:
-            eos_id = _first_id(getattr(model.config, "eos_token_id", None))
+        eos_id = None
+        for cfg in configs:
+            eos_id = eos_id if eos_id is not None else _first_id(getattr(cfg, "eos_token_id", None))
         if eos_id is None:
             raise ValidationError(
                 f"{FIELD} {str(ref)!r}: the tokenizer has no eos token and the model config "
@@ -254,13 +268,42 @@ def _ensure_special_tokens(
         tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos_id)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    for cfg in (model.config, model.generation_config):
-        if cfg is None:
-            continue
-        if getattr(cfg, "pad_token_id", None) is None:
-            cfg.pad_token_id = tokenizer.pad_token_id
-        if getattr(cfg, "eos_token_id", None) is None:
-            cfg.eos_token_id = tokenizer.eos_token_id
+
+
+def load_tokenizer(ref: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer ``load_base(ref)`` returns, without loading the weights (for span
+    indexes of models of any size)."""
+    from transformers import AutoConfig, GenerationConfig
+
+    if is_local_ref(ref):
+        source: str | Path = Path(ref).expanduser()
+        if not Path(source).exists():
+            raise NotFoundError(
+                f"{FIELD} {str(source)!r}: no such directory.",
+                field=FIELD,
+                value=str(source),
+                fix=f"pass a local Hugging Face model directory or a hub id, or {TINY_BASE_HINT}.",
+            )
+        _check_model_dir(Path(source))
+        kwargs: dict[str, object] = {"local_files_only": True}
+    else:
+        source, kwargs = str(ref), ({"local_files_only": True} if hub_offline() else {})
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise NotFoundError(
+            f"{FIELD} {str(ref)!r}: the tokenizer could not be loaded: {_first_line(exc)}",
+            field=FIELD,
+            value=str(ref),
+            fix="pass a local Hugging Face directory with its tokenizer, or a cached hub id.",
+        ) from exc
+    try:
+        generation = GenerationConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError):  # most models ship none; config.json is the fallback
+        generation = None
+    _fill_tokenizer(tokenizer, (generation, config), ref)
+    return tokenizer
 
 
 def _first_id(value: object) -> int | None:

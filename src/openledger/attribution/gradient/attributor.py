@@ -111,16 +111,24 @@ class GradientAttributor:
                 load_lora_state(self.model, self._published)
         return out
 
+    def query(self, prompt: str, completion: str) -> tuple[list[np.ndarray], list[str]]:
+        """The projected query gradient under each checkpoint, and truncation notes."""
+        ids, labels, notes = query_tensors(self.tokenizer, prompt, completion, self.max_len)
+        return self.query_gradients(ids, labels), notes
+
+    def scores_for(self, qs: list[np.ndarray], *, precondition: bool = True) -> np.ndarray:
+        """(N,) score of every indexed example against query gradients ``qs``."""
+        total = np.zeros(len(self.index))
+        for ck, q in zip(self.index.checkpoints, qs, strict=True):
+            total += ck.scores(q, precondition)
+        return total
+
     def example_scores(
         self, prompt: str, completion: str, *, precondition: bool = True
     ) -> tuple[np.ndarray, list[str]]:
         """(N,) score of every indexed example, and truncation notes."""
-        ids, labels, notes = query_tensors(self.tokenizer, prompt, completion, self.max_len)
-        qs = self.query_gradients(ids, labels)
-        total = np.zeros(len(self.index))
-        for ck, q in zip(self.index.checkpoints, qs, strict=True):
-            total += ck.scores(q, precondition)
-        return total, notes
+        qs, notes = self.query(prompt, completion)
+        return self.scores_for(qs, precondition=precondition), notes
 
     def contribution_scores(
         self, scores: np.ndarray, positive_only: bool = True

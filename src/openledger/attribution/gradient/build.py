@@ -34,7 +34,6 @@ from openledger.attribution.gradient.index import (
     preconditioner,
     read_marker,
     shard_stem,
-    write_bytes_atomic,
     write_examples,
     write_shard,
 )
@@ -315,7 +314,7 @@ def _finish(
             for si in range(len(ranges))
         ]
         inv, lam = preconditioner(grams, plan.params.damping)
-        write_bytes_atomic(folder / PRECOND, inv.tobytes())
+        write_atomic(folder / PRECOND, inv.tobytes())
         lambdas.append(lam)
         for si in range(len(ranges)):  # k × k float64 each: spent once the inverse exists
             (folder / f"{shard_stem(si)}.gram.f64").unlink()

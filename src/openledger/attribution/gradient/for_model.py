@@ -13,6 +13,7 @@ from openledger.attribution.gradient.build import BuildParams, BuildPlan, Checkp
 from openledger.attribution.gradient.loading import ModelSpec
 from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ConflictError, ValidationError
+from openledger.factory.base import load_tokenizer
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import Example, build_examples, split_eval
 from openledger.factory.jobs import JobService
@@ -86,7 +87,7 @@ def model_plan(
 ) -> BuildPlan:
     """The build plan of a published model's gradient index."""
     spec = ModelSpec(model["base"], model["adapter_dir"])
-    _, tokenizer = spec.load()
+    tokenizer = load_tokenizer(model["base"])  # build_index loads the model itself
     params = jobs.get(model["job"])["params"]
     return BuildPlan(
         spec=spec,

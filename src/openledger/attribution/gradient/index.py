@@ -69,10 +69,6 @@ def canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    write_atomic(path, data)
-
-
 # --------------------------------------------------------------------------- shards
 
 
@@ -90,7 +86,7 @@ def write_shard(folder: Path, index: int, features: torch.Tensor) -> dict[str, A
         f"{stem}.gram.f64": np.ascontiguousarray(gram).tobytes(),
     }
     for name, data in files.items():
-        write_bytes_atomic(folder / name, data)
+        write_atomic(folder / name, data)
     marker = {
         "rows": int(features.shape[0]),
         "k": int(features.shape[1]),
@@ -143,7 +139,7 @@ def examples_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
 def write_examples(root: Path, rows: Sequence[dict[str, Any]]) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(examples_table(rows), sink)
-    write_bytes_atomic(root / EXAMPLES, sink.getvalue().to_pybytes())
+    write_atomic(root / EXAMPLES, sink.getvalue().to_pybytes())
 
 
 def finish_meta(root: Path, meta: dict[str, Any]) -> dict[str, Any]:

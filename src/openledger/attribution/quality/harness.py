@@ -39,6 +39,7 @@ from openledger.attribution.quality.metrics import (
     loco_total,
 )
 from openledger.attribution.quality.synthetic import SyntheticDatanet, make_datanet
+from openledger.attribution.types import positive_shares
 from openledger.factory.base import load_base
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import Example, build_examples
@@ -130,18 +131,9 @@ def tfidf_scores(
     return (q @ d.T).toarray()
 
 
-def _per_contribution(
-    scores: np.ndarray, contributions: np.ndarray, positive: bool
-) -> dict[int, float]:
-    ids, inv = np.unique(contributions, return_inverse=True)
-    vals = np.maximum(scores, 0) if positive else scores
-    sums = np.bincount(inv, weights=vals, minlength=len(ids))
-    return {int(c): float(s) for c, s in zip(ids, sums, strict=True)}
-
-
 def _shares(pos: dict[int, float]) -> dict[int, float]:
-    total = sum(v for v in pos.values() if v > 0)
-    return {c: (v / total if total > 0 else 0.0) for c, v in pos.items()}
+    """contribution → weight, as the product normalises (positive scores sum to 1)."""
+    return {sh.contribution: sh.weight for sh in positive_shares(pos, {})}
 
 
 def method_scores(
@@ -154,10 +146,9 @@ def method_scores(
     """method → (Q, N) example scores."""
     out: dict[str, list[np.ndarray]] = {"gradient": [], "grad_dot": []}
     for q in queries:
-        for name, pre in (("gradient", True), ("grad_dot", False)):
-            out[name].append(
-                attributor.example_scores(q["prompt"], q["completion"], precondition=pre)[0]
-            )
+        qs, _ = attributor.query(q["prompt"], q["completion"])  # one backward for both
+        out["gradient"].append(attributor.scores_for(qs))
+        out["grad_dot"].append(attributor.scores_for(qs, precondition=False))
     result = {k: np.stack(v) for k, v in out.items()}
     result["tfidf"] = tfidf_scores(examples, tokenizer, queries)
     rng = np.random.default_rng(seed)
@@ -259,12 +250,11 @@ def run(
             [ens.example_scores(q["prompt"], q["completion"])[0] for q in queries]
         )
         methods.insert(1, "gradient_ens")
-    contribs = np.array([e.contribution for e in examples])
     say(f"trained and attributed in {time.perf_counter() - t0:.0f}s")
 
     shares = {
         m: [
-            by_contributor(_shares(_per_contribution(s, contribs, True)), data.contributor_of)
+            by_contributor(_shares(attributor.contribution_scores(s)), data.contributor_of)
             for s in scores[m]
         ]
         for m in methods
@@ -330,7 +320,10 @@ def run(
             key = _outcome_key(base_dir, data, cfg, f"lds:{sorted(subset)}")
             actual[si] = _cached(cache, key, retrain)
             say(f"LDS subset {si + 1}/{len(subsets)} trained")
-        tau = {m: [_per_contribution(s, contribs, False) for s in scores[m]] for m in methods}
+        tau = {
+            m: [attributor.contribution_scores(s, positive_only=False) for s in scores[m]]
+            for m in methods
+        }
         results["lds"] = {m: lds(tau[m], subsets, actual) for m in methods}
     results["config"] = asdict(cfg)
     results["n_examples"] = len(examples)
