@@ -16,6 +16,7 @@ installed wheel with no ``alembic.ini``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,9 +34,15 @@ from sqlalchemy.pool import StaticPool
 
 from openledger.errors import ConfigError, OpenLedgerError, StoreError
 
+try:  # POSIX only; elsewhere SQLite's own locks are all there is
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+MIGRATION_LOCK_TIMEOUT_S = 120
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 _PG_MIGRATION_LOCK_KEY = 0x0BE11ED6E5
@@ -172,7 +179,11 @@ class Database:
         return ScriptDirectory.from_config(cfg).get_current_head()
 
     def _run_alembic(self, action: Callable[[Config], None], what: str) -> None:
-        with self._translate_errors(what), self.engine.connect() as conn:
+        with (
+            self._migration_file_lock(what),
+            self._translate_errors(what),
+            self.engine.connect() as conn,
+        ):
             # One migration at a time, whoever else opens the same database now.
             if self.is_sqlite:
                 if self.sqlite_path is not None:
@@ -194,6 +205,41 @@ class Database:
                     "upgrade openledger, or point the URL at another database.",
                 ) from exc
             conn.commit()
+
+    @contextmanager
+    def _migration_file_lock(self, what: str) -> Iterator[None]:
+        """Serialise migrations of one SQLite file across threads and processes.
+
+        SQLite answers "database is locked" at once, without waiting out its busy timeout,
+        when two new connections switch a fresh file to WAL or upgrade a read snapshot to
+        a write together; a lock file taken before connecting rules both out.
+        """
+        path = self.sqlite_path
+        if path is None or fcntl is None:
+            yield
+            return
+        lock_path = path.expanduser().with_name(path.name + ".migrate-lock")
+        with open(lock_path, "a+b") as handle:
+            deadline = time.monotonic() + MIGRATION_LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"cannot {what} the database {self.url!r}: another process has "
+                            f"held {str(lock_path)!r} for over {MIGRATION_LOCK_TIMEOUT_S} s.",
+                            field="database URL",
+                            value=self.url,
+                            fix="wait for the other openledger process to finish migrating, "
+                            "or stop it.",
+                        ) from None
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def migrate(self, revision: str = "head") -> None:
         """Apply the Alembic migrations up to ``revision`` (default: the newest)."""
