@@ -29,6 +29,12 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "rpc_timeout": ("OPENLEDGER_RPC_TIMEOUT", "chain", "rpc_timeout"),
     "api_host": ("OPENLEDGER_API_HOST", "api", "host"),
     "api_port": ("OPENLEDGER_API_PORT", "api", "port"),
+    "serve_base": ("OPENLEDGER_SERVE_BASE", "serve", "base"),
+    "serve_device": ("OPENLEDGER_SERVE_DEVICE", "serve", "device"),
+    "serve_max_batch": ("OPENLEDGER_SERVE_MAX_BATCH", "serve", "max_batch"),
+    "serve_max_ctx": ("OPENLEDGER_SERVE_MAX_CTX", "serve", "max_ctx"),
+    "serve_device_slots": ("OPENLEDGER_SERVE_DEVICE_SLOTS", "serve", "device_slots"),
+    "serve_cpu_adapters": ("OPENLEDGER_SERVE_CPU_ADAPTERS", "serve", "cpu_adapters"),
 }
 
 
@@ -113,6 +119,12 @@ class Settings:
     rpc_timeout: float = 10.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    serve_base: str | None = None  # None: the base most published models were trained on
+    serve_device: str = "auto"
+    serve_max_batch: int = 64
+    serve_max_ctx: int = 0  # 0: the base model's max_position_embeddings
+    serve_device_slots: int = 128
+    serve_cpu_adapters: int = 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

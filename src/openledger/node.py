@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from openledger.api.keys import ApiKeyService
 from openledger.attribution.service import AttributionService
 from openledger.chain.accounts import AccountBook, prompt_password
 from openledger.chain.client import ChainClient
@@ -20,6 +21,8 @@ from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ContractNotDeployedError
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
+from openledger.serving.engine import EngineConfig
+from openledger.serving.service import ServeConfig, ServingService
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database
 from openledger.units import OPEN
@@ -113,6 +116,20 @@ class Node:
         return AttributionService(self.models, self.jobs, self.snapshots,
                                   self.settings.layout.attribution_dir)  # fmt: skip
 
+    # -- serving API -----------------------------------------------------------------------
+    @cached_property
+    def api_keys(self) -> ApiKeyService:
+        return ApiKeyService(self.db, self.accounts)
+
+    # -- serving (OpenLoRA) ----------------------------------------------------------------
+    @cached_property
+    def serving(self) -> ServingService:
+        s = self.settings
+        engine = EngineConfig(max_batch=s.serve_max_batch, max_ctx=s.serve_max_ctx or None,
+                              device_slots=s.serve_device_slots,
+                              cpu_adapters=s.serve_cpu_adapters)  # fmt: skip
+        return ServingService(self.models, ServeConfig(s.serve_base, s.serve_device, engine))
+
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:
         """Start the devnet; deploy and fund the dev accounts on its first start.
@@ -153,5 +170,7 @@ class Node:
         return addresses
 
     def close(self) -> None:
+        if "serving" in self.__dict__:
+            self.serving.close()
         if "db" in self.__dict__:
             self.db.dispose()

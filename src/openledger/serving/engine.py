@@ -1,0 +1,435 @@
+"""The OpenLoRA engine: continuous batching of requests that each name their own adapter.
+
+One step of the scheduler (``Engine.step``):
+
+1. take new requests and cancellations;
+2. admit waiting requests while cache rows are free and their adapter is in host memory
+   (a cold adapter is loaded by a background thread meanwhile; the request waits, the
+   others go on), pinning each adapter in a device slot;
+3. prefill the admitted prompts in one padded batch (first token);
+4. one decode step for every request that was already running (one token each);
+5. stream the new text, finish requests (eos, stop sequence, max_tokens, context) and
+   free their cache rows and slots, moving the last row into the hole so rows stay compact.
+
+``Engine.start()`` runs steps on a background thread; tests may call ``step()`` directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from openledger.errors import ValidationError
+from openledger.serving.cache import AdapterCache
+from openledger.serving.lora import LoraSlots, SlotsFull
+from openledger.serving.model import EngineModel
+from openledger.serving.sampling import SamplingParams, TextStream, choose_tokens
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a request's consumer receives: text as it is produced, then one end event."""
+
+    kind: str  # "token" | "done" | "error"
+    text: str = ""
+    token: int | None = None
+    finish_reason: str | None = None  # "stop" | "length" | "cancelled"
+    error: Exception | None = None
+    at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Completion:
+    text: str
+    tokens: list[int]
+    finish_reason: str
+    prompt_tokens: int
+    adapter: str | None
+
+
+class Request:
+    """One generation: created by ``Engine.submit``, consumed by ``events()`` or ``wait()``."""
+
+    def __init__(
+        self,
+        prompt: list[int],
+        adapter: str | None,
+        params: SamplingParams,
+        tokenizer: Any,
+        sink: Callable[[Event], None] | None,
+    ) -> None:
+        self.id = next(_ids)
+        self.prompt = prompt
+        self.adapter = adapter
+        self.params = params
+        self.generator = params.generator()
+        self.stream = TextStream(tokenizer, params.stop)
+        self.tokens: list[int] = []
+        self.length = 0  # tokens whose keys and values are in the cache
+        self.pending: int | None = None  # sampled, not yet fed back
+        self.slot = 0
+        self.finish_reason: str | None = None
+        self.cancelled = False
+        self.submitted_at = time.perf_counter()
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._sink = sink or self._queue.put
+        self._done = threading.Event()
+
+    def emit(self, event: Event) -> None:
+        self._sink(event)
+        if event.kind != "token":
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Stop generating; the engine frees the request's memory at its next step."""
+        self.cancelled = True
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        while True:
+            event = self._queue.get(timeout=timeout)
+            yield event
+            if event.kind != "token":
+                return
+
+    def wait(self, timeout: float | None = None) -> Completion:
+        text: list[str] = []
+        for event in self.events(timeout):
+            if event.kind == "error":
+                assert event.error is not None
+                raise event.error
+            text.append(event.text)
+        return Completion(
+            "".join(text),
+            list(self.tokens),
+            self.finish_reason or "stop",
+            len(self.prompt),
+            self.adapter,
+        )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_batch: int = 64
+    max_ctx: int | None = None  # default: the model's max_position_embeddings
+    device_slots: int = 128
+    cpu_adapters: int = 1024
+    max_prefill_tokens: int = 8192
+    load_workers: int = 2
+
+
+class Engine:
+    """The base model once, adapters in tiers, requests batched continuously."""
+
+    def __init__(
+        self,
+        hf_model: torch.nn.Module,
+        tokenizer: Any,
+        resolve: Callable[[str], Any],
+        config: EngineConfig | None = None,
+        *,
+        loader: Callable[..., Any] | None = None,
+    ) -> None:
+        self.config = config = config or EngineConfig()
+        self.tokenizer = tokenizer
+        param = next(hf_model.parameters())
+        cfg = hf_model.config
+        inter = cfg.intermediate_size
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        kv = (getattr(cfg, "num_key_value_heads", None) or heads) * head_dim
+        hidden = cfg.hidden_size
+        shapes = {
+            "q_proj": (hidden, heads * head_dim),
+            "k_proj": (hidden, kv),
+            "v_proj": (hidden, kv),
+            "o_proj": (heads * head_dim, hidden),
+            "gate_proj": (hidden, inter),
+            "up_proj": (hidden, inter),
+            "down_proj": (inter, hidden),
+        }
+        self.slots = LoraSlots(config.device_slots, shapes, dtype=param.dtype, device=param.device)
+        self.model = EngineModel(
+            hf_model, max_batch=config.max_batch, max_ctx=config.max_ctx, lora=self.slots
+        )
+        self.adapters = AdapterCache(
+            resolve,
+            capacity=config.cpu_adapters,
+            dtype=param.dtype,
+            workers=config.load_workers,
+            on_ready=self._wake_up,
+            loader=loader,
+        )
+        self.eos = {int(t) for t in _eos_ids(hf_model, tokenizer)}
+        self._inbox: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._waiting: deque[Request] = deque()
+        self._running: list[Request] = []  # index = cache row
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self.steps = 0
+
+    @property
+    def max_ctx(self) -> int:
+        return self.model.dims.max_ctx
+
+    # ------------------------------------------------------------------ client side
+
+    def submit(
+        self,
+        prompt: list[int],
+        *,
+        adapter: str | None = None,
+        params: SamplingParams | None = None,
+        sink: Callable[[Event], None] | None = None,
+    ) -> Request:
+        params = params or SamplingParams()
+        if not prompt:
+            raise ValidationError(
+                "the prompt is empty.",
+                field="prompt",
+                value="",
+                fix="send at least one token of prompt.",
+            )
+        if len(prompt) >= self.max_ctx:
+            raise ValidationError(
+                f"the prompt has {len(prompt)} tokens; this model's context is {self.max_ctx} "
+                "tokens and the prompt must leave room for at least one more.",
+                field="prompt",
+                value=len(prompt),
+                fix=f"shorten the prompt to at most {self.max_ctx - 1} tokens.",
+            )
+        request = Request(list(prompt), adapter, params, self.tokenizer, sink)
+        if adapter is not None:
+            self.adapters.request(adapter)
+        self._inbox.put(request)
+        self._wake_up()
+        return request
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        adapters: list[str | None],
+        params: SamplingParams | None = None,
+    ) -> list[Completion]:
+        """Submit all, run (or let the thread run) until all are done."""
+        requests = [
+            self.submit(p, adapter=a, params=params) for p, a in zip(prompts, adapters, strict=True)
+        ]
+        if self._thread is None:
+            while not all(r.done for r in requests):
+                if not self.step():
+                    self._wake.wait(0.01)
+                    self._wake.clear()
+        return [r.wait() for r in requests]
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._loop, name="openlora-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake_up()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self.adapters.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "running": len(self._running),
+            "waiting": len(self._waiting) + self._inbox.qsize(),
+            "free_rows": self.config.max_batch - len(self._running),
+            "pinned_slots": self.slots.pinned,
+            "device_adapters": len(self.slots.resident),
+            "cpu_adapters": len(self.adapters.resident),
+            "slot_loads": self.slots.loads,
+            "slot_evictions": self.slots.evictions,
+            "steps": self.steps,
+            "kv_cache_bytes": self.model.kv_bytes,
+        }
+
+    # ------------------------------------------------------------------ the loop
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wake.clear()
+            if not self.step():
+                self._wake.wait(0.05)
+
+    def step(self) -> bool:
+        """One scheduler iteration; False when there was nothing to do."""
+        while True:
+            try:
+                self._waiting.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        self._drop_cancelled()
+        before = len(self._running)
+        admitted = self._admit()
+        if not admitted and not before:
+            return False
+        self.steps += 1
+        try:
+            if admitted:
+                self._prefill(admitted)
+            if before:
+                self._decode(before)
+        except Exception as exc:  # a failed forward fails its batch, never the engine
+            for r in list(self._running):
+                r.finish_reason = "error"
+                r.emit(Event("error", error=exc))
+            self._release_finished()
+            return True
+        self._release_finished()
+        return True
+
+    def _drop_cancelled(self) -> None:
+        for r in [r for r in self._waiting if r.cancelled]:
+            self._waiting.remove(r)
+            r.finish_reason = "cancelled"
+            r.emit(Event("done", finish_reason="cancelled"))
+        for r in self._running:
+            if r.cancelled and r.finish_reason is None:
+                r.finish_reason = "cancelled"
+                r.emit(Event("done", finish_reason="cancelled"))
+
+    def _admit(self) -> list[Request]:
+        admitted: list[Request] = []
+        budget = self.config.max_prefill_tokens
+        for r in list(self._waiting):
+            if len(self._running) >= self.config.max_batch:
+                break
+            if admitted and len(r.prompt) > budget:
+                continue
+            slot = self._slot_for(r)
+            if slot is None:
+                continue
+            self._waiting.remove(r)
+            if slot < 0:  # its adapter failed to load: already answered
+                continue
+            r.slot = slot
+            self._running.append(r)
+            admitted.append(r)
+            budget -= len(r.prompt)
+        return admitted
+
+    def _slot_for(self, r: Request) -> int | None:
+        """The device slot for the request's adapter; None to wait, -1 when it failed."""
+        if r.adapter is None:
+            return 0
+        slot = self.slots.acquire_resident(r.adapter)
+        if slot is not None:
+            return slot
+        adapter = self.adapters.get(r.adapter)
+        if adapter is None:
+            error = self.adapters.take_error(r.adapter)
+            if error is None:
+                self.adapters.request(r.adapter)
+                return None
+            r.finish_reason = "error"
+            r.emit(Event("error", error=error))
+            return -1
+        try:
+            return self.slots.acquire(adapter)
+        except SlotsFull:
+            return None
+
+    def _prefill(self, batch: list[Request]) -> None:
+        first_row = len(self._running) - len(batch)
+        longest = max(len(r.prompt) for r in batch)
+        ids = torch.zeros(len(batch), longest, dtype=torch.long)
+        for i, r in enumerate(batch):
+            ids[i, : len(r.prompt)] = torch.tensor(r.prompt)
+        lengths = torch.tensor([len(r.prompt) for r in batch])
+        device = self.model.device
+        logits = self.model.prefill(
+            ids.to(device),
+            lengths.to(device),
+            list(range(first_row, first_row + len(batch))),
+            [r.slot for r in batch],
+        )
+        for r in batch:
+            r.length = len(r.prompt)
+        self._accept(batch, logits)
+
+    def _decode(self, n: int) -> None:
+        batch = self._running[:n]
+        device = self.model.device
+        ids = torch.tensor([r.pending for r in batch], device=device)
+        positions = torch.tensor([r.length for r in batch], device=device)
+        logits = self.model.decode(ids, positions, [r.slot for r in batch])
+        for r in batch:
+            r.length += 1
+        self._accept(batch, logits)
+
+    def _accept(self, batch: list[Request], logits: torch.Tensor) -> None:
+        live = [i for i, r in enumerate(batch) if r.finish_reason is None]
+        if not live:
+            return
+        chosen = choose_tokens(
+            logits[live], [batch[i].params for i in live], [batch[i].generator for i in live]
+        )
+        for i, token in zip(live, chosen, strict=True):
+            self._advance(batch[i], token)
+
+    def _advance(self, r: Request, token: int) -> None:
+        if token in self.eos and not r.params.ignore_eos:
+            return self._finish(r, "stop")
+        r.tokens.append(token)
+        r.pending = token
+        r.emit(Event("token", text=r.stream.push(token), token=token))
+        if r.stream.stopped:
+            return self._finish(r, "stop")
+        if len(r.tokens) >= r.params.max_tokens or r.length + 1 >= self.max_ctx:
+            return self._finish(r, "length")
+        return None
+
+    def _finish(self, r: Request, reason: str) -> None:
+        tail = r.stream.finish()
+        if tail:
+            r.emit(Event("token", text=tail))
+        r.finish_reason = reason
+        r.emit(Event("done", finish_reason=reason))
+
+    def _release_finished(self) -> None:
+        for row in range(len(self._running) - 1, -1, -1):
+            r = self._running[row]
+            if r.finish_reason is None:
+                continue
+            self.slots.release(r.slot)
+            last = len(self._running) - 1
+            if row != last:
+                moved = self._running[last]
+                self.model.move_row(last, row, moved.length)
+                self._running[row] = moved
+            self._running.pop()
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = ids if isinstance(ids, list) else [ids]
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return [i for i in ids if i is not None]
+
+
+__all__ = ["Completion", "Engine", "EngineConfig", "Event", "Request"]
