@@ -4,13 +4,14 @@
 :mod:`openledger.store.repo`; :class:`BlobStore` keeps files named by their sha256.
 """
 
-from openledger.store import datanet_tables, factory_tables, models, repo
+from openledger.store import api_tables, datanet_tables, factory_tables, models, repo
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database, mask_url
 
 __all__ = [
     "BlobStore",
     "Database",
+    "api_tables",
     "datanet_tables",
     "factory_tables",
     "mask_url",
