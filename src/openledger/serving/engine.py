@@ -181,6 +181,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stop = False
         self.steps = 0
+        #: Called with (rows, logits) after every forward (tests compare logits with it).
+        self.on_logits: Callable[[list[Request], torch.Tensor], None] | None = None
 
     @property
     def max_ctx(self) -> int:
@@ -382,6 +384,8 @@ class Engine:
         self._accept(batch, logits)
 
     def _accept(self, batch: list[Request], logits: torch.Tensor) -> None:
+        if self.on_logits is not None:
+            self.on_logits(batch, logits)
         live = [i for i, r in enumerate(batch) if r.finish_reason is None]
         if not live:
             return
