@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from openledger import __version__
 from openledger.api.errors import install_error_handlers
-from openledger.api.routes import attribution, datanets, factory, health
+from openledger.api.routes import attribution, datanets, factory, health, openai
 from openledger.node import Node
 
 
@@ -24,4 +24,5 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(datanets.router)
     app.include_router(factory.router)
     app.include_router(attribution.router)
+    app.include_router(openai.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -10,7 +11,10 @@ from openledger.chain.accounts import prompt_password
 from openledger.cli import context
 from openledger.cli.chain import accounts_table
 from openledger.cli.format import out
+from openledger.errors import NotFoundError, ValidationError
 from openledger.home import init_home
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def init() -> None:
@@ -32,23 +36,60 @@ def accounts() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the OpenLoRA engine runs: auto, cpu or cuda (default: the "
+            "serve.device setting, auto)."
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(help="Requests decoded together (default: serve.max_batch, 64)."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base model whose adapters are served (default: the most used one)."),
+    ] = None,
 ) -> None:
-    """Run the node: the JSON API, the job worker and, on the devnet, the chain."""
+    """Run the node: the JSON API, the OpenAI-compatible /v1, the job worker and, on the
+    devnet, the chain."""
     import uvicorn
 
     from openledger.api.app import create_app
     from openledger.factory.worker import JobWorker
 
+    if device is not None and device not in DEVICES:
+        raise ValidationError(f"unknown device {device!r}.", field="--device", value=device,
+                              fix="use auto, cpu or cuda.")  # fmt: skip
+    if max_batch is not None and max_batch < 1:
+        raise ValidationError(f"--max-batch {max_batch} is below 1.", field="--max-batch",
+                              value=max_batch, fix="use 1 or more.")  # fmt: skip
+    overrides = {"serve_device": device, "serve_max_batch": max_batch, "serve_base": base}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        context.set_settings(replace(context.settings(), **overrides))
     node = context.node()
-    if node.settings.is_devnet:
-        node.chain_up()
-    app = create_app(node)
+    try:
+        engine = node.serving.engine  # load the base now, not on the first request
+        out.print(f"OpenLoRA: adapters of {node.serving.base} on {engine.model.device}, "
+                  f"batch {engine.config.max_batch}, context {engine.max_ctx} tokens")  # fmt: skip
+    except NotFoundError:
+        out.print("OpenLoRA: no model published yet; /v1 serves once one is.")
+    try:
+        if node.settings.is_devnet:
+            node.chain_up()
+        app = create_app(node)
+    except BaseException:
+        node.serving.close()
+        raise
     worker = JobWorker(node.jobs)
     worker.start()
     try:
         uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
     finally:
         worker.stop()
+        node.serving.close()
 
 
 def register(app: typer.Typer) -> None:
