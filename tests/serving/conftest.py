@@ -77,6 +77,7 @@ def register_models(
     owner: str = "0x" + "ab" * 20,
     price_in: int = 10,
     price_out: int = 20,
+    first_id: int = 1000,
 ) -> None:
     """Rows in the model table for adapters on disk (what ``model publish`` leaves)."""
     with db.session() as s:
@@ -86,7 +87,7 @@ def register_models(
         for i, (name, path) in enumerate(sorted(adapters.items())):
             s.add(
                 ModelRow(
-                    chain_id=1000 + i,
+                    chain_id=first_id + i,
                     name=name,
                     owner=owner,
                     base=base,

@@ -275,3 +275,29 @@ def test_background_thread_serves_concurrent_submitters(
     solo = make_engine(tiny_base_dir, adapters_dir)
     for i in range(8):
         assert results[i] == solo.generate([batch[i]], [f"ad{i}"], GREEDY)[0].tokens
+
+
+def test_stop_ends_every_open_request_and_a_failing_sink_only_cancels_its_own(
+    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
+    adapters_dir: Path,  # noqa: F811
+) -> None:
+    engine = make_engine(tiny_base_dir, adapters_dir)
+    batch = prompts(engine.tokenizer, 3)
+    long = SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
+
+    def broken(event: object) -> None:
+        raise RuntimeError("client went away")
+
+    for name in ("ad0", "ad1"):
+        engine.adapters.load_now(name)
+    bad = engine.submit(batch[0], adapter="ad0", params=long, sink=broken)
+    good = engine.submit(batch[1], adapter="ad1", params=long)
+    for _ in range(4):
+        engine.step()
+    assert bad.done and bad.finish_reason == "cancelled"
+    assert not good.done and engine.stats()["running"] == 1
+    waiting = engine.submit(batch[2], adapter="ad2", params=long)
+    engine.stop()
+    assert good.wait(5).finish_reason == "cancelled"
+    assert waiting.wait(5).finish_reason == "cancelled"
+    assert engine.stats()["pinned_slots"] == 0

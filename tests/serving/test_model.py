@@ -13,7 +13,7 @@ from openledger.factory.base import load_base, load_tokenizer
 from openledger.serving.engine import Engine, EngineConfig
 from openledger.serving.sampling import SamplingParams
 from tests.serving.conftest import adapters_dir, make_adapter, tiny_base_dir  # noqa: F401
-from tests.serving.test_engine import merged, relative_error
+from tests.serving.test_engine import merged, relative_error, run_manually
 
 GREEDY = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
 
@@ -53,15 +53,17 @@ def test_grouped_query_attention_matches_the_merged_model(gqa_base: Path, tmp_pa
     engine = Engine(model, tokenizer, lambda n: names[n], EngineConfig(max_batch=4))
     seen = capture(engine)
     prompts = [[tokenizer.bos_token_id, 40 + i, 50 + 2 * i, 60, 70 + i][: 3 + i] for i in range(3)]
-    done = engine.generate(prompts, list(names), GREEDY)
-    for request_id, (prompt, name, result) in enumerate(zip(prompts, names, done, strict=True)):
+    # Cold adapters: each request joins the batch when its adapter has loaded.
+    requests = [
+        engine.submit(p, adapter=n, params=GREEDY) for p, n in zip(prompts, names, strict=True)
+    ]
+    run_manually(engine, requests)
+    for prompt, name, request in zip(prompts, names, requests, strict=True):
         reference = merged(gqa_base, names[name])
+        full = torch.tensor([prompt + request.tokens[:-1]])
         with torch.no_grad():
-            ref = reference(torch.tensor([prompt + result.tokens[:-1]])).logits[
-                0, len(prompt) - 1 :
-            ]
-        ours = torch.stack(list(seen.values())[request_id])
-        assert relative_error(ours, ref) < 1e-4
+            ref = reference(full).logits[0, len(prompt) - 1 :]
+        assert relative_error(torch.stack(seen[request.id]), ref) < 1e-4
 
 
 def test_bfloat16_engine_stays_close_to_float32(

@@ -17,6 +17,7 @@ One step of the scheduler (``Engine.step``):
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -34,6 +35,7 @@ from openledger.serving.model import EngineModel
 from openledger.serving.sampling import SamplingParams, TextStream, choose_tokens
 
 _ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Request:
         self.pending: int | None = None  # sampled, not yet fed back
         self.slot = 0
         self.finish_reason: str | None = None
+        self.error: Exception | None = None
         self.cancelled = False
         self.submitted_at = time.perf_counter()
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
@@ -86,7 +89,11 @@ class Request:
         self._done = threading.Event()
 
     def emit(self, event: Event) -> None:
-        self._sink(event)
+        try:
+            self._sink(event)
+        except Exception:  # a consumer's failure must never reach the engine thread
+            log.exception("request %s: its event sink failed; cancelling it", self.id)
+            self.cancelled = True
         if event.kind != "token":
             self._done.set()
 
@@ -245,12 +252,26 @@ class Engine:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop the loop; every request not yet finished ends as cancelled."""
         self._stop = True
         self._wake_up()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
         self.adapters.close()
+        while True:
+            try:
+                self._waiting.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        for r in [*self._running, *self._waiting]:
+            if not r.done:
+                r.finish_reason = r.finish_reason or "cancelled"
+                r.emit(Event("done", finish_reason=r.finish_reason))
+        for r in self._running:
+            self.slots.release(r.slot)
+        self._running.clear()
+        self._waiting.clear()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -300,8 +321,7 @@ class Engine:
                 self._decode(before)
         except Exception as exc:  # a failed forward fails its batch, never the engine
             for r in list(self._running):
-                r.finish_reason = "error"
-                r.emit(Event("error", error=exc))
+                r.finish_reason, r.error = "error", exc
             self._release_finished()
             return True
         self._release_finished()
@@ -315,7 +335,7 @@ class Engine:
         for r in self._running:
             if r.cancelled and r.finish_reason is None:
                 r.finish_reason = "cancelled"
-                r.emit(Event("done", finish_reason="cancelled"))
+        self._release_finished()
 
     def _admit(self) -> list[Request]:
         admitted: list[Request] = []
@@ -414,8 +434,7 @@ class Engine:
         tail = r.stream.finish()
         if tail:
             r.emit(Event("token", text=tail))
-        r.finish_reason = reason
-        r.emit(Event("done", finish_reason=reason))
+        r.finish_reason = reason  # the end event follows once its row and slot are free
 
     def _release_finished(self) -> None:
         for row in range(len(self._running) - 1, -1, -1):
@@ -429,6 +448,10 @@ class Engine:
                 self.model.move_row(last, row, moved.length)
                 self._running[row] = moved
             self._running.pop()
+            if r.error is not None:
+                r.emit(Event("error", error=r.error))
+            else:
+                r.emit(Event("done", finish_reason=r.finish_reason))
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -86,6 +86,20 @@ class EngineModel:
             cos, sin = self.body.rotary_emb(probe, positions)  # 1 × ctx × head_dim
         self.cos, self.sin = cos[0], sin[0]
         self.scale = head_dim**-0.5
+        self._fuse_projections()
+
+    def _fuse_projections(self) -> None:
+        """One GEMM for q, k, v and one for gate, up per layer (fewer, larger products).
+
+        The fused weight is the only copy: each projection's weight becomes a view of it, so
+        the model keeps working as a Hugging Face module and no memory is added.
+        """
+        self.qkv: list[tuple[torch.Tensor, torch.Tensor | None, list[int]]] = []
+        self.gate_up: list[tuple[torch.Tensor, torch.Tensor | None, list[int]]] = []
+        for layer in self.body.layers:
+            a, m = layer.self_attn, layer.mlp
+            self.qkv.append(_fuse([a.q_proj, a.k_proj, a.v_proj]))
+            self.gate_up.append(_fuse([m.gate_proj, m.up_proj]))
 
     @property
     def kv_bytes(self) -> int:
@@ -112,9 +126,11 @@ class EngineModel:
         for li, layer in enumerate(self.body.layers):
             attn, mlp = layer.self_attn, layer.mlp
             x = layer.input_layernorm(h)
-            q = self._linear(li, "q_proj", attn.q_proj, x).view(n, t, d.heads, d.head_dim)
-            k = self._linear(li, "k_proj", attn.k_proj, x).view(n, t, d.kv_heads, d.head_dim)
-            v = self._linear(li, "v_proj", attn.v_proj, x).view(n, t, d.kv_heads, d.head_dim)
+            w, b, sizes = self.qkv[li]
+            q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
+            q = self.lora.apply((li, "q_proj"), x, q).view(n, t, d.heads, d.head_dim)
+            k = self.lora.apply((li, "k_proj"), x, k).view(n, t, d.kv_heads, d.head_dim)
+            v = self.lora.apply((li, "v_proj"), x, v).view(n, t, d.kv_heads, d.head_dim)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # n × heads × t × hd
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
@@ -122,8 +138,10 @@ class EngineModel:
             o = o.transpose(1, 2).reshape(n, t, d.heads * d.head_dim)
             h = h + self._linear(li, "o_proj", attn.o_proj, o)
             x = layer.post_attention_layernorm(h)
-            gate = self._linear(li, "gate_proj", mlp.gate_proj, x)
-            up = self._linear(li, "up_proj", mlp.up_proj, x)
+            w, b, sizes = self.gate_up[li]
+            gate, up = F.linear(x, w, b).split(sizes, dim=-1)
+            gate = self.lora.apply((li, "gate_proj"), x, gate)
+            up = self.lora.apply((li, "up_proj"), x, up)
             h = h + self._linear(li, "down_proj", mlp.down_proj, mlp.act_fn(gate) * up)
         return self.body.norm(h)
 
@@ -162,23 +180,48 @@ class EngineModel:
         cos = self.cos[positions][:, None, None]  # n × 1 × 1 × hd
         sin = self.sin[positions][:, None, None]
         rows = torch.arange(n, device=self.device)
-        mask = (torch.arange(span, device=self.device)[None] <= positions[:, None])[:, None, None]
+        d = self.dims
+        kv_heads, head_dim, groups = d.kv_heads, d.head_dim, d.heads // d.kv_heads
+        visible = torch.arange(span, device=self.device)[None] <= positions[:, None]  # n × L
+        bias = torch.zeros(visible.shape, dtype=self.dtype, device=self.device)
+        bias = bias.masked_fill_(~visible, float("-inf"))[:, None, None]  # n × 1 × 1 × L
 
         def attend(li: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             kc, vc = self.k_cache[li], self.v_cache[li]
             kc[rows, :, positions] = k[:, :, 0]
             vc[rows, :, positions] = v[:, :, 0]
-            return F.scaled_dot_product_attention(
-                q,
-                kc[:n, :, :span],
-                vc[:n, :, :span],
-                attn_mask=mask,
-                scale=self.scale,
-                enable_gqa=self.dims.kv_heads != self.dims.heads,
-            )
+            # One query per row: two batched matmuls beat SDPA's masked path here.
+            q = q.view(n, kv_heads, groups, head_dim)
+            scores = torch.matmul(q, kc[:n, :, :span].transpose(-1, -2))  # n × kvh × g × L
+            probs = torch.softmax(scores * self.scale + bias, dim=-1)
+            out = torch.matmul(probs, vc[:n, :, :span])  # n × kvh × g × hd
+            return out.view(n, d.heads, 1, head_dim)
 
         h = self._layers(self.body.embed_tokens(ids[:, None]), cos, sin, attend)
         return self.lm_head(h[:, 0]).float()
+
+
+def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+    sizes = [lin.out_features for lin in linears]
+    weight = torch.cat([lin.weight.detach() for lin in linears])  # Σout × in
+    has_bias = [lin.bias is not None for lin in linears]
+    bias = None
+    if any(has_bias):
+        bias = torch.cat(
+            [
+                lin.bias.detach()
+                if lin.bias is not None
+                else torch.zeros(lin.out_features, dtype=weight.dtype, device=weight.device)
+                for lin in linears
+            ]
+        )
+    start = 0
+    for lin, size in zip(linears, sizes, strict=True):
+        lin.weight.data = weight[start : start + size]
+        if lin.bias is not None and bias is not None:
+            lin.bias.data = bias[start : start + size]
+        start += size
+    return weight, bias, sizes
 
 
 __all__ = ["Dims", "EngineModel", "SUPPORTED"]

@@ -113,6 +113,10 @@ class ServingService:
                 model.to(device)
                 self._engine = Engine(model, tokenizer, self._adapter_dir, self.config.engine)
                 self._engine.start()
+                # Warm the host tier in the background: the newest models first.
+                newest = sorted(self.catalogue(), key=lambda m: m["created_at"], reverse=True)
+                names = [m["name"] for m in newest[: self.config.engine.cpu_adapters]]
+                self._engine.adapters.prefetch(names)
             return self._engine
 
     def close(self) -> None:
