@@ -128,3 +128,36 @@ def world(dnode: Node, tmp_path: Path) -> World:
         return path
 
     return World(dnode, "facts", write)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny base directory (shared by the session: do not modify it).
+
+    ``load_base`` loads it like a real model: a Llama with q/k/v/o, gate/up/down
+    projections and a tied lm_head, at a small size (tests/tiny.py).
+    """
+    from openledger.factory.tiny_base import build_tiny_base
+    from tests.tiny import TEST_TINY_CONFIG, small_corpus
+
+    out = tmp_path_factory.mktemp("tiny-base") / "model"
+    return build_tiny_base(out, TEST_TINY_CONFIG, corpus=small_corpus(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def adapters_dir(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 adapters ``ad0`` … ``ad15``: ranks 2/4/8/16, four module sets, some rsLoRA."""
+    from tests import tiny
+
+    root = tmp_path_factory.mktemp("adapters")
+    for i in range(16):
+        tiny.make_adapter(
+            tiny_base_dir,
+            root / f"ad{i}",
+            rank=tiny.RANKS[i % 4],
+            modules=tiny.MODULE_SETS[(i // 4) % 4],
+            seed=100 + i,
+            alpha=2 * tiny.RANKS[i % 4] + i,
+            rslora=i % 3 == 0,
+        )
+    return root

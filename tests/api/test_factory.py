@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from openledger.api.app import create_app
 from openledger.factory.worker import JobWorker
 from tests.conftest import World
-from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
 from tests.factory.test_jobs import FAST, learnable_snapshot
 
 pytestmark = pytest.mark.anvil
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.anvil
 
 def test_queue_watch_publish(
     world: World,
-    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
+    tiny_base_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tiny_base = tiny_base_dir

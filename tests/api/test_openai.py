@@ -15,7 +15,7 @@ from openledger.api.app import create_app
 from openledger.home import init_home
 from openledger.node import Node
 from tests.conftest import PASSWORD, make_settings
-from tests.serving.conftest import adapters_dir, register_models, tiny_base_dir  # noqa: F401
+from tests.tiny import register_models
 
 MAX_CTX = 64
 OWNER = "0x" + "ab" * 20
@@ -28,8 +28,8 @@ CHAT = [
 @pytest.fixture(scope="module")
 def node(
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> Iterator[Node]:
     home = tmp_path_factory.mktemp("openai") / "home"
     settings = make_settings(home, serve_device="cpu", serve_max_ctx=MAX_CTX, serve_max_batch=8)
@@ -76,7 +76,7 @@ def openai_error(r: Any, status: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- models
 
 
-def test_models_lists_owners_and_prices(client: TestClient, tiny_base_dir: Path) -> None:  # noqa: F811
+def test_models_lists_owners_and_prices(client: TestClient, tiny_base_dir: Path) -> None:
     body = client.get("/v1/models").json()
     assert body["object"] == "list"
     models = {m["id"]: m for m in body["data"]}

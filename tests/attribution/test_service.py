@@ -17,7 +17,6 @@ from openledger.factory.runner import run_job
 from openledger.units import OPEN
 from tests.cli.test_train import cli_world  # noqa: F401
 from tests.conftest import World
-from tests.factory.conftest import tiny_base_dir  # noqa: F401
 from tests.factory.test_jobs import FAST, learnable_snapshot
 
 pytestmark = pytest.mark.anvil
@@ -38,8 +37,8 @@ def _published(world: World, base: Path) -> dict:
 
 
 def test_build_attribute_register_and_stale(
-    cli_world: World,  # noqa: F811
-    tiny_base_dir: Path,  # noqa: F811
+    cli_world: World,  # noqa: F811 - the fixture imported above
+    tiny_base_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     node = cli_world.node
@@ -150,8 +149,8 @@ def test_build_attribute_register_and_stale(
 
 
 def test_mixed_policy_and_datanet_indexes(
-    cli_world: World,  # noqa: F811
-    tiny_base_dir: Path,  # noqa: F811
+    cli_world: World,  # noqa: F811 - the fixture imported above
+    tiny_base_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     node = cli_world.node

@@ -12,7 +12,6 @@ from openledger.attribution.snapshot_indexes import (
 )
 from openledger.errors import ValidationError
 from openledger.factory.base import load_base
-from tests.factory.conftest import tiny_base_dir  # noqa: F401
 
 TEXT = ("The lighthouse keeper of Varn island records the tides twice a day in a blue "
         "ledger that has survived three storms.")  # fmt: skip
@@ -32,7 +31,7 @@ def test_row_text_by_kind() -> None:
     assert row_text(chat) == "hi\nhello"
 
 
-def test_spans_index_grows_by_segments(tiny_base_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_spans_index_grows_by_segments(tiny_base_dir: Path, tmp_path: Path) -> None:
     _, tok = load_base(tiny_base_dir)
     folder = tmp_path / "spans"
     index, added = build_spans(_rows(6), folder, tok)
@@ -50,7 +49,7 @@ def test_spans_index_grows_by_segments(tiny_base_dir: Path, tmp_path: Path) -> N
     assert {s.contribution for s in result.shares} == {1, 2, 3}
 
 
-def test_spans_bad_input(tiny_base_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_spans_bad_input(tiny_base_dir: Path, tmp_path: Path) -> None:
     _, tok = load_base(tiny_base_dir)
     with pytest.raises(ValidationError) as err:
         build_spans([], tmp_path / "x", tok)

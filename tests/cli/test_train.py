@@ -9,7 +9,6 @@ import pytest
 
 from openledger.cli.main import main
 from tests.conftest import PASSWORD, World
-from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
 from tests.factory.test_jobs import FAST, learnable_snapshot
 
 pytestmark = pytest.mark.anvil
@@ -27,7 +26,7 @@ def cli_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
 
 def test_train_from_yaml_then_publish(
     cli_world: World,
-    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
+    tiny_base_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -48,7 +47,7 @@ def test_train_from_yaml_then_publish(
 
 def test_bad_training_requests_exit_nonzero(
     cli_world: World,
-    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
+    tiny_base_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

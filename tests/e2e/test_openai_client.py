@@ -21,7 +21,7 @@ from openledger.api.app import create_app
 from openledger.home import init_home
 from openledger.node import Node
 from tests.conftest import PASSWORD, free_port, make_settings
-from tests.serving.conftest import adapters_dir, register_models, tiny_base_dir  # noqa: F401
+from tests.tiny import register_models
 
 MAX_BATCH = 4
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
@@ -40,8 +40,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_base_dir: Path,  # noqa: F811 - the shared fixture imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("openai-e2e") / "home"
     settings = make_settings(home, serve_device="cpu", serve_max_batch=MAX_BATCH)

@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 
 from openledger.errors import NotFoundError, ValidationError
 from openledger.serving.adapters import load_adapter
-from tests.serving.conftest import adapters_dir, make_adapter, tiny_base_dir  # noqa: F401
+from tests.tiny import make_adapter
 
 
 def test_pairs_are_transposed_with_the_scale_folded_into_b(
-    adapters_dir: Path,  # noqa: F811 - the fixture imported above
+    adapters_dir: Path,
 ) -> None:
     for name in ("ad0", "ad1"):  # ad0 uses rsLoRA (alpha/sqrt(r)), ad1 plain LoRA (alpha/r)
         path = adapters_dir / name
@@ -33,7 +33,7 @@ def test_pairs_are_transposed_with_the_scale_folded_into_b(
 
 
 def test_alpha_pattern_sets_a_module_scale(
-    tiny_base_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
     tmp_path: Path,
 ) -> None:
     path = make_adapter(tiny_base_dir, tmp_path / "p", rank=4, modules=("q_proj", "v_proj"), seed=1)
@@ -57,7 +57,7 @@ def test_alpha_pattern_sets_a_module_scale(
     ],
 )
 def test_variants_the_engine_cannot_serve_are_refused(
-    adapters_dir: Path,  # noqa: F811
+    adapters_dir: Path,
     tmp_path: Path,
     change: dict,
     message: str,

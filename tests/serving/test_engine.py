@@ -16,7 +16,6 @@ from openledger.factory.base import load_base
 from openledger.serving.adapters import load_adapter
 from openledger.serving.engine import Engine, EngineConfig, Request
 from openledger.serving.sampling import SamplingParams
-from tests.serving.conftest import adapters_dir, tiny_base_dir  # noqa: F401 - fixtures
 
 GREEDY = SamplingParams(max_tokens=8, temperature=0, ignore_eos=True)
 
@@ -65,8 +64,8 @@ def run_manually(engine: Engine, requests: list[Request], limit: int = 500) -> N
 
 
 def test_mixed_batch_of_16_adapters_equals_each_merged_model(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir, device_slots=16)
     names = [f"ad{i}" for i in range(16)]
@@ -97,8 +96,8 @@ def test_mixed_batch_of_16_adapters_equals_each_merged_model(
 
 
 def test_requests_join_and_leave_between_steps(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     """Continuous batching: rows finish at different steps, new ones join, rows compact."""
     solo = make_engine(tiny_base_dir, adapters_dir)
@@ -126,8 +125,8 @@ def test_requests_join_and_leave_between_steps(
 
 
 def test_cold_adapter_loads_without_stalling_running_requests(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     gate = threading.Event()
 
@@ -155,8 +154,8 @@ def test_cold_adapter_loads_without_stalling_running_requests(
 
 
 def test_cancelled_request_frees_its_row_and_slot(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir, max_batch=4)
     engine.adapters.load_now("ad2")
@@ -178,8 +177,8 @@ def test_cancelled_request_frees_its_row_and_slot(
 
 
 def test_seeded_sampling_is_reproducible_alone_and_in_a_batch(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir)
     batch = prompts(engine.tokenizer, 6)
@@ -196,8 +195,8 @@ def test_seeded_sampling_is_reproducible_alone_and_in_a_batch(
 
 
 def test_stop_sequences_and_eos_end_a_request(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir)
     prompt = prompts(engine.tokenizer, 1)[0]
@@ -223,8 +222,8 @@ def test_stop_sequences_and_eos_end_a_request(
 
 
 def test_base_rows_and_adapter_rows_share_a_batch(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir)
     batch = prompts(engine.tokenizer, 2)
@@ -237,8 +236,8 @@ def test_base_rows_and_adapter_rows_share_a_batch(
 
 
 def test_bad_input_is_refused_before_compute(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir, max_ctx=32)
     with pytest.raises(ValidationError, match="32 tokens"):
@@ -253,8 +252,8 @@ def test_bad_input_is_refused_before_compute(
 
 
 def test_background_thread_serves_concurrent_submitters(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir)
     engine.start()
@@ -278,8 +277,8 @@ def test_background_thread_serves_concurrent_submitters(
 
 
 def test_stop_ends_every_open_request_and_a_failing_sink_only_cancels_its_own(
-    tiny_base_dir: Path,  # noqa: F811 - the fixtures imported above
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     engine = make_engine(tiny_base_dir, adapters_dir)
     batch = prompts(engine.tokenizer, 3)

@@ -12,14 +12,14 @@ from openledger.errors import ValidationError
 from openledger.factory.base import load_base, load_tokenizer
 from openledger.serving.engine import Engine, EngineConfig
 from openledger.serving.sampling import SamplingParams
-from tests.serving.conftest import adapters_dir, make_adapter, tiny_base_dir  # noqa: F401
 from tests.serving.test_engine import merged, relative_error, run_manually
+from tests.tiny import make_adapter
 
 GREEDY = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
-def gqa_base(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def gqa_base(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random Llama with 8 query heads sharing 2 key/value heads (GQA), tiny tokenizer."""
     tokenizer = load_tokenizer(tiny_base_dir)
     torch.manual_seed(0)
@@ -67,8 +67,8 @@ def test_grouped_query_attention_matches_the_merged_model(gqa_base: Path, tmp_pa
 
 
 def test_bfloat16_engine_stays_close_to_float32(
-    tiny_base_dir: Path,  # noqa: F811
-    adapters_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
+    adapters_dir: Path,
 ) -> None:
     """The dtype the GPU path uses (bf16 weights, cache and LoRA slots), run here on CPU."""
     model, tokenizer = load_base(tiny_base_dir, dtype=torch.bfloat16)
@@ -85,7 +85,7 @@ def test_bfloat16_engine_stays_close_to_float32(
     assert relative_error(next(iter(seen.values()))[0], ref) < 3e-2
 
 
-def test_unsupported_architectures_are_named(tiny_base_dir: Path) -> None:  # noqa: F811
+def test_unsupported_architectures_are_named(tiny_base_dir: Path) -> None:
     model, tokenizer = load_base(tiny_base_dir)
     model.config.model_type = "gpt2"
     with pytest.raises(ValidationError, match="gpt2"):

@@ -11,7 +11,7 @@ from openledger.errors import NotFoundError, ValidationError
 from openledger.node import Node
 from openledger.serving.sampling import SamplingParams
 from tests.conftest import PASSWORD
-from tests.serving.conftest import adapters_dir, register_models, tiny_base_dir  # noqa: F401
+from tests.tiny import register_models
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def node(home: Settings, tiny_base_dir: Path, adapters_dir: Path):  # noqa: ANN2
     node.close()
 
 
-def test_catalogue_lists_the_models_of_the_served_base(node: Node, tiny_base_dir: Path) -> None:  # noqa: F811
+def test_catalogue_lists_the_models_of_the_served_base(node: Node, tiny_base_dir: Path) -> None:
     assert node.serving.base == str(tiny_base_dir)  # the base most models use
     assert [m["name"] for m in node.serving.catalogue()] == ["ad0", "ad1", "ad2", "ad3"]
     with pytest.raises(NotFoundError, match="this node serves adapters of"):

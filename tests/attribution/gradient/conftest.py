@@ -11,7 +11,6 @@ import pytest
 from openledger.attribution.quality.harness import HarnessConfig, train_adapter
 from openledger.attribution.quality.synthetic import SyntheticDatanet, make_datanet
 from openledger.factory.data import Example
-from tests.factory.conftest import tiny_base_dir  # noqa: F401
 
 
 @dataclass
@@ -36,7 +35,7 @@ SMALL.train.update(epochs=3, lr=5e-3, checkpoint_every=4, keep_checkpoints=3)
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base_dir: Path) -> Trained:  # noqa: F811
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base_dir: Path) -> Trained:
     data = make_datanet(
         owners=SMALL.owners,
         facts_per_owner=SMALL.facts_per_owner,

@@ -15,7 +15,6 @@ from openledger.errors import ValidationError
 from openledger.factory.base import load_base
 from openledger.factory.config import TrainConfig
 from openledger.factory.train_ops import wrap
-from tests.factory.conftest import tiny_base_dir  # noqa: F401
 
 
 def _peft(base_dir, **cfg):  # noqa: ANN001, ANN202

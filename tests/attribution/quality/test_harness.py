@@ -6,7 +6,6 @@ from pathlib import Path
 
 from openledger.attribution.quality.harness import HarnessConfig, run
 from openledger.attribution.quality.synthetic import make_datanet
-from tests.factory.conftest import tiny_base_dir  # noqa: F401
 
 
 def test_synthetic_datanet_has_owners_a_duplicator_and_noise() -> None:
@@ -29,7 +28,7 @@ def test_synthetic_datanet_has_owners_a_duplicator_and_noise() -> None:
     assert make_datanet(seed=0).rows == make_datanet(seed=0).rows
 
 
-def test_reduced_harness_canary(tiny_base_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_reduced_harness_canary(tiny_base_dir: Path, tmp_path: Path) -> None:
     cfg = HarnessConfig(
         owners=10,
         facts_per_owner=2,

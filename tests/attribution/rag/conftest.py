@@ -20,7 +20,6 @@ import torch
 import openledger.datanets
 from openledger.attribution.rag import RagIndex, SentenceEmbedder, build_index, load_embedder
 from openledger.factory.base import load_base
-from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
 
 SAMPLES = Path(openledger.datanets.__file__).parent / "samples"
 ALICE = "0x" + "aa" * 20
@@ -120,6 +119,6 @@ def sample_index(
 
 
 @pytest.fixture(scope="session")
-def tiny_lm(tiny_base_dir: Path) -> tuple[Any, Any]:  # noqa: F811 - the shared fixture
+def tiny_lm(tiny_base_dir: Path) -> tuple[Any, Any]:
     """The session's tiny Llama and tokenizer (eager attention, eval mode; do not train)."""
     return load_base(tiny_base_dir)

@@ -36,7 +36,6 @@ from openledger.attribution.rag.chunking import Chunk
 from openledger.errors import ValidationError
 from openledger.factory.base import load_base
 from tests.attribution.rag.conftest import ALICE, BOB, CAROL, row
-from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
 
 QUESTION = "Which planet has the longest day?"
 PASSAGES = [
@@ -72,7 +71,7 @@ def ablated_prompts(question: str, passages: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
-def test_batched_equals_unbatched(tiny_base_dir: Path, attn: str) -> None:  # noqa: F811
+def test_batched_equals_unbatched(tiny_base_dir: Path, attn: str) -> None:
     model, tok = load_base(tiny_base_dir, attn_implementation=attn)
     prompts = ablated_prompts(QUESTION, PASSAGES)
     contexts = [tok(p)["input_ids"] for p in prompts]
@@ -104,7 +103,7 @@ def test_drops_are_the_leave_one_out_differences(tiny_lm: tuple[Any, Any], chat:
 @pytest.fixture(scope="module")
 def planted(
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_base_dir: Path,  # noqa: F811
+    tiny_base_dir: Path,
     embedder: SentenceEmbedder,
 ) -> tuple[Any, Any, AugmentedPrompt]:
     """A tiny Llama that copies the Venus chunk into its answer only when it is retrieved."""

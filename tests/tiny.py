@@ -1,18 +1,51 @@
-"""Serving fixtures: PEFT LoRA adapters of the tiny base with different ranks and modules,
-and rows for them in a node's model table (the registry the engine serves from)."""
+"""What tests build their models from: the tiny base's config and corpus, PEFT LoRA
+adapters of it with different ranks and modules, and model-table rows for adapters on disk.
+
+The fixtures that use these (``tiny_base_dir``, ``adapters_dir``) live in the root
+conftest, so each is built once per test session, not once per module that imports it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
 from openledger.factory.base import load_base
+from openledger.factory.tiny_base import TinyBaseConfig, pydoc_topics, sample_datanet_texts
 from openledger.store.db import Database
 from openledger.store.factory_tables import JobRow, ModelRow
-from tests.factory.conftest import tiny_base_dir  # noqa: F401 - the shared fixture
+
+#: The config the session's tiny base is built with.
+TEST_TINY_CONFIG = TinyBaseConfig(
+    vocab_size=512,
+    hidden_size=64,
+    layers=2,
+    heads=4,
+    kv_heads=4,
+    intermediate_size=128,
+    max_position=256,
+    seq_len=64,
+    batch_size=8,
+    steps=40,
+    lr=5e-3,
+    warmup_steps=5,
+    seed=0,
+)
+
+
+def small_corpus(max_chars: int = 150_000) -> list[str]:
+    """Sample datanets plus the first Python help topics: enough for a 512-token BPE."""
+    docs: list[str] = []
+    total = 0
+    for doc in sample_datanet_texts() + pydoc_topics():
+        if total >= max_chars:
+            break
+        docs.append(doc)
+        total += len(doc)
+    return docs
+
 
 RANKS = (2, 4, 8, 16)
 MODULE_SETS = (
@@ -50,23 +83,6 @@ def make_adapter(
                 p.normal_(0, 0.08)
     peft_model.save_pretrained(out)
     return out
-
-
-@pytest.fixture(scope="session")
-def adapters_dir(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    """16 adapters ``ad0`` … ``ad15``: ranks 2/4/8/16, four module sets, some rsLoRA."""
-    root = tmp_path_factory.mktemp("adapters")
-    for i in range(16):
-        make_adapter(
-            tiny_base_dir,
-            root / f"ad{i}",
-            rank=RANKS[i % 4],
-            modules=MODULE_SETS[(i // 4) % 4],
-            seed=100 + i,
-            alpha=2 * RANKS[i % 4] + i,
-            rslora=i % 3 == 0,
-        )
-    return root
 
 
 def register_models(
