@@ -54,6 +54,7 @@ bench: venv node
 	$(PY) benchmarks/bench_attribution_quality.py
 	$(PY) benchmarks/bench_spans.py
 	$(PY) benchmarks/bench_rag.py
+	$(PY) benchmarks/bench_serving.py
 
 serve: venv node
 	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init

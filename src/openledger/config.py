@@ -224,6 +224,13 @@ port = {settings.chain_port}
 [api]
 host = "{settings.api_host}"
 port = {settings.api_port}
+
+[serve]
+# base = "/path/to/base-model"   # default: the base most published models were trained on
+device = "{settings.serve_device}"
+max_batch = {settings.serve_max_batch}
+device_slots = {settings.serve_device_slots}
+cpu_adapters = {settings.serve_cpu_adapters}
 """
     write_atomic(path, text)
     return path

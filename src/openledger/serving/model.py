@@ -127,7 +127,7 @@ class EngineModel:
             attn, mlp = layer.self_attn, layer.mlp
             x = layer.input_layernorm(h)
             w, b, sizes = self.qkv[li]
-            q, k, v = F.linear(x, w, b).split(sizes, dim=-1)
+            q, k, v = (t.contiguous() for t in F.linear(x, w, b).split(sizes, dim=-1))
             q = self.lora.apply((li, "q_proj"), x, q).view(n, t, d.heads, d.head_dim)
             k = self.lora.apply((li, "k_proj"), x, k).view(n, t, d.kv_heads, d.head_dim)
             v = self.lora.apply((li, "v_proj"), x, v).view(n, t, d.kv_heads, d.head_dim)
@@ -139,7 +139,7 @@ class EngineModel:
             h = h + self._linear(li, "o_proj", attn.o_proj, o)
             x = layer.post_attention_layernorm(h)
             w, b, sizes = self.gate_up[li]
-            gate, up = F.linear(x, w, b).split(sizes, dim=-1)
+            gate, up = (t.contiguous() for t in F.linear(x, w, b).split(sizes, dim=-1))
             gate = self.lora.apply((li, "gate_proj"), x, gate)
             up = self.lora.apply((li, "up_proj"), x, up)
             h = h + self._linear(li, "down_proj", mlp.down_proj, mlp.act_fn(gate) * up)
