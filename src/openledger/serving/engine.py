@@ -16,14 +16,11 @@ One step of the scheduler (``Engine.step``):
 
 from __future__ import annotations
 
-import itertools
-import logging
 import queue
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,100 +29,8 @@ from openledger.errors import ValidationError
 from openledger.serving.cache import AdapterCache
 from openledger.serving.lora import LoraSlots, SlotsFull
 from openledger.serving.model import EngineModel
-from openledger.serving.sampling import SamplingParams, TextStream, choose_tokens
-
-_ids = itertools.count(1)
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Event:
-    """What a request's consumer receives: text as it is produced, then one end event."""
-
-    kind: str  # "token" | "done" | "error"
-    text: str = ""
-    token: int | None = None
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled"
-    error: Exception | None = None
-    at: float = field(default_factory=time.perf_counter)
-
-
-@dataclass
-class Completion:
-    text: str
-    tokens: list[int]
-    finish_reason: str
-    prompt_tokens: int
-    adapter: str | None
-
-
-class Request:
-    """One generation: created by ``Engine.submit``, consumed by ``events()`` or ``wait()``."""
-
-    def __init__(
-        self,
-        prompt: list[int],
-        adapter: str | None,
-        params: SamplingParams,
-        tokenizer: Any,
-        sink: Callable[[Event], None] | None,
-    ) -> None:
-        self.id = next(_ids)
-        self.prompt = prompt
-        self.adapter = adapter
-        self.params = params
-        self.generator = params.generator()
-        self.stream = TextStream(tokenizer, params.stop)
-        self.tokens: list[int] = []
-        self.length = 0  # tokens whose keys and values are in the cache
-        self.pending: int | None = None  # sampled, not yet fed back
-        self.slot = 0
-        self.finish_reason: str | None = None
-        self.error: Exception | None = None
-        self.cancelled = False
-        self.submitted_at = time.perf_counter()
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._sink = sink or self._queue.put
-        self._done = threading.Event()
-
-    def emit(self, event: Event) -> None:
-        try:
-            self._sink(event)
-        except Exception:  # a consumer's failure must never reach the engine thread
-            log.exception("request %s: its event sink failed; cancelling it", self.id)
-            self.cancelled = True
-        if event.kind != "token":
-            self._done.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def cancel(self) -> None:
-        """Stop generating; the engine frees the request's memory at its next step."""
-        self.cancelled = True
-
-    def events(self, timeout: float | None = None) -> Iterator[Event]:
-        while True:
-            event = self._queue.get(timeout=timeout)
-            yield event
-            if event.kind != "token":
-                return
-
-    def wait(self, timeout: float | None = None) -> Completion:
-        text: list[str] = []
-        for event in self.events(timeout):
-            if event.kind == "error":
-                assert event.error is not None
-                raise event.error
-            text.append(event.text)
-        return Completion(
-            "".join(text),
-            list(self.tokens),
-            self.finish_reason or "stop",
-            len(self.prompt),
-            self.adapter,
-        )
+from openledger.serving.request import Completion, Event, Request
+from openledger.serving.sampling import SamplingParams, choose_tokens
 
 
 @dataclass(frozen=True)
