@@ -92,3 +92,11 @@ def test_up_status_down(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["accounts"]) == 0
     finally:
         assert main(["chain", "down"]) == 0
+
+
+def test_a_malformed_option_is_a_usage_error_not_a_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--port'" in err and "Traceback" not in err

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import click
 import typer
+import typer._click.exceptions as typer_click
 from rich.console import Console
 
 from openledger.cli import attribution as attribution_cli
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         err.print("aborted")
         return 130
-    except click.ClickException as exc:
+    except (click.ClickException, typer_click.ClickException) as exc:  # typer vendors click
         exc.show()
         return exc.exit_code
 
