@@ -14,6 +14,7 @@ from peft import LoraConfig, get_peft_model
 
 from openledger.factory.base import load_base
 from openledger.factory.tiny_base import TinyBaseConfig, pydoc_topics, sample_datanet_texts
+from openledger.node import Node
 from openledger.store.db import Database
 from openledger.store.factory_tables import JobRow, ModelRow
 
@@ -119,3 +120,15 @@ def register_models(
                     tx_hash="0x" + "00" * 32,
                 )
             )
+
+
+def serving_node(home: Path, base_dir: Path, adapters: dict[str, Path], **settings: object) -> Node:
+    """An initialised node home (CPU serving) whose model table holds ``adapters``."""
+    from openledger.home import init_home
+    from tests.conftest import PASSWORD, make_settings
+
+    node_settings = make_settings(home, serve_device="cpu", **settings)
+    init_home(node_settings, PASSWORD)
+    node = Node(node_settings, password_source=lambda: PASSWORD)
+    register_models(node.db, str(base_dir), adapters)
+    return node

@@ -12,10 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
-from openledger.home import init_home
 from openledger.node import Node
-from tests.conftest import PASSWORD, make_settings
-from tests.tiny import register_models
+from tests.tiny import serving_node
 
 MAX_CTX = 64
 OWNER = "0x" + "ab" * 20
@@ -31,12 +29,9 @@ def node(
     tiny_base_dir: Path,
     adapters_dir: Path,
 ) -> Iterator[Node]:
-    home = tmp_path_factory.mktemp("openai") / "home"
-    settings = make_settings(home, serve_device="cpu", serve_max_ctx=MAX_CTX, serve_max_batch=8)
-    init_home(settings, PASSWORD)
-    node = Node(settings, password_source=lambda: PASSWORD)
-    register_models(node.db, str(tiny_base_dir),
-                    {"ad0": adapters_dir / "ad0", "ad5": adapters_dir / "ad5"})  # fmt: skip
+    node = serving_node(tmp_path_factory.mktemp("openai") / "home", tiny_base_dir,
+                        {"ad0": adapters_dir / "ad0", "ad5": adapters_dir / "ad5"},
+                        serve_max_ctx=MAX_CTX, serve_max_batch=8)  # fmt: skip
     yield node
     node.close()
 

@@ -18,10 +18,9 @@ import pytest
 import uvicorn
 
 from openledger.api.app import create_app
-from openledger.home import init_home
 from openledger.node import Node
-from tests.conftest import PASSWORD, free_port, make_settings
-from tests.tiny import register_models
+from tests.conftest import free_port
+from tests.tiny import serving_node
 
 MAX_BATCH = 4
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
@@ -43,12 +42,9 @@ def served(
     tiny_base_dir: Path,
     adapters_dir: Path,
 ) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("openai-e2e") / "home"
-    settings = make_settings(home, serve_device="cpu", serve_max_batch=MAX_BATCH)
-    init_home(settings, PASSWORD)
-    node = Node(settings, password_source=lambda: PASSWORD)
-    register_models(node.db, str(tiny_base_dir),
-                    {"ad1": adapters_dir / "ad1", "ad6": adapters_dir / "ad6"})  # fmt: skip
+    node = serving_node(tmp_path_factory.mktemp("openai-e2e") / "home", tiny_base_dir,
+                        {"ad1": adapters_dir / "ad1", "ad6": adapters_dir / "ad6"},
+                        serve_max_batch=MAX_BATCH)  # fmt: skip
     key = node.api_keys.create("bob", "e2e")["key"]
     port = free_port()
     config = uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")

@@ -15,7 +15,7 @@ from tests.tiny import register_models
 
 
 @pytest.fixture
-def node(home: Settings, tiny_base_dir: Path, adapters_dir: Path):  # noqa: ANN201, F811
+def node(home: Settings, tiny_base_dir: Path, adapters_dir: Path):  # noqa: ANN201
     from dataclasses import replace
 
     node = Node(replace(home, serve_max_ctx=48), password_source=lambda: PASSWORD)

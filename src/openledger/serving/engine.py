@@ -28,7 +28,7 @@ import torch
 from openledger.errors import ValidationError
 from openledger.serving.cache import AdapterCache
 from openledger.serving.lora import LoraSlots, SlotsFull
-from openledger.serving.model import EngineModel
+from openledger.serving.model import EngineModel, linear_shapes
 from openledger.serving.request import Completion, Event, Request
 from openledger.serving.sampling import SamplingParams, choose_tokens
 
@@ -58,21 +58,7 @@ class Engine:
         self.config = config = config or EngineConfig()
         self.tokenizer = tokenizer
         param = next(hf_model.parameters())
-        cfg = hf_model.config
-        inter = cfg.intermediate_size
-        heads = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        kv = (getattr(cfg, "num_key_value_heads", None) or heads) * head_dim
-        hidden = cfg.hidden_size
-        shapes = {
-            "q_proj": (hidden, heads * head_dim),
-            "k_proj": (hidden, kv),
-            "v_proj": (hidden, kv),
-            "o_proj": (heads * head_dim, hidden),
-            "gate_proj": (hidden, inter),
-            "up_proj": (hidden, inter),
-            "down_proj": (inter, hidden),
-        }
+        shapes = linear_shapes(hf_model)
         self.slots = LoraSlots(config.device_slots, shapes, dtype=param.dtype, device=param.device)
         self.model = EngineModel(
             hf_model, max_batch=config.max_batch, max_ctx=config.max_ctx, lora=self.slots

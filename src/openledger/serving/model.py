@@ -47,14 +47,8 @@ class EngineModel:
     def __init__(
         self, hf_model: nn.Module, *, max_batch: int, max_ctx: int | None = None, lora: LoraSlots
     ) -> None:
+        check_architecture(hf_model)
         cfg = hf_model.config
-        if cfg.model_type not in SUPPORTED:
-            raise ValidationError(
-                f"the serving engine runs {', '.join(SUPPORTED)} models, not {cfg.model_type!r}.",
-                field="base",
-                value=cfg.model_type,
-                fix="serve a Llama-architecture base model (Llama, Mistral, Qwen2).",
-            )
         self.hf = hf_model
         self.body = hf_model.model
         self.lm_head = hf_model.lm_head
@@ -201,6 +195,26 @@ class EngineModel:
         return self.lm_head(h[:, 0]).float()
 
 
+def check_architecture(hf_model: nn.Module) -> None:
+    model_type = hf_model.config.model_type
+    if model_type not in SUPPORTED:
+        raise ValidationError(
+            f"the serving engine runs {', '.join(SUPPORTED)} models, not {model_type!r}.",
+            field="base",
+            value=model_type,
+            fix="serve a Llama-architecture base model (Llama, Mistral, Qwen2).",
+        )
+
+
+def linear_shapes(hf_model: nn.Module) -> dict[str, tuple[int, int]]:
+    """(in, out) of each adaptable linear, read from the first decoder layer."""
+    check_architecture(hf_model)
+    layer = hf_model.model.layers[0]
+    attn = {n: getattr(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")}
+    mlp = {n: getattr(layer.mlp, n) for n in ("gate_proj", "up_proj", "down_proj")}
+    return {n: (m.in_features, m.out_features) for n, m in {**attn, **mlp}.items()}
+
+
 def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
     sizes = [lin.out_features for lin in linears]
     weight = torch.cat([lin.weight.detach() for lin in linears])  # Σout × in
@@ -224,4 +238,4 @@ def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None, 
     return weight, bias, sizes
 
 
-__all__ = ["Dims", "EngineModel", "SUPPORTED"]
+__all__ = ["Dims", "EngineModel", "SUPPORTED", "linear_shapes"]
