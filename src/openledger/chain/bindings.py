@@ -107,6 +107,7 @@ class Params:
     max_files_per_day: int
     escrow_withdraw_delay: int
     root_activation_delay: int
+    min_deposit: int
 
 
 SCALAR_PARAMS = (
@@ -118,6 +119,7 @@ SCALAR_PARAMS = (
     "max_files_per_day",
     "escrow_withdraw_delay",
     "root_activation_delay",
+    "min_deposit",
 )
 FEE_SPLIT = ("platform_bps", "owner_bps", "stakers_bps", "contributors_bps")
 
@@ -332,6 +334,15 @@ class InferenceEscrow(_Binding):
     def is_collected(self, epoch: int, batch: int) -> bool:
         return bool(self._call("isCollected", epoch, batch))
 
+    def total_deposited(self) -> int:
+        return int(self._call("totalDeposited"))
+
+    def total_withdrawn(self) -> int:
+        return int(self._call("totalWithdrawn"))
+
+    def total_collected(self) -> int:
+        return int(self._call("totalCollected"))
+
 
 class RewardDistributor(_Binding):
     name = "RewardDistributor"
@@ -366,6 +377,14 @@ class RewardDistributor(_Binding):
     def pending_root(self) -> tuple[int, bytes, int]:
         epoch, root, ready_at = self._call("pendingRoot")
         return int(epoch), bytes(root), int(ready_at)
+
+    def epochs(self, epoch: int) -> tuple[bytes, int, bytes, int]:
+        """``(root, total, receipts_head, posted_at)`` posted for ``epoch`` (zeros if none)."""
+        root, total, receipts_head, posted_at = self._call("epochs", epoch)
+        return bytes(root), int(total), bytes(receipts_head), int(posted_at)
+
+    def total_claimed(self) -> int:
+        return int(self._call("totalClaimed"))
 
 
 BINDINGS: dict[str, type[_Binding]] = {

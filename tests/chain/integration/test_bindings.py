@@ -34,12 +34,16 @@ def test_params_snapshot_and_owner_change(chain: Node) -> None:
         5000,
     )
     assert p.min_stake == 10 * OPEN and p.max_files_per_day == 20
+    assert p.min_deposit == OPEN
     operator = chain.accounts.signer("operator")
     params.set_fee_split(operator, 1000, 1500, 2500, 5000)
     q = params.snapshot()
     assert q.version > p.version and q.owner_bps == 1500
     with pytest.raises(TransactionRevertedError):
         params.set_fee_split(operator, 1000, 1500, 2500, 4999)
+    params.set_param(operator, "min_deposit", 2 * OPEN)
+    r = params.snapshot()
+    assert r.version == q.version + 1 and r.min_deposit == params.get("min_deposit") == 2 * OPEN
 
 
 def test_datanet_contribution_review_and_snapshot(chain: Node) -> None:
@@ -109,10 +113,15 @@ def test_escrow_to_distributor_to_claim(chain: Node) -> None:
     c, acc = chain.contracts, chain.accounts
     operator, user = acc.signer("operator"), acc.signer("erin")
     c.token.approve(user, c.escrow.address, 100 * OPEN)
+    with pytest.raises(TransactionRevertedError) as err:
+        c.escrow.deposit(user, OPEN - 1)
+    assert "below minimum deposit" in (err.value.reason or "")
     c.escrow.deposit(user, 100 * OPEN)
     assert c.escrow.balance_of(user.address) == 100 * OPEN
+    assert c.escrow.total_deposited() == 100 * OPEN
     c.escrow.collect(operator, 1, 0, [user.address], [40 * OPEN])
     assert c.escrow.is_collected(1, 0) and c.escrow.balance_of(user.address) == 60 * OPEN
+    assert c.escrow.total_collected() == 40 * OPEN and c.escrow.total_withdrawn() == 0
     with pytest.raises(TransactionRevertedError):
         c.escrow.collect(operator, 1, 0, [user.address], [1])  # same batch twice
 
@@ -122,7 +131,10 @@ def test_escrow_to_distributor_to_claim(chain: Node) -> None:
         acc.address("carol"): 5 * OPEN,
     }
     tree = MerkleTree.from_amounts(earners)
-    c.rewards.post_root(operator, 1, tree.root, 40 * OPEN, keccak(b"head"))
+    posted = c.rewards.post_root(operator, 1, tree.root, 40 * OPEN, keccak(b"head"))
+    posted_at = chain.client.w3.eth.get_block(posted.block_number)["timestamp"]
+    assert c.rewards.epochs(1) == (tree.root, 40 * OPEN, keccak(b"head"), posted_at)
+    assert c.rewards.epochs(2) == (b"\x00" * 32, 0, b"\x00" * 32, 0)
     alice = acc.signer("alice")
     with pytest.raises(TransactionRevertedError):
         c.rewards.claim(
@@ -133,6 +145,7 @@ def test_escrow_to_distributor_to_claim(chain: Node) -> None:
     c.rewards.claim(alice, alice.address, 25 * OPEN, tree.proof(alice.address))
     assert c.token.balance_of(alice.address) == before + 25 * OPEN
     assert c.rewards.claimed(alice.address) == 25 * OPEN
+    assert c.rewards.total_claimed() == 25 * OPEN
     with pytest.raises(TransactionRevertedError):
         c.rewards.claim(alice, alice.address, 25 * OPEN, tree.proof(alice.address))  # twice
     with pytest.raises(TransactionRevertedError):  # a forged amount fails the proof

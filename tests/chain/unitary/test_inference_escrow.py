@@ -48,8 +48,41 @@ def test_deposit_reverts(escrow: Any, system: Any) -> None:
         with boa.reverts("InferenceEscrow: zero amount"):
             escrow.deposit(0)
         with boa.reverts("OpenToken: insufficient allowance"):
-            escrow.deposit(1)
+            escrow.deposit(OPEN)
     assert escrow.balanceOf(system.alice) == 0 and escrow.totalDeposited() == 0
+
+
+def test_deposit_minimum(escrow: Any, token: Any, system: Any) -> None:
+    """A deposit below ``params.min_deposit`` (1 OPEN by default) reverts; exactly it works."""
+    a = system.alice
+    assert system.params.min_deposit() == OPEN
+    system.approve(a, escrow.address)
+    with boa.env.prank(a):
+        for amount in (1, OPEN - 1):
+            with boa.reverts("InferenceEscrow: below minimum deposit"):
+                escrow.deposit(amount)
+        assert escrow.totalDeposited() == 0 and token.balanceOf(escrow.address) == 0
+        escrow.deposit(OPEN)
+    assert escrow.balanceOf(a) == OPEN and escrow.totalDeposited() == OPEN
+
+
+def test_deposit_minimum_is_governable(escrow: Any, system: Any) -> None:
+    """The escrow reads the floor at call time, so a governance change applies at once."""
+    a = system.alice
+    system.approve(a, escrow.address)
+    with boa.env.prank(system.deployer):
+        system.params.setParam("min_deposit", 5 * OPEN)
+    with boa.env.prank(a):
+        with boa.reverts("InferenceEscrow: below minimum deposit"):
+            escrow.deposit(5 * OPEN - 1)
+        escrow.deposit(5 * OPEN)
+    with boa.env.prank(system.deployer):
+        system.params.setParam("min_deposit", 0)
+    with boa.env.prank(a):
+        with boa.reverts("InferenceEscrow: zero amount"):  # the zero check still applies
+            escrow.deposit(0)
+        escrow.deposit(1)
+    assert escrow.balanceOf(a) == 5 * OPEN + 1
 
 
 def test_request_and_withdraw(escrow: Any, token: Any, system: Any) -> None:

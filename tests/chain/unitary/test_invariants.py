@@ -327,6 +327,10 @@ class EscrowMachine(_Anchored):
                 with boa.reverts("InferenceEscrow: zero amount"):
                     self.escrow.deposit(amount)
                 return
+            if amount < OPEN:  # the default params.min_deposit
+                with boa.reverts("InferenceEscrow: below minimum deposit"):
+                    self.escrow.deposit(amount)
+                return
             self.escrow.deposit(amount)
         self.balance[a] += amount
         self.deposited += amount

@@ -21,6 +21,7 @@ DEFAULTS = {
     "max_file_bytes": 10_000_000,
     "max_files_per_day": 20,
     "escrow_withdraw_delay": DAY,
+    "min_deposit": OPEN,
     "root_activation_delay": HOUR,
 }
 SCALARS = [n for n in DEFAULTS if not n.endswith("_bps") or n == "slash_bps"]
@@ -58,6 +59,24 @@ def test_set_param(params: Any, system: Any, name: str) -> None:
 def test_set_param_unknown(params: Any, system: Any, name: str) -> None:
     with boa.env.prank(system.deployer), boa.reverts("ProtocolParams: unknown param"):
         params.setParam(name, 1)
+
+
+def test_min_deposit(params: Any, system: Any) -> None:
+    """The deposit floor: 1 OPEN by default, owner-only, any value, one version per change."""
+    assert params.min_deposit() == OPEN
+    version = params.version()
+    with boa.env.prank(system.alice), boa.reverts("ProtocolParams: caller is not the owner"):
+        params.setParam("min_deposit", 5 * OPEN)
+    assert params.min_deposit() == OPEN and params.version() == version
+    with boa.env.prank(system.deployer):
+        params.setParam("min_deposit", 5 * OPEN)
+        (ev,) = events(params, "ParamChanged")
+        assert (ev.name, ev.old_value, ev.new_value) == ("min_deposit", OPEN, 5 * OPEN)
+        assert params.min_deposit() == 5 * OPEN and params.version() == version + 1
+        params.setParam("min_deposit", 0)  # no floor beyond the escrow's non-zero check
+        assert params.min_deposit() == 0 and params.version() == version + 2
+        with boa.reverts("ProtocolParams: unknown param"):
+            params.setParam("MIN_DEPOSIT", 1)
 
 
 def test_slash_bps_bounds(params: Any, system: Any) -> None:

@@ -4,7 +4,8 @@
 @title InferenceEscrow: prepaid inference credit in OPEN
 @custom:contract-name InferenceEscrow
 @license Apache-2.0
-@notice Users deposit OPEN as credit for paid inference. The operator
+@notice Users deposit OPEN as credit for paid inference, at least
+        the governable `min_deposit` at a time. The operator
         (the settlement service) collects the fees of an epoch in
         batches: each `(epoch, batch)` debits the listed accounts and
         moves the total to the RewardDistributor, and can be collected
@@ -146,10 +147,14 @@ def deposit(amount: uint256):
     """
     @notice Adds `amount` OPEN of inference credit to the caller.
     @dev Pulls the tokens with `transferFrom`; the caller must have
-         approved this contract (or used `permit`).
-    @param amount The 32-byte amount in wei (not zero).
+         approved this contract (or used `permit`). The amount must
+         be at least the governable `min_deposit` of the protocol
+         parameters, read at call time.
+    @param amount The 32-byte amount in wei (not zero, at least
+           `min_deposit`).
     """
     assert amount != 0, "InferenceEscrow: zero amount"
+    assert amount >= staticcall params.min_deposit(), "InferenceEscrow: below minimum deposit"
     # Credit balances sum to at most the token supply (1e27), as does
     # `totalDeposited` (checked): it is bounded by the tokens received.
     self.balanceOf[msg.sender] = unsafe_add(self.balanceOf[msg.sender], amount)

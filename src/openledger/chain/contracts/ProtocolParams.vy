@@ -5,10 +5,11 @@
 @custom:contract-name ProtocolParams
 @license Apache-2.0
 @notice One place for every number governance may change: the fee
-        split, the stake floor and slash rate, the delays and the
-        upload caps, plus the treasury address. The other contracts
-        read these at call time. The owner is the deployer at first
-        and the governance Timelock later (`transfer_ownership`).
+        split, the stake floor and slash rate, the delays, the
+        upload caps and the inference-credit deposit floor, plus
+        the treasury address. The other contracts read these at
+        call time. The owner is the deployer at first and the
+        governance Timelock later (`transfer_ownership`).
         `version` increases on every change so that off-chain
         clients can cache the values and refresh only when it moves.
         Basis points (bps) are out of 10,000.
@@ -74,6 +75,10 @@ max_files_per_day: public(uint256)
 escrow_withdraw_delay: public(uint256)
 
 
+# @dev Floor for one inference-credit deposit, in wei of OPEN.
+min_deposit: public(uint256)
+
+
 # @dev Seconds between posting a reward root and it becoming claimable.
 root_activation_delay: public(uint256)
 
@@ -130,6 +135,7 @@ def __init__(treasury_: address):
     self.max_file_bytes = 10_000_000
     self.max_files_per_day = 20
     self.escrow_withdraw_delay = 86_400
+    self.min_deposit = 1 * 10**18
     self.root_activation_delay = 3_600
     self.version = 1
 
@@ -140,9 +146,10 @@ def setParam(name: String[32], new_value: uint256):
     @notice Sets one named parameter (owner only).
     @dev The names are `min_stake`, `slash_bps` (at most 10,000),
          `stake_unlock_delay`, `epoch_length`, `max_file_bytes`,
-         `max_files_per_day`, `escrow_withdraw_delay` and
-         `root_activation_delay`. The fee split changes only
-         through `setFeeSplit`, so that it always sums to 10,000.
+         `max_files_per_day`, `escrow_withdraw_delay`,
+         `min_deposit` and `root_activation_delay`. The fee split
+         changes only through `setFeeSplit`, so that it always sums
+         to 10,000.
     @param name The parameter name, at most 32 characters.
     @param new_value The 32-byte new value.
     """
@@ -171,6 +178,9 @@ def setParam(name: String[32], new_value: uint256):
     elif key == keccak256("escrow_withdraw_delay"):
         old = self.escrow_withdraw_delay
         self.escrow_withdraw_delay = new_value
+    elif key == keccak256("min_deposit"):
+        old = self.min_deposit
+        self.min_deposit = new_value
     elif key == keccak256("root_activation_delay"):
         old = self.root_activation_delay
         self.root_activation_delay = new_value
