@@ -21,6 +21,13 @@ from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ContractNotDeployedError
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
+from openledger.ledger import credits
+from openledger.ledger.audit import Auditor
+from openledger.ledger.epochs import EpochService
+from openledger.ledger.params import ParamsCache
+from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.rewards import RewardsService
+from openledger.ledger.service import LedgerService
 from openledger.serving.engine import EngineConfig
 from openledger.serving.service import ServeConfig, ServingService
 from openledger.store.blobs import BlobStore
@@ -75,7 +82,20 @@ class Node:
 
     @cached_property
     def sync(self) -> EventSync:
-        return EventSync(self.contracts, self.db)
+        """The chain event sync, with the ledger's handlers (credit from the escrow's events,
+        fresh protocol parameters after any change)."""
+        sync = EventSync(self.contracts, self.db)
+        credits.subscribe(sync)
+        for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
+            sync.subscribe(f"ProtocolParams.{event}", lambda s, r: self.params.invalidate())
+        return sync
+
+    def sync_chain(self) -> int:
+        """Apply new chain events now; returns how many were applied."""
+        applied = self.sync.poll()
+        if applied and "ledger" in self.__dict__:
+            self.ledger.invalidate_credit()
+        return len(applied)
 
     # -- datanets --------------------------------------------------------------------------
     def _contracts(self) -> Contracts:
@@ -120,6 +140,34 @@ class Node:
     @cached_property
     def api_keys(self) -> ApiKeyService:
         return ApiKeyService(self.db, self.accounts)
+
+    # -- ledger (payable inference) -------------------------------------------------------
+    @cached_property
+    def params(self) -> ParamsCache:
+        return ParamsCache(lambda: self.contracts.params.version(),
+                           lambda: self.contracts.params.snapshot())  # fmt: skip
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        return LedgerService(
+            self.db,
+            self.params,
+            lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key)),
+            chain_id=self.settings.chain_id,
+        )
+
+    @cached_property
+    def epochs(self) -> EpochService:
+        return EpochService(self.db, self._contracts, self.params,
+                            lambda: self.accounts.signer("operator"))  # fmt: skip
+
+    @cached_property
+    def rewards(self) -> RewardsService:
+        return RewardsService(self.db, self._contracts)
+
+    @cached_property
+    def auditor(self) -> Auditor:
+        return Auditor(self.db, self._contracts, self.accounts.operator_address())
 
     # -- serving (OpenLoRA) ----------------------------------------------------------------
     @cached_property
@@ -172,5 +220,7 @@ class Node:
     def close(self) -> None:
         if "serving" in self.__dict__:
             self.serving.close()
+        if "ledger" in self.__dict__:
+            self.ledger.close()
         if "db" in self.__dict__:
             self.db.dispose()

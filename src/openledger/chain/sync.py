@@ -20,7 +20,7 @@ from web3 import Web3
 
 from openledger.chain.deploy import Contracts
 from openledger.store import repo
-from openledger.store.db import Database
+from openledger.store.db import WRITE_LOCK_KEY, Database
 
 END_OF_BLOCK = 2**31 - 1  # log index meaning "every log of this block is applied"
 
@@ -99,7 +99,7 @@ class EventSync:
             to_block = min(head, from_block + self.batch_blocks - 1)
             records = [r for r in self._fetch(from_block, to_block) if r.position > cursor]
             new_cursor = (to_block, END_OF_BLOCK)
-            with self.db.session() as s:
+            with self.db.locked_session(WRITE_LOCK_KEY) as s:
                 for record in records:
                     for handler in (
                         *self._handlers.get(f"{record.contract}.{record.event}", ()),

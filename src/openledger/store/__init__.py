@@ -4,7 +4,14 @@
 :mod:`openledger.store.repo`; :class:`BlobStore` keeps files named by their sha256.
 """
 
-from openledger.store import api_tables, datanet_tables, factory_tables, models, repo
+from openledger.store import (
+    api_tables,
+    datanet_tables,
+    factory_tables,
+    ledger_tables,
+    models,
+    repo,
+)
 from openledger.store.blobs import BlobStore
 from openledger.store.db import Database, mask_url
 
@@ -14,6 +21,7 @@ __all__ = [
     "api_tables",
     "datanet_tables",
     "factory_tables",
+    "ledger_tables",
     "mask_url",
     "models",
     "repo",

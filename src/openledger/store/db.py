@@ -46,6 +46,8 @@ MIGRATION_LOCK_TIMEOUT_S = 120
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 _PG_MIGRATION_LOCK_KEY = 0x0BE11ED6E5
+# Key of the PostgreSQL advisory lock that serialises ledger writes (credits, receipts, events).
+WRITE_LOCK_KEY = 0x0BE11ED6E6
 
 
 def mask_url(url: str | URL) -> str:
@@ -262,6 +264,27 @@ class Database:
         with self._translate_errors("use"):
             s = self._sessionmaker()
             try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
+
+    @contextmanager
+    def locked_session(self, key: int) -> Iterator[Session]:
+        """A session that holds the write lock from its first statement: SQLite's database
+        lock (``BEGIN IMMEDIATE``) or PostgreSQL's transaction advisory lock ``key``. Read
+        then write sequences (balances, hash chains) are then serialised across threads and
+        processes, and a WAL reader never has to upgrade a stale snapshot."""
+        with self._translate_errors("use"):
+            s = self._sessionmaker()
+            try:
+                if not self.is_sqlite:
+                    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                elif self.sqlite_path is not None:
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 yield s
                 s.commit()
             except BaseException:

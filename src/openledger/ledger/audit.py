@@ -1,0 +1,156 @@
+"""`openledger audit --epoch N`: recompute an epoch from its receipts and check it on chain.
+
+Everything is recomputed from the stored receipt bodies, not from the ledger's own
+summaries: each receipt's hash, place in the hash chain and operator signature; its fee from
+its token counts and prices; its split from the basis points it names, its attribution
+weights and the beneficiary set it names; then the cumulative earnings of every epoch up to
+N, their Merkle root, and the root, total and receipts head posted on chain for N.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from openledger.chain.deploy import Contracts
+from openledger.chain.merkle import MerkleTree
+from openledger.ledger import beneficiaries as bene
+from openledger.ledger.pricing import FeeSplit, fee, split_fee
+from openledger.ledger.receipts import GENESIS, check_receipt
+from openledger.store.db import Database
+from openledger.store.ledger_tables import BeneficiarySetRow, EpochRow, ReceiptRow
+
+
+@dataclass
+class AuditReport:
+    epoch: int
+    receipts: int = 0
+    problems: list[str] = field(default_factory=list)
+    root: str = ""
+    chain_root: str = ""
+    head: str = ""
+    chain_head: str = ""
+    total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "ok": self.ok, "receipts": self.receipts,
+                "root": self.root, "chain_root": self.chain_root, "receipts_head": self.head,
+                "chain_receipts_head": self.chain_head, "total": str(self.total),
+                "problems": list(self.problems)}  # fmt: skip
+
+
+def _recomputed_payouts(body: dict[str, Any], contributions: list) -> list[dict[str, Any]]:
+    split = body["split"]
+    bps = split["bps"]
+    fs = FeeSplit(*bps, version=split["params_version"])
+    ppb = {int(x["contribution"]): int(x["weight_ppb"]) for x in body["attribution"]["shares"]}
+    platform = next((p["account"] for p in body["payouts"] if p["role"] == "platform"), "")
+    treasury = platform or next(
+        (p["account"] for p in body["payouts"] if p["role"] in ("staker", "unattributed")
+         and p["contribution"] is None), ""
+    )  # fmt: skip
+    _, payouts = split_fee(int(body["fee"]), fs, treasury=treasury, owner=_owner(body),
+                           contributions=contributions, attribution=ppb)  # fmt: skip
+    return [p.to_dict() for p in payouts]
+
+
+def _owner(body: dict[str, Any]) -> str:
+    return next((p["account"] for p in body["payouts"] if p["role"] == "owner"), "")
+
+
+class Auditor:
+    def __init__(self, db: Database, contracts: Callable[[], Contracts], operator: str) -> None:
+        self.db = db
+        self._contracts = contracts
+        self.operator = operator
+
+    def audit(self, number: int) -> AuditReport:
+        report = AuditReport(epoch=number)
+        with self.db.session() as s:
+            epoch = s.get(EpochRow, number)
+            if epoch is None:
+                report.problems.append(f"epoch {number} was never sealed on this node")
+                return report
+            rows = s.execute(
+                select(ReceiptRow.seq, ReceiptRow.body, ReceiptRow.hash, ReceiptRow.signature,
+                       ReceiptRow.epoch)
+                .where(ReceiptRow.epoch.is_not(None), ReceiptRow.epoch <= number)
+                .order_by(ReceiptRow.seq)
+            ).all()  # fmt: skip
+            sets = {r.hash: json.loads(r.body) for r in s.scalars(select(BeneficiarySetRow))}
+        leaves: dict[str, int] = {}
+        prev, expected_seq, head = GENESIS, 1, GENESIS
+        for seq, body_text, digest, signature, ep in rows:
+            if seq != expected_seq:
+                report.problems.append(
+                    f"receipt {expected_seq} is missing (the next stored one is {seq})"
+                )
+            expected_seq = seq + 1
+            check = check_receipt(seq, body_text, digest, signature, prev, self.operator)
+            prev = digest
+            if ep == number:
+                report.receipts += 1
+                head = digest
+            if not check.ok:
+                report.problems.append(f"receipt {seq}: {check.problem}")
+                continue
+            body = json.loads(body_text)
+            problem = self._check_split(body, sets)
+            if problem:
+                report.problems.append(f"receipt {seq}: {problem}")
+                continue
+            for p in body["payouts"]:
+                leaves[p["account"]] = leaves.get(p["account"], 0) + int(p["amount"])
+        report.head = head
+        if leaves:
+            tree = MerkleTree.from_amounts(leaves)
+            report.root = "0x" + tree.root.hex()
+            report.total = sum(tree.amounts.values())
+        if report.root != epoch.root:
+            report.problems.append(
+                f"the recomputed root {report.root or '(none)'} differs from the root the node "
+                f"sealed, {epoch.root}"
+            )
+        chain_root, chain_total, chain_head, _ = self._contracts().rewards.epochs(number)
+        report.chain_root, report.chain_head = "0x" + chain_root.hex(), "0x" + chain_head.hex()
+        if int(report.chain_root, 16) == 0:
+            report.problems.append(f"no root is posted on chain for epoch {number}")
+        else:
+            if report.chain_root != report.root:
+                report.problems.append(
+                    f"the root on chain {report.chain_root} differs from the recomputed "
+                    f"{report.root}"
+                )
+            if report.chain_head != report.head:
+                report.problems.append(
+                    f"the receipts head on chain {report.chain_head} differs from the "
+                    f"recomputed {report.head}"
+                )
+            if chain_total != report.total:
+                report.problems.append(
+                    f"the total on chain {chain_total} differs from the recomputed {report.total}"
+                )
+        return report
+
+    def _check_split(self, body: dict[str, Any], sets: dict[str, Any]) -> str:
+        tokens, prices = body["tokens"], body["prices"]
+        expect = fee(tokens["prompt"], tokens["completion"], int(prices["in"]), int(prices["out"]))
+        if int(body["fee"]) != expect:
+            return f"its fee {body['fee']} is not the {expect} its tokens and prices give"
+        if sum(int(p["amount"]) for p in body["payouts"]) != expect:
+            return "its payouts do not add up to its fee"
+        set_body = sets.get(body["beneficiaries"])
+        if set_body is None or bene.set_hash(set_body) != body["beneficiaries"]:
+            return f"its beneficiary set {body['beneficiaries']} is missing or altered"
+        recomputed = _recomputed_payouts(body, bene.from_body(set_body))
+        if recomputed != body["payouts"]:
+            return "its payouts differ from the split recomputed from its own inputs"
+        return ""

@@ -1,0 +1,70 @@
+"""Who a model's fees can reach: the contributions of its training snapshot(s).
+
+Stakers earn pro rata to the OPEN still staked on approved contributions (a stake that was
+slashed or withdrawn earns nothing); the unattributed part of the contributors' share goes
+to the same contributions pro rata to their approved records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openledger.ledger.pricing import Beneficiary
+from openledger.ledger.receipts import canonical_json, hash_hex
+from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
+
+
+def training_contributions(s: Session, snapshot_roots: Sequence[str]) -> list[Beneficiary]:
+    """The approved contributions of the snapshots with these roots, sorted by id."""
+    snaps = s.scalars(select(SnapshotRow).where(SnapshotRow.root.in_(list(snapshot_roots))))
+    ids = sorted({int(c) for snap in snaps for c in snap.contribution_ids})
+    if not ids:
+        return []
+    rows = s.execute(
+        select(ContributionRow, DatanetRow.chain_id)
+        .join(DatanetRow, DatanetRow.id == ContributionRow.datanet_id)
+        .where(ContributionRow.chain_id.in_(ids))
+        .order_by(ContributionRow.chain_id)
+    ).all()
+    out = []
+    for con, datanet_chain_id in rows:
+        if con.status != "approved":
+            continue
+        stake = 0 if con.withdrawn else max(0, con.stake - con.slashed)
+        out.append(
+            Beneficiary(
+                contribution=int(con.chain_id),
+                datanet=int(datanet_chain_id),
+                contributor=con.contributor,
+                records=int(con.record_count),
+                stake=int(stake),
+            )
+        )
+    return out
+
+
+def set_body(model_id: int, beneficiaries: Sequence[Beneficiary]) -> dict[str, Any]:
+    return {
+        "model": model_id,
+        "contributions": [
+            [b.contribution, b.datanet, b.contributor, b.records, str(b.stake)]
+            for b in beneficiaries
+        ],
+    }
+
+
+def set_hash(body: dict[str, Any]) -> str:
+    return hash_hex(canonical_json(body))
+
+
+def from_body(body: dict[str, Any]) -> list[Beneficiary]:
+    return [
+        Beneficiary(
+            contribution=int(c), datanet=int(d), contributor=str(a), records=int(r), stake=int(st)
+        )
+        for c, d, a, r, st in body["contributions"]
+    ]

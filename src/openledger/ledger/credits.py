@@ -1,0 +1,60 @@
+"""Inference credit from the escrow's events, applied by the event sync (exactly once).
+
+A deposit is credited only once the node has synced its ``Deposited`` event; a withdrawal
+request reserves its amount at once (``WithdrawalRequested``), so credit that can leave the
+escrow after the delay is not spent meanwhile; ``Withdrawn`` books what was paid.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+from web3 import Web3
+
+from openledger.chain.sync import ChainEventRecord, EventSync
+from openledger.store.ledger_tables import CreditRow
+
+
+def credit_row(s: Session, account: str) -> CreditRow:
+    account = Web3.to_checksum_address(account)
+    row = s.get(CreditRow, account)
+    if row is None:
+        row = CreditRow(
+            account=account,
+            deposited=0,
+            withdrawn=0,
+            charged=0,
+            collected=0,
+            pending_withdrawal=0,
+            withdrawal_ready_at=0,
+        )
+        s.add(row)
+    return row
+
+
+def on_deposited(s: Session, rec: ChainEventRecord) -> None:
+    row = credit_row(s, rec.args["account"])
+    row.deposited = row.deposited + int(rec.args["amount"])
+    row.updated_at = datetime.now(UTC)
+
+
+def on_withdrawal_requested(s: Session, rec: ChainEventRecord) -> None:
+    row = credit_row(s, rec.args["account"])
+    row.pending_withdrawal = int(rec.args["amount"])
+    row.withdrawal_ready_at = int(rec.args["ready_at"])
+    row.updated_at = datetime.now(UTC)
+
+
+def on_withdrawn(s: Session, rec: ChainEventRecord) -> None:
+    row = credit_row(s, rec.args["account"])
+    row.withdrawn = row.withdrawn + int(rec.args["amount"])
+    row.pending_withdrawal = 0
+    row.withdrawal_ready_at = 0
+    row.updated_at = datetime.now(UTC)
+
+
+def subscribe(sync: EventSync) -> None:
+    sync.subscribe("InferenceEscrow.Deposited", on_deposited)
+    sync.subscribe("InferenceEscrow.WithdrawalRequested", on_withdrawal_requested)
+    sync.subscribe("InferenceEscrow.Withdrawn", on_withdrawn)

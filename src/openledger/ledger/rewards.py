@@ -1,0 +1,114 @@
+"""Earnings views and claims: what an account earned (by model, datanet, contribution and
+role), what is claimable on chain now, and the claim transaction with its Merkle proof."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from web3 import Web3
+
+from openledger.chain.deploy import Contracts
+from openledger.chain.merkle import MerkleTree
+from openledger.errors import ConflictError
+from openledger.store.db import Database
+from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+class RewardsService:
+    def __init__(self, db: Database, contracts: Callable[[], Contracts]) -> None:
+        self.db = db
+        self._contracts = contracts
+
+    def earnings(self, account: str) -> dict[str, Any]:
+        """Everything ``account`` earned, settled or not, grouped several ways (wei strings)."""
+        account = Web3.to_checksum_address(account)
+        groups = ("model", "datanet", "contribution", "role", "epoch")
+        by: dict[str, dict[Any, int]] = {k: defaultdict(int) for k in groups}
+        total = settled = 0
+        with self.db.session() as s:
+            rows = s.execute(
+                select(EarningRow, ReceiptRow.epoch, EpochRow.status)
+                .join(ReceiptRow, ReceiptRow.seq == EarningRow.receipt_seq)
+                .outerjoin(EpochRow, EpochRow.number == ReceiptRow.epoch)
+                .where(EarningRow.account == account)
+            ).all()
+        for e, epoch, status in rows:
+            total += e.amount
+            if status == "settled":
+                settled += e.amount
+            by["model"][e.model_id] += e.amount
+            by["role"][e.role] += e.amount
+            by["epoch"][epoch if epoch is not None else "open"] += e.amount
+            if e.datanet_id is not None:
+                by["datanet"][e.datanet_id] += e.amount
+            if e.contribution_id is not None:
+                by["contribution"][e.contribution_id] += e.amount
+        return {
+            "account": account,
+            "earned": str(total),
+            "settled": str(settled),
+            "unsettled": str(total - settled),
+            **{
+                f"by_{k}": {
+                    str(kk): str(v) for kk, v in sorted(d.items(), key=lambda kv: str(kv[0]))
+                }
+                for k, d in by.items()
+            },  # fmt: skip
+        }
+
+    def claimable(self, account: str) -> dict[str, Any]:
+        """The leaf of ``account`` in the root in force on chain, and what a claim pays now."""
+        account = Web3.to_checksum_address(account)
+        rewards = self._contracts().rewards
+        active_root = _hex(rewards.active_root())
+        claimed = rewards.claimed(account)
+        out: dict[str, Any] = {"account": account, "claimed": str(claimed), "epoch": None,
+                               "cumulative": "0", "claimable": "0", "proof": []}  # fmt: skip
+        pending_epoch, _, ready_at = rewards.pending_root()
+        if ready_at:
+            out["pending"] = {"epoch": pending_epoch, "ready_at": ready_at}
+        if int(active_root, 16) == 0:
+            return out
+        epoch = rewards.active_epoch()
+        with self.db.session() as s:
+            row = s.get(EpochRow, epoch)
+            leaves = dict(row.leaves) if row is not None and row.root == active_root else None
+        if leaves is None:
+            raise ConflictError(
+                f"the root in force on chain (epoch {epoch}, {active_root}) is not one this "
+                "node settled.",
+                field="epoch",
+                value=epoch,
+                fix="claim through the node that settled that epoch, or check the addresses "
+                "file (OPENLEDGER_ADDRESSES) points at this node's contracts.",
+            )
+        cumulative = int(leaves.get(account, 0))
+        out["epoch"] = epoch
+        out["cumulative"] = str(cumulative)
+        out["claimable"] = str(max(0, cumulative - claimed))
+        if cumulative:
+            tree = MerkleTree.from_amounts({a: int(v) for a, v in leaves.items()})
+            out["proof"] = [_hex(p) for p in tree.proof(account)]
+        return out
+
+    def claim(self, account: str, signer: LocalAccount) -> dict[str, Any]:
+        """Send ``claim(account, cumulative, proof)``; returns what was paid and the tx.
+        With nothing left to claim, nothing is sent and ``paid`` is 0."""
+        c = self.claimable(account)
+        if int(c["claimable"]) == 0:
+            return {**c, "paid": "0", "tx_hash": None}
+        rewards = self._contracts().rewards
+        tx = rewards.claim(signer, c["account"], int(c["cumulative"]),
+                           [bytes.fromhex(p[2:]) for p in c["proof"]])  # fmt: skip
+        paid = rewards.events(tx, "Claimed")
+        amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
+        return {**c, "paid": str(amount), "tx_hash": tx.tx_hash, "claimable": "0",
+                "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip

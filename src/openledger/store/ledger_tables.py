@@ -1,0 +1,123 @@
+"""Tables of the ledger: inference credit, receipts, earnings and settlement epochs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openledger.store.datanet_tables import Wei
+from openledger.store.models import Base, utcnow
+
+EPOCH_STATUSES: tuple[str, ...] = ("sealed", "collected", "posted", "settled")
+
+
+class CreditRow(Base):
+    """An account's inference credit as synced from the escrow's events, less what the
+    node has charged. ``available = deposited - withdrawn - charged - pending_withdrawal``:
+    a withdrawal request reserves its amount at once, so credit that may leave the escrow
+    is never spent."""
+
+    __tablename__ = "ledger_credits"
+
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    deposited: Mapped[int] = mapped_column(Wei, default=0)
+    withdrawn: Mapped[int] = mapped_column(Wei, default=0)
+    charged: Mapped[int] = mapped_column(Wei, default=0)
+    collected: Mapped[int] = mapped_column(Wei, default=0)
+    pending_withdrawal: Mapped[int] = mapped_column(Wei, default=0)
+    withdrawal_ready_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def available(self) -> int:
+        return self.deposited - self.withdrawn - self.charged - self.pending_withdrawal
+
+
+class ReceiptRow(Base):
+    """One signed receipt. ``body`` is the canonical JSON that ``hash`` is taken of."""
+
+    __tablename__ = "ledger_receipts"
+    __table_args__ = (Index(None, "epoch"), Index(None, "payer"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(66), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(66))
+    signature: Mapped[str] = mapped_column(String(132))
+    payer: Mapped[str] = mapped_column(String(42))
+    model_id: Mapped[int] = mapped_column(Integer)
+    fee: Mapped[int] = mapped_column(Wei)
+    epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EarningRow(Base):
+    """One payout of one receipt (denormalised from the receipt for the rewards views)."""
+
+    __tablename__ = "ledger_earnings"
+    __table_args__ = (Index(None, "account"), Index(None, "receipt_seq"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_seq: Mapped[int] = mapped_column(ForeignKey("ledger_receipts.seq"))
+    account: Mapped[str] = mapped_column(String(42))
+    role: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Wei)
+    model_id: Mapped[int] = mapped_column(Integer)
+    datanet_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    contribution_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class BeneficiarySetRow(Base):
+    """The training contributions (stake, records) a receipt's split used, by content hash,
+    so an audit recomputes the split from exactly what the ledger saw."""
+
+    __tablename__ = "ledger_beneficiary_sets"
+
+    hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EpochRow(Base):
+    """A settlement epoch: sealed (receipts assigned, tree built) → collected (fees moved
+    to the distributor) → posted (root on chain) → settled."""
+
+    __tablename__ = "ledger_epochs"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16))
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    receipt_count: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(66))
+    fees: Mapped[int] = mapped_column(Wei)
+    root: Mapped[str] = mapped_column(String(66))
+    total: Mapped[int] = mapped_column(Wei)
+    leaves: Mapped[dict[str, str]] = mapped_column(JSON)  # account → cumulative wei
+    charges: Mapped[dict[str, str]] = mapped_column(JSON)  # payer → wei of this epoch
+    collect_txs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    post_tx: Mapped[str] = mapped_column(String(66), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "epoch": self.number,
+            "status": self.status,
+            "receipts": self.receipt_count,
+            "first_receipt": self.first_seq,
+            "last_receipt": self.last_seq,
+            "receipts_head": self.head_hash,
+            "fees": str(self.fees),
+            "root": self.root,
+            "total": str(self.total),
+            "accounts": len(self.leaves),
+            "collect_txs": list(self.collect_txs or []),
+            "post_tx": self.post_tx,
+            "created_at": self.created_at.isoformat(),
+            "settled_at": self.settled_at.isoformat() if self.settled_at else None,
+        }
