@@ -24,6 +24,7 @@ from openledger.factory.publish import ModelService
 from openledger.ledger import credits
 from openledger.ledger.audit import Auditor
 from openledger.ledger.epochs import EpochService
+from openledger.ledger.paid import PaidInference
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.receipts import ReceiptSigner
 from openledger.ledger.rewards import RewardsService
@@ -164,6 +165,10 @@ class Node:
     @cached_property
     def rewards(self) -> RewardsService:
         return RewardsService(self.db, self._contracts)
+
+    @cached_property
+    def paid(self) -> PaidInference:
+        return PaidInference(self.ledger, self.serving, self.attribution)
 
     @cached_property
     def auditor(self) -> Auditor:

@@ -34,7 +34,7 @@ class LedgerParams:
             ),
             treasury=p.treasury,
             epoch_length=p.epoch_length,
-            min_deposit=getattr(p, "min_deposit", 0),
+            min_deposit=p.min_deposit,
             escrow_withdraw_delay=p.escrow_withdraw_delay,
             root_activation_delay=p.root_activation_delay,
         )
