@@ -343,6 +343,12 @@ class InferenceEscrow(_Binding):
     def total_collected(self) -> int:
         return int(self._call("totalCollected"))
 
+    def operator(self) -> str:
+        return str(self._call("operator"))
+
+    def set_operator(self, signer: LocalAccount, operator: str) -> TxResult:
+        return self._send(signer, "setOperator", Web3.to_checksum_address(operator))
+
 
 class RewardDistributor(_Binding):
     name = "RewardDistributor"
@@ -359,6 +365,12 @@ class RewardDistributor(_Binding):
 
     def disable_root(self, signer: LocalAccount, epoch: int) -> TxResult:
         return self._send(signer, "disableRoot", epoch)
+
+    def operator(self) -> str:
+        return str(self._call("operator"))
+
+    def set_operator(self, signer: LocalAccount, operator: str) -> TxResult:
+        return self._send(signer, "setOperator", Web3.to_checksum_address(operator))
 
     def claim(
         self, signer: LocalAccount, account: str, cumulative: int, proof: list[bytes]

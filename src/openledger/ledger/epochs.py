@@ -182,9 +182,14 @@ class EpochService:
             f"epoch {epoch.number}: the escrow refused fee batch {batch}: {exc.reason}.",
             field="epoch",
             value=epoch.number,
-            fix="an account's escrow balance is below what it was charged (a withdrawal "
-            "completed before the epoch closed?): check `openledger credit ACCOUNT` for the "
-            "accounts of this epoch, then run `openledger epoch close` again.",
+            fix=(
+                "an account's escrow balance is below what it was charged (a withdrawal "
+                "completed before the epoch closed?): check `openledger credit ACCOUNT` for "
+                "the accounts of this epoch, then run `openledger epoch close` again."
+                if "insufficient" in exc.reason
+                else "settle with the key the escrow names as its operator (`operator()`), "
+                "or have the owner call setOperator; then run `openledger epoch close` again."
+            ),
         )
 
     def _post(self, epoch: EpochRow) -> None:
