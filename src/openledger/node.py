@@ -24,6 +24,7 @@ from openledger.factory.publish import ModelService
 from openledger.ledger import credits
 from openledger.ledger.audit import Auditor
 from openledger.ledger.epochs import EpochService
+from openledger.ledger.escrow import EscrowService
 from openledger.ledger.paid import PaidInference
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.receipts import ReceiptSigner
@@ -165,6 +166,10 @@ class Node:
     @cached_property
     def rewards(self) -> RewardsService:
         return RewardsService(self.db, self._contracts)
+
+    @cached_property
+    def escrow(self) -> EscrowService:
+        return EscrowService(self._contracts, self.params, self.sync_chain, self.ledger.credit)
 
     @cached_property
     def paid(self) -> PaidInference:

@@ -20,6 +20,7 @@ from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
 from openledger.cli import factory as factory_cli
 from openledger.cli import keys as keys_cli
+from openledger.cli import ledger as ledger_cli
 from openledger.cli import node as node_cli
 from openledger.cli import train as train_cli
 from openledger.cli.context import set_settings
@@ -53,6 +54,7 @@ app.add_typer(factory_cli.app, name="factory")
 train_cli.register(app)
 attribution_cli.register(app)
 app.add_typer(keys_cli.app, name="keys")
+ledger_cli.register(app)
 app.command()(demo)
 
 

@@ -58,6 +58,7 @@ def serve(
 
     from openledger.api.app import create_app
     from openledger.factory.worker import JobWorker
+    from openledger.ledger.loop import SettlementLoop
 
     if device is not None and device not in DEVICES:
         raise ValidationError(f"unknown device {device!r}.", field="--device", value=device,
@@ -85,11 +86,15 @@ def serve(
         raise
     worker = JobWorker(node.jobs)
     worker.start()
+    settlement = SettlementLoop(node.sync_chain, node.epochs)
+    if node.settings.addresses_path.exists():
+        settlement.start()  # credit from deposits, epochs closed when due
     try:
         uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
     finally:
+        settlement.stop()
         worker.stop()
-        node.serving.close()
+        node.close()
 
 
 def register(app: typer.Typer) -> None:
