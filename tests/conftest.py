@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from openledger.home import init_home  # noqa: E402
 from openledger.node import Node  # noqa: E402
 from openledger.store.datanet_tables import ContributionRow, RecordRow  # noqa: E402
 from openledger.units import OPEN  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.market import Market
 
 PASSWORD = "correct horse battery staple"
 
@@ -161,3 +165,12 @@ def adapters_dir(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
             rslora=i % 3 == 0,
         )
     return root
+
+
+@pytest.fixture
+def market(world: World, chain: Node) -> Market:
+    """A priced model over a real 'facts' snapshot (alice, erin, frank approved; one of
+    frank's rejected and slashed) and grace's synced 100 OPEN of credit (tests/market.py)."""
+    from tests.market import build_market
+
+    return build_market(world, chain)

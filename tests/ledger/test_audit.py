@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from openledger.ledger.receipts import canonical_json, receipt_hash
 from openledger.store.ledger_tables import ReceiptRow
-from tests.ledger.conftest import Market
 from tests.ledger.test_epochs import paid
+from tests.market import Market
 
 pytestmark = pytest.mark.anvil
 

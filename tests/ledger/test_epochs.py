@@ -7,7 +7,7 @@ import pytest
 from openledger.attribution.types import Attribution, Share
 from openledger.errors import ConflictError
 from openledger.node import Node
-from tests.ledger.conftest import Market
+from tests.market import Market
 
 pytestmark = pytest.mark.anvil
 

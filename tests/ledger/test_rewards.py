@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from openledger.errors import TransactionRevertedError
-from tests.ledger.conftest import Market
 from tests.ledger.test_epochs import fast_forward, paid
+from tests.market import Market
 
 pytestmark = pytest.mark.anvil
 

@@ -238,7 +238,9 @@ def audit(
 
 
 @receipts_app.command("show")
-def receipt_show(ref: Annotated[str, typer.Argument(help="Receipt id or hash.")]) -> None:
+def receipt_show(
+    ref: Annotated[str, typer.Argument(help="Receipt id or hash.")], as_json: Json = True
+) -> None:
     """One receipt: body, hash, operator signature, epoch."""
     _print_json(context.node().ledger.receipt(ref))
 
