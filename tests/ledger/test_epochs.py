@@ -123,3 +123,43 @@ def test_due_after_the_epoch_length(market: Market) -> None:
     length = node.params.current().epoch_length
     assert not node.epochs.due()
     assert node.epochs.due(datetime.now(UTC) + timedelta(seconds=length + 1))
+
+
+def test_a_withdrawal_request_brings_the_close_forward(market: Market) -> None:
+    """grace owes fees and asks to withdraw: the epoch closes before her withdrawal is ready,
+    so the fees leave the escrow first."""
+    from datetime import UTC, datetime, timedelta
+
+    node = market.node
+    paid(market, 1)
+    node.contracts.escrow.request_withdrawal(node.accounts.signer("grace"), 50 * 10**18)
+    node.sync_chain()
+    delay = node.params.current().escrow_withdraw_delay
+    assert not node.epochs.due(datetime.now(UTC))
+    assert node.epochs.due(datetime.now(UTC) + timedelta(seconds=delay // 2 + 5))
+
+
+def test_the_settlement_loop_syncs_and_closes_when_due(market: Market) -> None:
+    from openledger.ledger.loop import SettlementLoop
+
+    node = market.node
+    loop = SettlementLoop(node.sync_chain, node.epochs, interval=0.05)
+    assert loop.tick() is None  # nothing waits
+    paid(market, 2)
+    node.epochs.after_step = lambda name: (
+        (_ for _ in ()).throw(Crash()) if name == "sealed" else None
+    )
+    with pytest.raises(Crash):
+        node.epochs.close()
+    node.epochs.after_step = None
+    loop.start()  # a half-settled epoch is due at once
+    try:
+        import time
+
+        for _ in range(200):
+            if node.epochs.get(1)["status"] == "settled":
+                break
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+    assert node.epochs.get(1)["status"] == "settled" and loop.last_error is None

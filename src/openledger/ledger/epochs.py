@@ -32,7 +32,7 @@ from openledger.errors import ConflictError, NotFoundError, TransactionRevertedE
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache
 from openledger.store.db import WRITE_LOCK_KEY, Database
-from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
+from openledger.store.ledger_tables import CreditRow, EarningRow, EpochRow, ReceiptRow
 
 COLLECT_BATCH = 256  # the escrow's _MAX_BATCH
 Hook = Callable[[str], None]
@@ -261,13 +261,17 @@ class EpochService:
             )
 
     def due(self, now: datetime | None = None) -> bool:
-        """Whether the epoch timer should close an epoch now: one is half done, or receipts
-        wait and ``epoch_length`` seconds passed since the last epoch (or the first one)."""
+        """Whether the epoch timer should close an epoch now: one is half done; or receipts
+        wait and ``epoch_length`` seconds passed since the last epoch (or the first one); or
+        an account that owes uncollected fees asked to withdraw and half its withdrawal
+        delay has passed (its fees must leave the escrow before its withdrawal can)."""
         if self._unfinished() is not None:
             return True
         if not self.unsettled_receipts():
             return False
         now = now or datetime.now(UTC)
+        if self._withdrawal_soon(now):
+            return True
         with self.db.session() as s:
             last = s.execute(select(func.max(EpochRow.created_at))).scalar_one()
             if last is None:
@@ -277,3 +281,12 @@ class EpochService:
         if last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
         return (now - last).total_seconds() >= self.params.current().epoch_length
+
+    def _withdrawal_soon(self, now: datetime) -> bool:
+        margin = self.params.current().escrow_withdraw_delay // 2
+        with self.db.session() as s:
+            rows = s.scalars(select(CreditRow).where(CreditRow.withdrawal_ready_at > 0)).all()
+            return any(
+                r.charged > r.collected and r.withdrawal_ready_at - now.timestamp() <= margin
+                for r in rows
+            )
