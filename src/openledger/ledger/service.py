@@ -55,6 +55,7 @@ from openledger.store.ledger_tables import (
 from openledger.units import fmt_open as format_open
 
 MAX_GROUP = 256  # receipts committed in one transaction at most
+SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 
 
 @dataclass
@@ -134,7 +135,7 @@ class LedgerService:
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._sets: dict[tuple[int, tuple[str, ...]], tuple[str, list[bene.Beneficiary]]] = {}
+        self._sets: dict[tuple[int, tuple[str, ...]], tuple[str, list, float]] = {}
 
     # ------------------------------------------------------------------ credit
 
@@ -271,7 +272,8 @@ class LedgerService:
     def _commit_group(self, jobs: list[_Job]) -> None:
         try:
             receipts, balances = self._write(jobs)
-        except BaseException as exc:  # each waiting request gets the error; holds stay
+        except BaseException as exc:  # each waiting request gets the error; holds are freed
+            self._sets.clear()  # a set first stored in the rolled-back transaction is gone
             for j in jobs:
                 self.release(j.hold)
                 if not j.done.done():
@@ -402,20 +404,21 @@ class LedgerService:
     def _beneficiaries(self, s: Session, model: dict[str, Any]) -> tuple[str, list]:
         """The model's training contributions and the hash of that set (stored once).
 
-        Cached per model and snapshot roots for the life of the service; stakes change only
-        by review (before a snapshot) or by withdrawal after the unlock delay, which
-        ``invalidate_beneficiaries`` (called by the sync) picks up."""
+        Cached per model and snapshot roots for ``SET_TTL`` seconds: stakes of approved
+        contributions change only when one is withdrawn after the unlock delay (possibly by
+        another process), so a minute of staleness moves no wei that was not already due."""
         key = (int(model["id"]), tuple(model.get("snapshot_roots") or ()))
         cached = self._sets.get(key)
-        if cached is not None:
-            return cached
+        now = self._clock()
+        if cached is not None and now - cached[2] < SET_TTL:
+            return cached[0], cached[1]
         contributions = bene.training_contributions(s, key[1])
         body = bene.set_body(key[0], contributions)
         digest = bene.set_hash(body)
         if s.get(BeneficiarySetRow, digest) is None:
             s.add(BeneficiarySetRow(hash=digest, model_id=key[0], body=json.dumps(body)))
             s.flush()
-        self._sets[key] = (digest, contributions)
+        self._sets[key] = (digest, contributions, now)
         return digest, contributions
 
     def invalidate_beneficiaries(self) -> None:
