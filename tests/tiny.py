@@ -1,5 +1,6 @@
 """What tests build their models from: the tiny base's config and corpus, PEFT LoRA
-adapters of it with different ranks and modules, and model-table rows for adapters on disk.
+adapters of it with different ranks and modules, model-table rows for adapters on disk, and
+a serving node home whose dev accounts can pay for inference without a chain.
 
 The fixtures that use these (``tiny_base_dir``, ``adapters_dir``) live in the root
 conftest, so each is built once per test session, not once per module that imports it.
@@ -12,11 +13,16 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 
+from openledger.chain.accounts import DEV_NAMES
+from openledger.chain.bindings import Params
 from openledger.factory.base import load_base
 from openledger.factory.tiny_base import TinyBaseConfig, pydoc_topics, sample_datanet_texts
+from openledger.ledger.credits import credit_row
+from openledger.ledger.params import ParamsCache
 from openledger.node import Node
 from openledger.store.db import Database
 from openledger.store.factory_tables import JobRow, ModelRow
+from openledger.units import OPEN
 
 #: The config the session's tiny base is built with.
 TEST_TINY_CONFIG = TinyBaseConfig(
@@ -47,6 +53,8 @@ def small_corpus(max_chars: int = 150_000) -> list[str]:
         total += len(doc)
     return docs
 
+
+DEV_CREDIT = 1_000 * OPEN  # inference credit of each dev account of a serving_node()
 
 RANKS = (2, 4, 8, 16)
 MODULE_SETS = (
@@ -95,8 +103,10 @@ def register_models(
     price_in: int = 10,
     price_out: int = 20,
     first_id: int = 1000,
+    snapshot_roots: list[str] | None = None,
 ) -> None:
-    """Rows in the model table for adapters on disk (what ``model publish`` leaves)."""
+    """Rows in the model table for adapters on disk (what ``model publish`` leaves);
+    ``snapshot_roots`` are the training snapshots the ledger pays the contributors of."""
     with db.session() as s:
         job = JobRow(kind="train", status="succeeded", params={}, result={}, work_dir="")
         s.add(job)
@@ -111,7 +121,7 @@ def register_models(
                     base_fingerprint="",
                     adapter_sha="00" * 32,
                     adapter_dir=str(path),
-                    snapshot_roots=[],
+                    snapshot_roots=list(snapshot_roots or []),
                     index_hash="0x" + "00" * 32,
                     price_in=price_in,
                     price_out=price_out,
@@ -122,8 +132,16 @@ def register_models(
             )
 
 
-def serving_node(home: Path, base_dir: Path, adapters: dict[str, Path], **settings: object) -> Node:
-    """An initialised node home (CPU serving) whose model table holds ``adapters``."""
+def serving_node(
+    home: Path,
+    base_dir: Path,
+    adapters: dict[str, Path],
+    *,
+    credit: int = DEV_CREDIT,
+    **settings: object,
+) -> Node:
+    """An initialised node home (CPU serving) whose model table holds ``adapters`` and
+    whose dev accounts can pay for inference (``offline_ledger``)."""
     from openledger.home import init_home
     from tests.conftest import PASSWORD, make_settings
 
@@ -131,4 +149,25 @@ def serving_node(home: Path, base_dir: Path, adapters: dict[str, Path], **settin
     init_home(node_settings, PASSWORD)
     node = Node(node_settings, password_source=lambda: PASSWORD)
     register_models(node.db, str(base_dir), adapters)
+    offline_ledger(node, credit)
     return node
+
+
+def offline_ledger(node: Node, credit: int = DEV_CREDIT) -> None:
+    """Let a node with no chain take payments: each dev account holds ``credit`` wei of
+    inference credit (the row the event sync writes for a synced deposit), and the ledger
+    prices with ProtocolParams' deployed defaults (10/20/20/50 %, the operator as treasury)
+    instead of reading them from a chain. Receipts, holds and the split are the real ones;
+    tests of the money itself run on the devnet (tests/api/test_paid_inference.py)."""
+    with node.db.session() as s:
+        for name in DEV_NAMES:
+            row = credit_row(s, node.accounts.address(name))
+            row.deposited = row.deposited + credit
+    params = Params(
+        version=1, treasury=node.accounts.operator_address(), platform_bps=1_000,
+        owner_bps=2_000, stakers_bps=2_000, contributors_bps=5_000, min_stake=10 * OPEN,
+        slash_bps=5_000, stake_unlock_delay=7 * 86_400, epoch_length=86_400,
+        max_file_bytes=10_000_000, max_files_per_day=20, escrow_withdraw_delay=86_400,
+        root_activation_delay=3_600, min_deposit=OPEN,
+    )  # fmt: skip
+    node.__dict__["params"] = ParamsCache(lambda: params.version, lambda: params)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from openledger import __version__
 from openledger.api.errors import install_error_handlers
-from openledger.api.routes import attribution, datanets, factory, health, openai
+from openledger.api.routes import attribution, datanets, factory, health, ledger, openai
 from openledger.node import Node
 
 
@@ -25,4 +25,5 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(factory.router)
     app.include_router(attribution.router)
     app.include_router(openai.router)
+    app.include_router(ledger.router)
     return app
