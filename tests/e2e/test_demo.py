@@ -28,15 +28,31 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         first = run("demo", "--tiny-steps", "40")
         assert "OpenToken" in first and "1000000" in first  # addresses and dev balances
         assert "refused before anything was written" in first and "near duplicate" in first
+        assert "heidi contributed insects-qa.csv: 5 record(s)" in first
+        assert "rejected; slashed 10 OPEN (50% of the stake" in first
+        assert "balance is down exactly the slashed 10 OPEN" in first
         assert "committed on chain" in first
         export = tmp_path / "home" / "exports" / "open-facts.jsonl"
-        assert len(export.read_text().splitlines()) == 8
+        assert len(export.read_text().splitlines()) == 13  # alice 5, erin 3, heidi 5
         assert "held-out perplexity" in first and "dave published 'open-facts-lora'" in first
         assert "registered the index hash" in first and "contribution #" in first
-        assert (tmp_path / "home" / "exports" / "attribution.png").stat().st_size > 1000
+        assert "OpenLoRA engine" in first and "deposited 10 OPEN" in first
+        assert first.count("receipt #") == 9 and "epoch 1 settled: 9 receipts" in first
+        assert "fast-forwarded the chain clock" in first and "epoch 1: 9 receipts" in first
+        for who in ("alice", "erin", "heidi", "dave", "operator"):
+            assert f"{who} claimed " in first
+        table = first[first.index("OPEN by account") :]
+        assert "OPEN slashed" in table and "#4 rejected" in table
+        assert "check passed" in first
+        for png in ("attribution.png", "earnings.png"):
+            assert (tmp_path / "home" / "exports" / png).stat().st_size > 1000
         second = run("demo")
-        assert "exists already" in second and "8 records in 1 snapshot(s)" in second
+        assert "exists already" in second and "13 records in 1 snapshot(s)" in second
+        assert "skipping contribution, review and snapshot" in second
         assert "published already" in second
         assert "registered the index hash" not in second and "contribution #" in second
+        assert "credit 9." in second  # the first run's unspent credit, then 10 more
+        assert "epoch 2 settled: 9 receipts" in second and "check passed" in second
+        assert "alice claimed " in second and "#4 rejected" in second
     finally:
         run("chain", "down")

@@ -1,0 +1,342 @@
+"""The money half of `openledger demo`: paid inferences from a user's escrow credit, the
+epoch that settles them, the claims, and a table of earnings checked against the chain.
+
+Everything goes through the node's services (``node.escrow``, ``node.paid``,
+``node.epochs``, ``node.rewards``, ``node.auditor``), the same calls the API and the ledger
+commands make; the demo only adds the devnet clock fast-forward and the checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from openledger.cli.format import fmt_open, out
+from openledger.errors import ConflictError, OpenLedgerError
+from openledger.node import Node
+from openledger.units import OPEN
+
+MODEL = "open-facts-lora"
+USER = "grace"
+DEPOSIT = 10 * OPEN
+MAX_TOKENS = 24
+DEVNET_CHAIN_ID = 31337
+#: (prompt, whose data knows the answer): the questions spread over the contributors.
+QUESTIONS = (
+    ("The Mariana Trench in the western Pacific reaches", "alice"),
+    ("Blue whales are the largest animals", "alice"),
+    ("The Gulf Stream carries warm water", "alice"),
+    ("How long does light from the Sun take to reach the Earth?", "erin"),
+    ("Which planet has the longest day?", "erin"),
+    ("Why does the Moon always show us the same face?", "erin"),
+    ("How do honeybees tell each other where the flowers are?", "heidi"),
+    ("Why do fireflies glow?", "heidi"),
+    ("Why do crickets chirp?", "heidi"),
+)
+
+
+class CheckFailed(OpenLedgerError):
+    """The demo's numbers do not match the chain."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "the demo's earnings do not match the chain:\n  " + "\n  ".join(problems),
+            field="demo",
+            fix="this is a bug: report it with the output above (`openledger audit --epoch N` "
+            "recomputes an epoch from its receipts).",
+        )
+
+
+def names_of(node: Node) -> dict[str, str]:
+    """address → account name for the accounts this node holds."""
+    from openledger.cli.attribution import account_names
+
+    return account_names(node)
+
+
+@dataclass
+class Row:
+    """One account in the closing table."""
+
+    address: str
+    name: str
+    role: str
+    contributions: list[str] = field(default_factory=list)
+    attributed: int = 0  # wei earned by attribution weight (role "contributor")
+    earned: int = 0  # settled, cumulative
+    claimed: int = 0  # RewardDistributor.claimed, cumulative
+    slashed: int = 0  # DatanetRegistry, summed over the account's contributions
+    paid_now: int = 0  # claimed by this run
+    delta_now: int = 0  # the account's OPEN balance change over this run's claim
+
+
+def ledger_round(node: Node, datanet: str) -> None:
+    """Serve, pay, settle, claim, tabulate and check (one round; rerunnable)."""
+    _serve(node)
+    _pay(node)
+    epoch = _settle(node)
+    rows = _rows(node, datanet)
+    _claim(node, rows)
+    _table(rows)
+    _check(node, rows, epoch)
+    chart = _chart(rows, node.settings.home / "exports" / "earnings.png")
+    out.print(f"bar chart of earned, claimed and slashed OPEN: {chart}")
+    out.print(
+        "the node home is left in place: `openledger serve` shows this state "
+        "(`openledger rewards NAME`, `openledger audit --epoch N` check it again)"
+    )
+
+
+def _serve(node: Node) -> None:
+    from openledger.serving.service import pick_device
+
+    out.rule("serving (OpenLoRA)")
+    engine = node.serving.engine  # loads the base once; adapters are served from it
+    device, dtype = pick_device(node.settings.serve_device)
+    names = [m["name"] for m in node.serving.catalogue()]
+    out.print(
+        f"OpenLoRA engine: base {node.serving.base} on {device.type} ({str(dtype)[6:]}), "
+        f"context {engine.max_ctx} tokens; serving {len(names)} adapter(s): {', '.join(names)}"
+    )
+
+
+def _pay(node: Node) -> None:
+    acc = node.accounts
+    user = acc.address(USER)
+    out.rule("paid inference")
+    before = node.ledger.credit(user)
+    done = node.escrow.deposit(acc.signer(USER), DEPOSIT)  # approve, deposit, sync the event
+    out.print(
+        f"{USER} approved the InferenceEscrow and deposited {fmt_open(DEPOSIT)} OPEN (tx "
+        f"{done['tx_hash'][:12]}…); the node synced the Deposited event: credit "
+        f"{fmt_open(int(before['available']))} → {fmt_open(int(done['available']))} OPEN"
+    )
+    out.print(
+        "the offline tiny base has about 1 M parameters and writes broken English; what "
+        "matters here is that every answer is paid for, receipted and traced to the data"
+    )
+    names = names_of(node)
+    spent = 0
+    for prompt, knows in QUESTIONS:
+        pc = node.paid.complete(user, MODEL, prompt, max_tokens=MAX_TOKENS)
+        fee = int(pc.receipt.body["fee"])
+        spent += fee
+        shares = pc.attribution.shares[:3] if pc.attribution else []
+        who = ", ".join(f"{names.get(s.contributor, s.contributor[:10])} {s.weight:.0%}"
+                        for s in shares) or "none (paid by records)"  # fmt: skip
+        answer = " ".join(pc.text.split())
+        out.print(
+            f"[bold]{USER}[/] → {prompt!r} (in {knows}'s data)\n"
+            f"  {answer[:90]!r}\n"
+            f"  {pc.prompt_tokens}+{pc.completion_tokens} tokens, fee {fmt_open(fee)} OPEN, "
+            f"receipt #{pc.receipt.seq} {pc.receipt.hash[:12]}… signed; attribution: {who}",
+            highlight=False,
+        )
+    left = node.ledger.credit(user)
+    out.print(
+        f"{len(QUESTIONS)} paid completions cost {fmt_open(spent)} OPEN; {USER} has "
+        f"{fmt_open(int(left['available']))} OPEN of credit left"
+    )
+
+
+def _fast_forward(node: Node, why: str) -> None:
+    """On the devnet, move the chain clock past a pending root's activation delay."""
+    _, _, ready_at = node.contracts.rewards.pending_root()
+    if not ready_at:
+        return
+    wait = ready_at - node.client.timestamp()
+    if wait <= 0:
+        return
+    if node.settings.chain_id != DEVNET_CHAIN_ID:
+        raise ConflictError(
+            f"the reward root is in its activation delay for {wait} s more.",
+            field="epoch",
+            value=ready_at,
+            fix="the demo fast-forwards only a devnet's clock: claim after that time "
+            "(`openledger claim --as NAME`).",
+        )
+    node.client.rpc("evm_increaseTime", [wait + 1])
+    node.client.rpc("evm_mine")
+    out.print(
+        f"[yellow]devnet only:[/] fast-forwarded the chain clock by {wait + 1} s "
+        f"(evm_increaseTime + evm_mine) {why}; on a real chain this waits "
+        f"ProtocolParams.root_activation_delay ({node.params.current().root_activation_delay}"
+        " s), during which governance can disable a bad root"
+    )
+
+
+def _settle(node: Node) -> int | None:
+    out.rule("epoch settlement")
+    _fast_forward(
+        node,
+        "because the last epoch's root is in its activation delay on the chain clock (a "
+        "restarted devnet forgets earlier fast-forwards)",
+    )
+    doc = node.epochs.close()
+    if doc.get("epoch") is None:
+        out.print("no unsettled receipts: nothing to settle")
+        latest = node.epochs.latest_settled()
+        return latest.number if latest else None
+    out.print(
+        f"epoch {doc['epoch']} {doc['status']}: {doc['receipts']} receipts, fees "
+        f"{fmt_open(int(doc['fees']))} OPEN collected from the escrow to the "
+        f"RewardDistributor; root {doc['root'][:18]}… of {doc['accounts']} accounts' "
+        f"cumulative earnings ({fmt_open(int(doc['total']))} OPEN) posted (tx "
+        f"{doc['post_tx'][:12]}…)"
+    )
+    _fast_forward(node, "so the new root becomes claimable now")
+    report = node.auditor.audit(doc["epoch"])
+    out.print(
+        f"audit of epoch {doc['epoch']}: {report.receipts} receipts re-verified and the split "
+        f"recomputed; root and receipts head match the chain: {'ok' if report.ok else 'FAILED'}"
+    )
+    if not report.ok:
+        raise CheckFailed(report.problems)
+    return int(doc["epoch"])
+
+
+def _rows(node: Node, datanet: str) -> list[Row]:
+    names = names_of(node)
+    rows: dict[str, Row] = {}
+    listing = node.reviews.listing(datanet, limit=500)["items"]
+    for c in sorted(listing, key=lambda c: c["id"]):
+        addr = c["contributor"]
+        row = rows.setdefault(addr, Row(addr, names.get(addr, addr[:10]), "contributor"))
+        row.contributions.append(f"#{c['id']} {c['status']}")
+        row.slashed += node.contracts.datanets.contribution(c["id"]).slashed
+    owner = node.models.get(MODEL)["owner"]
+    treasury = node.params.current().treasury
+    for addr, role in ((owner, "model owner"), (treasury, "treasury (platform)")):
+        if addr in rows:
+            rows[addr].role += f" + {role}"
+        else:
+            rows[addr] = Row(addr, names.get(addr, addr[:10]), role)
+    for row in rows.values():
+        e = node.rewards.earnings(row.address)
+        row.earned = int(e["settled"])
+        row.attributed = int(e["by_role"].get("contributor", "0"))
+    return list(rows.values())
+
+
+def _claim(node: Node, rows: list[Row]) -> None:
+    out.rule("claims")
+    token, rewards = node.contracts.token, node.contracts.rewards
+    for row in rows:
+        if int(node.rewards.claimable(row.address)["claimable"]) == 0:
+            out.print(f"{row.name}: nothing to claim")
+            continue
+        before = token.balance_of(row.address)
+        done = node.rewards.claim(row.address, node.accounts.signer(row.name))
+        row.paid_now = int(done["paid"])
+        row.delta_now = token.balance_of(row.address) - before
+        out.print(
+            f"{row.name} claimed {fmt_open(row.paid_now)} OPEN (cumulative "
+            f"{fmt_open(int(done['cumulative']))}, Merkle proof of {len(done['proof'])} "
+            f"hashes, tx {done['tx_hash'][:12]}…)"
+        )
+    for row in rows:
+        row.claimed = rewards.claimed(row.address)
+
+
+def _table(rows: list[Row]) -> None:
+    out.rule("earnings")
+    attributed = sum(r.attributed for r in rows) or 1
+    t = Table(title="OPEN by account (cumulative over all settled epochs)")
+    for col in ("account", "role", "contributions", "attributed share"):
+        t.add_column(col)
+    for col in ("OPEN earned", "OPEN claimed", "OPEN slashed"):
+        t.add_column(col, justify="right")
+    contributors = [r for r in rows if r.contributions]
+    others = [r for r in rows if not r.contributions]
+    for i, r in enumerate(contributors + others):
+        t.add_row(
+            r.name,
+            r.role,
+            ", ".join(r.contributions) or "—",
+            f"{r.attributed / attributed:.1%}" if r.contributions else "—",
+            fmt_open(r.earned),
+            fmt_open(r.claimed),
+            fmt_open(r.slashed) if r.contributions else "—",
+            end_section=i == len(contributors) - 1,
+        )
+    out.print(t)
+    out.print(
+        "attributed share: the account's part of the fees paid by attribution weight. "
+        "Contributors earn that, plus the stakers' part pro rata to approved stake and the "
+        "unattributed rest pro rata to approved records; a rejected contribution earns "
+        "nothing. The treasury also received the slashed stake."
+    )
+
+
+def _check(node: Node, rows: list[Row], epoch: int | None) -> None:
+    """Every number of the table against the chain; raises CheckFailed on a mismatch."""
+    c = node.contracts
+    problems: list[str] = []
+    if epoch is not None:
+        claimable = {r.address: node.rewards.claimable(r.address) for r in rows}
+    for r in rows:
+        if r.claimed != c.rewards.claimed(r.address):
+            problems.append(f"{r.name}: claimed {r.claimed} ≠ RewardDistributor.claimed")
+        if epoch is not None and int(claimable[r.address]["cumulative"]) != r.earned:
+            problems.append(f"{r.name}: earned {r.earned} ≠ its leaf in the root on chain")
+        if r.claimed != r.earned:
+            problems.append(f"{r.name}: claimed {r.claimed} ≠ earned {r.earned}")
+        if r.delta_now != r.paid_now:
+            problems.append(f"{r.name}: balance moved {r.delta_now}, claim paid {r.paid_now}")
+    if epoch is not None:
+        _, total, _, _ = c.rewards.epochs(c.rewards.active_epoch())
+        held = c.token.balance_of(c.rewards.address)
+        if held != total - c.rewards.total_claimed():
+            problems.append(f"RewardDistributor holds {held}, owes {total} − claimed")
+        if sum(r.earned for r in rows) != total:
+            problems.append(f"the table's earnings sum to {sum(r.earned for r in rows)} ≠ {total}")
+    user = node.accounts.address(USER)
+    credit = node.ledger.credit(user)
+    escrowed = int(credit["deposited"]) - int(credit["withdrawn"]) - int(credit["collected"])
+    if c.escrow.balance_of(user) != escrowed:
+        problems.append(f"{USER}: escrow balance {c.escrow.balance_of(user)} ≠ {escrowed}")
+    if problems:
+        raise CheckFailed(problems)
+    out.print(
+        "[bold green]check passed:[/] for every account, claimed = RewardDistributor.claimed "
+        "= earned = its leaf in the root on chain; each claim moved its OPEN balance by "
+        "exactly what it paid; slashed = DatanetRegistry's slashed stake; the distributor "
+        f"holds exactly what is unclaimed; {USER}'s escrow balance = deposits − collected fees"
+    )
+
+
+def _chart(rows: list[Row], out_png: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = [f"{r.name} ({r.role.split(' (')[0]})" for r in rows]
+    ys = range(len(rows))[::-1]
+    fig = Figure(figsize=(7, 0.6 * len(rows) + 1.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.barh([y + 0.2 for y in ys], [r.earned / OPEN for r in rows], 0.4,
+            color="tab:green", label="earned (claimed)")  # fmt: skip
+    ax.barh([y - 0.2 for y in ys], [r.slashed / OPEN for r in rows], 0.4,
+            color="tab:red", label="slashed")  # fmt: skip
+    for y, r in zip(ys, rows, strict=True):
+        if r.earned:
+            ax.text(r.earned / OPEN, y + 0.2, f" {fmt_open(r.earned)[:8]}", va="center")
+        if r.slashed:
+            ax.text(r.slashed / OPEN, y - 0.2, f" {fmt_open(r.slashed)}", va="center")
+    ax.set_yticks(list(ys), labels)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlim(
+        0, max([r.earned / OPEN for r in rows] + [r.slashed / OPEN for r in rows] + [1]) * 4
+    )
+    ax.set_xlabel("OPEN")
+    ax.set_title(f"{MODEL}: earned and slashed OPEN per account")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, out_png)
+    return out_png
