@@ -55,6 +55,7 @@ bench: venv node
 	$(PY) benchmarks/bench_spans.py
 	$(PY) benchmarks/bench_rag.py
 	$(PY) benchmarks/bench_serving.py
+	$(PY) benchmarks/bench_ledger.py
 
 serve: venv node
 	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init

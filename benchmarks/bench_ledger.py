@@ -1,0 +1,417 @@
+"""Paid-inference accounting throughput: receipts per second on SQLite.
+
+Claim: receipts_per_s ≥ 5,000 on a 2-core machine. Per request, model compute excluded:
+reserve (credit hold), then charge: fee, split (platform / owner / stakers / contributors,
+~10 attributed contributions over a model trained on 50), a signed, hash-chained receipt and
+the accounting (receipt row, one earnings row per payout, the payer's credit debit) committed
+in the node's SQLite database — through ``LedgerService`` as the API uses it, with
+``--threads`` submitter threads each reserving and charging one request after another.
+
+Baseline in the same run, one after the other with the same seeds: the same service and work
+with one transaction per receipt (``openledger.ledger.service.MAX_GROUP`` set to 1, i.e. no
+group commit). Each run gets a fresh node home (``init_home``: keystore, migrated SQLite in
+WAL mode), so both start from an empty ledger.
+
+Setup, not timed: one datanet, 50 approved contributions (stakes 10–100 OPEN, 1–200 records)
+and a snapshot naming them are inserted directly into the store (the ledger reads only those
+rows); protocol parameters come from a ``ParamsCache`` over a fixed snapshot of the
+ProtocolParams defaults (10/20/20/50 split; no devnet: the cache asks the chain for
+``version()`` once per second at most, which is not what is measured); ``--payers`` accounts
+with 1,000,000 OPEN of credit each. Attributions: a pool of 256 seeded ones, each naming 10
+of the 50 contributions with weights summing to 0.5–0.95.
+
+After every run the ledger is checked (not timed): receipt count, contiguous seq and hash
+chain, sum of fees == sum of credit debits == sum of earnings rows. Writes
+benchmarks/results/ledger.json, with a profile of the writer: ``_write`` called in one thread
+on prepared groups of the runs' median group size, timed plainly and under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+import openledger.ledger.service as service_mod
+from openledger.attribution.types import Attribution, Share, positive_shares
+from openledger.chain.bindings import Params
+from openledger.config import Settings
+from openledger.home import init_home
+from openledger.ledger.params import ParamsCache
+from openledger.ledger.receipts import GENESIS, ReceiptSigner
+from openledger.ledger.service import LedgerService, request_hash
+from openledger.node import Node
+from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
+from openledger.store.ledger_tables import CreditRow, EarningRow, ReceiptRow
+from openledger.units import OPEN
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TARGET = 5_000
+PASSWORD = "bench"
+PRICE_IN, PRICE_OUT = 3 * OPEN // 1000, 7 * OPEN // 1000
+SNAPSHOT_ROOT = "0x" + "5a" * 32
+PARAMS = Params(
+    version=1, treasury="0x" + "7e" * 20, platform_bps=1_000, owner_bps=2_000,
+    stakers_bps=2_000, contributors_bps=5_000, min_stake=10 * OPEN, slash_bps=5_000,
+    stake_unlock_delay=7 * 86_400, epoch_length=86_400, max_file_bytes=10_000_000,
+    max_files_per_day=20, escrow_withdraw_delay=86_400, root_activation_delay=3_600,
+    min_deposit=OPEN,
+)  # fmt: skip
+
+
+def address(i: int, tag: int) -> str:
+    return "0x" + f"{tag:02x}" + f"{i:038x}"
+
+
+def fill_store(node: Node, rng: random.Random, contributions: int, payers: int) -> dict:
+    """The datanet, contributions, snapshot and payer credit the ledger reads; the model."""
+    with node.db.session() as s:
+        dn = DatanetRow(chain_id=1, name="bench", description="", owner=address(0, 0xD0),
+                        validators=[address(1, 0xB0)], quorum=1, min_stake=10 * OPEN,
+                        metadata_uri="", tx_hash="0x" + "00" * 32)  # fmt: skip
+        s.add(dn)
+        s.flush()
+        for c in range(1, contributions + 1):
+            s.add(ContributionRow(
+                chain_id=c, datanet_id=dn.id, contributor=address(c % 40, 0xC0),
+                root="0x" + f"{c:064x}", record_count=rng.randint(1, 200),
+                stake=rng.randint(10, 100) * OPEN, status="approved", approvals=1, files=[],
+                file_count=1, manifest_sha="00" * 32, signature="0x", tx_hash="0x" + "00" * 32,
+            ))  # fmt: skip
+        s.add(SnapshotRow(datanet_id=dn.id, version=1, root=SNAPSHOT_ROOT, record_count=0,
+                          contribution_ids=list(range(1, contributions + 1)), parquet_sha="",
+                          manifest_sha="", tx_hash="0x" + "00" * 32))  # fmt: skip
+        for p in range(payers):
+            s.add(CreditRow(account=address(p, 0xAA), deposited=10**6 * OPEN, withdrawn=0,
+                            charged=0, collected=0, pending_withdrawal=0,
+                            withdrawal_ready_at=0))  # fmt: skip
+        s.commit()
+    return {"id": 1, "name": "bench-lora", "owner": address(0, 0xD0), "base": "tiny-base",
+            "adapter_sha256": "ab" * 32, "snapshot_roots": [SNAPSHOT_ROOT],
+            "price_in": str(PRICE_IN), "price_out": str(PRICE_OUT)}  # fmt: skip
+
+
+def attribution_pool(rng: random.Random, contributions: int, attributed: int) -> list:
+    pool = []
+    for _ in range(256):
+        ids = rng.sample(range(1, contributions + 1), attributed)
+        shares = positive_shares({c: rng.random() for c in ids},
+                                 {c: address(c % 40, 0xC0) for c in ids})  # fmt: skip
+        scale = rng.uniform(0.5, 0.95)  # the rest is unattributed
+        pool.append(Attribution(
+            "gradient", {"k": 1024},
+            tuple(Share(x.contribution, x.contributor, x.weight * scale, x.score) for x in shares),
+            index_hash="0x" + "11" * 32,
+        ))  # fmt: skip
+    return pool
+
+
+def one_run(args: argparse.Namespace, group: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.load(env={"OPENLEDGER_HOME": str(Path(tmp) / "home")})
+        init_home(settings, PASSWORD)
+        node = Node(settings, password_source=lambda: PASSWORD)
+        try:
+            return _measure(node, args, group, rng)
+        finally:
+            node.close()
+
+
+def make_ledger(node: Node, args: argparse.Namespace, rng: random.Random) -> tuple:
+    model = fill_store(node, rng, args.contributions, args.payers)
+    pool = attribution_pool(rng, args.contributions, args.attributed)
+    key = bytes(node.accounts.signer("operator").key)
+    params = ParamsCache(lambda: PARAMS.version, lambda: PARAMS)
+    ledger = LedgerService(node.db, params, lambda: ReceiptSigner(key), chain_id=31337)
+    return ledger, model, pool
+
+
+def _measure(node: Node, args: argparse.Namespace, group: int, rng: random.Random) -> dict:
+    ledger, model, pool = make_ledger(node, args, rng)
+    # warm-up (not timed): the writer thread, the beneficiary set, the signer
+    warm = ledger.reserve(address(0, 0xAA), model, 10, 10)
+    ledger.charge(warm, 5, request_hash="0x" + "00" * 32, attribution=pool[0])
+
+    groups: list[int] = []
+    commit_group = ledger._commit_group
+
+    def counted(jobs: list) -> None:  # group sizes: one list append per transaction
+        groups.append(len(jobs))
+        commit_group(jobs)
+
+    ledger._commit_group = counted  # type: ignore[method-assign]
+    per_thread = args.receipts // args.threads
+    plans = []
+    for _ in range(args.threads):
+        r = random.Random(rng.randrange(2**32))
+        plans.append([(r.randint(20, 400), r.randint(16, 256), r.randrange(256))
+                      for _ in range(per_thread)])  # fmt: skip
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(args.threads + 1)
+
+    def submitter(t: int) -> None:
+        mine = []
+        start.wait()
+        try:
+            for i, (prompt, completion, a) in enumerate(plans[t]):
+                t0 = time.perf_counter()
+                payer = address((t * per_thread + i) % args.payers, 0xAA)
+                hold = ledger.reserve(payer, model, prompt, completion + 16)
+                digest = request_hash(payer, model["name"], {"t": t, "i": i, "prompt": prompt})
+                ledger.charge(hold, completion, request_hash=digest, attribution=pool[a])
+                mine.append(time.perf_counter() - t0)
+        except BaseException as exc:  # noqa: BLE001 - reported after the run
+            errors.append(exc)
+        latencies.extend(mine)
+
+    service_mod.MAX_GROUP, saved = group, service_mod.MAX_GROUP
+    try:
+        threads = [threading.Thread(target=submitter, args=(t,)) for t in range(args.threads)]
+        for th in threads:
+            th.start()
+        cpu0 = time.process_time()
+        start.wait()
+        t0 = time.perf_counter()
+        for th in threads:
+            th.join()
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+    finally:
+        service_mod.MAX_GROUP = saved
+        ledger.close()
+    if errors:
+        raise errors[0]
+    n = per_thread * args.threads
+    check = verify(node, n + 1)
+    latencies.sort()
+    out = {
+        "receipts": n,
+        "seconds": round(seconds, 3),
+        "receipts_per_s": round(n / seconds, 1),
+        "process_cpu_s": round(cpu, 2),
+        "transactions": len(groups),
+        "mean_group": round(n / len(groups), 1),
+        "max_group": max(groups),
+        "charge_latency_ms": {
+            "p50": round(1e3 * latencies[len(latencies) // 2], 2),
+            "p99": round(1e3 * latencies[int(len(latencies) * 0.99)], 2),
+        },
+        "earnings_rows_per_receipt": round(check["earnings_rows"] / (n + 1), 1),
+        "receipt_body_bytes_mean": check["body_bytes_mean"],
+        "checked": check["ok"],
+    }
+    return out
+
+
+CATEGORIES = (  # (name, test on (file, function name)) — first match wins
+    ("sqlite3 C calls: commit (fsync)", lambda f, n: "sqlite3" in n and "commit" in n),
+    ("sqlite3 C calls: execute / executemany", lambda f, n: "sqlite3" in n),
+    ("SQLAlchemy (ORM bulk insert, statement compile, session get/flush)",
+     lambda f, n: "sqlalchemy" in f or "datanet_tables" in f),
+    ("json encoding (canonical_json)", lambda f, n: "json" in f),
+    ("split (split_fee, allocate, Payout)",
+     lambda f, n: "pricing.py" in f or (f == "<string>" and n == "__init__")),
+    ("keccak256 (pycryptodome)", lambda f, n: "Crypto" in f or "eth_hash" in f),
+    ("signature (coincurve)", lambda f, n: "secp256k1" in n or "coincurve" in f),
+    ("service.py / receipts.py glue (body, rows)",
+     lambda f, n: "ledger/service.py" in f or "ledger/receipts.py" in f),
+)  # fmt: skip
+
+
+def profile_writer(args: argparse.Namespace, group: int, rounds: int = 100) -> dict:
+    """Where the writer's time goes: ``LedgerService._write`` (everything a group costs:
+    split, body, hash, signature, rows, commit) called in this thread on prepared groups of
+    ``group`` requests — no submitter threads, so no GIL waits are counted. First timed
+    without a profiler, then under cProfile, grouped by category (cProfile inflates Python
+    calls against C calls; the unprofiled figure is the real cost)."""
+    from openledger.ledger.service import _Job
+
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.load(env={"OPENLEDGER_HOME": str(Path(tmp) / "home")})
+        init_home(settings, PASSWORD)
+        node = Node(settings, password_source=lambda: PASSWORD)
+        try:
+            ledger, model, pool = make_ledger(node, args, rng)
+
+            def jobs() -> list:
+                return [_Job(ledger.reserve(address(rng.randrange(args.payers), 0xAA), model,
+                                            rng.randint(20, 400), 272),
+                             rng.randint(16, 256), "0x" + "00" * 32, pool[rng.randrange(256)])
+                        for _ in range(group)]  # fmt: skip
+
+            ledger._write(jobs())  # warm: the beneficiary set, the signer
+            plain = [jobs() for _ in range(rounds)]
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            for js in plain:
+                ledger._write(js)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            profiled, prof = [jobs() for _ in range(rounds)], cProfile.Profile()
+            prof.enable()
+            for js in profiled:
+                ledger._write(js)
+            prof.disable()
+        finally:
+            node.close()
+    n = rounds * group
+    cats: dict[str, float] = {name: 0.0 for name, _ in CATEGORIES} | {"other": 0.0}
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    for (file, _, name), (_, _, tottime, _, _) in stats.items():
+        cat = next((c for c, test in CATEGORIES if test(file, name)), "other")
+        cats[cat] += tottime
+    total = sum(cats.values())
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+    return {
+        "group": group,
+        "receipts": n,
+        "unprofiled_us_per_receipt": round(1e6 * wall / n),
+        "unprofiled_cpu_us_per_receipt": round(1e6 * cpu / n),
+        "writer_alone_receipts_per_s": round(n / wall, 1),
+        "profiled_share": {
+            k: f"{100 * v / total:.1f} %" for k, v in sorted(cats.items(), key=lambda kv: -kv[1])
+        },
+        "top_functions": buf.getvalue().strip().splitlines()[-22:],
+    }
+
+
+def verify(node: Node, expected: int) -> dict:
+    """Count, chain, and money conservation of what the run wrote (not timed)."""
+    with node.db.session() as s:
+        rows = s.execute(select(ReceiptRow.seq, ReceiptRow.hash, ReceiptRow.prev_hash,
+                                ReceiptRow.fee, func.length(ReceiptRow.body))
+                         .order_by(ReceiptRow.seq)).all()  # fmt: skip
+        earnings = int(s.scalar(select(func.count()).select_from(EarningRow)))
+        earned = sum(int(a) for a in s.scalars(select(EarningRow.amount)))
+        charged = sum(int(c) for c in s.scalars(select(CreditRow.charged)))
+    prev, ok = GENESIS, len(rows) == expected
+    for i, (seq, digest, prev_hash, _, _) in enumerate(rows, start=1):
+        ok = ok and seq == i and prev_hash == prev
+        prev = digest
+    fees = sum(int(r[3]) for r in rows)
+    ok = ok and fees == charged == earned
+    if not ok:
+        raise AssertionError(f"ledger check failed: {len(rows)} receipts of {expected}, "
+                             f"fees {fees}, charged {charged}, earned {earned}")  # fmt: skip
+    return {"ok": ok, "earnings_rows": earnings,
+            "body_bytes_mean": round(sum(r[4] for r in rows) / len(rows))}  # fmt: skip
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
+    except OSError:
+        mem = 0
+    import sqlite3
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "load_average_at_start": os.getloadavg()}  # fmt: skip
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--threads", type=int, default=32, help="submitter threads")
+    ap.add_argument("--receipts", type=int, default=8_000, help="receipts per run (ours)")
+    ap.add_argument(
+        "--baseline-receipts",
+        type=int,
+        default=2_000,
+        help="receipts per baseline run (its rate is what is compared)",
+    )
+    ap.add_argument("--runs", type=int, default=3, help="runs of each; the median is reported")
+    ap.add_argument("--contributions", type=int, default=50, help="training contributions")
+    ap.add_argument("--attributed", type=int, default=10, help="contributions per attribution")
+    ap.add_argument("--payers", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="skip the single-threaded profile of the writer (groups of the median size)",
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS / "ledger.json")
+    args = ap.parse_args()
+    started = machine()
+    ours, base = [], []
+    for run in range(args.runs):  # interleaved, so drifting load hits both alike
+        ours.append(one_run(args, service_mod.MAX_GROUP, args.seed + run))
+        print(f"run {run + 1} ours: {ours[-1]['receipts_per_s']:,} receipts/s "
+              f"(mean group {ours[-1]['mean_group']})", flush=True)  # fmt: skip
+        b_args = argparse.Namespace(**{**vars(args), "receipts": args.baseline_receipts})
+        base.append(one_run(b_args, 1, args.seed + run))
+        print(f"run {run + 1} baseline: {base[-1]['receipts_per_s']:,} receipts/s", flush=True)
+    median = statistics.median(r["receipts_per_s"] for r in ours)
+    b_median = statistics.median(r["receipts_per_s"] for r in base)
+    result: dict[str, Any] = {
+        "claim": "paid-inference accounting throughput on SQLite (fee, split, signed "
+        "hash-chained receipt, credit debit, receipt and earnings rows; model compute "
+        "excluded), group commit",
+        "receipts_per_s": median,
+        "receipts_per_s_target": TARGET,
+        "meets_target": median >= TARGET,
+        "baseline": {
+            "name": "the same service and work, one transaction per receipt "
+            "(MAX_GROUP = 1, no group commit)",
+            "receipts_per_s": b_median,
+            "runs": base,
+        },
+        "speedup_over_baseline": round(median / b_median, 2),
+        "runs": ours,
+        "parameters": {
+            "threads": args.threads,
+            "receipts_per_run": args.receipts,
+            "baseline_receipts_per_run": args.baseline_receipts,
+            "max_group": service_mod.MAX_GROUP,
+            "runs": args.runs,
+            "training_contributions": args.contributions,
+            "attributed_contributions": args.attributed,
+            "payers": args.payers,
+            "prompt_tokens": "20-400",
+            "completion_tokens": "16-256 (max_tokens +16)",
+            "seed": args.seed,
+            "database": "SQLite (WAL, synchronous FULL default), fresh node home per run",
+            "params": "ParamsCache over a fixed ProtocolParams snapshot (defaults; no devnet)",
+            "beneficiaries": "datanet, contributions and snapshot rows inserted directly",
+        },  # fmt: skip
+        "machine": {**started, "load_average_at_end": os.getloadavg()},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.no_profile:
+        group = round(statistics.median(r["mean_group"] for r in ours))
+        result["writer_profile"] = profile_writer(args, group)
+        cost = result["writer_profile"]["unprofiled_us_per_receipt"]
+        print(f"writer alone, groups of {group}: {cost} us/receipt", flush=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"receipts/s: {median:,} (target {TARGET:,}); baseline {b_median:,}; "
+          f"{result['speedup_over_baseline']}x → {args.out}")  # fmt: skip
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
