@@ -280,7 +280,7 @@ def test_split_never_loses_or_creates_a_wei(
     parts, payouts = split_fee(amount, split, treasury=TREASURY, owner=OWNER,
                                contributions=contributions, attribution=attribution)  # fmt: skip
     assert sum(parts.values()) == amount == payouts_total(payouts)
-    assert all(p.amount >= 0 for p in payouts)  # a positive weight may earn 0 wei
+    assert all(p.amount > 0 for p in payouts)  # a weight too small to earn a wei is left out
     for role, part in (("platform", "platform"), ("owner", "owner"), ("staker", "stakers")):
         assert sum(p.amount for p in payouts if p.role == role) == parts[part]
     assert (sum(p.amount for p in payouts if p.role in ("contributor", "unattributed"))

@@ -269,9 +269,6 @@ def test_a_failed_first_write_does_not_lose_the_beneficiary_set(market: Market) 
         assert s.get(BeneficiarySetRow, r.body["beneficiaries"]) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="charge() checks hold.settled without claiming the "
-                   "hold: two concurrent charges of one hold both commit (two receipts, two "
-                   "debits against one hold)")  # fmt: skip
 def test_one_hold_charged_twice_at_once_is_charged_once(market: Market) -> None:
     """Deterministic: the writer is kept waiting on the database lock while the second
     charge of the same hold comes in, as happens when two requests race on one hold."""
@@ -435,3 +432,43 @@ def test_a_withdrawal_before_the_delay_reverts(market: Market) -> None:
     assert "InferenceEscrow: withdrawal not ready" in exc.value.message
     assert node.contracts.escrow.pending_withdrawal(market.user)[0] == 10 * OPEN
     assert node.contracts.escrow.balance_of(market.user) == 100 * OPEN
+
+
+def test_a_request_that_cannot_be_priced_fails_alone(market: Market) -> None:
+    """An attribution naming a contribution outside the model's training data fails its own
+    charge; the other requests of the same group are charged normally."""
+    from openledger.attribution.types import Attribution, Share
+    from openledger.errors import ValidationError
+
+    node, ledger = market.node, market.node.ledger
+    good = [ledger.reserve(market.user, market.model, 10, 10) for _ in range(3)]
+    bad = ledger.reserve(market.user, market.model, 10, 10)
+    wrong = Attribution("gradient", {}, (Share(999, market.addr("erin"), 0.5, 1.0),))
+    import threading
+
+    results: dict[int, object] = {}
+
+    def go(i: int, hold, attribution) -> None:  # noqa: ANN001
+        try:
+            results[i] = ledger.charge(hold, 5, request_hash="0x" + "00" * 32,
+                                       attribution=attribution)  # fmt: skip
+        except ValidationError as exc:
+            results[i] = exc
+
+    with node.db.engine.connect() as blocker:  # make the four queue into one group
+        blocker.exec_driver_sql("BEGIN IMMEDIATE")
+        threads = [threading.Thread(target=go, args=(i, h, None)) for i, h in enumerate(good)]
+        threads.append(threading.Thread(target=go, args=(3, bad, wrong)))
+        for t in threads:
+            t.start()
+        import time
+
+        time.sleep(0.5)
+        blocker.rollback()
+    for t in threads:
+        t.join(30)
+    assert isinstance(results[3], ValidationError) and "#999" in results[3].message
+    assert sorted(results[i].seq for i in range(3)) == [1, 2, 3]
+    credit = ledger.credit(market.user)
+    assert credit["held"] == "0"
+    assert int(credit["charged"]) == sum(int(results[i].body["fee"]) for i in range(3))

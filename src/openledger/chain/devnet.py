@@ -81,11 +81,11 @@ class Devnet:
             return pid
         return pid
 
-    def _rpc(self, method: str, timeout: float = 1.0) -> object | None:
+    def _rpc(self, method: str, timeout: float = 1.0, params: list | None = None) -> object | None:
         try:
             r = requests.post(
                 self.url,
-                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []},
+                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
                 timeout=timeout,
             )
             return r.json().get("result")
@@ -159,6 +159,7 @@ class Devnet:
                     "can be moved away to start a fresh chain.",
                 )
             if self._rpc("eth_blockNumber", timeout=0.5) is not None:
+                self._keep_clock_monotonic()
                 return self.status()
             time.sleep(0.1)
         self.down()
@@ -166,6 +167,16 @@ class Devnet:
             f"anvil did not answer at {self.url} within {timeout:.0f} s.",
             fix=f"read {self.layout.anvil_log}.",
         )
+
+    def _keep_clock_monotonic(self) -> None:
+        """anvil restores blocks from ``--state`` but not a clock moved forward with
+        ``evm_increaseTime``; without this, new blocks would be older than the last one
+        (and roots already active would look pending again)."""
+        block = self._rpc("eth_getBlockByNumber", params=["latest", False])
+        if isinstance(block, dict) and "timestamp" in block:
+            last = int(str(block["timestamp"]), 16)
+            if last >= int(time.time()):
+                self._rpc("evm_setTime", params=[last + 1])
 
     def down(self, timeout: float = 20.0) -> bool:
         """Stop anvil (it writes its state on a clean exit); True if one was running."""

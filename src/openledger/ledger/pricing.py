@@ -178,7 +178,7 @@ def split_fee(
             payouts.append(Payout(c.contributor, "unattributed", by_records[cid], c.datanet, cid))
         if not by_records:
             payouts.append(Payout(treasury, "unattributed", rest))
-    return parts, payouts
+    return parts, [p for p in payouts if p.amount]
 
 
 def _unknown_contribution(cid: int) -> str:

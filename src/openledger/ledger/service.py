@@ -23,16 +23,18 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from web3 import Web3
 
 from openledger.attribution.types import Attribution
-from openledger.errors import NotFoundError, PaymentRequiredError, ValidationError
+from openledger.errors import NotFoundError, PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricing import WEIGHT_SCALE, fee, split_fee, weights_ppb
@@ -43,7 +45,6 @@ from openledger.ledger.receipts import (
     SignedReceipt,
     canonical_json,
     hash_hex,
-    receipt_hash,
 )
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
@@ -69,6 +70,7 @@ class Hold:
     amount: int
     id: int = 0
     settled: bool = False
+    charging: bool = False
 
 
 @dataclass
@@ -78,6 +80,10 @@ class _Job:
     request_hash: str
     attribution: Attribution | None
     done: Future = field(default_factory=Future)
+
+
+def _checksum(account: str) -> str:
+    return Web3.to_checksum_address(account) if Web3.is_address(account) else account
 
 
 def request_hash(payer: str, model: str, request: Mapping[str, Any]) -> str:
@@ -129,6 +135,7 @@ class LedgerService:
         self.credit_ttl = credit_ttl
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()  # credit cache + holds
+        self._in_commit = 0  # groups between their commit and their cache update
         self._cache: dict[str, tuple[int, float]] = {}
         self._held: dict[str, int] = defaultdict(int)
         self._hold_ids = itertools.count(1)
@@ -141,6 +148,7 @@ class LedgerService:
 
     def credit(self, account: str) -> dict[str, Any]:
         """The account's credit as the node sees it (wei as decimal strings)."""
+        account = _checksum(account)
         with self.db.session() as s:
             row = s.get(CreditRow, account)
             values = {
@@ -173,12 +181,16 @@ class LedgerService:
         self, account: str, model: dict[str, Any], prompt_tokens: int, max_tokens: int
     ) -> Hold:
         """Hold the largest fee this request can cost, or raise PaymentRequiredError (402)."""
+        account = _checksum(account)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
         amount = fee(prompt_tokens, max_tokens, price_in, price_out)
         with self._lock:
             cached = self._cache.get(account)
             now = self._clock()
-            if cached is None or now - cached[1] >= self.credit_ttl:
+            # while a group commits, the cached value (from before it) plus the holds (still
+            # counting it) is right; a fresh read would count the group twice
+            stale = cached is None or now - cached[1] >= self.credit_ttl
+            if cached is None or (stale and not self._in_commit):
                 cached = (self._db_available(account), now)
                 self._cache[account] = cached
             available = cached[0] - self._held[account]
@@ -199,7 +211,7 @@ class LedgerService:
     def release(self, hold: Hold) -> None:
         """Give back a hold that will not be charged (the request failed before any output)."""
         with self._lock:
-            if not hold.settled:
+            if not hold.settled and not hold.charging:
                 hold.settled = True
                 self._held[hold.account] -= hold.amount
 
@@ -214,8 +226,14 @@ class LedgerService:
         attribution: Attribution | None,
         timeout: float | None = 60.0,
     ) -> SignedReceipt:
-        """Price, split, receipt and debit one finished request; returns its signed receipt."""
-        if hold.settled:
+        """Price, split, receipt and debit one finished request; returns its signed receipt.
+
+        The hold is claimed at once: a second charge of it is refused, and ``release`` leaves
+        it alone while its charge is queued."""
+        with self._lock:
+            claimed = not (hold.settled or hold.charging)
+            hold.charging = True
+        if not claimed:
             raise ValidationError(
                 f"hold #{hold.id} of {hold.account} was already charged or released.",
                 field="hold",
@@ -223,6 +241,8 @@ class LedgerService:
                 fix="reserve again for a new request.",
             )
         if completion_tokens > hold.max_tokens:
+            with self._lock:
+                hold.charging = False
             raise ValidationError(
                 f"{completion_tokens} completion tokens exceed the {hold.max_tokens} reserved.",
                 field="completion_tokens",
@@ -232,7 +252,16 @@ class LedgerService:
         job = _Job(hold, completion_tokens, request_hash, attribution)
         self._ensure_writer()
         self._queue.put(job)
-        return job.done.result(timeout=timeout)
+        try:
+            return job.done.result(timeout=timeout)
+        except FutureTimeout as exc:
+            raise StoreError(
+                f"the ledger did not record the charge of hold #{hold.id} within {timeout} s; "
+                "it stays queued and will be recorded (its credit stays held).",
+                field="ledger",
+                value=hold.id,
+                fix="check the database is reachable and not locked by another process.",
+            ) from exc
 
     def _ensure_writer(self) -> None:
         with self._writer_lock:
@@ -270,56 +299,97 @@ class LedgerService:
                 return
 
     def _commit_group(self, jobs: list[_Job]) -> None:
+        with self._lock:
+            self._in_commit += 1
         try:
-            receipts, balances = self._write(jobs)
-        except BaseException as exc:  # each waiting request gets the error; holds are freed
+            results, balances = self._write(jobs)
+        except BaseException as exc:  # the transaction failed: every waiting request fails
             self._sets.clear()  # a set first stored in the rolled-back transaction is gone
-            for j in jobs:
-                self.release(j.hold)
-                if not j.done.done():
-                    j.done.set_exception(exc)
-            return
+            results, balances = [exc] * len(jobs), {}
         now = self._clock()
         with self._lock:
+            self._in_commit -= 1
             for account, available in balances.items():
                 self._cache[account] = (available, now)
-            for j in jobs:
+            for j in jobs:  # charged or failed: either way the hold is over
                 if not j.hold.settled:
                     j.hold.settled = True
                     self._held[j.hold.account] -= j.hold.amount
-        for j, r in zip(jobs, receipts, strict=True):
-            j.done.set_result(r)
+        for j, r in zip(jobs, results, strict=True):
+            if isinstance(r, BaseException):
+                j.done.set_exception(r)
+            else:
+                j.done.set_result(r)
 
-    def _write(self, jobs: list[_Job]) -> tuple[list[SignedReceipt], dict[str, int]]:
+    def _price(self, j: _Job, s: Session, params: Any) -> tuple[dict[str, Any], int, list]:
+        """Everything of one receipt but its place in the chain (pure but for the set)."""
+        h, model = j.hold, j.hold.model
+        set_id, contributions = self._beneficiaries(s, model)
+        price_in, price_out = int(model["price_in"]), int(model["price_out"])
+        amount = fee(h.prompt_tokens, j.completion_tokens, price_in, price_out)
+        summary = attribution_summary(j.attribution)
+        ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
+        parts, payouts = split_fee(
+            amount,
+            params.split,
+            treasury=params.treasury,
+            owner=model["owner"],
+            contributions=contributions,
+            attribution=ppb,
+        )
+        return (
+            {
+                "payer": h.account,
+                "request_hash": j.request_hash,
+                "model": {
+                    "id": int(model["id"]),
+                    "name": model["name"],
+                    "adapter_sha256": model["adapter_sha256"],
+                    "base": model["base"],
+                },
+                "tokens": {"prompt": h.prompt_tokens, "completion": j.completion_tokens},
+                "prices": {"in": str(price_in), "out": str(price_out)},
+                "fee": str(amount),
+                "split": {
+                    "params_version": params.split.version,
+                    "bps": list(params.split.bps),
+                    **{role: str(v) for role, v in parts.items()},
+                },
+                "beneficiaries": set_id,
+                "payouts": [p.to_dict() for p in payouts],
+                "attribution": summary,
+            },
+            amount,
+            payouts,
+        )
+
+    def _write(
+        self, jobs: list[_Job]
+    ) -> tuple[list[SignedReceipt | BaseException], dict[str, int]]:
         params = self.params.current()
         if self._signer is None:
             self._signer = self._signer_source()
         signer = self._signer
-        created = datetime.now(UTC).replace(microsecond=0).isoformat()
-        receipts: list[SignedReceipt] = []
+        stamp = datetime.now(UTC)
+        created = stamp.replace(microsecond=0).isoformat()
+        results: list[SignedReceipt | BaseException] = []
         receipt_rows: list[dict[str, Any]] = []
-        earning_rows: list[dict[str, Any]] = []
+        # one earnings row per (account, role, model, datanet, contribution) per group, keyed
+        # to the group's first receipt: a group commits, and is sealed, as a unit
+        earnings: dict[tuple, int] = defaultdict(int)
         debits: dict[str, int] = defaultdict(int)
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
             last = s.execute(
                 select(ReceiptRow.seq, ReceiptRow.hash).order_by(ReceiptRow.seq.desc()).limit(1)
             ).first()
             seq, prev = (int(last[0]), last[1]) if last else (0, GENESIS)
+            first_seq = seq + 1
             for j in jobs:
-                h, model = j.hold, j.hold.model
-                set_id, contributions = self._beneficiaries(s, model)
-                price_in, price_out = int(model["price_in"]), int(model["price_out"])
-                amount = fee(h.prompt_tokens, j.completion_tokens, price_in, price_out)
-                summary = attribution_summary(j.attribution)
-                ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
-                parts, payouts = split_fee(
-                    amount,
-                    params.split,
-                    treasury=params.treasury,
-                    owner=model["owner"],
-                    contributions=contributions,
-                    attribution=ppb,
-                )
+                try:  # a request that cannot be priced fails alone, not its whole group
+                    priced, amount, payouts = self._price(j, s, params)
+                except Exception as exc:
+                    results.append(exc)
+                    continue
                 seq += 1
                 body = {
                     "v": RECEIPT_VERSION,
@@ -328,27 +398,10 @@ class LedgerService:
                     "chain_id": self.chain_id,
                     "operator": signer.address,
                     "created_at": created,
-                    "payer": h.account,
-                    "request_hash": j.request_hash,
-                    "model": {
-                        "id": int(model["id"]),
-                        "name": model["name"],
-                        "adapter_sha256": model["adapter_sha256"],
-                        "base": model["base"],
-                    },
-                    "tokens": {"prompt": h.prompt_tokens, "completion": j.completion_tokens},
-                    "prices": {"in": str(price_in), "out": str(price_out)},
-                    "fee": str(amount),
-                    "split": {
-                        "params_version": params.split.version,
-                        "bps": list(params.split.bps),
-                        **{role: str(v) for role, v in parts.items()},
-                    },
-                    "beneficiaries": set_id,
-                    "payouts": [p.to_dict() for p in payouts],
-                    "attribution": summary,
+                    **priced,
                 }
-                digest = receipt_hash(body)
+                text = canonical_json(body)
+                digest = hash_hex(text)
                 signature = signer.sign(digest)
                 receipt_rows.append(
                     {
@@ -356,35 +409,46 @@ class LedgerService:
                         "hash": digest,
                         "prev_hash": prev,
                         "signature": signature,
-                        "payer": h.account,
-                        "model_id": int(model["id"]),
+                        "payer": j.hold.account,
+                        "model_id": priced["model"]["id"],
                         "fee": amount,
                         "epoch": None,
-                        "body": canonical_json(body).decode(),
-                        "created_at": datetime.now(UTC),
+                        "body": text.decode(),
+                        "created_at": stamp,
                     }
                 )
+                model_id = priced["model"]["id"]
                 for p in payouts:
-                    earning_rows.append(
-                        {
-                            "receipt_seq": seq,
-                            "account": p.account,
-                            "role": p.role,
-                            "amount": p.amount,
-                            "model_id": int(model["id"]),
-                            "datanet_id": p.datanet,
-                            "contribution_id": p.contribution,
-                        }
-                    )
-                debits[h.account] += amount
-                receipts.append(SignedReceipt(seq, body, digest, signature))
+                    earnings[(p.account, p.role, model_id, p.datanet, p.contribution)] += p.amount
+                debits[j.hold.account] += amount
+                results.append(SignedReceipt(seq, body, digest, signature))
                 prev = digest
-            s.execute(insert(ReceiptRow), receipt_rows)
-            if earning_rows:
-                s.execute(insert(EarningRow), earning_rows)
+            if not receipt_rows:
+                return results, {}
+            conn = s.connection()
+            conn.execute(ReceiptRow.__table__.insert(), receipt_rows)
+            conn.execute(
+                EarningRow.__table__.insert(),
+                [
+                    {
+                        "receipt_seq": first_seq,
+                        "account": a,
+                        "role": r,
+                        "amount": v,
+                        "model_id": m,
+                        "datanet_id": d,
+                        "contribution_id": c,
+                    }
+                    for (a, r, m, d, c), v in earnings.items()
+                ],
+            )
+            rows = {
+                r.account: r
+                for r in s.scalars(select(CreditRow).where(CreditRow.account.in_(list(debits))))
+            }
             balances: dict[str, int] = {}
             for account, amount in debits.items():
-                row = s.get(CreditRow, account)
+                row = rows.get(account)
                 if row is None:
                     row = CreditRow(
                         account=account,
@@ -397,9 +461,9 @@ class LedgerService:
                     )
                     s.add(row)
                 row.charged = (row.charged or 0) + amount
-                row.updated_at = datetime.now(UTC)
+                row.updated_at = stamp
                 balances[account] = row.available
-        return receipts, balances
+        return results, balances
 
     def _beneficiaries(self, s: Session, model: dict[str, Any]) -> tuple[str, list]:
         """The model's training contributions and the hash of that set (stored once).
@@ -463,6 +527,7 @@ class LedgerService:
             q = select(ReceiptRow)
             count = select(func.count()).select_from(ReceiptRow)
             if payer:
+                payer = _checksum(payer)
                 q, count = (
                     q.where(ReceiptRow.payer == payer),
                     count.where(ReceiptRow.payer == payer),
