@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from web3 import Web3
 
 import openledger.ledger.service as service_mod
 from openledger.attribution.types import Attribution, Share, positive_shares
@@ -76,7 +77,7 @@ PARAMS = Params(
 
 
 def address(i: int, tag: int) -> str:
-    return "0x" + f"{tag:02x}" + f"{i:038x}"
+    return Web3.to_checksum_address("0x" + f"{tag:02x}" + f"{i:038x}")
 
 
 def fill_store(node: Node, rng: random.Random, contributions: int, payers: int) -> dict:
