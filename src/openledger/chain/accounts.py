@@ -11,10 +11,10 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from openledger.config import DEVNET_CHAIN_ID, Settings
-from openledger.errors import ConfigError, KeystoreError, NotFoundError
+from openledger.errors import ConfigError, KeystoreError, NotFoundError, ValidationError
 from openledger.fsutil import write_atomic
 
 # anvil's built-in, world-known mnemonic: its accounts are pre-funded on every devnet and must
@@ -153,6 +153,22 @@ class AccountBook:
         if name == OPERATOR:
             return self.operator_address()
         return self._dev_entry(name)["address"]
+
+    def resolve(self, account: str) -> str:
+        """A 0x address (checksummed) or the address of a named account of this node."""
+        if account.startswith("0x"):
+            if not is_address(account):
+                raise ValidationError(
+                    f"{account!r} is not an address.",
+                    field="account",
+                    value=account,
+                    fix="give a 0x address of 40 hex digits or an account name (alice, operator…).",
+                )
+            return to_checksum_address(account)
+        try:
+            return self.address(account)
+        except NotFoundError as exc:
+            raise NotFoundError(exc.message, field="account", value=account, fix=exc.fix) from exc
 
     def signer(self, name: str) -> LocalAccount:
         if name == OPERATOR:

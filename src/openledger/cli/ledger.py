@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from web3 import Web3
 
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open
-from openledger.errors import OpenLedgerError, ValidationError
+from openledger.errors import OpenLedgerError
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 As = Annotated[str, typer.Option("--as", help="Account that signs (operator, alice…).")]
@@ -29,17 +28,7 @@ def _print_json(doc: Any) -> None:
 
 
 def resolve(account: str) -> str:
-    """A named account of this node (alice, operator…) or a 0x address, as a checksum address."""
-    if account.startswith("0x"):
-        if not Web3.is_address(account):
-            raise ValidationError(
-                f"{account!r} is not an address.",
-                field="account",
-                value=account,
-                fix="give a 0x address of 40 hex digits or an account name (alice, operator…).",
-            )
-        return Web3.to_checksum_address(account)
-    return context.node().accounts.address(account)
+    return context.node().accounts.resolve(account)
 
 
 def _credit_line(c: dict[str, Any]) -> str:

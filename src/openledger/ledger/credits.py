@@ -16,19 +16,17 @@ from openledger.chain.sync import ChainEventRecord, EventSync
 from openledger.store.ledger_tables import CreditRow
 
 
+def new_credit_row(account: str) -> CreditRow:
+    return CreditRow(account=account, deposited=0, withdrawn=0, charged=0, collected=0,
+                     pending_withdrawal=0, withdrawal_ready_at=0)  # fmt: skip
+
+
 def credit_row(s: Session, account: str) -> CreditRow:
+    """The account's credit row, added (all zero) if it has none yet."""
     account = Web3.to_checksum_address(account)
     row = s.get(CreditRow, account)
     if row is None:
-        row = CreditRow(
-            account=account,
-            deposited=0,
-            withdrawn=0,
-            charged=0,
-            collected=0,
-            pending_withdrawal=0,
-            withdrawal_ready_at=0,
-        )
+        row = new_credit_row(account)
         s.add(row)
     return row
 

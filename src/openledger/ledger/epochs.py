@@ -31,15 +31,12 @@ from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError, NotFoundError, TransactionRevertedError
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache
+from openledger.ledger.receipts import hex32
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import CreditRow, EarningRow, EpochRow, ReceiptRow
 
 COLLECT_BATCH = 256  # the escrow's _MAX_BATCH
 Hook = Callable[[str], None]
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
 
 
 class EpochService:
@@ -132,7 +129,7 @@ class EpochService:
                 receipt_count=int(count),
                 head_hash=head,
                 fees=fees,
-                root=_hex(tree.root),
+                root=hex32(tree.root),
                 total=sum(tree.amounts.values()),
                 leaves={a: str(v) for a, v in tree.amounts.items()},
                 charges={a: str(v) for a, v in sorted(charges.items())},
@@ -196,7 +193,7 @@ class EpochService:
         distributor = self._contracts().rewards
         root, _total, _head, _posted = distributor.epochs(epoch.number)
         tx_hash = ""
-        if _hex(root) != epoch.root:
+        if hex32(root) != epoch.root:
             pending_epoch, _, ready_at = distributor.pending_root()
             if ready_at and ready_at > self._contracts().client.timestamp():
                 wait = ready_at - self._contracts().client.timestamp()

@@ -34,6 +34,11 @@ def canonical_json(value: Any) -> bytes:
     ).encode()
 
 
+def hex32(value: bytes) -> str:
+    """Bytes (a root, a hash read from chain) as 0x-prefixed hex."""
+    return "0x" + bytes(value).hex()
+
+
 def hash_hex(data: bytes) -> str:
     return "0x" + keccak(data).hex()
 

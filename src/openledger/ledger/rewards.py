@@ -14,12 +14,9 @@ from web3 import Web3
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError
+from openledger.ledger.receipts import hex32
 from openledger.store.db import Database
 from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
 
 
 class RewardsService:
@@ -68,7 +65,7 @@ class RewardsService:
         """The leaf of ``account`` in the root in force on chain, and what a claim pays now."""
         account = Web3.to_checksum_address(account)
         rewards = self._contracts().rewards
-        active_root = _hex(rewards.active_root())
+        active_root = hex32(rewards.active_root())
         claimed = rewards.claimed(account)
         out: dict[str, Any] = {"account": account, "claimed": str(claimed), "epoch": None,
                                "cumulative": "0", "claimable": "0", "proof": []}  # fmt: skip
@@ -96,7 +93,7 @@ class RewardsService:
         out["claimable"] = str(max(0, cumulative - claimed))
         if cumulative:
             tree = MerkleTree.from_amounts({a: int(v) for a, v in leaves.items()})
-            out["proof"] = [_hex(p) for p in tree.proof(account)]
+            out["proof"] = [hex32(p) for p in tree.proof(account)]
         return out
 
     def claim(self, account: str, signer: LocalAccount) -> dict[str, Any]:

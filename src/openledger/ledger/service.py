@@ -36,6 +36,7 @@ from web3 import Web3
 from openledger.attribution.types import Attribution
 from openledger.errors import NotFoundError, PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
+from openledger.ledger.credits import new_credit_row
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricing import WEIGHT_SCALE, fee, split_fee, weights_ppb
 from openledger.ledger.receipts import (
@@ -450,15 +451,7 @@ class LedgerService:
             for account, amount in debits.items():
                 row = rows.get(account)
                 if row is None:
-                    row = CreditRow(
-                        account=account,
-                        deposited=0,
-                        withdrawn=0,
-                        charged=0,
-                        collected=0,
-                        pending_withdrawal=0,
-                        withdrawal_ready_at=0,
-                    )
+                    row = new_credit_row(account)
                     s.add(row)
                 row.charged = (row.charged or 0) + amount
                 row.updated_at = stamp

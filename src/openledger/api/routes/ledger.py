@@ -10,11 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from web3 import Web3
 
 from openledger.api.deps import NodeDep, PrincipalDep
-from openledger.errors import NotFoundError, ValidationError
-from openledger.node import Node
 
 router = APIRouter(tags=["ledger"])
 
@@ -47,7 +44,7 @@ def show_credit(node: NodeDep, principal: PrincipalDep) -> dict[str, Any]:
 def show_rewards(account: str, node: NodeDep) -> dict[str, Any]:
     """What an account (a 0x address, or a named account of this node) earned, by model,
     datanet, contribution, role and epoch, and what it can claim on chain now."""
-    address = resolve_account(node, account)
+    address = node.accounts.resolve(account)
     return {
         "account": address,
         "earnings": node.rewards.earnings(address),
@@ -65,20 +62,3 @@ def list_epochs(node: NodeDep) -> dict[str, Any]:
 @router.get("/epochs/{number}")
 def show_epoch(number: int, node: NodeDep) -> dict[str, Any]:
     return node.epochs.get(number)
-
-
-def resolve_account(node: Node, account: str) -> str:
-    """A 0x address (checksummed) or the address of a named account of this node."""
-    if account.startswith("0x"):
-        if not Web3.is_address(account):
-            raise ValidationError(
-                f"{account!r} is not an address.",
-                field="account",
-                value=account,
-                fix="give a 0x address of 40 hex digits or an account name (alice, operator…).",
-            )
-        return Web3.to_checksum_address(account)
-    try:
-        return node.accounts.address(account)
-    except NotFoundError as exc:
-        raise NotFoundError(exc.message, field="account", value=account, fix=exc.fix) from exc
