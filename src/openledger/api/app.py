@@ -8,6 +8,7 @@ from openledger import __version__
 from openledger.api.errors import install_error_handlers
 from openledger.api.routes import attribution, datanets, factory, health, ledger, openai
 from openledger.node import Node
+from openledger.web import install_web
 
 
 def create_app(node: Node) -> FastAPI:
@@ -26,4 +27,5 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(openai.router)
     app.include_router(ledger.router)
+    install_web(app, node)  # the web app: /, /web/auth, /web/api, /web/static
     return app

@@ -1,0 +1,118 @@
+"""The playground's paid chat turn: hold credit, generate, attribute, charge (the same
+``PaidInference`` calls as /v1), then the answer as the page shows it: OLMoTrace-style
+spans (character ranges of the answer matched in the training data, each with the
+contributions and snapshot records it came from), shares per contributor, the fee split."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from openledger.attribution.types import Attribution
+from openledger.errors import ValidationError
+from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
+from openledger.ledger.paid import PaidInference
+from openledger.serving.sampling import SamplingParams
+
+MAX_TOKENS = 256
+
+
+def chat_prompt_text(paid: PaidInference, messages: list[dict[str, str]]) -> str:
+    """The text the model continues (the chat template with the generation prompt), without
+    a leading bos, as /v1 attributes it."""
+    tok = paid.serving.tokenizer()
+    template = None if getattr(tok, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
+    text = tok.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                   add_generation_prompt=True)  # fmt: skip
+    bos = tok.bos_token or ""
+    return text[len(bos):] if bos and text.startswith(bos) else text
+
+
+def check_messages(messages: list[dict[str, str]], max_tokens: int) -> None:
+    if not messages or messages[-1].get("role") != "user" or not messages[-1].get("content"):
+        raise ValidationError("Write a message first.", field="message",
+                              fix="type a question for the model.")  # fmt: skip
+    if not 1 <= max_tokens <= MAX_TOKENS:
+        raise ValidationError(f"Max tokens must be between 1 and {MAX_TOKENS}.",
+                              field="max_tokens", value=max_tokens,
+                              fix="use e.g. 32.")  # fmt: skip
+
+
+def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[str, str]],
+             *, max_tokens: int = 32) -> dict[str, Any]:  # fmt: skip
+    """One paid chat turn for ``account``; returns the page's view (see ``chat_view``)."""
+    check_messages(messages, max_tokens)
+    serving = paid.serving
+    serving.model(model)
+    ids = serving.encode_chat(messages)
+    hold = paid.reserve(account, model, len(ids), max_tokens)
+    try:
+        done = serving.submit(model, ids, SamplingParams(max_tokens=max_tokens)).wait()
+    except BaseException:
+        paid.ledger.release(hold)
+        raise
+    prompt = chat_prompt_text(paid, messages)
+    attribution = paid.attribute(model, prompt, done.text)
+    request = {"api": "web.chat", "messages": messages, "max_tokens": max_tokens,
+               "temperature": 0.0}  # fmt: skip
+    receipt = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)
+    return chat_view(done.text, attribution, receipt.to_dict(), len(ids), len(done.tokens))
+
+
+def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any],
+              prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:  # fmt: skip
+    body = receipt.get("receipt") or receipt.get("body") or {}
+    return {
+        "text": text,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        "spans": highlight_spans(text, attribution),
+        "attribution": attribution.to_dict() if attribution else {"method": "none",
+                                                                  "shares": [], "evidence": []},
+        "contributors": contributor_shares(attribution),
+        "receipt": {"id": receipt["id"], "hash": receipt["hash"], "fee": body.get("fee"),
+                    "payouts": body.get("payouts", [])},  # fmt: skip
+    }
+
+
+def highlight_spans(text: str, attribution: Attribution | None) -> list[dict[str, Any]]:
+    """Character ranges of ``text`` that the attribution's span evidence matched, each with
+    the contributions and records holding it; non-overlapping, in text order."""
+    if attribution is None:
+        return []
+    by_text: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for share in attribution.shares:
+        for ev in share.evidence:
+            span_text = ev.detail.get("text") if ev.detail else None
+            if not span_text or not span_text.strip():
+                continue
+            source = {"contribution": ev.contribution, "contributor": share.contributor,
+                      "record": ev.record}  # fmt: skip
+            if source not in by_text[span_text]:
+                by_text[span_text].append(source)
+    spans: list[dict[str, Any]] = []
+    taken: list[tuple[int, int]] = []
+    for span_text in sorted(by_text, key=lambda t: (-len(t), t)):  # longest first
+        start = text.find(span_text)
+        while start >= 0:
+            end = start + len(span_text)
+            if all(end <= a or start >= b for a, b in taken):
+                taken.append((start, end))
+                spans.append({"start": start, "end": end, "text": span_text,
+                              "sources": by_text[span_text]})  # fmt: skip
+                break
+            start = text.find(span_text, start + 1)
+    return sorted(spans, key=lambda s: s["start"])
+
+
+def contributor_shares(attribution: Attribution | None) -> list[dict[str, Any]]:
+    """Attribution weight per contributor (largest first), plus the unattributed rest."""
+    if attribution is None:
+        return [{"contributor": None, "weight": 1.0}]
+    weights: dict[str, float] = defaultdict(float)
+    for share in attribution.shares:
+        weights[share.contributor] += share.weight
+    rows = [{"contributor": c, "weight": round(w, 6)}
+            for c, w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))]  # fmt: skip
+    if attribution.unattributed > 1e-9:
+        rows.append({"contributor": None, "weight": round(attribution.unattributed, 6)})
+    return rows
