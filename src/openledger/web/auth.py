@@ -126,12 +126,16 @@ def current_session(request: Request, auth: AuthDep) -> Session | None:
     return session
 
 
-def require_session(request: Request, auth: AuthDep) -> Session:
-    """The signed-in account (401 otherwise); writes also need the web app's header, which
-    a cross-site form cannot send."""
+def from_web_app(request: Request) -> None:
+    """Writes need the web app's header, which a cross-site form cannot send."""
     if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
         raise AuthError("This request did not come from the web app.", field=CSRF_HEADER,
                         fix="use the node's own pages.")  # fmt: skip
+
+
+def require_session(request: Request, auth: AuthDep) -> Session:
+    """The signed-in account (401 otherwise), for a request from the web app."""
+    from_web_app(request)
     session = current_session(request, auth)
     if session is None:
         raise AuthError("You are not signed in (or your session expired).", field="session",
@@ -140,7 +144,7 @@ def require_session(request: Request, auth: AuthDep) -> Session:
 
 
 SessionDep = Annotated[Session, Depends(require_session)]
-router = APIRouter(prefix="/web/auth", tags=["web"])
+router = APIRouter(prefix="/web/auth", tags=["web"], dependencies=[Depends(from_web_app)])
 
 
 class MessageRequest(BaseModel):

@@ -55,13 +55,14 @@ def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[
     attribution = paid.attribute(model, prompt, done.text)
     request = {"api": "web.chat", "messages": messages, "max_tokens": max_tokens,
                "temperature": 0.0}  # fmt: skip
-    receipt = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)
-    return chat_view(done.text, attribution, receipt.to_dict(), len(ids), len(done.tokens))
+    signed = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)
+    receipt = paid.ledger.receipt(signed.seq)  # as GET /receipts/{id} serves it
+    return chat_view(done.text, attribution, receipt, len(ids), len(done.tokens))
 
 
 def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any],
               prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:  # fmt: skip
-    body = receipt.get("receipt") or receipt.get("body") or {}
+    body = receipt["receipt"]
     return {
         "text": text,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
@@ -69,8 +70,8 @@ def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any
         "attribution": attribution.to_dict() if attribution else {"method": "none",
                                                                   "shares": [], "evidence": []},
         "contributors": contributor_shares(attribution),
-        "receipt": {"id": receipt["id"], "hash": receipt["hash"], "fee": body.get("fee"),
-                    "payouts": body.get("payouts", [])},  # fmt: skip
+        "receipt": {"id": receipt["id"], "hash": receipt["hash"], "fee": body["fee"],
+                    "payouts": body["payouts"]},  # fmt: skip
     }
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 
 from openledger.errors import AuthError, ValidationError
 
@@ -248,11 +248,12 @@ def verify(text: str, signature: str, expected: Expected, nonces: NonceBook,
 def new_message(address: str, expected: Expected, nonce: str, *, now: float,
                 ttl: float = NONCE_TTL_S) -> SiweMessage:  # fmt: skip
     """The message this node asks ``address`` to sign."""
-    if not is_checksum_address(address):
-        raise ValidationError(f"{address!r} is not a checksummed address.", field="address",
+    if not is_address(address):
+        raise ValidationError(f"{address!r} is not an Ethereum address.", field="address",
                               fix="pass the address as the wallet gives it.")  # fmt: skip
     return SiweMessage(
-        domain=expected.domain, address=address, statement=STATEMENT, uri=expected.origin,
+        domain=expected.domain, address=to_checksum_address(address), statement=STATEMENT,
+        uri=expected.origin,
         chain_id=expected.chain_id, nonce=nonce, issued_at=rfc3339(now),
         expiration_time=rfc3339(now + ttl),
     )  # fmt: skip

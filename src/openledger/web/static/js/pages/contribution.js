@@ -1,0 +1,51 @@
+// One contribution: status, stake, reviews and its records; ?hl=TEXT marks a span in them.
+import { api } from "../api.js";
+import { badge, h, link, open, short, when } from "../ui.js";
+
+function marked(text, hl) {
+  if (!hl) return [text];
+  const i = text.indexOf(hl);
+  if (i < 0) return [text];
+  return [text.slice(0, i), h("mark", { class: "span" }, hl), text.slice(i + hl.length)];
+}
+
+function recordText(content) {
+  if (content.text) return content.text;
+  if (content.prompt !== undefined) return `${content.prompt}\n→ ${content.completion}`;
+  if (content.messages) return content.messages.map((m) => `${m.role || m[0]}: ${m.content || m[1]}`).join("\n");
+  return JSON.stringify(content);
+}
+
+export async function render(view, route) {
+  const id = route.args[0];
+  const hl = route.query.get("hl");
+  const c = await api(`/datanets/_/contributions/${encodeURIComponent(id)}?limit=500`);
+  view.append(h("p", { class: "small" }, link(`#/datanets/${encodeURIComponent(c.datanet)}`, `← ${c.datanet}`)));
+  view.append(h("h1", { id: "contribution-title", "data-id": c.id }, `Contribution #${c.id}`, " ", badge(c.status)));
+  view.append(h("div", { class: "kpis" },
+    h("div", { class: "kpi" }, h("b", { class: "mono", title: c.contributor }, short(c.contributor)), h("span", {}, "contributor")),
+    h("div", { class: "kpi" }, h("b", {}, c.record_count), h("span", {}, "records")),
+    h("div", { class: "kpi" }, h("b", {}, open(c.stake)), h("span", {}, "stake, OPEN")),
+    h("div", { class: "kpi" }, h("b", {}, `${c.approvals} / ${c.rejections}`), h("span", {}, "approvals / rejections")),
+    c.slashed !== "0" ? h("div", { class: "kpi" }, h("b", {}, open(c.slashed)), h("span", {}, "slashed, OPEN")) : null));
+  view.append(h("section", { class: "card" }, h("h2", {}, "On chain"),
+    h("div", { class: "small" }, "Merkle root ", h("span", { class: "mono" }, c.root)),
+    h("div", { class: "small" }, "transaction ", h("span", { class: "mono" }, c.tx_hash)),
+    h("div", { class: "small" }, "submitted ", when(c.created_at), c.decided_at ? ` · decided ${when(c.decided_at)}` : "")));
+  if (c.reviews.length) {
+    view.append(h("section", { class: "card" }, h("h2", {}, "Reviews"), h("ul", {}, c.reviews.map((r) =>
+      h("li", {}, h("span", { class: "mono" }, short(r.validator)), " ", badge(r.approve ? "approved" : "rejected"),
+        r.reason ? ` — ${r.reason}` : "")))));
+  }
+  const recs = h("section", { class: "card", id: "records" }, h("h2", {}, "Records"));
+  if (hl) recs.append(h("p", { class: "small notice" }, "The highlighted text is the span a model's answer matched."));
+  for (const r of c.records.items) {
+    const text = recordText(r.content);
+    const hit = hl && text.includes(hl);
+    recs.append(h("div", { class: "preview record" + (hit ? " hl" : ""), "data-position": r.position, id: `record-${r.position}` },
+      h("div", { class: "small muted" }, `${r.location} · ${r.kind}`), h("div", {}, marked(text, hl))));
+  }
+  view.append(recs);
+  const first = recs.querySelector(".record.hl");
+  if (first) first.scrollIntoView({ block: "center" });
+}

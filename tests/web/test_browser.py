@@ -1,0 +1,264 @@
+"""The web app in a real headless Chromium against a real node (uvicorn, the devnet): sign
+in with a dev account; contribute (a bad file's error next to it, with the line); approve
+as a validator; train a tiny model to completion and watch its loss curve, then publish it;
+chat and follow the highlighted attribution to the contribution it came from; claim rewards
+and see the balance change on chain. Each page is photographed at 375 and 1440 px.
+
+One server, one browser and one market for the module (tests/web/conftest.py); each test
+signs in as the account it needs, in a fresh browser context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pytest
+from sqlalchemy import select
+
+from openledger.store.datanet_tables import ContributionRow
+from openledger.units import OPEN, fmt_open
+from tests.ledger.test_epochs import fast_forward, paid
+from tests.web.conftest import QUESTION, WebWorld, shoot
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def page(web: WebWorld) -> Iterator[Any]:
+    context = web.browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else
+          errors.append(f"request failed: {r.url} {r.failure}"))  # fmt: skip
+    pg.on("request", lambda r: None if r.url.startswith(web.url) else errors.append(
+        f"left the node: {r.url}"))  # fmt: skip
+    yield pg
+    if errors or getattr(pg, "_failed", False):
+        pg.screenshot(path="/tmp/web-fail.png")
+    context.close()
+    assert not errors, errors
+
+
+def go(page: Any, web: WebWorld, route: str) -> None:
+    page.goto(f"{web.url}/#/{route}")
+    page.wait_for_selector(f'main[data-rendered="#/{route}"]')
+
+
+def sign_in(page: Any, web: WebWorld, name: str) -> None:
+    go(page, web, "signin")
+    page.click(f'button[data-dev="{name}"]')
+    page.wait_for_selector("#whoami")
+    assert page.inner_text("#whoami") == name
+    page.wait_for_selector('main[data-rendered="#/"]')
+
+
+def test_sign_in_with_a_dev_account(web: WebWorld, page: Any) -> None:
+    go(page, web, "")
+    assert page.inner_text("#signin-link") == "Sign in"
+    shoot(page, "home")
+    go(page, web, "signin")
+    assert "dev account" in page.inner_text("main")
+    assert "No browser wallet found" in page.inner_text("main")  # headless: no window.ethereum
+    shoot(page, "signin")
+    sign_in(page, web, "alice")
+    assert page.inner_text(".account .badge.dev") == "dev account"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "ol_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    # the session is the node's view too
+    me = page.evaluate("fetch('/web/api/me').then(r => r.json())")
+    assert me["address"] == web.addr("alice") and me["dev"] == "alice"
+    assert int(me["balance"]) > 0
+    page.click("#signout")
+    page.wait_for_selector("#signin-link")
+
+
+def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
+    web: WebWorld, page: Any, tmp_path: Any
+) -> None:
+    sign_in(page, web, "erin")
+    go(page, web, "datanets")
+    page.fill("#f-q", "factual")
+    assert page.locator(".datanet-card").count() == 1
+    shoot(page, "datanets")
+    go(page, web, "datanets/facts")
+    assert page.locator("#contributions tbody tr").count() >= 5
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"text": "Bees can recognise human faces."}\n{"text": "oops"\n')
+    page.set_input_files("#f-files", str(bad))
+    page.fill("#f-stake", "12")
+    before = _count(web)
+    page.click("#contribute-submit")
+    error = page.locator('#file-list li[data-file="notes.jsonl"] .error')
+    error.wait_for()
+    text = error.inner_text()
+    assert text.startswith("notes.jsonl, line 2:") and "malformed JSON" in text and "Fix:" in text
+    assert _count(web) == before  # nothing written
+    shoot(page, "datanet")
+    good = tmp_path / "notes.jsonl"  # the same file, fixed
+    good.write_text('{"text": "Bees can recognise human faces."}\n'
+                    '{"text": "A honey bee visits about fifty flowers on one trip."}\n')
+    page.set_input_files("#f-files", str(good))
+    page.click("#contribute-submit")
+    page.wait_for_selector("#contribute-status .ok")
+    cid = int(re.search(r"Contribution #(\d+)", page.inner_text("#contribute-status")).group(1))
+    with web.node.db.session() as s:
+        row = s.scalar(select(ContributionRow).where(ContributionRow.chain_id == cid))
+        assert (row.contributor, row.stake, row.record_count, row.status) == (
+            web.addr("erin"), 12 * OPEN, 2, "pending")
+    page.click("#contribute-status a")
+    page.wait_for_selector(f'#contribution-title[data-id="{cid}"]')
+    assert "A honey bee visits" in page.inner_text("#records")
+    shoot(page, "contribution")
+
+
+def _count(web: WebWorld) -> int:
+    with web.node.db.session() as s:
+        return len(s.scalars(select(ContributionRow.id)).all())
+
+
+def test_a_validator_approves_from_the_review_queue(web: WebWorld, page: Any,
+                                                    tmp_path: Any) -> None:  # fmt: skip
+    acc = web.node.accounts
+    path = tmp_path / "moon.txt"
+    path.write_text("The Moon moves about four centimetres away from the Earth every year.")
+    cid = web.node.contributions.contribute("facts", [path], stake=20 * OPEN,
+                                            signer=acc.signer("frank")).contribution_id  # fmt: skip
+    sign_in(page, web, "bob")
+    go(page, web, "review")
+    item = page.locator(f'.review-item[data-id="{cid}"]')
+    assert "four centimetres" in item.inner_text()
+    assert "at risk: 10 OPEN" in item.inner_text()  # half of the 20 OPEN stake (slash 50 %)
+    shoot(page, "review")
+    item.locator('button[data-action="reject"]').click()  # a rejection needs a reason
+    assert "A rejection needs a reason." in item.locator(".error").inner_text()
+    item.locator('button[data-action="approve"]').click()
+    item.locator(".ok").wait_for()
+    assert "1 approvals" in item.inner_text()
+    detail = web.node.reviews.detail(cid)
+    assert [r["validator"] for r in detail["reviews"]] == [web.addr("bob")]
+    assert detail["approvals"] == 1 and detail["status"] == "pending"  # quorum is 2
+
+
+def test_train_a_tiny_model_watch_the_loss_curve_and_publish(web: WebWorld, page: Any) -> None:
+    sign_in(page, web, "dave")
+    go(page, web, "factory")
+    assert page.input_value("#f-datanet") == "facts@2"
+    assert page.input_value("#f-rank") == "8" and page.input_value("#f-method") == "lora"
+    shoot(page, "factory")
+    page.fill("#f-alpha", "0")  # the browser allows it; the node's check does not
+    page.click("#train-submit")
+    assert "alpha" in page.inner_text("#train-status .error")
+    assert page.get_attribute("#f-alpha", "aria-invalid") == "true"
+    for field, value in {"rank": "2", "alpha": "4", "lr": "5e-3", "epochs": "1",
+                         "batch_size": "8", "max_seq_len": "32", "eval_split": "0.2",
+                         "eval_every": "1"}.items():  # fmt: skip
+        page.fill(f"#f-{field}", value)
+    page.click("#train-submit")
+    page.wait_for_url(re.compile(r".*#/factory/jobs/\d+$"))
+    job = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#job-title[data-status="succeeded"]', timeout=120_000)
+    page.wait_for_selector("#evaluation")
+    chart = page.locator("#loss-chart")
+    metrics = web.node.jobs.metrics(job)
+    assert int(chart.get_attribute("data-points")) == sum(
+        1 for r in metrics if r["train_loss"] is not None) == 5  # 35 examples, batches of 8
+    assert int(chart.get_attribute("data-eval-points")) == sum(
+        1 for r in metrics if r["eval_loss"] is not None) >= 2
+    assert chart.locator('path[data-series="train loss"]').count() == 1
+    assert chart.locator('path[data-series="eval loss"]').count() == 1
+    result = web.node.jobs.get(job)["result"]
+    assert page.inner_text("#base-ppl") == f"{result['base_eval_ppl']:.2f}"
+    assert page.inner_text("#adapter-ppl") == f"{result['adapter_eval_ppl']:.2f}"
+    shoot(page, "job")
+    page.fill("#f-name", "bees-tiny")
+    page.fill("#f-price_in", "0.004")
+    page.click("#publish-submit")
+    page.wait_for_selector("#publish-status .ok")
+    model = web.node.models.get("bees-tiny")
+    assert model["owner"] == web.addr("dave") and model["job"] == job
+    assert int(model["price_in"]) == 4 * OPEN // 1000
+
+
+def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
+    web: WebWorld, page: Any
+) -> None:
+    sign_in(page, web, "grace")
+    go(page, web, "playground")
+    page.select_option("#f-model", "facts-lora")
+    page.fill("#f-max_tokens", "24")
+    credit_before = web.node.ledger.credit(web.addr("grace"))["available"]
+    page.fill("#f-message", QUESTION)
+    page.press("#f-message", "Enter")
+    page.wait_for_selector(".msg.assistant .answer", timeout=60_000)
+    answer = page.locator(".msg.assistant .answer")
+    assert answer.inner_text().strip() == web.answer.strip()
+    marks = answer.locator("mark.span")
+    assert marks.count() >= 1
+    for i in range(marks.count()):
+        mark = marks.nth(i)
+        assert mark.get_attribute("data-contributions").split(",")[0] == str(web.heidi)
+        assert mark.inner_text() in web.answer
+        href = mark.locator("a").get_attribute("href")
+        assert href.startswith(f"#/contributions/{web.heidi}?")
+    # shares per contributor, fee split and the signed receipt
+    receipt_id = int(answer.get_attribute("data-receipt"))
+    receipt = web.node.ledger.receipt(receipt_id)
+    assert receipt["receipt"]["payer"] == web.addr("grace")
+    assert f"{fmt_open(int(receipt['receipt']['fee']))}" in page.inner_text("#fee").replace(",", "")
+    assert page.get_attribute("#receipt-link", "href") == f"/receipts/{receipt_id}"
+    assert "#" + str(web.heidi) in page.inner_text("#shares")
+    spent = int(credit_before) - int(web.node.ledger.credit(web.addr("grace"))["available"])
+    assert spent == int(receipt["receipt"]["fee"])
+    shoot(page, "playground")
+    # follow the first highlighted span to the record it came from
+    first = marks.first
+    span_text = first.inner_text()
+    href = first.locator("a").get_attribute("href")
+    assert unquote(parse_qs(urlparse(href.split("?", 1)[0] + "?" + href.split("?", 1)[1]).query)
+                   ["hl"][0]) == span_text  # fmt: skip
+    first.locator("a").click()
+    page.wait_for_selector(f'#contribution-title[data-id="{web.heidi}"]')
+    assert page.inner_text("#records .record.hl mark.span") == span_text
+
+
+def test_claim_rewards_and_the_balance_changes_on_chain(web: WebWorld, page: Any) -> None:
+    node = web.node
+    paid(web.market, 3)  # erin's contribution earns 60 % of the contributors' part
+    node.epochs.close()
+    fast_forward(node)
+    erin = web.addr("erin")
+    claimable = int(node.rewards.claimable(erin)["claimable"])
+    assert claimable > 0
+    before = node.contracts.token.balance_of(erin)
+    sign_in(page, web, "erin")
+    go(page, web, "rewards")
+    assert page.inner_text("#claimable") == _open(claimable)
+    assert page.locator("#by-contribution tbody tr").count() >= 1
+    shoot(page, "rewards")
+    page.click("#claim-button")
+    page.wait_for_selector("#claim-status .ok")
+    tx = page.inner_text("#claim-tx")
+    after = node.contracts.token.balance_of(erin)
+    assert after - before == claimable
+    assert page.inner_text("#balance") == _open(after)
+    receipt = node.client.w3.eth.get_transaction_receipt(tx)
+    assert receipt["status"] == 1
+    assert node.rewards.claimable(erin)["claimable"] == "0"
+
+
+def test_governance_page(web: WebWorld, page: Any) -> None:
+    sign_in(page, web, "carol")
+    go(page, web, "governance")
+    shoot(page, "governance")
+
+
+def _open(wei: int) -> str:
+    """The page's format: thousands separated, at most 4 decimals, trailing zeros dropped."""
+    whole, frac = divmod(wei, OPEN)
+    digits = f"{frac:018d}"[:4].rstrip("0")
+    return f"{whole:,}" + (f".{digits}" if digits else "")
