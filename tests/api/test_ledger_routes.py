@@ -4,6 +4,7 @@ or account name, before and after an epoch is settled on chain (receipts, /credi
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
 from openledger.attribution.types import Attribution, Share
+from openledger.ledger.beneficiaries import load_sets
+from openledger.ledger.pricing import divide_pools
 from tests.market import Market
 
 pytestmark = pytest.mark.anvil
@@ -39,8 +42,15 @@ def test_rewards_by_name_or_address_before_and_after_settlement(
 ) -> None:
     ids = charge(market, 3)
     erin = market.addr("erin")
-    payouts = [p for i in ids for p in client.get(f"/receipts/{i}").json()["receipt"]["payouts"]]
-    earned = sum(int(p["amount"]) for p in payouts if p["account"] == erin)
+    bodies = [client.get(f"/receipts/{i}").json()["receipt"] for i in ids]
+    earned = sum(int(p["amount"]) for b in bodies for p in b["payouts"] if p["account"] == erin)
+    pools: dict[tuple[str, str], int] = defaultdict(int)
+    for b in bodies:  # and erin's shares of the pools, divided as the seal will divide them
+        for role, amount in b["pools"].items():
+            pools[(b["beneficiaries"], role)] += int(amount)
+    with market.node.db.session() as s:
+        sets = load_sets(s, {h for h, _ in pools})
+    earned += sum(p.amount for _, p in divide_pools(pools, sets) if p.account == erin)
     assert earned > 0
 
     doc = client.get("/rewards/erin").json()

@@ -25,8 +25,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
+from openledger.ledger.beneficiaries import load_sets
 from openledger.ledger.paid import attribution_view
-from openledger.ledger.receipts import receipt_hash, recover_signer
+from openledger.ledger.receipts import check_served, content_hash, recover_signer
 from openledger.ledger.service import request_hash
 from openledger.node import Node
 from openledger.units import OPEN, fmt_open
@@ -42,7 +43,7 @@ MAX_CTX = 64
 # the fee's rounding up to a whole wei shows
 PRICE_IN = 20 * OPEN + 7
 PRICE_OUT = 30 * OPEN + 11
-SPLIT_ROLES = {"platform", "owner", "staker", "unattributed"}
+SPLIT_ROLES = {"platform", "owner", "contributor"}  # the rest is pooled
 
 
 def fee(prompt_tokens: int, completion_tokens: int) -> int:
@@ -94,14 +95,17 @@ def check_receipt(shop: Shop, receipt_id: int, payer: str) -> dict[str, Any]:
     """The receipt as anyone can fetch it: hash, signature, fee and split all check out."""
     doc = shop.receipt(receipt_id)
     body = doc["receipt"]
-    assert doc["id"] == receipt_id == body["seq"] and doc["epoch"] is None
-    assert receipt_hash(body) == doc["hash"]
-    assert recover_signer(doc["hash"], doc["signature"]) == shop.node.accounts.operator_address()
+    assert doc["id"] == receipt_id and doc["epoch"] is None
+    assert content_hash(body) == doc["content_hash"]
+    operator = shop.node.accounts.operator_address()
+    assert recover_signer(doc["content_hash"], doc["signature"]) == operator
+    assert check_served(doc, operator) == ""  # its place, up to its group's signed head
     assert body["payer"] == shop.addr(payer) and body["model"]["name"] == MODEL
     assert body["prices"] == {"in": str(PRICE_IN), "out": str(PRICE_OUT)}
     tokens = body["tokens"]
     assert int(body["fee"]) == fee(tokens["prompt"], tokens["completion"])
-    assert sum(int(p["amount"]) for p in body["payouts"]) == int(body["fee"])
+    paid = sum(int(p["amount"]) for p in body["payouts"])
+    assert paid + sum(int(v) for v in body["pools"].values()) == int(body["fee"])
     return body
 
 
@@ -182,13 +186,15 @@ def test_a_completion_is_charged_with_a_signed_receipt(shop: Shop) -> None:
              "max_tokens": 5, "temperature": 0.0, "top_p": 1.0, "stop": [], "seed": None,
              "ignore_eos": True}  # fmt: skip
     assert receipt["request_hash"] == request_hash(shop.addr("grace"), MODEL, asked)
-    # the split: owner dave, stakers and records of the approved contributions only
+    # the split: owner dave; the stakers' part pooled over the approved contributions only
     roles = {p["role"] for p in receipt["payouts"]}
-    assert roles == SPLIT_ROLES
+    assert {"platform", "owner"} <= roles <= SPLIT_ROLES
     owner = [p for p in receipt["payouts"] if p["role"] == "owner"]
     assert [p["account"] for p in owner] == [shop.addr("dave")]
-    paid = {p["contribution"] for p in receipt["payouts"] if p["contribution"] is not None}
-    assert paid == set(shop.market.contributions.values())
+    assert int(receipt["pools"]["staker"]) == int(receipt["split"]["stakers"])
+    with shop.node.db.session() as s:
+        members = load_sets(s, [receipt["beneficiaries"]])[receipt["beneficiaries"]]
+    assert {m.contribution for m in members} == set(shop.market.contributions.values())
     # the payer's credit moved by exactly the fee; nothing is left held
     credit = shop.credit("grace")
     assert credit["charged"] == str(charged) and credit["held"] == "0"
@@ -399,7 +405,7 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
     assert ids == list(range(1, len(ids) + 1))
     assert node.ledger.receipts()["total"] == len(ids) == 32 + 8 + len(paid_heidi)
     docs = [shop.receipt(i) for i in ids]
-    assert [d["receipt"]["prev"] for d in docs[1:]] == [d["hash"] for d in docs[:-1]]
+    assert [d["prev"] for d in docs[1:]] == [d["hash"] for d in docs[:-1]]
     bodies = [check_receipt(shop, i, "grace") for i in grace_ids]
     bodies += [check_receipt(shop, i, "heidi") for i in paid_heidi]
     # each payer's credit fell by exactly its receipts' fees; nothing negative, nothing held
@@ -411,9 +417,9 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
         assert int(credit["available"]) == deposited - fees >= 0
         assert credit["held"] == "0" and int(credit["charged"]) >= fees
     assert int(shop.credit("heidi")["available"]) < heidi_fee
-    # all the money paid in went out in payouts, to the wei
+    # all the money paid in went out in payouts and pools, to the wei
     assert sum(int(b["fee"]) for b in bodies) == sum(
         int(p["amount"]) for b in bodies for p in b["payouts"]
-    )
+    ) + sum(int(v) for b in bodies for v in b["pools"].values())
     stats = node.serving.engine.stats()
     assert (stats["running"], stats["waiting"]) == (0, 0)

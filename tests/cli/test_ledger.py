@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from openledger.cli.main import main
+from openledger.ledger.receipts import check_served
 from openledger.store.ledger_tables import ReceiptRow
 from tests.conftest import PASSWORD
 from tests.ledger.test_epochs import fast_forward, paid
@@ -54,7 +55,8 @@ def test_settle_reward_claim_audit(cli: Market, capsys: pytest.CaptureFixture[st
     paid(cli, 3)
     assert main(["receipts", "list"]) == 0 and "grace" in capsys.readouterr().out
     shown = _json(capsys, ["receipts", "show", "2"])
-    assert shown["id"] == 2 and shown["receipt"]["seq"] == 2
+    assert shown["id"] == 2 and shown == cli.node.ledger.receipt(2)
+    assert check_served(shown, cli.node.accounts.operator_address()) == ""
     assert main(["epoch", "close"]) == 0
     assert "epoch 1 settled: 3 receipts" in capsys.readouterr().out
     assert main(["epoch", "close"]) == 0

@@ -16,6 +16,7 @@ from openledger.ledger.pricing import (
     FeeSplit,
     Payout,
     allocate,
+    divide_pools,
     fee,
     split_fee,
     weights_ppb,
@@ -143,41 +144,63 @@ def test_default_split_in_hand_computed_wei() -> None:
 
     parts 10/20/20/50 %: 100000.3, 200000.6, 200000.6, 500001.5 → floors 100000, 200000,
     200000, 500001 and 2 wei left: to owner and stakers (remainder 0.6, owner < stakers).
-    stakers 200,001 by stake 10:30:20 → 33333.5, 100000.5, 66667 → alice gets the wei left
-    (tie with erin, smaller id). contributors 500,001: erin 0.6 → 300000.6, unattributed 0.4
-    → 200000.4 → erin 300,001; the 200,000 unattributed by records 2:1:1.
+    stakers 200,001 pooled. contributors 500,001: erin 0.6 → 300000.6, unattributed 0.4
+    → 200000.4 → erin 300,001; the 200,000 unattributed pooled.
     """
-    parts, payouts = split_fee(
+    sp = split_fee(
         1_000_003, DEFAULT, treasury=TREASURY, owner=OWNER, contributions=TRAINING,
         attribution={12: 600_000_000},
     )  # fmt: skip
-    assert parts == {"platform": 100_000, "owner": 200_001, "stakers": 200_001,
-                     "contributors": 500_001}  # fmt: skip
-    assert payouts == [
+    assert sp.parts == {"platform": 100_000, "owner": 200_001, "stakers": 200_001,
+                        "contributors": 500_001}  # fmt: skip
+    assert sp.payouts == [
         Payout(TREASURY, "platform", 100_000),
         Payout(OWNER, "owner", 200_001),
+        Payout(ERIN, "contributor", 300_001, 1, 12),
+    ]
+    assert sp.pools == {"staker": 200_001, "unattributed": 200_000}
+    assert payouts_total(sp.payouts) + sum(sp.pools.values()) == 1_000_003
+
+
+def test_pools_are_divided_by_stake_and_by_records() -> None:
+    """stakers 200,001 by stake 10:30:20 → 33333.5, 100000.5, 66667 → alice gets the wei
+    left (tie with erin, smaller id); unattributed 200,000 by records 2:1:1."""
+    out = divide_pools({("0xs", "staker"): 200_001, ("0xs", "unattributed"): 200_000},
+                       {"0xs": TRAINING})  # fmt: skip
+    assert [p for _, p in out] == [
         Payout(ALICE, "staker", 33_334, 1, 11),
         Payout(ERIN, "staker", 100_000, 1, 12),
         Payout(FRANK, "staker", 66_667, 1, 13),
-        Payout(ERIN, "contributor", 300_001, 1, 12),
         Payout(ALICE, "unattributed", 100_000, 1, 11),
         Payout(ERIN, "unattributed", 50_000, 1, 12),
         Payout(FRANK, "unattributed", 50_000, 1, 13),
     ]
-    assert payouts_total(payouts) == 1_000_003
+    assert {h for h, _ in out} == {"0xs"}
+
+
+def test_dividing_a_pool_whose_set_is_unknown_or_weightless_is_refused() -> None:
+    with pytest.raises(ValidationError, match="not stored"):
+        divide_pools({("0xgone", "staker"): 5}, {})
+    unstaked = tuple(Beneficiary(c.contribution, c.datanet, c.contributor, c.records, 0)
+                     for c in TRAINING)  # fmt: skip
+    with pytest.raises(ValidationError, match="no positive weight"):
+        divide_pools({("0xs", "staker"): 5}, {"0xs": unstaked})
+    assert divide_pools({("0xs", "staker"): 0}, {}) == []
 
 
 def test_a_market_sized_fee_splits_exactly() -> None:
     """190,000,000,000,000 wei (40 prompt + 10 completion tokens at 0.003/0.007 OPEN per
     1k): parts divide exactly; stakers 38e12 by 10:30:20 → 6333333333333.3, 19e12,
     12666666666666.7 → frank gets the wei left; no attribution: 95e12 by records 2:1:1."""
-    parts, payouts = split_fee(
+    sp = split_fee(
         190 * 10**12, DEFAULT, treasury=TREASURY, owner=OWNER, contributions=TRAINING,
         attribution={},
     )  # fmt: skip
-    assert parts == {"platform": 19 * 10**12, "owner": 38 * 10**12, "stakers": 38 * 10**12,
-                     "contributors": 95 * 10**12}  # fmt: skip
-    by = {(p.role, p.account): p.amount for p in payouts}
+    assert sp.parts == {"platform": 19 * 10**12, "owner": 38 * 10**12,
+                        "stakers": 38 * 10**12, "contributors": 95 * 10**12}  # fmt: skip
+    assert sp.pools == {"staker": 38 * 10**12, "unattributed": 95 * 10**12}
+    pooled = divide_pools({("0xs", r): v for r, v in sp.pools.items()}, {"0xs": TRAINING})
+    by = {(p.role, p.account): p.amount for p in [*sp.payouts, *(p for _, p in pooled)]}
     assert by == {
         ("platform", TREASURY): 19 * 10**12,
         ("owner", OWNER): 38 * 10**12,
@@ -190,45 +213,54 @@ def test_a_market_sized_fee_splits_exactly() -> None:
     }
 
 
+def test_pooling_loses_less_to_rounding_than_dividing_each_fee() -> None:
+    """Three fees of 1,000,003 wei: dividing each one's 200,001-wei stakers' part gives
+    alice 33,334 three times (the rounding wei each time); the pooled 600,003 gives her
+    100,000.5 → 100,001 at most, and erin/frank their exact 300,001.5 / 200,001."""
+    pooled = divide_pools({("0xs", "staker"): 3 * 200_001}, {"0xs": TRAINING})
+    assert {p.account: p.amount for _, p in pooled} == {
+        ALICE: 100_001,
+        ERIN: 300_001,
+        FRANK: 200_001,
+    }
+
+
 def test_no_stake_sends_the_stakers_part_to_the_treasury() -> None:
     unstaked = tuple(Beneficiary(c.contribution, c.datanet, c.contributor, c.records, 0)
                      for c in TRAINING)  # fmt: skip
-    parts, payouts = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
-                               contributions=unstaked, attribution={12: WEIGHT_SCALE})  # fmt: skip
-    assert parts == {"platform": 100, "owner": 200, "stakers": 200, "contributors": 500}
-    stakers = [p for p in payouts if p.role == "staker"]
-    assert stakers == [Payout(TREASURY, "staker", 200)]
-    assert [p for p in payouts if p.role == "contributor"] == [
+    sp = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
+                   contributions=unstaked, attribution={12: WEIGHT_SCALE})  # fmt: skip
+    assert sp.parts == {"platform": 100, "owner": 200, "stakers": 200, "contributors": 500}
+    assert [p for p in sp.payouts if p.role == "staker"] == [Payout(TREASURY, "staker", 200)]
+    assert [p for p in sp.payouts if p.role == "contributor"] == [
         Payout(ERIN, "contributor", 500, 1, 12)
     ]
-    assert not [p for p in payouts if p.role == "unattributed"]  # fully attributed
-    assert payouts_total(payouts) == 1_000
+    assert sp.pools == {}  # nothing staked, and fully attributed
+    assert payouts_total(sp.payouts) == 1_000
 
 
-def test_no_attribution_pays_the_contributors_part_by_records() -> None:
-    _, payouts = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
-                           contributions=TRAINING, attribution={})  # fmt: skip
-    assert [p for p in payouts if p.role in ("contributor", "unattributed")] == [
-        Payout(ALICE, "unattributed", 250, 1, 11),
-        Payout(ERIN, "unattributed", 125, 1, 12),
-        Payout(FRANK, "unattributed", 125, 1, 13),
-    ]
+def test_no_attribution_pools_the_contributors_part_for_the_records() -> None:
+    sp = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
+                   contributions=TRAINING, attribution={})  # fmt: skip
+    assert [p for p in sp.payouts if p.role in ("contributor", "unattributed")] == []
+    assert sp.pools == {"staker": 200, "unattributed": 500}
     # zero and negative weights are no attribution either
-    _, same = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
-                        contributions=TRAINING, attribution={11: 0, 13: -5})  # fmt: skip
-    assert same == payouts
+    same = split_fee(1_000, DEFAULT, treasury=TREASURY, owner=OWNER,
+                     contributions=TRAINING, attribution={11: 0, 13: -5})  # fmt: skip
+    assert same == sp
 
 
 def test_no_training_contributions_send_everything_but_owner_to_the_treasury() -> None:
-    parts, payouts = split_fee(1_001, DEFAULT, treasury=TREASURY, owner=OWNER,
-                               contributions=(), attribution={})  # fmt: skip
-    assert payouts == [
-        Payout(TREASURY, "platform", parts["platform"]),
-        Payout(OWNER, "owner", parts["owner"]),
-        Payout(TREASURY, "staker", parts["stakers"]),
-        Payout(TREASURY, "unattributed", parts["contributors"]),
+    sp = split_fee(1_001, DEFAULT, treasury=TREASURY, owner=OWNER,
+                   contributions=(), attribution={})  # fmt: skip
+    assert sp.payouts == [
+        Payout(TREASURY, "platform", sp.parts["platform"]),
+        Payout(OWNER, "owner", sp.parts["owner"]),
+        Payout(TREASURY, "staker", sp.parts["stakers"]),
+        Payout(TREASURY, "unattributed", sp.parts["contributors"]),
     ]
-    assert payouts_total(payouts) == 1_001
+    assert sp.pools == {}
+    assert payouts_total(sp.payouts) == 1_001
 
 
 def test_attribution_naming_an_unknown_contribution_is_refused() -> None:
@@ -239,10 +271,10 @@ def test_attribution_naming_an_unknown_contribution_is_refused() -> None:
 
 
 def test_a_zero_fee_pays_nobody() -> None:
-    parts, payouts = split_fee(0, DEFAULT, treasury=TREASURY, owner=OWNER,
-                               contributions=TRAINING, attribution={12: 10**9})  # fmt: skip
-    assert parts == {"platform": 0, "owner": 0, "stakers": 0, "contributors": 0}
-    assert payouts == []
+    sp = split_fee(0, DEFAULT, treasury=TREASURY, owner=OWNER,
+                   contributions=TRAINING, attribution={12: 10**9})  # fmt: skip
+    assert sp.parts == {"platform": 0, "owner": 0, "stakers": 0, "contributors": 0}
+    assert sp.payouts == [] and sp.pools == {}
 
 
 @pytest.mark.parametrize("bps", [(1_000, 2_000, 2_000, 4_999), (-1, 2_001, 3_000, 5_000)])
@@ -277,17 +309,21 @@ def test_split_never_loses_or_creates_a_wei(
         if ids
         else {}
     )
-    parts, payouts = split_fee(amount, split, treasury=TREASURY, owner=OWNER,
-                               contributions=contributions, attribution=attribution)  # fmt: skip
-    assert sum(parts.values()) == amount == payouts_total(payouts)
-    assert all(p.amount > 0 for p in payouts)  # a weight too small to earn a wei is left out
+    sp = split_fee(amount, split, treasury=TREASURY, owner=OWNER,
+                   contributions=contributions, attribution=attribution)  # fmt: skip
+    parts, payouts = sp.parts, sp.payouts
+    pooled = [p for _, p in divide_pools({("0xs", r): v for r, v in sp.pools.items()},
+                                         {"0xs": contributions})]  # fmt: skip
+    everything = payouts + pooled
+    assert sum(parts.values()) == amount == payouts_total(everything)
+    assert all(p.amount > 0 for p in everything)  # a weight too small to earn a wei is left out
     for role, part in (("platform", "platform"), ("owner", "owner"), ("staker", "stakers")):
-        assert sum(p.amount for p in payouts if p.role == role) == parts[part]
-    assert (sum(p.amount for p in payouts if p.role in ("contributor", "unattributed"))
+        assert sum(p.amount for p in everything if p.role == role) == parts[part]
+    assert (sum(p.amount for p in everything if p.role in ("contributor", "unattributed"))
             == parts["contributors"])  # fmt: skip
     again = split_fee(amount, split, treasury=TREASURY, owner=OWNER,
                       contributions=contributions, attribution=attribution)  # fmt: skip
-    assert again == (parts, payouts)
+    assert again == sp
 
 
 # --------------------------------------------------------------------------- weights_ppb

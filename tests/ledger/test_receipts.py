@@ -16,8 +16,11 @@ from openledger.ledger.receipts import (
     GENESIS,
     ReceiptSigner,
     canonical_json,
+    check_head,
     check_receipt,
-    receipt_hash,
+    check_served,
+    content_hash,
+    link_hash,
     recover_signer,
 )
 
@@ -39,15 +42,25 @@ def test_canonical_json_is_sorted_compact_utf8() -> None:
     text = b'{"a":{"b":[1,2,{"k":null}],"y":"\xc3\xa9"},"fee":"123","z":1}'
     assert canonical_json(body) == text
     # a pinned hash: the format must not drift, or every stored receipt stops verifying
-    assert receipt_hash(body) == (
+    assert content_hash(body) == (
         "0x362d0bede25e5039c2b4d7262de236f7e93f4974f69cf0638edb611bda1c9f98"
     )
-    assert receipt_hash(body) == "0x" + Web3.keccak(text).hex().removeprefix("0x")
+    assert content_hash(body) == "0x" + Web3.keccak(text).hex().removeprefix("0x")
 
 
-def test_canonical_json_refuses_nan() -> None:
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_canonical_json_refuses_nan_and_infinities(bad: float) -> None:
     with pytest.raises(ValueError):
-        canonical_json({"x": float("nan")})
+        canonical_json({"x": [1, {"y": bad}]})
+
+
+def test_canonical_json_is_the_standard_librarys_bytes() -> None:
+    """Fast path (orjson) and fallback (nulls, integers over 64 bits) write the same bytes
+    as ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``."""
+    for value in ({"b": [1, "é", {"z": True, "a": "x\u2028\"\\\x01"}], "a": "nullable"},
+                  {"k": None, "n": 2**70, "m": -(2**63)}, [1.5, 0.1, 1e300]):  # fmt: skip
+        expect = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert canonical_json(value) == expect.encode()
 
 
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=8), st.randoms())
@@ -59,13 +72,13 @@ def test_canonical_json_is_stable_under_key_order_and_a_round_trip(
     shuffled = dict(items)
     assert canonical_json(shuffled) == canonical_json(body)
     assert canonical_json(json.loads(canonical_json(body))) == canonical_json(body)
-    assert receipt_hash(shuffled) == receipt_hash(body)
+    assert content_hash(shuffled) == content_hash(body)
 
 
 def test_a_signature_recovers_to_the_signer_and_matches_eth_account() -> None:
     signer = ReceiptSigner(OPERATOR_KEY)
     assert signer.address == OPERATOR
-    digest = receipt_hash({"seq": 1, "fee": "10"})
+    digest = content_hash({"seq": 1, "fee": "10"})
     sig = signer.sign(digest)
     assert recover_signer(digest, sig) == OPERATOR
     # the same deterministic (RFC 6979) signature eth_account makes with personal_sign
@@ -74,42 +87,52 @@ def test_a_signature_recovers_to_the_signer_and_matches_eth_account() -> None:
     ).signature
     assert sig == "0x" + bytes(expected).hex()
     assert sig[-2:] in ("1b", "1c")  # v = 27 / 28
-    other = receipt_hash({"seq": 1, "fee": "11"})
+    other = content_hash({"seq": 1, "fee": "11"})
     assert recover_signer(other, sig) != OPERATOR
     assert recover_signer(digest, "0x1234") == ""
 
 
-def chain(n: int, key: bytes = OPERATOR_KEY) -> list[tuple[int, str, str, str, str]]:
-    """(seq, body text, hash, signature, prev) of ``n`` chained receipts."""
+def test_the_link_hash_is_keccak_of_the_packed_prev_seq_and_content() -> None:
+    prev, content = "0x" + "11" * 32, "0x" + "22" * 32
+    packed = bytes.fromhex("11" * 32) + (7).to_bytes(32, "big") + bytes.fromhex("22" * 32)
+    assert link_hash(prev, 7, content) == "0x" + Web3.keccak(packed).hex().removeprefix("0x")
+
+
+Stored = tuple[int, str, str, str, str, str]  # seq, body text, content hash, sig, hash, prev
+
+
+def chain(n: int, key: bytes = OPERATOR_KEY) -> list[Stored]:
+    """``n`` chained receipts as stored: (seq, body, content hash, signature, hash, prev)."""
     signer, prev, out = ReceiptSigner(key), GENESIS, []
     for seq in range(1, n + 1):
-        body = {"v": 1, "seq": seq, "prev": prev, "fee": str(100 * seq), "payer": "0xgrace"}
-        digest = receipt_hash(body)
-        out.append((seq, canonical_json(body).decode(), digest, signer.sign(digest), prev))
+        body = {"v": 2, "fee": str(100 * seq), "payer": "0xgrace"}
+        chash = content_hash(body)
+        digest = link_hash(prev, seq, chash)
+        out.append((seq, canonical_json(body).decode(), chash, signer.sign(chash), digest, prev))
         prev = digest
     return out
 
 
 def test_an_intact_chain_checks_out() -> None:
-    for seq, text, digest, sig, prev in chain(4):
-        assert check_receipt(seq, text, digest, sig, prev, OPERATOR).ok
-        assert check_receipt(seq, text, digest, sig, prev, OPERATOR.lower()).ok
+    for seq, text, chash, sig, digest, prev in chain(4):
+        assert check_receipt(seq, text, chash, sig, digest, prev, OPERATOR).ok
+        assert check_receipt(seq, text, chash, sig, digest, prev, OPERATOR.lower()).ok
 
 
-def test_an_edited_body_no_longer_matches_its_hash() -> None:
-    seq, text, digest, sig, prev = chain(2)[1]
+def test_an_edited_body_no_longer_matches_its_content_hash() -> None:
+    seq, text, chash, sig, digest, prev = chain(2)[1]
     edited = text.replace('"fee":"200"', '"fee":"1"')
     assert edited != text
-    r = check_receipt(seq, edited, digest, sig, prev, OPERATOR)
+    r = check_receipt(seq, edited, chash, sig, digest, prev, OPERATOR)
     assert not r.ok and r.seq == 2
-    rehashed = receipt_hash(json.loads(edited))
-    assert r.problem == f"its body hashes to {rehashed}, not the stored {digest}"
+    rehashed = content_hash(json.loads(edited))
+    assert r.problem == f"its body hashes to {rehashed}, not the stored {chash}"
 
 
 def test_an_edited_and_rehashed_body_has_a_foreign_signature() -> None:
-    seq, text, _, sig, prev = chain(2)[1]
+    seq, text, _, sig, digest, prev = chain(2)[1]
     edited = text.replace('"fee":"200"', '"fee":"1"')
-    r = check_receipt(seq, edited, receipt_hash(json.loads(edited)), sig, prev, OPERATOR)
+    r = check_receipt(seq, edited, content_hash(json.loads(edited)), sig, digest, prev, OPERATOR)
     assert not r.ok and "not the operator" in r.problem
 
 
@@ -122,64 +145,82 @@ def test_an_edited_and_rehashed_body_has_a_foreign_signature() -> None:
     ],
 )
 def test_a_non_canonical_body_is_refused_even_if_its_content_is_intact(mangle: Any) -> None:
-    seq, text, digest, sig, prev = chain(1)[0]
+    seq, text, chash, sig, digest, prev = chain(1)[0]
     mangled = mangle(text)
     assert json.loads(mangled) == json.loads(text) and mangled != text
-    r = check_receipt(seq, mangled, digest, sig, prev, OPERATOR)
+    r = check_receipt(seq, mangled, chash, sig, digest, prev, OPERATOR)
     assert not r.ok and r.problem == "its body is not in canonical form (it was edited)"
 
 
 def test_a_body_that_is_not_json() -> None:
-    seq, text, digest, sig, prev = chain(1)[0]
-    r = check_receipt(seq, text[:-1], digest, sig, prev, OPERATOR)
+    seq, text, chash, sig, digest, prev = chain(1)[0]
+    r = check_receipt(seq, text[:-1], chash, sig, digest, prev, OPERATOR)
     assert not r.ok and r.problem == "its body is not JSON"
 
 
-def test_reordered_receipts_are_detected_by_seq() -> None:
+def test_reordered_receipts_break_the_links() -> None:
     receipts = chain(3)
     # stored in the order 1, 3, 2: the row at seq 2 holds receipt 3
-    _, text3, digest3, sig3, _ = receipts[2]
-    r = check_receipt(2, text3, digest3, sig3, receipts[0][2], OPERATOR)
-    assert not r.ok and r.problem == "its body says seq 3 (reordered)"
-
-
-def test_a_wrong_prev_breaks_the_chain() -> None:
-    receipts = chain(3)
-    # receipt 3 checked right after receipt 1 (receipt 2 dropped and 3 renumbered is seq's
-    # concern; here the seq is right but the hash before it is not the one it names)
-    seq, text, digest, sig, named_prev = receipts[2]
-    r = check_receipt(seq, text, digest, sig, receipts[0][2], OPERATOR)
-    assert not r.ok
-    assert r.problem == (
-        f"its prev is {named_prev}, but the receipt before it hashes to {receipts[0][2]} "
-        "(the chain is broken or reordered)"
+    _, text3, chash3, sig3, digest3, _ = receipts[2]
+    r = check_receipt(2, text3, chash3, sig3, digest3, receipts[0][4], OPERATOR)
+    relinked = link_hash(receipts[0][4], 2, chash3)
+    assert not r.ok and r.problem == (
+        f"its place in the chain hashes to {relinked} (after {receipts[0][4]}), not the stored "
+        f"{digest3} (the chain is broken or reordered)"
     )
-    # a receipt re-made with another prev, correctly hashed and signed, still breaks it
-    body = json.loads(receipts[1][1]) | {"prev": GENESIS}
-    forged = receipt_hash(body)
-    sig2 = ReceiptSigner(OPERATOR_KEY).sign(forged)
-    r2 = check_receipt(2, canonical_json(body).decode(), forged, sig2, receipts[0][2], OPERATOR)
-    assert not r2.ok and "chain is broken" in r2.problem
+    # the links re-computed to fit the new order check out one by one (they need no key)…
+    assert check_receipt(2, text3, chash3, sig3, relinked, receipts[0][4], OPERATOR).ok
+    # …but the head the operator signed over the old order no longer matches
+    head = ReceiptSigner(OPERATOR_KEY).sign(receipts[2][4])
+    assert check_head(3, receipts[2][4], head, OPERATOR) == ""
+    moved = link_hash(relinked, 3, receipts[1][2])
+    assert "not the operator" in check_head(3, moved, head, OPERATOR)
 
 
-def test_a_wrong_seq_in_the_body() -> None:
-    seq, text, _, _, prev = chain(1)[0]
-    body = json.loads(text) | {"seq": 7}
-    digest = receipt_hash(body)
-    sig = ReceiptSigner(OPERATOR_KEY).sign(digest)
-    r = check_receipt(seq, canonical_json(body).decode(), digest, sig, prev, OPERATOR)
-    assert not r.ok and r.problem == "its body says seq 7 (reordered)"
+def test_a_dropped_receipt_breaks_the_chain() -> None:
+    receipts = chain(3)
+    # receipt 3 checked right after receipt 1: the hash before it is not the one it was
+    # linked to
+    seq, text, chash, sig, digest, _ = receipts[2]
+    r = check_receipt(seq, text, chash, sig, digest, receipts[0][4], OPERATOR)
+    assert not r.ok and "the chain is broken or reordered" in r.problem
 
 
 def test_a_foreign_signature_is_named() -> None:
-    seq, text, digest, _, prev = chain(1)[0]
+    seq, text, chash, _, digest, prev = chain(1)[0]
     foreign = ReceiptSigner(OTHER_KEY)
-    r = check_receipt(seq, text, digest, foreign.sign(digest), prev, OPERATOR)
+    r = check_receipt(seq, text, chash, foreign.sign(chash), digest, prev, OPERATOR)
     assert not r.ok
     assert r.problem == (
         f"its signature recovers to {foreign.address}, not the operator {OPERATOR}"
     )
-    bad = check_receipt(seq, text, digest, "0xdeadbeef", prev, OPERATOR)
+    bad = check_receipt(seq, text, chash, "0xdeadbeef", digest, prev, OPERATOR)
     assert not bad.ok and bad.problem == (
         f"its signature recovers to nothing, not the operator {OPERATOR}"
     )
+    assert check_head(1, digest, foreign.sign(digest), OPERATOR).startswith(
+        f"its head signature recovers to {foreign.address}"
+    )
+
+
+def served(receipts: list[Stored], i: int, head: int) -> dict[str, Any]:
+    seq, text, chash, sig, digest, prev = receipts[i]
+    return {"id": seq, "hash": digest, "prev": prev, "content_hash": chash, "signature": sig,
+            "receipt": json.loads(text),
+            "head": {"id": receipts[head][0], "hash": receipts[head][4],
+                     "signature": ReceiptSigner(OPERATOR_KEY).sign(receipts[head][4]),
+                     "content_hashes": [r[2] for r in receipts[i + 1 : head + 1]]}}  # fmt: skip
+
+
+def test_a_served_receipt_proves_its_content_and_place_alone() -> None:
+    receipts = chain(5)
+    for i in range(5):
+        assert check_served(served(receipts, i, 4), OPERATOR) == ""
+    doc = served(receipts, 1, 4)
+    doc["head"]["content_hashes"][0] = receipts[3][2]  # a wrong receipt after it
+    assert check_served(doc, OPERATOR).startswith("the hashes after it lead to")
+    doc = served(receipts, 1, 4) | {"head": None}
+    assert check_served(doc, OPERATOR) == "it names no signed head (its group was not committed)"
+    doc = served(receipts, 1, 4)
+    doc["receipt"]["fee"] = "1"
+    assert check_served(doc, OPERATOR).startswith("its body hashes to")

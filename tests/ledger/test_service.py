@@ -16,9 +16,23 @@ from sqlalchemy.exc import IntegrityError
 from openledger.attribution.types import Attribution, Share
 from openledger.errors import PaymentRequiredError, TransactionRevertedError, ValidationError
 from openledger.ledger.pricing import fee
-from openledger.ledger.receipts import GENESIS, check_receipt, receipt_hash, recover_signer
+from openledger.ledger.receipts import (
+    GENESIS,
+    check_head,
+    check_receipt,
+    check_served,
+    content_hash,
+    link_hash,
+    recover_signer,
+)
 from openledger.node import Node
-from openledger.store.ledger_tables import BeneficiarySetRow, CreditRow, EarningRow, ReceiptRow
+from openledger.store.ledger_tables import (
+    BeneficiarySetRow,
+    CreditRow,
+    EarningRow,
+    PoolRow,
+    ReceiptRow,
+)
 from openledger.units import OPEN
 from tests.market import PRICE_IN, PRICE_OUT, Market
 
@@ -40,8 +54,11 @@ def stored_receipts(node: Node) -> list[ReceiptRow]:
 
 
 def earnings_total(node: Node) -> int:
+    """Earnings recorded plus the pools (before any seal divides them)."""
     with node.db.session() as s:
-        return sum(int(a) for a in s.scalars(select(EarningRow.amount)))
+        return sum(int(a) for a in s.scalars(select(EarningRow.amount))) + sum(
+            int(a) for a in s.scalars(select(PoolRow.amount))
+        )
 
 
 def deposit_raw(node: Node, who: str, amount: int) -> Any:
@@ -110,7 +127,7 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
         assert s.get(CreditRow, grace).charged == expected
 
     b = r.body
-    assert (b["seq"], b["prev"], b["payer"], b["chain_id"]) == (1, GENESIS, grace, 31337)
+    assert (r.seq, r.prev, b["payer"], b["chain_id"]) == (1, GENESIS, grace, 31337)
     assert b["tokens"] == {"prompt": 40, "completion": 10}
     assert b["prices"] == {"in": str(PRICE_IN), "out": str(PRICE_OUT)}
     assert b["split"] == {"params_version": b["split"]["params_version"],
@@ -120,13 +137,53 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     treasury = node.params.current().treasury
     alice, erin, frank = market.addr("alice"), market.addr("erin"), market.addr("frank")
     ids = market.contributions
-    got = {(p["role"], p["account"], p["contribution"]): int(p["amount"]) for p in b["payouts"]}
-    # stakes 10/30/20 OPEN (frank's rejected contribution earns nothing); one record each
-    # (a .txt file is one record): 95e12 / 3 = 31666666666666.67 → the 2 wei left go to the
-    # smallest contribution ids (alice, erin)
+    got = {(p["role"], p["account"]): int(p["amount"]) for p in b["payouts"]}
     assert got == {
-        ("platform", treasury, None): 19 * 10**12,
-        ("owner", market.model["owner"], None): 38 * 10**12,
+        ("platform", treasury): 19 * 10**12,
+        ("owner", market.model["owner"]): 38 * 10**12,
+    }
+    # stakers' part and the unattributed part are pooled for the epoch's seal
+    assert b["pools"] == {"staker": str(38 * 10**12), "unattributed": str(95 * 10**12)}
+    assert b["attribution"] == {"method": "none", "index_hash": None, "shares": [],
+                                "unattributed_ppb": 10**9}  # fmt: skip
+    # stored as returned: content hash of the canonical body signed by the node's operator,
+    # linked after the genesis hash; the only receipt of its group carries the head signature
+    operator = node.accounts.operator_address()
+    assert r.content_hash == content_hash(b) and r.hash == link_hash(GENESIS, 1, r.content_hash)
+    assert recover_signer(r.content_hash, r.signature) == operator
+    assert check_head(1, r.hash, r.head_signature, operator) == ""
+    stored = node.ledger.receipt(1)
+    assert stored == {"id": 1, "hash": r.hash, "prev": GENESIS, "content_hash": r.content_hash,
+                      "signature": r.signature, "epoch": None, "receipt": b,
+                      "head": {"id": 1, "hash": r.hash, "signature": r.head_signature,
+                               "content_hashes": []}}  # fmt: skip
+    assert check_served(stored, operator) == ""
+    assert node.ledger.receipt(r.hash)["id"] == 1
+    assert earnings_total(node) == expected
+    with node.db.session() as s:
+        rows = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount)
+                         .where(EarningRow.receipt_seq == 1)).all()  # fmt: skip
+        assert sorted((role, acc, int(a)) for role, acc, a in rows) == sorted(
+            (role, acc, amount) for (role, acc), amount in got.items()
+        )
+        pools = s.execute(select(PoolRow.set_hash, PoolRow.role, PoolRow.amount)).all()
+        assert sorted((h, r, int(a)) for h, r, a in pools) == [
+            (b["beneficiaries"], "staker", 38 * 10**12),
+            (b["beneficiaries"], "unattributed", 95 * 10**12),
+        ]
+        assert s.get(BeneficiarySetRow, b["beneficiaries"]) is not None
+
+    # the seal divides the pools: stakes 10/30/20 OPEN (frank's rejected contribution earns
+    # nothing); one record each (a .txt file is one record): 95e12 / 3 = 31666666666666.67
+    # → the 2 wei left go to the smallest contribution ids (alice, erin)
+    alice, erin, frank = market.addr("alice"), market.addr("erin"), market.addr("frank")
+    node.epochs._seal()
+    with node.db.session() as s:
+        pooled = EarningRow.role.in_(["staker", "unattributed"])
+        sealed = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount,
+                                  EarningRow.contribution_id).where(pooled)).all()  # fmt: skip
+    ids = market.contributions
+    assert {(r, a, c): int(v) for r, a, v, c in sealed} == {
         ("staker", alice, ids["alice"]): 6_333_333_333_333,
         ("staker", erin, ids["erin"]): 19 * 10**12,
         ("staker", frank, ids["frank"]): 12_666_666_666_667,
@@ -134,24 +191,6 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
         ("unattributed", erin, ids["erin"]): 31_666_666_666_667,
         ("unattributed", frank, ids["frank"]): 31_666_666_666_666,
     }
-    assert b["attribution"] == {"method": "none", "index_hash": None, "shares": [],
-                                "unattributed_ppb": 10**9}  # fmt: skip
-    # stored as returned: hash of the canonical body, signed by the node's operator
-    assert r.hash == receipt_hash(b)
-    assert recover_signer(r.hash, r.signature) == node.accounts.operator_address()
-    stored = node.ledger.receipt(1)
-    assert stored == {"id": 1, "hash": r.hash, "signature": r.signature, "epoch": None,
-                      "receipt": b}  # fmt: skip
-    assert node.ledger.receipt(r.hash)["id"] == 1
-    assert earnings_total(node) == expected
-    with node.db.session() as s:
-        rows = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount)
-                         .where(EarningRow.receipt_seq == 1)).all()  # fmt: skip
-        assert sorted((role, acc, int(a)) for role, acc, a in rows) == sorted(
-            (role, acc, amount) for (role, acc, _), amount in got.items()
-        )
-        digest = b["beneficiaries"]
-        assert s.get(BeneficiarySetRow, digest) is not None
 
 
 def test_attributed_charge_pays_the_named_contribution(market: Market) -> None:
@@ -162,16 +201,14 @@ def test_attributed_charge_pays_the_named_contribution(market: Market) -> None:
     r = charge(market, node.ledger.reserve(market.user, market.model, 40, 30), 10, attribution=a)
     assert r.body["attribution"] == {
         "method": "gradient", "index_hash": "0x" + "11" * 32,
-        "shares": [{"contribution": erin, "contributor": market.addr("erin"),
-                    "weight_ppb": 600_000_000}],
+        "shares": [{"contribution": erin, "weight_ppb": 600_000_000}],
         "unattributed_ppb": 400_000_000,
     }  # fmt: skip
     contributor = [p for p in r.body["payouts"] if p["role"] == "contributor"]
     assert contributor == [{"account": market.addr("erin"), "role": "contributor",
                             "amount": str(57 * 10**12), "datanet": contributor[0]["datanet"],
                             "contribution": erin}]  # fmt: skip
-    unattributed = sum(int(p["amount"]) for p in r.body["payouts"] if p["role"] == "unattributed")
-    assert unattributed == 38 * 10**12
+    assert r.body["pools"]["unattributed"] == str(38 * 10**12)
 
 
 def test_receipts_form_a_hash_chain(market: Market) -> None:
@@ -183,10 +220,11 @@ def test_receipts_form_a_hash_chain(market: Market) -> None:
     prev = GENESIS
     operator = node.accounts.operator_address()
     for row in rows:
-        body = json.loads(row.body)
-        assert body["seq"] == row.seq and body["prev"] == prev == row.prev_hash
-        assert check_receipt(row.seq, row.body, row.hash, row.signature, prev, operator).ok
-        assert node.ledger.receipt(row.seq)["receipt"]["prev"] == prev
+        assert row.prev_hash == prev
+        assert check_receipt(row.seq, row.body, row.content_hash, row.signature, row.hash, prev,
+                             operator).ok  # fmt: skip
+        doc = node.ledger.receipt(row.seq)
+        assert doc["prev"] == prev and check_served(doc, operator) == ""
         prev = row.hash
     fees = [int(json.loads(r.body)["fee"]) for r in rows]
     assert fees == [fee(10 + i, 5 + i, PRICE_IN, PRICE_OUT) for i in range(5)]
@@ -249,7 +287,7 @@ def test_a_failing_write_fails_the_waiting_requests_and_releases_their_holds(
     with node.db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER refuse")
     r = charge(market, node.ledger.reserve(grace, market.model, 40, 30), 10, 200)
-    assert r.seq == 2 and r.body["prev"] == stored_receipts(node)[0].hash
+    assert r.seq == 2 and r.prev == stored_receipts(node)[0].hash
 
 
 def test_a_failed_first_write_does_not_lose_the_beneficiary_set(market: Market) -> None:
@@ -352,8 +390,13 @@ def test_64_threads_never_overspend_a_small_deposit(market: Market) -> None:
     assert sorted(int(r.fee) for r in rows) == sorted(fees)
     prev, operator = GENESIS, node.accounts.operator_address()
     for row in rows:
-        assert check_receipt(row.seq, row.body, row.hash, row.signature, prev, operator).ok
+        assert check_receipt(row.seq, row.body, row.content_hash, row.signature, row.hash, prev,
+                             operator).ok  # fmt: skip
         prev = row.hash
+    # every receipt is covered by a signed head: the last of each committed group
+    heads = [row for row in rows if row.head_signature]
+    assert heads and heads[-1].seq == rows[-1].seq
+    assert all(check_head(h.seq, h.hash, h.head_signature, operator) == "" for h in heads)
     with node.db.session() as s:
         assert s.get(CreditRow, heidi).available == int(credit["available"]) >= 0
         assert s.scalar(select(func.count()).select_from(ReceiptRow)) == len(fees)

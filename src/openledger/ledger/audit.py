@@ -1,15 +1,19 @@
 """`openledger audit --epoch N`: recompute an epoch from its receipts and check it on chain.
 
 Everything is recomputed from the stored receipt bodies, not from the ledger's own
-summaries: each receipt's hash, place in the hash chain and operator signature; its fee from
-its token counts and prices; its split from the basis points it names, its attribution
-weights and the beneficiary set it names; then the cumulative earnings of every epoch up to
-N, their Merkle root, and the root, total and receipts head posted on chain for N.
+summaries: each receipt's content hash and operator signature, its link in the hash chain,
+and the operator's signature of each committed group's last hash (every receipt must be
+covered by one); its fee from its token counts and prices; its split from the basis points
+it names, its attribution weights and the beneficiary set it names; each epoch's pools
+divided over their sets as the seal divides them; then the cumulative earnings of every
+epoch up to N, their Merkle root, and the root, total and receipts head posted on chain
+for N.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +23,8 @@ from sqlalchemy import select
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.ledger import beneficiaries as bene
-from openledger.ledger.pricing import FeeSplit, fee, split_fee
-from openledger.ledger.receipts import GENESIS, check_receipt
+from openledger.ledger.pricing import FeeSplit, Split, divide_pools, fee, split_fee
+from openledger.ledger.receipts import GENESIS, check_head, check_receipt
 from openledger.store.db import Database
 from openledger.store.ledger_tables import BeneficiarySetRow, EpochRow, ReceiptRow
 
@@ -47,19 +51,17 @@ class AuditReport:
                 "problems": list(self.problems)}  # fmt: skip
 
 
-def _recomputed_payouts(body: dict[str, Any], contributions: list) -> list[dict[str, Any]]:
+def _recomputed_split(body: dict[str, Any], contributions: list) -> Split:
     split = body["split"]
-    bps = split["bps"]
-    fs = FeeSplit(*bps, version=split["params_version"])
+    fs = FeeSplit(*split["bps"], version=split["params_version"])
     ppb = {int(x["contribution"]): int(x["weight_ppb"]) for x in body["attribution"]["shares"]}
     platform = next((p["account"] for p in body["payouts"] if p["role"] == "platform"), "")
     treasury = platform or next(
         (p["account"] for p in body["payouts"] if p["role"] in ("staker", "unattributed")
-         and p["contribution"] is None), ""
+         and p.get("contribution") is None), ""
     )  # fmt: skip
-    _, payouts = split_fee(int(body["fee"]), fs, treasury=treasury, owner=_owner(body),
-                           contributions=contributions, attribution=ppb)  # fmt: skip
-    return [p.to_dict() for p in payouts]
+    return split_fee(int(body["fee"]), fs, treasury=treasury, owner=_owner(body),
+                     contributions=contributions, attribution=ppb)  # fmt: skip
 
 
 def _owner(body: dict[str, Any]) -> str:
@@ -80,22 +82,30 @@ class Auditor:
                 report.problems.append(f"epoch {number} was never sealed on this node")
                 return report
             rows = s.execute(
-                select(ReceiptRow.seq, ReceiptRow.body, ReceiptRow.hash, ReceiptRow.signature,
-                       ReceiptRow.epoch)
+                select(ReceiptRow.seq, ReceiptRow.body, ReceiptRow.hash, ReceiptRow.content_hash,
+                       ReceiptRow.signature, ReceiptRow.head_signature, ReceiptRow.epoch)
                 .where(ReceiptRow.epoch.is_not(None), ReceiptRow.epoch <= number)
                 .order_by(ReceiptRow.seq)
             ).all()  # fmt: skip
             sets = {r.hash: json.loads(r.body) for r in s.scalars(select(BeneficiarySetRow))}
         leaves: dict[str, int] = {}
+        pools: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
         prev, expected_seq, head = GENESIS, 1, GENESIS
-        for seq, body_text, digest, signature, ep in rows:
+        unsigned: list[int] = []  # receipts since the last signed head
+        for seq, body_text, digest, chash, signature, head_signature, ep in rows:
             if seq != expected_seq:
                 report.problems.append(
                     f"receipt {expected_seq} is missing (the next stored one is {seq})"
                 )
             expected_seq = seq + 1
-            check = check_receipt(seq, body_text, digest, signature, prev, self.operator)
+            check = check_receipt(seq, body_text, chash, signature, digest, prev, self.operator)
             prev = digest
+            unsigned.append(seq)
+            if head_signature:
+                problem = check_head(seq, digest, head_signature, self.operator)
+                if problem:
+                    report.problems.append(f"receipt {seq}: {problem}")
+                unsigned = []
             if ep == number:
                 report.receipts += 1
                 head = digest
@@ -109,6 +119,18 @@ class Auditor:
                 continue
             for p in body["payouts"]:
                 leaves[p["account"]] = leaves.get(p["account"], 0) + int(p["amount"])
+            for role, amount in body.get("pools", {}).items():
+                key = (body["beneficiaries"], role)
+                pools[ep][key] = pools[ep].get(key, 0) + int(amount)
+        for ep in sorted(pools):  # each epoch's pools are divided on their own, as sealed
+            parsed = {h: bene.from_body(sets[h]) for h, _ in pools[ep]}
+            for _, p in divide_pools(pools[ep], parsed):
+                leaves[p.account] = leaves.get(p.account, 0) + p.amount
+        if unsigned:
+            report.problems.append(
+                f"receipts {unsigned[0]}–{unsigned[-1]} are not covered by a signed head "
+                "(the last receipt of each committed group carries one)"
+            )
         report.head = head
         if leaves:
             tree = MerkleTree.from_amounts(leaves)
@@ -145,12 +167,16 @@ class Auditor:
         expect = fee(tokens["prompt"], tokens["completion"], int(prices["in"]), int(prices["out"]))
         if int(body["fee"]) != expect:
             return f"its fee {body['fee']} is not the {expect} its tokens and prices give"
-        if sum(int(p["amount"]) for p in body["payouts"]) != expect:
-            return "its payouts do not add up to its fee"
+        pooled = body.get("pools", {})
+        paid = sum(int(p["amount"]) for p in body["payouts"])
+        if paid + sum(int(v) for v in pooled.values()) != expect:
+            return "its payouts and pools do not add up to its fee"
         set_body = sets.get(body["beneficiaries"])
         if set_body is None or bene.set_hash(set_body) != body["beneficiaries"]:
             return f"its beneficiary set {body['beneficiaries']} is missing or altered"
-        recomputed = _recomputed_payouts(body, bene.from_body(set_body))
-        if recomputed != body["payouts"]:
+        recomputed = _recomputed_split(body, bene.from_body(set_body))
+        if [p.to_dict() for p in recomputed.payouts] != body["payouts"]:
             return "its payouts differ from the split recomputed from its own inputs"
+        if {r: str(v) for r, v in recomputed.pools.items()} != pooled:
+            return "its pools differ from the split recomputed from its own inputs"
         return ""

@@ -2,12 +2,14 @@
 
 Stakers earn pro rata to the OPEN still staked on approved contributions (a stake that was
 slashed or withdrawn earns nothing); the unattributed part of the contributors' share goes
-to the same contributions pro rata to their approved records.
+to the same contributions pro rata to their approved records. Both parts are pooled per
+receipt and divided once per epoch over the set the receipt names (``pricing.divide_pools``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 from openledger.ledger.pricing import Beneficiary
 from openledger.ledger.receipts import canonical_json, hash_hex
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
+from openledger.store.ledger_tables import BeneficiarySetRow
 
 
 def training_contributions(s: Session, snapshot_roots: Sequence[str]) -> list[Beneficiary]:
@@ -68,3 +71,13 @@ def from_body(body: dict[str, Any]) -> list[Beneficiary]:
         )
         for c, d, a, r, st in body["contributions"]
     ]
+
+
+def load_sets(s: Session, hashes: Iterable[str]) -> dict[str, list[Beneficiary]]:
+    """Stored beneficiary sets by hash (those not stored are absent)."""
+    rows = s.execute(
+        select(BeneficiarySetRow.hash, BeneficiarySetRow.body).where(
+            BeneficiarySetRow.hash.in_(list(hashes))
+        )
+    )
+    return {h: from_body(json.loads(body)) for h, body in rows}

@@ -6,7 +6,9 @@ first checks whether it already happened, so killing the process anywhere and ru
 ``close()`` again finishes the epoch and settles it exactly once:
 
 1. **seal** (one transaction): the receipts not yet in an epoch get the next epoch number;
-   cumulative earnings per account (all earlier epochs plus this one), their Merkle tree,
+   the pooled stakers' and unattributed parts of those receipts are divided over their
+   beneficiary sets (``pricing.divide_pools``) and recorded as earnings; cumulative
+   earnings per account (all earlier epochs plus this one), their Merkle tree,
    its root and the receipts' head hash are stored. No receipts: nothing happens.
 2. **collect**: the epoch's fees, per paying account in batches of 256, move from the
    escrow to the RewardDistributor (``collect(epoch, batch, …)``). The escrow refuses a
@@ -25,15 +27,24 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError, NotFoundError, TransactionRevertedError
+from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache
+from openledger.ledger.pricing import divide_pools
 from openledger.ledger.receipts import hex32
 from openledger.store.db import WRITE_LOCK_KEY, Database
-from openledger.store.ledger_tables import CreditRow, EarningRow, EpochRow, ReceiptRow
+from openledger.store.ledger_tables import (
+    CreditRow,
+    EarningRow,
+    EpochRow,
+    PoolRow,
+    ReceiptRow,
+)
 
 COLLECT_BATCH = 256  # the escrow's _MAX_BATCH
 Hook = Callable[[str], None]
@@ -112,6 +123,7 @@ class EpochService:
             ):
                 charges[payer] += fee
                 fees += fee
+            self._divide_pools(s, int(last))
             for account, amount in s.execute(
                 select(EarningRow.account, EarningRow.amount)
                 .join(ReceiptRow, ReceiptRow.seq == EarningRow.receipt_seq)
@@ -141,6 +153,42 @@ class EpochService:
             s.expunge(row)
         self._step("sealed")
         return row
+
+    @staticmethod
+    def _divide_pools(s: Session, last_seq: int) -> None:
+        """Divide the pools of the unsealed receipts over their beneficiary sets and record
+        the shares as earnings of the epoch's last receipt (inside the seal's transaction)."""
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        models: dict[str, int] = {}
+        for set_hash, role, model_id, amount in s.execute(
+            select(PoolRow.set_hash, PoolRow.role, PoolRow.model_id, PoolRow.amount)
+            .join(ReceiptRow, ReceiptRow.seq == PoolRow.receipt_seq)
+            .where(ReceiptRow.epoch.is_(None))
+        ):
+            sums[(set_hash, role)] += amount
+            models[set_hash] = model_id
+        if not sums:
+            return
+        sets = bene.load_sets(s, set(models))
+        shares: dict[tuple, int] = defaultdict(int)
+        for set_hash, p in divide_pools(sums, sets):
+            key = (p.account, p.role, models[set_hash], p.datanet, p.contribution)
+            shares[key] += p.amount
+        s.execute(
+            EarningRow.__table__.insert(),
+            [
+                {
+                    "receipt_seq": last_seq,
+                    "account": a,
+                    "role": r,
+                    "amount": v,
+                    "model_id": m,
+                    "datanet_id": d,
+                    "contribution_id": c,
+                }
+                for (a, r, m, d, c), v in shares.items()
+            ],  # fmt: skip
+        )
 
     def _collect(self, epoch: EpochRow) -> None:
         escrow = self._contracts().escrow

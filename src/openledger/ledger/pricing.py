@@ -9,9 +9,10 @@ add up to the fee exactly and the same inputs always give the same wei to the sa
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from openledger.errors import ValidationError
 
@@ -43,27 +44,26 @@ def fee(prompt_tokens: int, completion_tokens: int, price_in: int, price_out: in
 
 def allocate(amount: int, weights: Mapping[K, int]) -> dict[K, int]:
     """``amount`` over ``weights`` (integers ≥ 0): floor shares, then one wei each to the
-    largest remainders (ties: smallest key first). Sums to ``amount`` exactly; keys with
-    weight 0 get nothing. Empty or all-zero weights allocate nothing (returns {})."""
-    positive = {k: w for k, w in weights.items() if w > 0}
-    total = sum(positive.values())
+    largest remainders (ties: smallest key first; keys of one call must be comparable).
+    Sums to ``amount`` exactly; keys with weight 0 get nothing. Empty or all-zero weights
+    allocate nothing (returns {})."""
+    positive = [(k, w) for k, w in weights.items() if w > 0]
+    total = sum(w for _, w in positive)
     if amount <= 0 or total <= 0:
         return {}
     out: dict[K, int] = {}
     rems: list[tuple[int, K]] = []
-    for k, w in positive.items():
+    given = 0
+    for k, w in positive:
         q, r = divmod(amount * w, total)
         out[k] = q
-        rems.append((r, k))
-    left = amount - sum(out.values())
-    rems.sort(key=lambda rk: (-rk[0], _order(rk[1])))
-    for _, k in rems[:left]:
-        out[k] += 1
+        given += q
+        rems.append((-r, k))
+    left = amount - given  # < number of keys: one wei each to the largest remainders
+    if left:
+        for _, k in heapq.nsmallest(left, rems):
+            out[k] += 1
     return out
-
-
-def _order(key: object) -> tuple:
-    return key if isinstance(key, tuple) else (key,)
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ class FeeSplit:
         return (self.platform_bps, self.owner_bps, self.stakers_bps, self.contributors_bps)
 
 
-@dataclass(frozen=True)
-class Payout:
+class Payout(NamedTuple):
     """One beneficiary's wei from one inference, and why it earned."""
 
     account: str
@@ -103,6 +102,9 @@ class Payout:
     contribution: int | None = None
 
     def to_dict(self) -> dict[str, object]:
+        """As a receipt lists it; ``datanet`` and ``contribution`` only when there is one."""
+        if self.contribution is None:
+            return {"account": self.account, "role": self.role, "amount": str(self.amount)}
         return {
             "account": self.account,
             "role": self.role,
@@ -123,41 +125,75 @@ class Beneficiary:
     stake: int
 
 
+@dataclass(frozen=True)
+class Members:
+    """A beneficiary set prepared once for many splits: by id, and whether anything is
+    staked or recorded (else those parts go to the treasury)."""
+
+    items: tuple[Beneficiary, ...]
+    by_id: Mapping[int, Beneficiary]
+    staked: bool
+    recorded: bool
+
+    @classmethod
+    def of(cls, contributions: Sequence[Beneficiary]) -> Members:
+        items = tuple(contributions)
+        return cls(items, {c.contribution: c for c in items},
+                   any(c.stake > 0 for c in items), any(c.records > 0 for c in items))  # fmt: skip
+
+
+POOLED_ROLES = ("staker", "unattributed")  # divided over a beneficiary set once per epoch
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fee divided: the four parts, the payouts to named accounts, and the pooled
+    amounts (role → wei) that the epoch's seal divides over the receipt's beneficiary set."""
+
+    parts: dict[str, int]
+    payouts: list[Payout]
+    pools: dict[str, int]
+
+
 def split_fee(
     amount: int,
     split: FeeSplit,
     *,
     treasury: str,
     owner: str,
-    contributions: Sequence[Beneficiary],
+    contributions: Sequence[Beneficiary] | Members,
     attribution: Mapping[int, int],
-) -> tuple[dict[str, int], list[Payout]]:
-    """Divide ``amount`` wei; returns the four parts and the payouts (they sum to ``amount``).
+) -> Split:
+    """Divide ``amount`` wei; payouts and pools together sum to ``amount``.
 
     - platform → the treasury; owner → the model owner;
-    - stakers → the contributors of ``contributions`` pro rata to their stake (all of it
-      to the treasury when nothing is staked);
+    - stakers → pooled: the seal of the epoch divides the pool of each beneficiary set
+      over its contributions pro rata to stake (all of it to the treasury at once when
+      nothing is staked);
     - contributors → the contributions of ``attribution`` (contribution → weight in parts
-      per billion, summing to at most 10⁹) by weight; the unattributed rest → the training
-      contributions pro rata to their records (the model's datanets pro rata to approved
-      records, then within each datanet by record). With no training contributions at
-      all, the unattributed rest goes to the treasury.
+      per billion, summing to at most 10⁹) by weight; the unattributed rest is pooled and
+      divided at the seal over the training contributions pro rata to their approved
+      records (to the treasury at once when there are none).
+
+    Pooling divides the stakers' and the unattributed parts once per epoch and set instead
+    of once per receipt: a receipt names 10–20 payouts instead of one per training
+    contribution, and the integer division of a sum loses less to rounding than the sum of
+    divisions did. ``divide_pools`` is the second half of the rule.
     """
+    members = contributions if isinstance(contributions, Members) else Members.of(contributions)
     parts = allocate(amount, dict(zip(ROLES, split.bps, strict=True)))
     parts = {r: parts.get(r, 0) for r in ROLES}
-    by_id = {c.contribution: c for c in contributions}
     payouts: list[Payout] = []
+    pools: dict[str, int] = {}
     if parts["platform"]:
         payouts.append(Payout(treasury, "platform", parts["platform"]))
     if parts["owner"]:
         payouts.append(Payout(owner, "owner", parts["owner"]))
-
-    staked = allocate(parts["stakers"], {c.contribution: c.stake for c in contributions})
-    for cid in sorted(staked):
-        c = by_id[cid]
-        payouts.append(Payout(c.contributor, "staker", staked[cid], c.datanet, cid))
-    if parts["stakers"] and not staked:
-        payouts.append(Payout(treasury, "staker", parts["stakers"]))
+    if parts["stakers"]:
+        if members.staked:
+            pools["staker"] = parts["stakers"]
+        else:
+            payouts.append(Payout(treasury, "staker", parts["stakers"]))
 
     weights = {cid: w for cid, w in attribution.items() if w > 0}
     attributed_ppb = min(sum(weights.values()), WEIGHT_SCALE)
@@ -165,6 +201,7 @@ def split_fee(
     if attributed_ppb < WEIGHT_SCALE:
         keyed[(1, 0)] = WEIGHT_SCALE - attributed_ppb
     shares = allocate(parts["contributors"], keyed)
+    by_id = members.by_id
     for (kind, cid), wei in sorted(shares.items()):
         if kind == 0:
             c = by_id.get(cid)
@@ -172,13 +209,48 @@ def split_fee(
             payouts.append(Payout(account, "contributor", wei, c.datanet if c else None, cid))
     rest = shares.get((1, 0), 0)
     if rest:
-        by_records = allocate(rest, {c.contribution: c.records for c in contributions})
-        for cid in sorted(by_records):
-            c = by_id[cid]
-            payouts.append(Payout(c.contributor, "unattributed", by_records[cid], c.datanet, cid))
-        if not by_records:
+        if members.recorded:
+            pools["unattributed"] = rest
+        else:
             payouts.append(Payout(treasury, "unattributed", rest))
-    return parts, [p for p in payouts if p.amount]
+    return Split(parts, [p for p in payouts if p.amount], pools)
+
+
+def divide_pools(
+    pools: Mapping[tuple[str, str], int], sets: Mapping[str, Sequence[Beneficiary]]
+) -> list[tuple[str, Payout]]:
+    """The pooled wei of one epoch, ``(set hash, role) → wei``, over each set's
+    contributions: stakers' pools by stake, unattributed pools by records (largest
+    remainder, ties by contribution id). Returns ``(set hash, payout)`` pairs summing to the
+    pools exactly, sorted by set, role and contribution."""
+    out: list[tuple[str, Payout]] = []
+    for (set_hash, role), amount in sorted(pools.items()):
+        if amount <= 0:
+            continue
+        members = sets.get(set_hash)
+        if members is None:
+            raise ValidationError(
+                f"beneficiary set {set_hash} of a pooled {role} share is not stored.",
+                field="beneficiaries",
+                value=set_hash,
+                fix="restore the ledger_beneficiary_sets table from a backup of the node.",
+            )
+        by_id = {c.contribution: c for c in members}
+        weight = {c.contribution: (c.stake if role == "staker" else c.records) for c in members}
+        shares = allocate(amount, weight)
+        if not shares:
+            raise ValidationError(
+                f"the {role} pool of beneficiary set {set_hash} ({amount} wei) has no "
+                "positive weight to be divided by.",
+                field="beneficiaries",
+                value=set_hash,
+                fix="this set should have paid the treasury directly; re-run the audit.",
+            )
+        for cid in sorted(shares):
+            if shares[cid]:
+                c = by_id[cid]
+                out.append((set_hash, Payout(c.contributor, role, shares[cid], c.datanet, cid)))
+    return out
 
 
 def _unknown_contribution(cid: int) -> str:

@@ -9,14 +9,17 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from web3 import Web3
 
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError
+from openledger.ledger import beneficiaries as bene
+from openledger.ledger.pricing import divide_pools
 from openledger.ledger.receipts import hex32
 from openledger.store.db import Database
-from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
+from openledger.store.ledger_tables import EarningRow, EpochRow, PoolRow, ReceiptRow
 
 
 class RewardsService:
@@ -37,17 +40,22 @@ class RewardsService:
                 .outerjoin(EpochRow, EpochRow.number == ReceiptRow.epoch)
                 .where(EarningRow.account == account)
             ).all()
-        for e, epoch, status in rows:
-            total += e.amount
+            items = [
+                (e.amount, e.model_id, e.role, epoch, e.datanet_id, e.contribution_id, status)
+                for e, epoch, status in rows
+            ]
+            items += _open_pool_shares(s, account)
+        for amount, model_id, role, epoch, datanet_id, contribution_id, status in items:
+            total += amount
             if status == "settled":
-                settled += e.amount
-            by["model"][e.model_id] += e.amount
-            by["role"][e.role] += e.amount
-            by["epoch"][epoch if epoch is not None else "open"] += e.amount
-            if e.datanet_id is not None:
-                by["datanet"][e.datanet_id] += e.amount
-            if e.contribution_id is not None:
-                by["contribution"][e.contribution_id] += e.amount
+                settled += amount
+            by["model"][model_id] += amount
+            by["role"][role] += amount
+            by["epoch"][epoch if epoch is not None else "open"] += amount
+            if datanet_id is not None:
+                by["datanet"][datanet_id] += amount
+            if contribution_id is not None:
+                by["contribution"][contribution_id] += amount
         return {
             "account": account,
             "earned": str(total),
@@ -109,3 +117,26 @@ class RewardsService:
         amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
         return {**c, "paid": str(amount), "tx_hash": tx.tx_hash, "claimable": "0",
                 "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip
+
+
+def _open_pool_shares(s: Session, account: str) -> list[tuple]:
+    """``account``'s shares of the pools not sealed yet, divided as the seal would divide
+    them now (the seal of the epoch fixes them)."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    models: dict[str, int] = {}
+    for set_hash, role, model_id, amount in s.execute(
+        select(PoolRow.set_hash, PoolRow.role, PoolRow.model_id, PoolRow.amount)
+        .join(ReceiptRow, ReceiptRow.seq == PoolRow.receipt_seq)
+        .where(ReceiptRow.epoch.is_(None))
+    ):
+        sums[(set_hash, role)] += amount
+        models[set_hash] = model_id
+    if not sums:
+        return []
+    sets = bene.load_sets(s, set(models))
+    sums = {k: v for k, v in sums.items() if k[0] in sets}
+    return [
+        (p.amount, models[h], p.role, None, p.datanet, p.contribution, None)
+        for h, p in divide_pools(sums, sets)
+        if p.account == account
+    ]

@@ -24,12 +24,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from web3 import Web3
 
@@ -38,7 +39,7 @@ from openledger.errors import NotFoundError, PaymentRequiredError, StoreError, V
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import new_credit_row
 from openledger.ledger.params import ParamsCache
-from openledger.ledger.pricing import WEIGHT_SCALE, fee, split_fee, weights_ppb
+from openledger.ledger.pricing import WEIGHT_SCALE, Members, fee, split_fee, weights_ppb
 from openledger.ledger.receipts import (
     GENESIS,
     RECEIPT_VERSION,
@@ -46,12 +47,14 @@ from openledger.ledger.receipts import (
     SignedReceipt,
     canonical_json,
     hash_hex,
+    link_hash,
 )
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
     BeneficiarySetRow,
     CreditRow,
     EarningRow,
+    PoolRow,
     ReceiptRow,
 )
 from openledger.units import fmt_open as format_open
@@ -74,16 +77,36 @@ class Hold:
     charging: bool = False
 
 
+@dataclass(frozen=True)
+class _Set:
+    """A model's beneficiary set as priced: its hash, members and stored form."""
+
+    hash: str
+    model_id: int
+    members: Members
+    body: str
+    read_at: float
+
+
 @dataclass
 class _Job:
+    """One priced request waiting for its place in the chain."""
+
     hold: Hold
-    completion_tokens: int
-    request_hash: str
-    attribution: Attribution | None
+    body: dict[str, Any]  # the receipt's content (everything but its place in the chain)
+    text: str  # its canonical JSON
+    content_hash: str
+    signature: str  # the operator's, of content_hash
+    amount: int
+    beneficiaries: _Set
+    earnings: list[tuple[tuple, int]]  # ((account, role, model, datanet, contribution), wei)
+    pools: list[tuple[tuple, int]]  # ((set hash, role, model), wei)
     done: Future = field(default_factory=Future)
 
 
+@lru_cache(maxsize=65_536)
 def _checksum(account: str) -> str:
+    """The EIP-55 form of an address (cached: it costs a keccak and runs on every request)."""
     return Web3.to_checksum_address(account) if Web3.is_address(account) else account
 
 
@@ -93,7 +116,8 @@ def request_hash(payer: str, model: str, request: Mapping[str, Any]) -> str:
 
 
 def attribution_summary(a: Attribution | None) -> dict[str, Any]:
-    """What a receipt says about attribution: integer weights (ppb), method, index."""
+    """What a receipt says about attribution: integer weights (ppb) per contribution,
+    method, index."""
     if a is None:
         return {
             "method": "none",
@@ -102,11 +126,10 @@ def attribution_summary(a: Attribution | None) -> dict[str, Any]:
             "unattributed_ppb": WEIGHT_SCALE,
         }
     ppb = weights_ppb(a.weights())
-    contributors = {s.contribution: s.contributor for s in a.shares}
     shares = [
-        {"contribution": c, "contributor": contributors.get(c, ""), "weight_ppb": w}
+        {"contribution": c, "weight_ppb": w}
         for c, w in sorted(ppb.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
+    ]  # who each contribution pays is in the receipt's payouts
     return {
         "method": a.method,
         "index_hash": a.index_hash,
@@ -143,7 +166,8 @@ class LedgerService:
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._sets: dict[tuple[int, tuple[str, ...]], tuple[str, list, float]] = {}
+        self._sets: dict[tuple[int, tuple[str, ...]], _Set] = {}
+        self._stored_sets: set[str] = set()  # beneficiary-set hashes known to be stored
 
     # ------------------------------------------------------------------ credit
 
@@ -231,6 +255,31 @@ class LedgerService:
 
         The hold is claimed at once: a second charge of it is refused, and ``release`` leaves
         it alone while its charge is queued."""
+        done = self.submit(
+            hold, completion_tokens, request_hash=request_hash, attribution=attribution
+        )
+        try:
+            return done.result(timeout=timeout)
+        except FutureTimeout as exc:
+            raise StoreError(
+                f"the ledger did not record the charge of hold #{hold.id} within {timeout} s; "
+                "it stays queued and will be recorded (its credit stays held).",
+                field="ledger",
+                value=hold.id,
+                fix="check the database is reachable and not locked by another process.",
+            ) from exc
+
+    def submit(
+        self,
+        hold: Hold,
+        completion_tokens: int,
+        *,
+        request_hash: str,
+        attribution: Attribution | None,
+    ) -> Future[SignedReceipt]:
+        """Queue the charge of ``hold`` and return at once: the future holds the signed
+        receipt once its group has committed (or the error that refused it). For callers
+        that keep many charges in flight without a thread each (``charge`` waits on it)."""
         with self._lock:
             claimed = not (hold.settled or hold.charging)
             hold.charging = True
@@ -250,19 +299,18 @@ class LedgerService:
                 value=completion_tokens,
                 fix="reserve with the request's max_tokens.",
             )
-        job = _Job(hold, completion_tokens, request_hash, attribution)
+        try:  # priced in the caller's thread: the writer only chains, signs and commits
+            job = self._price(hold, completion_tokens, request_hash, attribution)
+        except BaseException:
+            with self._lock:
+                hold.charging = False
+                if not hold.settled:
+                    hold.settled = True
+                    self._held[hold.account] -= hold.amount
+            raise
         self._ensure_writer()
         self._queue.put(job)
-        try:
-            return job.done.result(timeout=timeout)
-        except FutureTimeout as exc:
-            raise StoreError(
-                f"the ledger did not record the charge of hold #{hold.id} within {timeout} s; "
-                "it stays queued and will be recorded (its credit stays held).",
-                field="ledger",
-                value=hold.id,
-                fix="check the database is reachable and not locked by another process.",
-            ) from exc
+        return job.done
 
     def _ensure_writer(self) -> None:
         with self._writer_lock:
@@ -305,7 +353,7 @@ class LedgerService:
         try:
             results, balances = self._write(jobs)
         except BaseException as exc:  # the transaction failed: every waiting request fails
-            self._sets.clear()  # a set first stored in the rolled-back transaction is gone
+            self._stored_sets.clear()  # a set first stored in the rolled-back transaction
             results, balances = [exc] * len(jobs), {}
         now = self._clock()
         with self._lock:
@@ -322,111 +370,133 @@ class LedgerService:
             else:
                 j.done.set_result(r)
 
-    def _price(self, j: _Job, s: Session, params: Any) -> tuple[dict[str, Any], int, list]:
-        """Everything of one receipt but its place in the chain (pure but for the set)."""
-        h, model = j.hold, j.hold.model
-        set_id, contributions = self._beneficiaries(s, model)
+    def _price(
+        self,
+        hold: Hold,
+        completion_tokens: int,
+        request_hash: str,
+        attribution: Attribution | None,
+    ) -> _Job:
+        """Fee, split and the receipt body but for its place in the chain (pure but for the
+        cached parameters and beneficiary set)."""
+        model = hold.model
+        params = self.params.current()
+        bset = self._beneficiaries(model)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
-        amount = fee(h.prompt_tokens, j.completion_tokens, price_in, price_out)
-        summary = attribution_summary(j.attribution)
+        amount = fee(hold.prompt_tokens, completion_tokens, price_in, price_out)
+        summary = attribution_summary(attribution)
         ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
-        parts, payouts = split_fee(
+        sp = split_fee(
             amount,
             params.split,
             treasury=params.treasury,
             owner=model["owner"],
-            contributions=contributions,
+            contributions=bset.members,
             attribution=ppb,
         )
-        return (
-            {
-                "payer": h.account,
-                "request_hash": j.request_hash,
-                "model": {
-                    "id": int(model["id"]),
-                    "name": model["name"],
-                    "adapter_sha256": model["adapter_sha256"],
-                    "base": model["base"],
-                },
-                "tokens": {"prompt": h.prompt_tokens, "completion": j.completion_tokens},
-                "prices": {"in": str(price_in), "out": str(price_out)},
-                "fee": str(amount),
-                "split": {
-                    "params_version": params.split.version,
-                    "bps": list(params.split.bps),
-                    **{role: str(v) for role, v in parts.items()},
-                },
-                "beneficiaries": set_id,
-                "payouts": [p.to_dict() for p in payouts],
-                "attribution": summary,
+        model_id = bset.model_id
+        signer = self._signer or self._load_signer()
+        body = {
+            "v": RECEIPT_VERSION,
+            "chain_id": self.chain_id,
+            "operator": signer.address,
+            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "payer": hold.account,
+            "request_hash": request_hash,
+            "model": {
+                "id": model_id,
+                "name": model["name"],
+                "adapter_sha256": model["adapter_sha256"],
+                "base": model["base"],
             },
-            amount,
-            payouts,
+            "tokens": {"prompt": hold.prompt_tokens, "completion": completion_tokens},
+            "prices": {"in": str(price_in), "out": str(price_out)},
+            "fee": str(amount),
+            "split": {
+                "params_version": params.split.version,
+                "bps": list(params.split.bps),
+                **{role: str(v) for role, v in sp.parts.items()},
+            },
+            "beneficiaries": bset.hash,
+            "payouts": [p.to_dict() for p in sp.payouts],
+            "pools": {role: str(v) for role, v in sp.pools.items()},
+            "attribution": summary,
+        }
+        earnings = [
+            ((p.account, p.role, model_id, p.datanet, p.contribution), p.amount) for p in sp.payouts
+        ]
+        pools = [((bset.hash, role, model_id), v) for role, v in sp.pools.items()]
+        text = canonical_json(body)
+        digest = hash_hex(text)
+        return _Job(
+            hold, body, text.decode(), digest, signer.sign(digest), amount, bset, earnings, pools
         )
+
+    def _load_signer(self) -> ReceiptSigner:
+        with self._writer_lock:
+            if self._signer is None:
+                self._signer = self._signer_source()
+            return self._signer
 
     def _write(
         self, jobs: list[_Job]
     ) -> tuple[list[SignedReceipt | BaseException], dict[str, int]]:
-        params = self.params.current()
-        if self._signer is None:
-            self._signer = self._signer_source()
-        signer = self._signer
+        signer = self._signer or self._load_signer()
         stamp = datetime.now(UTC)
-        created = stamp.replace(microsecond=0).isoformat()
-        results: list[SignedReceipt | BaseException] = []
         receipt_rows: list[dict[str, Any]] = []
         # one earnings row per (account, role, model, datanet, contribution) per group, keyed
         # to the group's first receipt: a group commits, and is sealed, as a unit
         earnings: dict[tuple, int] = defaultdict(int)
+        pools: dict[tuple[str, str, int], int] = defaultdict(int)
         debits: dict[str, int] = defaultdict(int)
+        new_sets = {
+            j.beneficiaries.hash: j.beneficiaries
+            for j in jobs
+            if j.beneficiaries.hash not in self._stored_sets
+        }
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
-            last = s.execute(
+            conn = s.connection()
+            if new_sets:
+                self._store_sets(conn, new_sets)
+            last = conn.execute(
                 select(ReceiptRow.seq, ReceiptRow.hash).order_by(ReceiptRow.seq.desc()).limit(1)
             ).first()
             seq, prev = (int(last[0]), last[1]) if last else (0, GENESIS)
             first_seq = seq + 1
+            links: list[tuple[int, str, str]] = []
             for j in jobs:
-                try:  # a request that cannot be priced fails alone, not its whole group
-                    priced, amount, payouts = self._price(j, s, params)
-                except Exception as exc:
-                    results.append(exc)
-                    continue
                 seq += 1
-                body = {
-                    "v": RECEIPT_VERSION,
-                    "seq": seq,
-                    "prev": prev,
-                    "chain_id": self.chain_id,
-                    "operator": signer.address,
-                    "created_at": created,
-                    **priced,
-                }
-                text = canonical_json(body)
-                digest = hash_hex(text)
-                signature = signer.sign(digest)
+                digest = link_hash(prev, seq, j.content_hash)
                 receipt_rows.append(
                     {
                         "seq": seq,
                         "hash": digest,
                         "prev_hash": prev,
-                        "signature": signature,
+                        "content_hash": j.content_hash,
+                        "signature": j.signature,
+                        "head_signature": "",
                         "payer": j.hold.account,
-                        "model_id": priced["model"]["id"],
-                        "fee": amount,
+                        "model_id": j.beneficiaries.model_id,
+                        "fee": j.amount,
                         "epoch": None,
-                        "body": text.decode(),
+                        "body": j.text,
                         "created_at": stamp,
                     }
                 )
-                model_id = priced["model"]["id"]
-                for p in payouts:
-                    earnings[(p.account, p.role, model_id, p.datanet, p.contribution)] += p.amount
-                debits[j.hold.account] += amount
-                results.append(SignedReceipt(seq, body, digest, signature))
+                for key, wei in j.earnings:
+                    earnings[key] += wei
+                for key, wei in j.pools:
+                    pools[key] += wei
+                debits[j.hold.account] += j.amount
+                links.append((seq, digest, prev))
                 prev = digest
-            if not receipt_rows:
-                return results, {}
-            conn = s.connection()
+            head = signer.sign(prev)  # the group's last hash: commits to every place in it
+            receipt_rows[-1]["head_signature"] = head
+            results: list[SignedReceipt | BaseException] = [
+                SignedReceipt(seq, j.body, digest, before, j.content_hash, j.signature)
+                for j, (seq, digest, before) in zip(jobs, links, strict=True)
+            ]
+            results[-1] = replace(results[-1], head_signature=head)
             conn.execute(ReceiptRow.__table__.insert(), receipt_rows)
             conn.execute(
                 EarningRow.__table__.insert(),
@@ -441,42 +511,87 @@ class LedgerService:
                         "contribution_id": c,
                     }
                     for (a, r, m, d, c), v in earnings.items()
-                ],
+                ],  # fmt: skip
             )
-            rows = {
-                r.account: r
-                for r in s.scalars(select(CreditRow).where(CreditRow.account.in_(list(debits))))
-            }
-            balances: dict[str, int] = {}
-            for account, amount in debits.items():
-                row = rows.get(account)
-                if row is None:
-                    row = new_credit_row(account)
-                    s.add(row)
-                row.charged = (row.charged or 0) + amount
-                row.updated_at = stamp
-                balances[account] = row.available
+            if pools:
+                conn.execute(
+                    PoolRow.__table__.insert(),
+                    [
+                        {
+                            "receipt_seq": first_seq,
+                            "set_hash": h,
+                            "role": r,
+                            "model_id": m,
+                            "amount": v,
+                        }
+                        for (h, r, m), v in pools.items()
+                    ],  # fmt: skip
+                )
+            balances = self._debit(s, debits, stamp)
+        self._stored_sets.update(new_sets)
         return results, balances
 
-    def _beneficiaries(self, s: Session, model: dict[str, Any]) -> tuple[str, list]:
-        """The model's training contributions and the hash of that set (stored once).
+    @staticmethod
+    def _debit(s: Session, debits: dict[str, int], stamp: datetime) -> dict[str, int]:
+        """Add each account's charges of the group; returns the accounts' available credit."""
+        t = CreditRow.__table__
+        conn = s.connection()
+        rows = conn.execute(
+            select(t.c.account, t.c.deposited, t.c.withdrawn, t.c.charged,
+                   t.c.pending_withdrawal).where(t.c.account.in_(list(debits)))
+        ).all()  # fmt: skip
+        balances: dict[str, int] = {}
+        updates = []
+        for account, deposited, withdrawn, charged, pending in rows:
+            charged += debits[account]
+            updates.append({"a": account, "c": charged, "u": stamp})
+            balances[account] = deposited - withdrawn - charged - pending
+        if updates:
+            conn.execute(
+                update(t)
+                .where(t.c.account == bindparam("a"))
+                .values(charged=bindparam("c"), updated_at=bindparam("u")),
+                updates,
+            )
+        for account in debits.keys() - balances.keys():  # charged without a synced deposit
+            row = new_credit_row(account)
+            row.charged = debits[account]
+            row.updated_at = stamp
+            s.add(row)
+            balances[account] = -debits[account]
+        return balances
+
+    @staticmethod
+    def _store_sets(conn: Any, sets: dict[str, _Set]) -> None:
+        t = BeneficiarySetRow.__table__
+        stored = set(conn.execute(select(t.c.hash).where(t.c.hash.in_(list(sets)))).scalars())
+        missing = [
+            {"hash": h, "model_id": x.model_id, "body": x.body, "created_at": datetime.now(UTC)}
+            for h, x in sets.items()
+            if h not in stored
+        ]
+        if missing:
+            conn.execute(t.insert(), missing)
+
+    def _beneficiaries(self, model: dict[str, Any]) -> _Set:
+        """The model's training contributions and the hash of that set.
 
         Cached per model and snapshot roots for ``SET_TTL`` seconds: stakes of approved
         contributions change only when one is withdrawn after the unlock delay (possibly by
-        another process), so a minute of staleness moves no wei that was not already due."""
+        another process), so a minute of staleness moves no wei that was not already due.
+        The writer stores a set (once per hash) in the transaction of its first receipt."""
         key = (int(model["id"]), tuple(model.get("snapshot_roots") or ()))
         cached = self._sets.get(key)
         now = self._clock()
-        if cached is not None and now - cached[2] < SET_TTL:
-            return cached[0], cached[1]
-        contributions = bene.training_contributions(s, key[1])
-        body = bene.set_body(key[0], contributions)
+        if cached is not None and now - cached.read_at < SET_TTL:
+            return cached
+        with self.db.session() as s:
+            members = bene.training_contributions(s, key[1])
+        body = bene.set_body(key[0], members)
         digest = bene.set_hash(body)
-        if s.get(BeneficiarySetRow, digest) is None:
-            s.add(BeneficiarySetRow(hash=digest, model_id=key[0], body=json.dumps(body)))
-            s.flush()
-        self._sets[key] = (digest, contributions, now)
-        return digest, contributions
+        fresh = _Set(digest, key[0], Members.of(members), canonical_json(body).decode(), now)
+        self._sets[key] = fresh
+        return fresh
 
     def invalidate_beneficiaries(self) -> None:
         self._sets.clear()
@@ -491,7 +606,11 @@ class LedgerService:
     # ------------------------------------------------------------------ reads
 
     def receipt(self, ref: int | str) -> dict[str, Any]:
-        """A stored receipt by id (its sequence number) or by hash."""
+        """A stored receipt by id (its sequence number) or by hash, with what proves its
+        place: ``head`` is the signed last receipt of its group and ``head.content_hashes``
+        the content hashes of the receipts after it up to that head, so that
+        ``hash = link_hash(prev, id, content_hash)`` followed by ``link_hash`` over them
+        gives ``head.hash``, which ``head.signature`` signs."""
         with self.db.session() as s:
             if isinstance(ref, int) or str(ref).isdigit():
                 row = s.get(ReceiptRow, int(ref))
@@ -507,11 +626,36 @@ class LedgerService:
                     fix="use the receipt_id a response returned, or list them with "
                     "`openledger receipts list`.",
                 )
+            head = s.execute(
+                select(ReceiptRow.seq, ReceiptRow.hash, ReceiptRow.head_signature)
+                .where(ReceiptRow.seq >= row.seq, ReceiptRow.head_signature != "")
+                .order_by(ReceiptRow.seq)
+                .limit(1)
+            ).first()
+            chain = (
+                s.scalars(
+                    select(ReceiptRow.content_hash)
+                    .where(ReceiptRow.seq > row.seq, ReceiptRow.seq <= head.seq)
+                    .order_by(ReceiptRow.seq)
+                ).all()
+                if head is not None
+                else []
+            )
             return {
                 "id": row.seq,
                 "hash": row.hash,
+                "prev": row.prev_hash,
+                "content_hash": row.content_hash,
                 "signature": row.signature,
                 "epoch": row.epoch,
+                "head": None
+                if head is None
+                else {
+                    "id": head.seq,
+                    "hash": head.hash,
+                    "signature": head.head_signature,
+                    "content_hashes": list(chain),
+                },
                 "receipt": json.loads(row.body),
             }
 

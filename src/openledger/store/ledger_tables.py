@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openledger.store.datanet_tables import Wei
@@ -37,7 +37,9 @@ class CreditRow(Base):
 
 
 class ReceiptRow(Base):
-    """One signed receipt. ``body`` is the canonical JSON that ``hash`` is taken of."""
+    """One signed receipt: ``body`` is the canonical JSON that ``content_hash`` is taken of
+    and ``signature`` signs; ``hash`` is its link in the chain (``ledger.receipts``);
+    ``head_signature`` is set on the last receipt of each committed group."""
 
     __tablename__ = "ledger_receipts"
     __table_args__ = (Index(None, "epoch"), Index(None, "payer"))
@@ -45,7 +47,9 @@ class ReceiptRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     hash: Mapped[str] = mapped_column(String(66), unique=True)
     prev_hash: Mapped[str] = mapped_column(String(66))
+    content_hash: Mapped[str] = mapped_column(String(66), server_default=text("''"))
     signature: Mapped[str] = mapped_column(String(132))
+    head_signature: Mapped[str] = mapped_column(String(132), server_default=text("''"))
     payer: Mapped[str] = mapped_column(String(42))
     model_id: Mapped[int] = mapped_column(Integer)
     fee: Mapped[int] = mapped_column(Wei)
@@ -68,6 +72,22 @@ class EarningRow(Base):
     model_id: Mapped[int] = mapped_column(Integer)
     datanet_id: Mapped[int | None] = mapped_column(Integer, default=None)
     contribution_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class PoolRow(Base):
+    """Pooled wei (the stakers' part, the unattributed rest) of a group of receipts, per
+    beneficiary set and role; the epoch's seal divides the pools of its receipts over each
+    set and records the shares as earnings of the epoch's last receipt."""
+
+    __tablename__ = "ledger_pools"
+    __table_args__ = (Index(None, "receipt_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_seq: Mapped[int] = mapped_column(ForeignKey("ledger_receipts.seq"))
+    set_hash: Mapped[str] = mapped_column(String(66))
+    role: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Wei)
 
 
 class BeneficiarySetRow(Base):
