@@ -107,7 +107,8 @@ def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) 
                     price_in=3 * OPEN // 1000, price_out=7 * OPEN // 1000, first_id=1000,
                     snapshot_roots=[])  # fmt: skip
     ids = node.serving.encode_chat([{"role": "user", "content": QUESTION}])
-    answer = node.serving.submit(MODEL, ids, SamplingParams(max_tokens=ANSWER_TOKENS)).wait().text
+    seeded = SamplingParams(max_tokens=ANSWER_TOKENS, temperature=0.7, seed=0)  # the page's
+    answer = node.serving.submit(MODEL, ids, seeded).wait().text
     assert len(answer.strip()) > 20, answer
     heidi = node.contributions.contribute(
         "facts", [w.write("heidi.txt", answer.strip())], stake=10 * OPEN, signer=acc.signer("heidi")

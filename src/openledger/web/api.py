@@ -160,6 +160,8 @@ class ChatBody(BaseModel):
     model: str
     messages: list[dict[str, str]]
     max_tokens: int = 32
+    temperature: float = 0.7
+    seed: int | None = 0
 
 
 class AmountBody(BaseModel):
@@ -170,7 +172,8 @@ class AmountBody(BaseModel):
 async def chat(body: ChatBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """One paid chat turn, paid from the account's inference credit."""
     return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
-                                   body.messages, max_tokens=body.max_tokens)  # fmt: skip
+                                   body.messages, max_tokens=body.max_tokens,
+                                   temperature=body.temperature, seed=body.seed)  # fmt: skip
 
 
 @router.post("/deposit")

@@ -39,22 +39,25 @@ def check_messages(messages: list[dict[str, str]], max_tokens: int) -> None:
 
 
 def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[str, str]],
-             *, max_tokens: int = 32) -> dict[str, Any]:  # fmt: skip
-    """One paid chat turn for ``account``; returns the page's view (see ``chat_view``)."""
+             *, max_tokens: int = 32, temperature: float = 0.7, seed: int | None = 0
+             ) -> dict[str, Any]:  # fmt: skip
+    """One paid chat turn for ``account``; returns the page's view (see ``chat_view``).
+    Sampling is seeded: the same seed gives the same answer."""
     check_messages(messages, max_tokens)
+    sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     serving = paid.serving
     serving.model(model)
     ids = serving.encode_chat(messages)
     hold = paid.reserve(account, model, len(ids), max_tokens)
     try:
-        done = serving.submit(model, ids, SamplingParams(max_tokens=max_tokens)).wait()
+        done = serving.submit(model, ids, sampling).wait()
     except BaseException:
         paid.ledger.release(hold)
         raise
     prompt = chat_prompt_text(paid, messages)
     attribution = paid.attribute(model, prompt, done.text)
     request = {"api": "web.chat", "messages": messages, "max_tokens": max_tokens,
-               "temperature": 0.0}  # fmt: skip
+               "temperature": temperature, "seed": seed}  # fmt: skip
     signed = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)
     receipt = paid.ledger.receipt(signed.seq)  # as GET /receipts/{id} serves it
     return chat_view(done.text, attribution, receipt, len(ids), len(done.tokens))

@@ -21,6 +21,7 @@ function niceTicks(min, max, n = 4) {
 
 function fmt(v) {
   const a = Math.abs(v);
+  if (Number.isInteger(v)) return v.toLocaleString("en");
   if (a >= 1000) return v.toLocaleString("en", { maximumFractionDigits: 0 });
   if (a >= 10) return v.toFixed(1).replace(/\.0$/, "");
   if (a >= 1) return v.toFixed(2).replace(/0$/, "");

@@ -121,7 +121,7 @@ async function renderJob(view, id) {
       h("div", { class: "kpi" }, h("b", { id: "eta" }, job.status === "running" ? duration(left) : job.status === "succeeded" ? "done" : "–"), h("span", {}, "time left (ETA)"))),
     h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(100 * frac) },
       h("div", { style: `width:${(100 * (job.status === "succeeded" ? 1 : frac)).toFixed(1)}%` })),
-    job.error ? h("div", { class: "error" }, job.error) : null);
+    ...(job.error ? [h("div", { class: "error" }, job.error)] : []));
     const series = [
       { name: "train loss", points: rows.filter((r) => r.train_loss != null).map((r) => [r.step, r.train_loss]) },
       { name: "eval loss", points: rows.filter((r) => r.eval_loss != null).map((r) => [r.step, r.eval_loss]), dots: true },

@@ -22,7 +22,9 @@ export async function render(view, route) {
   const form = h("form", { id: "chat-form" },
     h("div", { class: "row inline" },
       field({ label: "Model", name: "model", value: chosen, options: models.items.map((m) => [m.name, `${m.name} (${open(m.price_in)}/${open(m.price_out)} OPEN per 1k)`]) }),
-      field({ label: "Max tokens", name: "max_tokens", type: "number", value: 32, attrs: { min: 1, max: 256 } })),
+      field({ label: "Max tokens", name: "max_tokens", type: "number", value: 32, attrs: { min: 1, max: 256 } }),
+      field({ label: "Temperature", name: "temperature", type: "number", value: 0.7, help: "0: always the likeliest token.", attrs: { min: 0, max: 2, step: "any" } }),
+      field({ label: "Seed", name: "seed", type: "number", value: 0, help: "Same seed, same answer.", attrs: { step: 1 } })),
     field({ label: "Message", name: "message", type: "textarea", help: "Enter to send, Shift+Enter for a new line.", attrs: { required: true } }),
     h("div", { class: "actions" }, send, credit), slot);
   const messages = [];
@@ -37,7 +39,9 @@ export async function render(view, route) {
       clear(slot);
       const turn = [...messages, { role: "user", content: text }];
       try {
-        const r = await api("/web/api/chat", { method: "POST", json: { model: form.model.value, messages: turn, max_tokens: Number(form.max_tokens.value) } });
+        const r = await api("/web/api/chat", { method: "POST", json: { model: form.model.value, messages: turn,
+          max_tokens: Number(form.max_tokens.value), temperature: Number(form.temperature.value),
+          seed: form.seed.value === "" ? null : Number(form.seed.value) } });
         messages.push({ role: "user", content: text }, { role: "assistant", content: r.text });
         log.append(h("div", { class: "msg user" }, h("span", {}, text)),
           h("div", { class: "msg assistant" }, answer(r)));
