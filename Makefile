@@ -11,10 +11,14 @@ DEMO_HOME ?= $(CURDIR)/.openledger/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench serve lint venv node clean
+.PHONY: demo test bench serve lint venv node browser clean
 
 venv: $(VENV_STAMP)
 node: $(NODE_STAMP)
+
+# Debian's chromium for the web app's browser tests (Playwright drives it; nothing is downloaded).
+browser:
+	bash scripts/install-chromium.sh
 
 # torch first, from the CPU build on disk; then the project, pinned, with its dev tools.
 $(VENV_STAMP): pyproject.toml
@@ -38,7 +42,7 @@ lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
 # The store tests also run against a real PostgreSQL unless OPENLEDGER_TEST_PG=0.
-test: venv node lint
+test: venv node browser lint
 	@if [ "$${OPENLEDGER_TEST_PG:-1}" != "0" ]; then \
 		url=$$(set -o pipefail; bash scripts/pg-test-server.sh start | tail -n 1) || exit 1; \
 		export OPENLEDGER_TEST_PG_URL="$$url"; \
