@@ -131,8 +131,9 @@ def bases(node: NodeDep) -> dict[str, Any]:
     if (tiny / "config.json").exists():
         found.append(str(tiny))
     for m in node.models.list(0, 500)["items"]:
-        if m["base"] not in found and (not m["base"].startswith("/") or
-                                       (Path(m["base"]) / "config.json").exists()):
+        if m["base"] not in found and (
+            not m["base"].startswith("/") or (Path(m["base"]) / "config.json").exists()
+        ):
             found.append(m["base"])
     return {"items": found}
 

@@ -25,7 +25,7 @@ def chat_prompt_text(paid: PaidInference, messages: list[dict[str, str]]) -> str
     text = tok.apply_chat_template(messages, chat_template=template, tokenize=False,
                                    add_generation_prompt=True)  # fmt: skip
     bos = tok.bos_token or ""
-    return text[len(bos):] if bos and text.startswith(bos) else text
+    return text[len(bos) :] if bos and text.startswith(bos) else text
 
 
 def check_messages(messages: list[dict[str, str]], max_tokens: int) -> None:
@@ -70,11 +70,16 @@ def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any
         "text": text,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         "spans": highlight_spans(text, attribution),
-        "attribution": attribution.to_dict() if attribution else {"method": "none",
-                                                                  "shares": [], "evidence": []},
+        "attribution": attribution.to_dict()
+        if attribution
+        else {"method": "none", "shares": [], "evidence": []},
         "contributors": contributor_shares(attribution),
-        "receipt": {"id": receipt["id"], "hash": receipt["hash"], "fee": body["fee"],
-                    "payouts": body["payouts"]},  # fmt: skip
+        "receipt": {
+            "id": receipt["id"],
+            "hash": receipt["hash"],
+            "fee": body["fee"],
+            "payouts": body["payouts"],
+        },  # fmt: skip
     }
 
 

@@ -30,7 +30,7 @@ function fmt(v) {
 
 // series: [{name, points: [[x, y], ...], color}]
 export function lineChart(series, { width = 640, height = 240, xLabel = "", yLabel = "", title = "" } = {}) {
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img",
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart line", role: "img",
                          "aria-label": title || yLabel });
   const pts = series.flatMap((x) => x.points);
   const m = { l: 52, r: 12, t: 12, b: 34 };
@@ -48,7 +48,8 @@ export function lineChart(series, { width = 640, height = 240, xLabel = "", yLab
     svg.append(s("line", { x1: m.l, x2: width - m.r, y1: Y(t), y2: Y(t), stroke: "#e3e9e6" }));
     svg.append(s("text", { x: m.l - 6, y: Y(t) + 4, "text-anchor": "end" }, fmt(t)));
   }
-  for (const t of niceTicks(x0, x1, 6)) {
+  const wholeX = pts.every((p) => Number.isInteger(p[0]));
+  for (const t of niceTicks(x0, x1, 6).filter((t) => !wholeX || Number.isInteger(t))) {
     svg.append(s("text", { x: X(t), y: height - m.b + 16, "text-anchor": "middle" }, fmt(t)));
   }
   svg.append(s("line", { x1: m.l, x2: m.l, y1: m.t, y2: height - m.b, stroke: "#9aa8a3" }));
@@ -87,7 +88,7 @@ export function barChart(items, { width = 520, total = null, format = (v) => Str
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
   const max = total ?? Math.max(1e-12, ...items.map((i) => i.value));
   items.forEach((it, i) => {
-    const y = 3 + i * row, w = Math.max(1, ((width - lw - 80) * it.value) / max);
+    const y = 3 + i * row, w = Math.max(1, ((width - lw - 120) * it.value) / max);
     svg.append(s("text", { x: lw - 6, y: y + 16, "text-anchor": "end" }, it.label));
     svg.append(s("rect", { x: lw, y: y + 4, width: w, height: 16, rx: 3,
                            fill: it.color || COLORS[i % COLORS.length] }));

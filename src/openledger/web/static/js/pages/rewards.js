@@ -19,7 +19,7 @@ export async function render(view) {
   view.append(claimCard(c, r));
 
   let cum = 0;
-  const pts = r.timeline.map((t, i) => { cum += openNum(t.amount); return [i + 1, cum]; });
+  const pts = [[0, 0], ...r.timeline.map((t, i) => { cum += openNum(t.amount); return [i + 1, cum]; })];
   const labels = r.timeline.map((t) => (t.epoch === "open" ? "open epoch" : `epoch ${t.epoch}`));
   view.append(h("section", { class: "card" }, h("h2", {}, "Earnings over time (cumulative OPEN)"),
     lineChart([{ name: "cumulative", points: pts, dots: true }], { xLabel: "epoch", yLabel: "OPEN", title: "cumulative earnings" }),
