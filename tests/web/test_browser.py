@@ -11,11 +11,15 @@ signs in as the account it needs, in a fresh browser context.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from sqlalchemy import select
 
 from openledger.store.datanet_tables import ContributionRow
@@ -77,6 +81,54 @@ def test_sign_in_with_a_dev_account(web: WebWorld, page: Any) -> None:
     page.wait_for_selector("#signin-link")
 
 
+WALLET_JS = """
+window.__chain = "0x1";
+window.ethereum = { request: async ({ method, params }) => {
+  if (method === "eth_requestAccounts") return ["%s"];
+  if (method === "eth_chainId") return window.__chain;
+  if (method === "personal_sign") return await window.walletSign(params[0], params[1]);
+  throw new Error("unsupported " + method);
+} };
+"""
+
+
+def test_sign_in_with_a_browser_wallet(web: WebWorld, page: Any, tmp_path: Any) -> None:
+    """An injected EIP-1193 wallet (its key in the test): the wrong chain is said, then the
+    SIWE message is signed; the node holds no key for it, which a write says in place."""
+    wallet = Account.from_key("0x" + "42" * 32)
+    signed: list[str] = []
+
+    def sign(text: str, address: str) -> str:
+        assert address == wallet.address.lower()
+        signed.append(text)
+        return "0x" + wallet.sign_message(encode_defunct(text=text)).signature.hex()
+
+    page.expose_function("walletSign", sign)
+    page.add_init_script(WALLET_JS % wallet.address.lower())
+    go(page, web, "signin")
+    page.click("#wallet-signin")
+    error = page.locator("#signin-error .error")
+    assert "Your wallet is on chain id 1; this node runs on chain id 31337" in error.inner_text()
+    page.evaluate("window.__chain = '0x7a69'")
+    page.click("#wallet-signin")
+    page.wait_for_selector("#whoami")
+    assert page.get_attribute("#whoami", "title") == wallet.address
+    assert page.locator(".account .badge.dev").count() == 0
+    assert (
+        len(signed) == 1
+        and f"{web.url.removeprefix('http://')} wants you to sign in" in (signed[0])
+    )
+    assert "Chain ID: 31337" in signed[0]
+    go(page, web, "datanets/facts")
+    path = tmp_path / "wasps.txt"
+    path.write_text("Wasps can recognise the faces of other wasps.")
+    page.set_input_files("#f-files", str(path))
+    page.click("#contribute-submit")
+    assert "This node holds no key for " + wallet.address in page.inner_text(
+        "#contribute-status .error"
+    )
+
+
 def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
     web: WebWorld, page: Any, tmp_path: Any
 ) -> None:
@@ -100,8 +152,10 @@ def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
     assert _count(web) == before  # nothing written
     shoot(page, "datanet")
     good = tmp_path / "notes.jsonl"  # the same file, fixed
-    good.write_text('{"text": "Bees can recognise human faces."}\n'
-                    '{"text": "A honey bee visits about fifty flowers on one trip."}\n')
+    good.write_text(
+        '{"text": "Bees can recognise human faces."}\n'
+        '{"text": "A honey bee visits about fifty flowers on one trip."}\n'
+    )
     page.set_input_files("#f-files", str(good))
     page.click("#contribute-submit")
     page.wait_for_selector("#contribute-status .ok")
@@ -109,7 +163,11 @@ def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
     with web.node.db.session() as s:
         row = s.scalar(select(ContributionRow).where(ContributionRow.chain_id == cid))
         assert (row.contributor, row.stake, row.record_count, row.status) == (
-            web.addr("erin"), 12 * OPEN, 2, "pending")
+            web.addr("erin"),
+            12 * OPEN,
+            2,
+            "pending",
+        )
     page.click("#contribute-status a")
     page.wait_for_selector(f'#contribution-title[data-id="{cid}"]')
     assert "A honey bee visits" in page.inner_text("#records")
@@ -165,10 +223,16 @@ def test_train_a_tiny_model_watch_the_loss_curve_and_publish(web: WebWorld, page
     page.wait_for_selector("#evaluation")
     chart = page.locator("#loss-chart")
     metrics = web.node.jobs.metrics(job)
-    assert int(chart.get_attribute("data-points")) == sum(
-        1 for r in metrics if r["train_loss"] is not None) == 5  # 35 examples, batches of 8
-    assert int(chart.get_attribute("data-eval-points")) == sum(
-        1 for r in metrics if r["eval_loss"] is not None) >= 2
+    assert (
+        int(chart.get_attribute("data-points"))
+        == sum(1 for r in metrics if r["train_loss"] is not None)
+        == 5
+    )  # 35 examples, batches of 8
+    assert (
+        int(chart.get_attribute("data-eval-points"))
+        == sum(1 for r in metrics if r["eval_loss"] is not None)
+        >= 2
+    )
     assert chart.locator('path[data-series="train loss"]').count() == 1
     assert chart.locator('path[data-series="eval loss"]').count() == 1
     result = web.node.jobs.get(job)["result"]
@@ -182,6 +246,29 @@ def test_train_a_tiny_model_watch_the_loss_curve_and_publish(web: WebWorld, page
     model = web.node.models.get("bees-tiny")
     assert model["owner"] == web.addr("dave") and model["job"] == job
     assert int(model["price_in"]) == 4 * OPEN // 1000
+
+
+def test_a_failed_job_shows_its_error_and_resumes(web: WebWorld, page: Any) -> None:
+    sign_in(page, web, "dave")
+    go(page, web, "factory")
+    page.fill("#f-target_modules", "qkv_proj")  # checked against the model when the job starts
+    page.fill("#f-max_seq_len", "32")
+    page.click("#train-submit")
+    page.wait_for_url(re.compile(r".*#/factory/jobs/\d+$"))
+    job = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#job-title[data-status="failed"]', timeout=60_000)
+    assert "qkv_proj" in page.inner_text("#job-info .error")
+    log = Path(web.node.jobs.get(job)["work_dir"]) / "job.log"
+    assert log.read_text().count(f"job {job} started") == 1
+    page.click("#job-resume")
+    page.wait_for_selector("#job-status .ok")
+    assert "Queued again" in page.inner_text("#job-status")
+    deadline = time.monotonic() + 60
+    while log.read_text().count(f"job {job} started") < 2:  # it runs again
+        assert time.monotonic() < deadline, "the resumed job did not run"
+        time.sleep(0.2)
+    page.wait_for_selector('#job-title[data-status="failed"]', timeout=60_000)
+    assert "qkv_proj" in page.inner_text("#job-info .error")
 
 
 def test_chat_highlights_the_spans_and_links_them_to_their_contribution(

@@ -152,7 +152,10 @@ def test_a_bad_signature_is_refused(nonces: siwe.NonceBook, clock: Clock) -> Non
     ],
 )
 def test_malformed_messages_say_what_is_wrong(
-    nonces: siwe.NonceBook, clock: Clock, edit, match: str  # noqa: ANN001
+    nonces: siwe.NonceBook,
+    clock: Clock,
+    edit,
+    match: str,  # noqa: ANN001
 ) -> None:
     text, _ = signed(nonces, clock)
     with pytest.raises(AuthError, match=match):
