@@ -89,8 +89,10 @@ def serve(
     settlement = SettlementLoop(node.sync_chain, node.epochs)
     if node.settings.addresses_path.exists():
         settlement.start()  # credit from deposits, epochs closed when due
+    bind_host, bind_port = host or node.settings.api_host, port or node.settings.api_port
+    out.print(f"Web app: http://{bind_host}:{bind_port}/  (JSON API docs: /docs)")
     try:
-        uvicorn.run(app, host=host or node.settings.api_host, port=port or node.settings.api_port)
+        uvicorn.run(app, host=bind_host, port=bind_port)
     finally:
         settlement.stop()
         worker.stop()
