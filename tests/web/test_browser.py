@@ -298,6 +298,11 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     assert receipt["receipt"]["payer"] == web.addr("grace")
     assert f"{fmt_open(int(receipt['receipt']['fee']))}" in page.inner_text("#fee").replace(",", "")
     assert page.get_attribute("#receipt-link", "href") == f"/receipts/{receipt_id}"
+    rows = page.locator("#fee tr[data-role]")
+    shown = {rows.nth(i).get_attribute("data-role"): int(rows.nth(i).get_attribute("data-wei"))
+             for i in range(rows.count())}  # fmt: skip
+    assert sum(shown.values()) == int(receipt["receipt"]["fee"])  # the whole fee, split
+    assert {"platform", "owner"} <= set(shown)
     assert "#" + str(web.heidi) in page.inner_text("#shares")
     spent = int(credit_before) - int(web.node.ledger.credit(web.addr("grace"))["available"])
     assert spent == int(receipt["receipt"]["fee"])

@@ -79,6 +79,7 @@ def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any
             "hash": receipt["hash"],
             "fee": body["fee"],
             "payouts": body["payouts"],
+            "pools": body.get("pools", {}),  # stakers and unattributed, divided at the seal
         },  # fmt: skip
     }
 

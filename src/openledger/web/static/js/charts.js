@@ -83,7 +83,7 @@ export function legend(series) {
 }
 
 // items: [{label, value, note}] -> horizontal bars (value as a fraction of the largest, or of `total`)
-export function barChart(items, { width = 520, total = null, format = (v) => String(v), title = "" } = {}) {
+export function barChart(items, { width = 400, total = null, format = (v) => String(v), title = "" } = {}) {
   const row = 26, lw = Math.min(170, width * 0.34), height = Math.max(row * items.length + 6, 30);
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
   const max = total ?? Math.max(1e-12, ...items.map((i) => i.value));

@@ -76,6 +76,11 @@ function attributionView(r) {
   const wrap = h("div");
   const byRole = {};
   for (const p of r.receipt.payouts) byRole[p.role] = (byRole[p.role] || 0n) + BigInt(p.amount);
+  // stakers' and unattributed parts are pooled per beneficiary set and divided at the epoch's seal
+  for (const [role, amount] of Object.entries(r.receipt.pools || {})) {
+    const key = `${role} (pooled until the epoch)`;
+    byRole[key] = (byRole[key] || 0n) + BigInt(amount);
+  }
   wrap.append(h("section", { class: "card" }, h("h2", {}, "Where this answer came from"),
     h("p", { class: "small muted" }, `Method: ${r.attribution.method}. `,
       r.spans.length ? `${r.spans.length} span(s) of the answer appear verbatim in the training data (highlighted; each links to its contribution).`
@@ -88,7 +93,7 @@ function attributionView(r) {
   wrap.append(h("section", { class: "card", id: "fee" }, h("h2", {}, "Fee"),
     h("p", {}, h("b", {}, `${open(r.receipt.fee, 6)} OPEN`), ` for ${r.usage.prompt_tokens} prompt + ${r.usage.completion_tokens} completion tokens`),
     h("table", { class: "small" }, h("tbody", {}, Object.entries(byRole).map(([role, v]) =>
-      h("tr", {}, h("td", {}, role), h("td", {}, `${open(v.toString(), 8)} OPEN`))))),
+      h("tr", { "data-role": role, "data-wei": v.toString() }, h("td", {}, role), h("td", {}, `${open(v.toString(), 8)} OPEN`))))),
     h("p", { class: "small" }, link(`/receipts/${r.receipt.id}`, `Signed receipt #${r.receipt.id}`, { id: "receipt-link", target: "_blank", rel: "noopener" }),
       h("span", { class: "mono muted" }, ` ${short(r.receipt.hash)}`))));
   return wrap;
