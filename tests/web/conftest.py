@@ -204,10 +204,22 @@ def web(devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPat
         devnet_node.client.rpc("evm_revert", [snapshot])
 
 
+UNLABELLED_JS = """
+[...document.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => el.type !== "hidden")
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                  && !(el.tagName === "BUTTON" && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 80))
+"""
+
+
 def shoot(page: Any, name: str) -> None:
     """Screenshots of the page at 375 px and 1440 px wide (docs/screenshots/NAME-WIDTH.png),
-    after checking that nothing is wider than the viewport."""
+    after checking that every form control has a label and nothing is wider than the
+    viewport."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    unlabelled = page.evaluate(UNLABELLED_JS)
+    assert not unlabelled, f"{name}: form controls without a label: {unlabelled}"
     for label, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_timeout(150)
