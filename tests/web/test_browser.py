@@ -179,6 +179,31 @@ def _count(web: WebWorld) -> int:
         return len(s.scalars(select(ContributionRow.id)).all())
 
 
+def test_create_a_datanet_and_take_back_a_rejected_stake(web: WebWorld, page: Any) -> None:
+    node = web.node
+    sign_in(page, web, "frank")
+    go(page, web, "datanets")
+    page.click("#create summary")
+    page.fill("#f-name", "Bad Name")
+    page.fill("#f-validators", "bob, carol")
+    page.click("#create-submit")
+    assert "'Bad Name' is not allowed" in page.inner_text("#create-status .error")
+    page.fill("#f-name", "insects")
+    page.fill("#f-quorum", "2")
+    page.click("#create-submit")
+    page.wait_for_selector("#create-status .ok")
+    dn = node.datanets.show("insects")
+    assert dn["owner"] == web.addr("frank") and dn["quorum"] == 2
+    assert dn["validators"] == [web.addr("bob"), web.addr("carol")]
+    # frank's spam was rejected and half its 10 OPEN stake slashed: the rest comes back
+    before = node.contracts.token.balance_of(web.addr("frank"))
+    go(page, web, f"contributions/{web.market.rejected}")
+    page.click("#withdraw-stake")
+    page.wait_for_selector("#withdraw-status .ok")
+    assert "Withdrew 5 OPEN" in page.inner_text("#withdraw-status")
+    assert node.contracts.token.balance_of(web.addr("frank")) - before == 5 * OPEN
+
+
 def test_a_validator_approves_from_the_review_queue(web: WebWorld, page: Any,
                                                     tmp_path: Any) -> None:  # fmt: skip
     acc = web.node.accounts

@@ -46,9 +46,34 @@ def me(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- datanets
 
 
+class CreateBody(BaseModel):
+    name: str
+    description: str = ""
+    validators: list[str]
+    quorum: int = 1
+    min_stake: str = "10"
+
+
 class ReviewBody(BaseModel):
     approve: bool
     reason: str = ""
+
+
+@router.post("/datanets", status_code=201)
+def create_datanet(
+    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    """Create a datanet owned by the signed-in account (validators: addresses, or on the
+    devnet the node's account names)."""
+    validators = [node.accounts.resolve(v.strip()) for v in body.validators if v.strip()]
+    return node.datanets.create(
+        body.name,
+        description=body.description,
+        validators=validators,
+        quorum=body.quorum,
+        min_stake=parse_open(body.min_stake, field="min_stake"),
+        signer=auth.signer(session),
+    )
 
 
 @router.post("/datanets/{datanet}/contributions", status_code=201)
@@ -99,6 +124,15 @@ def review(contribution: int, body: ReviewBody, node: NodeDep, auth: AuthDep,
            session: SessionDep) -> dict[str, Any]:  # fmt: skip
     return node.reviews.review(contribution, signer=auth.signer(session), approve=body.approve,
                                reason=body.reason)  # fmt: skip
+
+
+@router.post("/contributions/{contribution}/withdraw")
+def withdraw_stake(
+    contribution: int, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    """Take back a decided contribution's stake (approved: after the unlock delay;
+    rejected: the part not slashed)."""
+    return node.reviews.withdraw(contribution, signer=auth.signer(session))
 
 
 @router.post("/datanets/{datanet}/snapshots", status_code=201)

@@ -1,6 +1,7 @@
 // One contribution: status, stake, reviews and its records; ?hl=TEXT marks a span in them.
 import { api } from "../api.js";
-import { badge, h, link, open, short, when } from "../ui.js";
+import { badge, busy, h, link, open, short, showError, showOk, when } from "../ui.js";
+import { me } from "../state.js";
 
 function marked(text, hl) {
   if (!hl) return [text];
@@ -32,6 +33,20 @@ export async function render(view, route) {
     h("div", { class: "small" }, "Merkle root ", h("span", { class: "mono" }, c.root)),
     h("div", { class: "small" }, "transaction ", h("span", { class: "mono" }, c.tx_hash)),
     h("div", { class: "small" }, "submitted ", when(c.created_at), c.decided_at ? ` · decided ${when(c.decided_at)}` : "")));
+  if (me() && me().address === c.contributor && c.status !== "pending" && !c.withdrawn) {
+    const slot = h("div", { id: "withdraw-status", "aria-live": "polite" });
+    const b = h("button", { class: "secondary", id: "withdraw-stake" }, "Withdraw my stake");
+    b.addEventListener("click", () => busy(b, async () => {
+      try {
+        const r = await api(`/web/api/contributions/${c.id}/withdraw`, { method: "POST" });
+        showOk(slot, `Withdrew ${open(r.amount)} OPEN (transaction ${short(r.withdraw_tx)}).`);
+      } catch (err) { showError(slot, err); }
+    }));
+    view.append(h("section", { class: "card" }, h("h2", {}, "Your stake"),
+      h("p", { class: "small muted" }, c.status === "approved"
+        ? `Unlocks ${when(new Date(c.unlock_at * 1000).toISOString())}.`
+        : `Rejected: ${open(c.slashed)} OPEN was slashed; the rest can be withdrawn.`), b, slot));
+  }
   if (c.reviews.length) {
     view.append(h("section", { class: "card" }, h("h2", {}, "Reviews"), h("ul", {}, c.reviews.map((r) =>
       h("li", {}, h("span", { class: "mono" }, short(r.validator)), " ", badge(r.approve ? "approved" : "rejected"),

@@ -27,6 +27,33 @@ export async function render(view, route) {
   };
   search.querySelector("input").addEventListener("input", draw);
   draw();
+  if (me()) view.append(createForm());
+}
+
+function createForm() {
+  const slot = h("div", { id: "create-status", "aria-live": "polite" });
+  const submit = h("button", { type: "submit", id: "create-submit" }, "Create on chain");
+  const form = h("form", { id: "create-form" },
+    field({ label: "Name", name: "name", help: "Lower-case letters, digits and dashes, e.g. medical-qa.", attrs: { required: true } }),
+    field({ label: "Description", name: "description", help: "What belongs in it (validators judge contributions by it)." }),
+    field({ label: "Validators", name: "validators", help: "Comma-separated addresses (on the devnet also account names: bob,carol).", attrs: { required: true } }),
+    h("div", { class: "row inline" },
+      field({ label: "Quorum", name: "quorum", type: "number", value: 1, help: "Approvals (or rejections) that decide.", attrs: { min: 1, step: 1 } }),
+      field({ label: "Minimum stake (OPEN)", name: "min_stake", type: "number", value: 10, help: "What a contributor risks per contribution.", attrs: { min: 0, step: "any" } })),
+    h("div", { class: "actions" }, submit), slot);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    busy(submit, async () => {
+      try {
+        const d = await api("/web/api/datanets", { method: "POST", json: { name: form.name.value,
+          description: form.description.value, validators: form.validators.value.split(","),
+          quorum: Number(form.quorum.value), min_stake: form.min_stake.value } });
+        showOk(slot, `Datanet ${d.name} created on chain.`);
+        slot.append(link(`#/datanets/${encodeURIComponent(d.name)}`, `Open ${d.name}`));
+      } catch (err) { showError(slot, err, err.field || null); }
+    });
+  });
+  return h("details", { class: "card", id: "create" }, h("summary", {}, "Create a datanet"), form);
 }
 
 function contributorsOf(items) {
