@@ -22,6 +22,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from sqlalchemy import select
 
+from openledger.errors import AuthError
 from openledger.store.datanet_tables import ContributionRow
 from openledger.units import OPEN, fmt_open
 from tests.ledger.test_epochs import fast_forward, paid
@@ -365,6 +366,35 @@ def test_claim_rewards_and_the_balance_changes_on_chain(web: WebWorld, page: Any
     receipt = node.client.w3.eth.get_transaction_receipt(tx)
     assert receipt["status"] == 1
     assert node.rewards.claimable(erin)["claimable"] == "0"
+
+
+def test_account_credit_and_api_keys(web: WebWorld, page: Any) -> None:
+    node, heidi = web.node, web.addr("heidi")
+    before = node.ledger.credit(heidi)
+    sign_in(page, web, "heidi")
+    page.click("#whoami")
+    page.wait_for_selector('main[data-rendered="#/account"]')
+    page.fill("#f-deposit-amount", "5")
+    page.click("#deposit-submit")
+    page.wait_for_selector("#deposit-status .ok")
+    credit = node.ledger.credit(heidi)
+    assert int(credit["available"]) - int(before["available"]) == 5 * OPEN
+    page.fill("#f-withdraw-amount", "2")
+    page.click("#withdraw-submit")
+    page.wait_for_selector("#withdraw-status .ok")
+    page.wait_for_function("document.getElementById('acct-pending').textContent === '2'")
+    page.click("#complete-withdrawal")
+    assert "is in its delay until" in page.inner_text("#complete-status .error")
+    page.fill("#f-key-label", "notebook")
+    page.click("#key-create")
+    secret = page.inner_text("#new-key")
+    assert node.api_keys.verify(secret).address == heidi
+    key_id = secret[:12]
+    page.click(f'#key-list tr[data-key="{key_id}"] button')
+    page.wait_for_selector(f'#key-list tr[data-key="{key_id}"] >> text=revoked')
+    with pytest.raises(AuthError):
+        node.api_keys.verify(secret)
+    shoot(page, "account")
 
 
 def test_governance_page(web: WebWorld, page: Any) -> None:

@@ -13,9 +13,11 @@ from openledger.node import Node
 
 
 def install_web(app: FastAPI, node: Node) -> None:
-    from openledger.web import api, auth, pages
+    from openledger.web import auth, pages
+    from openledger.web.routes import account, datanets, factory, market
 
     app.state.web_auth = auth.WebAuth(node.settings, node.accounts)
     app.include_router(auth.router)
-    app.include_router(api.router)
+    for module in (account, datanets, factory, market):
+        app.include_router(module.router)
     pages.mount(app)

@@ -13,6 +13,7 @@ const PAGES = {
   playground: () => import("./pages/playground.js"),
   rewards: () => import("./pages/rewards.js"),
   governance: () => import("./pages/governance.js"),
+  account: () => import("./pages/account.js"),
 };
 
 let cleanups = [];
@@ -32,7 +33,7 @@ function renderAccount() {
     slot.append(h("a", { href: "#/signin", class: "badge", id: "signin-link" }, "Sign in"));
     return;
   }
-  slot.append(h("span", { class: "mono", title: s.address, id: "whoami" }, s.dev ? s.dev : short(s.address)));
+  slot.append(h("a", { class: "mono", href: "#/account", title: s.address, id: "whoami" }, s.dev ? s.dev : short(s.address)));
   if (s.dev) slot.append(h("span", { class: "badge dev", title: "A devnet account whose key the node holds. Never use it with value." }, "dev account"));
   slot.append(h("button", { class: "secondary small", id: "signout", onclick: async () => {
     await api("/web/auth/logout", { method: "POST" });

@@ -1,0 +1,113 @@
+"""/web/api for datanets: create, contribute files, the review queue, reviews, stake
+withdrawals and snapshots, each signed by the signed-in account."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from openledger.api.deps import NodeDep
+from openledger.api.routes.datanets import SAFE_NAME
+from openledger.units import parse_open
+from openledger.web.auth import AuthDep, SessionDep
+
+router = APIRouter(prefix="/web/api", tags=["web"])
+
+
+class CreateBody(BaseModel):
+    name: str
+    description: str = ""
+    validators: list[str]
+    quorum: int = 1
+    min_stake: str = "10"
+
+
+class ReviewBody(BaseModel):
+    approve: bool
+    reason: str = ""
+
+
+@router.post("/datanets", status_code=201)
+def create_datanet(
+    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    """Create a datanet owned by the signed-in account (validators: addresses, or on the
+    devnet the node's account names)."""
+    validators = [node.accounts.resolve(v.strip()) for v in body.validators if v.strip()]
+    return node.datanets.create(
+        body.name,
+        description=body.description,
+        validators=validators,
+        quorum=body.quorum,
+        min_stake=parse_open(body.min_stake, field="min_stake"),
+        signer=auth.signer(session),
+    )
+
+
+@router.post("/datanets/{datanet}/contributions", status_code=201)
+async def contribute(
+    datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
+    files: Annotated[list[UploadFile], File()], stake: Annotated[str, Form()],
+    column: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Contribute the uploaded files with a stake, signed by the signed-in account."""
+    signer = auth.signer(session)
+    with tempfile.TemporaryDirectory(prefix="web-upload-") as tmp:
+        paths, names = [], []
+        for i, f in enumerate(files):
+            name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
+            path = Path(tmp) / str(i) / name  # errors and records name the file as uploaded
+            path.parent.mkdir()
+            path.write_bytes(await f.read())
+            paths.append(path)
+            names.append(name)
+        result = await run_in_threadpool(
+            node.contributions.contribute, datanet, paths, stake=parse_open(stake, field="stake"),
+            signer=signer, column=column or None, display_names=names,
+        )  # fmt: skip
+    return result.to_dict()
+
+
+@router.get("/review-queue")
+def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
+    """Pending contributions of every datanet the account validates, with previews, the
+    reviews so far and the stake at risk (what a rejection slashes)."""
+    slash_bps = node.contracts.params.snapshot().slash_bps
+    out = []
+    for dn in node.datanets.list(0, 500)["items"]:
+        if session.address not in dn["validators"]:
+            continue
+        pending = node.reviews.pending(dn["name"], 0, 100)
+        for item in pending["items"]:
+            stake = int(item["stake"])
+            item["at_risk"] = str(stake * slash_bps // 10_000)
+            item["reviewed"] = any(r["validator"] == session.address for r in item["reviews"])
+            item["quorum"] = pending["quorum"]
+            out.append(item)
+    return {"items": out, "slash_bps": slash_bps}
+
+
+@router.post("/contributions/{contribution}/review")
+def review(contribution: int, body: ReviewBody, node: NodeDep, auth: AuthDep,
+           session: SessionDep) -> dict[str, Any]:  # fmt: skip
+    return node.reviews.review(contribution, signer=auth.signer(session), approve=body.approve,
+                               reason=body.reason)  # fmt: skip
+
+
+@router.post("/contributions/{contribution}/withdraw")
+def withdraw_stake(
+    contribution: int, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    """Take back a decided contribution's stake (approved: after the unlock delay;
+    rejected: the part not slashed)."""
+    return node.reviews.withdraw(contribution, signer=auth.signer(session))
+
+
+@router.post("/datanets/{datanet}/snapshots", status_code=201)
+def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    return node.snapshots.snapshot(datanet, signer=auth.signer(session))

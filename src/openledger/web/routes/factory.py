@@ -1,0 +1,61 @@
+"""/web/api for the Model Factory: the bases to offer, training jobs, publishing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from openledger.api.deps import NodeDep
+from openledger.attribution.policy import parse_policy
+from openledger.units import parse_open
+from openledger.web.auth import AuthDep, SessionDep
+
+router = APIRouter(prefix="/web/api", tags=["web"])
+
+
+class TrainBody(BaseModel):
+    datanet: str
+    base: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PublishBody(BaseModel):
+    job: int
+    name: str
+    price_in: str = "0.001"
+    price_out: str = "0.002"
+    attribution: str = "gradient"
+
+
+@router.get("/bases")
+def bases(node: NodeDep) -> dict[str, Any]:
+    """Base models to offer: the node's tiny base if built, and those of published models."""
+    found: list[str] = []
+    tiny = node.settings.layout.models_dir / "tiny-base"
+    if (tiny / "config.json").exists():
+        found.append(str(tiny))
+    for m in node.models.list(0, 500)["items"]:
+        if m["base"] not in found and (
+            not m["base"].startswith("/") or (Path(m["base"]) / "config.json").exists()
+        ):
+            found.append(m["base"])
+    return {"items": found}
+
+
+@router.post("/jobs", status_code=201)
+def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
+    """Queue a training job (the node's worker runs it)."""
+    return node.jobs.submit_train(body.datanet, body.base, body.config)
+
+
+@router.post("/models", status_code=201)
+def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep
+            ) -> dict[str, Any]:  # fmt: skip
+    return node.models.publish(
+        body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
+        price_out=parse_open(body.price_out, field="price_out"), signer=auth.signer(session),
+        attribution_policy=parse_policy(body.attribution, field="attribution"),
+    )  # fmt: skip

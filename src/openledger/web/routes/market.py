@@ -1,0 +1,77 @@
+"""/web/api for paid inference and rewards: the playground's chat, earnings, claims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from openledger.api.deps import NodeDep
+from openledger.units import fmt_open
+from openledger.web.auth import AuthDep, SessionDep
+from openledger.web.chat import run_chat
+from openledger.web.routes import tile
+
+router = APIRouter(prefix="/web/api", tags=["web"])
+
+
+class ChatBody(BaseModel):
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int = 32
+    temperature: float = 0.7
+    seed: int | None = 0
+
+
+@router.post("/chat")
+async def chat(body: ChatBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
+    """One paid chat turn, paid from the account's inference credit."""
+    return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
+                                   body.messages, max_tokens=body.max_tokens,
+                                   temperature=body.temperature, seed=body.seed)  # fmt: skip
+
+
+@router.get("/rewards")
+def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
+    """The account's earnings with names, per epoch for the chart, and what it can claim."""
+    earnings = node.rewards.earnings(session.address)
+    datanets = {str(d["id"]): d["name"] for d in node.datanets.list(0, 500)["items"]}
+    models = {str(m["id"]): m["name"] for m in node.models.list(0, 500)["items"]}
+    epochs = {str(e["epoch"]): e for e in node.epochs.list()}
+    timeline = [
+        {"epoch": k, "amount": v,
+         "at": (epochs.get(k) or {}).get("settled_at") or (epochs.get(k) or {}).get("created_at")}
+        for k, v in earnings["by_epoch"].items()
+    ]  # fmt: skip
+    timeline.sort(key=lambda r: (r["epoch"] == "open", int(r["epoch"]) if r["epoch"].isdigit()
+                                 else 0))  # fmt: skip
+    return {
+        "earnings": earnings,
+        "names": {"datanet": datanets, "model": models},
+        "timeline": timeline,
+        "claimable": tile(lambda: node.rewards.claimable(session.address)),
+        "balance": tile(lambda: str(node.contracts.token.balance_of(session.address))),
+    }
+
+
+@router.post("/claim")
+def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain."""
+    result = node.rewards.claim(session.address, auth.signer(session))
+    balance = node.contracts.token.balance_of(session.address)
+    return {**result, "balance": str(balance), "paid_open": fmt_open(int(result["paid"]))}
+
+
+@router.get("/claim-tx")
+def claim_tx(node: NodeDep, session: SessionDep) -> dict[str, Any]:
+    """The claim as an unsigned transaction, for a browser wallet to send itself."""
+    c = node.rewards.claimable(session.address)
+    rewards_contract = node.contracts.rewards
+    proof = [bytes.fromhex(p[2:]) for p in c["proof"]]
+    data = rewards_contract.contract.encode_abi(
+        "claim", args=[c["account"], int(c["cumulative"]), proof]
+    )
+    return {"from": session.address, "to": rewards_contract.address, "data": data,
+            "claimable": c["claimable"], "chain_id": node.settings.chain_id}  # fmt: skip
