@@ -58,6 +58,7 @@ import openledger.ledger.service as service_mod
 from openledger.attribution.types import Attribution, Share, positive_shares
 from openledger.chain.bindings import Params
 from openledger.config import Settings
+from openledger.heap import freeze_startup_heap
 from openledger.home import init_home
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.receipts import GENESIS, ReceiptSigner
@@ -155,6 +156,8 @@ def _measure(node: Node, args: argparse.Namespace, group: int, rng: random.Rando
     # warm-up (not timed): the writer thread, the beneficiary set, the signer
     warm = ledger.reserve(address(0, 0xAA), model, 10, 10)
     ledger.charge(warm, 5, request_hash="0x" + "00" * 32, attribution=pool[0])
+    if not args.no_freeze:
+        freeze_startup_heap()  # as `openledger serve` does once the node is built
 
     groups: list[int] = []
     commit_group = ledger._commit_group
@@ -165,6 +168,7 @@ def _measure(node: Node, args: argparse.Namespace, group: int, rng: random.Rando
 
     ledger._commit_group = counted  # type: ignore[method-assign]
     per_thread = args.receipts // args.threads
+    payers = [address(p, 0xAA) for p in range(args.payers)]  # the harness's, not timed
     plans = []
     for _ in range(args.threads):
         r = random.Random(rng.randrange(2**32))
@@ -184,7 +188,7 @@ def _measure(node: Node, args: argparse.Namespace, group: int, rng: random.Rando
         try:
             for i, (prompt, completion, a) in enumerate(plans[t]):
                 t0 = time.perf_counter()
-                payer = address((t * per_thread + i) % args.payers, 0xAA)
+                payer = payers[(t * per_thread + i) % args.payers]
                 hold = ledger.reserve(payer, model, prompt, completion + 16)
                 digest = request_hash(payer, model["name"], {"t": t, "i": i, "prompt": prompt})
                 done = ledger.submit(hold, completion, request_hash=digest, attribution=pool[a])
@@ -361,9 +365,7 @@ def main() -> dict:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--threads", type=int, default=8, help="submitter threads")
-    ap.add_argument(
-        "--window", type=int, default=64, help="charges each submitter keeps in flight"
-    )
+    ap.add_argument("--window", type=int, default=64, help="charges each submitter keeps in flight")
     ap.add_argument("--receipts", type=int, default=8_000, help="receipts per run (ours)")
     ap.add_argument(
         "--baseline-receipts",
@@ -376,6 +378,11 @@ def main() -> dict:
     ap.add_argument("--attributed", type=int, default=10, help="contributions per attribution")
     ap.add_argument("--payers", type=int, default=64)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the startup heap to the garbage collector (serve freezes it)",
+    )
     ap.add_argument(
         "--no-profile",
         action="store_true",
@@ -423,6 +430,7 @@ def main() -> dict:
             "prompt_tokens": "20-400",
             "completion_tokens": "16-256 (max_tokens +16)",
             "seed": args.seed,
+            "startup_heap_frozen": not args.no_freeze,
             "database": "SQLite (WAL, synchronous FULL default), fresh node home per run",
             "params": "ParamsCache over a fixed ProtocolParams snapshot (defaults; no devnet)",
             "beneficiaries": "datanet, contributions and snapshot rows inserted directly",

@@ -92,13 +92,13 @@ def sse(r: httpx.Response) -> list[Any]:
 
 
 def check_receipt(shop: Shop, receipt_id: int, payer: str) -> dict[str, Any]:
-    """The receipt as anyone can fetch it: hash, signature, fee and split all check out."""
+    """The receipt as anyone can fetch it: hashes, the signed head, fee and split check out."""
     doc = shop.receipt(receipt_id)
     body = doc["receipt"]
     assert doc["id"] == receipt_id and doc["epoch"] is None
     assert content_hash(body) == doc["content_hash"]
     operator = shop.node.accounts.operator_address()
-    assert recover_signer(doc["content_hash"], doc["signature"]) == operator
+    assert recover_signer(doc["head"]["hash"], doc["head"]["signature"]) == operator
     assert check_served(doc, operator) == ""  # its place, up to its group's signed head
     assert body["payer"] == shop.addr(payer) and body["model"]["name"] == MODEL
     assert body["prices"] == {"in": str(PRICE_IN), "out": str(PRICE_OUT)}

@@ -146,16 +146,17 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     assert b["pools"] == {"staker": str(38 * 10**12), "unattributed": str(95 * 10**12)}
     assert b["attribution"] == {"method": "none", "index_hash": None, "shares": [],
                                 "unattributed_ppb": 10**9}  # fmt: skip
-    # stored as returned: content hash of the canonical body signed by the node's operator,
-    # linked after the genesis hash; the only receipt of its group carries the head signature
+    # stored as returned: content hash of the canonical body, linked after the genesis hash;
+    # the only receipt of its group is its head, which the node's operator signed
     operator = node.accounts.operator_address()
     assert r.content_hash == content_hash(b) and r.hash == link_hash(GENESIS, 1, r.content_hash)
-    assert recover_signer(r.content_hash, r.signature) == operator
-    assert check_head(1, r.hash, r.head_signature, operator) == ""
+    head_seq, head_hash, head_signature = r.head
+    assert (head_seq, head_hash) == (1, r.hash)
+    assert recover_signer(r.hash, head_signature) == operator
     stored = node.ledger.receipt(1)
     assert stored == {"id": 1, "hash": r.hash, "prev": GENESIS, "content_hash": r.content_hash,
-                      "signature": r.signature, "epoch": None, "receipt": b,
-                      "head": {"id": 1, "hash": r.hash, "signature": r.head_signature,
+                      "epoch": None, "receipt": b,
+                      "head": {"id": 1, "hash": r.hash, "signature": head_signature,
                                "content_hashes": []}}  # fmt: skip
     assert check_served(stored, operator) == ""
     assert node.ledger.receipt(r.hash)["id"] == 1
@@ -221,8 +222,7 @@ def test_receipts_form_a_hash_chain(market: Market) -> None:
     operator = node.accounts.operator_address()
     for row in rows:
         assert row.prev_hash == prev
-        assert check_receipt(row.seq, row.body, row.content_hash, row.signature, row.hash, prev,
-                             operator).ok  # fmt: skip
+        assert check_receipt(row.seq, row.body, row.content_hash, row.hash, prev).ok
         doc = node.ledger.receipt(row.seq)
         assert doc["prev"] == prev and check_served(doc, operator) == ""
         prev = row.hash
@@ -390,8 +390,7 @@ def test_64_threads_never_overspend_a_small_deposit(market: Market) -> None:
     assert sorted(int(r.fee) for r in rows) == sorted(fees)
     prev, operator = GENESIS, node.accounts.operator_address()
     for row in rows:
-        assert check_receipt(row.seq, row.body, row.content_hash, row.signature, row.hash, prev,
-                             operator).ok  # fmt: skip
+        assert check_receipt(row.seq, row.body, row.content_hash, row.hash, prev).ok
         prev = row.hash
     # every receipt is covered by a signed head: the last of each committed group
     heads = [row for row in rows if row.head_signature]

@@ -58,6 +58,7 @@ def serve(
 
     from openledger.api.app import create_app
     from openledger.factory.worker import JobWorker
+    from openledger.heap import freeze_startup_heap
     from openledger.ledger.loop import SettlementLoop
 
     if device is not None and device not in DEVICES:
@@ -84,6 +85,7 @@ def serve(
     except BaseException:
         node.serving.close()
         raise
+    freeze_startup_heap()  # the node, models and app are built: the collector skips them
     worker = JobWorker(node.jobs)
     worker.start()
     settlement = SettlementLoop(node.sync_chain, node.epochs)

@@ -1,13 +1,12 @@
 """`openledger audit --epoch N`: recompute an epoch from its receipts and check it on chain.
 
 Everything is recomputed from the stored receipt bodies, not from the ledger's own
-summaries: each receipt's content hash and operator signature, its link in the hash chain,
-and the operator's signature of each committed group's last hash (every receipt must be
-covered by one); its fee from its token counts and prices; its split from the basis points
-it names, its attribution weights and the beneficiary set it names; each epoch's pools
-divided over their sets as the seal divides them; then the cumulative earnings of every
-epoch up to N, their Merkle root, and the root, total and receipts head posted on chain
-for N.
+summaries: each receipt's content hash, its link in the hash chain, and the operator's
+signature of each committed group's last hash (every receipt must be covered by one); its
+fee from its token counts and prices; its split from the basis points it names, its
+attribution weights and the beneficiary set it names; each epoch's pools divided over their
+sets as the seal divides them; then the cumulative earnings of every epoch up to N, their
+Merkle root, and the root, total and receipts head posted on chain for N.
 """
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ class Auditor:
                 return report
             rows = s.execute(
                 select(ReceiptRow.seq, ReceiptRow.body, ReceiptRow.hash, ReceiptRow.content_hash,
-                       ReceiptRow.signature, ReceiptRow.head_signature, ReceiptRow.epoch)
+                       ReceiptRow.head_signature, ReceiptRow.epoch)
                 .where(ReceiptRow.epoch.is_not(None), ReceiptRow.epoch <= number)
                 .order_by(ReceiptRow.seq)
             ).all()  # fmt: skip
@@ -92,13 +91,13 @@ class Auditor:
         pools: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
         prev, expected_seq, head = GENESIS, 1, GENESIS
         unsigned: list[int] = []  # receipts since the last signed head
-        for seq, body_text, digest, chash, signature, head_signature, ep in rows:
+        for seq, body_text, digest, chash, head_signature, ep in rows:
             if seq != expected_seq:
                 report.problems.append(
                     f"receipt {expected_seq} is missing (the next stored one is {seq})"
                 )
             expected_seq = seq + 1
-            check = check_receipt(seq, body_text, chash, signature, digest, prev, self.operator)
+            check = check_receipt(seq, body_text, chash, digest, prev)
             prev = digest
             unsigned.append(seq)
             if head_signature:

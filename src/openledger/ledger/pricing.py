@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, NoReturn, TypeVar
 
 from openledger.errors import ValidationError
 
@@ -143,6 +143,7 @@ class Members:
 
 
 POOLED_ROLES = ("staker", "unattributed")  # divided over a beneficiary set once per epoch
+_REST = 2**256  # the unattributed rest's key: larger than any contribution id
 
 
 @dataclass(frozen=True)
@@ -197,17 +198,16 @@ def split_fee(
 
     weights = {cid: w for cid, w in attribution.items() if w > 0}
     attributed_ppb = min(sum(weights.values()), WEIGHT_SCALE)
-    keyed: dict[tuple[int, int], int] = {(0, cid): w for cid, w in weights.items()}
-    if attributed_ppb < WEIGHT_SCALE:
-        keyed[(1, 0)] = WEIGHT_SCALE - attributed_ppb
-    shares = allocate(parts["contributors"], keyed)
+    if attributed_ppb < WEIGHT_SCALE:  # the rest, keyed after every contribution id in ties
+        weights[_REST] = WEIGHT_SCALE - attributed_ppb
+    shares = allocate(parts["contributors"], weights)
+    rest = shares.pop(_REST, 0)
     by_id = members.by_id
-    for (kind, cid), wei in sorted(shares.items()):
-        if kind == 0:
-            c = by_id.get(cid)
-            account = c.contributor if c else _unknown_contribution(cid)
-            payouts.append(Payout(account, "contributor", wei, c.datanet if c else None, cid))
-    rest = shares.get((1, 0), 0)
+    for cid in sorted(shares):
+        c = by_id.get(cid)
+        if c is None:
+            _unknown_contribution(cid)
+        payouts.append(Payout(c.contributor, "contributor", shares[cid], c.datanet, cid))
     if rest:
         if members.recorded:
             pools["unattributed"] = rest
@@ -253,7 +253,7 @@ def divide_pools(
     return out
 
 
-def _unknown_contribution(cid: int) -> str:
+def _unknown_contribution(cid: int) -> NoReturn:
     raise ValidationError(
         f"attribution names contribution #{cid}, which is not in the model's training data.",
         field="attribution",

@@ -37,9 +37,9 @@ class CreditRow(Base):
 
 
 class ReceiptRow(Base):
-    """One signed receipt: ``body`` is the canonical JSON that ``content_hash`` is taken of
-    and ``signature`` signs; ``hash`` is its link in the chain (``ledger.receipts``);
-    ``head_signature`` is set on the last receipt of each committed group."""
+    """One receipt: ``body`` is the canonical JSON that ``content_hash`` is taken of;
+    ``hash`` is its link in the chain (``ledger.receipts``); ``head_signature``, set on the
+    last receipt of each committed group, is the operator's signature of that hash."""
 
     __tablename__ = "ledger_receipts"
     __table_args__ = (Index(None, "epoch"), Index(None, "payer"))
@@ -48,7 +48,6 @@ class ReceiptRow(Base):
     hash: Mapped[str] = mapped_column(String(66), unique=True)
     prev_hash: Mapped[str] = mapped_column(String(66))
     content_hash: Mapped[str] = mapped_column(String(66), server_default=text("''"))
-    signature: Mapped[str] = mapped_column(String(132))
     head_signature: Mapped[str] = mapped_column(String(132), server_default=text("''"))
     payer: Mapped[str] = mapped_column(String(42))
     model_id: Mapped[int] = mapped_column(Integer)

@@ -1,6 +1,6 @@
 """Ledger pools and receipt links: the stakers' and unattributed parts pooled per
-beneficiary set until the epoch's seal divides them; receipts signed by content with a
-signed head per committed group.
+beneficiary set until the epoch's seal divides them; receipts linked by content hash and
+signed once per committed group (the head signature replaces the per-receipt one).
 
 Revision ID: 0007
 Revises: 0006
@@ -23,18 +23,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 WEI = sa.String(78)
+EMPTY = sa.text("''")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("ledger_receipts") as batch:
         batch.add_column(
-            sa.Column("content_hash", sa.String(66), server_default=sa.text("''"), nullable=False)
+            sa.Column("content_hash", sa.String(66), server_default=EMPTY, nullable=False)
         )
         batch.add_column(
-            sa.Column(
-                "head_signature", sa.String(132), server_default=sa.text("''"), nullable=False
-            )
+            sa.Column("head_signature", sa.String(132), server_default=EMPTY, nullable=False)
         )
+        batch.drop_column("signature")
     op.create_table(
         "ledger_pools",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -57,5 +57,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_ledger_pools_receipt_seq"), table_name="ledger_pools")
     op.drop_table("ledger_pools")
     with op.batch_alter_table("ledger_receipts") as batch:
+        batch.add_column(
+            sa.Column("signature", sa.String(132), server_default=EMPTY, nullable=False)
+        )
         batch.drop_column("head_signature")
         batch.drop_column("content_hash")
