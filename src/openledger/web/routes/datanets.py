@@ -78,10 +78,11 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """Pending contributions of every datanet the account validates, with previews, the
     reviews so far and the stake at risk (what a rejection slashes)."""
     slash_bps = node.contracts.params.snapshot().slash_bps
-    out = []
+    out, validates = [], []
     for dn in node.datanets.list(0, 500)["items"]:
         if session.address not in dn["validators"]:
             continue
+        validates.append(dn["name"])
         pending = node.reviews.pending(dn["name"], 0, 100)
         for item in pending["items"]:
             stake = int(item["stake"])
@@ -89,7 +90,7 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
             item["reviewed"] = any(r["validator"] == session.address for r in item["reviews"])
             item["quorum"] = pending["quorum"]
             out.append(item)
-    return {"items": out, "slash_bps": slash_bps}
+    return {"items": out, "slash_bps": slash_bps, "validates": validates}
 
 
 @router.post("/contributions/{contribution}/review")

@@ -11,6 +11,8 @@ export async function render(view) {
   view.append(h("p", { class: "muted small" }, `A rejection slashes ${(q.slash_bps / 100).toFixed(0)}% of the contributor's stake. Each validator reviews once; the datanet's quorum decides.`));
   const list = h("div", { id: "queue" });
   view.append(list);
+  if (!q.validates.length) { list.append(h("p", { class: "muted", id: "queue-empty" }, "You validate no datanet: its owner names the validators when creating it.")); return; }
+  view.insertBefore(h("p", { class: "small" }, `You validate: ${q.validates.join(", ")}.`), list);
   if (!q.items.length) { list.append(h("p", { class: "muted", id: "queue-empty" }, "Nothing waits for your review.")); return; }
   for (const item of q.items) list.append(card(item));
 }
