@@ -91,6 +91,12 @@ class FeeSplit:
     def bps(self) -> tuple[int, int, int, int]:
         return (self.platform_bps, self.owner_bps, self.stakers_bps, self.contributors_bps)
 
+    def parts(self, amount: int) -> dict[str, int]:
+        """``amount`` over the four roles by these basis points (``allocate``'s rule, every
+        role present)."""
+        out = allocate(amount, dict(zip(ROLES, self.bps, strict=True)))
+        return {r: out.get(r, 0) for r in ROLES}
+
 
 class Payout(NamedTuple):
     """One beneficiary's wei from one inference, and why it earned."""
@@ -182,8 +188,7 @@ def split_fee(
     divisions did. ``divide_pools`` is the second half of the rule.
     """
     members = contributions if isinstance(contributions, Members) else Members.of(contributions)
-    parts = allocate(amount, dict(zip(ROLES, split.bps, strict=True)))
-    parts = {r: parts.get(r, 0) for r in ROLES}
+    parts = split.parts(amount)
     payouts: list[Payout] = []
     pools: dict[str, int] = {}
     if parts["platform"]:

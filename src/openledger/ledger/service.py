@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -140,6 +141,19 @@ def _checksum(account: str) -> str:
     return Web3.to_checksum_address(account) if Web3.is_address(account) else account
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
+def _now_iso() -> str:
+    """The current UTC second in ISO 8601, formatted once per second (it is in every
+    receipt)."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).isoformat())
+    return _stamp[1]
+
+
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """One executemany straight to the driver: the columns' own bind processors (wei as
     text, timestamps as the dialect stores them), without the per-row statement machinery
@@ -204,7 +218,6 @@ class LedgerService:
         credit_ttl: float = 1.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
 
         self.db = db
         self.params = params
@@ -475,7 +488,7 @@ class LedgerService:
             "v": RECEIPT_VERSION,
             "chain_id": self.chain_id,
             "operator": signer.address,
-            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "created_at": _now_iso(),
             "payer": hold.account,
             "request_hash": request_hash,
             "model": {
