@@ -175,6 +175,10 @@ def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
     shoot(page, "contribution")
 
 
+def node_operator(web: WebWorld) -> str:
+    return web.node.accounts.operator_address()
+
+
 def _count(web: WebWorld) -> int:
     with web.node.db.session() as s:
         return len(s.scalars(select(ContributionRow.id)).all())
@@ -323,7 +327,7 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     receipt = web.node.ledger.receipt(receipt_id)
     assert receipt["receipt"]["payer"] == web.addr("grace")
     assert f"{fmt_open(int(receipt['receipt']['fee']))}" in page.inner_text("#fee").replace(",", "")
-    assert page.get_attribute("#receipt-link", "href") == f"/receipts/{receipt_id}"
+    assert page.get_attribute("#receipt-link", "href") == f"#/receipts/{receipt_id}"
     rows = page.locator("#fee tr[data-role]")
     shown = {rows.nth(i).get_attribute("data-role"): int(rows.nth(i).get_attribute("data-wei"))
              for i in range(rows.count())}  # fmt: skip
@@ -341,6 +345,11 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     first.locator("a").click()
     page.wait_for_selector(f'#contribution-title[data-id="{web.heidi}"]')
     assert page.inner_text("#records .record.hl mark.span") == span_text
+    go(page, web, f"receipts/{receipt_id}")  # the receipt checks itself as anyone could
+    check = page.inner_text("#receipt-check")
+    assert check.startswith("Verified") and node_operator(web) in check
+    assert page.locator("#payouts tbody tr").count() >= 3
+    shoot(page, "receipt")
 
 
 def test_claim_rewards_and_the_balance_changes_on_chain(web: WebWorld, page: Any) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.deps import NodeDep
+from openledger.ledger.receipts import check_served
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_chat
@@ -75,3 +76,13 @@ def claim_tx(node: NodeDep, session: SessionDep) -> dict[str, Any]:
     )
     return {"from": session.address, "to": rewards_contract.address, "data": data,
             "claimable": c["claimable"], "chain_id": node.settings.chain_id}  # fmt: skip
+
+
+@router.get("/receipts/{receipt}/check")
+def check_receipt(receipt: str, node: NodeDep) -> dict[str, Any]:
+    """Whether a receipt as served proves itself (content hash, chain link, the operator's
+    signed head): the same check anyone can run with the document and the operator address."""
+    doc = node.ledger.receipt(receipt)
+    operator = node.accounts.operator_address()
+    problem = check_served(doc, operator)
+    return {"id": doc["id"], "ok": not problem, "problem": problem, "operator": operator}

@@ -14,6 +14,7 @@ const PAGES = {
   rewards: () => import("./pages/rewards.js"),
   governance: () => import("./pages/governance.js"),
   account: () => import("./pages/account.js"),
+  receipts: () => import("./pages/receipt.js"),
 };
 
 let cleanups = [];

@@ -94,7 +94,7 @@ function attributionView(r) {
     h("p", {}, h("b", {}, `${open(r.receipt.fee, 6)} OPEN`), ` for ${r.usage.prompt_tokens} prompt + ${r.usage.completion_tokens} completion tokens`),
     h("table", { class: "small" }, h("tbody", {}, Object.entries(byRole).map(([role, v]) =>
       h("tr", { "data-role": role, "data-wei": v.toString() }, h("td", {}, role), h("td", {}, `${open(v.toString(), 8)} OPEN`))))),
-    h("p", { class: "small" }, link(`/receipts/${r.receipt.id}`, `Signed receipt #${r.receipt.id}`, { id: "receipt-link", target: "_blank", rel: "noopener" }),
+    h("p", { class: "small" }, link(`#/receipts/${r.receipt.id}`, `Signed receipt #${r.receipt.id}`, { id: "receipt-link" }),
       h("span", { class: "mono muted" }, ` ${short(r.receipt.hash)}`))));
   return wrap;
 }
