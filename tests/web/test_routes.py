@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from openledger.api.app import create_app
 from openledger.config import Settings
 from openledger.node import Node
+from openledger.web.auth import host_allowed
 from openledger.web.pages import STATIC
 from openledger.web.sessions import COOKIE
 from tests.conftest import PASSWORD
@@ -75,6 +76,23 @@ def test_a_message_for_another_host_is_refused(client: TestClient) -> None:
     r = client.post("/web/auth/verify", json={"message": text, "signature": sig}, headers=WEB)
     assert r.status_code == 401 and "not this node" in r.json()["message"]
     assert COOKIE not in client.cookies
+
+
+def test_sign_ins_only_for_the_nodes_own_host_names(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message signed for evil.example, relayed with ``Host: evil.example``, is refused:
+    the Host header is not trusted, only loopback names or OPENLEDGER_WEB_HOSTS."""
+    evil = {**WEB, "Host": "evil.example"}
+    r = client.post("/web/auth/message", json={"address": WALLET.address}, headers=evil)
+    assert r.status_code == 401 and "does not take sign-ins for the host" in r.json()["message"]
+    assert client.post("/web/auth/dev", json={"name": "bob"}, headers=evil).status_code == 401
+    assert host_allowed("localhost:8000", None) and host_allowed("[::1]:8000", None)
+    monkeypatch.setenv("OPENLEDGER_WEB_HOSTS", "node.example:443, other.example")
+    r = client.post("/web/auth/message", json={"address": WALLET.address},
+                    headers={**WEB, "Host": "node.example:443"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["message"].startswith("node.example:443 wants")
+    assert not host_allowed("127.0.0.1:8000", "node.example:443")
 
 
 def test_sessions_and_the_web_apps_header(client: TestClient, home: Settings) -> None:

@@ -6,6 +6,7 @@ and the key the node signs a signed-in account's transactions with.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -23,6 +24,19 @@ from openledger.web import siwe
 from openledger.web.sessions import COOKIE, Session, SessionCodec, load_key
 
 CSRF_HEADER = "x-openledger-web"
+HOSTS_ENV = "OPENLEDGER_WEB_HOSTS"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def host_allowed(host: str, configured: str | None) -> bool:
+    """Whether sign-ins may name ``host`` (host[:port]) as their domain: one of the comma-
+    separated ``configured`` hosts (``OPENLEDGER_WEB_HOSTS``), else a loopback name. The
+    Host header alone is not trusted: a client can send any, and a message signed for
+    another site must not open a session here."""
+    if configured:
+        return host in {h.strip() for h in configured.split(",") if h.strip()}
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in LOOPBACK
 
 
 class WebAuth:
@@ -116,6 +130,12 @@ AuthDep = Annotated[WebAuth, Depends(get_auth)]
 
 def _expected(request: Request, auth: WebAuth) -> siwe.Expected:
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    if not host_allowed(host, os.environ.get(HOSTS_ENV)):
+        raise AuthError(
+            f"This node does not take sign-ins for the host {host!r}.", field="host",
+            value=host, fix=f"open the node by a name listed in {HOSTS_ENV} (comma-separated "
+            "host:port; by default only 127.0.0.1, localhost and [::1]).",
+        )  # fmt: skip
     return auth.expected(host, request.url.scheme)
 
 
