@@ -278,13 +278,17 @@ class LedgerService:
         account = _checksum(account)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
         amount = fee(prompt_tokens, max_tokens, price_in, price_out)
+        with self._lock:  # the common case: a fresh cached balance, one lock
+            available = self._cached_available(account, stale_ok=False)
+            if available is not None and amount <= available:
+                self._held[account] += amount
+                return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
         self._refresh_credit(account)
         with self._lock:
-            cached = self._cache.get(account)
-            if cached is None:  # groups kept committing during every read: read under the lock
-                cached = (self._db_available(account), self._clock())
-                self._cache[account] = cached
-            available = cached[0] - self._held[account]
+            available = self._cached_available(account, stale_ok=True)
+            if available is None:  # groups kept committing during every read: read here
+                self._cache[account] = (self._db_available(account), self._clock())
+                available = self._cache[account][0] - self._held[account]
             if amount > available:
                 raise PaymentRequiredError(
                     f"account {account} has {format_open(max(available, 0))} OPEN of inference "
@@ -298,6 +302,17 @@ class LedgerService:
                 )
             self._held[account] += amount
         return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
+
+    def _cached_available(self, account: str, *, stale_ok: bool) -> int | None:
+        """Cached balance less holds (call under ``_lock``); None when there is no cached
+        balance, or it is stale and may be re-read (``stale_ok`` False)."""
+        cached = self._cache.get(account)
+        if cached is None:
+            return None
+        fresh = self._clock() - cached[1] < self.credit_ttl or self._in_commit
+        if not (fresh or stale_ok):
+            return None
+        return cached[0] - self._held[account]
 
     def _refresh_credit(self, account: str, tries: int = 3) -> None:
         """Re-read a stale cached balance, outside the lock (a database read can wait on the
