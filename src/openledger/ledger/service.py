@@ -59,6 +59,7 @@ from openledger.store.ledger_tables import (
 from openledger.units import fmt_open as format_open
 
 MAX_GROUP = 256  # receipts committed in one transaction at most
+GATHER_S = 0.002  # how long a group under way waits once for more requests
 SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 
 
@@ -435,11 +436,18 @@ class LedgerService:
                 return
             jobs = [job]
             stop = False
+            waited = False
             while len(jobs) < MAX_GROUP:
                 try:
                     more = self._queue.get_nowait()
                 except Empty:
-                    break
+                    # a group pays one transaction and one fsync however small it is: when
+                    # requests are arriving, let them gather for a moment (≤ GATHER_S)
+                    if waited or len(jobs) < 2 or GATHER_S <= 0:
+                        break
+                    waited = True
+                    time.sleep(GATHER_S)
+                    continue
                 if more is None:
                     stop = True
                     break
