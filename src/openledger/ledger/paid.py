@@ -16,7 +16,7 @@ from openledger.attribution.service import AttributionService
 from openledger.attribution.types import Attribution
 from openledger.errors import ConflictError, NotFoundError
 from openledger.ledger.receipts import SignedReceipt
-from openledger.ledger.service import Hold, LedgerService, request_hash
+from openledger.ledger.service import Hold, LedgerService, PendingReceipt, request_hash
 from openledger.serving.sampling import SamplingParams
 from openledger.serving.service import ServingService
 
@@ -89,6 +89,20 @@ class PaidInference:
     ) -> SignedReceipt:
         digest = request_hash(hold.account, hold.model["name"], request)
         return self.ledger.charge(
+            hold, completion_tokens, request_hash=digest, attribution=attribution
+        )
+
+    def submit(
+        self,
+        hold: Hold,
+        completion_tokens: int,
+        *,
+        request: dict[str, Any],
+        attribution: Attribution | None,
+    ) -> PendingReceipt:
+        """``charge`` without waiting: the receipt once its group has committed."""
+        digest = request_hash(hold.account, hold.model["name"], request)
+        return self.ledger.submit(
             hold, completion_tokens, request_hash=digest, attribution=attribution
         )
 

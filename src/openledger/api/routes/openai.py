@@ -34,7 +34,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -63,7 +62,7 @@ from openledger.api.openai_schemas import (
     usage,
 )
 from openledger.attribution.types import Attribution
-from openledger.errors import OpenLedgerError, PaymentRequiredError, ValidationError
+from openledger.errors import OpenLedgerError, PaymentRequiredError, StoreError, ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.ledger.paid import PaidInference, attribution_view
 from openledger.ledger.pricing import fee
@@ -265,6 +264,9 @@ def _chat_prompt_text(serving: ServingService, messages: list[dict[str, str]]) -
 # ---------------------------------------------------------------------------- payment
 
 
+CHARGE_TIMEOUT_S = 60.0  # how long a response waits for its receipts
+
+
 class _Bill:
     """The credit held for one API call's choices, settled exactly once (see the module doc):
     by ``settle`` when the call ends, by ``release`` when it fails, or by ``settle_later``
@@ -340,12 +342,9 @@ class _Bill:
         if n == 0:  # it failed before holding anything
             return {}
         attributions = [self._attribute(i, run) for i in range(n)]
-        if n == 1:
-            results: list[Any] = [self._charge(0, run, attributions[0])]
-        else:
-            with ThreadPoolExecutor(min(n, 16), thread_name_prefix="charge") as pool:
-                futures = [pool.submit(self._charge, i, run, attributions[i]) for i in range(n)]
-                results = [f.exception() or f.result() for f in futures]
+        # every choice is queued before any is awaited: they share the writer's next group
+        pending = [self._submit(i, run, attributions[i]) for i in range(n)]
+        results = [self._receipt(i, p) for i, p in enumerate(pending)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
@@ -391,7 +390,9 @@ class _Bill:
             log.exception("attribution of a %s completion failed; charged unattributed", self.model)
             return None
 
-    def _charge(self, i: int, run: _Run, attribution: Attribution | None) -> Any:
+    def _submit(self, i: int, run: _Run, attribution: Attribution | None) -> Any:
+        """Queue choice ``i``'s charge; None if it is not billable, or the error that
+        refused it (its hold released)."""
         hold = self.holds[i]
         if not self._billable(i, run):
             self.paid.ledger.release(hold)
@@ -399,12 +400,27 @@ class _Bill:
         try:
             tokens = min(len(run.requests[i].tokens), hold.max_tokens)
             request = self._choices[i][3]
-            return self.paid.charge(hold, tokens, request=request, attribution=attribution)
-        except TimeoutError:
-            raise  # still queued: the ledger's writer settles (or releases) the hold itself
-        except BaseException:
+            return self.paid.submit(hold, tokens, request=request, attribution=attribution)
+        except BaseException as exc:  # refused before it was queued
             self.paid.ledger.release(hold)
-            raise
+            return exc
+
+    def _receipt(self, i: int, pending: Any) -> Any:
+        if pending is None or isinstance(pending, BaseException):
+            return pending
+        try:
+            return pending.result(timeout=CHARGE_TIMEOUT_S)
+        except TimeoutError:
+            # still queued: the ledger's writer settles (or releases) the hold itself
+            return StoreError(
+                f"the ledger did not record the charge of choice {i} within "
+                f"{CHARGE_TIMEOUT_S} s; it stays queued and will be recorded.",
+                field="ledger", value=i,
+                fix="check the node's database is reachable and not locked by another "
+                "process.",
+            )  # fmt: skip
+        except BaseException as exc:  # the group's transaction failed: the hold is released
+            return exc
 
 
 # ---------------------------------------------------------------------------- the bridge
