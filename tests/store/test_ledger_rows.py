@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from openledger.ledger.service import _insert_many
+from openledger.ledger.writing import insert_many
 from openledger.store.db import Database
 from openledger.store.ledger_tables import EarningRow, ReceiptRow
 
@@ -27,9 +27,9 @@ def test_insert_many_round_trips_wei_text_and_timestamps(db: Database) -> None:
     ]  # fmt: skip
     with db.session() as s:
         conn = s.connection()
-        _insert_many(conn, ReceiptRow.__table__, receipts)
-        _insert_many(conn, EarningRow.__table__, earnings)
-        _insert_many(conn, EarningRow.__table__, [])  # nothing to write is no statement
+        insert_many(conn, ReceiptRow.__table__, receipts)
+        insert_many(conn, EarningRow.__table__, earnings)
+        insert_many(conn, EarningRow.__table__, [])  # nothing to write is no statement
         s.commit()
     with db.session() as s:
         rows = s.query(ReceiptRow).order_by(ReceiptRow.seq).all()

@@ -8,12 +8,20 @@ escrow after the delay is not spent meanwhile; ``Withdrawn`` books what was paid
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 from web3 import Web3
 
 from openledger.chain.sync import ChainEventRecord, EventSync
 from openledger.store.ledger_tables import CreditRow
+
+
+@lru_cache(maxsize=65_536)
+def checksum(account: str) -> str:
+    """The EIP-55 form of an address (cached: it costs a keccak and runs on every request);
+    anything that is not an address is returned as it is."""
+    return Web3.to_checksum_address(account) if Web3.is_address(account) else account
 
 
 def new_credit_row(account: str) -> CreditRow:

@@ -18,27 +18,24 @@ seconds) minus the holds in flight, under one lock with the writer's release of 
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
-from sqlalchemy.orm import Session
-from web3 import Web3
+from sqlalchemy import select
 
 from openledger.attribution.types import Attribution
-from openledger.errors import NotFoundError, PaymentRequiredError, StoreError, ValidationError
+from openledger.errors import PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
-from openledger.ledger.credits import new_credit_row
+from openledger.ledger.credits import checksum
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricing import WEIGHT_SCALE, Members, fee, split_fee, weights_ppb
+from openledger.ledger.receipt_reads import list_receipts, receipt_doc
 from openledger.ledger.receipts import (
     GENESIS,
     RECEIPT_VERSION,
@@ -48,9 +45,9 @@ from openledger.ledger.receipts import (
     hash_hex,
     link_hash,
 )
+from openledger.ledger.writing import PendingReceipt, debit, insert_many, now_iso, store_sets
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
-    BeneficiarySetRow,
     CreditRow,
     EarningRow,
     PoolRow,
@@ -77,39 +74,6 @@ class Hold:
     charging: bool = False
 
 
-class PendingReceipt:
-    """The receipt of a submitted charge, once its group has committed.
-
-    A lock held until the writer settles it: ``concurrent.futures.Future`` builds a
-    Condition per instance, which cost a quarter of the request path's CPU time."""
-
-    __slots__ = ("_done", "_error", "_value")
-
-    def __init__(self) -> None:
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._value: SignedReceipt | None = None
-        self._error: BaseException | None = None
-
-    def _settle(self, value: SignedReceipt | None, error: BaseException | None) -> None:
-        self._value, self._error = value, error
-        self._done.release()
-
-    def done(self) -> bool:
-        return not self._done.locked()
-
-    def result(self, timeout: float | None = None) -> SignedReceipt:
-        """The signed receipt (or the error that refused the charge); TimeoutError if the
-        group has not committed within ``timeout`` seconds."""
-        if not self._done.acquire(timeout=-1 if timeout is None else timeout):
-            raise TimeoutError
-        self._done.release()  # later calls return at once
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
-
-
 @dataclass(frozen=True)
 class _Set:
     """A model's beneficiary set as priced: its hash, members and stored form."""
@@ -134,50 +98,6 @@ class _Job:
     earnings: list[tuple[tuple, int]]  # ((account, role, model, datanet, contribution), wei)
     pools: list[tuple[tuple, int]]  # ((set hash, role, model), wei)
     done: PendingReceipt = field(default_factory=PendingReceipt)
-
-
-@lru_cache(maxsize=65_536)
-def _checksum(account: str) -> str:
-    """The EIP-55 form of an address (cached: it costs a keccak and runs on every request)."""
-    return Web3.to_checksum_address(account) if Web3.is_address(account) else account
-
-
-_stamp: tuple[int, str] = (0, "")
-
-
-def _now_iso() -> str:
-    """The current UTC second in ISO 8601, formatted once per second (it is in every
-    receipt)."""
-    global _stamp
-    second = int(time.time())
-    if _stamp[0] != second:
-        _stamp = (second, datetime.fromtimestamp(second, UTC).isoformat())
-    return _stamp[1]
-
-
-def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One executemany straight to the driver: the columns' own bind processors (wei as
-    text, timestamps as the dialect stores them), without the per-row statement machinery
-    of ``conn.execute(table.insert(), rows)``, which was a tenth of the writer's time."""
-    if not rows:
-        return
-    names = list(rows[0])
-    dialect = conn.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-    procs = [table.c[n].type._cached_bind_processor(dialect) for n in names]
-    first = list(rows[0].values())
-    # a value shared by every row (the group's timestamp) is processed once
-    shared = {i: f(first[i]) for i, f in enumerate(procs) if f is not None and all(
-        r[names[i]] is first[i] for r in rows)}  # fmt: skip
-    out = []
-    for row in rows:
-        values = list(row.values())
-        for i, f in enumerate(procs):
-            if f is not None:
-                values[i] = shared[i] if i in shared else f(values[i])
-        out.append(tuple(values))
-    conn.exec_driver_sql(sql, out)
 
 
 def request_hash(payer: str, model: str, request: Mapping[str, Any]) -> str:
@@ -243,7 +163,7 @@ class LedgerService:
 
     def credit(self, account: str) -> dict[str, Any]:
         """The account's credit as the node sees it (wei as decimal strings)."""
-        account = _checksum(account)
+        account = checksum(account)
         with self.db.session() as s:
             row = s.get(CreditRow, account)
             values = {
@@ -276,7 +196,7 @@ class LedgerService:
         self, account: str, model: dict[str, Any], prompt_tokens: int, max_tokens: int
     ) -> Hold:
         """Hold the largest fee this request can cost, or raise PaymentRequiredError (402)."""
-        account = _checksum(account)
+        account = checksum(account)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
         amount = fee(prompt_tokens, max_tokens, price_in, price_out)
         with self._lock:  # the common case: a fresh cached balance, one lock
@@ -477,9 +397,9 @@ class LedgerService:
                     self._held[j.hold.account] -= j.hold.amount
         for j, r in zip(jobs, results, strict=True):
             if isinstance(r, BaseException):
-                j.done._settle(None, r)
+                j.done.settle(None, r)
             else:
-                j.done._settle(r, None)
+                j.done.settle(r, None)
 
     def _price(
         self,
@@ -511,7 +431,7 @@ class LedgerService:
             "v": RECEIPT_VERSION,
             "chain_id": self.chain_id,
             "operator": signer.address,
-            "created_at": _now_iso(),
+            "created_at": now_iso(),
             "payer": hold.account,
             "request_hash": request_hash,
             "model": {
@@ -566,7 +486,7 @@ class LedgerService:
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
             conn = s.connection()
             if new_sets:
-                self._store_sets(conn, new_sets)
+                store_sets(conn, new_sets)
             last = conn.execute(
                 select(ReceiptRow.seq, ReceiptRow.hash).order_by(ReceiptRow.seq.desc()).limit(1)
             ).first()
@@ -605,8 +525,8 @@ class LedgerService:
                 SignedReceipt(seq, j.body, digest, before, j.content_hash, group_head)
                 for j, (seq, digest, before) in zip(jobs, links, strict=True)
             ]
-            _insert_many(conn, ReceiptRow.__table__, receipt_rows)
-            _insert_many(
+            insert_many(conn, ReceiptRow.__table__, receipt_rows)
+            insert_many(
                 conn,
                 EarningRow.__table__,
                 [
@@ -623,7 +543,7 @@ class LedgerService:
                 ],
             )
             if pools:
-                _insert_many(
+                insert_many(
                     conn,
                     PoolRow.__table__,
                     [
@@ -637,51 +557,9 @@ class LedgerService:
                         for (h, r, m), v in pools.items()
                     ],
                 )
-            balances = self._debit(s, debits, stamp)
+            balances = debit(s, debits, stamp)
         self._stored_sets.update(new_sets)
         return results, balances
-
-    @staticmethod
-    def _debit(s: Session, debits: dict[str, int], stamp: datetime) -> dict[str, int]:
-        """Add each account's charges of the group; returns the accounts' available credit."""
-        t = CreditRow.__table__
-        conn = s.connection()
-        rows = conn.execute(
-            select(t.c.account, t.c.deposited, t.c.withdrawn, t.c.charged,
-                   t.c.pending_withdrawal).where(t.c.account.in_(list(debits)))
-        ).all()  # fmt: skip
-        balances: dict[str, int] = {}
-        updates = []
-        for account, deposited, withdrawn, charged, pending in rows:
-            charged += debits[account]
-            updates.append({"a": account, "c": charged, "u": stamp})
-            balances[account] = deposited - withdrawn - charged - pending
-        if updates:
-            conn.execute(
-                update(t)
-                .where(t.c.account == bindparam("a"))
-                .values(charged=bindparam("c"), updated_at=bindparam("u")),
-                updates,
-            )
-        for account in debits.keys() - balances.keys():  # charged without a synced deposit
-            row = new_credit_row(account)
-            row.charged = debits[account]
-            row.updated_at = stamp
-            s.add(row)
-            balances[account] = -debits[account]
-        return balances
-
-    @staticmethod
-    def _store_sets(conn: Any, sets: dict[str, _Set]) -> None:
-        t = BeneficiarySetRow.__table__
-        stored = set(conn.execute(select(t.c.hash).where(t.c.hash.in_(list(sets)))).scalars())
-        missing = [
-            {"hash": h, "model_id": x.model_id, "body": x.body, "created_at": datetime.now(UTC)}
-            for h, x in sets.items()
-            if h not in stored
-        ]
-        if missing:
-            conn.execute(t.insert(), missing)
 
     def _beneficiaries(self, model: dict[str, Any]) -> _Set:
         """The model's training contributions and the hash of that set.
@@ -716,81 +594,11 @@ class LedgerService:
 
     # ------------------------------------------------------------------ reads
 
+    # ------------------------------------------------------------------ reads
+
     def receipt(self, ref: int | str) -> dict[str, Any]:
-        """A stored receipt by id (its sequence number) or by hash, with what proves its
-        place: ``head`` is the signed last receipt of its group and ``head.content_hashes``
-        the content hashes of the receipts after it up to that head, so that
-        ``hash = link_hash(prev, id, content_hash)`` followed by ``link_hash`` over them
-        gives ``head.hash``, which ``head.signature`` signs."""
-        with self.db.session() as s:
-            if isinstance(ref, int) or str(ref).isdigit():
-                row = s.get(ReceiptRow, int(ref))
-            else:
-                row = s.scalars(
-                    select(ReceiptRow).where(ReceiptRow.hash == str(ref).lower())
-                ).first()
-            if row is None:
-                raise NotFoundError(
-                    f"no receipt {ref!r} on this node.",
-                    field="receipt",
-                    value=str(ref),
-                    fix="use the receipt_id a response returned, or list them with "
-                    "`openledger receipts list`.",
-                )
-            head = s.execute(
-                select(ReceiptRow.seq, ReceiptRow.hash, ReceiptRow.head_signature)
-                .where(ReceiptRow.seq >= row.seq, ReceiptRow.head_signature != "")
-                .order_by(ReceiptRow.seq)
-                .limit(1)
-            ).first()
-            chain = (
-                s.scalars(
-                    select(ReceiptRow.content_hash)
-                    .where(ReceiptRow.seq > row.seq, ReceiptRow.seq <= head.seq)
-                    .order_by(ReceiptRow.seq)
-                ).all()
-                if head is not None
-                else []
-            )
-            return {
-                "id": row.seq,
-                "hash": row.hash,
-                "prev": row.prev_hash,
-                "content_hash": row.content_hash,
-                "epoch": row.epoch,
-                "head": None
-                if head is None
-                else {
-                    "id": head.seq,
-                    "hash": head.hash,
-                    "signature": head.head_signature,
-                    "content_hashes": list(chain),
-                },
-                "receipt": json.loads(row.body),
-            }
+        """A stored receipt by id or hash, with the proof of its place (``receipt_reads``)."""
+        return receipt_doc(self.db, ref)
 
     def receipts(self, *, payer: str | None = None, offset: int = 0, limit: int = 50) -> dict:
-        with self.db.session() as s:
-            q = select(ReceiptRow)
-            count = select(func.count()).select_from(ReceiptRow)
-            if payer:
-                payer = _checksum(payer)
-                q, count = (
-                    q.where(ReceiptRow.payer == payer),
-                    count.where(ReceiptRow.payer == payer),
-                )
-            rows = s.scalars(q.order_by(ReceiptRow.seq.desc()).offset(offset).limit(limit)).all()
-            total = int(s.execute(count).scalar_one())
-            items = [
-                {
-                    "id": r.seq,
-                    "hash": r.hash,
-                    "payer": r.payer,
-                    "model_id": r.model_id,
-                    "fee": str(r.fee),
-                    "epoch": r.epoch,
-                    "created_at": r.created_at.isoformat(),
-                }
-                for r in rows
-            ]
-        return {"total": total, "items": items}
+        return list_receipts(self.db, payer=payer, offset=offset, limit=limit)

@@ -1,0 +1,132 @@
+"""The ledger writer's database side: pending receipts, rows written straight to the
+driver, the group's credit debits and beneficiary sets, the receipts' timestamp."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from openledger.ledger.credits import new_credit_row
+from openledger.ledger.receipts import SignedReceipt
+from openledger.store.ledger_tables import BeneficiarySetRow, CreditRow
+
+if TYPE_CHECKING:
+    from openledger.ledger.service import _Set
+
+
+class PendingReceipt:
+    """The receipt of a submitted charge, once its group has committed.
+
+    A lock held until the writer settles it: ``concurrent.futures.Future`` builds a
+    Condition per instance, which cost a quarter of the request path's CPU time."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._value: SignedReceipt | None = None
+        self._error: BaseException | None = None
+
+    def settle(self, value: SignedReceipt | None, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._done.release()
+
+    def done(self) -> bool:
+        return not self._done.locked()
+
+    def result(self, timeout: float | None = None) -> SignedReceipt:
+        """The signed receipt (or the error that refused the charge); TimeoutError if the
+        group has not committed within ``timeout`` seconds."""
+        if not self._done.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError
+        self._done.release()  # later calls return at once
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+_stamp: tuple[int, str] = (0, "")
+
+
+def now_iso() -> str:
+    """The current UTC second in ISO 8601, formatted once per second (it is in every
+    receipt)."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).isoformat())
+    return _stamp[1]
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany straight to the driver: the columns' own bind processors (wei as
+    text, timestamps as the dialect stores them), without the per-row statement machinery
+    of ``conn.execute(table.insert(), rows)``, which was a tenth of the writer's time."""
+    if not rows:
+        return
+    names = list(rows[0])
+    dialect = conn.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    procs = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    first = list(rows[0].values())
+    # a value shared by every row (the group's timestamp) is processed once
+    shared = {i: f(first[i]) for i, f in enumerate(procs) if f is not None and all(
+        r[names[i]] is first[i] for r in rows)}  # fmt: skip
+    out = []
+    for row in rows:
+        values = list(row.values())
+        for i, f in enumerate(procs):
+            if f is not None:
+                values[i] = shared[i] if i in shared else f(values[i])
+        out.append(tuple(values))
+    conn.exec_driver_sql(sql, out)
+
+
+def debit(s: Session, debits: dict[str, int], stamp: datetime) -> dict[str, int]:
+    """Add each account's charges of the group; returns the accounts' available credit."""
+    t = CreditRow.__table__
+    conn = s.connection()
+    rows = conn.execute(
+        select(t.c.account, t.c.deposited, t.c.withdrawn, t.c.charged,
+               t.c.pending_withdrawal).where(t.c.account.in_(list(debits)))
+    ).all()  # fmt: skip
+    balances: dict[str, int] = {}
+    updates = []
+    for account, deposited, withdrawn, charged, pending in rows:
+        charged += debits[account]
+        updates.append({"a": account, "c": charged, "u": stamp})
+        balances[account] = deposited - withdrawn - charged - pending
+    if updates:
+        conn.execute(
+            update(t)
+            .where(t.c.account == bindparam("a"))
+            .values(charged=bindparam("c"), updated_at=bindparam("u")),
+            updates,
+        )
+    for account in debits.keys() - balances.keys():  # charged without a synced deposit
+        row = new_credit_row(account)
+        row.charged = debits[account]
+        row.updated_at = stamp
+        s.add(row)
+        balances[account] = -debits[account]
+    return balances
+
+
+def store_sets(conn: Any, sets: dict[str, _Set]) -> None:
+    t = BeneficiarySetRow.__table__
+    stored = set(conn.execute(select(t.c.hash).where(t.c.hash.in_(list(sets)))).scalars())
+    missing = [
+        {"hash": h, "model_id": x.model_id, "body": x.body, "created_at": datetime.now(UTC)}
+        for h, x in sets.items()
+        if h not in stored
+    ]
+    if missing:
+        conn.execute(t.insert(), missing)
