@@ -56,7 +56,7 @@ from openledger.store.ledger_tables import (
 from openledger.units import fmt_open as format_open
 
 MAX_GROUP = 256  # receipts committed in one transaction at most
-GATHER_S = 0.002  # how long a group under way waits once for more requests
+GATHER_S = 0.01  # how long a group under way may wait for requests that keep arriving
 SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 
 
@@ -356,21 +356,23 @@ class LedgerService:
                 return
             jobs = [job]
             stop = False
-            waited = False
+            deadline = time.monotonic() + GATHER_S
+            arrived = True
             while len(jobs) < MAX_GROUP:
                 try:
                     more = self._queue.get_nowait()
                 except Empty:
-                    # a group pays one transaction and one fsync however small it is: when
-                    # requests are arriving, let them gather for a moment (≤ GATHER_S)
-                    if waited or len(jobs) < 2 or GATHER_S <= 0:
+                    # a group pays one transaction and one fsync however small it is: while
+                    # requests keep arriving, let them gather (1 ms at a time, ≤ GATHER_S)
+                    if len(jobs) < 2 or not arrived or time.monotonic() >= deadline:
                         break
-                    waited = True
-                    time.sleep(GATHER_S)
+                    arrived = False
+                    time.sleep(0.001)
                     continue
                 if more is None:
                     stop = True
                     break
+                arrived = True
                 jobs.append(more)
             self._commit_group(jobs)
             if stop:
