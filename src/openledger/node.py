@@ -9,7 +9,7 @@ from openledger.api.keys import ApiKeyService
 from openledger.attribution.service import AttributionService
 from openledger.chain.accounts import AccountBook, prompt_password
 from openledger.chain.client import ChainClient
-from openledger.chain.deploy import Addresses, Contracts, deploy_all
+from openledger.chain.deploy import DEVNET_GOVERNANCE, Addresses, Contracts, deploy_all
 from openledger.chain.devnet import Devnet, DevnetStatus
 from openledger.chain.sync import EventSync
 from openledger.config import Settings
@@ -21,6 +21,8 @@ from openledger.datanets.snapshots import SnapshotService
 from openledger.errors import ContractNotDeployedError
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
+from openledger.governance.handover import hand_over
+from openledger.governance.service import GovernanceService
 from openledger.ledger import credits
 from openledger.ledger.audit import Auditor
 from openledger.ledger.epochs import EpochService
@@ -179,6 +181,21 @@ class Node:
     def auditor(self) -> Auditor:
         return Auditor(self.db, self._contracts, self.accounts.operator_address())
 
+    # -- governance ------------------------------------------------------------------------
+    @cached_property
+    def governance(self) -> GovernanceService:
+        return GovernanceService(self._contracts)
+
+    def gov_handover(self, owner_name: str, *, fund: int = 0) -> list[str]:
+        """Hand the deployment to governance (deploying it first if missing)."""
+        done = hand_over(self.client, self.accounts.signer(owner_name),
+                         self.settings.addresses_path, fund=fund)  # fmt: skip
+        for name in ("contracts", "sync"):
+            self.__dict__.pop(name, None)
+        if "params" in self.__dict__:
+            self.params.invalidate()
+        return done
+
     # -- serving (OpenLoRA) ----------------------------------------------------------------
     @cached_property
     def serving(self) -> ServingService:
@@ -218,9 +235,12 @@ class Node:
     def _deploy_devnet(self) -> Addresses:
         operator = self.accounts.signer("operator")
         self.client.rpc("anvil_setBalance", [operator.address, hex(OPERATOR_DEV_ETH)])
+        # The devnet keeps the operator as owner and treasury (so parameters can be changed
+        # directly while developing) until `openledger gov handover`; see docs/governance.md.
         addresses = deploy_all(
-            self.client, operator, treasury=operator.address, operator=operator.address
-        )
+            self.client, operator, treasury=operator.address, operator=operator.address,
+            governance=DEVNET_GOVERNANCE, hand_over=False,
+        )  # fmt: skip
         contracts = Contracts(self.client, addresses)
         for name in self.accounts.names():
             if name != "operator":

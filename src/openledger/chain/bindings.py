@@ -148,6 +148,12 @@ class ProtocolParams(_Binding):
     ) -> TxResult:
         return self._send(signer, "setFeeSplit", platform, owner, stakers, contributors)
 
+    def set_treasury(self, signer: LocalAccount, treasury: str) -> TxResult:
+        return self._send(signer, "setTreasury", Web3.to_checksum_address(treasury))
+
+    def transfer_ownership(self, signer: LocalAccount, new_owner: str) -> TxResult:
+        return self._send(signer, "transfer_ownership", Web3.to_checksum_address(new_owner))
+
 
 @dataclass(frozen=True)
 class Datanet:
@@ -398,6 +404,180 @@ class RewardDistributor(_Binding):
     def total_claimed(self) -> int:
         return int(self._call("totalClaimed"))
 
+    def owner(self) -> str:
+        return str(self._call("owner"))
+
+    def transfer_ownership(self, signer: LocalAccount, new_owner: str) -> TxResult:
+        return self._send(signer, "transfer_ownership", Web3.to_checksum_address(new_owner))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A Governor proposal as stored on chain (states as OpenZeppelin's)."""
+
+    proposal_id: int
+    proposer: str
+    snapshot: int
+    deadline: int
+    quorum_bps: int
+    against_votes: int
+    for_votes: int
+    abstain_votes: int
+    eta: int
+    canceled: bool
+    executed: bool
+    state: int
+    targets: list[str]
+    values: list[int]
+    calldatas: list[bytes]
+    description: str
+
+
+PROPOSAL_STATES = ("pending", "active", "canceled", "defeated", "succeeded", "queued",
+                   "expired", "executed")  # fmt: skip
+VOTE_SUPPORT = {"against": 0, "for": 1, "abstain": 2}
+
+
+class Governor(_Binding):
+    name = "Governor"
+
+    def init_timelock(self, signer: LocalAccount, timelock: str) -> TxResult:
+        return self._send(signer, "initTimelock", Web3.to_checksum_address(timelock))
+
+    def setting(self, name: str) -> int:
+        """``voting_delay``, ``voting_period``, ``proposal_threshold`` or ``quorum_bps``."""
+        return int(self._call(name))
+
+    def timelock(self) -> str:
+        return str(self._call("timelock"))
+
+    def guardian(self) -> str:
+        return str(self._call("guardian"))
+
+    def proposal_count(self) -> int:
+        return int(self._call("proposal_count"))
+
+    def propose(
+        self,
+        signer: LocalAccount,
+        targets: list[str],
+        values: list[int],
+        calldatas: list[bytes],
+        description: str,
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "propose", [Web3.to_checksum_address(t) for t in targets],
+                            values, calldatas, description)  # fmt: skip
+        return int(self.events(result, "ProposalCreated")[0]["proposal_id"]), result
+
+    def cast_vote(self, signer: LocalAccount, proposal_id: int, support: int) -> TxResult:
+        return self._send(signer, "castVote", proposal_id, support)
+
+    def queue(self, signer: LocalAccount, proposal_id: int) -> TxResult:
+        return self._send(signer, "queue", proposal_id)
+
+    def execute(self, signer: LocalAccount, proposal_id: int) -> TxResult:
+        return self._send(signer, "execute", proposal_id)
+
+    def cancel(self, signer: LocalAccount, proposal_id: int) -> TxResult:
+        return self._send(signer, "cancel", proposal_id)
+
+    def state(self, proposal_id: int) -> int:
+        return int(self._call("state", proposal_id))
+
+    def has_voted(self, proposal_id: int, account: str) -> bool:
+        return bool(self._call("hasVoted", proposal_id, Web3.to_checksum_address(account)))
+
+    def quorum(self, timepoint: int) -> int:
+        return int(self._call("quorum", timepoint))
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        raw = self._call("proposals", proposal_id)
+        targets, values, calldatas = self._call("getActions", proposal_id)
+        state = self.state(proposal_id) if raw[0] != "0x" + "00" * 20 else -1
+        return Proposal(
+            proposal_id, str(raw[0]), *(int(x) for x in raw[1:8]), bool(raw[8]), bool(raw[9]),
+            state, [str(t) for t in targets], [int(v) for v in values],
+            [bytes(c) for c in calldatas], str(self._call("description", proposal_id)),
+        )  # fmt: skip
+
+
+class Timelock(_Binding):
+    name = "Timelock"
+
+    def min_delay(self) -> int:
+        return int(self._call("get_minimum_delay"))
+
+    def is_operation_ready(self, op: bytes) -> bool:
+        return bool(self._call("is_operation_ready", _b32(op)))
+
+    def is_operation_done(self, op: bytes) -> bool:
+        return bool(self._call("is_operation_done", _b32(op)))
+
+    def timestamp(self, op: bytes) -> int:
+        return int(self._call("get_timestamp", _b32(op)))
+
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: int
+    applicant: str
+    tier: int
+    amount: int
+    released: int
+    next_milestone: int
+    status: int  # 0 pending, 1 approved, 2 completed, 3 cancelled
+    metadata_uri: str
+    applied_at: int
+    milestones: list[int]
+
+
+GRANT_STATUS = ("pending", "approved", "completed", "cancelled")
+GRANT_TIERS = ("exploration", "building", "expansion")
+
+
+class Grants(_Binding):
+    name = "Grants"
+
+    def apply(
+        self, signer: LocalAccount, tier: int, amount: int, milestones: list[int], uri: str
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "apply", tier, amount, milestones, uri)
+        return int(self.events(result, "GrantApplied")[0]["grant_id"]), result
+
+    def grant(self, grant_id: int) -> Grant:
+        raw = self._call("grants", grant_id)
+        ms = [int(m) for m in self._call("milestones", grant_id)]
+        return Grant(grant_id, str(raw[0]), *(int(x) for x in raw[1:6]), str(raw[6]),
+                     int(raw[7]), ms)  # fmt: skip
+
+    def grant_count(self) -> int:
+        return int(self._call("grant_count"))
+
+    def tier_bounds(self, tier: int) -> tuple[int, int]:
+        low, high = self._call("tierBounds", tier)
+        return int(low), int(high)
+
+    def escrowed(self) -> int:
+        return int(self._call("escrowed"))
+
+    def committee(self) -> str:
+        return str(self._call("committee"))
+
+    def reference_price(self) -> int:
+        return int(self._call("reference_price"))
+
+    def release(self, signer: LocalAccount, grant_id: int) -> TxResult:
+        return self._send(signer, "release", grant_id)
+
+    def cancel(self, signer: LocalAccount, grant_id: int) -> TxResult:
+        return self._send(signer, "cancel", grant_id)
+
+    def owner(self) -> str:
+        return str(self._call("owner"))
+
+    def transfer_ownership(self, signer: LocalAccount, new_owner: str) -> TxResult:
+        return self._send(signer, "transfer_ownership", Web3.to_checksum_address(new_owner))
+
 
 BINDINGS: dict[str, type[_Binding]] = {
     b.name: b
@@ -408,5 +588,8 @@ BINDINGS: dict[str, type[_Binding]] = {
         ModelRegistry,
         InferenceEscrow,
         RewardDistributor,
+        Governor,
+        Timelock,
+        Grants,
     )
 }

@@ -27,8 +27,8 @@ from openledger.fsutil import write_atomic
 
 CONTRACTS_DIR: Path = Path(__file__).resolve().parent / "contracts"
 
-#: Contract names in deployment order (see docs/contracts.md).
-CONTRACT_NAMES: tuple[str, ...] = (
+#: The core contracts in deployment order (see docs/contracts.md); every deployment has them.
+CORE_CONTRACT_NAMES: tuple[str, ...] = (
     "OpenToken",
     "ProtocolParams",
     "DatanetRegistry",
@@ -36,6 +36,13 @@ CONTRACT_NAMES: tuple[str, ...] = (
     "RewardDistributor",
     "InferenceEscrow",
 )
+
+#: The governance contracts (docs/governance.md), deployed after the core ones; a deployment
+#: made before they existed gets them from `openledger gov handover`.
+GOVERNANCE_CONTRACT_NAMES: tuple[str, ...] = ("Governor", "Timelock", "Grants")
+
+#: Every contract, in deployment order.
+CONTRACT_NAMES: tuple[str, ...] = CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES
 
 _CACHE_FORMAT = 1
 

@@ -10,7 +10,12 @@ from eth_account.signers.local import LocalAccount
 
 from openledger.chain import bindings as b
 from openledger.chain.client import ChainClient
-from openledger.chain.compile import CONTRACT_NAMES, compile_all
+from openledger.chain.compile import (
+    CONTRACT_NAMES,
+    CORE_CONTRACT_NAMES,
+    GOVERNANCE_CONTRACT_NAMES,
+    compile_all,
+)
 from openledger.errors import ConfigError, ContractNotDeployedError
 from openledger.fsutil import write_atomic
 
@@ -48,7 +53,7 @@ class Addresses:
                 value=str(path),
                 fix='it must be JSON: {"chain_id": 1, "contracts": {"OpenToken": "0x..", ...}}.',
             ) from exc
-        missing = [n for n in CONTRACT_NAMES if n not in addresses.contracts]
+        missing = [n for n in CORE_CONTRACT_NAMES if n not in addresses.contracts]
         if missing:
             raise ConfigError(
                 f"The addresses file {path} lacks {', '.join(missing)}.",
@@ -76,7 +81,8 @@ class Contracts:
         artifacts = compile_all()
         if verify:
             for name in CONTRACT_NAMES:
-                client.require_code(name, addresses.contracts[name])
+                if name in addresses.contracts:
+                    client.require_code(name, addresses.contracts[name])
 
         def bind(cls: type[b._Binding]):  # noqa: ANN202
             return cls(client, addresses.contracts[cls.name], artifacts[cls.name].abi)
@@ -87,15 +93,117 @@ class Contracts:
         self.models: b.ModelRegistry = bind(b.ModelRegistry)
         self.escrow: b.InferenceEscrow = bind(b.InferenceEscrow)
         self.rewards: b.RewardDistributor = bind(b.RewardDistributor)
+        # Governance (None on a deployment made before it existed: `openledger gov handover`).
+        has_gov = all(n in addresses.contracts for n in GOVERNANCE_CONTRACT_NAMES)
+        self.governor: b.Governor | None = bind(b.Governor) if has_gov else None
+        self.timelock: b.Timelock | None = bind(b.Timelock) if has_gov else None
+        self.grants: b.Grants | None = bind(b.Grants) if has_gov else None
 
     def all(self) -> list[b._Binding]:
-        return [self.token, self.params, self.datanets, self.models, self.escrow, self.rewards]
+        core = [self.token, self.params, self.datanets, self.models, self.escrow, self.rewards]
+        return core + [g for g in (self.governor, self.timelock, self.grants) if g is not None]
+
+
+@dataclass(frozen=True)
+class GovernanceConfig:
+    """The governance settings a deployment starts with (all governable afterwards).
+
+    ``MAINNET`` suits a real network; ``DEVNET`` is the same with short times, so that the
+    embedded devnet can run a proposal through in minutes (tests move its clock instead).
+    """
+
+    voting_delay: int = 86_400  # 1 day from proposing to the snapshot
+    voting_period: int = 5 * 86_400  # 5 days of voting
+    proposal_threshold: int = 100_000 * 10**18  # 100,000 OPEN of delegated votes (0.01 %)
+    quorum_bps: int = 400  # 4 % of the supply at the snapshot
+    timelock_delay: int = 2 * 86_400  # 2 days between queue and execute
+
+
+MAINNET_GOVERNANCE = GovernanceConfig()
+DEVNET_GOVERNANCE = GovernanceConfig(
+    voting_delay=60, voting_period=600, proposal_threshold=1_000 * 10**18, quorum_bps=400,
+    timelock_delay=120,
+)  # fmt: skip
+
+
+def deploy_governance(
+    client: ChainClient,
+    deployer: LocalAccount,
+    contracts: dict[str, str],
+    config: GovernanceConfig,
+    gas: dict[str, int],
+) -> dict[str, str]:
+    """Deploy Governor, Timelock and Grants next to the core contracts in ``contracts``.
+
+    The Governor is deployed first (the Timelock names it as its only proposer), then the
+    Timelock, then the Governor is pointed at the Timelock (once, by the deployer), then
+    Grants (owned by the deployer until :func:`handover`).
+    """
+    artifacts = compile_all()
+    out: dict[str, str] = {}
+
+    def deploy(name: str, *args: object) -> str:
+        art = artifacts[name]
+        address, result = client.deploy(art.abi, art.bytecode, deployer, *args)
+        out[name] = address
+        gas[name] = result.gas_used
+        return address
+
+    c = config
+    governor = deploy("Governor", contracts["OpenToken"], c.voting_delay, c.voting_period,
+                      c.proposal_threshold, c.quorum_bps)  # fmt: skip
+    timelock = deploy("Timelock", c.timelock_delay, governor)
+    gov = b.Governor(client, governor, artifacts["Governor"].abi)
+    gas["Governor.initTimelock"] = gov.init_timelock(deployer, timelock).gas_used
+    deploy("Grants", contracts["OpenToken"], contracts["ProtocolParams"])
+    return out
+
+
+def handover(contracts: Contracts, owner: LocalAccount, *, fund: int = 0) -> list[str]:
+    """Hand an existing deployment to governance; returns what was done, in order.
+
+    The Timelock becomes the treasury (``ProtocolParams.setTreasury``) and the owner of
+    ProtocolParams, RewardDistributor and Grants; ``fund`` wei of OPEN move from ``owner``
+    to the Timelock (the treasury's opening balance). Steps already done are skipped, so a
+    handover interrupted half-way can simply be run again.
+    """
+    if contracts.timelock is None or contracts.governor is None or contracts.grants is None:
+        raise ContractNotDeployedError(
+            "This deployment has no Governor, Timelock and Grants.",
+            field="addresses",
+            fix="run `openledger gov handover`, which deploys them first.",
+        )
+    tl = contracts.timelock.address
+    done: list[str] = []
+    if fund:
+        contracts.token.transfer(owner, tl, fund)
+        done.append(f"moved {fund} wei of OPEN to the Timelock")
+    if contracts.params.snapshot().treasury != tl:
+        contracts.params.set_treasury(owner, tl)
+        done.append("ProtocolParams.treasury = Timelock")
+    for binding in (contracts.params, contracts.rewards, contracts.grants):
+        if binding.owner() != tl:  # type: ignore[attr-defined]
+            binding.transfer_ownership(owner, tl)  # type: ignore[attr-defined]
+            done.append(f"{binding.name} owner = Timelock")
+    return done
 
 
 def deploy_all(
-    client: ChainClient, deployer: LocalAccount, *, treasury: str, operator: str
+    client: ChainClient,
+    deployer: LocalAccount,
+    *,
+    treasury: str,
+    operator: str,
+    governance: GovernanceConfig = MAINNET_GOVERNANCE,
+    hand_over: bool = True,
 ) -> Addresses:
-    """Deploy the full set in the documented order; the deployer holds the initial supply."""
+    """Deploy the full set in the documented order; the deployer holds the initial supply.
+
+    With ``hand_over`` (the default) the Timelock is the treasury and owns ProtocolParams,
+    RewardDistributor and Grants from the end of the deployment (``treasury`` is then only
+    the constructor's placeholder); without it the deployer keeps them until
+    :func:`handover` (``openledger gov handover``).
+    """
     artifacts = compile_all()
     start_block = client.block_number()
     addresses: dict[str, str] = {}
@@ -114,10 +222,14 @@ def deploy_all(
     deploy("ModelRegistry")
     distributor = deploy("RewardDistributor", token, params, operator)
     deploy("InferenceEscrow", token, params, operator, distributor)
-    return Addresses(
+    addresses.update(deploy_governance(client, deployer, addresses, governance, gas))
+    result = Addresses(
         chain_id=client.expected_chain_id,
         contracts=addresses,
         deployed_block=start_block + 1,
         deployer=deployer.address,
         gas=gas,
     )
+    if hand_over:
+        handover(Contracts(client, result, verify=False), deployer)
+    return result

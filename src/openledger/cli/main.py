@@ -19,6 +19,8 @@ from openledger.cli import attribution as attribution_cli
 from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
 from openledger.cli import factory as factory_cli
+from openledger.cli import gov as gov_cli
+from openledger.cli import grants as grants_cli
 from openledger.cli import keys as keys_cli
 from openledger.cli import ledger as ledger_cli
 from openledger.cli import node as node_cli
@@ -55,6 +57,8 @@ train_cli.register(app)
 attribution_cli.register(app)
 app.add_typer(keys_cli.app, name="keys")
 ledger_cli.register(app)
+gov_cli.register(app)
+grants_cli.register(app)
 app.command()(demo)
 
 

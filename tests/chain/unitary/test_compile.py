@@ -30,6 +30,9 @@ def test_contract_names_in_deployment_order() -> None:
         "ModelRegistry",
         "RewardDistributor",
         "InferenceEscrow",
+        "Governor",
+        "Timelock",
+        "Grants",
     )
     for name in oc.CONTRACT_NAMES:
         assert (oc.CONTRACTS_DIR / f"{name}.vy").is_file()

@@ -1,0 +1,476 @@
+"""Governance over the chain: propose, vote, queue, execute, delegate, hand over, grants.
+
+Every precondition a person can get wrong (an unknown key, an out-of-range value, no
+delegated votes, voting outside the period, queueing a proposal that did not pass,
+executing before the delay) is checked here first and refused with what to do, before a
+transaction is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from openledger.chain import bindings as b
+from openledger.chain.client import ChainClient
+from openledger.chain.deploy import Contracts
+from openledger.errors import (
+    ConflictError,
+    ContractNotDeployedError,
+    NotFoundError,
+    ValidationError,
+)
+from openledger.governance.keys import FEE_SPLIT_KEYS, KEYS, Change, plan_changes, show_value
+from openledger.units import fmt_open
+
+GRANT_TIERS = b.GRANT_TIERS
+GRANT_STATUS = b.GRANT_STATUS
+STATES = b.PROPOSAL_STATES
+
+
+def _tx(result: Any) -> str:
+    return str(result.tx_hash)
+
+
+class GovernanceService:
+    """Thin over the Governor, Timelock and Grants bindings; returns JSON-ready dicts."""
+
+    def __init__(self, contracts: Callable[[], Contracts]) -> None:
+        self._contracts = contracts
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _c(self) -> Contracts:
+        c = self._contracts()
+        if c.governor is None or c.timelock is None or c.grants is None:
+            raise ContractNotDeployedError(
+                "This deployment has no Governor, Timelock and Grants.",
+                field="addresses",
+                fix="run `openledger gov handover --as operator` to deploy them and hand the "
+                "protocol to governance.",
+            )
+        return c
+
+    def _now(self) -> int:
+        return self._c().client.timestamp()
+
+    def _binding(self, name: str) -> b._Binding:
+        c = self._c()
+        return {
+            "ProtocolParams": c.params,
+            "Governor": c.governor,
+            "Timelock": c.timelock,
+            "Grants": c.grants,
+            "OpenToken": c.token,
+        }[name]
+
+    def _encode(self, change: Change) -> tuple[str, bytes]:
+        binding = self._binding(change.contract)
+        data = binding.contract.encode_abi(change.fn, args=list(change.args))
+        return binding.address, bytes.fromhex(data.removeprefix("0x"))
+
+    def settings(self) -> dict[str, Any]:
+        """The governance settings and every governable key's current value."""
+        c = self._c()
+        p = c.params.snapshot()
+        gov = c.governor
+        values: dict[str, Any] = {
+            k: getattr(p, k)
+            for k in (*FEE_SPLIT_KEYS,)
+            + tuple(k for k in KEYS if KEYS[k].contract == "ProtocolParams" and hasattr(p, k))
+        }
+        for k in ("voting_delay", "voting_period", "proposal_threshold", "quorum_bps"):
+            values[k] = gov.setting(k)
+        values["guardian"] = gov.guardian()
+        values["timelock_delay"] = c.timelock.min_delay()
+        values["grants_reference_price"] = c.grants.reference_price()
+        values["grants_committee"] = c.grants.committee()
+        return {
+            "governor": gov.address,
+            "timelock": c.timelock.address,
+            "grants": c.grants.address,
+            "treasury": p.treasury,
+            "treasury_balance": str(c.token.balance_of(p.treasury)),
+            "params_owner": c.params.owner(),
+            "handed_over": c.params.owner() == c.timelock.address,
+            "keys": {
+                k: {"value": str(v), "shown": show_value(KEYS[k], v), "help": KEYS[k].help}
+                for k, v in values.items()
+            },
+        }
+
+    # -- proposals ----------------------------------------------------------------------------
+    def plan(self, sets: dict[str, str]) -> list[Change]:
+        """Validate ``KEY=VALUE`` changes against the table of keys (nothing is sent)."""
+        params = self._c().params
+        return plan_changes(sets, lambda: {k: params.get(k) for k in FEE_SPLIT_KEYS})
+
+    def _check_can_propose(self, proposer: str) -> None:
+        c = self._c()
+        threshold = c.governor.setting("proposal_threshold")
+        votes = c.token.get_past_votes(proposer, self._now() - 1)
+        if votes < threshold:
+            raise ValidationError(
+                f"{proposer} has {fmt_open(votes)} OPEN of delegated votes; proposing needs "
+                f"{fmt_open(threshold)} (proposal_threshold).",
+                field="--as",
+                value=proposer,
+                fix="delegate enough OPEN to this account first (`openledger delegate ADDRESS "
+                "--as HOLDER`; votes count from the next second).",
+            )
+
+    def propose(self, signer: LocalAccount, sets: dict[str, str], description: str) -> dict:
+        """Propose the parameter changes in ``sets`` (validated before sending)."""
+        changes = self.plan(sets)
+        summary = "; ".join(ch.summary for ch in changes)
+        return self._propose(signer, changes, description or f"set {summary}")
+
+    def _propose(self, signer: LocalAccount, changes: list[Change], description: str) -> dict:
+        if len(description) > 512:
+            raise ValidationError(
+                f"The description has {len(description)} characters; at most 512 fit.",
+                field="--description",
+                value=len(description),
+                fix="shorten it.",
+            )
+        self._check_can_propose(signer.address)
+        calls = [self._encode(ch) for ch in changes]
+        pid, result = self._c().governor.propose(
+            signer, [t for t, _ in calls], [0] * len(calls), [d for _, d in calls], description
+        )
+        return {**self.show(pid), "tx_hash": _tx(result)}
+
+    def _proposal(self, pid: int) -> b.Proposal:
+        gov = self._c().governor
+        if pid < 1 or pid > gov.proposal_count():
+            raise NotFoundError(
+                f"No proposal {pid}.",
+                field="id",
+                value=pid,
+                fix="list them with `openledger gov list`.",
+            )
+        return gov.proposal(pid)
+
+    def _describe_call(self, target: str, data: bytes) -> str:
+        c = self._c()
+        for binding in c.all():
+            if binding.address == Web3.to_checksum_address(target):
+                try:
+                    fn, args = binding.contract.decode_function_input(data)
+                except ValueError:
+                    break
+                shown = ", ".join(str(v) for v in args.values())
+                return f"{binding.name}.{fn.fn_name}({shown})"
+        return f"{target} call 0x{data.hex()[:16]}…"
+
+    def show(self, pid: int) -> dict[str, Any]:
+        """One proposal: state, tallies, quorum, times and its calls in words."""
+        p = self._proposal(pid)
+        c = self._c()
+        now = self._now()
+        quorum = c.governor.quorum(p.snapshot) if now > p.snapshot else None
+        if quorum is not None:
+            quorum = quorum * p.quorum_bps // max(c.governor.setting("quorum_bps"), 1)
+        return {
+            "id": pid,
+            "proposer": p.proposer,
+            "state": STATES[p.state],
+            "description": p.description,
+            "snapshot": p.snapshot,
+            "deadline": p.deadline,
+            "eta": p.eta or None,
+            "quorum_bps": p.quorum_bps,
+            "quorum": str(quorum) if quorum is not None else None,
+            "votes": {
+                "for": str(p.for_votes),
+                "against": str(p.against_votes),
+                "abstain": str(p.abstain_votes),
+            },
+            "calls": [
+                self._describe_call(t, d) for t, d in zip(p.targets, p.calldatas, strict=True)
+            ],
+            "now": now,
+        }
+
+    def list(self) -> list[dict[str, Any]]:
+        gov = self._c().governor
+        return [self.show(pid) for pid in range(gov.proposal_count(), 0, -1)]
+
+    def vote(self, signer: LocalAccount, pid: int, support: str) -> dict:
+        """Vote ``for``, ``against`` or ``abstain`` with the votes held at the snapshot."""
+        if support not in b.VOTE_SUPPORT:
+            raise ValidationError(
+                f"{support!r} is not a vote.",
+                field="support",
+                value=support,
+                fix="vote for, against or abstain.",
+            )
+        p = self._proposal(pid)
+        c = self._c()
+        now = self._now()
+        state = STATES[p.state]
+        if state == "pending":
+            raise ConflictError(
+                f"Voting on proposal {pid} opens after its snapshot at {p.snapshot} "
+                f"({p.snapshot - now + 1} s from now).",
+                field="id",
+                value=pid,
+                fix="vote once the voting period has started.",
+            )
+        if state != "active":
+            raise ConflictError(
+                f"Proposal {pid} is {state}: its voting period ended at {p.deadline}.",
+                field="id",
+                value=pid,
+                fix="votes are taken only between snapshot and deadline.",
+            )
+        if c.governor.has_voted(pid, signer.address):
+            raise ConflictError(
+                f"{signer.address} already voted on proposal {pid}.",
+                field="--as",
+                value=signer.address,
+                fix="each account votes once.",
+            )
+        weight = c.token.get_past_votes(signer.address, p.snapshot)
+        if weight == 0:
+            raise ValidationError(
+                f"{signer.address} had no delegated votes at proposal {pid}'s snapshot "
+                f"({p.snapshot}).",
+                field="--as",
+                value=signer.address,
+                fix="votes count only if delegated before the snapshot; delegate now "
+                "(`openledger delegate ADDRESS --as ACCOUNT`) to vote on later proposals.",
+            )
+        result = c.governor.cast_vote(signer, pid, b.VOTE_SUPPORT[support])
+        return {**self.show(pid), "voted": support, "weight": str(weight), "tx_hash": _tx(result)}
+
+    def queue(self, signer: LocalAccount, pid: int) -> dict:
+        p = self._proposal(pid)
+        state = STATES[p.state]
+        if state != "succeeded":
+            doc = self.show(pid)
+            raise ConflictError(
+                f"Proposal {pid} is {state}, not succeeded (for {doc['votes']['for']}, against "
+                f"{doc['votes']['against']}, abstain {doc['votes']['abstain']}, quorum "
+                f"{doc['quorum']}).",
+                field="id",
+                value=pid,
+                fix="only a proposal whose vote ended with quorum and more for than against "
+                "can be queued.",
+            )
+        result = self._c().governor.queue(signer, pid)
+        return {**self.show(pid), "tx_hash": _tx(result)}
+
+    def execute(self, signer: LocalAccount, pid: int) -> dict:
+        p = self._proposal(pid)
+        state = STATES[p.state]
+        if state != "queued":
+            raise ConflictError(
+                f"Proposal {pid} is {state}, not queued.",
+                field="id",
+                value=pid,
+                fix="queue it first (`openledger gov queue ID`).",
+            )
+        now = self._now()
+        if now < p.eta:
+            raise ConflictError(
+                f"Proposal {pid} can be executed from {p.eta} ({p.eta - now} s from now).",
+                field="id",
+                value=pid,
+                fix="wait for the Timelock's delay to pass.",
+            )
+        result = self._c().governor.execute(signer, pid)
+        return {**self.show(pid), "tx_hash": _tx(result)}
+
+    def cancel(self, signer: LocalAccount, pid: int) -> dict:
+        self._proposal(pid)
+        result = self._c().governor.cancel(signer, pid)
+        return {**self.show(pid), "tx_hash": _tx(result)}
+
+    def delegate(self, signer: LocalAccount, delegatee: str) -> dict:
+        c = self._contracts()
+        result = c.token.delegate(signer, delegatee)
+        return {
+            "delegator": signer.address,
+            "delegatee": Web3.to_checksum_address(delegatee),
+            "balance": str(c.token.balance_of(signer.address)),
+            "votes": str(c.token.get_votes(delegatee)),
+            "tx_hash": _tx(result),
+        }
+
+    # -- grants ----------------------------------------------------------------------------
+    def _grants(self) -> b.Grants:
+        return self._c().grants  # type: ignore[return-value]
+
+    def tiers(self) -> list[dict[str, Any]]:
+        g = self._grants()
+        return [
+            {"tier": i, "name": name, "min": str(lo), "max": str(hi)}
+            for i, name in enumerate(GRANT_TIERS)
+            for lo, hi in [g.tier_bounds(i)]
+        ]
+
+    def apply(
+        self, signer: LocalAccount, tier: str, amount: int, milestones: list[int], uri: str
+    ) -> dict:
+        """Apply for a grant; bounds and milestone sums are checked with the numbers."""
+        t = tier.lower()
+        if t not in GRANT_TIERS:
+            raise ValidationError(
+                f"{tier!r} is not a grant tier.",
+                field="tier",
+                value=tier,
+                fix=f"use one of: {', '.join(GRANT_TIERS)}.",
+            )
+        index = GRANT_TIERS.index(t)
+        low, high = self._grants().tier_bounds(index)
+        if not low <= amount <= high:
+            raise ValidationError(
+                f"{fmt_open(amount)} OPEN is outside the {t} tier's bounds "
+                f"({fmt_open(low)} to {fmt_open(high)} OPEN).",
+                field="amount",
+                value=fmt_open(amount),
+                fix="ask for an amount within the bounds, or apply for another tier.",
+            )
+        if not milestones or len(milestones) > 8 or any(m <= 0 for m in milestones):
+            raise ValidationError(
+                f"{len(milestones)} milestones given; 1 to 8 positive amounts are needed.",
+                field="milestones",
+                value=len(milestones),
+                fix="list 1 to 8 amounts > 0.",
+            )
+        if sum(milestones) != amount:
+            raise ValidationError(
+                f"The milestones sum to {fmt_open(sum(milestones))} OPEN, the amount is "
+                f"{fmt_open(amount)} OPEN.",
+                field="milestones",
+                value=fmt_open(sum(milestones)),
+                fix="make them sum to the amount (difference "
+                f"{fmt_open(abs(amount - sum(milestones)))} OPEN).",
+            )
+        if len(uri) > 256:
+            raise ValidationError(
+                "The metadata URI is longer than 256 characters.",
+                field="uri",
+                value=len(uri),
+                fix="shorten it.",
+            )
+        gid, result = self._grants().apply(signer, index, amount, milestones, uri)
+        return {**self.grant(gid), "tx_hash": _tx(result)}
+
+    def grant(self, gid: int) -> dict[str, Any]:
+        g = self._grants()
+        if gid < 1 or gid > g.grant_count():
+            raise NotFoundError(
+                f"No grant {gid}.",
+                field="id",
+                value=gid,
+                fix="list them with `openledger grants list`.",
+            )
+        x = g.grant(gid)
+        return {
+            "id": gid,
+            "applicant": x.applicant,
+            "tier": GRANT_TIERS[x.tier],
+            "amount": str(x.amount),
+            "released": str(x.released),
+            "next_milestone": x.next_milestone,
+            "status": GRANT_STATUS[x.status],
+            "milestones": [str(m) for m in x.milestones],
+            "metadata_uri": x.metadata_uri,
+            "applied_at": x.applied_at,
+        }
+
+    def grants(self) -> list[dict[str, Any]]:
+        return [self.grant(i) for i in range(self._grants().grant_count(), 0, -1)]
+
+    def propose_approval(self, signer: LocalAccount, gid: int, description: str = "") -> dict:
+        """Propose approving grant ``gid``: the Timelock approves Grants for the amount and
+        Grants pulls it from the treasury when the proposal is executed."""
+        g = self.grant(gid)
+        if g["status"] != "pending":
+            raise ConflictError(
+                f"Grant {gid} is {g['status']}, not pending.",
+                field="id",
+                value=gid,
+                fix="only a pending application can be approved.",
+            )
+        c = self._c()
+        treasury = c.params.snapshot().treasury
+        holds = c.token.balance_of(treasury)
+        if holds < int(g["amount"]):
+            raise ConflictError(
+                f"The treasury {treasury} holds {fmt_open(holds)} OPEN; grant {gid} needs "
+                f"{fmt_open(int(g['amount']))}.",
+                field="id",
+                value=gid,
+                fix="fund the treasury first.",
+            )
+        changes = [
+            Change("OpenToken", "approve", (c.grants.address, int(g["amount"])), "allowance"),
+            Change("Grants", "approve", (gid,), f"approve grant {gid}"),
+        ]
+        text = (
+            description
+            or f"OpenCircle: approve grant {gid} ({fmt_open(int(g['amount']))} OPEN, {g['tier']})"
+        )
+        return self._propose(signer, changes, text)
+
+    def _by_committee_or_proposal(self, signer: LocalAccount, gid: int, fn: str, text: str) -> dict:
+        c = self._c()
+        if c.grants.committee() == signer.address or c.grants.owner() == signer.address:
+            result = (
+                c.grants.release(signer, gid) if fn == "release" else c.grants.cancel(signer, gid)
+            )
+            return {**self.grant(gid), "tx_hash": _tx(result)}
+        return {"proposal": self._propose(signer, [Change("Grants", fn, (gid,), text)], text)}
+
+    def release(self, signer: LocalAccount, gid: int) -> dict:
+        """Release the next milestone: directly as the committee, else by a proposal."""
+        g = self.grant(gid)
+        if g["status"] != "approved":
+            raise ConflictError(
+                f"Grant {gid} is {g['status']}, not approved.",
+                field="id",
+                value=gid,
+                fix="only an approved grant pays milestones.",
+            )
+        n = g["next_milestone"]
+        return self._by_committee_or_proposal(
+            signer,
+            gid,
+            "release",
+            f"OpenCircle: release milestone {n + 1} of grant {gid} "
+            f"({fmt_open(int(g['milestones'][n]))} OPEN)",
+        )
+
+    def cancel_grant(self, signer: LocalAccount, gid: int) -> dict:
+        """Cancel: the applicant withdraws a pending application; the committee cancels
+        directly; anyone else proposes it. Unreleased funds go back to the treasury."""
+        g = self.grant(gid)
+        if g["status"] not in ("pending", "approved"):
+            raise ConflictError(
+                f"Grant {gid} is {g['status']}.",
+                field="id",
+                value=gid,
+                fix="only a pending or approved grant can be cancelled.",
+            )
+        if g["status"] == "pending" and g["applicant"] == signer.address:
+            result = self._grants().cancel(signer, gid)
+            return {**self.grant(gid), "tx_hash": _tx(result)}
+        rest = int(g["amount"]) - int(g["released"])
+        return self._by_committee_or_proposal(
+            signer,
+            gid,
+            "cancel",
+            f"OpenCircle: cancel grant {gid} ({fmt_open(rest)} OPEN back to the treasury)",
+        )
+
+
+def advance_devnet_clock(client: ChainClient, seconds: int) -> int:
+    """Move the devnet's clock forward and mine a block; returns the new timestamp."""
+    client.rpc("evm_increaseTime", [seconds])
+    client.rpc("evm_mine", [])
+    return client.timestamp()
