@@ -6,7 +6,16 @@ from fastapi import FastAPI
 
 from openledger import __version__
 from openledger.api.errors import install_error_handlers
-from openledger.api.routes import attribution, datanets, factory, health, ledger, openai
+from openledger.api.routes import (
+    attribution,
+    datanets,
+    factory,
+    governance,
+    grants,
+    health,
+    ledger,
+    openai,
+)
 from openledger.node import Node
 from openledger.web import install_web
 
@@ -27,5 +36,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(openai.router)
     app.include_router(ledger.router)
+    app.include_router(governance.router)
+    app.include_router(grants.router)
     install_web(app, node)  # the web app: /, /web/auth, /web/api, /web/static
     return app

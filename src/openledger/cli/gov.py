@@ -36,7 +36,7 @@ def _votes(doc: dict[str, Any]) -> str:
 
 
 def _print(doc: dict[str, Any]) -> None:
-    out.print(f"proposal {doc['id']} [{doc['state']}]: {doc['description']}")
+    out.print(f"proposal {doc['id']} ({doc['state']}): {doc['description']}")
     out.print(
         f"  proposer {doc['proposer']}; snapshot {doc['snapshot']}, voting ends "
         f"{doc['deadline']}" + (f", executable from {doc['eta']}" if doc["eta"] else "")

@@ -34,7 +34,7 @@ def _print(doc: dict[str, Any]) -> None:
         return
     ms = ", ".join(fmt_open(int(m)) for m in doc["milestones"])
     out.print(
-        f"grant {doc['id']} [{doc['status']}] {doc['tier']}: {fmt_open(int(doc['amount']))} "
+        f"grant {doc['id']} ({doc['status']}) {doc['tier']}: {fmt_open(int(doc['amount']))} "
         f"OPEN to {doc['applicant']}, released {fmt_open(int(doc['released']))} "
         f"(milestones {ms}; next #{doc['next_milestone'] + 1}) {doc['metadata_uri']}"
     )
