@@ -184,7 +184,11 @@ class Node:
     # -- governance ------------------------------------------------------------------------
     @cached_property
     def governance(self) -> GovernanceService:
-        return GovernanceService(self._contracts)
+        return GovernanceService(self._contracts, on_executed=self._params_changed)
+
+    def _params_changed(self) -> None:
+        if "params" in self.__dict__:
+            self.params.invalidate()
 
     def gov_handover(self, owner_name: str, *, fund: int = 0) -> list[str]:
         """Hand the deployment to governance (deploying it first if missing)."""
@@ -192,8 +196,7 @@ class Node:
                          self.settings.addresses_path, fund=fund)  # fmt: skip
         for name in ("contracts", "sync"):
             self.__dict__.pop(name, None)
-        if "params" in self.__dict__:
-            self.params.invalidate()
+        self._params_changed()
         return done
 
     # -- serving (OpenLoRA) ----------------------------------------------------------------

@@ -38,8 +38,13 @@ def _tx(result: Any) -> str:
 class GovernanceService:
     """Thin over the Governor, Timelock and Grants bindings; returns JSON-ready dicts."""
 
-    def __init__(self, contracts: Callable[[], Contracts]) -> None:
+    def __init__(
+        self, contracts: Callable[[], Contracts], on_executed: Callable[[], None] | None = None
+    ) -> None:
         self._contracts = contracts
+        # called after this node executed a proposal, so that cached parameters are re-read
+        # before the very next request (other nodes see the change through the event sync)
+        self._on_executed = on_executed or (lambda: None)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _c(self) -> Contracts:
@@ -282,6 +287,7 @@ class GovernanceService:
                 fix="wait for the Timelock's delay to pass.",
             )
         result = self._c().governor.execute(signer, pid)
+        self._on_executed()
         return {**self.show(pid), "tx_hash": _tx(result)}
 
     def cancel(self, signer: LocalAccount, pid: int) -> dict:
