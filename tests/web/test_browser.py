@@ -50,7 +50,12 @@ def page(web: WebWorld) -> Iterator[Any]:
 
 
 def go(page: Any, web: WebWorld, route: str) -> None:
-    page.goto(f"{web.url}/#/{route}")
+    url = f"{web.url}/#/{route}"
+    if page.url == url:  # the same hash is no navigation: load it afresh
+        page.evaluate("document.getElementById('view').removeAttribute('data-rendered')")
+        page.reload()
+    else:
+        page.goto(url)
     page.wait_for_selector(f'main[data-rendered="#/{route}"]')
 
 
@@ -406,9 +411,46 @@ def test_account_credit_and_api_keys(web: WebWorld, page: Any) -> None:
     shoot(page, "account")
 
 
-def test_governance_page(web: WebWorld, page: Any) -> None:
-    sign_in(page, web, "carol")
+def test_delegate_vote_and_apply_for_a_grant(web: WebWorld, page: Any) -> None:
+    node, alice = web.node, web.addr("alice")
+    sign_in(page, web, "alice")
     go(page, web, "governance")
+    page.click("#delegate-submit")  # to herself
+    page.wait_for_selector("#delegate-status .ok")
+    assert node.contracts.token.get_votes(alice) == node.contracts.token.balance_of(alice)
+    fast_forward(node, 2)  # votes count from the next second
+    proposal = node.governance.propose(node.accounts.signer("alice"), {"slash_bps": "4000"},
+                                       "Slash 40 % instead of 50 %")  # fmt: skip
+    fast_forward(node, 61)  # past the devnet's voting delay: voting is open
+    go(page, web, "governance")
+    card = page.locator(f'.proposal[data-id="{proposal["id"]}"]')
+    assert card.get_attribute("data-state") == "active"
+    assert "Slash 40 % instead of 50 %" in card.inner_text()
+    assert re.search(r"voting closes in \d+m", card.locator(".countdown").inner_text())
+    card.locator('button[data-action="Vote for"]').click()
+    card.locator(".ok").wait_for()
+    shown = node.governance.show(proposal["id"])
+    assert (
+        int(shown["votes"]["for"])
+        == node.contracts.token.get_past_votes(alice, shown["snapshot"])
+        > 0
+    )
+    card.locator('button[data-action="Vote against"]').click()  # once only
+    assert "already voted" in card.locator(".error").inner_text()
+    # an OpenCircle application: a bad milestone sum is refused in place, then accepted
+    page.click("#apply summary")
+    page.fill("#f-milestones", "10000, 10000")
+    page.click("#apply-submit")
+    assert "The milestones sum to 20000 OPEN" in page.inner_text("#apply-status .error")
+    page.fill("#f-milestones", "10000, 20000")
+    page.click("#apply-submit")
+    page.wait_for_selector("#apply-status .ok")
+    gid = int(re.search(r"Grant #(\d+)", page.inner_text("#apply-status")).group(1))
+    grant = node.governance.grant(gid)
+    assert grant["applicant"] == alice and grant["status"] == "pending"
+    assert grant["milestones"] == [str(10_000 * OPEN), str(20_000 * OPEN)]
+    go(page, web, "governance")
+    assert page.locator(f'.grant[data-id="{gid}"]').count() == 1
     shoot(page, "governance")
 
 

@@ -14,10 +14,10 @@ from openledger.node import Node
 
 def install_web(app: FastAPI, node: Node) -> None:
     from openledger.web import auth, pages
-    from openledger.web.routes import account, datanets, factory, market
+    from openledger.web.routes import account, datanets, factory, governance, market
 
     app.state.web_auth = auth.WebAuth(node.settings, node.accounts)
     app.include_router(auth.router)
-    for module in (account, datanets, factory, market):
+    for module in (account, datanets, factory, governance, market):
         app.include_router(module.router)
     pages.mount(app)

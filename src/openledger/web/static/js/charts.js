@@ -85,7 +85,7 @@ export function legend(series) {
 // items: [{label, value, note}] -> horizontal bars (value as a fraction of the largest, or of `total`)
 export function barChart(items, { width = 400, total = null, format = (v) => String(v), title = "" } = {}) {
   const row = 26, lw = Math.min(170, width * 0.34), height = Math.max(row * items.length + 6, 30);
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img", "aria-label": title });
   const max = total ?? Math.max(1e-12, ...items.map((i) => i.value));
   items.forEach((it, i) => {
     const y = 3 + i * row, w = Math.max(1, ((width - lw - 120) * it.value) / max);
