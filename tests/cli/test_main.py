@@ -73,6 +73,9 @@ def test_abi_export(tmp_path: Path, env: Path) -> None:
         [
             "OpenToken",
             "ProtocolParams",
+            "Governor",
+            "Timelock",
+            "Grants",
             "DatanetRegistry",
             "ModelRegistry",
             "InferenceEscrow",

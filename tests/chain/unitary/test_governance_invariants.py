@@ -51,6 +51,7 @@ seconds = st.sampled_from([1, HOUR, VOTING_DELAY, 3 * 86_400, TL_DELAY, 6 * 86_4
 class GovernanceMachine(RuleBasedStateMachine):
     factories: dict[str, Any]
     system: System
+    seen: dict[str, int] = {}  # what the runs exercised (checked after the run)
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,6 +72,9 @@ class GovernanceMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self._anchor.__exit__(None, None, None)
+
+    def _saw(self, what: str) -> None:
+        self.seen[what] = self.seen.get(what, 0) + 1
 
     def _votes_at(self, actor: str, t: int) -> int:
         v = 0
@@ -119,9 +123,47 @@ class GovernanceMachine(RuleBasedStateMachine):
             return
         assert state == 1 and voter not in self.proposals[pid]["voters"]
         assert weight == expected  # votes bought after the snapshot do not count
+        if voter != self.g.whale and self.held[voter] != expected:
+            self._saw("late votes ignored")
         self.proposals[pid]["voters"].add(voter)
         after = self.g.governor.proposalVotes(pid)
         assert sum(after) - sum(before) == weight
+
+    @precondition(lambda self: self.proposals)
+    @rule(data=st.data(), early=st.booleans())
+    def drive(self, data: st.DataObject, early: bool) -> None:
+        """Move a proposal one step along its path (so that runs reach execution), trying
+        to execute a queued one before its delay when ``early``."""
+        pid = data.draw(st.sampled_from(sorted(self.proposals)))
+        g = self.g.governor
+        for _ in range(4):  # pending → active → voted → succeeded → queued
+            state, p = g.state(pid), g.proposals(pid)
+            if state == 0:
+                boa.env.time_travel(seconds=p.snapshot - boa.env.timestamp + 1)
+            elif state == 1 and self.g.whale not in self.proposals[pid]["voters"]:
+                with boa.env.prank(self.g.whale):
+                    g.castVote(pid, FOR)
+                self.proposals[pid]["voters"].add(self.g.whale)
+            elif state == 1:
+                boa.env.time_travel(seconds=p.deadline - boa.env.timestamp + 1)
+            elif state == SUCCEEDED:
+                g.queue(pid)
+        state, p = g.state(pid), g.proposals(pid)
+        if state != 5:
+            return
+        wait = p.eta - boa.env.timestamp - (1 if early else 0)
+        if wait > 0:
+            boa.env.time_travel(seconds=wait)
+        try:
+            g.execute(pid)
+        except Exception:
+            assert boa.env.timestamp < p.eta
+            self._saw("early execution refused")
+            return
+        assert boa.env.timestamp >= p.eta and not self.proposals[pid]["canceled"]
+        assert self.system.params.min_stake() == self.proposals[pid]["value"]
+        self.proposals[pid]["executed"] = True
+        self._saw("executed")
 
     @precondition(lambda self: self.proposals)
     @rule(data=st.data())
@@ -149,6 +191,7 @@ class GovernanceMachine(RuleBasedStateMachine):
         assert p.eta != 0 and boa.env.timestamp >= p.eta
         assert self.system.params.min_stake() == self.proposals[pid]["value"]
         self.proposals[pid]["executed"] = True
+        self._saw("executed")
 
     @precondition(lambda self: self.proposals)
     @rule(data=st.data())
@@ -191,6 +234,8 @@ class GovernanceMachine(RuleBasedStateMachine):
                 (self.g.grants.cancel if cancel else self.g.grants.release)(gid)
             except Exception:
                 assert self.g.grants.grants(gid).status in (2, 3)
+                return
+        self._saw("cancelled" if cancel else "released")
 
     @invariant()
     def grants_hold_what_they_owe(self) -> None:
@@ -217,7 +262,11 @@ QUORUM = 40_000_000 * OPEN
 def test_governance_invariants(factories: dict[str, Any], system: System) -> None:
     GovernanceMachine.factories = factories
     GovernanceMachine.system = system
+    GovernanceMachine.seen = {}
     run_state_machine_as_test(GovernanceMachine, settings=SETTINGS)
+    seen = GovernanceMachine.seen
+    assert seen.get("executed") and seen.get("early execution refused"), seen
+    assert seen.get("released") or seen.get("cancelled"), seen
 
 
 def test_flash_votes_after_the_snapshot_do_not_count(
