@@ -175,9 +175,8 @@ class GovernanceService:
         p = self._proposal(pid)
         c = self._c()
         now = self._now()
-        quorum = c.governor.quorum(p.snapshot) if now > p.snapshot else None
-        if quorum is not None:
-            quorum = quorum * p.quorum_bps // max(c.governor.setting("quorum_bps"), 1)
+        # the supply is constant (OpenToken mints once), so the quorum is known in advance
+        quorum = c.token.total_supply() * p.quorum_bps // 10_000
         return {
             "id": pid,
             "proposer": p.proposer,
@@ -187,7 +186,7 @@ class GovernanceService:
             "deadline": p.deadline,
             "eta": p.eta or None,
             "quorum_bps": p.quorum_bps,
-            "quorum": str(quorum) if quorum is not None else None,
+            "quorum": str(quorum),
             "votes": {
                 "for": str(p.for_votes),
                 "against": str(p.against_votes),
