@@ -35,8 +35,9 @@ class Gov:
     grants: Any
     whale: str  # holds and self-delegates QUORUM_VOTES
 
-    def propose(self, calls: list[tuple[Any, bytes]], who: str | None = None,
-                description: str = "test") -> int:  # fmt: skip
+    def propose(
+        self, calls: list[tuple[Any, bytes]], who: str | None = None, description: str = "test"
+    ) -> int:
         with boa.env.prank(who or self.whale):
             return self.governor.propose(
                 [c.address for c, _ in calls], [0] * len(calls), [d for _, d in calls], description

@@ -45,7 +45,11 @@ def test_constructor_settings(gov: Gov, system: System) -> None:
     assert g.token() == system.token.address
     assert g.timelock() == gov.timelock.address
     assert (g.voting_delay(), g.voting_period(), g.proposal_threshold(), g.quorum_bps()) == (
-        VOTING_DELAY, VOTING_PERIOD, THRESHOLD, QUORUM_BPS)  # fmt: skip
+        VOTING_DELAY,
+        VOTING_PERIOD,
+        THRESHOLD,
+        QUORUM_BPS,
+    )
     assert g.guardian() == ZERO
     assert g.proposal_count() == 0
 
@@ -89,11 +93,21 @@ def test_propose_records_everything(gov: Gov, system: System) -> None:
     ev = events(gov.governor, "ProposalCreated")[0]
     assert pid == 1 and gov.governor.proposal_count() == 1
     assert (ev.proposal_id, ev.proposer, ev.snapshot, ev.deadline) == (
-        1, gov.whale, now + VOTING_DELAY, now + VOTING_DELAY + VOTING_PERIOD)  # fmt: skip
+        1,
+        gov.whale,
+        now + VOTING_DELAY,
+        now + VOTING_DELAY + VOTING_PERIOD,
+    )
     assert ev.description == "halve the platform share"
     p = gov.governor.proposals(pid)
     assert (p.proposer, p.snapshot, p.quorum_bps, p.eta, p.canceled, p.executed) == (
-        gov.whale, now + VOTING_DELAY, QUORUM_BPS, 0, False, False)  # fmt: skip
+        gov.whale,
+        now + VOTING_DELAY,
+        QUORUM_BPS,
+        0,
+        False,
+        False,
+    )
     targets, values, datas = gov.governor.getActions(pid)
     assert (targets, values, datas) == ([system.params.address], [0], [call[1]])
     assert gov.governor.description(pid) == "halve the platform share"
@@ -102,9 +116,12 @@ def test_propose_records_everything(gov: Gov, system: System) -> None:
 
 @pytest.mark.parametrize(
     "shape,reason",
-    [((0, 0, 0), "Governor: empty proposal"), ((1, 2, 1), "Governor: length mismatch"),
-     ((1, 1, 0), "Governor: length mismatch")],
-)  # fmt: skip
+    [
+        ((0, 0, 0), "Governor: empty proposal"),
+        ((1, 2, 1), "Governor: length mismatch"),
+        ((1, 1, 0), "Governor: length mismatch"),
+    ],
+)
 def test_propose_shape_reverts(gov: Gov, system: System, shape: tuple, reason: str) -> None:
     n_t, n_v, n_c = shape
     with boa.env.prank(gov.whale), boa.reverts(reason):
@@ -135,8 +152,12 @@ def test_vote_counts_snapshot_votes_once(gov: Gov, system: System) -> None:
             gov.governor.castVote(pid, 3)
         assert gov.governor.castVote(pid, FOR) == QUORUM_VOTES
         ev = events(gov.governor, "VoteCast")[0]
-        assert (ev.voter, ev.proposal_id, ev.support, ev.weight) == (gov.whale, pid, FOR,
-                                                                     QUORUM_VOTES)  # fmt: skip
+        assert (ev.voter, ev.proposal_id, ev.support, ev.weight) == (
+            gov.whale,
+            pid,
+            FOR,
+            QUORUM_VOTES,
+        )
         with boa.reverts("Governor: already voted"):
             gov.governor.castVote(pid, AGAINST)
     assert gov.governor.hasVoted(pid, gov.whale)
@@ -211,7 +232,11 @@ def test_queue_and_execute_after_the_delay(gov: Gov, system: System) -> None:
     assert gov.governor.state(pid) == EXECUTED
     p = system.params
     assert (p.platform_bps(), p.owner_bps(), p.stakers_bps(), p.contributors_bps()) == (
-        500, 1500, 3000, 5000)  # fmt: skip
+        500,
+        1500,
+        3000,
+        5000,
+    )
     assert gov.timelock.is_operation_done(gov.governor.operationId(pid))
     with boa.reverts("Governor: proposal not queued"):
         gov.governor.execute(pid)
@@ -227,8 +252,9 @@ def test_anyone_may_execute_on_the_timelock_directly(gov: Gov, system: System) -
     gov.governor.queue(pid)
     boa.env.time_travel(seconds=TL_DELAY)
     with boa.env.prank(system.carol):
-        gov.timelock.execute_batch([system.params.address], [0], [call[1]], b"\x00" * 32,
-                                   pid.to_bytes(32, "big"))  # fmt: skip
+        gov.timelock.execute_batch(
+            [system.params.address], [0], [call[1]], b"\x00" * 32, pid.to_bytes(32, "big")
+        )
     assert gov.governor.state(pid) == EXECUTED
     assert system.params.platform_bps() == 500
 
@@ -285,11 +311,16 @@ def test_quorum_view(gov: Gov) -> None:
 
 @pytest.mark.parametrize(
     "fn,value,getter",
-    [("setVotingDelay", 2 * DAY, "voting_delay"), ("setVotingPeriod", 7 * DAY, "voting_period"),
-     ("setProposalThreshold", 5 * OPEN, "proposal_threshold"), ("setQuorumBps", 1000, "quorum_bps")],
-)  # fmt: skip
-def test_settings_change_only_through_governance(gov: Gov, system: System, fn: str, value: int,
-                                                 getter: str) -> None:  # fmt: skip
+    [
+        ("setVotingDelay", 2 * DAY, "voting_delay"),
+        ("setVotingPeriod", 7 * DAY, "voting_period"),
+        ("setProposalThreshold", 5 * OPEN, "proposal_threshold"),
+        ("setQuorumBps", 1000, "quorum_bps"),
+    ],
+)
+def test_settings_change_only_through_governance(
+    gov: Gov, system: System, fn: str, value: int, getter: str
+) -> None:
     with boa.env.prank(system.deployer), boa.reverts("Governor: caller is not the timelock"):
         getattr(gov.governor, fn)(value)
     gov.pass_and_execute([(gov.governor, calldata(gov.governor, fn, value))])
