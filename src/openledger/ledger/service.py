@@ -1,18 +1,21 @@
-"""Paid inference: credit holds before compute, then fee, split, signed receipt and accounting.
+"""Paid inference: credit holds before compute, then fee, split, receipt and accounting.
 
 The flow of one request (``api/routes/openai.py`` and ``demo`` use the same calls):
 
 1. ``reserve(account, model, prompt_tokens, max_tokens)`` before any compute: the largest fee
    the request can cost is held against the account's credit, or PaymentRequiredError (402).
 2. the engine generates; attribution traces the completion to contributions.
-3. ``charge(hold, completion_tokens, ...)``: the exact fee, its split, a signed receipt in the
-   hash chain and the credit debit, written together; the hold is released.
+3. ``charge(hold, completion_tokens, ...)`` (or ``submit``, which does not wait): in the
+   caller's thread the exact fee, its split and the receipt body with its content hash; then
+   the writer links it into the hash chain and commits it with the credit debit; the hold is
+   released.
 
-Receipts are written by one writer thread that commits whatever requests are waiting as
-one transaction (group commit), under the database write lock, so the chain has no gaps or
-forks and a credit is never spent twice, even with other processes writing. Credit checks
-read a cached balance per account (refreshed after each commit and every ``credit_ttl``
-seconds) minus the holds in flight, under one lock with the writer's release of holds.
+One writer thread commits whatever requests are waiting (gathering them for a few ms while
+they keep arriving) as one transaction under the database write lock, and the operator
+signs the hash of each group's last receipt, so the chain has no gaps or forks and a credit
+is never spent twice, even with other processes writing. Credit checks read a cached
+balance per account (refreshed after each commit and every ``credit_ttl`` seconds) minus
+the holds in flight, under one lock with the writer's release of holds.
 """
 
 from __future__ import annotations
@@ -139,7 +142,6 @@ class LedgerService:
         credit_ttl: float = 1.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-
         self.db = db
         self.params = params
         self._signer_source = signer
