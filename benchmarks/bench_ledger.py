@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import common  # noqa: E402  (benchmarks/, first on sys.path when run as a script)
 from sqlalchemy import func, select
 from web3 import Web3
 
@@ -350,20 +351,11 @@ def verify(node: Node, expected: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
-    except OSError:
-        mem = 0
+    """``common.machine()`` plus what a database benchmark depends on."""
     import sqlite3
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "load_average_at_start": os.getloadavg()}  # fmt: skip
+    return {**common.machine(), "platform": platform.platform(),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}  # fmt: skip
 
 
 def main() -> dict:

@@ -9,16 +9,17 @@ receipt and divided once per epoch over the set the receipt names (``pricing.div
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openledger.ledger.pricing import Beneficiary
+from openledger.ledger.pricing import Beneficiary, Payout, divide_pools
 from openledger.ledger.receipts import canonical_json, hash_hex
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
-from openledger.store.ledger_tables import BeneficiarySetRow
+from openledger.store.ledger_tables import BeneficiarySetRow, PoolRow, ReceiptRow
 
 
 def training_contributions(s: Session, snapshot_roots: Sequence[str]) -> list[Beneficiary]:
@@ -81,3 +82,24 @@ def load_sets(s: Session, hashes: Iterable[str]) -> dict[str, list[Beneficiary]]
         )
     )
     return {h: from_body(json.loads(body)) for h, body in rows}
+
+
+def divide_open_pools(s: Session, *, missing_ok: bool = False) -> list[tuple[int, Payout]]:
+    """The pools of the receipts not in an epoch yet, summed per beneficiary set and role
+    and divided over each set (``pricing.divide_pools``): ``(model id, payout)`` pairs. A
+    set that is not stored raises, unless ``missing_ok`` (its pools are then left out)."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    models: dict[str, int] = {}
+    for set_hash, role, model_id, amount in s.execute(
+        select(PoolRow.set_hash, PoolRow.role, PoolRow.model_id, PoolRow.amount)
+        .join(ReceiptRow, ReceiptRow.seq == PoolRow.receipt_seq)
+        .where(ReceiptRow.epoch.is_(None))
+    ):
+        sums[(set_hash, role)] += amount
+        models[set_hash] = model_id
+    if not sums:
+        return []
+    sets = load_sets(s, set(models))
+    if missing_ok:
+        sums = {k: v for k, v in sums.items() if k[0] in sets}
+    return [(models[h], p) for h, p in divide_pools(sums, sets)]

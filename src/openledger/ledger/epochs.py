@@ -35,14 +35,12 @@ from openledger.errors import ConflictError, NotFoundError, TransactionRevertedE
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache
-from openledger.ledger.pricing import divide_pools
 from openledger.ledger.receipts import hex32
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
     CreditRow,
     EarningRow,
     EpochRow,
-    PoolRow,
     ReceiptRow,
 )
 
@@ -158,22 +156,11 @@ class EpochService:
     def _divide_pools(s: Session, last_seq: int) -> None:
         """Divide the pools of the unsealed receipts over their beneficiary sets and record
         the shares as earnings of the epoch's last receipt (inside the seal's transaction)."""
-        sums: dict[tuple[str, str], int] = defaultdict(int)
-        models: dict[str, int] = {}
-        for set_hash, role, model_id, amount in s.execute(
-            select(PoolRow.set_hash, PoolRow.role, PoolRow.model_id, PoolRow.amount)
-            .join(ReceiptRow, ReceiptRow.seq == PoolRow.receipt_seq)
-            .where(ReceiptRow.epoch.is_(None))
-        ):
-            sums[(set_hash, role)] += amount
-            models[set_hash] = model_id
-        if not sums:
-            return
-        sets = bene.load_sets(s, set(models))
         shares: dict[tuple, int] = defaultdict(int)
-        for set_hash, p in divide_pools(sums, sets):
-            key = (p.account, p.role, models[set_hash], p.datanet, p.contribution)
-            shares[key] += p.amount
+        for model_id, p in bene.divide_open_pools(s):
+            shares[(p.account, p.role, model_id, p.datanet, p.contribution)] += p.amount
+        if not shares:
+            return
         s.execute(
             EarningRow.__table__.insert(),
             [
@@ -187,7 +174,7 @@ class EpochService:
                     "contribution_id": c,
                 }
                 for (a, r, m, d, c), v in shares.items()
-            ],  # fmt: skip
+            ],
         )
 
     def _collect(self, epoch: EpochRow) -> None:

@@ -16,10 +16,9 @@ from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError
 from openledger.ledger import beneficiaries as bene
-from openledger.ledger.pricing import divide_pools
 from openledger.ledger.receipts import hex32
 from openledger.store.db import Database
-from openledger.store.ledger_tables import EarningRow, EpochRow, PoolRow, ReceiptRow
+from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
 
 
 class RewardsService:
@@ -122,21 +121,8 @@ class RewardsService:
 def _open_pool_shares(s: Session, account: str) -> list[tuple]:
     """``account``'s shares of the pools not sealed yet, divided as the seal would divide
     them now (the seal of the epoch fixes them)."""
-    sums: dict[tuple[str, str], int] = defaultdict(int)
-    models: dict[str, int] = {}
-    for set_hash, role, model_id, amount in s.execute(
-        select(PoolRow.set_hash, PoolRow.role, PoolRow.model_id, PoolRow.amount)
-        .join(ReceiptRow, ReceiptRow.seq == PoolRow.receipt_seq)
-        .where(ReceiptRow.epoch.is_(None))
-    ):
-        sums[(set_hash, role)] += amount
-        models[set_hash] = model_id
-    if not sums:
-        return []
-    sets = bene.load_sets(s, set(models))
-    sums = {k: v for k, v in sums.items() if k[0] in sets}
     return [
-        (p.amount, models[h], p.role, None, p.datanet, p.contribution, None)
-        for h, p in divide_pools(sums, sets)
+        (p.amount, model_id, p.role, None, p.datanet, p.contribution, None)
+        for model_id, p in bene.divide_open_pools(s, missing_ok=True)
         if p.account == account
     ]
