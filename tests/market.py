@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from openledger.governance.devnet import as_timelock
 from openledger.node import Node
 from openledger.units import OPEN
 from tests.conftest import World
@@ -46,12 +47,15 @@ def deposit(node: Node, who: str, amount: int) -> None:
 
 
 def make_operator(chain: Node, node: Node) -> None:
-    """Let ``node``'s operator key settle on the shared devnet (the deployer, ``chain``'s
-    operator, owns the escrow and the distributor); rolled back with the chain snapshot."""
+    """Let ``node``'s operator key settle on the shared devnet; rolled back with the chain
+    snapshot. The deployer (``chain``'s operator) owns the escrow; the Timelock owns the
+    distributor, so its operator is set by the Timelock itself (``as_timelock``: what an
+    executed proposal does, without the proposal, which is not this fixture's subject)."""
     owner, operator = chain.accounts.signer("operator"), node.accounts.operator_address()
     chain.client.rpc("anvil_setBalance", [operator, hex(100 * 10**18)])
     chain.contracts.escrow.set_operator(owner, operator)
-    chain.contracts.rewards.set_operator(owner, operator)
+    rewards = chain.contracts.rewards.contract.functions
+    as_timelock(chain.contracts, rewards.setOperator(operator))
 
 
 def build_market(world: World, chain: Node) -> Market:

@@ -18,9 +18,10 @@ from openledger.datanets.neardup import NearDupRegistry
 from openledger.datanets.registry import DatanetService
 from openledger.datanets.review import ReviewService
 from openledger.datanets.snapshots import SnapshotService
-from openledger.errors import ContractNotDeployedError
+from openledger.errors import ConflictError, ContractNotDeployedError
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.governance.handover import hand_over
 from openledger.governance.service import GovernanceService
 from openledger.ledger import credits
@@ -238,17 +239,35 @@ class Node:
     def _deploy_devnet(self) -> Addresses:
         operator = self.accounts.signer("operator")
         self.client.rpc("anvil_setBalance", [operator.address, hex(OPERATOR_DEV_ETH)])
-        # The devnet keeps the operator as owner and treasury (so parameters can be changed
-        # directly while developing) until `openledger gov handover`; see docs/governance.md.
+        # Handed to governance at deploy, as on any network: the Timelock is the treasury and
+        # owns ProtocolParams, RewardDistributor and Grants (`treasury` is only the
+        # constructor's placeholder); the operator keeps InferenceEscrow and settles epochs.
+        # Parameters change by proposal; `openledger chain advance` moves the devnet clock
+        # through the waits (docs/governance.md).
         addresses = deploy_all(
             self.client, operator, treasury=operator.address, operator=operator.address,
-            governance=DEVNET_GOVERNANCE, hand_over=False,
+            governance=DEVNET_GOVERNANCE, hand_over=True,
         )  # fmt: skip
         contracts = Contracts(self.client, addresses)
         for name in self.accounts.names():
             if name != "operator":
                 contracts.token.transfer(operator, self.accounts.address(name), DEV_OPEN_GRANT)
         return addresses
+
+    def chain_advance(self, seconds: int) -> dict[str, int]:
+        """Move the devnet's clock ``seconds`` forward and mine a block (`openledger chain
+        advance`); refused on any other chain, whose clock only time moves."""
+        if not self.settings.is_devnet:
+            raise ConflictError(
+                f"The chain at {self.settings.rpc_url} is not the embedded devnet; only the "
+                "devnet's clock can be moved.",
+                field="chain",
+                value=self.settings.rpc_url,
+                fix="wait for the time to pass on this network, or unset OPENLEDGER_CHAIN_URL "
+                "to use the devnet (`openledger chain up`).",
+            )
+        timestamp = advance_devnet_clock(self.client, seconds)
+        return {"seconds": seconds, "timestamp": timestamp, "block": self.client.block_number()}
 
     def close(self) -> None:
         if "serving" in self.__dict__:

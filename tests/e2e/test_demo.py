@@ -39,8 +39,9 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "OpenLoRA engine" in first and "deposited 10 OPEN" in first
         assert first.count("receipt #") == 9 and "epoch 1 settled: 9 receipts" in first
         assert "fast-forwarded the chain clock" in first and "epoch 1: 9 receipts" in first
-        for who in ("alice", "erin", "heidi", "dave", "operator"):
+        for who in ("alice", "erin", "heidi", "dave", "Timelock"):
             assert f"{who} claimed " in first
+        assert "sent by operator on its behalf" in first  # the Timelock is the treasury
         table = first[first.index("OPEN by account") :]
         assert "OPEN slashed" in table and "#4 rejected" in table
         assert "check passed" in first

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openledger.attribution.types import Attribution, Share
 from openledger.errors import PaymentRequiredError, TransactionRevertedError, ValidationError
+from openledger.governance.devnet import pass_proposal
 from openledger.ledger.pricing import fee
 from openledger.ledger.receipts import (
     GENESIS,
@@ -453,8 +454,10 @@ def test_a_deposit_below_the_minimum_reverts_on_chain(market: Market, chain: Nod
         deposit_raw(node, "heidi", OPEN - 1)
     assert "InferenceEscrow: below minimum deposit" in exc.value.message
     deposit_raw(node, "heidi", OPEN)  # exactly the minimum is fine
-    # governance raises it: the params cache sees the change through the event sync
-    chain.contracts.params.set_param(chain.accounts.signer("operator"), "min_deposit", 5 * OPEN)
+    # governance raises it (a proposal run through on the shared devnet by its operator): the
+    # market node's params cache sees the change through the event sync
+    set_param = chain.contracts.params.contract.functions.setParam("min_deposit", 5 * OPEN)
+    pass_proposal(chain.contracts, chain.accounts.signer("operator"), [set_param])
     node.sync_chain()
     assert node.params.current().min_deposit == 5 * OPEN
     with pytest.raises(TransactionRevertedError, match="below minimum deposit"):

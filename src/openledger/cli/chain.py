@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ from rich.table import Table
 from openledger.chain.compile import export_abis
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out
+from openledger.governance.keys import DAY, Key, parse_value
 from openledger.node import Node
 
 app = typer.Typer(help="Devnet lifecycle, deployed contracts and ABIs.", no_args_is_help=True)
@@ -84,6 +87,28 @@ def status() -> None:
             f"block {node.client.block_number()}"
         )
     print_addresses_and_balances()
+
+
+@app.command()
+def advance(
+    duration: Annotated[
+        str, typer.Argument(help="How far: seconds, or 90s, 15m, 6h, 2d, 1w.", show_default=False)
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Move the devnet's clock forward and mine a block (devnet only): walk a proposal past
+    its voting delay, voting period and timelock delay, or a reward root past its
+    activation delay, without waiting."""
+    seconds = int(parse_value(Key("DURATION", "", "", "seconds", 1, 365 * DAY), duration))
+    doc = context.node().chain_advance(seconds)
+    if as_json:
+        out.print_json(json.dumps(doc))
+        return
+    when = dt.datetime.fromtimestamp(doc["timestamp"], dt.UTC).isoformat(timespec="seconds")
+    out.print(
+        f"devnet clock moved {doc['seconds']} s forward: block {doc['block']} at {when} "
+        f"(timestamp {doc['timestamp']})."
+    )
 
 
 @app.command()

@@ -209,6 +209,9 @@ def _rows(node: Node, datanet: str) -> list[Row]:
         row.slashed += node.contracts.datanets.contribution(c["id"]).slashed
     owner = node.models.get(MODEL)["owner"]
     treasury = node.params.current().treasury
+    timelock = node.contracts.timelock
+    if timelock is not None and treasury == timelock.address:
+        names.setdefault(treasury, "Timelock")  # governance holds the treasury
     for addr, role in ((owner, "model owner"), (treasury, "treasury (platform)")):
         if addr in rows:
             rows[addr].role += f" + {role}"
@@ -228,14 +231,18 @@ def _claim(node: Node, rows: list[Row]) -> None:
         if int(node.rewards.claimable(row.address)["claimable"]) == 0:
             out.print(f"{row.name}: nothing to claim")
             continue
+        # anyone may claim for an account (the OPEN goes to the account): the operator sends
+        # the claim of an account this node holds no key for, such as the Timelock (treasury)
+        sender = row.name if row.name in node.accounts.names() else "operator"
         before = token.balance_of(row.address)
-        done = node.rewards.claim(row.address, node.accounts.signer(row.name))
+        done = node.rewards.claim(row.address, node.accounts.signer(sender))
         row.paid_now = int(done["paid"])
         row.delta_now = token.balance_of(row.address) - before
+        by = "" if sender == row.name else f", sent by {sender} on its behalf"
         out.print(
             f"{row.name} claimed {fmt_open(row.paid_now)} OPEN (cumulative "
             f"{fmt_open(int(done['cumulative']))}, Merkle proof of {len(done['proof'])} "
-            f"hashes, tx {done['tx_hash'][:12]}…)"
+            f"hashes, tx {done['tx_hash'][:12]}…{by})"
         )
     for row in rows:
         row.claimed = rewards.claimed(row.address)

@@ -15,7 +15,6 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from openledger.chain import bindings as b
-from openledger.chain.client import ChainClient
 from openledger.chain.deploy import Contracts
 from openledger.errors import (
     ConflictError,
@@ -23,12 +22,15 @@ from openledger.errors import (
     NotFoundError,
     ValidationError,
 )
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.governance.keys import FEE_SPLIT_KEYS, KEYS, Change, plan_changes, show_value
 from openledger.units import fmt_open
 
 GRANT_TIERS = b.GRANT_TIERS
 GRANT_STATUS = b.GRANT_STATUS
 STATES = b.PROPOSAL_STATES
+
+__all__ = ["GovernanceService", "advance_devnet_clock"]
 
 
 def _tx(result: Any) -> str:
@@ -472,10 +474,3 @@ class GovernanceService:
             "cancel",
             f"OpenCircle: cancel grant {gid} ({fmt_open(rest)} OPEN back to the treasury)",
         )
-
-
-def advance_devnet_clock(client: ChainClient, seconds: int) -> int:
-    """Move the devnet's clock forward and mine a block; returns the new timestamp."""
-    client.rpc("evm_increaseTime", [seconds])
-    client.rpc("evm_mine", [])
-    return client.timestamp()

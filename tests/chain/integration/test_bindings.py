@@ -6,6 +6,7 @@ from eth_utils import keccak
 from openledger.chain.bindings import DatanetRegistry
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import TransactionRevertedError
+from openledger.governance.devnet import as_timelock
 from openledger.node import Node
 from openledger.units import OPEN
 
@@ -35,13 +36,19 @@ def test_params_snapshot_and_owner_change(chain: Node) -> None:
     )
     assert p.min_stake == 10 * OPEN and p.max_files_per_day == 20
     assert p.min_deposit == OPEN
+    # handed to governance at deploy: the Timelock owns ProtocolParams and is the treasury
+    timelock = chain.contracts.timelock.address
+    assert params.owner() == timelock == p.treasury
     operator = chain.accounts.signer("operator")
-    params.set_fee_split(operator, 1000, 1500, 2500, 5000)
+    with pytest.raises(TransactionRevertedError, match="caller is not the owner"):
+        params.set_fee_split(operator, 1000, 1500, 2500, 5000)
+    fns = params.contract.functions
+    as_timelock(chain.contracts, fns.setFeeSplit(1000, 1500, 2500, 5000))
     q = params.snapshot()
     assert q.version > p.version and q.owner_bps == 1500
-    with pytest.raises(TransactionRevertedError):
-        params.set_fee_split(operator, 1000, 1500, 2500, 4999)
-    params.set_param(operator, "min_deposit", 2 * OPEN)
+    with pytest.raises(TransactionRevertedError, match="must sum to 10000"):
+        as_timelock(chain.contracts, fns.setFeeSplit(1000, 1500, 2500, 4999))
+    as_timelock(chain.contracts, fns.setParam("min_deposit", 2 * OPEN))
     r = params.snapshot()
     assert r.version == q.version + 1 and r.min_deposit == params.get("min_deposit") == 2 * OPEN
 
