@@ -24,6 +24,7 @@ from web3.exceptions import (
 )
 from web3.types import TxReceipt
 
+from openledger.chain.calls import Call, Recorder
 from openledger.errors import (
     ChainUnreachableError,
     ContractNotDeployedError,
@@ -160,7 +161,11 @@ class ChainClient:
             raise self._unreachable(exc) from exc
 
     def transact(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> TxResult:
-        """Sign and send ``fn`` from ``signer``; wait for the receipt."""
+        """Sign and send ``fn`` from ``signer``; wait for the receipt. A
+        :class:`~openledger.chain.calls.Recorder` takes the call instead (a wallet sends it)."""
+        if isinstance(signer, Recorder):
+            return signer.take(Call(to=fn.address, data=fn._encode_transaction_data(),
+                                    label=fn.fn_name, value=value))  # fmt: skip
         self.ensure_checked()
         params = {"from": signer.address, "value": value}
         try:
@@ -181,6 +186,46 @@ class ChainClient:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._unreachable(exc) from exc
         return self.send_raw(signer.sign_transaction(tx).raw_transaction, label=fn.fn_name)
+
+    def send_call(self, call: Call, signer: LocalAccount) -> TxResult:
+        """Sign and send a prepared :class:`~openledger.chain.calls.Call`; wait for it."""
+        self.ensure_checked()
+        params = {"from": signer.address, "to": call.to, "data": call.data, "value": call.value}
+        try:
+            gas = self.w3.eth.estimate_gas(params)  # type: ignore[arg-type]
+            tx = {
+                **params,
+                "gas": int(gas * 1.25) + 10_000,
+                "nonce": self.w3.eth.get_transaction_count(signer.address, "pending"),
+                "chainId": self.expected_chain_id,
+                **self._fees(),
+            }
+        except (ContractLogicError, ContractPanicError, ContractCustomError, Web3RPCError) as exc:
+            raise self._reverted(None, exc, label=call.label) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise self._unreachable(exc) from exc
+        return self.send_raw(signer.sign_transaction(tx).raw_transaction, label=call.label)
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """A transaction by hash (pending or mined), or None when the chain does not know it."""
+        self.ensure_checked()
+        return self.rpc("eth_getTransactionByHash", [tx_hash])
+
+    def wait_receipt(self, tx_hash: str, *, label: str) -> TxReceipt:
+        """The receipt of ``tx_hash`` once mined (whatever its status)."""
+        try:
+            return self.w3.eth.wait_for_transaction_receipt(
+                tx_hash,  # type: ignore[arg-type]
+                timeout=max(self.timeout * 6, 60),
+            )
+        except TimeExhausted as exc:
+            raise TransactionRevertedError(
+                f"The {label} transaction {tx_hash} was not mined within "
+                f"{max(self.timeout * 6, 60):.0f} s.",
+                fix="check that the chain is producing blocks, then report the hash again.",
+            ) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise self._unreachable(exc) from exc
 
     def transfer_eth(self, signer: LocalAccount, to: str, value: int) -> TxResult:
         self.ensure_checked()

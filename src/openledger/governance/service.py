@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from openledger.chain import bindings as b
+from openledger.chain.calls import Plan, build
 from openledger.chain.deploy import Contracts
 from openledger.errors import (
     ConflictError,
@@ -130,11 +131,14 @@ class GovernanceService:
 
     def propose(self, signer: LocalAccount, sets: dict[str, str], description: str) -> dict:
         """Propose the parameter changes in ``sets`` (validated before sending)."""
+        return self.plan_propose(signer.address, sets, description).run(signer)
+
+    def plan_propose(self, proposer: str, sets: dict[str, str], description: str) -> Plan:
         changes = self.plan(sets)
         summary = "; ".join(ch.summary for ch in changes)
-        return self._propose(signer, changes, description or f"set {summary}")
+        return self._propose(proposer, changes, description or f"set {summary}")
 
-    def _propose(self, signer: LocalAccount, changes: list[Change], description: str) -> dict:
+    def _propose(self, proposer: str, changes: list[Change], description: str) -> Plan:
         if len(description) > 512:
             raise ValidationError(
                 f"The description has {len(description)} characters; at most 512 fit.",
@@ -142,12 +146,17 @@ class GovernanceService:
                 value=len(description),
                 fix="shorten it.",
             )
-        self._check_can_propose(signer.address)
+        self._check_can_propose(proposer)
         calls = [self._encode(ch) for ch in changes]
-        pid, result = self._c().governor.propose(
-            signer, [t for t, _ in calls], [0] * len(calls), [d for _, d in calls], description
-        )
-        return {**self.show(pid), "tx_hash": _tx(result)}
+        gov = self._c().governor
+        call = build(gov, "propose", [Web3.to_checksum_address(t) for t, _ in calls],
+                     [0] * len(calls), [d for _, d in calls], description)  # fmt: skip
+
+        def finish(results: list[Any], _sig: str | None) -> dict:
+            pid = int(gov.events(results[-1], "ProposalCreated")[0]["proposal_id"])
+            return {**self.show(pid), "tx_hash": _tx(results[-1])}
+
+        return Plan(gov.client, proposer, [call], finish, what=f"propose: {description}")
 
     def _proposal(self, pid: int) -> b.Proposal:
         gov = self._c().governor
@@ -206,6 +215,9 @@ class GovernanceService:
 
     def vote(self, signer: LocalAccount, pid: int, support: str) -> dict:
         """Vote ``for``, ``against`` or ``abstain`` with the votes held at the snapshot."""
+        return self.plan_vote(signer.address, pid, support).run(signer)
+
+    def plan_vote(self, voter: str, pid: int, support: str) -> Plan:
         if support not in b.VOTE_SUPPORT:
             raise ValidationError(
                 f"{support!r} is not a vote.",
@@ -232,27 +244,35 @@ class GovernanceService:
                 value=pid,
                 fix="votes are taken only between snapshot and deadline.",
             )
-        if c.governor.has_voted(pid, signer.address):
+        if c.governor.has_voted(pid, voter):
             raise ConflictError(
-                f"{signer.address} already voted on proposal {pid}.",
+                f"{voter} already voted on proposal {pid}.",
                 field="--as",
-                value=signer.address,
+                value=voter,
                 fix="each account votes once.",
             )
-        weight = c.token.get_past_votes(signer.address, p.snapshot)
+        weight = c.token.get_past_votes(voter, p.snapshot)
         if weight == 0:
             raise ValidationError(
-                f"{signer.address} had no delegated votes at proposal {pid}'s snapshot "
+                f"{voter} had no delegated votes at proposal {pid}'s snapshot "
                 f"({p.snapshot}).",
                 field="--as",
-                value=signer.address,
+                value=voter,
                 fix="votes count only if delegated before the snapshot; delegate now "
                 "(`openledger delegate ADDRESS --as ACCOUNT`) to vote on later proposals.",
             )
-        result = c.governor.cast_vote(signer, pid, b.VOTE_SUPPORT[support])
-        return {**self.show(pid), "voted": support, "weight": str(weight), "tx_hash": _tx(result)}
+        call = build(c.governor, "castVote", pid, b.VOTE_SUPPORT[support])
+
+        def finish(results: list[Any], _sig: str | None) -> dict:
+            return {**self.show(pid), "voted": support, "weight": str(weight),
+                    "tx_hash": _tx(results[-1])}  # fmt: skip
+
+        return Plan(c.client, voter, [call], finish, what=f"vote {support} on proposal {pid}")
 
     def queue(self, signer: LocalAccount, pid: int) -> dict:
+        return self.plan_queue(signer.address, pid).run(signer)
+
+    def plan_queue(self, sender: str, pid: int) -> Plan:
         p = self._proposal(pid)
         state = STATES[p.state]
         if state != "succeeded":
@@ -266,10 +286,12 @@ class GovernanceService:
                 fix="only a proposal whose vote ended with quorum and more for than against "
                 "can be queued.",
             )
-        result = self._c().governor.queue(signer, pid)
-        return {**self.show(pid), "tx_hash": _tx(result)}
+        return self._plan_simple(sender, "queue", pid)
 
     def execute(self, signer: LocalAccount, pid: int) -> dict:
+        return self.plan_execute(signer.address, pid).run(signer)
+
+    def plan_execute(self, sender: str, pid: int) -> Plan:
         p = self._proposal(pid)
         state = STATES[p.state]
         if state != "queued":
@@ -287,9 +309,17 @@ class GovernanceService:
                 value=pid,
                 fix="wait for the Timelock's delay to pass.",
             )
-        result = self._c().governor.execute(signer, pid)
-        self._on_executed()
-        return {**self.show(pid), "tx_hash": _tx(result)}
+        return self._plan_simple(sender, "execute", pid)
+
+    def _plan_simple(self, sender: str, fn: str, pid: int) -> Plan:
+        gov = self._c().governor
+
+        def finish(results: list[Any], _sig: str | None) -> dict:
+            if fn == "execute":
+                self._on_executed()
+            return {**self.show(pid), "tx_hash": _tx(results[-1])}
+
+        return Plan(gov.client, sender, [build(gov, fn, pid)], finish, what=f"{fn} proposal {pid}")
 
     def cancel(self, signer: LocalAccount, pid: int) -> dict:
         self._proposal(pid)
@@ -297,15 +327,23 @@ class GovernanceService:
         return {**self.show(pid), "tx_hash": _tx(result)}
 
     def delegate(self, signer: LocalAccount, delegatee: str) -> dict:
+        return self.plan_delegate(signer.address, delegatee).run(signer)
+
+    def plan_delegate(self, delegator: str, delegatee: str) -> Plan:
         c = self._contracts()
-        result = c.token.delegate(signer, delegatee)
-        return {
-            "delegator": signer.address,
-            "delegatee": Web3.to_checksum_address(delegatee),
-            "balance": str(c.token.balance_of(signer.address)),
-            "votes": str(c.token.get_votes(delegatee)),
-            "tx_hash": _tx(result),
-        }
+        to = Web3.to_checksum_address(delegatee)
+
+        def finish(results: list[Any], _sig: str | None) -> dict:
+            return {
+                "delegator": delegator,
+                "delegatee": to,
+                "balance": str(c.token.balance_of(delegator)),
+                "votes": str(c.token.get_votes(to)),
+                "tx_hash": _tx(results[-1]),
+            }
+
+        return Plan(c.client, delegator, [build(c.token, "delegate", to)], finish,
+                    what=f"delegate your votes to {to}")  # fmt: skip
 
     # -- grants ----------------------------------------------------------------------------
     def _grants(self) -> b.Grants:
@@ -323,6 +361,11 @@ class GovernanceService:
         self, signer: LocalAccount, tier: str, amount: int, milestones: list[int], uri: str
     ) -> dict:
         """Apply for a grant; bounds and milestone sums are checked with the numbers."""
+        return self.plan_apply(signer.address, tier, amount, milestones, uri).run(signer)
+
+    def plan_apply(
+        self, applicant: str, tier: str, amount: int, milestones: list[int], uri: str
+    ) -> Plan:
         t = tier.lower()
         if t not in GRANT_TIERS:
             raise ValidationError(
@@ -364,8 +407,14 @@ class GovernanceService:
                 value=len(uri),
                 fix="shorten it.",
             )
-        gid, result = self._grants().apply(signer, index, amount, milestones, uri)
-        return {**self.grant(gid), "tx_hash": _tx(result)}
+        g = self._grants()
+
+        def finish(results: list[Any], _sig: str | None) -> dict:
+            gid = int(g.events(results[-1], "GrantApplied")[0]["grant_id"])
+            return {**self.grant(gid), "tx_hash": _tx(results[-1])}
+
+        return Plan(g.client, applicant, [build(g, "apply", index, amount, milestones, uri)],
+                    finish, what=f"apply for a {t} grant")  # fmt: skip
 
     def grant(self, gid: int) -> dict[str, Any]:
         g = self._grants()
@@ -396,6 +445,9 @@ class GovernanceService:
     def propose_approval(self, signer: LocalAccount, gid: int, description: str = "") -> dict:
         """Propose approving grant ``gid``: the Timelock approves Grants for the amount and
         Grants pulls it from the treasury when the proposal is executed."""
+        return self.plan_propose_approval(signer.address, gid, description).run(signer)
+
+    def plan_propose_approval(self, proposer: str, gid: int, description: str = "") -> Plan:
         g = self.grant(gid)
         if g["status"] != "pending":
             raise ConflictError(
@@ -423,7 +475,7 @@ class GovernanceService:
             description
             or f"OpenCircle: approve grant {gid} ({fmt_open(int(g['amount']))} OPEN, {g['tier']})"
         )
-        return self._propose(signer, changes, text)
+        return self._propose(proposer, changes, text)
 
     def _by_committee_or_proposal(self, signer: LocalAccount, gid: int, fn: str, text: str) -> dict:
         c = self._c()
@@ -432,7 +484,8 @@ class GovernanceService:
                 c.grants.release(signer, gid) if fn == "release" else c.grants.cancel(signer, gid)
             )
             return {**self.grant(gid), "tx_hash": _tx(result)}
-        return {"proposal": self._propose(signer, [Change("Grants", fn, (gid,), text)], text)}
+        plan = self._propose(signer.address, [Change("Grants", fn, (gid,), text)], text)
+        return {"proposal": plan.run(signer)}
 
     def release(self, signer: LocalAccount, gid: int) -> dict:
         """Release the next milestone: directly as the committee, else by a proposal."""

@@ -9,11 +9,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from openledger.api.deps import NodeDep
+from openledger.chain.client import TxResult
 from openledger.errors import AuthError, NotFoundError
-from openledger.units import parse_open
+from openledger.units import fmt_open, parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.routes import tile
 from openledger.web.sessions import Session
+from openledger.web.wallet import PendingDep, act_recorded
 
 router = APIRouter(prefix="/web/api", tags=["web"])
 
@@ -35,10 +37,19 @@ class AmountBody(BaseModel):
 
 
 @router.post("/deposit")
-def deposit(body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep
-            ) -> dict[str, Any]:  # fmt: skip
-    """Move OPEN into the inference escrow as credit."""
-    return node.escrow.deposit(auth.signer(session), parse_open(body.amount, field="amount"))
+def deposit(body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    """Move OPEN into the inference escrow as credit (a wallet approves, then deposits)."""
+    amount = parse_open(body.amount, field="amount")
+
+    def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+        node.sync_chain()  # the Deposited event: the credit is usable at once
+        return {"tx_hash": results[-1].tx_hash, "amount": str(amount),
+                **node.ledger.credit(session.address)}  # fmt: skip
+
+    return act_recorded(node.client, auth, session, pending,
+                        lambda signer: node.escrow.deposit(signer, amount), finish,
+                        f"deposit {fmt_open(amount)} OPEN as inference credit")  # fmt: skip
 
 
 class KeyBody(BaseModel):
@@ -47,16 +58,33 @@ class KeyBody(BaseModel):
 
 @router.post("/withdrawals")
 def request_withdrawal(
-    body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep
+    body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
 ) -> dict[str, Any]:
     """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
     amount = parse_open(body.amount, field="amount")
-    return node.escrow.request_withdrawal(auth.signer(session), amount)
+
+    def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+        node.sync_chain()
+        _, ready_at = node.contracts.escrow.pending_withdrawal(session.address)
+        return {"tx_hash": results[-1].tx_hash, "amount": str(amount), "ready_at": ready_at,
+                **node.ledger.credit(session.address)}  # fmt: skip
+
+    return act_recorded(node.client, auth, session, pending,
+                        lambda signer: node.escrow.request_withdrawal(signer, amount), finish,
+                        f"ask for {fmt_open(amount)} OPEN of credit back")  # fmt: skip
 
 
 @router.post("/withdrawals/complete")
-def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return node.escrow.withdraw(auth.signer(session))
+def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep,
+                        pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+        paid = node.contracts.escrow.events(results[-1], "Withdrawn")
+        node.sync_chain()
+        return {"tx_hash": results[-1].tx_hash, "paid": str(int(paid[0]["amount"]) if paid else 0),
+                **node.ledger.credit(session.address)}  # fmt: skip
+
+    return act_recorded(node.client, auth, session, pending, node.escrow.withdraw, finish,
+                        "complete the credit withdrawal")
 
 
 def _key_account(session: Session) -> str:

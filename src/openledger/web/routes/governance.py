@@ -14,6 +14,7 @@ from openledger.governance.keys import parse_sets
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.routes import tile
+from openledger.web.wallet import PendingDep, act
 
 router = APIRouter(prefix="/web/api", tags=["web"])
 
@@ -51,46 +52,55 @@ def my_votes(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/governance/delegate")
-def delegate(body: DelegateBody, node: NodeDep, auth: AuthDep, session: SessionDep
-             ) -> dict[str, Any]:  # fmt: skip
+def delegate(body: DelegateBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+             pending: PendingDep) -> dict[str, Any]:  # fmt: skip
     to = node.accounts.resolve(body.delegatee.strip()) if body.delegatee.strip() else None
-    return node.governance.delegate(auth.signer(session), to or session.address)
+    return act(node.governance.plan_delegate(session.address, to or session.address), auth,
+               session, pending)  # fmt: skip
 
 
 @router.post("/governance/proposals", status_code=201)
-def propose(body: ProposeBody, node: NodeDep, auth: AuthDep, session: SessionDep
-            ) -> dict[str, Any]:  # fmt: skip
+def propose(body: ProposeBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
     sets = parse_sets([f"{k}={v}" for k, v in body.set.items()])
-    return node.governance.propose(auth.signer(session), sets, body.description)
+    return act(node.governance.plan_propose(session.address, sets, body.description), auth,
+               session, pending)  # fmt: skip
 
 
 @router.post("/governance/proposals/{proposal}/votes")
-def vote(proposal: int, body: VoteBody, node: NodeDep, auth: AuthDep, session: SessionDep
-         ) -> dict[str, Any]:  # fmt: skip
-    return node.governance.vote(auth.signer(session), proposal, body.support)
+def vote(proposal: int, body: VoteBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+         pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    return act(node.governance.plan_vote(session.address, proposal, body.support), auth,
+               session, pending)  # fmt: skip
 
 
 @router.post("/governance/proposals/{proposal}/queue")
-def queue(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return node.governance.queue(auth.signer(session), proposal)
+def queue(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep,
+          pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    return act(node.governance.plan_queue(session.address, proposal), auth, session, pending)
 
 
 @router.post("/governance/proposals/{proposal}/execute")
-def execute(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return node.governance.execute(auth.signer(session), proposal)
+def execute(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep,
+            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    return act(node.governance.plan_execute(session.address, proposal), auth, session, pending)
 
 
 @router.post("/grants", status_code=201)
-def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+          pending: PendingDep) -> dict[str, Any]:  # fmt: skip
     """Apply for an OpenCircle grant (tier bounds and milestone sums checked first)."""
     milestones = [parse_open(m.strip(), field="milestones") for m in body.milestones if m.strip()]
-    return node.governance.apply(auth.signer(session), body.tier,
-                                 parse_open(body.amount, field="amount"), milestones,
-                                 body.metadata_uri)  # fmt: skip
+    plan = node.governance.plan_apply(session.address, body.tier,
+                                      parse_open(body.amount, field="amount"), milestones,
+                                      body.metadata_uri)  # fmt: skip
+    return act(plan, auth, session, pending)
 
 
 @router.post("/grants/{grant}/approve", status_code=201)
-def propose_approval(grant: int, node: NodeDep, auth: AuthDep, session: SessionDep
-                     ) -> dict[str, Any]:  # fmt: skip
+def propose_approval(grant: int, node: NodeDep, auth: AuthDep, session: SessionDep,
+                     pending: PendingDep) -> dict[str, Any]:  # fmt: skip
     """Propose that governance approves the grant (returns the proposal)."""
-    return {"proposal": node.governance.propose_approval(auth.signer(session), grant)}
+    out = act(node.governance.plan_propose_approval(session.address, grant), auth, session,
+              pending)  # fmt: skip
+    return out if "wallet" in out else {"proposal": out}

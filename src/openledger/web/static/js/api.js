@@ -24,7 +24,7 @@ function describe(status, body) {
   return { message: `The node answered ${status}.` };
 }
 
-export async function api(path, { method = "GET", json, form } = {}) {
+async function request(path, { method = "GET", json, form } = {}) {
   const headers = { "X-OpenLedger-Web": "1", Accept: "application/json" };
   let body;
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
@@ -40,4 +40,49 @@ export async function api(path, { method = "GET", json, form } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) throw new ApiError(res.status, describe(res.status, data));
   return data;
+}
+
+// A write for an account the node holds no key for comes back as {wallet: {pending, txs,
+// sign}}: the wallet signs what must be signed, sends each transaction in order (waiting for
+// it to be mined, so the next one is estimated on top of it) and the node checks the hashes
+// before it records anything. The caller gets the same answer as for a dev account.
+export async function api(path, opts = {}) {
+  const data = await request(path, opts);
+  if (!data || !data.wallet || opts.method === undefined || opts.method === "GET") return data;
+  return sendWithWallet(data.wallet);
+}
+
+function walletError(err) {
+  if (err instanceof ApiError) return err;
+  return new ApiError(0, { message: `Your wallet did not send it: ${err.message || err}.`,
+    fix: "approve the request in your wallet, or check its balance for gas." });
+}
+
+async function mined(eth, hash) {
+  for (let i = 0; i < 600; i++) {
+    const r = await eth.request({ method: "eth_getTransactionReceipt", params: [hash] });
+    if (r) return r;
+    await new Promise((ok) => setTimeout(ok, 500));
+  }
+  return null;
+}
+
+export async function sendWithWallet(w) {
+  const eth = window.ethereum;
+  if (!eth) {
+    throw new ApiError(0, { message: "This node holds no key for your account and no browser wallet is available to send it.",
+      fix: "open this page in a browser with your wallet, or use the CLI with your own key." });
+  }
+  let signature = null;
+  const hashes = [];
+  try {
+    if (w.sign) signature = await eth.request({ method: "personal_sign", params: [w.sign, w.txs[0]?.from] });
+    for (const tx of w.txs) {
+      const { label, contract, ...send } = tx;
+      const hash = await eth.request({ method: "eth_sendTransaction", params: [send] });
+      hashes.push(hash);
+      await mined(eth, hash);
+    }
+  } catch (err) { throw walletError(err); }
+  return request("/web/api/wallet/submit", { method: "POST", json: { pending: w.pending, hashes, signature } });
 }

@@ -1,0 +1,177 @@
+"""A write split into "build the call" and "sign and send": one code path for the node's
+own keys and for a browser wallet.
+
+A service prepares a :class:`Plan`: the checks are done, the contract calls are built
+(``Call``: to, data, value) and ``finish`` records the off-chain side from the mined
+receipts. ``Plan.run(signer)`` sends the calls with a key the node holds; a wallet sends the
+same calls itself and :func:`check_sent` checks each reported transaction (mined, succeeded,
+sent by the account, to the expected contract with the expected calldata) before ``finish``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from openledger.errors import AuthError, TransactionRevertedError, ValidationError
+
+if TYPE_CHECKING:
+    from openledger.chain.client import ChainClient, TxResult
+
+
+@dataclass(frozen=True)
+class Call:
+    """One contract call, ready to sign: ``label`` names it in messages (``approve``, …)."""
+
+    to: str
+    data: str
+    label: str
+    contract: str = ""
+    value: int = 0
+
+    def unsigned(self, sender: str, chain_id: int) -> dict[str, Any]:
+        """The transaction as ``eth_sendTransaction`` takes it."""
+        return {"from": sender, "to": self.to, "data": self.data, "value": hex(self.value),
+                "chainId": hex(chain_id), "label": self.label,
+                "contract": self.contract}  # fmt: skip
+
+
+Finish = Callable[[list["TxResult"], str | None], dict[str, Any]]
+
+
+@dataclass
+class Plan:
+    """Calls to send in order from ``sender``, then ``finish(results, signature)``.
+
+    ``message``: bytes the account signs (EIP-191 personal_sign) besides, e.g. a
+    contribution's manifest; ``finish`` gets the signature."""
+
+    client: ChainClient
+    sender: str
+    calls: list[Call]
+    finish: Finish
+    message: bytes | None = None
+    what: str = field(default="")
+
+    def run(self, signer: LocalAccount) -> dict[str, Any]:
+        """Sign and send with a key the node holds (each call after the one before is mined)."""
+        if signer.address != self.sender:
+            raise AuthError(f"This write was prepared for {self.sender}, not {signer.address}.",
+                            field="account", value=signer.address)  # fmt: skip
+        signature = None
+        if self.message is not None:
+            signed = signer.sign_message(encode_defunct(primitive=self.message))
+            signature = "0x" + bytes(signed.signature).hex()
+        results = [self.client.send_call(c, signer) for c in self.calls]
+        return self.finish(results, signature)
+
+    def check_signature(self, signature: str | None) -> None:
+        """The signature over ``message`` must recover the sender."""
+        if self.message is None:
+            return
+        try:
+            who = Account.recover_message(encode_defunct(primitive=self.message),
+                                          signature=signature or "")  # fmt: skip
+        except Exception as exc:  # malformed signature
+            raise AuthError(f"The signature is malformed ({exc}).", field="signature",
+                            value=signature, fix="sign the message with your wallet.") from exc
+        if who != self.sender:
+            raise AuthError(
+                f"The signature is {who}'s, not {self.sender}'s.", field="signature",
+                value=signature, fix="sign with the account you signed in with.",
+            )  # fmt: skip
+
+
+class Recorded(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a :class:`Recorder` at the call it stops the service at."""
+
+
+class Recorder:
+    """A stand-in signer for a service that sends directly (it has no ``plan_*`` of its own):
+    ``ChainClient.transact`` hands it the calls instead of sending them. An ``approve`` goes
+    on (the service ignores its result); the first other call stops the service, so its
+    checks ran and nothing after the send did."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.calls: list[Call] = []
+
+    def take(self, call: Call) -> Any:
+        self.calls.append(call)
+        if call.label != "approve":
+            raise Recorded(call.label)
+        from openledger.chain.client import TxResult
+
+        return TxResult(tx_hash="0x" + "00" * 32, receipt={"logs": [], "status": 1})  # type: ignore[typeddict-item]
+
+    @classmethod
+    def calls_of(cls, address: str, send: Callable[[Any], Any]) -> list[Call]:
+        """The calls ``send(signer)`` would make from ``address``, up to its main one."""
+        rec = cls(address)
+        try:
+            send(rec)
+        except Recorded:
+            return rec.calls
+        raise RuntimeError("the service sent no transaction")
+
+
+def build(binding: Any, fn: str, *args: Any) -> Call:
+    """``fn(*args)`` on a contract binding, encoded (no key, no chain access)."""
+    data = binding.contract.encode_abi(fn, args=list(args))
+    return Call(to=binding.address, data=data, label=fn, contract=binding.name)
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return str(value) if str(value).startswith("0x") else "0x" + str(value)
+
+
+def check_sent(client: ChainClient, tx_hash: str, call: Call, sender: str) -> TxResult:
+    """The mined transaction ``tx_hash``, once it is shown to be ``call`` sent by ``sender``
+    and to have succeeded; otherwise an error that says which of these failed."""
+    from openledger.chain.client import TxResult
+
+    what = f"The {call.label} transaction {tx_hash}"
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash or ""):
+        raise ValidationError(f"{tx_hash!r} is not a transaction hash.", field="tx_hash",
+                              value=tx_hash, fix="report the 0x… hash your wallet returned.")
+    tx = client.transaction(tx_hash)
+    if tx is None:
+        raise ValidationError(f"{what} is not known to the chain.", field="tx_hash",
+                              value=tx_hash, fix="send it from your wallet first, then report "
+                              "its hash.")  # fmt: skip
+    if Web3.to_checksum_address(tx["from"]) != Web3.to_checksum_address(sender):
+        raise AuthError(
+            f"{what} was sent by {Web3.to_checksum_address(tx['from'])}, not by the signed-in "
+            f"account {sender}.", field="tx_hash", value=tx_hash,
+            fix="send it from the account you signed in with.",
+        )  # fmt: skip
+    to = Web3.to_checksum_address(tx["to"]) if tx.get("to") else None
+    data = _hex(tx.get("input", tx.get("data", b""))).lower()
+    if to != Web3.to_checksum_address(call.to) or data != call.data.lower():
+        where = f"to {to}" if to != Web3.to_checksum_address(call.to) else "with other calldata"
+        raise ValidationError(
+            f"{what} was sent {where}, not the prepared {call.label} call to the "
+            f"{call.contract or 'contract'} at {call.to}.", field="tx_hash", value=tx_hash,
+            fix="send the transaction the page prepared, unchanged.",
+        )  # fmt: skip
+    value = int(str(tx.get("value") or "0x0"), 16)
+    if value != call.value:
+        raise ValidationError(f"{what} carries {value} wei, not {call.value}.",
+                              field="tx_hash", value=tx_hash)  # fmt: skip
+    receipt = client.wait_receipt(tx_hash, label=call.label)
+    if receipt["status"] != 1:
+        raise TransactionRevertedError(
+            f"{what} reverted on chain; nothing was recorded.", reason="reverted",
+            field="tx_hash", value=tx_hash,
+            fix="check the amounts and the state it relies on, then try again.",
+        )  # fmt: skip
+    return TxResult(tx_hash=_hex(tx_hash), receipt=receipt)
