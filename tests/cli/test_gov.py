@@ -43,8 +43,9 @@ def fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 
 def test_gov_path_and_bad_input(cli: Node, capsys: pytest.CaptureFixture[str]) -> None:
+    # the devnet was handed to governance at deploy: `gov handover` only funds the treasury
     done = run(capsys, ["gov", "handover", "--fund", "100000"])["done"]
-    assert any("Timelock" in d for d in done)
+    assert done == [f"moved {100_000 * 10**18} wei of OPEN to the Timelock"]
     keys = run(capsys, ["gov", "keys"])
     assert keys["handed_over"] and keys["keys"]["platform_bps"]["value"] == "1000"
     assert keys["keys"]["voting_period"]["value"] == str(CFG.voting_period)
@@ -69,24 +70,42 @@ def test_gov_path_and_bad_input(cli: Node, capsys: pytest.CaptureFixture[str]) -
     assert doc["calls"] == ["ProtocolParams.setParam(slash_bps, 2000)"]
     err = fails(capsys, ["gov", "vote", str(pid), "for", "--as", "operator"])
     assert "opens after its snapshot" in err
-    advance_devnet_clock(cli.client, CFG.voting_delay + 1)
+    t0 = cli.client.timestamp()
+    moved = run(capsys, ["chain", "advance", f"{CFG.voting_delay + 1}s"])  # by hand, as a person
+    assert moved["seconds"] == CFG.voting_delay + 1 and moved["timestamp"] >= t0 + moved["seconds"]
     err = fails(capsys, ["gov", "vote", str(pid), "for", "--as", "bob"])
     assert "no delegated votes" in err and "openledger delegate" in err
     err = fails(capsys, ["gov", "vote", str(pid), "maybe", "--as", "operator"])
     assert "'maybe' is not a vote" in err
     assert run(capsys, ["gov", "vote", str(pid), "for", "--as", "operator"])["voted"] == "for"
-    advance_devnet_clock(cli.client, CFG.voting_period)
+    assert main(["chain", "advance", "10m"]) == 0  # the devnet's voting period
+    assert "devnet clock moved 600 s forward" in capsys.readouterr().out
     err = fails(capsys, ["gov", "vote", str(pid), "for", "--as", "alice"])
     assert "voting period ended" in err
     assert run(capsys, ["gov", "queue", str(pid)])["state"] == "queued"
     assert "s from now" in fails(capsys, ["gov", "execute", str(pid)])
-    advance_devnet_clock(cli.client, CFG.timelock_delay)
+    run(capsys, ["chain", "advance", str(CFG.timelock_delay)])
     assert run(capsys, ["gov", "execute", str(pid), "--as", "carol"])["state"] == "executed"
     assert cli.contracts.params.get("slash_bps") == 2000
     assert [p["id"] for p in run(capsys, ["gov", "list"])] == [pid]
     assert main(["gov", "show", str(pid)]) == 0
     assert "executed" in capsys.readouterr().out
     assert "No proposal 9" in fails(capsys, ["gov", "show", "9"])
+
+
+def test_chain_advance_is_devnet_only(
+    cli: Node, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = cli.client.timestamp()
+    err = fails(capsys, ["chain", "advance", "soon"])
+    assert "DURATION=soon: not a duration" in err and "15m, 6h" in err
+    assert "out of range" in fails(capsys, ["chain", "advance", "0"])
+    # the same anvil named as an external chain (OPENLEDGER_CHAIN_URL): refused, not moved
+    monkeypatch.setenv("OPENLEDGER_CHAIN_URL", cli.settings.rpc_url)
+    err = fails(capsys, ["chain", "advance", "1h"])
+    assert "is not the embedded devnet; only the devnet's clock can be moved" in err
+    assert "wait for the time to pass" in err
+    assert cli.client.timestamp() < t0 + 3_600
 
 
 def test_grants_cli(cli: Node, capsys: pytest.CaptureFixture[str]) -> None:

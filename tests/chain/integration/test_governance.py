@@ -1,11 +1,23 @@
-"""Governance on anvil: handover, then propose → vote → queue → execute → the new split."""
+"""Governance on anvil: the devnet handed over at deploy, `gov handover` of an older
+deployment, then propose → vote → queue → execute → the new split; a grant."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
+from openledger.chain.compile import GOVERNANCE_CONTRACT_NAMES
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
-from openledger.errors import ConflictError, TransactionRevertedError, ValidationError
+from openledger.chain.deploy import Addresses, Contracts, deploy_all
+from openledger.errors import (
+    AuthError,
+    ConflictError,
+    TransactionRevertedError,
+    ValidationError,
+)
+from openledger.governance.handover import hand_over
 from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node
 from openledger.units import OPEN
@@ -13,21 +25,49 @@ from openledger.units import OPEN
 pytestmark = pytest.mark.anvil
 
 
-def test_whole_path_changes_the_fee_split(chain: Node) -> None:
-    c0 = chain.contracts
-    assert c0.params.owner() == chain.accounts.operator_address()  # devnet: until handover
-    done = chain.gov_handover("operator", fund=100_000 * OPEN)
-    assert len(done) == 5
-    assert chain.gov_handover("operator") == []  # idempotent
-    c = chain.contracts
+def test_a_fresh_devnet_is_handed_over_at_deploy(chain: Node) -> None:
+    c, op = chain.contracts, chain.accounts.signer("operator")
     tl = c.timelock.address
     assert c.params.owner() == tl == c.rewards.owner() == c.grants.owner()
     assert c.params.snapshot().treasury == tl
-    assert c.token.balance_of(tl) == 100_000 * OPEN
-    op = chain.accounts.signer("operator")
+    assert c.escrow.contract.functions.owner().call() == op.address  # the escrow stays
+    assert c.rewards.operator() == c.escrow.operator() == op.address  # settles epochs
+    assert chain.gov_handover("operator") == []  # nothing left to hand over
     with pytest.raises(TransactionRevertedError, match="caller is not the owner"):
-        c.params.set_fee_split(op, 500, 2000, 2000, 5500)  # the operator no longer can
+        c.params.set_fee_split(op, 500, 2000, 2000, 5500)  # the operator cannot
+    with pytest.raises(TransactionRevertedError, match="caller is not the owner"):
+        c.rewards.set_operator(op, chain.accounts.address("alice"))
+    assert chain.gov_handover("operator", fund=1_000 * OPEN) == [
+        f"moved {1_000 * OPEN} wei of OPEN to the Timelock"
+    ]
+    assert c.token.balance_of(tl) == 1_000 * OPEN
 
+
+def test_handover_of_a_deployment_made_before_governance(chain: Node, tmp_path: Path) -> None:
+    """`openledger gov handover` on an older deployment (no Governor, Timelock, Grants):
+    deploys them, records them in the addresses file and hands over; idempotent."""
+    op = chain.accounts.signer("operator")
+    full = deploy_all(chain.client, op, treasury=op.address, operator=op.address,
+                      governance=CFG, hand_over=False)  # fmt: skip
+    old = {k: v for k, v in full.contracts.items() if k not in GOVERNANCE_CONTRACT_NAMES}
+    path = tmp_path / "addresses.json"
+    replace(full, contracts=old).save(path)
+    assert Contracts(chain.client, Addresses.load(path)).params.owner() == op.address
+    with pytest.raises(AuthError, match="is owned by"):
+        hand_over(chain.client, chain.accounts.signer("alice"), path)  # not the owner
+    done = hand_over(chain.client, op, path, fund=100_000 * OPEN)
+    assert done[0].startswith("deployed Governor at") and len(done) == 6
+    assert hand_over(chain.client, op, path) == []  # idempotent
+    c = Contracts(chain.client, Addresses.load(path))
+    tl = c.timelock.address
+    assert c.params.owner() == tl == c.rewards.owner() == c.grants.owner()
+    assert c.params.snapshot().treasury == tl and c.token.balance_of(tl) == 100_000 * OPEN
+    assert c.governor.timelock() == tl
+
+
+def test_whole_path_changes_the_fee_split(chain: Node) -> None:
+    c = chain.contracts
+    op = chain.accounts.signer("operator")
     gov = chain.governance
     alice = chain.accounts.signer("alice")
     with pytest.raises(ValidationError, match="delegated votes"):
@@ -72,7 +112,7 @@ def test_whole_path_changes_the_fee_split(chain: Node) -> None:
 
 
 def test_grant_on_anvil(chain: Node) -> None:
-    chain.gov_handover("operator", fund=100_000 * OPEN)
+    chain.gov_handover("operator", fund=100_000 * OPEN)  # funds the treasury (the Timelock)
     gov, c = chain.governance, chain.contracts
     op, erin = chain.accounts.signer("operator"), chain.accounts.signer("erin")
     with pytest.raises(ValidationError, match="outside the exploration tier's bounds"):
