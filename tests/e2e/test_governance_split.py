@@ -28,12 +28,12 @@ def charge(m: Market, i: int) -> dict:
 
 def test_executed_proposal_changes_the_next_inference_split(market: Market, chain: Node) -> None:
     node = market.node
-    old_treasury = node.params.current().treasury
+    timelock = chain.contracts.timelock.address
+    assert node.params.current().treasury == timelock  # handed over at deploy
     before = charge(market, 1)
     assert before["split"]["bps"] == [1000, 2000, 2000, 5000]
+    assert before["split"]["platform"] == str(19 * 10**12)
 
-    chain.gov_handover("operator")
-    timelock = chain.contracts.timelock.address
     gov, op = node.governance, chain.accounts.signer("operator")
     gov.delegate(op, op.address)
     advance_devnet_clock(node.client, 1)
@@ -54,16 +54,17 @@ def test_executed_proposal_changes_the_next_inference_split(market: Market, chai
         "contributors": str(95 * 10**12),
     }
     got = {(p["role"], p["account"]): int(p["amount"]) for p in after["payouts"]}
-    assert got[("platform", timelock)] == 95 * 10**11  # the Timelock is the treasury now
+    assert got[("platform", timelock)] == 95 * 10**11  # the Timelock is the treasury
     assert got[("owner", market.model["owner"])] == 475 * 10**11
 
     doc = node.epochs.close()
     assert doc["status"] == "settled" and int(doc["fees"]) == 2 * FEE
-    assert node.rewards.earnings(timelock)["settled"] == str(95 * 10**11)
-    assert node.rewards.earnings(old_treasury)["by_role"]["platform"] == str(19 * 10**12)
+    platform = 19 * 10**12 + 95 * 10**11  # the old split's 10 %, then the new one's 5 %
+    assert node.rewards.earnings(timelock)["settled"] == str(platform)
+    assert node.rewards.earnings(timelock)["by_role"]["platform"] == str(platform)
     owner = node.rewards.earnings(market.model["owner"])
     assert owner["by_role"]["owner"] == str(38 * 10**12 + 475 * 10**11)
     advance_devnet_clock(node.client, node.params.current().root_activation_delay + 1)
     held = node.contracts.token.balance_of(timelock)
     node.rewards.claim(timelock, op)  # anyone may claim for the treasury
-    assert node.contracts.token.balance_of(timelock) == held + 95 * 10**11
+    assert node.contracts.token.balance_of(timelock) == held + platform
