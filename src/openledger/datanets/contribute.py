@@ -1,10 +1,11 @@
-"""Contributing files to a datanet: parse, check, sign, store, stake on chain — atomically.
+"""Contributing files to a datanet: parse, check, sign, stake on chain, then store.
 
-Order of work, so that a rejected contribution leaves nothing behind:
-every check that can fail (caps, parsing, duplicates, stake, balance, allowance) runs before
-anything is written; then blobs, then the rows (flushed, not committed), then the chain
-transactions, then the commit. A failure before the chain transaction rolls the rows back
-and deletes the blobs this contribution created; there is then no transaction either.
+Order of work, so that a rejected contribution leaves nothing behind: every check that can
+fail (caps, parsing, duplicates, stake, balance, allowance) runs before anything is sent or
+written (``plan_contribute``); then the manifest is signed and the chain transactions
+(approve if needed, contribute) are sent, by the node's key or by the contributor's wallet;
+only once the contribution is mined are the blobs, rows and index written (the plan's
+``finish``). A failure before that leaves no rows and no blobs.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 
+from openledger.chain.calls import Plan, build
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
 from openledger.datanets.dedup import NearDupIndex
 from openledger.datanets.limits import IngestLimits
-from openledger.datanets.manifest import build_manifest, canonical_bytes, sign_manifest
+from openledger.datanets.manifest import build_manifest, canonical_bytes
 from openledger.datanets.neardup import NearDupRegistry
 from openledger.datanets.parsers import IngestError, parse_files
 from openledger.datanets.records import Record, contribution_root
@@ -93,6 +96,26 @@ class ContributionService:
         approve: bool = True,
         display_names: list[str] | None = None,
     ) -> ContributionResult:
+        plan = self.plan_contribute(datanet, paths, stake=stake, contributor=signer.address,
+                                    column=column, approve=approve,
+                                    display_names=display_names)  # fmt: skip
+        done = plan.run(signer)
+        return ContributionResult(**{**done, "stake": int(done["stake"])})
+
+    def plan_contribute(
+        self,
+        datanet: str | int,
+        paths: list[Path],
+        *,
+        stake: int,
+        contributor: str,
+        column: str | None = None,
+        approve: bool = True,
+        display_names: list[str] | None = None,
+    ) -> Plan:
+        """Every check, the manifest to sign and the calls (approve if needed, contribute);
+        the plan's ``finish`` stores the blobs and rows once the contribution is mined.
+        The files are read now: ``paths`` may be gone by then."""
         if not paths:
             raise ValidationError(
                 "No files given.", field="files", fix="name at least one file to contribute."
@@ -100,7 +123,6 @@ class ContributionService:
         contracts = self.contracts()
         limits = self.limits(contracts)
         now = self.clock()
-        contributor = signer.address
         with self.db.session() as s:
             dn = q.get_datanet(s, datanet)
             dn_id, dn_chain, dn_name, dn_min = dn.id, dn.chain_id, dn.name, dn.min_stake
@@ -131,10 +153,11 @@ class ContributionService:
         self._check_funds(contracts, contributor, stake, approve)
 
         names = display_names or [p.name for p in paths]
+        contents = [p.read_bytes() for p in paths]
         files = [
-            {"name": n, "sha256": _file_sha(p), "bytes": p.stat().st_size,
+            {"name": n, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
              "records": sum(1 for r in records if r.source == n)}
-            for n, p in zip(names, paths, strict=True)
+            for n, data in zip(names, contents, strict=True)
         ]  # fmt: skip
         root = "0x" + contribution_root(records).hex()
         manifest = build_manifest(
@@ -147,29 +170,53 @@ class ContributionService:
             stake=stake,
             created_at=now.isoformat(),
         )
-        signature = sign_manifest(manifest, signer)
+        calls = []
+        registry = contracts.datanets
+        if approve and contracts.token.allowance(contributor, registry.address) < stake:
+            calls.append(build(contracts.token, "approve", registry.address, stake))
+        calls.append(build(registry, "contribute", dn_chain, bytes.fromhex(root[2:]),
+                           len(records), stake))  # fmt: skip
+        if self.before_chain is not None:
+            self.before_chain()
 
+        def finish(results: list[TxResult], signature: str | None) -> dict[str, Any]:
+            result = results[-1]
+            chain_id = int(registry.events(result, "ContributionSubmitted")[0]["contribution_id"])
+            manifest_sha = self._record(
+                dn_id, chain_id, result.tx_hash, contributor, records, sigs, index, contents,
+                files, manifest, str(signature), stake, now,
+            )  # fmt: skip
+            out = ContributionResult(
+                contribution_id=chain_id, datanet=dn_name, contributor=contributor,
+                record_count=len(records), root=root, stake=stake, manifest_sha=manifest_sha,
+                signature=str(signature), tx_hash=result.tx_hash, files=files,
+            )  # fmt: skip
+            return out.to_dict()
+
+        return Plan(registry.client, contributor, calls, finish,
+                    message=canonical_bytes(manifest),
+                    what=f"contribute {len(records)} record(s) to {dn_name!r} with a stake of "
+                    f"{stake / 10**18:g} OPEN")  # fmt: skip
+
+    def _record(self, dn_id: int, chain_id: int, tx_hash: str, contributor: str,
+                records: list[Record], sigs: np.ndarray, index: NearDupIndex,
+                contents: list[bytes], files: list[dict[str, Any]], manifest: dict[str, Any],
+                signature: str, stake: int, now: datetime) -> str:  # fmt: skip
+        """The off-chain side of a mined contribution: blobs, rows, the near-duplicate index."""
         created: list[str] = []
         try:
-            for p, f in zip(paths, files, strict=True):
-                self._put_new(created, f["sha256"], lambda p=p: self.blobs.put_file(p))
+            for data, f in zip(contents, files, strict=True):
+                self._put_new(created, f["sha256"], lambda data=data: self.blobs.put(data))
             envelope = canonical_bytes({"manifest": manifest, "signature": signature})
             manifest_sha = hashlib.sha256(envelope).hexdigest()
             self._put_new(created, manifest_sha, lambda: self.blobs.put(envelope))
             with self.db.session() as s:
                 row = ContributionRow(
-                    datanet_id=dn_id,
-                    contributor=contributor,
-                    root=root,
-                    record_count=len(records),
-                    stake=stake,
-                    files=files,
-                    file_count=len(paths),
-                    manifest_sha=manifest_sha,
-                    signature=signature,
-                    tx_hash="",
-                    created_at=now,
-                )
+                    datanet_id=dn_id, contributor=contributor, root=manifest["root"],
+                    record_count=len(records), stake=stake, files=files,
+                    file_count=len(files), manifest_sha=manifest_sha, signature=signature,
+                    tx_hash=tx_hash, created_at=now, chain_id=chain_id,
+                )  # fmt: skip
                 s.add(row)
                 s.flush()
                 record_rows = [
@@ -184,32 +231,13 @@ class ContributionService:
                 s.add_all(record_rows)
                 s.flush()
                 record_ids = [r.id for r in record_rows]
-                if self.before_chain is not None:
-                    self.before_chain()
-                if approve:
-                    contracts.token.ensure_allowance(signer, contracts.datanets.address, stake)
-                chain_id, result = contracts.datanets.contribute(
-                    signer, dn_chain, root, len(records), stake
-                )
-                row.chain_id, row.tx_hash = chain_id, result.tx_hash
         except BaseException:
             for sha in created:
                 self.blobs.delete(sha, missing_ok=True)
             raise
         index.add(np.array(record_ids, dtype=np.int64), sigs)
         index.commit()
-        return ContributionResult(
-            contribution_id=chain_id,
-            datanet=dn_name,
-            contributor=contributor,
-            record_count=len(records),
-            root=root,
-            stake=stake,
-            manifest_sha=manifest_sha,
-            signature=signature,
-            tx_hash=result.tx_hash,
-            files=files,
-        )
+        return manifest_sha
 
     # -- checks -----------------------------------------------------------------------------
     def _check_duplicates(self, datanet_id: int, records: list[Record]) -> None:

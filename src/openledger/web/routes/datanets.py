@@ -15,6 +15,7 @@ from openledger.api.deps import NodeDep
 from openledger.api.routes.datanets import SAFE_NAME
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
+from openledger.web.wallet import PendingDep, act
 
 router = APIRouter(prefix="/web/api", tags=["web"])
 
@@ -53,10 +54,10 @@ def create_datanet(
 async def contribute(
     datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
     files: Annotated[list[UploadFile], File()], stake: Annotated[str, Form()],
-    column: Annotated[str | None, Form()] = None,
+    pending: PendingDep, column: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Contribute the uploaded files with a stake, signed by the signed-in account."""
-    signer = auth.signer(session)
+    """Contribute the uploaded files with a stake, signed by the signed-in account (a wallet
+    signs the manifest and sends approve + contribute; the node records it once mined)."""
     with tempfile.TemporaryDirectory(prefix="web-upload-") as tmp:
         paths, names = [], []
         for i, f in enumerate(files):
@@ -66,11 +67,12 @@ async def contribute(
             path.write_bytes(await f.read())
             paths.append(path)
             names.append(name)
-        result = await run_in_threadpool(
-            node.contributions.contribute, datanet, paths, stake=parse_open(stake, field="stake"),
-            signer=signer, column=column or None, display_names=names,
+        plan = await run_in_threadpool(
+            node.contributions.plan_contribute, datanet, paths,
+            stake=parse_open(stake, field="stake"), contributor=session.address,
+            column=column or None, display_names=names,
         )  # fmt: skip
-    return result.to_dict()
+    return await run_in_threadpool(act, plan, auth, session, pending)
 
 
 @router.get("/review-queue")
