@@ -25,6 +25,7 @@ from pathlib import Path
 
 from openledger.config import Settings
 from openledger.datanets.records import Record
+from openledger.governance.devnet import pass_proposal
 from openledger.home import init_home
 from openledger.node import Node
 from openledger.units import OPEN
@@ -94,7 +95,10 @@ def main() -> dict:
 def run(node: Node, tmp: Path, rng: random.Random, vocab: list[str], args) -> dict:  # noqa: ANN001
     acc = node.accounts
     operator = acc.signer("operator")
-    node.contracts.params.set_param(operator, "max_files_per_day", 10_000)
+    # the upload cap is a governance parameter (the Timelock owns ProtocolParams from deploy):
+    # raised by a proposal the operator passes alone, the devnet clock moved past each wait
+    raise_cap = node.contracts.params.contract.functions.setParam("max_files_per_day", 10_000)
+    pass_proposal(node.contracts, operator, [raise_cap], "benchmark: raise the upload cap")
     node.datanets.create("bench", description="ingest benchmark",
                          validators=[acc.address("bob")], quorum=1, min_stake=10 * OPEN,
                          signer=acc.signer("dave"))  # fmt: skip
