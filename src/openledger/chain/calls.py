@@ -80,8 +80,12 @@ class Plan:
             who = Account.recover_message(encode_defunct(primitive=self.message),
                                           signature=signature or "")  # fmt: skip
         except Exception as exc:  # malformed signature
-            raise AuthError(f"The signature is malformed ({exc}).", field="signature",
-                            value=signature, fix="sign the message with your wallet.") from exc
+            raise AuthError(
+                f"The signature is malformed ({exc}).",
+                field="signature",
+                value=signature,
+                fix="sign the message with your wallet.",
+            ) from exc
         if who != self.sender:
             raise AuthError(
                 f"The signature is {who}'s, not {self.sender}'s.", field="signature",
@@ -141,8 +145,12 @@ def check_sent(client: ChainClient, tx_hash: str, call: Call, sender: str) -> Tx
 
     what = f"The {call.label} transaction {tx_hash}"
     if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash or ""):
-        raise ValidationError(f"{tx_hash!r} is not a transaction hash.", field="tx_hash",
-                              value=tx_hash, fix="report the 0x… hash your wallet returned.")
+        raise ValidationError(
+            f"{tx_hash!r} is not a transaction hash.",
+            field="tx_hash",
+            value=tx_hash,
+            fix="report the 0x… hash your wallet returned.",
+        )
     tx = client.transaction(tx_hash)
     if tx is None:
         raise ValidationError(f"{what} is not known to the chain.", field="tx_hash",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import func, select
 
+from openledger.chain.calls import Plan, build
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
 from openledger.errors import ConflictError, ValidationError
@@ -93,6 +96,15 @@ class DatanetService:
         min_stake: int,
         signer: LocalAccount,
     ) -> dict[str, Any]:
+        plan = self.plan_create(
+            name, description=description, validators=validators, quorum=quorum,
+            min_stake=min_stake, owner=signer.address,
+        )  # fmt: skip
+        return plan.run(signer)
+
+    def plan_create(self, name: str, *, description: str, validators: list[str], quorum: int,
+                    min_stake: int, owner: str) -> Plan:  # fmt: skip
+        """The checks and ``createDatanet``; the metadata blob and row are written once mined."""
         if not NAME_RE.match(name):
             raise ValidationError(
                 f"Datanet name {name!r} is not allowed.",
@@ -115,26 +127,31 @@ class DatanetService:
                     fix="choose another name, or contribute to the existing one.",
                 )
         meta = json.dumps({"name": name, "description": description}, sort_keys=True).encode()
-        uri = f"blob:{self.blobs.put(meta)}"
-        contracts = self.contracts()
-        chain_id, result = contracts.datanets.create_datanet(
-            signer, uri, checked, quorum, min_stake
-        )
-        with self.db.session() as s:
-            row = DatanetRow(
-                chain_id=chain_id,
-                name=name,
-                description=description,
-                owner=signer.address,
-                validators=checked,
-                quorum=quorum,
-                min_stake=min_stake,
-                metadata_uri=uri,
-                tx_hash=result.tx_hash,
-            )
-            s.add(row)
-            s.flush()
-            return datanet_dict(row)
+        uri = f"blob:{hashlib.sha256(meta).hexdigest()}"
+        registry = self.contracts().datanets
+
+        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+            chain_id = int(registry.events(results[-1], "DatanetCreated")[0]["datanet_id"])
+            self.blobs.put(meta)
+            with self.db.session() as s:
+                row = DatanetRow(
+                    chain_id=chain_id,
+                    name=name,
+                    description=description,
+                    owner=owner,
+                    validators=checked,
+                    quorum=quorum,
+                    min_stake=min_stake,
+                    metadata_uri=uri,
+                    tx_hash=results[-1].tx_hash,
+                )
+                s.add(row)
+                s.flush()
+                return datanet_dict(row)
+
+        call = build(registry, "createDatanet", uri, [to_checksum_address(v) for v in checked],
+                     quorum, min_stake)  # fmt: skip
+        return Plan(registry.client, owner, [call], finish, what=f"create datanet {name!r}")
 
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:

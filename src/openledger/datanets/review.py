@@ -15,6 +15,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from openledger.chain.bindings import DatanetRegistry
+from openledger.chain.calls import Plan, build
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
 from openledger.datanets.neardup import NearDupRegistry
@@ -124,6 +126,14 @@ class ReviewService:
     def review(
         self, contribution_id: int, *, signer: LocalAccount, approve: bool, reason: str = ""
     ) -> dict[str, Any]:
+        plan = self.plan_review(contribution_id, validator=signer.address, approve=approve,
+                                reason=reason)  # fmt: skip
+        return plan.run(signer)
+
+    def plan_review(
+        self, contribution_id: int, *, validator: str, approve: bool, reason: str = ""
+    ) -> Plan:
+        """The checks, then ``review(id, approve)``; the review row is written once mined."""
         reason = reason.strip()
         if not approve and not reason:
             raise ValidationError(
@@ -135,11 +145,11 @@ class ReviewService:
             row = q.get_contribution(s, contribution_id)
             dn = s.get(DatanetRow, row.datanet_id)
             assert dn is not None  # foreign key
-            if signer.address not in dn.validators:
+            if validator not in dn.validators:
                 raise AuthError(
-                    f"{signer.address} is not a validator of datanet {dn.name!r}.",
+                    f"{validator} is not a validator of datanet {dn.name!r}.",
                     field="--as",
-                    value=signer.address,
+                    value=validator,
                     fix=f"review as one of: {', '.join(dn.validators)}.",
                 )
             if row.status != "pending":
@@ -149,34 +159,44 @@ class ReviewService:
                     value=contribution_id,
                     fix="only pending contributions can be reviewed.",
                 )
-            if any(v.validator == signer.address for v in q.reviews_of(s, row.id)):
+            if any(v.validator == validator for v in q.reviews_of(s, row.id)):
                 raise ConflictError(
-                    f"{signer.address} already reviewed contribution #{contribution_id}.",
+                    f"{validator} already reviewed contribution #{contribution_id}.",
                     field="contribution",
                     value=contribution_id,
                     fix="each validator reviews a contribution once.",
                 )
         contracts = self.contracts()
-        result = contracts.datanets.review(signer, contribution_id, approve)
-        with self.db.session() as s:
-            row = q.get_contribution(s, contribution_id)
-            s.add(ReviewRow(contribution_id=row.id, validator=signer.address, approve=approve,
-                            reason=reason, tx_hash=result.tx_hash))  # fmt: skip
-            removed = self._mirror(s, row, contracts)
-            out = contribution_dict(row)
-            datanet_id = row.datanet_id
-        self._forget(datanet_id, removed)
-        return out
+
+        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+            with self.db.session() as s:
+                row = q.get_contribution(s, contribution_id)
+                s.add(ReviewRow(contribution_id=row.id, validator=validator, approve=approve,
+                                reason=reason, tx_hash=results[-1].tx_hash))  # fmt: skip
+                removed = self._mirror(s, row, contracts)
+                out = contribution_dict(row)
+                datanet_id = row.datanet_id
+            self._forget(datanet_id, removed)
+            return out
+
+        call = build(contracts.datanets, "review", contribution_id, approve)
+        verdict = "approve" if approve else "reject"
+        return Plan(contracts.client, validator, [call], finish,
+                    what=f"{verdict} contribution #{contribution_id}")  # fmt: skip
 
     def withdraw(self, contribution_id: int, *, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_withdraw(contribution_id, contributor=signer.address).run(signer)
+
+    def plan_withdraw(self, contribution_id: int, *, contributor: str) -> Plan:
+        """The checks, then ``withdrawStake(id)``; the row mirrors the chain once mined."""
         contracts = self.contracts()
         with self.db.session() as s:
             row = q.get_contribution(s, contribution_id)
-            if row.contributor != signer.address:
+            if row.contributor != contributor:
                 raise AuthError(
                     f"Contribution #{contribution_id} belongs to {row.contributor}.",
                     field="--as",
-                    value=signer.address,
+                    value=contributor,
                     fix="withdraw as the contributor.",
                 )
             if row.withdrawn:
@@ -204,11 +224,17 @@ class ReviewService:
                     fix="withdraw after the unlock time.",
                 )
             amount = row.stake - row.slashed
-        result = contracts.datanets.withdraw_stake(signer, contribution_id)
-        with self.db.session() as s:
-            row = q.get_contribution(s, contribution_id)
-            self._mirror(s, row, contracts)
-            return {**contribution_dict(row), "amount": str(amount), "withdraw_tx": result.tx_hash}
+
+        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+            with self.db.session() as s:
+                row = q.get_contribution(s, contribution_id)
+                self._mirror(s, row, contracts)
+                return {**contribution_dict(row), "amount": str(amount),
+                        "withdraw_tx": results[-1].tx_hash}  # fmt: skip
+
+        return Plan(contracts.client, contributor,
+                    [build(contracts.datanets, "withdrawStake", contribution_id)], finish,
+                    what=f"take back the stake of contribution #{contribution_id}")  # fmt: skip
 
     def refresh(self, contribution_id: int) -> dict[str, Any]:
         """Re-read a contribution's state from the chain (decisions made elsewhere)."""

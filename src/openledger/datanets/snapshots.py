@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from eth_account.signers.local import LocalAccount
 
+from openledger.chain.calls import Plan, build
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import SimpleMerkleTree
 from openledger.datanets import queries as q
@@ -122,6 +124,11 @@ class SnapshotService:
         return rows, root, contributions
 
     def snapshot(self, datanet: str | int, *, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_snapshot(datanet, sender=signer.address).run(signer)
+
+    def plan_snapshot(self, datanet: str | int, *, sender: str) -> Plan:
+        """The checks and ``commitSnapshot`` (by the owner); the blobs and the row are
+        written once mined."""
         rows, root, contributions = self.build(datanet)
         contracts = self.contracts()
         with self.db.session() as s:
@@ -136,15 +143,15 @@ class SnapshotService:
                     value=name,
                     fix=f"train on {name}@{last.version}, or wait for new approvals.",
                 )
-        if signer.address != owner:
+        if sender != owner:
             raise AuthError(
                 f"Only the datanet's owner {owner} can commit its snapshots.",
                 field="--as",
-                value=signer.address,
+                value=sender,
                 fix="run the command as the datanet's owner.",
             )
         parquet = _parquet_bytes(_table(rows))
-        parquet_sha = self.blobs.put(parquet)
+        parquet_sha = hashlib.sha256(parquet).hexdigest()
         manifest = {
             "type": "openledger.snapshot",
             "datanet": {"id": dn_chain, "name": name},
@@ -156,19 +163,26 @@ class SnapshotService:
         }
         manifest_bytes = canonical_bytes(manifest)
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
-        self.blobs.put(manifest_bytes)
-        version, result = contracts.datanets.commit_snapshot(
-            signer, dn_chain, root, len(rows), f"blob:{manifest_sha}"
-        )
-        with self.db.session() as s:
-            row = SnapshotRow(
-                datanet_id=dn_id, version=version, root="0x" + root.hex(),
-                record_count=len(rows), contribution_ids=contributions, parquet_sha=parquet_sha,
-                manifest_sha=manifest_sha, tx_hash=result.tx_hash,
-            )  # fmt: skip
-            s.add(row)
-            s.flush()
-            return snapshot_dict(row, name)
+        registry = contracts.datanets
+
+        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+            version = int(registry.events(results[-1], "SnapshotCommitted")[0]["version"])
+            self.blobs.put(parquet)
+            self.blobs.put(manifest_bytes)
+            with self.db.session() as s:
+                row = SnapshotRow(
+                    datanet_id=dn_id, version=version, root="0x" + root.hex(),
+                    record_count=len(rows), contribution_ids=contributions,
+                    parquet_sha=parquet_sha, manifest_sha=manifest_sha,
+                    tx_hash=results[-1].tx_hash,
+                )  # fmt: skip
+                s.add(row)
+                s.flush()
+                return snapshot_dict(row, name)
+
+        call = build(registry, "commitSnapshot", dn_chain, root, len(rows), f"blob:{manifest_sha}")
+        return Plan(contracts.client, sender, [call], finish,
+                    what=f"freeze snapshot of {name!r} ({len(rows)} records)")  # fmt: skip
 
     def list(self, datanet: str | int) -> list[dict[str, Any]]:
         with self.db.session() as s:

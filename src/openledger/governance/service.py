@@ -254,8 +254,7 @@ class GovernanceService:
         weight = c.token.get_past_votes(voter, p.snapshot)
         if weight == 0:
             raise ValidationError(
-                f"{voter} had no delegated votes at proposal {pid}'s snapshot "
-                f"({p.snapshot}).",
+                f"{voter} had no delegated votes at proposal {pid}'s snapshot ({p.snapshot}).",
                 field="--as",
                 value=voter,
                 fix="votes count only if delegated before the snapshot; delegate now "

@@ -83,8 +83,15 @@ def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep,
         return {"tx_hash": results[-1].tx_hash, "paid": str(int(paid[0]["amount"]) if paid else 0),
                 **node.ledger.credit(session.address)}  # fmt: skip
 
-    return act_recorded(node.client, auth, session, pending, node.escrow.withdraw, finish,
-                        "complete the credit withdrawal")
+    return act_recorded(
+        node.client,
+        auth,
+        session,
+        pending,
+        node.escrow.withdraw,
+        finish,
+        "complete the credit withdrawal",
+    )
 
 
 def _key_account(session: Session) -> str:
