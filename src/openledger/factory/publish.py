@@ -15,6 +15,8 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
+from openledger.chain.calls import Plan, build
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.jobs import JobService
@@ -111,6 +113,15 @@ class ModelService:
     def publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
                 signer: LocalAccount, attribution_policy: dict[str, float] | None = None,
                 ) -> dict[str, Any]:  # fmt: skip
+        return self.plan_publish(job_id, name=name, price_in=price_in, price_out=price_out,
+                                 owner=signer.address,
+                                 attribution_policy=attribution_policy).run(signer)  # fmt: skip
+
+    def plan_publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
+                     owner: str, attribution_policy: dict[str, float] | None = None,
+                     ) -> Plan:  # fmt: skip
+        """The checks and ``registerModel``; the adapter is copied into the models folder and
+        the row written once the registration is mined."""
         if not NAME_RE.match(name):
             raise ValidationError(
                 f"Model name {name!r} is not allowed.", field="--name", value=name,
@@ -143,37 +154,40 @@ class ModelService:
         adapter_sha = hashlib.sha256((adapter / ADAPTER_FILE).read_bytes()).hexdigest()
         card, readme = model_card(name, job, adapter_sha)
         card["attribution_policy"] = policy
-        target = self.models_dir / name
-        staging = self.models_dir / f".{name}.staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(adapter, staging)
-        shutil.copy2(job["result"]["lineage_path"], staging / "training_examples.json")
-        write_atomic(staging / "README.md", readme)
-        write_atomic(staging / "openledger-card.json", json.dumps(card, indent=2, sort_keys=True))
         roots = [job["params"]["snapshot_root"]]
         card_sha = hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()
-        try:
-            chain_id, result = self.contracts().models.register_model(
-                signer, job["params"]["base"][-128:], "0x" + adapter_sha, roots, ZERO32,
-                price_in, price_out, f"sha256:{card_sha}",
-            )  # fmt: skip
-        except BaseException:
+        models = self.contracts().models
+        raw_roots = [bytes.fromhex(r.removeprefix("0x")) for r in roots]
+        call = build(models, "registerModel", job["params"]["base"][-128:],
+                     bytes.fromhex(adapter_sha), raw_roots, bytes.fromhex(ZERO32[2:]), price_in,
+                     price_out, f"sha256:{card_sha}")  # fmt: skip
+
+        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+            chain_id = int(models.events(results[-1], "ModelRegistered")[0]["model_id"])
+            target = self.models_dir / name
+            staging = self.models_dir / f".{name}.staging"
             shutil.rmtree(staging, ignore_errors=True)
-            raise
-        if target.exists():  # left by an earlier publish whose database write failed
-            shutil.rmtree(target)
-        staging.rename(target)
-        with self.db.session() as s:
-            row = ModelRow(
-                chain_id=chain_id, name=name, owner=signer.address, base=job["params"]["base"],
-                base_fingerprint=str(card["base_fingerprint"] or ""), adapter_sha=adapter_sha,
-                adapter_dir=str(target), snapshot_roots=roots, index_hash=ZERO32,
-                price_in=price_in, price_out=price_out, job_id=job_id, card=card,
-                tx_hash=result.tx_hash, attribution_policy=policy,
-            )  # fmt: skip
-            s.add(row)
-            s.flush()
-            return model_dict(row)
+            shutil.copytree(adapter, staging)
+            shutil.copy2(job["result"]["lineage_path"], staging / "training_examples.json")
+            write_atomic(staging / "README.md", readme)
+            write_atomic(staging / "openledger-card.json",
+                         json.dumps(card, indent=2, sort_keys=True))  # fmt: skip
+            if target.exists():  # left by an earlier publish whose database write failed
+                shutil.rmtree(target)
+            staging.rename(target)
+            with self.db.session() as s:
+                row = ModelRow(
+                    chain_id=chain_id, name=name, owner=owner, base=job["params"]["base"],
+                    base_fingerprint=str(card["base_fingerprint"] or ""),
+                    adapter_sha=adapter_sha, adapter_dir=str(target), snapshot_roots=roots,
+                    index_hash=ZERO32, price_in=price_in, price_out=price_out, job_id=job_id,
+                    card=card, tx_hash=results[-1].tx_hash, attribution_policy=policy,
+                )  # fmt: skip
+                s.add(row)
+                s.flush()
+                return model_dict(row)
+
+        return Plan(models.client, owner, [call], finish, what=f"publish model {name!r}")
 
     def set_index_hash(self, name: str, index_hash: str, *, signer: LocalAccount
                        ) -> dict[str, Any]:  # fmt: skip

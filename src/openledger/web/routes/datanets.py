@@ -35,19 +35,20 @@ class ReviewBody(BaseModel):
 
 @router.post("/datanets", status_code=201)
 def create_datanet(
-    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep
+    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
 ) -> dict[str, Any]:
     """Create a datanet owned by the signed-in account (validators: addresses, or on the
     devnet the node's account names)."""
     validators = [node.accounts.resolve(v.strip()) for v in body.validators if v.strip()]
-    return node.datanets.create(
+    plan = node.datanets.plan_create(
         body.name,
         description=body.description,
         validators=validators,
         quorum=body.quorum,
         min_stake=parse_open(body.min_stake, field="min_stake"),
-        signer=auth.signer(session),
+        owner=session.address,
     )
+    return act(plan, auth, session, pending)
 
 
 @router.post("/datanets/{datanet}/contributions", status_code=201)
@@ -97,20 +98,24 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 @router.post("/contributions/{contribution}/review")
 def review(contribution: int, body: ReviewBody, node: NodeDep, auth: AuthDep,
-           session: SessionDep) -> dict[str, Any]:  # fmt: skip
-    return node.reviews.review(contribution, signer=auth.signer(session), approve=body.approve,
-                               reason=body.reason)  # fmt: skip
+           session: SessionDep, pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    plan = node.reviews.plan_review(contribution, validator=session.address,
+                                    approve=body.approve, reason=body.reason)  # fmt: skip
+    return act(plan, auth, session, pending)
 
 
 @router.post("/contributions/{contribution}/withdraw")
 def withdraw_stake(
-    contribution: int, node: NodeDep, auth: AuthDep, session: SessionDep
+    contribution: int, node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
 ) -> dict[str, Any]:
     """Take back a decided contribution's stake (approved: after the unlock delay;
     rejected: the part not slashed)."""
-    return node.reviews.withdraw(contribution, signer=auth.signer(session))
+    plan = node.reviews.plan_withdraw(contribution, contributor=session.address)
+    return act(plan, auth, session, pending)
 
 
 @router.post("/datanets/{datanet}/snapshots", status_code=201)
-def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return node.snapshots.snapshot(datanet, signer=auth.signer(session))
+def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
+             pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    plan = node.snapshots.plan_snapshot(datanet, sender=session.address)
+    return act(plan, auth, session, pending)

@@ -12,6 +12,7 @@ from openledger.api.deps import NodeDep
 from openledger.attribution.policy import parse_policy
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
+from openledger.web.wallet import PendingDep, act
 
 router = APIRouter(prefix="/web/api", tags=["web"])
 
@@ -52,10 +53,11 @@ def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]
 
 
 @router.post("/models", status_code=201)
-def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep
-            ) -> dict[str, Any]:  # fmt: skip
-    return node.models.publish(
+def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep,
+            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+    plan = node.models.plan_publish(
         body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
-        price_out=parse_open(body.price_out, field="price_out"), signer=auth.signer(session),
+        price_out=parse_open(body.price_out, field="price_out"), owner=session.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
     )  # fmt: skip
+    return act(plan, auth, session, pending)
