@@ -116,14 +116,15 @@ class Recorder:
         return TxResult(tx_hash="0x" + "00" * 32, receipt={"logs": [], "status": 1})  # type: ignore[typeddict-item]
 
     @classmethod
-    def calls_of(cls, address: str, send: Callable[[Any], Any]) -> list[Call]:
-        """The calls ``send(signer)`` would make from ``address``, up to its main one."""
+    def calls_of(cls, address: str, send: Callable[[Any], Any]) -> tuple[list[Call], Any]:
+        """The calls ``send(signer)`` would make from ``address``, up to its main one; or, when
+        it sends nothing (nothing to do), no calls and what it returned."""
         rec = cls(address)
         try:
-            send(rec)
+            out = send(rec)
         except Recorded:
-            return rec.calls
-        raise RuntimeError("the service sent no transaction")
+            return rec.calls, None
+        return [], out
 
 
 def build(binding: Any, fn: str, *args: Any) -> Call:

@@ -128,7 +128,9 @@ def act_recorded(client: ChainClient, auth: WebAuth, session: Session, pending: 
     ``finish`` records the rest once they are mined."""
     if auth.dev_name(session.address) is not None:
         return send(auth.signer(session))
-    calls = Recorder.calls_of(session.address, send)
+    calls, done = Recorder.calls_of(session.address, send)
+    if not calls:  # the service had nothing to send
+        return done
     return act(Plan(client, session.address, calls, finish, what=what), auth, session, pending)
 
 

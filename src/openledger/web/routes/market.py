@@ -9,11 +9,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.deps import NodeDep
+from openledger.chain.client import TxResult
 from openledger.ledger.receipts import check_served
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_chat
 from openledger.web.routes import tile
+from openledger.web.wallet import PendingDep, act_recorded
 
 router = APIRouter(prefix="/web/api", tags=["web"])
 
@@ -58,24 +60,26 @@ def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/claim")
-def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain."""
-    result = node.rewards.claim(session.address, auth.signer(session))
-    balance = node.contracts.token.balance_of(session.address)
-    return {**result, "balance": str(balance), "paid_open": fmt_open(int(result["paid"]))}
-
-
-@router.get("/claim-tx")
-def claim_tx(node: NodeDep, session: SessionDep) -> dict[str, Any]:
-    """The claim as an unsigned transaction, for a browser wallet to send itself."""
+def claim(node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
+          ) -> dict[str, Any]:  # fmt: skip
+    """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain (sent by
+    the node for a dev account, by the wallet otherwise)."""
     c = node.rewards.claimable(session.address)
-    rewards_contract = node.contracts.rewards
-    proof = [bytes.fromhex(p[2:]) for p in c["proof"]]
-    data = rewards_contract.contract.encode_abi(
-        "claim", args=[c["account"], int(c["cumulative"]), proof]
-    )
-    return {"from": session.address, "to": rewards_contract.address, "data": data,
-            "claimable": c["claimable"], "chain_id": node.settings.chain_id}  # fmt: skip
+
+    def shown(result: dict[str, Any]) -> dict[str, Any]:
+        balance = node.contracts.token.balance_of(session.address)
+        return {**result, "balance": str(balance), "paid_open": fmt_open(int(result["paid"]))}
+
+    def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
+        paid = node.contracts.rewards.events(results[-1], "Claimed")
+        amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
+        return shown({**c, "paid": str(amount), "tx_hash": results[-1].tx_hash, "claimable": "0",
+                      "claimed": str(int(c["claimed"]) + amount)})  # fmt: skip
+
+    out = act_recorded(node.client, auth, session, pending,
+                       lambda signer: node.rewards.claim(session.address, signer), finish,
+                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards")  # fmt: skip
+    return out if "wallet" in out else shown(out)
 
 
 @router.get("/receipts/{receipt}/check")
