@@ -10,6 +10,7 @@ signs in as the account it needs, in a fresh browser context.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -18,15 +19,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from sqlalchemy import select
+from web3 import Web3
 
 from openledger.errors import AuthError
 from openledger.store.datanet_tables import ContributionRow
 from openledger.units import OPEN, fmt_open
 from tests.ledger.test_epochs import fast_forward, paid
 from tests.web.conftest import QUESTION, WebWorld, shoot
+from tests.web.injected import TestWallet
 
 pytestmark = pytest.mark.anvil
 
@@ -90,27 +91,31 @@ def test_sign_in_with_a_dev_account(web: WebWorld, page: Any) -> None:
 WALLET_JS = """
 window.__chain = "0x1";
 window.ethereum = { request: async ({ method, params }) => {
-  if (method === "eth_requestAccounts") return ["%s"];
   if (method === "eth_chainId") return window.__chain;
-  if (method === "personal_sign") return await window.walletSign(params[0], params[1]);
-  throw new Error("unsupported " + method);
+  return await window.walletRequest(method, params || []);
 } };
 """
 
 
-def test_sign_in_with_a_browser_wallet(web: WebWorld, page: Any, tmp_path: Any) -> None:
-    """An injected EIP-1193 wallet (its key in the test): the wrong chain is said, then the
-    SIWE message is signed; the node holds no key for it, which a write says in place."""
-    wallet = Account.from_key("0x" + "42" * 32)
-    signed: list[str] = []
+def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
+    web: WebWorld, page: Any, tmp_path: Any, devnet_node: Any
+) -> None:
+    """An injected EIP-1193 wallet with a key of its own (not a dev account), funded with
+    OPEN and ETH by the operator: the wrong chain is said, the SIWE message signed; then the
+    node prepares each write and the wallet signs and sends it itself: a contribution (its
+    manifest signed, approve + contribute), a delegation and a deposit of credit, each
+    recorded by the node only once mined."""
+    wallet = TestWallet(web.node, "0x" + "42" * 32)
+    wallet.fund(devnet_node)
+    seen: list[tuple[str, Any]] = []
 
-    def sign(text: str, address: str) -> str:
-        assert address == wallet.address.lower()
-        signed.append(text)
-        return "0x" + wallet.sign_message(encode_defunct(text=text)).signature.hex()
+    def request(method: str, params: list[Any]) -> Any:
+        seen.append((method, params))
+        out = wallet.request(method, params)
+        return json.loads(Web3.to_json(out)) if out is not None else None
 
-    page.expose_function("walletSign", sign)
-    page.add_init_script(WALLET_JS % wallet.address.lower())
+    page.expose_function("walletRequest", request)
+    page.add_init_script(WALLET_JS)
     go(page, web, "signin")
     page.click("#wallet-signin")
     error = page.locator("#signin-error .error")
@@ -120,19 +125,59 @@ def test_sign_in_with_a_browser_wallet(web: WebWorld, page: Any, tmp_path: Any) 
     page.wait_for_selector("#whoami")
     assert page.get_attribute("#whoami", "title") == wallet.address
     assert page.locator(".account .badge.dev").count() == 0
+    signed = [p[0] for m, p in seen if m == "personal_sign"]
     assert (
         len(signed) == 1
         and f"{web.url.removeprefix('http://')} wants you to sign in" in (signed[0])
     )
     assert "Chain ID: 31337" in signed[0]
+
+    # contribute: the wallet signs the manifest and sends approve + contribute
+    node, nonce = web.node, node_nonce(web, wallet.address)
     go(page, web, "datanets/facts")
     path = tmp_path / "wasps.txt"
     path.write_text("Wasps can recognise the faces of other wasps.")
     page.set_input_files("#f-files", str(path))
+    page.fill("#f-stake", "12")
+    seen.clear()
     page.click("#contribute-submit")
-    assert "This node holds no key for " + wallet.address in page.inner_text(
-        "#contribute-status .error"
-    )
+    page.wait_for_selector("#contribute-status .ok")
+    cid = int(re.search(r"Contribution #(\d+)", page.inner_text("#contribute-status")).group(1))
+    assert [m for m, _ in seen if m in ("personal_sign", "eth_sendTransaction")] == [
+        "personal_sign", "eth_sendTransaction", "eth_sendTransaction"]  # fmt: skip
+    assert node_nonce(web, wallet.address) == nonce + 2  # sent by the wallet, not the node
+    on_chain = node.contracts.datanets.contribution(cid)
+    assert (on_chain.contributor, on_chain.stake) == (wallet.address, 12 * OPEN)
+    with node.db.session() as s:
+        row = s.scalar(select(ContributionRow).where(ContributionRow.chain_id == cid))
+        assert (row.contributor, row.stake, row.record_count) == (wallet.address, 12 * OPEN, 1)
+
+    # delegate to herself from the governance page
+    go(page, web, "governance")
+    page.click("#delegate-submit")
+    page.wait_for_selector("#delegate-status .ok")
+    token = node.contracts.token
+    assert token.get_votes(wallet.address) == token.balance_of(wallet.address) > 0
+
+    # deposit inference credit from the account page
+    before = int(node.ledger.credit(wallet.address)["available"])
+    page.click("#whoami")
+    page.wait_for_selector('main[data-rendered="#/account"]')
+    page.fill("#f-deposit-amount", "5")
+    page.click("#deposit-submit")
+    page.wait_for_selector("#deposit-status .ok")
+    assert int(node.ledger.credit(wallet.address)["available"]) - before == 5 * OPEN
+    assert node.contracts.escrow.balance_of(wallet.address) == 5 * OPEN
+    # a refusal of the service's own checks is shown in place, nothing sent
+    seen.clear()
+    page.fill("#f-deposit-amount", "100000")
+    page.click("#deposit-submit")
+    assert "less than the" in page.inner_text("#deposit-status .error")
+    assert not [m for m, _ in seen if m == "eth_sendTransaction"]
+
+
+def node_nonce(web: WebWorld, address: str) -> int:
+    return web.node.client.w3.eth.get_transaction_count(address)
 
 
 def test_contribute_shows_a_bad_files_error_by_the_file_then_accepts_a_good_one(
