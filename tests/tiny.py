@@ -157,8 +157,9 @@ def offline_ledger(node: Node, credit: int = DEV_CREDIT) -> None:
     """Let a node with no chain take payments: each dev account holds ``credit`` wei of
     inference credit (the row the event sync writes for a synced deposit), and the ledger
     prices with ProtocolParams' deployed defaults (10/20/20/50 %; with no chain there is no
-    Timelock, so the operator stands in as treasury) instead of reading them from a chain. Receipts, holds and the split are the real ones;
-    tests of the money itself run on the devnet (tests/api/test_paid_inference.py)."""
+    Timelock, so the operator stands in as treasury) instead of reading them from a chain.
+    Receipts, holds and the split are the real ones; tests of the money itself run on the
+    devnet (tests/api/test_paid_inference.py)."""
     with node.db.session() as s:
         for name in DEV_NAMES:
             row = credit_row(s, node.accounts.address(name))
