@@ -8,7 +8,13 @@ row, earnings and pool rows, the payer's credit debit) committed in the node's S
 database — through ``LedgerService`` as the API uses it, with ``--threads`` submitter threads
 each keeping ``--window`` charges in flight (reserve, request hash, ``submit``; the oldest
 awaited once the window is full), i.e. threads × window requests in flight at once, as a
-server with that many concurrent requests has.
+server with that many concurrent requests has. As the node does by default, the ledger's
+pricer thread hands the pricing (split, receipt JSON, Keccak) to the pricing process on the
+other core; ``process_cpu_s`` is the node process's CPU time, ``pricing_process_cpu_s`` the
+child's.
+
+Also in the same run: the same service pricing in its own pricer thread instead
+(``ledger_pricing_process = 0``), to show what the pricing process buys.
 
 Baseline in the same run, one after the other with the same seeds: the same service and work
 with one transaction per receipt (``openledger.ledger.service.MAX_GROUP`` set to 1, i.e. no
@@ -41,6 +47,7 @@ import os
 import platform
 import pstats
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -63,7 +70,8 @@ from openledger.heap import freeze_startup_heap
 from openledger.home import init_home
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.receipts import GENESIS, ReceiptSigner
-from openledger.ledger.service import LedgerService, request_hash
+from openledger.ledger.service import LedgerService, _Charge, request_hash
+from openledger.ledger.writing import PendingReceipt
 from openledger.node import Node
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
 from openledger.store.ledger_tables import CreditRow, EarningRow, ReceiptRow
@@ -131,29 +139,41 @@ def attribution_pool(rng: random.Random, contributions: int, attributed: int) ->
     return pool
 
 
-def one_run(args: argparse.Namespace, group: int, seed: int) -> dict:
+def one_run(args: argparse.Namespace, group: int, seed: int, *, process: bool = True) -> dict:
+    """One run on a fresh node home; ``process``: price in the pricing process (as the node
+    does by default) or in the ledger's own pricer thread."""
     rng = random.Random(seed)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.load(env={"OPENLEDGER_HOME": str(Path(tmp) / "home")})
         init_home(settings, PASSWORD)
         node = Node(settings, password_source=lambda: PASSWORD)
         try:
-            return _measure(node, args, group, rng)
+            out = _measure(node, args, group, rng, process)
         finally:
             node.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pricing process, reaped by close
+    out["pricing_process_cpu_s"] = round(after.ru_utime + after.ru_stime
+                                         - children.ru_utime - children.ru_stime, 2)  # fmt: skip
+    return out
 
 
-def make_ledger(node: Node, args: argparse.Namespace, rng: random.Random) -> tuple:
+def make_ledger(
+    node: Node, args: argparse.Namespace, rng: random.Random, process: bool = True
+) -> tuple:
     model = fill_store(node, rng, args.contributions, args.payers)
     pool = attribution_pool(rng, args.contributions, args.attributed)
     key = bytes(node.accounts.signer("operator").key)
     params = ParamsCache(lambda: PARAMS.version, lambda: PARAMS)
-    ledger = LedgerService(node.db, params, lambda: ReceiptSigner(key), chain_id=31337)
+    ledger = LedgerService(node.db, params, lambda: ReceiptSigner(key), chain_id=31337,
+                           pricing_process=process)  # fmt: skip
     return ledger, model, pool
 
 
-def _measure(node: Node, args: argparse.Namespace, group: int, rng: random.Random) -> dict:
-    ledger, model, pool = make_ledger(node, args, rng)
+def _measure(
+    node: Node, args: argparse.Namespace, group: int, rng: random.Random, process: bool
+) -> dict:
+    ledger, model, pool = make_ledger(node, args, rng, process)
     # warm-up (not timed): the writer thread, the beneficiary set, the signer
     warm = ledger.reserve(address(0, 0xAA), model, 10, 10)
     ledger.charge(warm, 5, request_hash="0x" + "00" * 32, attribution=pool[0])
@@ -285,8 +305,9 @@ def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> di
                     payer = payers[rng.randrange(args.payers)]
                     hold = ledger.reserve(payer, model, rng.randint(20, 400), 272)
                     digest = request_hash(payer, model["name"], {"i": i})
-                    out.append(ledger._price(hold, rng.randint(16, 256), digest,
-                                             pool[rng.randrange(256)]))  # fmt: skip
+                    charge = _Charge(hold, rng.randint(16, 256), digest,
+                                     pool[rng.randrange(256)], PendingReceipt())  # fmt: skip
+                    out.append(ledger._price(charge))
                 return out
 
             ledger._write(jobs())  # warm: the beneficiary set, the signer
@@ -389,11 +410,14 @@ def main() -> dict:
     ap.add_argument("--out", type=Path, default=RESULTS / "ledger.json")
     args = ap.parse_args()
     started = machine()
-    ours, base = [], []
-    for run in range(args.runs):  # interleaved, so drifting load hits both alike
+    ours, base, in_thread = [], [], []
+    for run in range(args.runs):  # interleaved, so drifting load hits all alike
         ours.append(one_run(args, service_mod.MAX_GROUP, args.seed + run))
         print(f"run {run + 1} ours: {ours[-1]['receipts_per_s']:,} receipts/s "
               f"(mean group {ours[-1]['mean_group']})", flush=True)  # fmt: skip
+        in_thread.append(one_run(args, service_mod.MAX_GROUP, args.seed + run, process=False))
+        print(f"run {run + 1} priced in the node's thread: "
+              f"{in_thread[-1]['receipts_per_s']:,} receipts/s", flush=True)  # fmt: skip
         b_args = argparse.Namespace(**{**vars(args), "receipts": args.baseline_receipts})
         base.append(one_run(b_args, 1, args.seed + run))
         print(f"run {run + 1} baseline: {base[-1]['receipts_per_s']:,} receipts/s", flush=True)
@@ -413,6 +437,12 @@ def main() -> dict:
             "runs": base,
         },
         "speedup_over_baseline": round(median / b_median, 2),
+        "priced_in_the_node_s_thread": {
+            "name": "the same service with group commit, pricing in the ledger's pricer "
+            "thread instead of the pricing process (ledger_pricing_process = 0)",
+            "receipts_per_s": statistics.median(r["receipts_per_s"] for r in in_thread),
+            "runs": in_thread,
+        },
         "runs": ours,
         "parameters": {
             "threads": args.threads,

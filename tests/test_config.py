@@ -30,6 +30,16 @@ def test_written_default_config_round_trips(tmp_path: Path) -> None:
     write_default_config(s)
     again = Settings.load(env={"OPENLEDGER_HOME": str(tmp_path)})
     assert again.chain_port == 9545 and again.db_url == s.db_url and again.is_devnet
+    assert again.ledger_pricing_process == 1  # charges priced in a child process by default
+
+
+def test_pricing_in_the_node_s_process_is_a_setting(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[ledger]\npricing_process = 0\n")
+    assert Settings.load(env={"OPENLEDGER_HOME": str(tmp_path)}).ledger_pricing_process == 0
+    with pytest.raises(ConfigError) as err:
+        Settings.load(env={"OPENLEDGER_HOME": str(tmp_path),
+                           "OPENLEDGER_LEDGER_PRICING_PROCESS": "2"})  # fmt: skip
+    assert err.value.field == "ledger_pricing_process" and "not 0 or 1" in err.value.message
 
 
 def test_bad_number_names_the_variable(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "serve_max_ctx": ("OPENLEDGER_SERVE_MAX_CTX", "serve", "max_ctx"),
     "serve_device_slots": ("OPENLEDGER_SERVE_DEVICE_SLOTS", "serve", "device_slots"),
     "serve_cpu_adapters": ("OPENLEDGER_SERVE_CPU_ADAPTERS", "serve", "cpu_adapters"),
+    "ledger_pricing_process": ("OPENLEDGER_LEDGER_PRICING_PROCESS", "ledger", "pricing_process"),
 }
 
 
@@ -125,6 +126,7 @@ class Settings:
     serve_max_ctx: int = 0  # 0: the base model's max_position_embeddings
     serve_device_slots: int = 128
     serve_cpu_adapters: int = 1024
+    ledger_pricing_process: int = 1  # 1: charges priced in a child process; 0: in the node's
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,6 +163,15 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
 
         settings = cls(home=home, **values)
+        if settings.ledger_pricing_process not in (0, 1):
+            raise ConfigError(
+                f"Setting ledger_pricing_process = {settings.ledger_pricing_process} is not 0 "
+                "or 1.",
+                field="ledger_pricing_process",
+                value=settings.ledger_pricing_process,
+                fix="set OPENLEDGER_LEDGER_PRICING_PROCESS (or [ledger] pricing_process) to 1 "
+                "to price charges in a child process, or 0 to price them in the node's process.",
+            )
         if not settings.db_url:
             settings = replace(settings, db_url=f"sqlite:///{settings.layout.default_db_file}")
         return settings
@@ -231,6 +242,11 @@ device = "{settings.serve_device}"
 max_batch = {settings.serve_max_batch}
 device_slots = {settings.serve_device_slots}
 cpu_adapters = {settings.serve_cpu_adapters}
+
+[ledger]
+# 1: charges are priced (split, receipt JSON, hash) in a child process, on another core;
+# 0: in the node's own pricer thread
+pricing_process = {settings.ledger_pricing_process}
 """
     write_atomic(path, text)
     return path

@@ -159,6 +159,7 @@ class Node:
             self.params,
             lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key)),
             chain_id=self.settings.chain_id,
+            pricing_process=self.settings.ledger_pricing_process != 0,
         )
 
     @cached_property

@@ -1,12 +1,13 @@
-"""The ledger writer's direct executemany stores what the ORM would, on both backends."""
+"""The ledger writer's driver-level statements (rows, credit debits) store what the ORM
+would, on both backends."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from openledger.ledger.writing import insert_many
+from openledger.ledger.writing import debit, insert_many
 from openledger.store.db import Database
-from openledger.store.ledger_tables import EarningRow, ReceiptRow
+from openledger.store.ledger_tables import CreditRow, EarningRow, ReceiptRow
 
 
 def test_insert_many_round_trips_wei_text_and_timestamps(db: Database) -> None:
@@ -43,3 +44,44 @@ def test_insert_many_round_trips_wei_text_and_timestamps(db: Database) -> None:
             ("0xA", big, None, None),
             ("0xB", 5, 3, 9),
         ]
+
+
+def test_debit_adds_the_group_s_charges_and_returns_what_is_left(db: Database) -> None:
+    then = datetime(2026, 11, 1, tzinfo=UTC)
+    stamp = datetime(2026, 11, 23, 15, 4, 5, 123456, tzinfo=UTC)
+    big = 2**200  # beyond 64 bits: wei are exact decimal text
+    with db.session() as s:
+        s.add(
+            CreditRow(
+                account="0xA",
+                deposited=big,
+                withdrawn=5,
+                charged=10,
+                collected=0,
+                pending_withdrawal=7,
+                withdrawal_ready_at=0,
+                updated_at=then,
+            )
+        )
+        s.add(
+            CreditRow(
+                account="0xB",
+                deposited=100,
+                withdrawn=0,
+                charged=0,
+                collected=0,
+                pending_withdrawal=0,
+                withdrawal_ready_at=0,
+                updated_at=then,
+            )
+        )
+        s.commit()  # fmt: skip
+    with db.session() as s:
+        left = debit(s, {"0xA": 3, "0xC": 4}, stamp)  # 0xC has no synced deposit yet
+        s.commit()
+    assert left == {"0xA": big - 5 - 13 - 7, "0xC": -4}
+    with db.session() as s:
+        rows = {r.account: r for r in s.query(CreditRow)}
+        assert (rows["0xA"].charged, rows["0xA"].updated_at) == (13, stamp)
+        assert (rows["0xB"].charged, rows["0xB"].updated_at) == (0, then)  # not in the group
+        assert (rows["0xC"].charged, rows["0xC"].deposited) == (4, 0)

@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import coincurve
 import orjson
 import sha3  # safe-pysha3: Keccak-256 in C that keeps the GIL for short inputs
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
 GENESIS = "0x" + "00" * 32  # ``prev`` of the first receipt
 RECEIPT_VERSION = 1
@@ -95,6 +94,8 @@ class ReceiptSigner:
     """Signs receipt hashes with the operator key (EIP-191 over the 32-byte hash)."""
 
     def __init__(self, private_key: bytes) -> None:
+        from eth_account import Account  # imported here: the pricing process needs none of it
+
         self._key = coincurve.PrivateKey(bytes(private_key))
         self.address = Account.from_key(bytes(private_key)).address
 
@@ -106,6 +107,9 @@ class ReceiptSigner:
 
 def recover_signer(digest_hex: str, signature: str) -> str:
     """The address that signed ``digest_hex`` (EIP-191), or "" if the signature is malformed."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
     try:
         message = encode_defunct(primitive=bytes.fromhex(digest_hex.removeprefix("0x")))
         return Account.recover_message(message, signature=signature)
@@ -119,11 +123,16 @@ class SignedReceipt:
     signature of its group (see the module docstring)."""
 
     seq: int
-    body: dict[str, Any]
+    text: str  # the canonical JSON of its content
     hash: str
     prev: str
     content_hash: str
     head: tuple[int, str, str]  # its group's last receipt: (seq, hash, head signature)
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """Its content, parsed (on demand: most callers need only its id and hash)."""
+        return orjson.loads(self.text)
 
     def to_dict(self) -> dict[str, Any]:
         return {

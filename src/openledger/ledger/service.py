@@ -5,30 +5,33 @@ The flow of one request (``api/routes/openai.py`` and ``demo`` use the same call
 1. ``reserve(account, model, prompt_tokens, max_tokens)`` before any compute: the largest fee
    the request can cost is held against the account's credit, or PaymentRequiredError (402).
 2. the engine generates; attribution traces the completion to contributions.
-3. ``charge(hold, completion_tokens, ...)`` (or ``submit``, which does not wait): in the
-   caller's thread the exact fee, its split and the receipt body with its content hash; then
+3. ``charge(hold, completion_tokens, ...)`` (or ``submit``, which does not wait): the pricer
+   thread computes the exact fee, its split and the receipt body with its content hash; then
    the writer links it into the hash chain and commits it with the credit debit; the hold is
    released.
 
-One writer thread commits whatever requests are waiting (gathering them for a few ms while
-they keep arriving) as one transaction under the database write lock, and the operator
-signs the hash of each group's last receipt, so the chain has no gaps or forks and a credit
-is never spent twice, even with other processes writing. Credit checks read a cached
-balance per account (refreshed after each commit and every ``credit_ttl`` seconds) minus
-the holds in flight, under one lock with the writer's release of holds.
+One pricer thread prices for every request thread, in batches, on another core when it can:
+the pricing process (``pricing_process``) takes the pure-Python work off the node's
+interpreter lock. One writer thread commits whatever requests are waiting (gathering them
+for a few ms while they keep arriving) as one transaction under the database write lock,
+and the operator signs the hash of each group's last receipt, so the chain has no gaps or
+forks and a credit is never spent twice, even with other processes writing. Credit checks
+read a cached balance per account (refreshed after each commit and every ``credit_ttl``
+seconds) minus the holds in flight, under one lock with the writer's release of holds.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -37,18 +40,26 @@ from openledger.errors import PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import checksum
 from openledger.ledger.params import ParamsCache
-from openledger.ledger.pricing import WEIGHT_SCALE, Members, fee, split_fee, weights_ppb
+from openledger.ledger.pricing import Members, fee
+from openledger.ledger.pricing_process import PricingProcess, item
+from openledger.ledger.receipt_content import AttributionInput, Charge, Priced, Terms, price_charge
 from openledger.ledger.receipt_reads import list_receipts, receipt_doc
 from openledger.ledger.receipts import (
     GENESIS,
-    RECEIPT_VERSION,
     ReceiptSigner,
     SignedReceipt,
     canonical_json,
     hash_hex,
     link_hash,
 )
-from openledger.ledger.writing import PendingReceipt, debit, insert_many, now_iso, store_sets
+from openledger.ledger.writing import (
+    PendingReceipt,
+    debit,
+    insert_many,
+    insert_rows,
+    now_iso,
+    store_sets,
+)
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
     CreditRow,
@@ -58,9 +69,13 @@ from openledger.store.ledger_tables import (
 )
 from openledger.units import fmt_open as format_open
 
+log = logging.getLogger(__name__)
+
 MAX_GROUP = 256  # receipts committed in one transaction at most
 GATHER_S = 0.01  # how long a group under way may wait for requests that keep arriving
 SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
+RECEIPT_COLUMNS = ["seq", "hash", "prev_hash", "content_hash", "head_signature", "payer",
+                   "model_id", "fee", "epoch", "body", "created_at"]  # fmt: skip
 
 
 @dataclass
@@ -88,47 +103,32 @@ class _Set:
     read_at: float
 
 
-@dataclass
-class _Job:
+class _Charge(NamedTuple):
+    """A submitted charge waiting for the pricer."""
+
+    hold: Hold
+    completion_tokens: int
+    request_hash: str
+    attribution: Attribution | None
+    done: PendingReceipt
+
+
+class _Job(NamedTuple):
     """One priced request waiting for its place in the chain."""
 
     hold: Hold
-    body: dict[str, Any]  # the receipt's content (everything but its place in the chain)
-    text: str  # its canonical JSON
+    text: str  # the canonical JSON of the receipt's content
     content_hash: str
     amount: int
     beneficiaries: _Set
     earnings: list[tuple[tuple, int]]  # ((account, role, model, datanet, contribution), wei)
     pools: list[tuple[tuple, int]]  # ((set hash, role, model), wei)
-    done: PendingReceipt = field(default_factory=PendingReceipt)
+    done: PendingReceipt
 
 
 def request_hash(payer: str, model: str, request: Mapping[str, Any]) -> str:
     """keccak256 of the canonical JSON of what was asked, by whom, of which model."""
     return hash_hex(canonical_json({"payer": payer, "model": model, "request": request}))
-
-
-def attribution_summary(a: Attribution | None) -> dict[str, Any]:
-    """What a receipt says about attribution: integer weights (ppb) per contribution,
-    method, index."""
-    if a is None:
-        return {
-            "method": "none",
-            "index_hash": None,
-            "shares": [],
-            "unattributed_ppb": WEIGHT_SCALE,
-        }
-    ppb = weights_ppb(a.weights())
-    shares = [
-        {"contribution": c, "weight_ppb": w}
-        for c, w in sorted(ppb.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]  # who each contribution pays is in the receipt's payouts
-    return {
-        "method": a.method,
-        "index_hash": a.index_hash,
-        "shares": shares,
-        "unattributed_ppb": WEIGHT_SCALE - sum(ppb.values()),
-    }
 
 
 class LedgerService:
@@ -141,6 +141,7 @@ class LedgerService:
         chain_id: int,
         credit_ttl: float = 1.0,
         clock: Callable[[], float] | None = None,
+        pricing_process: bool = True,
     ) -> None:
         self.db = db
         self.params = params
@@ -155,9 +156,15 @@ class LedgerService:
         self._cache: dict[str, tuple[int, float]] = {}
         self._held: dict[str, int] = defaultdict(int)
         self._hold_ids = itertools.count(1)
+        self._pricing: SimpleQueue[_Charge | None] = SimpleQueue()
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
+        self._pricer: threading.Thread | None = None
+        # pricing on another core (see pricing_process); without it, in the pricer thread
+        self._process = PricingProcess() if pricing_process else None
+        self._terms: dict[tuple, Terms] = {}
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._signer_lock = threading.Lock()
         self._sets: dict[tuple[int, tuple[str, ...]], _Set] = {}
         self._stored_sets: set[str] = set()  # beneficiary-set hashes known to be stored
 
@@ -300,10 +307,11 @@ class LedgerService:
         request_hash: str,
         attribution: Attribution | None,
     ) -> PendingReceipt:
-        """Price the charge of ``hold`` and queue it; returns at once with the pending
+        """Queue the charge of ``hold`` for pricing; returns at once with the pending
         receipt, which holds the signed receipt once its group has committed (or the error
-        that refused it). For callers
-        that keep many charges in flight without a thread each (``charge`` waits on it)."""
+        that refused it: a charge that cannot be priced or committed releases its hold).
+        For callers that keep many charges in flight without a thread each (``charge``
+        waits on it)."""
         with self._lock:
             claimed = not (hold.settled or hold.charging)
             hold.charging = True
@@ -323,21 +331,75 @@ class LedgerService:
                 value=completion_tokens,
                 fix="reserve with the request's max_tokens.",
             )
-        try:  # priced in the caller's thread: the writer only chains, signs and commits
-            job = self._price(hold, completion_tokens, request_hash, attribution)
-        except BaseException:
-            with self._lock:
-                hold.charging = False
-                if not hold.settled:
-                    hold.settled = True
-                    self._held[hold.account] -= hold.amount
-            raise
-        self._ensure_writer()
-        self._queue.put(job)
-        return job.done
+        done = PendingReceipt()
+        self._ensure_threads()
+        self._pricing.put(_Charge(hold, completion_tokens, request_hash, attribution, done))
+        return done
 
-    def _ensure_writer(self) -> None:
+    def _price_loop(self) -> None:
+        """Price queued charges in batches and pass them to the writer, in order.
+
+        One thread prices for however many request threads submit: CPython runs one
+        thread's Python at a time, and request threads pricing at once spent their time
+        handing the interpreter lock around (and starved the writer) instead of pricing.
+        The batch goes to the pricing process when there is one (another core), else it is
+        priced here. A charge that cannot be priced fails alone and its hold is released."""
+        while True:
+            batch = [self._pricing.get()]
+            while batch[-1] is not None and len(batch) < MAX_GROUP:
+                try:
+                    batch.append(self._pricing.get_nowait())
+                except Empty:
+                    break
+            stop = batch[-1] is None
+            charges = [c for c in batch if c is not None]
+            if charges:
+                self._price_batch(charges)
+            if stop:
+                self._queue.put(None)
+                return
+
+    def _price_batch(self, batch: list[_Charge]) -> None:
+        inputs: list[tuple[_Charge, Terms, int, _Set, Charge]] = []
+        for c in batch:
+            try:
+                inputs.append((c, *self._charge_input(c)))
+            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
+                self._refuse(c, exc)
+        priced: list[tuple | None] = [None] * len(inputs)
+        if self._process is not None and inputs:
+            terms = {tid: t for _, t, tid, _, _ in inputs}
+            sets = {b.hash: b.members for _, _, _, b, _ in inputs}
+            items = [item(tid, ch) for _, _, tid, _, ch in inputs]
+            try:
+                priced = self._process.price(items, sets, terms)
+            except (OSError, EOFError, ValueError) as exc:
+                log.warning("the pricing process failed (%s); this batch is priced in the "
+                            "node's own thread and the process is started again", exc)  # fmt: skip
+        for (c, terms_, _, bset, charge), p in zip(inputs, priced, strict=True):
+            try:
+                if p is None:  # no process, or it could not price this one: raises why
+                    p = price_charge(terms_, bset.members, charge)
+            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
+                self._refuse(c, exc)
+                continue
+            self._queue.put(self._job(c, bset, p))
+
+    def _refuse(self, c: _Charge, exc: BaseException) -> None:
+        """A charge that cannot be priced: its hold is released and its request told why."""
+        with self._lock:
+            if not c.hold.settled:
+                c.hold.settled = True
+                self._held[c.hold.account] -= c.hold.amount
+        c.done.settle(None, exc)
+
+    def _ensure_threads(self) -> None:
         with self._writer_lock:
+            if self._pricer is None or not self._pricer.is_alive():
+                self._pricer = threading.Thread(
+                    target=self._price_loop, name="ledger-pricer", daemon=True
+                )
+                self._pricer.start()
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(
                     target=self._write_loop, name="ledger-writer", daemon=True
@@ -345,11 +407,18 @@ class LedgerService:
                 self._writer.start()
 
     def close(self) -> None:
+        """Record every charge already submitted, then stop the pricer and the writer."""
         with self._writer_lock:
-            if self._writer is not None and self._writer.is_alive():
+            if self._pricer is not None and self._pricer.is_alive():
+                self._pricing.put(None)  # the pricer passes the stop on to the writer
+                self._pricer.join(timeout=30)
+            elif self._writer is not None and self._writer.is_alive():
                 self._queue.put(None)
+            if self._writer is not None:
                 self._writer.join(timeout=30)
-            self._writer = None
+            self._pricer = self._writer = None
+            if self._process is not None:
+                self._process.close()
 
     def _write_loop(self) -> None:
         while True:
@@ -405,68 +474,46 @@ class LedgerService:
             else:
                 j.done.settle(r, None)
 
-    def _price(
-        self,
-        hold: Hold,
-        completion_tokens: int,
-        request_hash: str,
-        attribution: Attribution | None,
-    ) -> _Job:
-        """Fee, split and the receipt body but for its place in the chain (pure but for the
-        cached parameters and beneficiary set)."""
-        model = hold.model
+    def _charge_input(self, c: _Charge) -> tuple[Terms, int, _Set, Charge]:
+        """What pricing ``c`` needs: the model's terms (cached per model, parameter version
+        and beneficiary set) and their id in the pricing process, its beneficiary set and
+        the charge itself."""
+        model = c.hold.model
         params = self.params.current()
         bset = self._beneficiaries(model)
-        price_in, price_out = int(model["price_in"]), int(model["price_out"])
-        amount = fee(hold.prompt_tokens, completion_tokens, price_in, price_out)
-        summary = attribution_summary(attribution)
-        ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
-        sp = split_fee(
-            amount,
-            params.split,
-            treasury=params.treasury,
-            owner=model["owner"],
-            contributions=bset.members,
-            attribution=ppb,
-        )
-        model_id = bset.model_id
         signer = self._signer or self._load_signer()
-        body = {
-            "v": RECEIPT_VERSION,
-            "chain_id": self.chain_id,
-            "operator": signer.address,
-            "created_at": now_iso(),
-            "payer": hold.account,
-            "request_hash": request_hash,
-            "model": {
-                "id": model_id,
-                "name": model["name"],
-                "adapter_sha256": model["adapter_sha256"],
-                "base": model["base"],
-            },
-            "tokens": {"prompt": hold.prompt_tokens, "completion": completion_tokens},
-            "prices": {"in": str(price_in), "out": str(price_out)},
-            "fee": str(amount),
-            "split": {
-                "params_version": params.split.version,
-                "bps": list(params.split.bps),
-                **{role: str(v) for role, v in sp.parts.items()},
-            },
-            "beneficiaries": bset.hash,
-            "payouts": [p.to_dict() for p in sp.payouts],
-            "pools": {role: str(v) for role, v in sp.pools.items()},
-            "attribution": summary,
-        }
-        earnings = [
-            ((p.account, p.role, model_id, p.datanet, p.contribution), p.amount) for p in sp.payouts
-        ]
-        pools = [((bset.hash, role, model_id), v) for role, v in sp.pools.items()]
-        text = canonical_json(body)
-        digest = hash_hex(text)
-        return _Job(hold, body, text.decode(), digest, amount, bset, earnings, pools)
+        key = (bset.hash, bset.model_id, model["name"], model["adapter_sha256"], model["base"],
+               model["owner"], model["price_in"], model["price_out"], params.split,
+               params.treasury)  # fmt: skip
+        found = self._terms.get(key)
+        if found is None:
+            terms = Terms(self.chain_id, signer.address, params.split, params.treasury,
+                          bset.hash, bset.model_id, model["name"], model["adapter_sha256"],
+                          model["base"], model["owner"], int(model["price_in"]),
+                          int(model["price_out"]))  # fmt: skip
+            if len(self._terms) > 1024:
+                self._terms.clear()
+            terms_id = self._process.terms_id(terms) if self._process is not None else 0
+            found = self._terms[key] = (terms, terms_id)
+        a = c.attribution
+        attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights())
+        charge = Charge(c.hold.account, c.hold.prompt_tokens, c.completion_tokens,
+                        c.request_hash, attribution, now_iso())  # fmt: skip
+        return found[0], found[1], bset, charge
+
+    def _price(self, c: _Charge) -> _Job:
+        """Price one charge in this thread (raises what refuses it)."""
+        terms, _, bset, charge = self._charge_input(c)
+        return self._job(c, bset, price_charge(terms, bset.members, charge))
+
+    @staticmethod
+    def _job(c: _Charge, bset: _Set, p: Priced | tuple) -> _Job:
+        """The priced charge for the writer (``p`` a ``Priced``, or one as a plain tuple)."""
+        text, content_hash, amount, earnings, pools = p
+        return _Job(c.hold, text.decode(), content_hash, amount, bset, earnings, pools, c.done)
 
     def _load_signer(self) -> ReceiptSigner:
-        with self._writer_lock:
+        with self._signer_lock:
             if self._signer is None:
                 self._signer = self._signer_source()
             return self._signer
@@ -476,7 +523,7 @@ class LedgerService:
     ) -> tuple[list[SignedReceipt | BaseException], dict[str, int]]:
         signer = self._signer or self._load_signer()
         stamp = datetime.now(UTC)
-        receipt_rows: list[dict[str, Any]] = []
+        receipt_rows: list[tuple[Any, ...]] = []
         # one earnings row per (account, role, model, datanet, contribution) per group, keyed
         # to the group's first receipt: a group commits, and is sealed, as a unit
         earnings: dict[tuple, int] = defaultdict(int)
@@ -500,21 +547,9 @@ class LedgerService:
             for j in jobs:
                 seq += 1
                 digest = link_hash(prev, seq, j.content_hash)
-                receipt_rows.append(
-                    {
-                        "seq": seq,
-                        "hash": digest,
-                        "prev_hash": prev,
-                        "content_hash": j.content_hash,
-                        "head_signature": "",
-                        "payer": j.hold.account,
-                        "model_id": j.beneficiaries.model_id,
-                        "fee": j.amount,
-                        "epoch": None,
-                        "body": j.text,
-                        "created_at": stamp,
-                    }
-                )
+                receipt_rows.append((seq, digest, prev, j.content_hash, "", j.hold.account,
+                                     j.beneficiaries.model_id, j.amount, None, j.text,
+                                     stamp))  # fmt: skip
                 for key, wei in j.earnings:
                     earnings[key] += wei
                 for key, wei in j.pools:
@@ -523,13 +558,13 @@ class LedgerService:
                 links.append((seq, digest, prev))
                 prev = digest
             head = signer.sign(prev)  # the group's last hash: commits to every place in it
-            receipt_rows[-1]["head_signature"] = head
+            receipt_rows[-1] = (*receipt_rows[-1][:4], head, *receipt_rows[-1][5:])
             group_head = (seq, prev, head)
             results: list[SignedReceipt | BaseException] = [
-                SignedReceipt(seq, j.body, digest, before, j.content_hash, group_head)
+                SignedReceipt(seq, j.text, digest, before, j.content_hash, group_head)
                 for j, (seq, digest, before) in zip(jobs, links, strict=True)
             ]
-            insert_many(conn, ReceiptRow.__table__, receipt_rows)
+            insert_rows(conn, ReceiptRow.__table__, RECEIPT_COLUMNS, receipt_rows)
             insert_many(
                 conn,
                 EarningRow.__table__,

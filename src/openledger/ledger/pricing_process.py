@@ -1,0 +1,179 @@
+"""Pricing in a child process: the node's CPU-bound half of a charge off its interpreter lock.
+
+Pricing a charge (split, receipt JSON, Keccak) is ~100 µs of pure Python; in the node's
+process it competes for the one interpreter lock with the request threads and the ledger's
+writer. The pricing process does it on another core: the node sends batches of charges
+(``receipt_content.Charge``) with the ``Terms`` and beneficiary sets it has not sent before,
+and gets back each charge's receipt content (``Priced``), in order.
+
+The protocol is length-prefixed messages over the child's stdin/stdout: terms and sets the
+child has not seen as a pickle, the charges and results as ``marshal`` data (plain tuples,
+about twice as fast to read and write as pickled named tuples), one batch in flight
+(the child reads a whole batch before it answers, so neither side can block the other on a
+full pipe). The child is the node's own (same interpreter, same code); it stops when its
+stdin closes. A charge the child could not price comes back as None, and the caller prices
+it in its own thread (which raises the real error); a child that died is started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO
+
+from openledger.ledger.pricing import Members
+from openledger.ledger.receipt_content import AttributionInput, Charge, Terms, price_charge
+
+log = logging.getLogger(__name__)
+
+_LEN = struct.Struct("<II")
+# a charge on the wire: (terms id, payer, prompt tokens, completion tokens, request hash,
+# (method, index hash, weights) or None, created at)
+Item = tuple[int, str, int, int, str, "tuple[str, str | None, dict[int, float]] | None", str]
+
+
+def item(terms_id: int, c: Charge) -> Item:
+    a = c.attribution
+    wire = None if a is None else (a.method, a.index_hash, dict(a.weights))
+    return (terms_id, c.payer, c.prompt_tokens, c.completion_tokens, c.request_hash, wire,
+            c.created_at)  # fmt: skip
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the pricing process's pipe closed mid-message")
+    return data
+
+
+def _read(stream: IO[bytes]) -> tuple[bytes, bytes]:
+    head, body = _LEN.unpack(_read_exact(stream, _LEN.size))
+    return _read_exact(stream, head), _read_exact(stream, body)
+
+
+def _write(stream: IO[bytes], head: bytes, body: bytes) -> None:
+    stream.write(_LEN.pack(len(head), len(body)) + head + body)
+    stream.flush()
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """The child's loop: (new terms and sets, items) in, a Priced tuple (or None) per item
+    out."""
+    terms: dict[int, Terms] = {}
+    sets: dict[str, Members] = {}
+    while True:
+        try:
+            head, body = _read(inp)
+        except EOFError:
+            return
+        if head:
+            new_terms, new_sets = pickle.loads(head)
+            terms.update(new_terms)
+            sets.update(new_sets)
+        results: list[tuple | None] = []
+        for tid, payer, prompt, completion, rh, a, created_at in marshal.loads(body):
+            t = terms[tid]
+            attribution = None if a is None else AttributionInput(*a)
+            try:
+                charge = Charge(payer, prompt, completion, rh, attribution, created_at)
+                results.append(tuple(price_charge(t, sets[t.set_hash], charge)))
+            except Exception:  # noqa: BLE001 - the parent prices it again and raises
+                results.append(None)
+        _write(out, b"", marshal.dumps(results))
+
+
+class PricingProcess:
+    """The parent's side: one child, started on first use and again if it dies.
+
+    Thread-safe: one batch at a time is in flight (``price`` holds a lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._terms: dict[Terms, int] = {}
+        self._sent_terms: set[int] = set()
+        self._sent_sets: set[str] = set()
+
+    def terms_id(self, terms: Terms) -> int:
+        with self._lock:
+            found = self._terms.get(terms)
+            if found is None:
+                found = self._terms[terms] = len(self._terms) + 1
+            return found
+
+    def price(
+        self, items: Sequence[Item], sets: dict[str, Members], terms: dict[int, Terms]
+    ) -> list[tuple | None]:
+        """Each item priced by the child, in order: a ``Priced`` as a plain tuple, or None
+        (price it yourself). ``terms`` and
+        ``sets`` name every terms id and set the items use; only new ones are sent.
+        Raises OSError/EOFError if the child cannot be started or dies (it is restarted on
+        the next call)."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                proc = self._proc = self._start()
+                self._sent_terms.clear()
+                self._sent_sets.clear()
+            assert proc.stdin is not None and proc.stdout is not None
+            new_terms = {i: t for i, t in terms.items() if i not in self._sent_terms}
+            new_sets = {h: m for h, m in sets.items() if h not in self._sent_sets}
+            head = pickle.dumps((new_terms, new_sets)) if new_terms or new_sets else b""
+            try:
+                _write(proc.stdin, head, marshal.dumps(list(items)))
+                results = marshal.loads(_read(proc.stdout)[1])
+            except (OSError, EOFError, ValueError):
+                self._stop(proc)
+                self._proc = None
+                raise
+            self._sent_terms.update(new_terms)
+            self._sent_sets.update(new_sets)
+            return results
+
+    @staticmethod
+    def _start() -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        # the child imports this checkout's package even when it is not installed
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        return subprocess.Popen(
+            [sys.executable, "-m", "openledger.ledger.pricing_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[bytes]) -> None:
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    def pid(self) -> int | None:
+        """The running child's process id (None before the first batch or after close)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                self._stop(self._proc)
+                self._proc = None
+
+
+if __name__ == "__main__":  # the child: the pipe is a private copy of stdout, which (like
+    # anything a library prints) goes to stderr so it cannot corrupt the protocol
+    _out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, _out)

@@ -1,0 +1,129 @@
+"""One charge priced into a receipt's content: fee, split, payouts, pools, attribution summary,
+canonical JSON and content hash.
+
+A pure function of the charge and of what every charge of one model under one parameter
+version shares (``Terms``), so that it can run in the pricing process
+(``pricing_process``) or, as a fallback, in the node's own pricer thread, with the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from openledger.ledger.pricing import WEIGHT_SCALE, FeeSplit, Members, fee, split_fee, weights_ppb
+from openledger.ledger.receipts import RECEIPT_VERSION, canonical_json, hash_hex
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the receipts of one model under one parameter version share."""
+
+    chain_id: int
+    operator: str
+    split: FeeSplit
+    treasury: str
+    set_hash: str  # the model's beneficiary set
+    model_id: int
+    model_name: str
+    adapter_sha256: str
+    base: str
+    owner: str
+    price_in: int
+    price_out: int
+
+
+class AttributionInput(NamedTuple):
+    """What a receipt records of an attribution: method, index and float weights."""
+
+    method: str
+    index_hash: str | None
+    weights: Mapping[int, float]  # contribution → weight (≥ 0, sum ≤ 1)
+
+
+class Charge(NamedTuple):
+    """One finished request to be priced."""
+
+    payer: str
+    prompt_tokens: int
+    completion_tokens: int
+    request_hash: str
+    attribution: AttributionInput | None
+    created_at: str  # ISO 8601, to the second
+
+
+class Priced(NamedTuple):
+    """A charge's receipt content and the accounting rows it adds."""
+
+    text: bytes  # the canonical JSON of the receipt's content
+    content_hash: str
+    amount: int
+    earnings: list[tuple[tuple, int]]  # ((account, role, model, datanet, contribution), wei)
+    pools: list[tuple[tuple, int]]  # ((set hash, role, model), wei)
+
+
+def attribution_summary(a: AttributionInput | None) -> dict[str, Any]:
+    """What a receipt says about attribution: integer weights (ppb) per contribution,
+    method, index."""
+    if a is None:
+        return {
+            "method": "none",
+            "index_hash": None,
+            "shares": [],
+            "unattributed_ppb": WEIGHT_SCALE,
+        }
+    ppb = weights_ppb(a.weights)
+    shares = [
+        {"contribution": c, "weight_ppb": w}
+        for c, w in sorted(ppb.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]  # who each contribution pays is in the receipt's payouts
+    return {
+        "method": a.method,
+        "index_hash": a.index_hash,
+        "shares": shares,
+        "unattributed_ppb": WEIGHT_SCALE - sum(ppb.values()),
+    }
+
+
+def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
+    """The fee of ``c``, its split over ``members`` and the receipt content that records it
+    (everything but its place in the chain)."""
+    amount = fee(c.prompt_tokens, c.completion_tokens, terms.price_in, terms.price_out)
+    summary = attribution_summary(c.attribution)
+    ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
+    sp = split_fee(amount, terms.split, treasury=terms.treasury, owner=terms.owner,
+                   contributions=members, attribution=ppb)  # fmt: skip
+    model_id = terms.model_id
+    body = {
+        "v": RECEIPT_VERSION,
+        "chain_id": terms.chain_id,
+        "operator": terms.operator,
+        "created_at": c.created_at,
+        "payer": c.payer,
+        "request_hash": c.request_hash,
+        "model": {
+            "id": model_id,
+            "name": terms.model_name,
+            "adapter_sha256": terms.adapter_sha256,
+            "base": terms.base,
+        },
+        "tokens": {"prompt": c.prompt_tokens, "completion": c.completion_tokens},
+        "prices": {"in": str(terms.price_in), "out": str(terms.price_out)},
+        "fee": str(amount),
+        "split": {
+            "params_version": terms.split.version,
+            "bps": list(terms.split.bps),
+            **{role: str(v) for role, v in sp.parts.items()},
+        },
+        "beneficiaries": terms.set_hash,
+        "payouts": [p.to_dict() for p in sp.payouts],
+        "pools": {role: str(v) for role, v in sp.pools.items()},
+        "attribution": summary,
+    }
+    earnings = [
+        ((p.account, p.role, model_id, p.datanet, p.contribution), p.amount) for p in sp.payouts
+    ]
+    pools = [((terms.set_hash, role, model_id), v) for role, v in sp.pools.items()]
+    text = canonical_json(body)
+    return Priced(text, hash_hex(text), amount, earnings, pools)
