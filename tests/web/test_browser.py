@@ -96,6 +96,20 @@ window.ethereum = { request: async ({ method, params }) => {
 } };
 """
 
+# Every step a busy button's progress line (ui.busy) shows, as it is set, and where the line is.
+STEPS_JS = """
+window.__steps = [];
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (!(r.target.classList && r.target.classList.contains("busy-step"))) continue;
+    for (const n of r.addedNodes) {
+      window.__steps.push({ text: n.textContent, after: r.target.previousElementSibling?.id,
+                            live: r.target.getAttribute("aria-live") });
+    }
+  }
+}).observe(document, { subtree: true, childList: true });
+"""
+
 
 def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
     web: WebWorld, page: Any, tmp_path: Any, devnet_node: Any
@@ -108,14 +122,18 @@ def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
     wallet = TestWallet(web.node, "0x" + "42" * 32)
     wallet.fund(devnet_node)
     seen: list[tuple[str, Any]] = []
+    sent: list[str] = []
 
     def request(method: str, params: list[Any]) -> Any:
         seen.append((method, params))
         out = wallet.request(method, params)
+        if method == "eth_sendTransaction":
+            sent.append(out)
         return json.loads(Web3.to_json(out)) if out is not None else None
 
     page.expose_function("walletRequest", request)
     page.add_init_script(WALLET_JS)
+    page.add_init_script(STEPS_JS)
     go(page, web, "signin")
     page.click("#wallet-signin")
     error = page.locator("#signin-error .error")
@@ -140,11 +158,24 @@ def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
     page.set_input_files("#f-files", str(path))
     page.fill("#f-stake", "12")
     seen.clear()
+    page.evaluate("window.__steps = []")
     page.click("#contribute-submit")
     page.wait_for_selector("#contribute-status .ok")
     cid = int(re.search(r"Contribution #(\d+)", page.inner_text("#contribute-status")).group(1))
     assert [m for m, _ in seen if m in ("personal_sign", "eth_sendTransaction")] == [
         "personal_sign", "eth_sendTransaction", "eth_sendTransaction"]  # fmt: skip
+    # each step was said next to the button, in a polite live region, then the line went
+    steps = page.evaluate("window.__steps")
+    assert [s["text"] for s in steps] == [
+        "Sign the message in your wallet…",
+        "Confirm 1 of 2 transactions in your wallet (approve)…",
+        f"Waiting for {sent[0][:10]}… to be mined…",
+        "Confirm 2 of 2 transactions in your wallet (contribute)…",
+        f"Waiting for {sent[1][:10]}… to be mined…",
+        "Recording…",
+    ]
+    assert {(s["after"], s["live"]) for s in steps} == {("contribute-submit", "polite")}
+    assert page.locator("#contribute-form .busy-step").count() == 0
     assert node_nonce(web, wallet.address) == nonce + 2  # sent by the wallet, not the node
     on_chain = node.contracts.datanets.contribution(cid)
     assert (on_chain.contributor, on_chain.stake) == (wallet.address, 12 * OPEN)

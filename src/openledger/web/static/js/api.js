@@ -1,4 +1,6 @@
 // Talking to the node: JSON in and out; an error carries the node's message, field and fix.
+import { currentProgress } from "./ui.js";
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body.message || `The node answered ${status}.`);
@@ -45,11 +47,13 @@ async function request(path, { method = "GET", json, form } = {}) {
 // A write for an account the node holds no key for comes back as {wallet: {pending, txs,
 // sign}}: the wallet signs what must be signed, sends each transaction in order (waiting for
 // it to be mined, so the next one is estimated on top of it) and the node checks the hashes
-// before it records anything. The caller gets the same answer as for a dev account.
+// before it records anything. The caller gets the same answer as for a dev account. Each
+// step is reported to `opts.progress(text)`, by default the busy button's line (ui.busy).
 export async function api(path, opts = {}) {
+  const progress = opts.progress || currentProgress() || (() => {});
   const data = await request(path, opts);
   if (!data || !data.wallet || opts.method === undefined || opts.method === "GET") return data;
-  return sendWithWallet(data.wallet);
+  return sendWithWallet(data.wallet, progress);
 }
 
 function walletError(err) {
@@ -67,7 +71,9 @@ async function mined(eth, hash) {
   return null;
 }
 
-export async function sendWithWallet(w) {
+const shortHash = (hash) => `${String(hash).slice(0, 10)}…`;
+
+export async function sendWithWallet(w, progress = () => {}) {
   const eth = window.ethereum;
   if (!eth) {
     throw new ApiError(0, { message: "This node holds no key for your account and no browser wallet is available to send it.",
@@ -75,14 +81,22 @@ export async function sendWithWallet(w) {
   }
   let signature = null;
   const hashes = [];
+  const n = w.txs.length;
   try {
-    if (w.sign) signature = await eth.request({ method: "personal_sign", params: [w.sign, w.txs[0]?.from] });
-    for (const tx of w.txs) {
+    if (w.sign) {
+      progress("Sign the message in your wallet…");
+      signature = await eth.request({ method: "personal_sign", params: [w.sign, w.txs[0]?.from] });
+    }
+    for (const [i, tx] of w.txs.entries()) {
       const { label, contract, ...send } = tx;
+      progress(n === 1 ? `Confirm the transaction in your wallet (${label})…`
+        : `Confirm ${i + 1} of ${n} transactions in your wallet (${label})…`);
       const hash = await eth.request({ method: "eth_sendTransaction", params: [send] });
       hashes.push(hash);
+      progress(`Waiting for ${shortHash(hash)} to be mined…`);
       await mined(eth, hash);
     }
   } catch (err) { throw walletError(err); }
+  progress("Recording…");
   return request("/web/api/wallet/submit", { method: "POST", json: { pending: w.pending, hashes, signature } });
 }

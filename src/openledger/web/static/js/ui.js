@@ -78,9 +78,35 @@ export function field({ label, name, type = "text", value = "", help, options, a
     help ? h("div", { class: "help", id: helpId }, help) : null);
 }
 
+// The busy state of an action: its button disabled (aria-busy) and, next to it, a line that
+// says which step a write from the browser wallet is at ("Confirm 1 of 2 transactions in your
+// wallet…", "Waiting for 0xabc… to be mined…", "Recording…"; api() reports them). The line is
+// a polite live region, there before its first step, so each step is announced; it goes when
+// the action ends, whose result or error the page shows in the action's own slot. An error
+// the action leaves unhandled is shown next to the button too (until the next try).
+const stepping = [];  // the progress reporters of the actions under way, latest last
+export function currentProgress() { return stepping[stepping.length - 1] || null; }
+
 export async function busy(button, fn) {
+  const left = button.nextElementSibling;
+  if (left && left.classList.contains("busy-error")) left.remove();
   button.disabled = true;
-  try { return await fn(); } finally { button.disabled = false; }
+  button.setAttribute("aria-busy", "true");
+  const line = h("span", { class: "busy-step small", role: "status", "aria-live": "polite" });
+  button.after(line);
+  const progress = (text) => { line.textContent = text || ""; };
+  stepping.push(progress);
+  try {
+    return await fn(progress);
+  } catch (err) {
+    button.after(h("div", { class: "busy-error" }, errorBox(err)));
+    throw err;
+  } finally {
+    stepping.splice(stepping.indexOf(progress), 1);
+    line.remove();
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
 }
 
 export function link(href, text, attrs = {}) { return h("a", { href, ...attrs }, text); }
