@@ -62,6 +62,33 @@ def test_the_child_prices_byte_for_byte_as_the_node_s_thread(process: PricingPro
     assert again == want[:5]
 
 
+def test_batches_in_flight_are_answered_in_the_order_sent(process: PricingProcess) -> None:
+    tid = process.terms_id(TERMS)
+    cs = charges()
+    first = process.send([item(tid, c) for c in cs[:25]], {SET: MEMBERS}, {tid: TERMS})
+    second = process.send([item(tid, c) for c in cs[25:]], {SET: MEMBERS}, {tid: TERMS})
+    assert process.receive(first) == [tuple(price_charge(TERMS, MEMBERS, c)) for c in cs[:25]]
+    assert process.receive(second) == [tuple(price_charge(TERMS, MEMBERS, c)) for c in cs[25:]]
+
+
+def test_batches_with_a_replaced_child_fail_and_the_next_child_prices(
+    process: PricingProcess,
+) -> None:
+    tid = process.terms_id(TERMS)
+    batch = [item(tid, c) for c in charges()[:3]]
+    old = [process.send(batch, {SET: MEMBERS}, {tid: TERMS}) for _ in range(2)]
+    pid = process.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    want = [tuple(price_charge(TERMS, MEMBERS, c)) for c in charges()[:3]]
+    for ticket in old:  # a batch the child answered before it died, or EOFError (the
+        with contextlib.suppress(EOFError):  # caller prices it): never a wrong answer
+            assert process.receive(ticket) == want
+    ticket = process.send(batch, {SET: MEMBERS}, {tid: TERMS})
+    assert process.receive(ticket) == want
+    assert process.pid() not in (None, pid)
+
+
 def test_a_charge_the_child_cannot_price_comes_back_as_none(process: PricingProcess) -> None:
     tid = process.terms_id(TERMS)
     wrong = AttributionInput("gradient", None, {999: 0.5})  # not a training contribution

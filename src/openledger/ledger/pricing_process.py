@@ -8,11 +8,11 @@ and gets back each charge's receipt content (``Priced``), in order.
 
 The protocol is length-prefixed messages over the child's stdin/stdout: terms and sets the
 child has not seen as a pickle, the charges and results as ``marshal`` data (plain tuples,
-about twice as fast to read and write as pickled named tuples), one batch in flight
-(the child reads a whole batch before it answers, so neither side can block the other on a
-full pipe). The child is the node's own (same interpreter, same code); it stops when its
-stdin closes. A charge the child could not price comes back as None, and the caller prices
-it in its own thread (which raises the real error); a child that died is started again.
+faster to read and write than pickled named tuples). Batches are answered in order; the
+node sends from one thread and receives in another, so a full pipe never blocks both. The
+child is the node's own (same interpreter, same code); it stops when its stdin closes. A
+charge the child could not price comes back as None, and the caller prices it in its own
+thread (which raises the real error); a child that died is started again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ Item = tuple[int, str, int, int, str, "tuple[str, str | None, dict[int, float]] 
 
 def item(terms_id: int, c: Charge) -> Item:
     a = c.attribution
-    wire = None if a is None else (a.method, a.index_hash, dict(a.weights))
+    wire = None if a is None else (a.method, a.index_hash, a.weights)
     return (terms_id, c.payer, c.prompt_tokens, c.completion_tokens, c.request_hash, wire,
             c.created_at)  # fmt: skip
 
@@ -90,52 +90,73 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 
 class PricingProcess:
-    """The parent's side: one child, started on first use and again if it dies.
+    """The parent's side: one child, started on first use and again after it died.
 
-    Thread-safe: one batch at a time is in flight (``price`` holds a lock)."""
+    ``send`` a batch, then ``receive`` its results: batches are answered in the order they
+    were sent, so one thread may send the next batch while another receives the last (the
+    child is never idle waiting for the parent). Thread-safe: sends are serialised, and so
+    are receives."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._receive_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._generation = 0  # moves each time a child is started
         self._terms: dict[Terms, int] = {}
         self._sent_terms: set[int] = set()
         self._sent_sets: set[str] = set()
 
     def terms_id(self, terms: Terms) -> int:
-        with self._lock:
+        with self._send_lock:
             found = self._terms.get(terms)
             if found is None:
                 found = self._terms[terms] = len(self._terms) + 1
             return found
 
-    def price(
-        self, items: Sequence[Item], sets: dict[str, Members], terms: dict[int, Terms]
-    ) -> list[tuple | None]:
-        """Each item priced by the child, in order: a ``Priced`` as a plain tuple, or None
-        (price it yourself). ``terms`` and
-        ``sets`` name every terms id and set the items use; only new ones are sent.
-        Raises OSError/EOFError if the child cannot be started or dies (it is restarted on
-        the next call)."""
-        with self._lock:
+    def send(self, items: Sequence[Item], sets: dict[str, Members], terms: dict[int, Terms]) -> int:
+        """Queue a batch for the child (starting one if there is none); returns the ticket
+        that ``receive`` takes. ``terms`` and ``sets`` name every terms id and set the items
+        use; only those this child has not had are sent. Raises OSError if the child cannot
+        be started or has died (the next call starts another)."""
+        with self._send_lock:
             proc = self._proc
             if proc is None or proc.poll() is not None:
                 proc = self._proc = self._start()
+                self._generation += 1
                 self._sent_terms.clear()
                 self._sent_sets.clear()
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None
             new_terms = {i: t for i, t in terms.items() if i not in self._sent_terms}
             new_sets = {h: m for h, m in sets.items() if h not in self._sent_sets}
             head = pickle.dumps((new_terms, new_sets)) if new_terms or new_sets else b""
             try:
                 _write(proc.stdin, head, marshal.dumps(list(items)))
-                results = marshal.loads(_read(proc.stdout)[1])
-            except (OSError, EOFError, ValueError):
+            except (OSError, ValueError) as exc:
                 self._stop(proc)
-                self._proc = None
-                raise
+                raise OSError(f"the pricing process did not take the batch: {exc}") from exc
             self._sent_terms.update(new_terms)
             self._sent_sets.update(new_sets)
-            return results
+            return self._generation
+
+    def receive(self, ticket: int) -> list[tuple | None]:
+        """The results of the oldest batch not yet received, sent with ``ticket``: per item a
+        ``Priced`` as a plain tuple, or None (price it yourself). Raises EOFError if the child
+        that had the batch died or was replaced (price the batch yourself)."""
+        with self._receive_lock:
+            proc = self._proc
+            if proc is None or ticket != self._generation or proc.stdout is None:
+                raise EOFError("the pricing process that had this batch is gone")
+            try:
+                return marshal.loads(_read(proc.stdout)[1])
+            except (OSError, EOFError, ValueError) as exc:
+                self._stop(proc)
+                raise EOFError(f"the pricing process died: {exc}") from exc
+
+    def price(
+        self, items: Sequence[Item], sets: dict[str, Members], terms: dict[int, Terms]
+    ) -> list[tuple | None]:
+        """``send`` then ``receive``, for one caller with one batch at a time."""
+        return self.receive(self.send(items, sets, terms))
 
     @staticmethod
     def _start() -> subprocess.Popen[bytes]:
@@ -151,11 +172,12 @@ class PricingProcess:
 
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes]) -> None:
+        """Close its stdin (it exits at the end of its input), or kill it."""
         try:
             if proc.stdin is not None:
                 proc.stdin.close()
             proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, ValueError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
 
@@ -165,7 +187,7 @@ class PricingProcess:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def close(self) -> None:
-        with self._lock:
+        with self._send_lock, self._receive_lock:
             if self._proc is not None:
                 self._stop(self._proc)
                 self._proc = None

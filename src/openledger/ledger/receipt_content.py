@@ -8,7 +8,6 @@ version shares (``Terms``), so that it can run in the pricing process
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,7 +38,7 @@ class AttributionInput(NamedTuple):
 
     method: str
     index_hash: str | None
-    weights: Mapping[int, float]  # contribution → weight (≥ 0, sum ≤ 1)
+    weights: dict[int, float]  # contribution → weight (≥ 0, sum ≤ 1)
 
 
 class Charge(NamedTuple):

@@ -5,19 +5,21 @@ The flow of one request (``api/routes/openai.py`` and ``demo`` use the same call
 1. ``reserve(account, model, prompt_tokens, max_tokens)`` before any compute: the largest fee
    the request can cost is held against the account's credit, or PaymentRequiredError (402).
 2. the engine generates; attribution traces the completion to contributions.
-3. ``charge(hold, completion_tokens, ...)`` (or ``submit``, which does not wait): the pricer
-   thread computes the exact fee, its split and the receipt body with its content hash; then
-   the writer links it into the hash chain and commits it with the credit debit; the hold is
-   released.
+3. ``charge(hold, completion_tokens, ...)`` (or ``submit``, which does not wait): the exact
+   fee, its split and the receipt body with its content hash are computed (in the pricing
+   process); then the writer links it into the hash chain and commits it with the credit
+   debit; the hold is released.
 
-One pricer thread prices for every request thread, in batches, on another core when it can:
-the pricing process (``pricing_process``) takes the pure-Python work off the node's
-interpreter lock. One writer thread commits whatever requests are waiting (gathering them
-for a few ms while they keep arriving) as one transaction under the database write lock,
-and the operator signs the hash of each group's last receipt, so the chain has no gaps or
-forks and a credit is never spent twice, even with other processes writing. Credit checks
-read a cached balance per account (refreshed after each commit and every ``credit_ttl``
-seconds) minus the holds in flight, under one lock with the writer's release of holds.
+One pricer thread sends the charges of every request thread, in batches, to the pricing
+process (``pricing_process``), which does the pure-Python work on another core, off the
+node's interpreter lock; a receiver thread takes the results in order (and prices itself
+what the child could not, or everything when there is no child). One writer thread commits
+whatever requests are waiting (gathering them for a few ms while they keep arriving) as one
+transaction under the database write lock, and the operator signs the hash of each group's
+last receipt, so the chain has no gaps or forks and a credit is never spent twice, even
+with other processes writing. Credit checks read a cached balance per account (refreshed
+after each commit and every ``credit_ttl`` seconds) minus the holds in flight, under one
+lock with the writer's release of holds.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from openledger.units import fmt_open as format_open
 log = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # receipts committed in one transaction at most
+IN_FLIGHT = 2  # batches with the pricing process at once
 GATHER_S = 0.01  # how long a group under way may wait for requests that keep arriving
 SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 RECEIPT_COLUMNS = ["seq", "hash", "prev_hash", "content_hash", "head_signature", "payer",
@@ -157,12 +160,13 @@ class LedgerService:
         self._held: dict[str, int] = defaultdict(int)
         self._hold_ids = itertools.count(1)
         self._pricing: SimpleQueue[_Charge | None] = SimpleQueue()
+        self._priced: SimpleQueue[tuple[list, int | None] | None] = SimpleQueue()
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
-        self._pricer: threading.Thread | None = None
-        # pricing on another core (see pricing_process); without it, in the pricer thread
+        # pricing on another core (see pricing_process); without it, in the receiver thread
         self._process = PricingProcess() if pricing_process else None
-        self._terms: dict[tuple, Terms] = {}
-        self._writer: threading.Thread | None = None
+        self._in_flight = threading.Semaphore(IN_FLIGHT)
+        self._terms: dict[tuple, tuple[Terms, int]] = {}
+        self._threads: list[threading.Thread] = []  # pricer, receiver, writer
         self._writer_lock = threading.Lock()
         self._signer_lock = threading.Lock()
         self._sets: dict[tuple[int, tuple[str, ...]], _Set] = {}
@@ -337,13 +341,14 @@ class LedgerService:
         return done
 
     def _price_loop(self) -> None:
-        """Price queued charges in batches and pass them to the writer, in order.
+        """Take queued charges in batches, send each to the pricing process and hand it to
+        the receiver.
 
         One thread prices for however many request threads submit: CPython runs one
         thread's Python at a time, and request threads pricing at once spent their time
         handing the interpreter lock around (and starved the writer) instead of pricing.
-        The batch goes to the pricing process when there is one (another core), else it is
-        priced here. A charge that cannot be priced fails alone and its hold is released."""
+        Up to ``IN_FLIGHT`` batches are with the child at once, so it prices the next batch
+        while the receiver takes in the last."""
         while True:
             batch = [self._pricing.get()]
             while batch[-1] is not None and len(batch) < MAX_GROUP:
@@ -354,36 +359,59 @@ class LedgerService:
             stop = batch[-1] is None
             charges = [c for c in batch if c is not None]
             if charges:
-                self._price_batch(charges)
+                self._send_batch(charges)
             if stop:
-                self._queue.put(None)
+                self._priced.put(None)
                 return
 
-    def _price_batch(self, batch: list[_Charge]) -> None:
+    def _send_batch(self, batch: list[_Charge]) -> None:
         inputs: list[tuple[_Charge, Terms, int, _Set, Charge]] = []
         for c in batch:
             try:
                 inputs.append((c, *self._charge_input(c)))
             except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
                 self._refuse(c, exc)
-        priced: list[tuple | None] = [None] * len(inputs)
+        ticket = None
         if self._process is not None and inputs:
             terms = {tid: t for _, t, tid, _, _ in inputs}
             sets = {b.hash: b.members for _, _, _, b, _ in inputs}
             items = [item(tid, ch) for _, _, tid, _, ch in inputs]
+            self._in_flight.acquire()
             try:
-                priced = self._process.price(items, sets, terms)
-            except (OSError, EOFError, ValueError) as exc:
+                ticket = self._process.send(items, sets, terms)
+            except OSError as exc:
+                self._in_flight.release()
                 log.warning("the pricing process failed (%s); this batch is priced in the "
                             "node's own thread and the process is started again", exc)  # fmt: skip
-        for (c, terms_, _, bset, charge), p in zip(inputs, priced, strict=True):
-            try:
-                if p is None:  # no process, or it could not price this one: raises why
-                    p = price_charge(terms_, bset.members, charge)
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
-                self._refuse(c, exc)
-                continue
-            self._queue.put(self._job(c, bset, p))
+        self._priced.put((inputs, ticket))
+
+    def _receive_loop(self) -> None:
+        """Take each batch's results in order (pricing here what the child did not) and
+        queue the priced charges for the writer."""
+        while True:
+            sent = self._priced.get()
+            if sent is None:
+                self._queue.put(None)
+                return
+            inputs, ticket = sent
+            priced: list[tuple | None] = [None] * len(inputs)
+            if ticket is not None:
+                assert self._process is not None
+                try:
+                    priced = self._process.receive(ticket)
+                except EOFError as exc:
+                    log.warning("the pricing process failed (%s); this batch is priced in "
+                                "the node's own thread", exc)  # fmt: skip
+                finally:
+                    self._in_flight.release()
+            for (c, terms, _, bset, charge), p in zip(inputs, priced, strict=True):
+                try:
+                    if p is None:  # no process, or it could not price this one: raises why
+                        p = price_charge(terms, bset.members, charge)
+                except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
+                    self._refuse(c, exc)
+                    continue
+                self._queue.put(self._job(c, bset, p))
 
     def _refuse(self, c: _Charge, exc: BaseException) -> None:
         """A charge that cannot be priced: its hold is released and its request told why."""
@@ -394,29 +422,37 @@ class LedgerService:
         c.done.settle(None, exc)
 
     def _ensure_threads(self) -> None:
+        threads = self._threads
+        if threads and threads[0].is_alive() and threads[1].is_alive() and threads[2].is_alive():
+            return  # the common case, without the lock
         with self._writer_lock:
-            if self._pricer is None or not self._pricer.is_alive():
-                self._pricer = threading.Thread(
-                    target=self._price_loop, name="ledger-pricer", daemon=True
-                )
-                self._pricer.start()
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
-                    target=self._write_loop, name="ledger-writer", daemon=True
-                )
-                self._writer.start()
+            if self._threads and all(t.is_alive() for t in self._threads):
+                return
+            if self._threads:  # one stopped (an earlier close): stop the rest the same way
+                self._stop_threads()
+            self._threads = [
+                threading.Thread(target=loop, name=f"ledger-{name}", daemon=True)
+                for name, loop in (("pricer", self._price_loop),
+                                   ("receiver", self._receive_loop),
+                                   ("writer", self._write_loop))
+            ]  # fmt: skip
+            for t in self._threads:
+                t.start()
+
+    def _stop_threads(self) -> None:
+        """The stop passes from the pricer to the receiver to the writer, each finishing
+        what it was given first (call with ``_writer_lock`` held)."""
+        if self._threads and self._threads[0].is_alive():
+            self._pricing.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads = []
 
     def close(self) -> None:
-        """Record every charge already submitted, then stop the pricer and the writer."""
+        """Record every charge already submitted, then stop the ledger's threads and its
+        pricing process."""
         with self._writer_lock:
-            if self._pricer is not None and self._pricer.is_alive():
-                self._pricing.put(None)  # the pricer passes the stop on to the writer
-                self._pricer.join(timeout=30)
-            elif self._writer is not None and self._writer.is_alive():
-                self._queue.put(None)
-            if self._writer is not None:
-                self._writer.join(timeout=30)
-            self._pricer = self._writer = None
+            self._stop_threads()
             if self._process is not None:
                 self._process.close()
 
