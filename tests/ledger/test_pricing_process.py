@@ -17,6 +17,7 @@ from openledger.ledger.pricing import Beneficiary, FeeSplit, Members
 from openledger.ledger.pricing_process import PricingProcess, item
 from openledger.ledger.receipt_content import AttributionInput, Charge, Terms, price_charge
 from openledger.ledger.receipts import GENESIS, check_receipt
+from openledger.ledger.service import LedgerService
 from openledger.store.ledger_tables import ReceiptRow
 from tests.market import Market
 
@@ -161,3 +162,29 @@ def test_charges_survive_a_pricing_process_killed_under_load(market: Market) -> 
     assert credit["held"] == "0"
     assert int(credit["charged"]) == sum(fees) + int(ledger.receipt(1)["receipt"]["fee"])
     assert ledger._process.pid() not in (None, first)  # a new child prices again
+
+
+@pytest.mark.anvil
+def test_a_bug_while_taking_in_a_batch_refuses_it_instead_of_hanging(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in the ledger's receiver thread answers the batch's requests with
+    it (their holds released) and the next request is charged as usual."""
+    ledger = market.node.ledger
+    real = LedgerService._job
+    calls = {"n": 0}
+
+    def broken(*args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LedgerService, "_job", staticmethod(broken))
+    hold = ledger.reserve(market.user, market.model, 10, 10)
+    with pytest.raises(RuntimeError, match="a bug"):
+        ledger.charge(hold, 5, request_hash="0x" + "01" * 32, attribution=None, timeout=30)
+    assert ledger.credit(market.user)["held"] == "0"
+    r = ledger.charge(ledger.reserve(market.user, market.model, 10, 10), 5,
+                      request_hash="0x" + "02" * 32, attribution=None, timeout=30)  # fmt: skip
+    assert r.seq == 1 and r.prev == GENESIS

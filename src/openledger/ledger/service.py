@@ -359,7 +359,12 @@ class LedgerService:
             stop = batch[-1] is None
             charges = [c for c in batch if c is not None]
             if charges:
-                self._send_batch(charges)
+                try:
+                    self._send_batch(charges)
+                except BaseException as exc:  # noqa: BLE001 - a bug must not hang requests
+                    log.exception("pricing a batch failed; its charges are refused")
+                    for c in charges:
+                        self._refuse(c, exc)
             if stop:
                 self._priced.put(None)
                 return
@@ -379,7 +384,7 @@ class LedgerService:
             self._in_flight.acquire()
             try:
                 ticket = self._process.send(items, sets, terms)
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - priced in the node instead
                 self._in_flight.release()
                 log.warning("the pricing process failed (%s); this batch is priced in the "
                             "node's own thread and the process is started again", exc)  # fmt: skip
@@ -394,32 +399,49 @@ class LedgerService:
                 self._queue.put(None)
                 return
             inputs, ticket = sent
-            priced: list[tuple | None] = [None] * len(inputs)
-            if ticket is not None:
-                assert self._process is not None
-                try:
-                    priced = self._process.receive(ticket)
-                except EOFError as exc:
-                    log.warning("the pricing process failed (%s); this batch is priced in "
-                                "the node's own thread", exc)  # fmt: skip
-                finally:
-                    self._in_flight.release()
-            for (c, terms, _, bset, charge), p in zip(inputs, priced, strict=True):
-                try:
-                    if p is None:  # no process, or it could not price this one: raises why
-                        p = price_charge(terms, bset.members, charge)
-                except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
+            try:
+                self._finish_batch(inputs, ticket)
+            except BaseException as exc:  # noqa: BLE001 - a bug must not hang requests
+                log.exception("taking in a priced batch failed; its charges are refused")
+                for c, *_ in inputs:
                     self._refuse(c, exc)
-                    continue
-                self._queue.put(self._job(c, bset, p))
+
+    def _finish_batch(self, inputs: list[tuple[_Charge, Terms, int, _Set, Charge]],
+                      ticket: int | None) -> None:  # fmt: skip
+        priced: list[tuple | None] = [None] * len(inputs)
+        if ticket is not None:
+            assert self._process is not None
+            try:
+                got = self._process.receive(ticket)
+                if len(got) != len(inputs):
+                    raise EOFError(f"{len(got)} results for a batch of {len(inputs)}")
+                priced = got
+            except EOFError as exc:
+                log.warning("the pricing process failed (%s); this batch is priced in "
+                            "the node's own thread", exc)  # fmt: skip
+            finally:
+                self._in_flight.release()
+        jobs = []
+        for (c, terms, _, bset, charge), p in zip(inputs, priced, strict=True):
+            try:
+                if p is None:  # no process, or it could not price this one: raises why
+                    p = price_charge(terms, bset.members, charge)
+            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
+                self._refuse(c, exc)
+                continue
+            jobs.append(self._job(c, bset, p))
+        for job in jobs:  # all or none handed over (a failure above refuses the batch)
+            self._queue.put(job)
 
     def _refuse(self, c: _Charge, exc: BaseException) -> None:
-        """A charge that cannot be priced: its hold is released and its request told why."""
+        """A charge that cannot be priced: its hold is released and its request told why
+        (once: a charge already answered is left alone)."""
         with self._lock:
             if not c.hold.settled:
                 c.hold.settled = True
                 self._held[c.hold.account] -= c.hold.amount
-        c.done.settle(None, exc)
+        if not c.done.done():
+            c.done.settle(None, exc)
 
     def _ensure_threads(self) -> None:
         threads = self._threads
