@@ -26,8 +26,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true", help="canary only; writes nothing")
     ap.add_argument("--subsets", type=int, default=20, help="LDS subsets (≥ 20)")
-    ap.add_argument("--fresh", action="store_true",
-                    help="retrain every LOCO/LDS model (ignore the memoised outcomes)")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="retrain every LOCO/LDS model (ignore the memoised outcomes)",
+    )
     args = ap.parse_args()
     info = machine()
     base = tiny_base()
@@ -45,8 +48,11 @@ def main() -> None:
         "loco_spearman": r.get("loco_spearman", {}).get(ours),
         "lds": r.get("lds"),
         "targets": {"canary_top1": 0.9, "loco_spearman": 0.6, "lds": "above every baseline"},
-        "by_method": {k: r[k] for k in ("canary_top1", "loco_spearman",
-                                        "loco_spearman_per_query", "lds") if k in r},  # fmt: skip
+        "by_method": {
+            k: r[k]
+            for k in ("canary_top1", "loco_spearman", "loco_spearman_per_query", "lds")
+            if k in r
+        },  # fmt: skip
         "duplicate_split": r["duplicate_split"],
         "loco_loss_increase": r.get("loco_loss_increase"),
         "n_examples": r["n_examples"],

@@ -159,11 +159,13 @@ def main() -> None:
         "bytes_per_example": round(size / len(examples), 1),
         "index_bytes": size,
         "parameters": {
-            "proj_dim": args.proj_dim, "dense_dim": proj.dense_dim,
+            "proj_dim": args.proj_dim,
+            "dense_dim": proj.dense_dim,
             "lora": "rank 8 on q_proj, v_proj (factory defaults)",
             "base": "tiny base, default config (1.07 M parameters)",
             "example_tokens_mean": round(sum(len(e) for e in examples) / len(examples), 1),
-            "queries": len(attr_times), "completion_tokens": 64,
+            "queries": len(attr_times),
+            "completion_tokens": 64,
             "lambda": meta["checkpoints"][0]["lambda"],
         },  # fmt: skip
         "machine": {**info, "load_average_at_end": __import__("os").getloadavg()},

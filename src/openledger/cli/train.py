@@ -184,8 +184,10 @@ def publish(
     price_out: Annotated[str, typer.Option(help="OPEN per 1,000 completion tokens.")] = "0.002",
     as_: Annotated[str, typer.Option("--as", help="Owner account.")] = "operator",
     attribution: Annotated[
-        str, typer.Option(help="Attribution policy: gradient, spans, rag or a mix "
-                               "such as gradient:0.7,spans:0.3.")
+        str,
+        typer.Option(
+            help="Attribution policy: gradient, spans, rag or a mix such as gradient:0.7,spans:0.3."
+        ),
     ] = "gradient",
     as_json: Json = False,
 ) -> None:

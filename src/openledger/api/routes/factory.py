@@ -33,8 +33,9 @@ class PublishRequest(BaseModel):
     price_in: str = Field("0.001", description="OPEN per 1,000 prompt tokens")
     price_out: str = Field("0.002", description="OPEN per 1,000 completion tokens")
     as_: str = Field(alias="as", description="Node-held owner account")
-    attribution: str = Field("gradient", description="gradient, spans, rag or a mix, e.g. "
-                             "gradient:0.7,spans:0.3")
+    attribution: str = Field(
+        "gradient", description="gradient, spans, rag or a mix, e.g. gradient:0.7,spans:0.3"
+    )
 
 
 @router.post("/jobs", status_code=201)
