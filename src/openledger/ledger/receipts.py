@@ -2,7 +2,8 @@
 
 - a receipt's **content hash** is ``keccak256`` of its canonical JSON (UTF-8, keys sorted,
   no spaces, wei amounts as decimal strings): who paid what for which model, the split,
-  the payouts, the pools and the attribution. It is computed in the request's own thread.
+  the payouts, the pools and the attribution. It is computed in the pricing process
+  (``pricing_process``), or in the ledger's receiver thread when there is none.
 - its **hash** places it in the chain: ``keccak256(prev ‖ uint256(seq) ‖ content hash)``
   (``abi.encodePacked``), where ``prev`` is the hash of the receipt before it. The last hash
   of an epoch is posted on chain with the epoch's root.
