@@ -166,6 +166,7 @@ def test_deposit_and_delegate_from_the_wallet(client: TestClient, world: World,
     r = client.post("/web/api/deposit", json={"amount": "5"}, headers=WEB)
     w = r.json()["wallet"]
     assert [t["label"] for t in w["txs"]] == ["approve", "deposit"] and w["sign"] is None
+    assert [t["contract"] for t in w["txs"]] == ["OpenToken", "InferenceEscrow"]  # named
     assert node.ledger.credit(wallet.address)["available"] == "0"
     r = _submit(client, w, [wallet.send(t) for t in w["txs"]])
     assert r.status_code == 200, r.text

@@ -11,8 +11,8 @@ sent by the account, to the expected contract with the expected calldata) before
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
@@ -103,11 +103,15 @@ class Recorder:
     on (the service ignores its result); the first other call stops the service, so its
     checks ran and nothing after the send did."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, names: Mapping[str, str] | None = None) -> None:
         self.address = address
         self.calls: list[Call] = []
+        # contract name by address, so that messages about a call name its contract
+        self._names = {a.lower(): n for n, a in (names or {}).items()}
 
     def take(self, call: Call) -> Any:
+        if not call.contract:
+            call = replace(call, contract=self._names.get(call.to.lower(), ""))
         self.calls.append(call)
         if call.label != "approve":
             raise Recorded(call.label)
@@ -116,10 +120,13 @@ class Recorder:
         return TxResult(tx_hash="0x" + "00" * 32, receipt={"logs": [], "status": 1})  # type: ignore[typeddict-item]
 
     @classmethod
-    def calls_of(cls, address: str, send: Callable[[Any], Any]) -> tuple[list[Call], Any]:
+    def calls_of(
+        cls, address: str, send: Callable[[Any], Any], names: Mapping[str, str] | None = None
+    ) -> tuple[list[Call], Any]:
         """The calls ``send(signer)`` would make from ``address``, up to its main one; or, when
-        it sends nothing (nothing to do), no calls and what it returned."""
-        rec = cls(address)
+        it sends nothing (nothing to do), no calls and what it returned. ``names``: contract
+        name → address, to name each call's contract."""
+        rec = cls(address, names)
         try:
             out = send(rec)
         except Recorded:

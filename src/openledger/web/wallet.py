@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -122,13 +122,14 @@ def act(plan: Plan, auth: WebAuth, session: Session, pending: PendingWrites) -> 
 
 def act_recorded(client: ChainClient, auth: WebAuth, session: Session, pending: PendingWrites,
                  send: Callable[[Any], dict[str, Any]], finish: Finish,
-                 what: str) -> dict[str, Any]:  # fmt: skip
+                 what: str, names: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """:func:`act` for a service that sends directly: a dev account runs ``send(signer)``; for
     a wallet the calls ``send`` would make (its checks run) are recorded and offered, and
-    ``finish`` records the rest once they are mined."""
+    ``finish`` records the rest once they are mined. ``names`` (contract name → address)
+    lets refusals name the contract a call was for."""
     if auth.dev_name(session.address) is not None:
         return send(auth.signer(session))
-    calls, done = Recorder.calls_of(session.address, send)
+    calls, done = Recorder.calls_of(session.address, send, names)
     if not calls:  # the service had nothing to send
         return done
     return act(Plan(client, session.address, calls, finish, what=what), auth, session, pending)

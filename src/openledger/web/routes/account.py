@@ -49,7 +49,8 @@ def deposit(body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep,
 
     return act_recorded(node.client, auth, session, pending,
                         lambda signer: node.escrow.deposit(signer, amount), finish,
-                        f"deposit {fmt_open(amount)} OPEN as inference credit")  # fmt: skip
+                        f"deposit {fmt_open(amount)} OPEN as inference credit",
+                        names=node.contracts.addresses.contracts)  # fmt: skip
 
 
 class KeyBody(BaseModel):
@@ -71,7 +72,8 @@ def request_withdrawal(
 
     return act_recorded(node.client, auth, session, pending,
                         lambda signer: node.escrow.request_withdrawal(signer, amount), finish,
-                        f"ask for {fmt_open(amount)} OPEN of credit back")  # fmt: skip
+                        f"ask for {fmt_open(amount)} OPEN of credit back",
+                        names=node.contracts.addresses.contracts)  # fmt: skip
 
 
 @router.post("/withdrawals/complete")
@@ -91,6 +93,7 @@ def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep,
         node.escrow.withdraw,
         finish,
         "complete the credit withdrawal",
+        names=node.contracts.addresses.contracts,
     )
 
 

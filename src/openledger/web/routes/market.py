@@ -78,7 +78,8 @@ def claim(node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
 
     out = act_recorded(node.client, auth, session, pending,
                        lambda signer: node.rewards.claim(session.address, signer), finish,
-                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards")  # fmt: skip
+                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards",
+                       names=node.contracts.addresses.contracts)  # fmt: skip
     return out if "wallet" in out else shown(out)
 
 

@@ -26,7 +26,7 @@ export async function render(view) {
     kpi("quorum", k.quorum_bps ? k.quorum_bps.shown : "–"),
     kpi("timelock delay", k.timelock_delay ? k.timelock_delay.shown : "–"),
     mine ? kpi("your voting power, OPEN", open(mine.votes), "my-votes") : null));
-  if (!overview.handed_over) view.append(h("p", { class: "small notice" }, "Parameters are still owned by the operator (devnet): executed proposals change them once governance is handed over (`openledger gov handover`)."));
+  if (!overview.handed_over) view.append(h("p", { class: "small notice" }, "This deployment predates governance: its parameters and treasury are still owned by the operator until `openledger gov handover` hands them to the Timelock; until then executed proposals cannot change them."));
 
   const list = h("section", { id: "proposals" }, h("h2", {}, `Proposals (${proposals.total})`));
   if (!proposals.items.length) list.append(h("p", { class: "muted" }, "No proposal yet."));
