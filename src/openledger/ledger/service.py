@@ -10,10 +10,8 @@ The flow of one request (``api/routes/openai.py`` and ``demo`` use the same call
    process); then the writer links it into the hash chain and commits it with the credit
    debit; the hold is released.
 
-One pricer thread sends the charges of every request thread, in batches, to the pricing
-process (``pricing_process``), which does the pure-Python work on another core, off the
-node's interpreter lock; a receiver thread takes the results in order (and prices itself
-what the child could not, or everything when there is no child). One writer thread commits
+The pricing stage (``pricer``: one thread for every request thread, the pure-Python work in
+the pricing process on another core) hands priced charges to one writer thread, which commits
 whatever requests are waiting (gathering them for a few ms while they keep arriving) as one
 transaction under the database write lock, and the operator signs the hash of each group's
 last receipt, so the chain has no gaps or forks and a credit is never spent twice, even
@@ -25,7 +23,6 @@ lock with the writer's release of holds.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -42,8 +39,8 @@ from openledger.errors import PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import checksum
 from openledger.ledger.params import ParamsCache
+from openledger.ledger.pricer import Prepared, Pricer
 from openledger.ledger.pricing import Members, fee
-from openledger.ledger.pricing_process import PricingProcess, item
 from openledger.ledger.receipt_content import AttributionInput, Charge, Priced, Terms, price_charge
 from openledger.ledger.receipt_reads import list_receipts, receipt_doc
 from openledger.ledger.receipts import (
@@ -71,10 +68,7 @@ from openledger.store.ledger_tables import (
 )
 from openledger.units import fmt_open as format_open
 
-log = logging.getLogger(__name__)
-
 MAX_GROUP = 256  # receipts committed in one transaction at most
-IN_FLIGHT = 2  # batches with the pricing process at once
 GATHER_S = 0.01  # how long a group under way may wait for requests that keep arriving
 SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 RECEIPT_COLUMNS = ["seq", "hash", "prev_hash", "content_hash", "head_signature", "payer",
@@ -159,14 +153,11 @@ class LedgerService:
         self._cache: dict[str, tuple[int, float]] = {}
         self._held: dict[str, int] = defaultdict(int)
         self._hold_ids = itertools.count(1)
-        self._pricing: SimpleQueue[_Charge | None] = SimpleQueue()
-        self._priced: SimpleQueue[tuple[list, int | None] | None] = SimpleQueue()
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
-        # pricing on another core (see pricing_process); without it, in the receiver thread
-        self._process = PricingProcess() if pricing_process else None
-        self._in_flight = threading.Semaphore(IN_FLIGHT)
-        self._terms: dict[tuple, tuple[Terms, int]] = {}
-        self._threads: list[threading.Thread] = []  # pricer, receiver, writer
+        self._terms: dict[tuple, Terms] = {}
+        self._pricer = Pricer(self._prepare, self._deliver, self._refuse, max_batch=MAX_GROUP,
+                              use_process=pricing_process)  # fmt: skip
+        self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._signer_lock = threading.Lock()
         self._sets: dict[tuple[int, tuple[str, ...]], _Set] = {}
@@ -336,102 +327,9 @@ class LedgerService:
                 fix="reserve with the request's max_tokens.",
             )
         done = PendingReceipt()
-        self._ensure_threads()
-        self._pricing.put(_Charge(hold, completion_tokens, request_hash, attribution, done))
+        self._ensure_writer()
+        self._pricer.submit(_Charge(hold, completion_tokens, request_hash, attribution, done))
         return done
-
-    def _price_loop(self) -> None:
-        """Take queued charges in batches, send each to the pricing process and hand it to
-        the receiver.
-
-        One thread prices for however many request threads submit: CPython runs one
-        thread's Python at a time, and request threads pricing at once spent their time
-        handing the interpreter lock around (and starved the writer) instead of pricing.
-        Up to ``IN_FLIGHT`` batches are with the child at once, so it prices the next batch
-        while the receiver takes in the last."""
-        while True:
-            batch = [self._pricing.get()]
-            while batch[-1] is not None and len(batch) < MAX_GROUP:
-                try:
-                    batch.append(self._pricing.get_nowait())
-                except Empty:
-                    break
-            stop = batch[-1] is None
-            charges = [c for c in batch if c is not None]
-            if charges:
-                try:
-                    self._send_batch(charges)
-                except BaseException as exc:  # noqa: BLE001 - a bug must not hang requests
-                    log.exception("pricing a batch failed; its charges are refused")
-                    for c in charges:
-                        self._refuse(c, exc)
-            if stop:
-                self._priced.put(None)
-                return
-
-    def _send_batch(self, batch: list[_Charge]) -> None:
-        inputs: list[tuple[_Charge, Terms, int, _Set, Charge]] = []
-        for c in batch:
-            try:
-                inputs.append((c, *self._charge_input(c)))
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
-                self._refuse(c, exc)
-        ticket = None
-        if self._process is not None and inputs:
-            terms = {tid: t for _, t, tid, _, _ in inputs}
-            sets = {b.hash: b.members for _, _, _, b, _ in inputs}
-            items = [item(tid, ch) for _, _, tid, _, ch in inputs]
-            self._in_flight.acquire()
-            try:
-                ticket = self._process.send(items, sets, terms)
-            except Exception as exc:  # noqa: BLE001 - priced in the node instead
-                self._in_flight.release()
-                log.warning("the pricing process failed (%s); this batch is priced in the "
-                            "node's own thread and the process is started again", exc)  # fmt: skip
-        self._priced.put((inputs, ticket))
-
-    def _receive_loop(self) -> None:
-        """Take each batch's results in order (pricing here what the child did not) and
-        queue the priced charges for the writer."""
-        while True:
-            sent = self._priced.get()
-            if sent is None:
-                self._queue.put(None)
-                return
-            inputs, ticket = sent
-            try:
-                self._finish_batch(inputs, ticket)
-            except BaseException as exc:  # noqa: BLE001 - a bug must not hang requests
-                log.exception("taking in a priced batch failed; its charges are refused")
-                for c, *_ in inputs:
-                    self._refuse(c, exc)
-
-    def _finish_batch(self, inputs: list[tuple[_Charge, Terms, int, _Set, Charge]],
-                      ticket: int | None) -> None:  # fmt: skip
-        priced: list[tuple | None] = [None] * len(inputs)
-        if ticket is not None:
-            assert self._process is not None
-            try:
-                got = self._process.receive(ticket)
-                if len(got) != len(inputs):
-                    raise EOFError(f"{len(got)} results for a batch of {len(inputs)}")
-                priced = got
-            except EOFError as exc:
-                log.warning("the pricing process failed (%s); this batch is priced in "
-                            "the node's own thread", exc)  # fmt: skip
-            finally:
-                self._in_flight.release()
-        jobs = []
-        for (c, terms, _, bset, charge), p in zip(inputs, priced, strict=True):
-            try:
-                if p is None:  # no process, or it could not price this one: raises why
-                    p = price_charge(terms, bset.members, charge)
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting request
-                self._refuse(c, exc)
-                continue
-            jobs.append(self._job(c, bset, p))
-        for job in jobs:  # all or none handed over (a failure above refuses the batch)
-            self._queue.put(job)
 
     def _refuse(self, c: _Charge, exc: BaseException) -> None:
         """A charge that cannot be priced: its hold is released and its request told why
@@ -443,40 +341,29 @@ class LedgerService:
         if not c.done.done():
             c.done.settle(None, exc)
 
-    def _ensure_threads(self) -> None:
-        threads = self._threads
-        if threads and threads[0].is_alive() and threads[1].is_alive() and threads[2].is_alive():
+    def _deliver(self, c: _Charge, bset: _Set, priced: Priced | tuple) -> None:
+        self._queue.put(self._job(c, bset, priced))
+
+    def _ensure_writer(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.is_alive():
             return  # the common case, without the lock
         with self._writer_lock:
-            if self._threads and all(t.is_alive() for t in self._threads):
-                return
-            if self._threads:  # one stopped (an earlier close): stop the rest the same way
-                self._stop_threads()
-            self._threads = [
-                threading.Thread(target=loop, name=f"ledger-{name}", daemon=True)
-                for name, loop in (("pricer", self._price_loop),
-                                   ("receiver", self._receive_loop),
-                                   ("writer", self._write_loop))
-            ]  # fmt: skip
-            for t in self._threads:
-                t.start()
-
-    def _stop_threads(self) -> None:
-        """The stop passes from the pricer to the receiver to the writer, each finishing
-        what it was given first (call with ``_writer_lock`` held)."""
-        if self._threads and self._threads[0].is_alive():
-            self._pricing.put(None)
-        for t in self._threads:
-            t.join(timeout=30)
-        self._threads = []
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="ledger-writer", daemon=True
+                )
+                self._writer.start()
 
     def close(self) -> None:
-        """Record every charge already submitted, then stop the ledger's threads and its
-        pricing process."""
+        """Record every charge already submitted, then stop the pricer, the pricing process
+        and the writer."""
+        self._pricer.close()  # every submitted charge is in the writer's queue (or refused)
         with self._writer_lock:
-            self._stop_threads()
-            if self._process is not None:
-                self._process.close()
+            if self._writer is not None and self._writer.is_alive():
+                self._queue.put(None)
+                self._writer.join(timeout=30)
+            self._writer = None
 
     def _write_loop(self) -> None:
         while True:
@@ -532,37 +419,35 @@ class LedgerService:
             else:
                 j.done.settle(r, None)
 
-    def _charge_input(self, c: _Charge) -> tuple[Terms, int, _Set, Charge]:
-        """What pricing ``c`` needs: the model's terms (cached per model, parameter version
-        and beneficiary set) and their id in the pricing process, its beneficiary set and
-        the charge itself."""
+    def _prepare(self, c: _Charge) -> Prepared:
+        """What pricing ``c`` needs: the model's terms (one object per model, parameter
+        version and beneficiary set), its beneficiary set and the charge itself."""
         model = c.hold.model
         params = self.params.current()
         bset = self._beneficiaries(model)
-        signer = self._signer or self._load_signer()
         key = (bset.hash, bset.model_id, model["name"], model["adapter_sha256"], model["base"],
                model["owner"], model["price_in"], model["price_out"], params.split,
                params.treasury)  # fmt: skip
-        found = self._terms.get(key)
-        if found is None:
+        terms = self._terms.get(key)
+        if terms is None:
+            signer = self._signer or self._load_signer()
             terms = Terms(self.chain_id, signer.address, params.split, params.treasury,
                           bset.hash, bset.model_id, model["name"], model["adapter_sha256"],
                           model["base"], model["owner"], int(model["price_in"]),
                           int(model["price_out"]))  # fmt: skip
             if len(self._terms) > 1024:
                 self._terms.clear()
-            terms_id = self._process.terms_id(terms) if self._process is not None else 0
-            found = self._terms[key] = (terms, terms_id)
+            self._terms[key] = terms
         a = c.attribution
         attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights())
         charge = Charge(c.hold.account, c.hold.prompt_tokens, c.completion_tokens,
                         c.request_hash, attribution, now_iso())  # fmt: skip
-        return found[0], found[1], bset, charge
+        return Prepared(terms, bset.members, charge, bset)
 
     def _price(self, c: _Charge) -> _Job:
         """Price one charge in this thread (raises what refuses it)."""
-        terms, _, bset, charge = self._charge_input(c)
-        return self._job(c, bset, price_charge(terms, bset.members, charge))
+        p = self._prepare(c)
+        return self._job(c, p.context, price_charge(p.terms, p.members, p.charge))
 
     @staticmethod
     def _job(c: _Charge, bset: _Set, p: Priced | tuple) -> _Job:
