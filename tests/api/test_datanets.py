@@ -41,6 +41,8 @@ def test_contribute_review_snapshot_export(client: TestClient) -> None:
                     data={"stake": "10", "as": "alice"})  # fmt: skip
     assert r.status_code == 201, r.text
     cid = r.json()["contribution_id"]
+    shown = client.get(f"/datanets/facts/contributions/{cid}").json()
+    assert [(f["name"], f["records"]) for f in shown["files"]] == [("titan.txt", 1)]
     pending = client.get("/datanets/facts/contributions", params={"status": "pending"}).json()
     assert pending["total"] == 1 and pending["items"][0]["previews"][0]["text"].startswith("Saturn")
     for v in ("bob", "carol"):
@@ -62,6 +64,7 @@ def test_bad_upload_is_422_with_the_file_and_line(client: TestClient) -> None:
     assert r.status_code == 422
     body = r.json()
     assert "rows.jsonl" in body["message"] and "line 2" in body["message"]
+    assert "-rows.jsonl" not in body["message"]  # the uploaded name, not the temporary file's
     bad_stake = client.post("/datanets/facts/contributions", files=files,
                             data={"stake": "ten", "as": "alice"})  # fmt: skip
     assert bad_stake.status_code == 422 and bad_stake.json()["field"] == "stake"

@@ -89,7 +89,8 @@ async def contribute(
         paths, names = [], []
         for i, f in enumerate(files):
             name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
-            path = Path(tmp) / f"{i}-{name}"
+            path = Path(tmp) / str(i) / name  # errors and records name the file as uploaded
+            path.parent.mkdir()
             path.write_bytes(await f.read())
             paths.append(path)
             names.append(name)
