@@ -23,6 +23,21 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+async def save_uploads(files: list[UploadFile], directory: Path) -> tuple[list[Path], list[str]]:
+    """Write uploads under ``directory``, each under its own (sanitised) name in a folder of
+    its own, so parse errors and the manifest's records name the file as uploaded; returns
+    the paths and those names."""
+    paths, names = [], []
+    for i, f in enumerate(files):
+        name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
+        path = directory / str(i) / name
+        path.parent.mkdir()
+        path.write_bytes(await f.read())
+        paths.append(path)
+        names.append(name)
+    return paths, names
+
+
 class Signer(BaseModel):
     as_: str = Field(
         alias="as",
@@ -86,14 +101,7 @@ async def contribute(
     column: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
-        paths, names = [], []
-        for i, f in enumerate(files):
-            name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
-            path = Path(tmp) / str(i) / name  # errors and records name the file as uploaded
-            path.parent.mkdir()
-            path.write_bytes(await f.read())
-            paths.append(path)
-            names.append(name)
+        paths, names = await save_uploads(files, Path(tmp))
         result = node.contributions.contribute(
             datanet, paths, stake=parse_open(stake, field="stake"),
             signer=node.accounts.signer(as_), column=column, display_names=names,

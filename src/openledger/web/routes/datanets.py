@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.deps import NodeDep
-from openledger.api.routes.datanets import SAFE_NAME
+from openledger.api.routes.datanets import save_uploads
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.wallet import PendingDep, act
@@ -60,14 +60,7 @@ async def contribute(
     """Contribute the uploaded files with a stake, signed by the signed-in account (a wallet
     signs the manifest and sends approve + contribute; the node records it once mined)."""
     with tempfile.TemporaryDirectory(prefix="web-upload-") as tmp:
-        paths, names = [], []
-        for i, f in enumerate(files):
-            name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
-            path = Path(tmp) / str(i) / name  # errors and records name the file as uploaded
-            path.parent.mkdir()
-            path.write_bytes(await f.read())
-            paths.append(path)
-            names.append(name)
+        paths, names = await save_uploads(files, Path(tmp))
         plan = await run_in_threadpool(
             node.contributions.plan_contribute, datanet, paths,
             stake=parse_open(stake, field="stake"), contributor=session.address,
