@@ -6,6 +6,7 @@
 
 from openledger.store import (
     api_tables,
+    auth_tables,
     datanet_tables,
     factory_tables,
     ledger_tables,
@@ -19,6 +20,7 @@ __all__ = [
     "BlobStore",
     "Database",
     "api_tables",
+    "auth_tables",
     "datanet_tables",
     "factory_tables",
     "ledger_tables",

@@ -1,4 +1,4 @@
-"""Tables of the serving API: keys that let programs act as one of the node's accounts."""
+"""Tables of the API: keys that let programs act for one account (with scopes)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from openledger.store.models import Base, utcnow
 class ApiKeyRow(Base):
     """An API key bound to a named account. Only the sha256 of the secret is stored.
 
+    ``scopes`` (comma-separated: ``inference``, ``read``, ``write``) says what it may do.
     ``key_id`` is the key's public prefix (``olk_`` and 8 more characters): it names the key
     in listings and finds its row; the hash decides whether a presented secret is right.
     """
@@ -29,6 +30,7 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    scopes: Mapped[str] = mapped_column(String(200), default="inference,read")
 
     def __repr__(self) -> str:
         return f"ApiKeyRow(key_id={self.key_id!r}, account={self.account!r})"
