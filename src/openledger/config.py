@@ -36,6 +36,13 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "serve_device_slots": ("OPENLEDGER_SERVE_DEVICE_SLOTS", "serve", "device_slots"),
     "serve_cpu_adapters": ("OPENLEDGER_SERVE_CPU_ADAPTERS", "serve", "cpu_adapters"),
     "ledger_pricing_process": ("OPENLEDGER_LEDGER_PRICING_PROCESS", "ledger", "pricing_process"),
+    "web_hosts": ("OPENLEDGER_WEB_HOSTS", "api", "web_hosts"),
+    "api_json_max_bytes": ("OPENLEDGER_API_JSON_MAX_BYTES", "api", "json_max_bytes"),
+    "api_upload_max_bytes": ("OPENLEDGER_API_UPLOAD_MAX_BYTES", "api", "upload_max_bytes"),
+    "api_json_max_depth": ("OPENLEDGER_API_JSON_MAX_DEPTH", "api", "json_max_depth"),
+    "rate_signin": ("OPENLEDGER_RATE_SIGNIN", "api", "rate_signin"),
+    "rate_keys": ("OPENLEDGER_RATE_KEYS", "api", "rate_keys"),
+    "rate_paid": ("OPENLEDGER_RATE_PAID", "api", "rate_paid"),
 }
 
 
@@ -127,6 +134,13 @@ class Settings:
     serve_device_slots: int = 128
     serve_cpu_adapters: int = 1024
     ledger_pricing_process: int = 1  # 1: charges priced in a child process; 0: in the node's
+    web_hosts: str = ""  # host:port names the web app answers as, beside api_host:api_port
+    api_json_max_bytes: int = 1_048_576  # a JSON body (and any non-upload body)
+    api_upload_max_bytes: int = 11_534_336  # a multipart upload: the 10 MB file cap + 1 MiB
+    api_json_max_depth: int = 64  # nesting of JSON arrays and objects
+    rate_signin: str = "30/60"  # sign-in messages and sign-ins per client address: N/SECONDS
+    rate_keys: str = "10/3600"  # API keys created per account
+    rate_paid: str = "1200/60"  # paid requests per API key or account
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -235,6 +249,18 @@ port = {settings.chain_port}
 [api]
 host = "{settings.api_host}"
 port = {settings.api_port}
+# The web app's own names (comma-separated host:port) beside host:port above; sign-ins and
+# browser writes from any other origin are refused.
+# web_hosts = "node.example.org:443"
+# Request caps: JSON bodies, multipart uploads (bytes) and JSON nesting.
+# json_max_bytes = 1048576
+# upload_max_bytes = 11534336
+# json_max_depth = 64
+# Rate limits as N/SECONDS ("0" turns one off): sign-ins per client address, API keys
+# created per account, paid requests per API key.
+# rate_signin = "30/60"
+# rate_keys = "10/3600"
+# rate_paid = "1200/60"
 
 [serve]
 # base = "/path/to/base-model"   # default: the base most published models were trained on

@@ -77,6 +77,29 @@ class AuthError(OpenLedgerError):
     http_status = 401
 
 
+class ForbiddenError(OpenLedgerError):
+    """The credential is valid but does not allow this: another account's, a missing scope,
+    a request from another site."""
+
+    http_status = 403
+
+
+class PayloadTooLargeError(OpenLedgerError):
+    """A request body over the node's cap."""
+
+    http_status = 413
+
+
+class RateLimitedError(OpenLedgerError):
+    """Too many requests from one API key or address; ``retry_after`` is in seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
 class KeystoreError(AuthError):
     """The keystore cannot be read or its password is wrong."""
 

@@ -1,10 +1,11 @@
-"""Creating a node home: config file, operator keystore, devnet accounts, store."""
+"""Creating a node home: config file, operator keystore and token, devnet accounts, store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from openledger.api.operator_token import ensure_token
 from openledger.chain.accounts import create_keystore, keystore_address, write_dev_accounts
 from openledger.config import Settings, write_default_config
 from openledger.store.db import Database
@@ -29,6 +30,7 @@ def init_home(settings: Settings, password: str) -> InitResult:
     else:
         operator = keystore_address(layout.operator_keystore)
     dev = write_dev_accounts(layout.dev_accounts_file)
+    ensure_token(layout.root)  # the operator token (0600): kept if the home has one
     layout.blobs_dir.mkdir(exist_ok=True)
     layout.chain_dir.mkdir(exist_ok=True)
     db = Database.open(settings.db_url)

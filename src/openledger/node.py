@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from openledger.api.keys import ApiKeyService
+from openledger.api.operator_token import OperatorToken
+from openledger.api.prepared import FINISHERS, Finisher, PreparedWrites
 from openledger.attribution.service import AttributionService
 from openledger.chain.accounts import AccountBook, prompt_password
 from openledger.chain.client import ChainClient
@@ -145,6 +147,22 @@ class Node:
     @cached_property
     def api_keys(self) -> ApiKeyService:
         return ApiKeyService(self.db, self.accounts)
+
+    @cached_property
+    def operator_token(self) -> OperatorToken:
+        return OperatorToken(self.settings.home)
+
+    @cached_property
+    def prepared(self) -> PreparedWrites:
+        """Writes prepared for wallets, waiting for their transactions (in the database)."""
+        return PreparedWrites(self.db, lambda: self.client, self.finisher)
+
+    def finisher(self, kind: str) -> Finisher:
+        """The service method a prepared write names (``"datanets.finish_create"``…)."""
+        if kind not in FINISHERS:
+            raise ValueError(f"unknown finisher {kind!r}")
+        service, method = kind.split(".")
+        return getattr(getattr(self, service), method)
 
     # -- ledger (payable inference) -------------------------------------------------------
     @cached_property

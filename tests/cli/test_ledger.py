@@ -55,7 +55,7 @@ def test_settle_reward_claim_audit(cli: Market, capsys: pytest.CaptureFixture[st
     paid(cli, 3)
     assert main(["receipts", "list"]) == 0 and "grace" in capsys.readouterr().out
     shown = _json(capsys, ["receipts", "show", "2"])
-    assert shown["id"] == 2 and shown == cli.node.ledger.receipt(2)
+    assert shown["seq"] == 2 and shown == cli.node.ledger.receipt(2)
     assert check_served(shown, cli.node.accounts.operator_address()) == ""
     assert main(["epoch", "close"]) == 0
     assert "epoch 1 settled: 3 receipts" in capsys.readouterr().out

@@ -155,12 +155,14 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     assert (head_seq, head_hash) == (1, r.hash)
     assert recover_signer(r.hash, head_signature) == operator
     stored = node.ledger.receipt(1)
-    assert stored == {"id": 1, "hash": r.hash, "prev": GENESIS, "content_hash": r.content_hash,
-                      "epoch": None, "receipt": b,
-                      "head": {"id": 1, "hash": r.hash, "signature": head_signature,
+    public = node.ledger.public_id(1)
+    assert stored == {"id": public, "seq": 1, "hash": r.hash, "prev": GENESIS,
+                      "content_hash": r.content_hash, "epoch": None, "receipt": b,
+                      "head": {"seq": 1, "hash": r.hash, "signature": head_signature,
                                "content_hashes": []}}  # fmt: skip
     assert check_served(stored, operator) == ""
-    assert node.ledger.receipt(r.hash)["id"] == 1
+    assert node.ledger.receipt(r.hash)["seq"] == 1
+    assert node.ledger.receipt(public) == stored  # the unguessable public id finds it too
     assert earnings_total(node) == expected
     with node.db.session() as s:
         rows = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount)
@@ -231,7 +233,7 @@ def test_receipts_form_a_hash_chain(market: Market) -> None:
     assert fees == [fee(10 + i, 5 + i, PRICE_IN, PRICE_OUT) for i in range(5)]
     assert node.ledger.credit(market.user)["charged"] == str(sum(fees))
     listed = node.ledger.receipts(payer=market.user, limit=3)
-    assert listed["total"] == 5 and [x["id"] for x in listed["items"]] == [5, 4, 3]
+    assert listed["total"] == 5 and [x["seq"] for x in listed["items"]] == [5, 4, 3]
 
 
 def test_a_settled_hold_cannot_be_charged_again(market: Market) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
@@ -78,38 +78,46 @@ def test_a_message_for_another_host_is_refused(client: TestClient) -> None:
     assert COOKIE not in client.cookies
 
 
-def test_sign_ins_only_for_the_nodes_own_host_names(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sign_ins_only_for_the_nodes_own_host_and_port(client: TestClient, home: Settings) -> None:
     """A message signed for evil.example, relayed with ``Host: evil.example``, is refused:
-    the Host header is not trusted, only loopback names or OPENLEDGER_WEB_HOSTS."""
+    the Host header is not trusted; only the configured api_host:api_port (any loopback name
+    for a loopback host) and web_hosts are, and another loopback port is another site."""
     evil = {**WEB, "Host": "evil.example"}
     r = client.post("/web/auth/message", json={"address": WALLET.address}, headers=evil)
     assert r.status_code == 401 and "does not take sign-ins for the host" in r.json()["message"]
     assert client.post("/web/auth/dev", json={"name": "bob"}, headers=evil).status_code == 401
-    assert host_allowed("localhost:8000", None) and host_allowed("[::1]:8000", None)
-    monkeypatch.setenv("OPENLEDGER_WEB_HOSTS", "node.example:443, other.example")
-    r = client.post("/web/auth/message", json={"address": WALLET.address},
-                    headers={**WEB, "Host": "node.example:443"})  # fmt: skip
-    assert r.status_code == 200 and r.json()["message"].startswith("node.example:443 wants")
-    assert not host_allowed("127.0.0.1:8000", "node.example:443")
+    other_port = {**WEB, "Host": "127.0.0.1:8001"}
+    r = client.post("/web/auth/message", json={"address": WALLET.address}, headers=other_port)
+    assert r.status_code == 401 and "127.0.0.1:8000" in r.json()["fix"]
+    assert host_allowed("localhost:8000", home) and host_allowed("[::1]:8000", home)
+    assert not host_allowed("localhost:8001", home)
+    configured = replace(home, web_hosts="node.example:443, other.example:80")
+    assert host_allowed("node.example:443", configured)
+    assert not host_allowed("node.example:444", configured)
 
 
-def test_sessions_and_the_web_apps_header(client: TestClient, home: Settings) -> None:
-    r = client.get("/web/api/me")
-    assert r.status_code == 401 and r.json()["message"].startswith("You are not signed in")
-    r = client.post("/web/auth/dev", json={"name": "bob"})  # not from the web app
-    assert r.status_code == 401 and r.json()["field"] == "x-openledger-web"
-    r = client.post("/web/auth/dev", json={"name": "mallory"}, headers=WEB)
-    assert r.status_code == 404 and "alice" in r.json()["fix"]
-    r = client.post("/web/auth/dev", json={"name": "bob"}, headers=WEB)
-    assert r.json()["session"]["dev"] == "bob"
-    assert client.post("/web/api/claim").status_code == 401  # a write without the header
-    tampered = client.cookies[COOKIE][:-2] + "xx"
+def test_logout_revokes_the_session_everywhere(client: TestClient) -> None:
+    client.post("/web/auth/dev", json={"name": "bob"}, headers=WEB)
+    cookie = client.cookies[COOKIE]
+    assert client.get("/web/api/me").status_code == 200
+    assert client.post("/web/auth/logout", headers=WEB).json()["signed_in"] is False
     client.cookies.clear()
-    client.cookies.set(COOKIE, tampered)
-    assert client.get("/web/auth/session").json()["signed_in"] is False
-    assert (Path(home.home) / "web" / "session.key").stat().st_mode & 0o777 == 0o600
+    client.cookies.set(COOKIE, cookie)  # a copy of the cookie kept from before the logout
+    r = client.get("/web/api/me")
+    assert r.status_code == 401 and r.json()["field"] == "session"
+    assert client.post("/web/auth/logout", headers=WEB).status_code == 401
+
+
+def test_a_write_from_another_origin_is_refused_before_anything(client: TestClient) -> None:
+    client.post("/web/auth/dev", json={"name": "alice"}, headers=WEB)
+    for origin in ("http://evil.example", "http://127.0.0.1:8001", "null"):
+        r = client.post("/web/api/keys", json={"label": "x"}, headers={**WEB, "Origin": origin})
+        assert r.status_code == 403 and r.json()["field"] == "Origin", origin
+    r = client.post("/web/api/keys", json={}, headers={**WEB, "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert client.get("/web/api/keys").json()["items"] == []  # nothing was made
+    own = client.post("/web/api/keys", json={}, headers={**WEB, "Origin": "http://127.0.0.1:8000"})
+    assert own.status_code == 201 and own.json()["scopes"] == ["inference", "read"]
 
 
 def test_bad_input_is_a_json_message(client: TestClient) -> None:

@@ -14,7 +14,8 @@ from openledger.config import Settings
 from openledger.errors import AuthError
 from openledger.web import siwe
 from openledger.web.auth import WebAuth
-from openledger.web.sessions import SessionCodec, load_key
+from openledger.store.db import Database
+from openledger.web.sessions import SessionStore
 
 EXPECTED = siwe.Expected(domain="127.0.0.1:8000", origin="http://127.0.0.1:8000", chain_id=31337)
 USER = Account.from_key("0x" + "11" * 32)
@@ -61,8 +62,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def nonces(clock: Clock) -> siwe.NonceBook:
-    return siwe.NonceBook(ttl=300, clock=clock)
+def db(tmp_path) -> Database:  # noqa: ANN001
+    db = Database.open(f"sqlite:///{tmp_path / 'web.db'}")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def nonces(clock: Clock, db: Database) -> siwe.NonceBook:
+    return siwe.NonceBook(db, ttl=300, clock=clock)
 
 
 def test_the_spec_example_parses_and_prints_back_exactly() -> None:
@@ -165,16 +173,17 @@ def test_malformed_messages_say_what_is_wrong(
 def test_dev_sign_in_on_the_devnet_and_refused_elsewhere(home: Settings) -> None:
     from openledger.chain.accounts import AccountBook
 
-    auth = WebAuth(home, AccountBook(home))
+    db = Database.open(home.db_url)
+    auth = WebAuth(home, AccountBook(home), db)
     session, token = auth.dev_sign_in("alice", auth.expected("127.0.0.1:8000"))
     alice = auth.accounts.address("alice")
     assert (session.address, session.dev, session.chain_id) == (alice, "alice", 31337)
-    assert auth.codec.read(token) == session
+    assert auth.sessions.read(token) == session
     assert auth.signer(session).address == alice
     assert [a["name"] for a in auth.dev_accounts()][:2] == ["alice", "bob"]
 
     mainnet = replace(home, chain_id=1)
-    other = WebAuth(mainnet, AccountBook(mainnet))
+    other = WebAuth(mainnet, AccountBook(mainnet), db)
     with pytest.raises(AuthError, match="Dev accounts are refused on chain id 1"):
         other.dev_sign_in("alice", other.expected("127.0.0.1:8000"))
     assert other.dev_accounts() == []
@@ -187,18 +196,22 @@ def test_dev_sign_in_on_the_devnet_and_refused_elsewhere(home: Settings) -> None
         other.signer(wallet_session)
 
 
-def test_session_cookies_are_signed_and_expire(tmp_path) -> None:  # noqa: ANN001
+def test_sessions_live_in_the_database_expire_and_revoke(db: Database) -> None:
     clock = Clock()
-    key = load_key(tmp_path / "web" / "session.key")
-    assert load_key(tmp_path / "web" / "session.key") == key  # kept
-    assert oct((tmp_path / "web" / "session.key").stat().st_mode & 0o777) == "0o600"
-    codec = SessionCodec(key, ttl=60, clock=clock)
-    session, token = codec.issue(USER.address, 31337)
-    assert codec.read(token) == session
-    body, mac = token.split(".")
-    other_body, _ = codec.issue(OTHER.address, 31337)[1].split(".")
-    assert codec.read(f"{other_body}.{mac}") is None  # edited
-    assert SessionCodec(b"x" * 32, clock=clock).read(token) is None  # another key
-    assert codec.read("garbage") is None and codec.read(None) is None
+    store = SessionStore(db, ttl=60, clock=clock)
+    session, token = store.issue(USER.address, 31337)
+    assert store.read(token) == session
+    # another process on the same database (a new store) sees it: it survives a restart
+    assert SessionStore(db, ttl=60, clock=clock).read(token) == session
+    other_session, other = store.issue(OTHER.address, 31337)
+    assert store.read(token[:-2] + ("xx" if not token.endswith("xx") else "yy")) is None
+    assert store.read("garbage") is None and store.read(None) is None
+    assert store.revoke(other) and not store.revoke(other)  # logout, once
+    assert store.read(other) is None and store.read(token) == session
     clock.t += 61
-    assert codec.read(token) is None  # expired
+    assert store.read(token) is None  # expired
+    with db.session() as s:  # only the hash of the cookie is stored
+        from openledger.store.auth_tables import WebSessionRow
+
+        stored = [r.token_hash for r in s.query(WebSessionRow)]
+    assert token not in stored and len(stored) == 2

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from openledger import __version__
-from openledger.api.errors import install_error_handlers
+from openledger.api.errors import document_errors, install_error_handlers
+from openledger.api.guard import RequestGuard, restore_recursion_limit
+from openledger.api.ratelimit import Limits
 from openledger.api.routes import (
     attribution,
     datanets,
@@ -15,6 +19,7 @@ from openledger.api.routes import (
     health,
     ledger,
     openai,
+    wallet,
 )
 from openledger.node import Node
 from openledger.web import install_web
@@ -22,13 +27,19 @@ from openledger.web import install_web
 
 def create_app(node: Node) -> FastAPI:
     """Build the API over ``node``'s services (OpenAPI docs at /docs and /openapi.json)."""
+    restore_recursion_limit()
     app = FastAPI(
         title="OpenLedger node",
         version=__version__,
         description="Datanets, model factory, OpenLoRA serving and proof of attribution, "
-        "settled in OPEN on an EVM chain.",
+        "settled in OPEN on an EVM chain. Reads are public; writes need an API key with the "
+        "`write` scope, the operator token or a web session, and act for that account only "
+        "(docs/security.md).",
     )
     app.state.node = node
+    s = node.settings
+    app.state.limits = Limits(s.rate_signin, s.rate_keys, s.rate_paid)
+    app.add_middleware(RequestGuard, settings=s)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(datanets.router)
@@ -36,7 +47,15 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(openai.router)
     app.include_router(ledger.router)
+    app.include_router(wallet.router)
     app.include_router(governance.router)
     app.include_router(grants.router)
     install_web(app, node)  # the web app: /, /web/auth, /web/api, /web/static
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

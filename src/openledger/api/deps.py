@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from openledger.api.keys import HEADER, ApiPrincipal, bearer_secret
 from openledger.node import Node
 
 
@@ -15,11 +14,3 @@ def get_node(request: Request) -> Node:
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
-
-
-def get_principal(request: Request, node: NodeDep) -> ApiPrincipal:
-    """The account of the request's ``Authorization: Bearer <key>``; AuthError (401) if none."""
-    return node.api_keys.verify(bearer_secret(request.headers.get(HEADER)))
-
-
-PrincipalDep = Annotated[ApiPrincipal, Depends(get_principal)]

@@ -1,9 +1,12 @@
 """Error responses: ``openledger.errors`` types as JSON, and OpenAI's format under /v1.
 
-Outside /v1 an ``OpenLedgerError`` answers ``{"error": TYPE, "message", "field", "fix"}`` with
-its ``http_status`` and everything else keeps FastAPI's defaults. Under /v1 every failure,
-whatever raised it, answers as OpenAI's API does, so OpenAI clients raise their usual
-exceptions: ``{"error": {"message", "type", "param", "code"}}``.
+Outside /v1 every failure answers the project's format, ``{"error": TYPE, "message",
+"field", "value", "fix"}``: an ``OpenLedgerError`` with its ``http_status``, a request that
+does not match the schema with 422 naming the field (400 for a body that is not JSON), an
+unknown route or method with 404/405, anything unexpected with 500 (logged; the message
+says nothing of the cause). Under /v1 every failure, whatever raised it, answers as OpenAI's
+API does, so OpenAI clients raise their usual exceptions: ``{"error": {"message", "type",
+"param", "code"}}``. A 429 carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from openledger.errors import AuthError, OpenLedgerError, PaymentRequiredError
+from openledger.errors import (
+    AuthError,
+    OpenLedgerError,
+    PaymentRequiredError,
+    RateLimitedError,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,12 @@ def openai_error_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
         code = "model_not_found" if exc.field == "model" else "not_found"
     elif status == 409:
         type_, code = "invalid_request_error", "conflict"
+    elif status == 429:
+        type_, code = "rate_limit_error", "rate_limit_exceeded"
+    elif status == 403:
+        type_, code = "permission_error", "forbidden"
+    elif status == 413:
+        type_, code = "invalid_request_error", "request_too_large"
     elif status >= 500:
         type_, code = "server_error", "service_unavailable"
     else:
@@ -118,19 +129,56 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     )
 
 
+def _headers(exc: BaseException) -> dict[str, str] | None:
+    if isinstance(exc, RateLimitedError):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 async def _openledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenLedgerError)
     if is_openai_path(request):
         status, body = openai_error_for(exc)
-        return JSONResponse(status_code=status, content=body)
-    return JSONResponse(status_code=exc.http_status, content=exc.to_dict())
+        return JSONResponse(status_code=status, content=body, headers=_headers(exc))
+    return JSONResponse(status_code=exc.http_status, content=exc.to_dict(), headers=_headers(exc))
+
+
+def validation_error(exc: RequestValidationError) -> tuple[int, OpenLedgerError]:
+    """A request that does not match the schema as the project's error: the first field that
+    is wrong, what is wrong with it and the value given (cut short)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error", "")
+        return 400, ValidationError(
+            f"The request body is not valid JSON ({reason}).", field="body",
+            fix="send a JSON object with Content-Type: application/json.",
+        )  # fmt: skip
+    where = first.get("loc", ())
+    param = _param(where) or (where[0] if where else "body")
+    kind = first.get("type", "")
+    given = None if kind == "missing" else first.get("input")
+    shown = "" if given is None else f" (got {json.dumps(given, default=str)[:80]})"
+    message = f"{param}: {first.get('msg', 'invalid value')}{shown}."
+    others = sorted({p for e in errors[1:] if (p := _param(e.get("loc", ()))) and p != param})
+    if others:
+        message += f" Also check: {', '.join(others)}."
+    value = given if isinstance(given, str | int | float | bool) else None
+    if isinstance(value, str):
+        value = value[:80]
+    return 422, ValidationError(message, field=str(param), value=value,
+                                fix=f"send {param} as the API schema (/docs) describes.")
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if is_openai_path(request):
         return _validation_response(exc)
-    return await request_validation_exception_handler(request, exc)
+    status, err = validation_error(exc)
+    return JSONResponse(status_code=status, content=err.to_dict())
+
+
+_HTTP_NAMES = {404: "NotFoundError", 405: "MethodNotAllowedError", 413: "PayloadTooLargeError"}
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -146,7 +194,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
                 "POST /v1/completions or POST /v1/chat/completions."
             )
         return openai_error(status, message, type_=type_, code=code)
-    return await http_exception_handler(request, exc)
+    status = exc.status_code
+    body = {"error": _HTTP_NAMES.get(status, "HTTPError"),
+            "message": f"{exc.detail}: {request.method} {request.url.path[:200]}.",
+            "fix": "see the API's routes at /docs."}  # fmt: skip
+    return JSONResponse(status_code=status, content=body, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -154,7 +206,52 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     if is_openai_path(request):
         status, body = openai_error_for(exc)
         return JSONResponse(status_code=status, content=body)
-    return PlainTextResponse("Internal Server Error", status_code=500)
+    return JSONResponse(status_code=500, content={
+        "error": "InternalError",
+        "message": "The node had an unexpected error; it is in the node's log.",
+        "fix": "try again; if it persists, report it with the time of the request.",
+    })  # fmt: skip
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "The error's type"},
+        "message": {"type": "string", "description": "What was wrong"},
+        "field": {"type": "string", "description": "The field, header or part at fault"},
+        "value": {"description": "The value given (cut short)"},
+        "fix": {"type": "string", "description": "What to do about it"},
+    },
+}
+OPENAI_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]},
+    }}},
+}  # fmt: skip
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare every operation's 4XX and 5XX answers (the project's format, OpenAI's under
+    /v1) in place of FastAPI's own 422 body, which the node never sends."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    components["OpenAIError"] = OPENAI_ERROR_SCHEMA
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for path, ops in schema.get("paths", {}).items():
+        openai = path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
+        target = {"$ref": f"#/components/schemas/{'OpenAIError' if openai else 'Error'}"}
+        ref = {"content": {"application/json": {"schema": target}}}
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["4XX"] = {"description": "The request was refused", **ref}
+            responses["5XX"] = {"description": "The node or the chain failed", **ref}
+    return schema
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,8 +1,15 @@
-"""API keys: programs call the serving API as one of the node's accounts.
+"""API keys: programs call the API for one account, with scopes.
 
 A key is ``olk_`` + ``secrets.token_urlsafe(32)``, shown once when it is created. The store
 keeps its public prefix (``key_id``, the first 12 characters) and the sha256 of the whole
-secret, never the secret itself.
+secret, never the secret itself. A key is bound either to one of the node's named accounts
+(``openledger keys create --as NAME``) or to a wallet's address (created by that address's
+web session). Scopes: ``inference`` (/v1, attribution queries), ``read`` (the account's own
+receipts and credit), ``write`` (every state-changing route); a new key has
+``inference,read`` unless asked otherwise.
+
+Checking a key is cached for ``CACHE_TTL`` seconds per process (the paid routes check one on
+every request); revoking a key clears this process's cache at once, and others within the TTL.
 """
 
 from __future__ import annotations
@@ -11,13 +18,17 @@ import builtins
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from eth_utils import is_address, to_checksum_address
 from sqlalchemy import or_, select, update
 
+from openledger.api.principal import DEFAULT_SCOPES, SCOPES, ApiPrincipal, Principal
 from openledger.chain.accounts import AccountBook
 from openledger.errors import AuthError, NotFoundError, ValidationError
 from openledger.store.api_tables import ApiKeyRow
@@ -30,16 +41,8 @@ KEY_LEN = len(KEY_PREFIX) + 43  # token_urlsafe(32) is 43 characters
 LABEL_MAX = 200
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per key
 HEADER = "Authorization"
+CACHE_TTL = 5.0
 _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-@dataclass(frozen=True)
-class ApiPrincipal:
-    """Who a request authenticated as."""
-
-    key_id: str
-    account: str
-    address: str
 
 
 def hash_key(secret: str) -> str:
@@ -88,7 +91,24 @@ def key_dict(row: ApiKeyRow) -> dict[str, Any]:
         "created": iso(row.created_at),
         "last_used": iso(row.last_used_at),
         "revoked": iso(row.revoked_at),
+        "scopes": row.scopes.split(","),
     }
+
+
+def parse_scopes(scopes: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Scopes as given (a list, or comma-separated text) checked and in canonical order."""
+    if scopes is None:
+        return DEFAULT_SCOPES
+    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
+    wanted = {str(x).strip() for x in items if str(x).strip()}
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown or not wanted:
+        raise ValidationError(
+            f"Unknown scope(s) {', '.join(repr(u[:40]) for u in unknown)}." if unknown
+            else "No scope given.", field="scopes", value=",".join(sorted(wanted))[:80],
+            fix=f"use one or more of: {', '.join(SCOPES)}.",
+        )  # fmt: skip
+    return tuple(x for x in SCOPES if x in wanted)
 
 
 @dataclass
@@ -97,10 +117,23 @@ class ApiKeyService:
     accounts: AccountBook
     clock: Callable[[], datetime] = utcnow
 
-    def create(self, account: str, label: str = "") -> dict[str, Any]:
-        """A new key for ``account``; the returned ``key`` is the only copy of the secret."""
-        self._check_account(account)
-        address = self.accounts.address(account)
+    def __post_init__(self) -> None:
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_lock = threading.Lock()
+
+    def create(self, account: str, label: str = "",
+               scopes: Iterable[str] | str | None = None) -> dict[str, Any]:  # fmt: skip
+        """A new key for ``account`` (a node account's name, or a 0x address for a wallet's
+        own key); the returned ``key`` is the only copy of the secret."""
+        chosen = ",".join(parse_scopes(scopes))
+        if account.startswith("0x"):
+            if not is_address(account):
+                raise ValidationError(f"{account[:60]!r} is not an address.", field="account",
+                                      value=account[:60], fix="give a 0x address.")  # fmt: skip
+            account = address = to_checksum_address(account)
+        else:
+            self._check_account(account)
+            address = self.accounts.address(account)
         if len(label) > LABEL_MAX:
             raise ValidationError(
                 f"The label is {len(label)} characters long; at most {LABEL_MAX} are kept.",
@@ -115,16 +148,19 @@ class ApiKeyService:
                 if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.key_id == key_id)) is None:
                     break
             row = ApiKeyRow(key_id=key_id, key_hash=hash_key(secret), account=account,
-                            address=address, label=label, created_at=self.clock())  # fmt: skip
+                            address=address, label=label, created_at=self.clock(),
+                            scopes=chosen)  # fmt: skip
             s.add(row)
             s.flush()
             return {**key_dict(row), "key": secret}
 
     def list(self, account: str | None = None) -> builtins.list[dict[str, Any]]:
-        """Every key (or ``account``'s), oldest first, without secrets."""
+        """Every key (or ``account``'s: a name or a wallet address), oldest first, without
+        secrets."""
         query = select(ApiKeyRow).order_by(ApiKeyRow.id)
         if account is not None:
-            self._check_account(account)
+            if not account.startswith("0x"):
+                self._check_account(account)
             query = query.where(ApiKeyRow.account == account)
         with self.db.session() as s:
             return [key_dict(row) for row in s.scalars(query)]
@@ -142,12 +178,33 @@ class ApiKeyService:
                 )
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
+            with self._cache_lock:
+                self._cache = {h: p for h, p in self._cache.items()
+                               if p[0].key_id != row.key_id}  # fmt: skip
             return key_dict(row)
+
+    def owner(self, key_id: str) -> str | None:
+        """The address a key is bound to (None if there is no such key)."""
+        with self.db.session() as s:
+            return s.scalar(select(ApiKeyRow.address).where(ApiKeyRow.key_id == key_id.strip()))
 
     def verify(self, secret: str | None) -> ApiPrincipal:
         """The account a presented key belongs to; AuthError if missing, unknown or revoked."""
         if not secret:
             raise _missing_key()
+        digest = hash_key(secret)
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        principal = self._verify(secret)
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (principal, time.monotonic() + CACHE_TTL)
+        return principal
+
+    def _verify(self, secret: str) -> ApiPrincipal:
         if not _well_formed(secret):
             raise AuthError(
                 "The API key is malformed.",
@@ -181,7 +238,9 @@ class ApiKeyService:
                     .where(or_(ApiKeyRow.last_used_at.is_(None), ApiKeyRow.last_used_at <= stale))
                     .values(last_used_at=now)
                 )
-            return ApiPrincipal(key_id=row.key_id, account=row.account, address=row.address)
+            named = None if row.account.startswith("0x") else row.account
+            return Principal(kind="key", address=row.address, account=named,
+                             scopes=frozenset(row.scopes.split(",")), key_id=row.key_id)
 
     def _check_account(self, account: str) -> None:
         names = self.accounts.names()

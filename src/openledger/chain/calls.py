@@ -10,6 +10,7 @@ sent by the account, to the expected contract with the expected calldata) before
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,49 @@ class Call:
 Finish = Callable[[list["TxResult"], str | None], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Resume:
+    """How to finish a plan in another process or after a restart: the service method
+    ``kind`` (``"datanets.finish_create"``…) called with ``args`` (JSON), ``payload`` (bytes
+    such as uploaded files), the mined results and the signature. A plan's own ``finish``
+    is that same call, so the node's keys and a wallet take one code path."""
+
+    kind: str
+    args: dict[str, Any]
+    payload: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if json.loads(json.dumps(self.args)) != self.args:
+            raise TypeError(f"the arguments of {self.kind} do not survive JSON")
+
+
+def pack(parts: list[bytes]) -> bytes:
+    """Several byte strings as one payload (each behind its 8-byte length)."""
+    return b"".join(len(p).to_bytes(8, "big") + p for p in parts)
+
+
+def unpack(payload: bytes | None) -> list[bytes]:
+    parts, i, data = [], 0, payload or b""
+    while i < len(data):
+        n = int.from_bytes(data[i : i + 8], "big")
+        parts.append(data[i + 8 : i + 8 + n])
+        i += 8 + n
+    return parts
+
+
+def resumable(
+    kind: str, method: Callable[..., dict[str, Any]], args: dict[str, Any],
+    payload: bytes | None = None,
+) -> tuple[Finish, Resume]:  # fmt: skip
+    """A plan's ``finish`` and ``resume`` for ``method(args, payload, results, signature)``."""
+    resume = Resume(kind, args, payload)
+
+    def finish(results: list[TxResult], signature: str | None) -> dict[str, Any]:
+        return method(resume.args, resume.payload, results, signature)
+
+    return finish, resume
+
+
 @dataclass
 class Plan:
     """Calls to send in order from ``sender``, then ``finish(results, signature)``.
@@ -59,6 +103,7 @@ class Plan:
     finish: Finish
     message: bytes | None = None
     what: str = field(default="")
+    resume: Resume | None = None
 
     def run(self, signer: LocalAccount) -> dict[str, Any]:
         """Sign and send with a key the node holds (each call after the one before is mined)."""

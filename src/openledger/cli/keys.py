@@ -30,13 +30,17 @@ def _print_json(doc: Any) -> None:
 def create(
     as_: Annotated[str, typer.Option("--as", help="Account the key acts as (operator, alice…).")],
     label: Annotated[str, typer.Option(help="A note to tell keys apart.")] = "",
+    scopes: Annotated[
+        str, typer.Option(help="What the key may do: inference, read, write (comma-separated).")
+    ] = "inference,read",
     as_json: Json = False,
 ) -> None:
     """Create a key for an account and print it, once."""
-    doc = context.node().api_keys.create(as_, label)
+    doc = context.node().api_keys.create(as_, label, scopes)
     if as_json:
         return _print_json(doc)
-    out.print(f"API key {doc['key_id']} for {doc['account']} ({doc['address']}):")
+    out.print(f"API key {doc['key_id']} for {doc['account']} ({doc['address']}), scopes "
+              f"{','.join(doc['scopes'])}:")
     out.print(doc["key"], highlight=False, markup=False)
     out.print("[bold yellow]Store it now: it is not shown again[/] (only its hash is kept).")
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open
-from openledger.errors import OpenLedgerError
+from openledger.errors import NotFoundError, OpenLedgerError
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 As = Annotated[str, typer.Option("--as", help="Account that signs (operator, alice…).")]
@@ -203,6 +203,15 @@ def audit(
     """Recompute an epoch from its receipts (hashes, signatures, chain, split, Merkle root)
     and compare it with the root on chain. Exits non-zero when anything differs."""
     report = context.node().auditor.audit(epoch)
+    if not report.sealed:
+        last = report.last_sealed
+        raise NotFoundError(
+            f"Epoch {epoch} was never sealed on this node, so there is nothing to audit"
+            + (f" (the last sealed epoch is {last})." if last else " (none is sealed yet)."),
+            field="--epoch", value=epoch,
+            fix="audit a sealed epoch (`openledger epoch list`); `openledger epoch close` "
+            "seals the receipts since the last one.",
+        )  # fmt: skip
     doc = report.to_dict()
     if as_json:
         _print_json(doc)

@@ -6,6 +6,7 @@ process exits non-zero.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,7 @@ from openledger.cli import keys as keys_cli
 from openledger.cli import ledger as ledger_cli
 from openledger.cli import node as node_cli
 from openledger.cli import train as train_cli
+from openledger.cli.argv import check_numbers
 from openledger.cli.context import set_settings
 from openledger.cli.demo import demo
 from openledger.config import Settings
@@ -64,6 +66,7 @@ app.command()(demo)
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        check_numbers(sys.argv[1:] if argv is None else argv)
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except OpenLedgerError as exc:
@@ -79,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     except (click.ClickException, typer_click.ClickException) as exc:  # typer vendors click
         exc.show()
         return exc.exit_code
+    except (OSError, ValueError, OverflowError) as exc:  # an argument no check foresaw
+        if os.environ.get("OPENLEDGER_DEBUG"):
+            raise
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        err.print("[bold]fix:[/] check the arguments (`--help`); set OPENLEDGER_DEBUG=1 for "
+                  "the traceback, and report it: every error should say what to do.")
+        return 1
 
 
 def entrypoint() -> None:

@@ -11,6 +11,7 @@ only once the contribution is mined are the blobs, rows and index written (the p
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, pack, resumable, unpack
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
@@ -179,24 +180,43 @@ class ContributionService:
         if self.before_chain is not None:
             self.before_chain()
 
-        def finish(results: list[TxResult], signature: str | None) -> dict[str, Any]:
-            result = results[-1]
-            chain_id = int(registry.events(result, "ContributionSubmitted")[0]["contribution_id"])
-            manifest_sha = self._record(
-                dn_id, chain_id, result.tx_hash, contributor, records, sigs, index, contents,
-                files, manifest, str(signature), stake, now,
-            )  # fmt: skip
-            out = ContributionResult(
-                contribution_id=chain_id, datanet=dn_name, contributor=contributor,
-                record_count=len(records), root=root, stake=stake, manifest_sha=manifest_sha,
-                signature=str(signature), tx_hash=result.tx_hash, files=files,
-            )  # fmt: skip
-            return out.to_dict()
-
+        args = {
+            "dn_id": dn_id, "dn_name": dn_name, "contributor": contributor, "root": root,
+            "records": [[r.canonical_json().decode(), r.source, r.location] for r in records],
+            "files": files, "manifest": manifest, "stake": stake, "now": now.isoformat(),
+        }  # fmt: skip
+        finish, resume = resumable("contributions.finish_contribute", self.finish_contribute,
+                                   args, pack(contents))  # fmt: skip
         return Plan(registry.client, contributor, calls, finish,
-                    message=canonical_bytes(manifest),
+                    message=canonical_bytes(manifest), resume=resume,
                     what=f"contribute {len(records)} record(s) to {dn_name!r} with a stake of "
                     f"{stake / 10**18:g} OPEN")  # fmt: skip
+
+    def finish_contribute(
+        self, args: dict[str, Any], payload: bytes | None, results: list[TxResult],
+        signature: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The off-chain side of a mined contribution: blobs, rows, the near-duplicate index."""
+        registry = self.contracts().datanets
+        result = results[-1]
+        chain_id = int(registry.events(result, "ContributionSubmitted")[0]["contribution_id"])
+        records = [Record.from_canonical(json.loads(c), source, location)
+                   for c, source, location in args["records"]]  # fmt: skip
+        sigs = self.neardup.signatures(records)
+        index = self.neardup.index_for(args["dn_id"])
+        files = args["files"]
+        manifest_sha = self._record(
+            args["dn_id"], chain_id, result.tx_hash, args["contributor"], records, sigs, index,
+            unpack(payload), files, args["manifest"], str(signature), args["stake"],
+            datetime.fromisoformat(args["now"]),
+        )  # fmt: skip
+        out = ContributionResult(
+            contribution_id=chain_id, datanet=args["dn_name"], contributor=args["contributor"],
+            record_count=len(records), root=args["root"], stake=args["stake"],
+            manifest_sha=manifest_sha, signature=str(signature), tx_hash=result.tx_hash,
+            files=files,
+        )  # fmt: skip
+        return out.to_dict()
 
     def _record(self, dn_id: int, chain_id: int, tx_hash: str, contributor: str,
                 records: list[Record], sigs: np.ndarray, index: NearDupIndex,

@@ -13,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import func, select
 
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
@@ -129,29 +129,36 @@ class DatanetService:
         meta = json.dumps({"name": name, "description": description}, sort_keys=True).encode()
         uri = f"blob:{hashlib.sha256(meta).hexdigest()}"
         registry = self.contracts().datanets
-
-        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-            chain_id = int(registry.events(results[-1], "DatanetCreated")[0]["datanet_id"])
-            self.blobs.put(meta)
-            with self.db.session() as s:
-                row = DatanetRow(
-                    chain_id=chain_id,
-                    name=name,
-                    description=description,
-                    owner=owner,
-                    validators=checked,
-                    quorum=quorum,
-                    min_stake=min_stake,
-                    metadata_uri=uri,
-                    tx_hash=results[-1].tx_hash,
-                )
-                s.add(row)
-                s.flush()
-                return datanet_dict(row)
-
+        args = {"name": name, "description": description, "owner": owner, "validators": checked,
+                "quorum": quorum, "min_stake": min_stake, "uri": uri}  # fmt: skip
+        finish, resume = resumable("datanets.finish_create", self.finish_create, args)
         call = build(registry, "createDatanet", uri, [to_checksum_address(v) for v in checked],
                      quorum, min_stake)  # fmt: skip
-        return Plan(registry.client, owner, [call], finish, what=f"create datanet {name!r}")
+        return Plan(registry.client, owner, [call], finish, what=f"create datanet {name!r}",
+                    resume=resume)  # fmt: skip
+
+    def finish_create(self, args: dict[str, Any], _payload: bytes | None,
+                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """The off-chain side of a mined ``createDatanet``: the metadata blob and the row."""
+        registry = self.contracts().datanets
+        chain_id = int(registry.events(results[-1], "DatanetCreated")[0]["datanet_id"])
+        meta = {"name": args["name"], "description": args["description"]}
+        self.blobs.put(json.dumps(meta, sort_keys=True).encode())
+        with self.db.session() as s:
+            row = DatanetRow(
+                chain_id=chain_id,
+                name=args["name"],
+                description=args["description"],
+                owner=args["owner"],
+                validators=args["validators"],
+                quorum=args["quorum"],
+                min_stake=args["min_stake"],
+                metadata_uri=args["uri"],
+                tx_hash=results[-1].tx_hash,
+            )
+            s.add(row)
+            s.flush()
+            return datanet_dict(row)
 
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from openledger.chain.bindings import DatanetRegistry
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
@@ -168,21 +168,28 @@ class ReviewService:
                 )
         contracts = self.contracts()
 
-        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-            with self.db.session() as s:
-                row = q.get_contribution(s, contribution_id)
-                s.add(ReviewRow(contribution_id=row.id, validator=validator, approve=approve,
-                                reason=reason, tx_hash=results[-1].tx_hash))  # fmt: skip
-                removed = self._mirror(s, row, contracts)
-                out = contribution_dict(row)
-                datanet_id = row.datanet_id
-            self._forget(datanet_id, removed)
-            return out
-
+        args = {"contribution_id": contribution_id, "validator": validator, "approve": approve,
+                "reason": reason}  # fmt: skip
+        finish, resume = resumable("reviews.finish_review", self.finish_review, args)
         call = build(contracts.datanets, "review", contribution_id, approve)
         verdict = "approve" if approve else "reject"
-        return Plan(contracts.client, validator, [call], finish,
+        return Plan(contracts.client, validator, [call], finish, resume=resume,
                     what=f"{verdict} contribution #{contribution_id}")  # fmt: skip
+
+    def finish_review(self, args: dict[str, Any], _payload: bytes | None,
+                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """The review row, and the contribution mirrored from the chain (decided or not)."""
+        contracts = self.contracts()
+        with self.db.session() as s:
+            row = q.get_contribution(s, args["contribution_id"])
+            s.add(ReviewRow(contribution_id=row.id, validator=args["validator"],
+                            approve=args["approve"], reason=args["reason"],
+                            tx_hash=results[-1].tx_hash))  # fmt: skip
+            removed = self._mirror(s, row, contracts)
+            out = contribution_dict(row)
+            datanet_id = row.datanet_id
+        self._forget(datanet_id, removed)
+        return out
 
     def withdraw(self, contribution_id: int, *, signer: LocalAccount) -> dict[str, Any]:
         return self.plan_withdraw(contribution_id, contributor=signer.address).run(signer)
@@ -225,16 +232,21 @@ class ReviewService:
                 )
             amount = row.stake - row.slashed
 
-        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-            with self.db.session() as s:
-                row = q.get_contribution(s, contribution_id)
-                self._mirror(s, row, contracts)
-                return {**contribution_dict(row), "amount": str(amount),
-                        "withdraw_tx": results[-1].tx_hash}  # fmt: skip
-
+        args = {"contribution_id": contribution_id, "amount": amount}
+        finish, resume = resumable("reviews.finish_withdraw", self.finish_withdraw, args)
         return Plan(contracts.client, contributor,
                     [build(contracts.datanets, "withdrawStake", contribution_id)], finish,
-                    what=f"take back the stake of contribution #{contribution_id}")  # fmt: skip
+                    what=f"take back the stake of contribution #{contribution_id}",
+                    resume=resume)  # fmt: skip
+
+    def finish_withdraw(self, args: dict[str, Any], _payload: bytes | None,
+                        results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        contracts = self.contracts()
+        with self.db.session() as s:
+            row = q.get_contribution(s, args["contribution_id"])
+            self._mirror(s, row, contracts)
+            return {**contribution_dict(row), "amount": str(args["amount"]),
+                    "withdraw_tx": results[-1].tx_hash}  # fmt: skip
 
     def refresh(self, contribution_id: int) -> dict[str, Any]:
         """Re-read a contribution's state from the chain (decisions made elsewhere)."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from eth_account.signers.local import LocalAccount
 
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, pack, resumable, unpack
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import SimpleMerkleTree
@@ -165,24 +165,32 @@ class SnapshotService:
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         registry = contracts.datanets
 
-        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-            version = int(registry.events(results[-1], "SnapshotCommitted")[0]["version"])
-            self.blobs.put(parquet)
-            self.blobs.put(manifest_bytes)
-            with self.db.session() as s:
-                row = SnapshotRow(
-                    datanet_id=dn_id, version=version, root="0x" + root.hex(),
-                    record_count=len(rows), contribution_ids=contributions,
-                    parquet_sha=parquet_sha, manifest_sha=manifest_sha,
-                    tx_hash=results[-1].tx_hash,
-                )  # fmt: skip
-                s.add(row)
-                s.flush()
-                return snapshot_dict(row, name)
-
+        args = {"dn_id": dn_id, "name": name, "root": "0x" + root.hex(), "record_count": len(rows),
+                "contributions": contributions, "parquet_sha": parquet_sha,
+                "manifest_sha": manifest_sha}  # fmt: skip
+        finish, resume = resumable("snapshots.finish_snapshot", self.finish_snapshot, args,
+                                   pack([parquet, manifest_bytes]))  # fmt: skip
         call = build(registry, "commitSnapshot", dn_chain, root, len(rows), f"blob:{manifest_sha}")
-        return Plan(contracts.client, sender, [call], finish,
+        return Plan(contracts.client, sender, [call], finish, resume=resume,
                     what=f"freeze snapshot of {name!r} ({len(rows)} records)")  # fmt: skip
+
+    def finish_snapshot(self, args: dict[str, Any], payload: bytes | None,
+                        results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """The Parquet and manifest blobs and the snapshot row, once the commit is mined."""
+        registry = self.contracts().datanets
+        version = int(registry.events(results[-1], "SnapshotCommitted")[0]["version"])
+        for blob in unpack(payload):
+            self.blobs.put(blob)
+        with self.db.session() as s:
+            row = SnapshotRow(
+                datanet_id=args["dn_id"], version=version, root=args["root"],
+                record_count=args["record_count"], contribution_ids=args["contributions"],
+                parquet_sha=args["parquet_sha"], manifest_sha=args["manifest_sha"],
+                tx_hash=results[-1].tx_hash,
+            )  # fmt: skip
+            s.add(row)
+            s.flush()
+            return snapshot_dict(row, args["name"])
 
     def list(self, datanet: str | int) -> list[dict[str, Any]]:
         with self.db.session() as s:

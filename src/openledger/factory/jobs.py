@@ -45,6 +45,7 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "started_at": row.started_at.isoformat() if row.started_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "owner": row.owner,
     }
 
 
@@ -56,9 +57,11 @@ class JobService:
 
     # -- submitting -------------------------------------------------------------------------
     def submit_train(
-        self, datanet: str, base: str, config: TrainConfig | dict[str, Any]
+        self, datanet: str, base: str, config: TrainConfig | dict[str, Any],
+        owner: str | None = None,
     ) -> dict[str, Any]:
-        """Validate a training request and queue it; returns the job."""
+        """Validate a training request and queue it; returns the job. ``owner``: the account
+        that asked for it over the API (None: the node's own, from the CLI)."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
         cfg.validate()  # the model-dependent checks (target modules) run when the job starts
         name, version = parse_ref(datanet)
@@ -72,7 +75,7 @@ class JobService:
             "config": cfg.to_dict(),
         }
         with self.db.session() as s:
-            row = JobRow(kind="train", params=params, work_dir="")
+            row = JobRow(kind="train", params=params, work_dir="", owner=owner)
             s.add(row)
             s.flush()
             row.work_dir = str(self.jobs_dir / f"job-{row.id:06d}")

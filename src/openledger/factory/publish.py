@@ -15,7 +15,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.errors import ConflictError, NotFoundError, ValidationError
@@ -162,32 +162,42 @@ class ModelService:
                      bytes.fromhex(adapter_sha), raw_roots, bytes.fromhex(ZERO32[2:]), price_in,
                      price_out, f"sha256:{card_sha}")  # fmt: skip
 
-        def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-            chain_id = int(models.events(results[-1], "ModelRegistered")[0]["model_id"])
-            target = self.models_dir / name
-            staging = self.models_dir / f".{name}.staging"
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(adapter, staging)
-            shutil.copy2(job["result"]["lineage_path"], staging / "training_examples.json")
-            write_atomic(staging / "README.md", readme)
-            write_atomic(staging / "openledger-card.json",
-                         json.dumps(card, indent=2, sort_keys=True))  # fmt: skip
-            if target.exists():  # left by an earlier publish whose database write failed
-                shutil.rmtree(target)
-            staging.rename(target)
-            with self.db.session() as s:
-                row = ModelRow(
-                    chain_id=chain_id, name=name, owner=owner, base=job["params"]["base"],
-                    base_fingerprint=str(card["base_fingerprint"] or ""),
-                    adapter_sha=adapter_sha, adapter_dir=str(target), snapshot_roots=roots,
-                    index_hash=ZERO32, price_in=price_in, price_out=price_out, job_id=job_id,
-                    card=card, tx_hash=results[-1].tx_hash, attribution_policy=policy,
-                )  # fmt: skip
-                s.add(row)
-                s.flush()
-                return model_dict(row)
+        args = {"job_id": job_id, "name": name, "owner": owner, "base": job["params"]["base"],
+                "adapter": str(adapter), "lineage_path": job["result"]["lineage_path"],
+                "readme": readme, "card": card, "roots": roots, "adapter_sha": adapter_sha,
+                "price_in": price_in, "price_out": price_out, "policy": policy}  # fmt: skip
+        finish, resume = resumable("models.finish_publish", self.finish_publish, args)
+        return Plan(models.client, owner, [call], finish, what=f"publish model {name!r}",
+                    resume=resume)  # fmt: skip
 
-        return Plan(models.client, owner, [call], finish, what=f"publish model {name!r}")
+    def finish_publish(self, args: dict[str, Any], _payload: bytes | None,
+                       results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """Copy the adapter with its card into the models folder and write the row."""
+        models = self.contracts().models
+        chain_id = int(models.events(results[-1], "ModelRegistered")[0]["model_id"])
+        name, card = args["name"], args["card"]
+        target = self.models_dir / name
+        staging = self.models_dir / f".{name}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(Path(args["adapter"]), staging)
+        shutil.copy2(args["lineage_path"], staging / "training_examples.json")
+        write_atomic(staging / "README.md", args["readme"])
+        write_atomic(staging / "openledger-card.json", json.dumps(card, indent=2, sort_keys=True))
+        if target.exists():  # left by an earlier publish whose database write failed
+            shutil.rmtree(target)
+        staging.rename(target)
+        with self.db.session() as s:
+            row = ModelRow(
+                chain_id=chain_id, name=name, owner=args["owner"], base=args["base"],
+                base_fingerprint=str(card["base_fingerprint"] or ""),
+                adapter_sha=args["adapter_sha"], adapter_dir=str(target),
+                snapshot_roots=args["roots"], index_hash=ZERO32, price_in=args["price_in"],
+                price_out=args["price_out"], job_id=args["job_id"], card=card,
+                tx_hash=results[-1].tx_hash, attribution_policy=args["policy"],
+            )  # fmt: skip
+            s.add(row)
+            s.flush()
+            return model_dict(row)
 
     def set_index_hash(self, name: str, index_hash: str, *, signer: LocalAccount
                        ) -> dict[str, Any]:  # fmt: skip

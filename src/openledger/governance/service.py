@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from openledger.chain import bindings as b
-from openledger.chain.calls import Plan, build
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.deploy import Contracts
 from openledger.errors import (
     ConflictError,
@@ -152,11 +152,14 @@ class GovernanceService:
         call = build(gov, "propose", [Web3.to_checksum_address(t) for t, _ in calls],
                      [0] * len(calls), [d for _, d in calls], description)  # fmt: skip
 
-        def finish(results: list[Any], _sig: str | None) -> dict:
-            pid = int(gov.events(results[-1], "ProposalCreated")[0]["proposal_id"])
-            return {**self.show(pid), "tx_hash": _tx(results[-1])}
+        finish, resume = resumable("governance.finish_propose", self.finish_propose, {})
+        return Plan(gov.client, proposer, [call], finish, what=f"propose: {description}",
+                    resume=resume)  # fmt: skip
 
-        return Plan(gov.client, proposer, [call], finish, what=f"propose: {description}")
+    def finish_propose(self, _args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                       _sig: str | None) -> dict:  # fmt: skip
+        pid = int(self._c().governor.events(results[-1], "ProposalCreated")[0]["proposal_id"])
+        return {**self.show(pid), "tx_hash": _tx(results[-1])}
 
     def _proposal(self, pid: int) -> b.Proposal:
         gov = self._c().governor
@@ -262,11 +265,15 @@ class GovernanceService:
             )
         call = build(c.governor, "castVote", pid, b.VOTE_SUPPORT[support])
 
-        def finish(results: list[Any], _sig: str | None) -> dict:
-            return {**self.show(pid), "voted": support, "weight": str(weight),
-                    "tx_hash": _tx(results[-1])}  # fmt: skip
+        finish, resume = resumable("governance.finish_vote", self.finish_vote,
+                                   {"pid": pid, "support": support, "weight": weight})  # fmt: skip
+        return Plan(c.client, voter, [call], finish, what=f"vote {support} on proposal {pid}",
+                    resume=resume)  # fmt: skip
 
-        return Plan(c.client, voter, [call], finish, what=f"vote {support} on proposal {pid}")
+    def finish_vote(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                    _sig: str | None) -> dict:  # fmt: skip
+        return {**self.show(args["pid"]), "voted": args["support"],
+                "weight": str(args["weight"]), "tx_hash": _tx(results[-1])}  # fmt: skip
 
     def queue(self, signer: LocalAccount, pid: int) -> dict:
         return self.plan_queue(signer.address, pid).run(signer)
@@ -313,12 +320,26 @@ class GovernanceService:
     def _plan_simple(self, sender: str, fn: str, pid: int) -> Plan:
         gov = self._c().governor
 
-        def finish(results: list[Any], _sig: str | None) -> dict:
-            if fn == "execute":
-                self._on_executed()
-            return {**self.show(pid), "tx_hash": _tx(results[-1])}
+        finish, resume = resumable("governance.finish_simple", self.finish_simple,
+                                   {"fn": fn, "pid": pid})  # fmt: skip
+        return Plan(gov.client, sender, [build(gov, fn, pid)], finish,
+                    what=f"{fn} proposal {pid}", resume=resume)  # fmt: skip
 
-        return Plan(gov.client, sender, [build(gov, fn, pid)], finish, what=f"{fn} proposal {pid}")
+    def finish_simple(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                      _sig: str | None) -> dict:  # fmt: skip
+        if args["fn"] == "execute":
+            self._on_executed()
+        return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
+
+    def finish_proposal(self, args: dict[str, Any], _payload: bytes | None,
+                        results: list[Any], _sig: str | None) -> dict:  # fmt: skip
+        """A proposal as it is after a wallet's call to it (cancel)."""
+        return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
+
+    def finish_grant(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                     _sig: str | None) -> dict:  # fmt: skip
+        """A grant as it is after a wallet's call to it (release, cancel)."""
+        return {**self.grant(args["gid"]), "tx_hash": _tx(results[-1])}
 
     def cancel(self, signer: LocalAccount, pid: int) -> dict:
         self._proposal(pid)
@@ -332,17 +353,21 @@ class GovernanceService:
         c = self._contracts()
         to = Web3.to_checksum_address(delegatee)
 
-        def finish(results: list[Any], _sig: str | None) -> dict:
-            return {
-                "delegator": delegator,
-                "delegatee": to,
-                "balance": str(c.token.balance_of(delegator)),
-                "votes": str(c.token.get_votes(to)),
-                "tx_hash": _tx(results[-1]),
-            }
-
+        finish, resume = resumable("governance.finish_delegate", self.finish_delegate,
+                                   {"delegator": delegator, "delegatee": to})  # fmt: skip
         return Plan(c.client, delegator, [build(c.token, "delegate", to)], finish,
-                    what=f"delegate your votes to {to}")  # fmt: skip
+                    what=f"delegate your votes to {to}", resume=resume)  # fmt: skip
+
+    def finish_delegate(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                        _sig: str | None) -> dict:  # fmt: skip
+        token = self._contracts().token
+        return {
+            "delegator": args["delegator"],
+            "delegatee": args["delegatee"],
+            "balance": str(token.balance_of(args["delegator"])),
+            "votes": str(token.get_votes(args["delegatee"])),
+            "tx_hash": _tx(results[-1]),
+        }
 
     # -- grants ----------------------------------------------------------------------------
     def _grants(self) -> b.Grants:
@@ -408,12 +433,14 @@ class GovernanceService:
             )
         g = self._grants()
 
-        def finish(results: list[Any], _sig: str | None) -> dict:
-            gid = int(g.events(results[-1], "GrantApplied")[0]["grant_id"])
-            return {**self.grant(gid), "tx_hash": _tx(results[-1])}
-
+        finish, resume = resumable("governance.finish_apply", self.finish_apply, {})
         return Plan(g.client, applicant, [build(g, "apply", index, amount, milestones, uri)],
-                    finish, what=f"apply for a {t} grant")  # fmt: skip
+                    finish, what=f"apply for a {t} grant", resume=resume)  # fmt: skip
+
+    def finish_apply(self, _args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                     _sig: str | None) -> dict:  # fmt: skip
+        gid = int(self._grants().events(results[-1], "GrantApplied")[0]["grant_id"])
+        return {**self.grant(gid), "tx_hash": _tx(results[-1])}
 
     def grant(self, gid: int) -> dict[str, Any]:
         g = self._grants()

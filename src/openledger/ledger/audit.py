@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
@@ -38,6 +38,8 @@ class AuditReport:
     head: str = ""
     chain_head: str = ""
     total: int = 0
+    sealed: bool = True  # False: the node never sealed this epoch (nothing to recompute)
+    last_sealed: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,8 +78,10 @@ class Auditor:
     def audit(self, number: int) -> AuditReport:
         report = AuditReport(epoch=number)
         with self.db.session() as s:
-            epoch = s.get(EpochRow, number)
+            epoch = s.get(EpochRow, number) if 0 <= number <= 2**63 - 1 else None
             if epoch is None:
+                report.sealed = False
+                report.last_sealed = s.scalar(select(func.max(EpochRow.number)))
                 report.problems.append(f"epoch {number} was never sealed on this node")
                 return report
             rows = s.execute(

@@ -13,6 +13,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.errors import ConflictError, ValidationError
 from openledger.ledger.params import ParamsCache
@@ -105,3 +106,27 @@ class EscrowService:
         self._sync()
         return {"tx_hash": tx.tx_hash, "paid": str(int(paid[0]["amount"]) if paid else 0),
                 **self._credit(signer.address)}  # fmt: skip
+
+    # -- the off-chain side of a wallet's escrow calls (``Resume`` finishers) -----------------
+    def finish_deposit(self, args: dict[str, Any], _payload: bytes | None,
+                       results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        self._sync()  # the Deposited event: the credit is usable at once
+        return {"tx_hash": results[-1].tx_hash, "amount": str(args["amount"]),
+                **self._credit(args["account"])}  # fmt: skip
+
+    def finish_request_withdrawal(
+        self, args: dict[str, Any], _payload: bytes | None, results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        self._sync()
+        _, ready_at = self._contracts().escrow.pending_withdrawal(args["account"])
+        return {"tx_hash": results[-1].tx_hash, "amount": str(args["amount"]),
+                "ready_at": ready_at, **self._credit(args["account"])}  # fmt: skip
+
+    def finish_withdraw(self, args: dict[str, Any], _payload: bytes | None,
+                        results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        paid = self._contracts().escrow.events(results[-1], "Withdrawn")
+        self._sync()
+        return {"tx_hash": results[-1].tx_hash,
+                "paid": str(int(paid[0]["amount"]) if paid else 0),
+                **self._credit(args["account"])}  # fmt: skip

@@ -9,29 +9,41 @@ from sqlalchemy import func, select
 
 from openledger.errors import NotFoundError
 from openledger.ledger.credits import checksum
+from openledger.ledger.receipt_ids import MAX_SEQ, is_public_id, receipt_ids
 from openledger.store.db import Database
 from openledger.store.ledger_tables import ReceiptRow
 
 
+def _not_found(ref: int | str) -> NotFoundError:
+    return NotFoundError(
+        f"no receipt {str(ref)[:80]!r} on this node.",
+        field="receipt",
+        value=str(ref)[:80],
+        fix="use the receipt_id a response returned (rc_…), or list yours with "
+        "`GET /receipts` (`openledger receipts list`).",
+    )
+
+
 def receipt_doc(db: Database, ref: int | str) -> dict[str, Any]:
-    """A stored receipt by id (its sequence number) or by hash, with what proves its
-    place: ``head`` is the signed last receipt of its group and ``head.content_hashes``
-    the content hashes of the receipts after it up to that head, so that
-    ``hash = link_hash(prev, id, content_hash)`` followed by ``link_hash`` over them
-    gives ``head.hash``, which ``head.signature`` signs."""
+    """A stored receipt by its public id (``rc_…``), its sequence number or its hash, with
+    what proves its place: ``head`` is the signed last receipt of its group and
+    ``head.content_hashes`` the content hashes of the receipts after it up to that head, so
+    that ``hash = link_hash(prev, seq, content_hash)`` followed by ``link_hash`` over them
+    gives ``head.hash``, which ``head.signature`` signs. Who may read which is the caller's
+    business (``GET /receipts/{id}``: by public id anyone, otherwise the payer)."""
+    ids = receipt_ids(db)
     with db.session() as s:
-        if isinstance(ref, int) or str(ref).isdigit():
-            row = s.get(ReceiptRow, int(ref))
+        text = str(ref)
+        if isinstance(ref, int) or (text.isascii() and text.isdigit()):
+            seq = int(text) if len(text) <= 19 else MAX_SEQ + 1
+            row = s.get(ReceiptRow, seq) if 0 < seq <= MAX_SEQ else None
+        elif is_public_id(text):
+            seq_of = ids.seq_of(text)
+            row = s.get(ReceiptRow, seq_of) if seq_of is not None else None
         else:
-            row = s.scalars(select(ReceiptRow).where(ReceiptRow.hash == str(ref).lower())).first()
+            row = s.scalars(select(ReceiptRow).where(ReceiptRow.hash == text.lower())).first()
         if row is None:
-            raise NotFoundError(
-                f"no receipt {ref!r} on this node.",
-                field="receipt",
-                value=str(ref),
-                fix="use the receipt_id a response returned, or list them with "
-                "`openledger receipts list`.",
-            )
+            raise _not_found(ref)
         head = s.execute(
             select(ReceiptRow.seq, ReceiptRow.hash, ReceiptRow.head_signature)
             .where(ReceiptRow.seq >= row.seq, ReceiptRow.head_signature != "")
@@ -48,7 +60,8 @@ def receipt_doc(db: Database, ref: int | str) -> dict[str, Any]:
             else []
         )
         return {
-            "id": row.seq,
+            "id": ids.public(row.seq),
+            "seq": row.seq,
             "hash": row.hash,
             "prev": row.prev_hash,
             "content_hash": row.content_hash,
@@ -56,7 +69,7 @@ def receipt_doc(db: Database, ref: int | str) -> dict[str, Any]:
             "head": None
             if head is None
             else {
-                "id": head.seq,
+                "seq": head.seq,
                 "hash": head.hash,
                 "signature": head.head_signature,
                 "content_hashes": list(chain),
@@ -78,10 +91,12 @@ def list_receipts(
                 count.where(ReceiptRow.payer == payer),
             )
         rows = s.scalars(q.order_by(ReceiptRow.seq.desc()).offset(offset).limit(limit)).all()
+        ids = receipt_ids(db)
         total = int(s.execute(count).scalar_one())
         items = [
             {
-                "id": r.seq,
+                "id": ids.public(r.seq),
+                "seq": r.seq,
                 "hash": r.hash,
                 "payer": r.payer,
                 "model_id": r.model_id,

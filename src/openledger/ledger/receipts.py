@@ -220,16 +220,16 @@ def check_served(doc: Mapping[str, Any], operator: str) -> str:
     its link hash, and the hashes from it to its group's head, which the operator signed;
     else what is wrong. Needs nothing but the document and the operator's address."""
     body_text = canonical_json(doc["receipt"]).decode()
-    check = check_receipt(doc["id"], body_text, doc["content_hash"], doc["hash"], doc["prev"])
+    check = check_receipt(doc["seq"], body_text, doc["content_hash"], doc["hash"], doc["prev"])
     if not check.ok:
         return check.problem
     head = doc.get("head")
     if not head:
         return "it names no signed head (its group was not committed)"
-    link, seq = doc["hash"], doc["id"]
+    link, seq = doc["hash"], doc["seq"]
     for content in head["content_hashes"]:
         seq += 1
         link = link_hash(link, seq, content)
-    if (seq, link) != (head["id"], head["hash"]):
+    if (seq, link) != (head["seq"], head["hash"]):
         return f"the hashes after it lead to {link} at {seq}, not the head {head['hash']}"
-    return check_head(head["id"], head["hash"], head["signature"], operator)
+    return check_head(head["seq"], head["hash"], head["signature"], operator)

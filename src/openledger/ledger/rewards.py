@@ -117,6 +117,15 @@ class RewardsService:
         return {**c, "paid": str(amount), "tx_hash": tx.tx_hash, "claimable": "0",
                 "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip
 
+    def finish_claim(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
+                     _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """A claim a wallet sent (``args["before"]``: ``claimable`` when it was prepared)."""
+        c = args["before"]
+        paid = self._contracts().rewards.events(results[-1], "Claimed")
+        amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
+        return {**c, "paid": str(amount), "tx_hash": results[-1].tx_hash, "claimable": "0",
+                "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip
+
 
 def _open_pool_shares(s: Session, account: str) -> list[tuple]:
     """``account``'s shares of the pools not sealed yet, divided as the seal would divide

@@ -42,6 +42,7 @@ from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricer import Prepared, Pricer
 from openledger.ledger.pricing import Members, fee
 from openledger.ledger.receipt_content import AttributionInput, Charge, Priced, Terms, price_charge
+from openledger.ledger.receipt_ids import receipt_ids
 from openledger.ledger.receipt_reads import list_receipts, receipt_doc
 from openledger.ledger.receipts import (
     GENESIS,
@@ -579,8 +580,13 @@ class LedgerService:
     # ------------------------------------------------------------------ reads
 
     def receipt(self, ref: int | str) -> dict[str, Any]:
-        """A stored receipt by id or hash, with the proof of its place (``receipt_reads``)."""
+        """A stored receipt by public id (``rc_…``), sequence number or hash, with the proof
+        of its place (``receipt_reads``)."""
         return receipt_doc(self.db, ref)
+
+    def public_id(self, seq: int) -> str:
+        """The unguessable public id of receipt ``seq`` (``receipt_ids``)."""
+        return receipt_ids(self.db).public(seq)
 
     def receipts(self, *, payer: str | None = None, offset: int = 0, limit: int = 50) -> dict:
         return list_receipts(self.db, payer=payer, offset=offset, limit=limit)

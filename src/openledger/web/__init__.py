@@ -16,8 +16,7 @@ def install_web(app: FastAPI, node: Node) -> None:
     from openledger.web import auth, pages, wallet
     from openledger.web.routes import account, datanets, factory, governance, market
 
-    app.state.web_auth = auth.WebAuth(node.settings, node.accounts)
-    app.state.web_pending = wallet.PendingWrites()
+    app.state.web_auth = auth.WebAuth(node.settings, node.accounts, node.db)
     app.include_router(auth.router)
     app.include_router(wallet.router)
     for module in (account, datanets, factory, governance, market):

@@ -1,56 +1,51 @@
-"""Who the web app acts for: SIWE sign-in, dev-account sign-in on the devnet, sessions,
-and the key the node signs a signed-in account's transactions with.
+"""Who the web app acts for: SIWE sign-in, dev-account sign-in on the devnet, sessions.
 
-``WebAuth`` is the service (no HTTP); ``router`` puts it under ``/web/auth``.
+``WebAuth`` is the service (no HTTP); ``router`` puts it under ``/web/auth``. Sign-ins and
+sessions live in the node's database (``siwe.NonceBook``, ``sessions.SessionStore``). A
+sign-in message names the node's own host:port (``api_host:api_port``, or one of
+``web_hosts``) and nothing else; the Host header is only checked against that list, never
+trusted. Every state-changing request needs the web app's header (which a cross-site form
+cannot send), and the request guard refuses any from another origin (``api.guard``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from functools import cached_property
 from typing import Annotated, Any
 
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi.security import APIKeyCookie
+from pydantic import BaseModel, Field
 
+from openledger.api.guard import node_hosts
+from openledger.api.principal import SCOPES, Principal
 from openledger.chain.accounts import DEV_NAMES, AccountBook
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import AuthError, ConfigError, NotFoundError
+from openledger.store.db import Database
 from openledger.web import siwe
-from openledger.web.sessions import COOKIE, Session, SessionCodec, load_key
+from openledger.web.sessions import COOKIE, Session, SessionStore
 
 CSRF_HEADER = "x-openledger-web"
-HOSTS_ENV = "OPENLEDGER_WEB_HOSTS"
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
-def host_allowed(host: str, configured: str | None) -> bool:
-    """Whether sign-ins may name ``host`` (host[:port]) as their domain: one of the comma-
-    separated ``configured`` hosts (``OPENLEDGER_WEB_HOSTS``), else a loopback name. The
-    Host header alone is not trusted: a client can send any, and a message signed for
-    another site must not open a session here."""
-    if configured:
-        return host in {h.strip() for h in configured.split(",") if h.strip()}
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name in LOOPBACK
+def host_allowed(host: str, settings: Settings) -> bool:
+    """Whether sign-ins may name ``host`` (host:port) as their domain: the node's own
+    ``api_host:api_port`` (any loopback name for a loopback host) or one of ``web_hosts``."""
+    return host in node_hosts(settings)
 
 
 class WebAuth:
-    def __init__(self, settings: Settings, accounts: AccountBook, *,
+    def __init__(self, settings: Settings, accounts: AccountBook, db: Database, *,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.settings = settings
         self.accounts = accounts
         self.clock = clock
-        self.nonces = siwe.NonceBook(clock=clock)
-
-    @cached_property
-    def codec(self) -> SessionCodec:
-        """Sessions signed with the key in ``<home>/web/session.key`` (made on first use)."""
-        return SessionCodec(load_key(self.settings.home / "web" / "session.key"), clock=self.clock)
+        self.nonces = siwe.NonceBook(db, clock=clock)
+        self.sessions = SessionStore(db, clock=clock)
 
     @property
     def devnet(self) -> bool:
@@ -67,7 +62,7 @@ class WebAuth:
 
     def sign_in(self, text: str, signature: str, expected: siwe.Expected) -> tuple[Session, str]:
         msg = siwe.verify(text, signature, expected, self.nonces, clock=self.clock)
-        return self.codec.issue(msg.address, msg.chain_id, dev=self.dev_name(msg.address))
+        return self.sessions.issue(msg.address, msg.chain_id, dev=self.dev_name(msg.address))
 
     def dev_accounts(self) -> list[dict[str, str]]:
         """The node's named dev accounts (devnet only; empty on any other chain)."""
@@ -86,8 +81,8 @@ class WebAuth:
                 fix="sign in with your own wallet.",
             )  # fmt: skip
         if name not in DEV_NAMES:
-            raise NotFoundError(f"No dev account named {name!r}.", field="account", value=name,
-                                fix=f"use one of: {', '.join(DEV_NAMES)}.")  # fmt: skip
+            raise NotFoundError(f"No dev account named {name[:40]!r}.", field="account",
+                                value=name[:40], fix=f"use one of: {', '.join(DEV_NAMES)}.")
         signer = self.accounts.signer(name)
         text = self.message(signer.address, expected)
         signature = signer.sign_message(encode_defunct(text=text)).signature.hex()
@@ -117,8 +112,17 @@ class WebAuth:
         except ConfigError as exc:  # not the devnet after all
             raise AuthError(exc.message, field="account", value=name, fix=exc.fix) from exc
 
+    def principal(self, session: Session) -> Principal:
+        """A session as a principal: its account (a dev name on the devnet), every scope."""
+        return Principal(kind="session", address=session.address,
+                         account=self.dev_name(session.address), scopes=frozenset(SCOPES),
+                         session_id=session.id)  # fmt: skip
+
 
 # ---------------------------------------------------------------------------- HTTP
+
+cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="session",
+                      description="The web app's session (sign in under /web/auth).")
 
 
 def get_auth(request: Request) -> WebAuth:
@@ -130,17 +134,18 @@ AuthDep = Annotated[WebAuth, Depends(get_auth)]
 
 def _expected(request: Request, auth: WebAuth) -> siwe.Expected:
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    if not host_allowed(host, os.environ.get(HOSTS_ENV)):
+    if not host_allowed(host, auth.settings):
+        allowed = ", ".join(sorted(node_hosts(auth.settings)))
         raise AuthError(
-            f"This node does not take sign-ins for the host {host!r}.", field="host",
-            value=host, fix=f"open the node by a name listed in {HOSTS_ENV} (comma-separated "
-            "host:port; by default only 127.0.0.1, localhost and [::1]).",
+            f"This node does not take sign-ins for the host {host[:80]!r}.", field="host",
+            value=host[:80], fix=f"open the node as one of: {allowed} (set api.host/api.port, "
+            "or list more names in api.web_hosts / OPENLEDGER_WEB_HOSTS).",
         )  # fmt: skip
     return auth.expected(host, request.url.scheme)
 
 
 def current_session(request: Request, auth: AuthDep) -> Session | None:
-    session = auth.codec.read(request.cookies.get(COOKIE))
+    session = auth.sessions.read(request.cookies.get(COOKIE))
     if session is not None and session.chain_id != auth.settings.chain_id:
         return None
     return session
@@ -153,7 +158,8 @@ def from_web_app(request: Request) -> None:
                         fix="use the node's own pages.")  # fmt: skip
 
 
-def require_session(request: Request, auth: AuthDep) -> Session:
+def require_session(request: Request, auth: AuthDep,
+                    _: Annotated[str | None, Security(cookie)]) -> Session:  # fmt: skip
     """The signed-in account (401 otherwise), for a request from the web app."""
     from_web_app(request)
     session = current_session(request, auth)
@@ -164,26 +170,34 @@ def require_session(request: Request, auth: AuthDep) -> Session:
 
 
 SessionDep = Annotated[Session, Depends(require_session)]
+
+
+def sign_in_limit(request: Request) -> None:
+    """Sign-in messages and sign-ins per client address (429 over ``rate_signin``)."""
+    client = request.client.host if request.client else "?"
+    request.app.state.limits.signin.hit(client)
+
+
 router = APIRouter(prefix="/web/auth", tags=["web"], dependencies=[Depends(from_web_app)])
 
 
 class MessageRequest(BaseModel):
-    address: str
+    address: Annotated[str, Field(max_length=64)]
 
 
 class VerifyRequest(BaseModel):
-    message: str
-    signature: str
+    message: Annotated[str, Field(max_length=4000)]
+    signature: Annotated[str, Field(max_length=200)]
 
 
 class DevRequest(BaseModel):
-    name: str
+    name: Annotated[str, Field(max_length=64)]
 
 
 def _set_cookie(response: Response, token: str, request: Request) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax", path="/",
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https",
-                        max_age=int(get_auth(request).codec.ttl))  # fmt: skip
+                        max_age=int(get_auth(request).sessions.ttl))  # fmt: skip
 
 
 def _session_view(auth: WebAuth, session: Session | None) -> dict[str, Any]:
@@ -202,13 +216,13 @@ def show_session(request: Request, auth: AuthDep) -> dict[str, Any]:
     return _session_view(auth, current_session(request, auth))
 
 
-@router.post("/message")
+@router.post("/message", dependencies=[Depends(sign_in_limit)])
 def message(body: MessageRequest, request: Request, auth: AuthDep) -> dict[str, Any]:
     """An EIP-4361 message for the wallet to sign (with a fresh single-use nonce)."""
     return {"message": auth.message(body.address, _expected(request, auth))}
 
 
-@router.post("/verify")
+@router.post("/verify", dependencies=[Depends(sign_in_limit)])
 def verify(body: VerifyRequest, request: Request, response: Response,
            auth: AuthDep) -> dict[str, Any]:  # fmt: skip
     session, token = auth.sign_in(body.message, body.signature, _expected(request, auth))
@@ -216,7 +230,7 @@ def verify(body: VerifyRequest, request: Request, response: Response,
     return _session_view(auth, session)
 
 
-@router.post("/dev")
+@router.post("/dev", dependencies=[Depends(sign_in_limit)])
 def dev(body: DevRequest, request: Request, response: Response, auth: AuthDep) -> dict[str, Any]:
     """Sign in as one of the node's dev accounts (devnet only)."""
     session, token = auth.dev_sign_in(body.name, _expected(request, auth))
@@ -225,7 +239,11 @@ def dev(body: DevRequest, request: Request, response: Response, auth: AuthDep) -
 
 
 @router.post("/logout")
-def logout(response: Response, auth: AuthDep) -> dict[str, Any]:
+def logout(request: Request, response: Response, auth: AuthDep,
+           session: SessionDep) -> dict[str, Any]:  # fmt: skip
+    """Sign out: the session is revoked in the database (the cookie no longer works
+    anywhere, even if it was copied) and the cookie is deleted."""
+    auth.sessions.revoke(request.cookies.get(COOKIE))
     response.delete_cookie(COOKIE, path="/")
     return _session_view(auth, None)
 

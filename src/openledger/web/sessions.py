@@ -1,27 +1,30 @@
-"""Sessions as signed cookies: ``base64url(JSON) . base64url(HMAC-SHA256)``.
+"""Web sessions, kept in the database.
 
-The key is 32 random bytes in ``<home>/web/session.key`` (mode 0600), made on first use,
-so sessions survive a restart of the node and are never part of the repository. A cookie
-that is altered, signed with another key, malformed or past its expiry reads as no session.
+A session's cookie is ``ols_`` + 43 random characters; the database keeps its sha256, the
+account, the chain and the expiry (12 hours). Sessions survive a restart, every API process
+on the same database sees the same ones, and logout revokes one at once: a revoked,
+expired, unknown or malformed cookie reads as no session.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-from openledger.fsutil import write_atomic
+from sqlalchemy import select, update
+
+from openledger.store.auth_tables import WebSessionRow
+from openledger.store.db import Database
 
 COOKIE = "ol_session"
 SESSION_TTL_S = 12 * 3600
+TOKEN_PREFIX = "ols_"
+TOKEN_LEN = len(TOKEN_PREFIX) + 43
 
 
 @dataclass(frozen=True)
@@ -32,58 +35,62 @@ class Session:
     dev: str | None
     chain_id: int
     expires: float
+    id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"address": self.address, "dev": self.dev, "chain_id": self.chain_id,
                 "expires": int(self.expires)}  # fmt: skip
 
 
-def load_key(path: Path) -> bytes:
-    """The session key at ``path``, created (0600) if missing."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) >= 32:
-            return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    write_atomic(path, key, mode=0o600)
-    return key
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class SessionCodec:
-    def __init__(self, key: bytes, ttl: float = SESSION_TTL_S,
+class SessionStore:
+    def __init__(self, db: Database, ttl: float = SESSION_TTL_S,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
-        self._key = key
+        self.db = db
         self.ttl = ttl
         self.clock = clock
 
-    def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-
     def issue(self, address: str, chain_id: int, dev: str | None = None) -> tuple[Session, str]:
-        session = Session(address, dev, chain_id, float(int(self.clock() + self.ttl)))
-        body = _b64(json.dumps(session.to_dict(), sort_keys=True).encode())
-        return session, f"{body}.{self._mac(body)}"
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = float(int(self.clock() + self.ttl))
+        with self.db.session() as s:
+            row = WebSessionRow(token_hash=_digest(token), address=address, dev=dev,
+                                chain_id=chain_id, created_at=_at(self.clock()),
+                                expires_at=_at(expires))  # fmt: skip
+            s.add(row)
+            s.flush()
+            sid = row.id
+        return Session(address, dev, chain_id, expires, sid), token
 
     def read(self, token: str | None) -> Session | None:
-        """The session in ``token``, or None if it is missing, forged or expired."""
-        if not token or token.count(".") != 1:
+        """The session of ``token``, or None if it is missing, unknown, revoked or expired."""
+        if not token or len(token) != TOKEN_LEN or not token.startswith(TOKEN_PREFIX):
             return None
-        body, mac = token.split(".")
-        if not hmac.compare_digest(mac, self._mac(body)):
-            return None
-        try:
-            doc = json.loads(_unb64(body))
-            session = Session(str(doc["address"]), doc.get("dev"), int(doc["chain_id"]),
-                              float(doc["expires"]))  # fmt: skip
-        except (ValueError, KeyError, TypeError):
-            return None
-        return session if session.expires > self.clock() else None
+        with self.db.session() as s:
+            row = s.scalar(select(WebSessionRow).where(WebSessionRow.token_hash == _digest(token)))
+            if row is None or row.revoked_at is not None:
+                return None
+            expires = row.expires_at.timestamp()
+            if expires <= self.clock():
+                return None
+            return Session(row.address, row.dev, row.chain_id, expires, row.id)
+
+    def revoke(self, token: str | None) -> bool:
+        """Revoke the session of ``token`` (logout); False if there was none to revoke."""
+        if not token:
+            return False
+        with self.db.session() as s:
+            done = s.execute(
+                update(WebSessionRow)
+                .where(WebSessionRow.token_hash == _digest(token),
+                       WebSessionRow.revoked_at.is_(None))
+                .values(revoked_at=_at(self.clock()))
+            ).rowcount  # fmt: skip
+        return done == 1

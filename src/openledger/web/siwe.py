@@ -1,18 +1,18 @@
 """Sign-In with Ethereum (EIP-4361): the message format, its parser and the checks.
 
-Pure functions plus a small in-memory nonce book: the node issues a nonce (single use,
-expires after ``NONCE_TTL_S``), the wallet signs the EIP-4361 text with ``personal_sign``
-(EIP-191), and :func:`verify` checks, in this order, that the text parses, the nonce is one
-the node issued and has not used or let expire, the domain and URI are this node's, the
-chain id is the node's, the message's own time window holds, and the signature recovers the
-address the message names. Every failure is an ``AuthError`` that says which check failed.
+Pure functions plus the nonce book (in the node's database): the node issues a nonce
+(single use, expires after ``NONCE_TTL_S``), the wallet signs the EIP-4361 text with
+``personal_sign`` (EIP-191), and :func:`verify` checks, in this order, that the text parses,
+the nonce is one the node issued and has not used or let expire, the domain and URI are this
+node's, the chain id is the node's, the message's own time window holds, and the signature
+recovers the address the message names. Every failure is an ``AuthError`` that says which
+check failed.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +21,11 @@ from datetime import UTC, datetime
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, is_checksum_address, to_checksum_address
+from sqlalchemy import delete, select, update
 
 from openledger.errors import AuthError, ValidationError
+from openledger.store.auth_tables import SiweNonceRow
+from openledger.store.db import Database
 
 NONCE_TTL_S = 300.0
 VERSION = "1"
@@ -172,36 +175,48 @@ def recover(text: str, signature: str) -> str:
 
 
 class NonceBook:
-    """Nonces this node issued: each expires after ``ttl`` seconds and works once."""
+    """Nonces this node issued, in its database: each expires after ``ttl`` seconds and works
+    once, whichever API process issued it and whichever takes the sign-in."""
 
-    def __init__(self, ttl: float = NONCE_TTL_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, ttl: float = NONCE_TTL_S,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.db = db
         self.ttl = ttl
         self.clock = clock
-        self._issued: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def issue(self) -> str:
         nonce = secrets.token_hex(12)
-        with self._lock:
-            now = self.clock()
-            self._issued = {n: t for n, t in self._issued.items() if t > now}
-            self._issued[nonce] = now + self.ttl
+        now = self.clock()
+        with self.db.session() as s:
+            s.execute(delete(SiweNonceRow).where(SiweNonceRow.expires_at < _at(now - 3600)))
+            s.add(SiweNonceRow(nonce=nonce, expires_at=_at(now + self.ttl)))
         return nonce
 
     def consume(self, nonce: str) -> None:
         """Use ``nonce`` up; ``AuthError`` if unknown, already used or expired."""
-        with self._lock:
-            expires = self._issued.pop(nonce, None)
-        if expires is None:
+        now = self.clock()
+        with self.db.session() as s:
+            taken = s.execute(
+                update(SiweNonceRow)
+                .where(SiweNonceRow.nonce == nonce[:64], SiweNonceRow.used_at.is_(None))
+                .values(used_at=_at(now))
+            ).rowcount  # fmt: skip
+            expires = s.scalar(select(SiweNonceRow.expires_at).where(
+                SiweNonceRow.nonce == nonce[:64]))  # fmt: skip
+        if taken != 1:
             raise AuthError(
                 "This sign-in nonce is unknown or was already used.", field="nonce",
                 fix="ask the node for a new sign-in message (each one works once).",
             )  # fmt: skip
-        if self.clock() >= expires:
+        if expires is None or now >= expires.timestamp():
             raise AuthError(
                 f"This sign-in nonce expired (nonces last {int(self.ttl)} s).", field="nonce",
                 fix="ask the node for a new sign-in message and sign it promptly.",
             )  # fmt: skip
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""/datanets: the datanet services as JSON (paginated lists)."""
+"""/datanets: the datanet services as JSON (paginated lists). Reads are public; writes need
+a credential with the ``write`` scope and act for its account (see ``api.acting``)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,32 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
+from openledger.api.acting import act, actor
+from openledger.api.bounds import AsField, IdField, IdPath, Limit, Name, Offset, Text
+from openledger.api.credentials import Writer
 from openledger.api.deps import NodeDep
 from openledger.datanets.snapshots import EXPORT_FORMATS
 from openledger.units import parse_open
 
 router = APIRouter(prefix="/datanets", tags=["datanets"])
 
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=500)]
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME_BYTES = 255
+
+
+def safe_name(raw: str | None, i: int) -> str:
+    """An upload's name as it may be written to disk: its last component, letters, digits,
+    ``.``, ``_`` and ``-`` only, no leading dot (so never ``.`` or ``..``), at most 255
+    bytes with its extension kept; ``file{i}`` when nothing is left."""
+    base = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = SAFE_NAME.sub("_", base).lstrip(".")
+    if len(name) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext[:16] if dot and stem else ""
+        name = name[: MAX_NAME_BYTES - len(ext) - 1].rstrip(".") + ("." + ext if ext else "")
+    return name or f"file{i}"
 
 
 async def save_uploads(files: list[UploadFile], directory: Path) -> tuple[list[Path], list[str]]:
@@ -29,7 +46,7 @@ async def save_uploads(files: list[UploadFile], directory: Path) -> tuple[list[P
     the paths and those names."""
     paths, names = [], []
     for i, f in enumerate(files):
-        name = SAFE_NAME.sub("_", Path(f.filename or f"file{i}").name) or f"file{i}"
+        name = safe_name(f.filename, i)
         path = directory / str(i) / name
         path.parent.mkdir()
         path.write_bytes(await f.read())
@@ -39,24 +56,20 @@ async def save_uploads(files: list[UploadFile], directory: Path) -> tuple[list[P
 
 
 class Signer(BaseModel):
-    as_: str = Field(
-        alias="as",
-        description="A node-held account that signs (devnet accounts, or the operator). "
-        "Browser wallets sign for themselves through the web app.",
-    )
+    as_: AsField = None
 
 
 class CreateDatanet(Signer):
-    name: str
-    description: str = ""
-    validators: list[str]
-    quorum: int = 1
-    min_stake: str = Field("10", description="In OPEN, e.g. '10' or '2.5'.")
+    name: Name
+    description: Text = ""
+    validators: list[Name] = Field(max_length=64)
+    quorum: IdField = 1
+    min_stake: Name = Field("10", description="In OPEN, e.g. '10' or '2.5'.")
 
 
 class Review(Signer):
     approve: bool
-    reason: str = ""
+    reason: Text = ""
 
 
 @router.get("")
@@ -65,16 +78,20 @@ def list_datanets(node: NodeDep, offset: Offset = 0, limit: Limit = 50) -> dict[
 
 
 @router.post("", status_code=201)
-def create_datanet(body: CreateDatanet, node: NodeDep) -> dict[str, Any]:
-    validators = [v if v.startswith("0x") else node.accounts.address(v) for v in body.validators]
-    return node.datanets.create(
+def create_datanet(body: CreateDatanet, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Create a datanet owned by the acting account (validators: addresses or, on the devnet,
+    the node's account names)."""
+    who = actor(node, principal, body.as_)
+    validators = [node.accounts.resolve(v.strip()) for v in body.validators if v.strip()]
+    plan = node.datanets.plan_create(
         body.name,
         description=body.description,
         validators=validators,
         quorum=body.quorum,
         min_stake=parse_open(body.min_stake, field="min_stake"),
-        signer=node.accounts.signer(body.as_),
+        owner=who.address,
     )
+    return act(node, who, plan)
 
 
 @router.get("/{datanet}")
@@ -95,38 +112,49 @@ def list_contributions(
 async def contribute(
     datanet: str,
     node: NodeDep,
+    principal: Writer,
     files: Annotated[list[UploadFile], File(description=".txt .md .jsonl .csv .parquet")],
-    stake: Annotated[str, Form(description="Stake in OPEN.")],
-    as_: Annotated[str, Form(alias="as")],
-    column: Annotated[str | None, Form()] = None,
+    stake: Annotated[str, Form(description="Stake in OPEN.", max_length=80)],
+    as_: Annotated[str | None, Form(alias="as", max_length=64)] = None,
+    column: Annotated[str | None, Form(max_length=200)] = None,
 ) -> dict[str, Any]:
+    """Contribute files with a stake, for the acting account: the node signs for its own
+    accounts; anyone else gets the prepared write (sign the manifest, send approve and
+    contribute, report them to /wallet/submit)."""
+    who = actor(node, principal, as_)
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         paths, names = await save_uploads(files, Path(tmp))
-        result = node.contributions.contribute(
-            datanet, paths, stake=parse_open(stake, field="stake"),
-            signer=node.accounts.signer(as_), column=column, display_names=names,
+        plan = await run_in_threadpool(
+            node.contributions.plan_contribute, datanet, paths,
+            stake=parse_open(stake, field="stake"), contributor=who.address,
+            column=column or None, display_names=names,
         )  # fmt: skip
-    return result.to_dict()
+    return await run_in_threadpool(act, node, who, plan)
 
 
 @router.get("/{datanet}/contributions/{contribution}")
 def show_contribution(
-    datanet: str, contribution: int, node: NodeDep, offset: Offset = 0, limit: Limit = 50
+    datanet: str, contribution: IdPath, node: NodeDep, offset: Offset = 0, limit: Limit = 50
 ) -> dict[str, Any]:
     return node.reviews.detail(contribution, offset=offset, limit=limit)
 
 
 @router.post("/{datanet}/contributions/{contribution}/reviews")
-def review(datanet: str, contribution: int, body: Review, node: NodeDep) -> dict[str, Any]:
-    return node.reviews.review(
-        contribution, signer=node.accounts.signer(body.as_), approve=body.approve,
-        reason=body.reason,
-    )  # fmt: skip
+def review(datanet: str, contribution: IdPath, body: Review, node: NodeDep,
+           principal: Writer) -> dict[str, Any]:  # fmt: skip
+    """Approve or reject, as the acting account (a validator of the datanet)."""
+    who = actor(node, principal, body.as_)
+    plan = node.reviews.plan_review(contribution, validator=who.address, approve=body.approve,
+                                    reason=body.reason)  # fmt: skip
+    return act(node, who, plan)
 
 
 @router.post("/{datanet}/contributions/{contribution}/withdraw")
-def withdraw(datanet: str, contribution: int, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.reviews.withdraw(contribution, signer=node.accounts.signer(body.as_))
+def withdraw(datanet: str, contribution: IdPath, body: Signer, node: NodeDep,
+             principal: Writer) -> dict[str, Any]:  # fmt: skip
+    """Take back a decided contribution's stake (the contributor only)."""
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.reviews.plan_withdraw(contribution, contributor=who.address))
 
 
 @router.get("/{datanet}/snapshots")
@@ -136,19 +164,22 @@ def list_snapshots(datanet: str, node: NodeDep) -> dict[str, Any]:
 
 
 @router.post("/{datanet}/snapshots", status_code=201)
-def snapshot(datanet: str, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.snapshots.snapshot(datanet, signer=node.accounts.signer(body.as_))
+def snapshot(datanet: str, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Freeze a snapshot (the datanet's owner only)."""
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.snapshots.plan_snapshot(datanet, sender=who.address))
 
 
 @router.get("/{datanet}/snapshots/{version}")
-def show_snapshot(datanet: str, version: int, node: NodeDep) -> dict[str, Any]:
+def show_snapshot(datanet: str, version: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.snapshots.get(datanet, version)
 
 
 @router.get("/{datanet}/snapshots/{version}/export")
 def export_snapshot(
-    datanet: str, version: int, node: NodeDep,
-    format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}.")] = "jsonl",
+    datanet: str, version: IdPath, node: NodeDep,
+    format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}.",
+                                 max_length=16)] = "jsonl",
 ) -> FileResponse:  # fmt: skip
     tmp = tempfile.TemporaryDirectory(prefix="export-")
     name = f"{datanet}-v{version}.{format}"

@@ -1,4 +1,8 @@
-"""/jobs and /models: the Model Factory as JSON. Training runs in its own process."""
+"""/jobs and /models: the Model Factory as JSON. Training runs in its own process.
+
+A job belongs to the account that queued it (``owner``; the node's own jobs, queued from the
+CLI, have none): only that account, or the operator token, cancels, resumes or publishes it.
+"""
 
 from __future__ import annotations
 
@@ -9,59 +13,74 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from openledger.api.acting import act, actor
+from openledger.api.bounds import AsField, IdField, IdPath, Limit, Name, Offset
+from openledger.api.credentials import Writer
 from openledger.api.deps import NodeDep
+from openledger.api.principal import Principal
 from openledger.attribution.policy import parse_policy
 from openledger.errors import NotFoundError
+from openledger.node import Node
 from openledger.units import parse_open
 
 router = APIRouter(tags=["factory"])
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class TrainRequest(BaseModel):
-    datanet: str = Field(description="DATANET or DATANET@VERSION")
-    base: str = Field(description="Local Hugging Face directory or hub id")
+    datanet: Name = Field(description="DATANET or DATANET@VERSION")
+    base: Annotated[
+        str, Field(max_length=1000, description="Local Hugging Face directory or hub id")
+    ]
     config: dict[str, Any] = Field(
-        default_factory=dict, description="Training keys (method, rank, …)"
+        default_factory=dict, description="Training keys (method, rank, …)", max_length=64
     )
 
 
 class PublishRequest(BaseModel):
-    job: int
-    name: str
-    price_in: str = Field("0.001", description="OPEN per 1,000 prompt tokens")
-    price_out: str = Field("0.002", description="OPEN per 1,000 completion tokens")
-    as_: str = Field(alias="as", description="Node-held owner account")
-    attribution: str = Field(
+    job: IdField
+    name: Name
+    price_in: Name = Field("0.001", description="OPEN per 1,000 prompt tokens")
+    price_out: Name = Field("0.002", description="OPEN per 1,000 completion tokens")
+    as_: AsField = None
+    attribution: Name = Field(
         "gradient", description="gradient, spans, rag or a mix, e.g. gradient:0.7,spans:0.3"
     )
 
 
+def own_job(node: Node, principal: Principal, job: int) -> dict[str, Any]:
+    """The job, if the principal may act on it (its owner, or the operator token)."""
+    doc = node.jobs.get(job)
+    owner = doc.get("owner")
+    if principal.kind != "operator" and not principal.owns(owner):
+        raise principal.forbid(f"job {job} (queued by {owner or 'the node'})", "act on it")
+    return doc
+
+
 @router.post("/jobs", status_code=201)
-def submit(body: TrainRequest, node: NodeDep) -> dict[str, Any]:
-    """Queue a training job; the node's worker runs it (watch it under /jobs/{id})."""
-    return node.jobs.submit_train(body.datanet, body.base, body.config)
+def submit(body: TrainRequest, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Queue a training job for the credential's account; the node's worker runs it."""
+    owner = None if principal.kind == "operator" else principal.address
+    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=owner)
 
 
 @router.get("/jobs")
-def list_jobs(node: NodeDep, status: str | None = None, offset: Offset = 0,
-              limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
+def list_jobs(node: NodeDep, status: Annotated[str | None, Query(max_length=16)] = None,
+              offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
     return node.jobs.list(status=status, offset=offset, limit=limit)
 
 
 @router.get("/jobs/{job}")
-def show_job(job: int, node: NodeDep) -> dict[str, Any]:
+def show_job(job: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.jobs.get(job)
 
 
 @router.get("/jobs/{job}/metrics")
-def job_metrics(job: int, node: NodeDep) -> dict[str, Any]:
+def job_metrics(job: IdPath, node: NodeDep) -> dict[str, Any]:
     return {"items": node.jobs.metrics(job)}
 
 
-@router.get("/jobs/{job}/loss.png")
-def loss_curve(job: int, node: NodeDep) -> FileResponse:
+@router.get("/jobs/{job}/loss.png", response_class=FileResponse)
+def loss_curve(job: IdPath, node: NodeDep) -> FileResponse:
     path = node.jobs.get(job)["loss_curve"]
     if not path:
         raise NotFoundError(f"Job {job} has no loss curve yet.", field="job", value=job,
@@ -70,13 +89,15 @@ def loss_curve(job: int, node: NodeDep) -> FileResponse:
 
 
 @router.post("/jobs/{job}/cancel")
-def cancel(job: int, node: NodeDep) -> dict[str, Any]:
+def cancel(job: IdPath, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    own_job(node, principal, job)
     return node.jobs.cancel(job)
 
 
 @router.post("/jobs/{job}/resume", status_code=202)
-def resume(job: int, node: NodeDep) -> dict[str, Any]:
+def resume(job: IdPath, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Resume a failed, cancelled or crashed job from its newest checkpoint."""
+    own_job(node, principal, job)
     node.jobs.requeue(job)
     return node.jobs.get(job)
 
@@ -92,10 +113,13 @@ def show_model(model: str, node: NodeDep) -> dict[str, Any]:
 
 
 @router.post("/models", status_code=201)
-def publish(body: PublishRequest, node: NodeDep) -> dict[str, Any]:
-    return node.models.publish(
+def publish(body: PublishRequest, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Publish a finished job's adapter, owned by the acting account (the job's owner)."""
+    who = actor(node, principal, body.as_)
+    own_job(node, principal, body.job)
+    plan = node.models.plan_publish(
         body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
-        price_out=parse_open(body.price_out, field="price_out"),
-        signer=node.accounts.signer(body.as_),
+        price_out=parse_open(body.price_out, field="price_out"), owner=who.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
     )  # fmt: skip
+    return act(node, who, plan)

@@ -1,17 +1,21 @@
 """/governance: proposals, votes, queue, execute, delegation and the governable keys.
 
-Writes name the signing account as ``"as"`` (a named account of this node, as everywhere in
-the API); the same checks as the CLI run before anything is sent (422 for bad input, 409 for
-the wrong moment, with what to do).
+Writes act for the credential's account (``api.acting``): the node signs for its own
+accounts, anyone else gets the prepared transaction to send from their own key. The same
+checks as the CLI run before anything is sent (422 for bad input, 409 for the wrong moment,
+with what to do).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from openledger.api.acting import act, act_recorded, actor
+from openledger.api.bounds import AsField, IdPath, Name, Text
+from openledger.api.credentials import Writer
 from openledger.api.deps import NodeDep
 from openledger.governance.keys import parse_sets
 
@@ -19,20 +23,22 @@ router = APIRouter(prefix="/governance", tags=["governance"])
 
 
 class Signer(BaseModel):
-    as_: str = Field(alias="as", default="operator")
+    as_: AsField = None
 
 
 class ProposeBody(Signer):
-    set: dict[str, str] = Field(description="KEY: VALUE, as `gov propose --set KEY=VALUE`")
-    description: str = ""
+    set: Annotated[dict[Name, Name], Field(max_length=32)] = Field(
+        description="KEY: VALUE, as `gov propose --set KEY=VALUE`"
+    )
+    description: Text = ""
 
 
 class VoteBody(Signer):
-    support: str = Field(description="for, against or abstain")
+    support: Name = Field(description="for, against or abstain")
 
 
 class DelegateBody(Signer):
-    delegatee: str
+    delegatee: Name
 
 
 @router.get("")
@@ -49,38 +55,47 @@ def list_proposals(node: NodeDep) -> dict[str, Any]:
 
 
 @router.get("/proposals/{proposal}")
-def show_proposal(proposal: int, node: NodeDep) -> dict[str, Any]:
+def show_proposal(proposal: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.governance.show(proposal)
 
 
 @router.post("/proposals", status_code=201)
-def propose(body: ProposeBody, node: NodeDep) -> dict[str, Any]:
+def propose(body: ProposeBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Propose parameter changes; unknown keys and out-of-range values are refused (422)."""
+    who = actor(node, principal, body.as_)
     sets = parse_sets([f"{k}={v}" for k, v in body.set.items()])
-    return node.governance.propose(node.accounts.signer(body.as_), sets, body.description)
+    return act(node, who, node.governance.plan_propose(who.address, sets, body.description))
 
 
 @router.post("/proposals/{proposal}/votes")
-def vote(proposal: int, body: VoteBody, node: NodeDep) -> dict[str, Any]:
-    return node.governance.vote(node.accounts.signer(body.as_), proposal, body.support)
+def vote(proposal: IdPath, body: VoteBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.governance.plan_vote(who.address, proposal, body.support))
 
 
 @router.post("/proposals/{proposal}/queue")
-def queue(proposal: int, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.governance.queue(node.accounts.signer(body.as_), proposal)
+def queue(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.governance.plan_queue(who.address, proposal))
 
 
 @router.post("/proposals/{proposal}/execute")
-def execute(proposal: int, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.governance.execute(node.accounts.signer(body.as_), proposal)
+def execute(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.governance.plan_execute(who.address, proposal))
 
 
 @router.post("/proposals/{proposal}/cancel")
-def cancel(proposal: int, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.governance.cancel(node.accounts.signer(body.as_), proposal)
+def cancel(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    gov = node.governance
+    return act_recorded(node, who, lambda signer: gov.cancel(signer, proposal),
+                        "governance.finish_proposal", gov.finish_proposal, {"pid": proposal},
+                        f"cancel proposal {proposal}")  # fmt: skip
 
 
 @router.post("/delegate")
-def delegate(body: DelegateBody, node: NodeDep) -> dict[str, Any]:
-    signer = node.accounts.signer(body.as_)
-    return node.governance.delegate(signer, node.accounts.resolve(body.delegatee))
+def delegate(body: DelegateBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    to = node.accounts.resolve(body.delegatee)
+    return act(node, who, node.governance.plan_delegate(who.address, to))

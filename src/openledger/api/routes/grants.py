@@ -1,4 +1,5 @@
-"""/grants: OpenCircle applications, approval proposals, milestone releases, cancellation."""
+"""/grants: OpenCircle applications, approval proposals, milestone releases, cancellation;
+writes act for the credential's account (``api.acting``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from openledger.api.acting import act, act_recorded, actor
+from openledger.api.bounds import AsField, IdPath, Name
+from openledger.api.credentials import Writer
 from openledger.api.deps import NodeDep
 from openledger.units import parse_open
 
@@ -14,14 +18,15 @@ router = APIRouter(prefix="/grants", tags=["grants"])
 
 
 class Signer(BaseModel):
-    as_: str = Field(alias="as")
+    as_: AsField = None
 
 
 class ApplyBody(Signer):
-    tier: str = Field(description="exploration, building or expansion")
-    amount: str = Field(description="OPEN, e.g. '30000'")
-    milestones: list[str] = Field(description="OPEN per milestone, summing to the amount")
-    metadata_uri: str = ""
+    tier: Name = Field(description="exploration, building or expansion")
+    amount: Name = Field(description="OPEN, e.g. '30000'")
+    milestones: list[Name] = Field(description="OPEN per milestone, summing to the amount",
+                                   max_length=16)  # fmt: skip
+    metadata_uri: Name = ""
 
 
 @router.get("")
@@ -32,35 +37,43 @@ def list_grants(node: NodeDep) -> dict[str, Any]:
 
 
 @router.get("/{grant}")
-def show_grant(grant: int, node: NodeDep) -> dict[str, Any]:
+def show_grant(grant: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.governance.grant(grant)
 
 
 @router.post("", status_code=201)
-def apply(body: ApplyBody, node: NodeDep) -> dict[str, Any]:
+def apply(body: ApplyBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Apply; a tier's bounds or milestones that do not sum to the amount are a 422."""
+    who = actor(node, principal, body.as_)
     milestones = [parse_open(m, field="milestones") for m in body.milestones]
-    return node.governance.apply(
-        node.accounts.signer(body.as_),
-        body.tier,
-        parse_open(body.amount),
-        milestones,
-        body.metadata_uri,
-    )
+    plan = node.governance.plan_apply(who.address, body.tier,
+                                      parse_open(body.amount, field="amount"), milestones,
+                                      body.metadata_uri)  # fmt: skip
+    return act(node, who, plan)
 
 
 @router.post("/{grant}/approve", status_code=201)
-def approve(grant: int, body: Signer, node: NodeDep) -> dict[str, Any]:
+def approve(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Propose approving the grant (returns the proposal)."""
-    return {"proposal": node.governance.propose_approval(node.accounts.signer(body.as_), grant)}
+    who = actor(node, principal, body.as_)
+    out = act(node, who, node.governance.plan_propose_approval(who.address, grant))
+    return out if "wallet" in out else {"proposal": out}
 
 
 @router.post("/{grant}/release")
-def release(grant: int, body: Signer, node: NodeDep) -> dict[str, Any]:
+def release(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Release the next milestone (committee), or propose it."""
-    return node.governance.release(node.accounts.signer(body.as_), grant)
+    who = actor(node, principal, body.as_)
+    gov = node.governance
+    return act_recorded(node, who, lambda signer: gov.release(signer, grant),
+                        "governance.finish_grant", gov.finish_grant, {"gid": grant},
+                        f"release the next milestone of grant {grant}")  # fmt: skip
 
 
 @router.post("/{grant}/cancel")
-def cancel(grant: int, body: Signer, node: NodeDep) -> dict[str, Any]:
-    return node.governance.cancel_grant(node.accounts.signer(body.as_), grant)
+def cancel(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    gov = node.governance
+    return act_recorded(node, who, lambda signer: gov.cancel_grant(signer, grant),
+                        "governance.finish_grant", gov.finish_grant, {"gid": grant},
+                        f"cancel grant {grant}")  # fmt: skip

@@ -1,43 +1,103 @@
 """/receipts, /credit, /rewards, /epochs: the ledger as JSON.
 
-A receipt is public (anyone holding it can check its hash and the operator's signature);
-the list of receipts and the credit are the API key's account's own. Rewards and epochs
-are public: they are what the epoch roots on chain commit to.
+A receipt is read by its unguessable public id (``rc_…``, the ``receipt_id`` of a /v1
+response) by anyone the payer gave it to: it proves itself with the operator's address. By
+sequence number or hash only its payer (an API key with ``read``) or the operator token may
+read it, so receipts are no directory of everyone's usage (docs/ledger.md). The list of
+receipts and the credit are the credential's account's own. Rewards and epochs are public:
+they are what the epoch roots on chain commit to. Deposits, withdrawals and claims act for
+the credential's account (``api.acting``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
-from openledger.api.deps import NodeDep, PrincipalDep
+from openledger.api.acting import act_recorded, actor
+from openledger.api.bounds import AsField, IdPath, Limit, Name, Offset
+from openledger.api.credentials import MaybePrincipal, Reader, Writer
+from openledger.api.deps import NodeDep
+from openledger.errors import AuthError
+from openledger.ledger.receipt_ids import is_public_id
+from openledger.units import fmt_open, parse_open
 
 router = APIRouter(tags=["ledger"])
 
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=500)]
-
 
 @router.get("/receipts/{receipt}")
-def show_receipt(receipt: str, node: NodeDep) -> dict[str, Any]:
-    """A receipt by id (``receipt_id`` of a /v1 response) or by hash: its canonical body,
-    hash, the operator's signature of the hash and the epoch that settled it (or null)."""
-    return node.ledger.receipt(receipt)
+def show_receipt(receipt: str, node: NodeDep, principal: MaybePrincipal) -> dict[str, Any]:
+    """A receipt by public id (``rc_…``: anyone holding it), or by sequence number or hash
+    (its payer or the operator only): its canonical body, hash, the operator's signature of
+    its group's head and the epoch that settled it (or null)."""
+    if is_public_id(receipt):
+        return node.ledger.receipt(receipt)
+    if principal is None:
+        raise AuthError(
+            "Reading a receipt by sequence number or hash needs its payer's API key.",
+            field="Authorization", fix="send `Authorization: Bearer olk_…`, or read it by its "
+            "public id (rc_…, the receipt_id of the response).",
+        )  # fmt: skip
+    doc = node.ledger.receipt(receipt)
+    if not principal.owns(doc["receipt"].get("payer")):
+        raise principal.forbid(f"receipt {receipt[:80]}", "read")
+    return doc
 
 
 @router.get("/receipts")
 def list_receipts(
-    node: NodeDep, principal: PrincipalDep, offset: Offset = 0, limit: Limit = 50
+    node: NodeDep, principal: Reader, offset: Offset = 0, limit: Limit = 50
 ) -> dict[str, Any]:
-    """The receipts the API key's account paid, newest first."""
+    """The receipts the credential's account paid, newest first."""
     return node.ledger.receipts(payer=principal.address, offset=offset, limit=limit)
 
 
 @router.get("/credit")
-def show_credit(node: NodeDep, principal: PrincipalDep) -> dict[str, Any]:
-    """The API key's account's inference credit (wei): deposited, charged, held, available."""
+def show_credit(node: NodeDep, principal: Reader) -> dict[str, Any]:
+    """The credential's account's inference credit (wei): deposited, charged, held,
+    available."""
     return node.ledger.credit(principal.address)
+
+
+class AmountBody(BaseModel):
+    amount: Name = Field(description="OPEN, e.g. '25' or '2.5'")
+    as_: AsField = None
+
+
+class SignerBody(BaseModel):
+    as_: AsField = None
+
+
+@router.post("/credit/deposits")
+def deposit(body: AmountBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Move OPEN into the inference escrow as the account's credit (approve, then deposit)."""
+    who = actor(node, principal, body.as_)
+    amount = parse_open(body.amount, field="amount")
+    return act_recorded(node, who, lambda signer: node.escrow.deposit(signer, amount),
+                        "escrow.finish_deposit", node.escrow.finish_deposit,
+                        {"account": who.address, "amount": amount},
+                        f"deposit {fmt_open(amount)} OPEN as inference credit")  # fmt: skip
+
+
+@router.post("/credit/withdrawals")
+def request_withdrawal(body: AmountBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
+    who = actor(node, principal, body.as_)
+    amount = parse_open(body.amount, field="amount")
+    return act_recorded(node, who, lambda signer: node.escrow.request_withdrawal(signer, amount),
+                        "escrow.finish_request_withdrawal", node.escrow.finish_request_withdrawal,
+                        {"account": who.address, "amount": amount},
+                        f"ask for {fmt_open(amount)} OPEN of credit back")  # fmt: skip
+
+
+@router.post("/credit/withdrawals/complete")
+def complete_withdrawal(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act_recorded(node, who, node.escrow.withdraw, "escrow.finish_withdraw",
+                        node.escrow.finish_withdraw, {"account": who.address},
+                        "complete the credit withdrawal")  # fmt: skip
 
 
 @router.get("/rewards/{account}")
@@ -52,6 +112,16 @@ def show_rewards(account: str, node: NodeDep) -> dict[str, Any]:
     }
 
 
+@router.post("/rewards/claim")
+def claim(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Claim everything the account can claim now: ``claim(account, cumulative, proof)``."""
+    who = actor(node, principal, body.as_)
+    before = node.rewards.claimable(who.address)
+    return act_recorded(node, who, lambda signer: node.rewards.claim(who.address, signer),
+                        "rewards.finish_claim", node.rewards.finish_claim, {"before": before},
+                        f"claim {fmt_open(int(before['claimable']))} OPEN of rewards")  # fmt: skip
+
+
 @router.get("/epochs")
 def list_epochs(node: NodeDep) -> dict[str, Any]:
     """Every epoch this node sealed, oldest first."""
@@ -60,5 +130,5 @@ def list_epochs(node: NodeDep) -> dict[str, Any]:
 
 
 @router.get("/epochs/{number}")
-def show_epoch(number: int, node: NodeDep) -> dict[str, Any]:
+def show_epoch(number: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.epochs.get(number)

@@ -42,7 +42,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from openledger.api.deps import NodeDep, PrincipalDep
+from openledger.api.credentials import Inferrer
+from openledger.api.deps import NodeDep
 from openledger.api.errors import openai_error_for
 from openledger.api.openai_schemas import (
     AssistantMessage,
@@ -84,8 +85,10 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class _PaidFields(BaseModel):
     """What a paid response adds to OpenAI's fields."""
 
-    receipt_id: int | None = Field(description="The first choice's receipt (GET /receipts/ID).")
-    receipt_ids: list[int | None] = Field(description="Each choice's receipt, by index.")
+    receipt_id: str | None = Field(
+        description="The first choice's receipt: its unguessable public id (GET /receipts/ID)."
+    )
+    receipt_ids: list[str | None] = Field(description="Each choice's receipt, by index.")
     attribution: dict[str, Any] = Field(description="The first choice's attribution.")
     attributions: list[dict[str, Any]] = Field(description="Each choice's attribution.")
 
@@ -102,13 +105,13 @@ class PaidChatCompletion(ChatCompletion, _PaidFields):
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(node: NodeDep, principal: PrincipalDep) -> ModelList:
+def list_models(node: NodeDep, principal: Inferrer) -> ModelList:
     """The models this node serves, with their owners and prices (wei of OPEN per token)."""
     return ModelList(data=[model_card(m) for m in node.serving.catalogue()])
 
 
 @router.get("/models/{model}", response_model=ModelCard)
-def show_model(model: str, node: NodeDep, principal: PrincipalDep) -> ModelCard:
+def show_model(model: str, node: NodeDep, principal: Inferrer) -> ModelCard:
     return model_card(node.serving.model(model))
 
 
@@ -117,7 +120,7 @@ def show_model(model: str, node: NodeDep, principal: PrincipalDep) -> ModelCard:
 
 @router.post("/completions", response_model=PaidCompletion)
 async def completions(
-    body: CompletionRequest, request: Request, node: NodeDep, principal: PrincipalDep
+    body: CompletionRequest, request: Request, node: NodeDep, principal: Inferrer
 ) -> Any:
     """Text completions: one choice per prompt and ``n``, streamed as SSE with ``stream``;
     paid by the key's account (one receipt per choice)."""
@@ -170,7 +173,7 @@ async def completions(
 
 @router.post("/chat/completions", response_model=PaidChatCompletion)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, node: NodeDep, principal: PrincipalDep
+    body: ChatCompletionRequest, request: Request, node: NodeDep, principal: Inferrer
 ) -> Any:
     """Chat completions over the model's chat template; streamed as SSE with ``stream``;
     paid by the key's account (one receipt per choice)."""
@@ -348,7 +351,8 @@ class _Bill:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
-        ids = [r.seq if r is not None else None for r in results]
+        ledger = self.paid.ledger
+        ids = [ledger.public_id(r.seq) if r is not None else None for r in results]
         views = [attribution_view(a) for a in attributions]
         return {"receipt_id": ids[0], "receipt_ids": ids, "attribution": views[0],
                 "attributions": views}  # fmt: skip

@@ -8,34 +8,35 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from openledger.api.bounds import IdField, IdPath, Name, Text
 from openledger.api.deps import NodeDep
 from openledger.api.routes.datanets import save_uploads
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
-from openledger.web.wallet import PendingDep, act
+from openledger.web.wallet import OwnAccount, act
 
-router = APIRouter(prefix="/web/api", tags=["web"])
+router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 
 class CreateBody(BaseModel):
-    name: str
-    description: str = ""
-    validators: list[str]
-    quorum: int = 1
-    min_stake: str = "10"
+    name: Name
+    description: Text = ""
+    validators: list[Name] = Field(max_length=64)
+    quorum: IdField = 1
+    min_stake: Name = "10"
 
 
 class ReviewBody(BaseModel):
     approve: bool
-    reason: str = ""
+    reason: Text = ""
 
 
 @router.post("/datanets", status_code=201)
 def create_datanet(
-    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
+    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep
 ) -> dict[str, Any]:
     """Create a datanet owned by the signed-in account (validators: addresses, or on the
     devnet the node's account names)."""
@@ -48,14 +49,14 @@ def create_datanet(
         min_stake=parse_open(body.min_stake, field="min_stake"),
         owner=session.address,
     )
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)
 
 
 @router.post("/datanets/{datanet}/contributions", status_code=201)
 async def contribute(
     datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
-    files: Annotated[list[UploadFile], File()], stake: Annotated[str, Form()],
-    pending: PendingDep, column: Annotated[str | None, Form()] = None,
+    files: Annotated[list[UploadFile], File()], stake: Annotated[str, Form(max_length=80)],
+    column: Annotated[str | None, Form(max_length=200)] = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Contribute the uploaded files with a stake, signed by the signed-in account (a wallet
     signs the manifest and sends approve + contribute; the node records it once mined)."""
@@ -66,7 +67,7 @@ async def contribute(
             stake=parse_open(stake, field="stake"), contributor=session.address,
             column=column or None, display_names=names,
         )  # fmt: skip
-    return await run_in_threadpool(act, plan, auth, session, pending)
+    return await run_in_threadpool(act, node, auth, session, plan)
 
 
 @router.get("/review-queue")
@@ -90,25 +91,25 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/contributions/{contribution}/review")
-def review(contribution: int, body: ReviewBody, node: NodeDep, auth: AuthDep,
-           session: SessionDep, pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def review(contribution: IdPath, body: ReviewBody, node: NodeDep, auth: AuthDep,
+           session: SessionDep) -> dict[str, Any]:  # fmt: skip
     plan = node.reviews.plan_review(contribution, validator=session.address,
                                     approve=body.approve, reason=body.reason)  # fmt: skip
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)
 
 
 @router.post("/contributions/{contribution}/withdraw")
 def withdraw_stake(
-    contribution: int, node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
+    contribution: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep
 ) -> dict[str, Any]:
     """Take back a decided contribution's stake (approved: after the unlock delay;
     rejected: the part not slashed)."""
     plan = node.reviews.plan_withdraw(contribution, contributor=session.address)
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)
 
 
 @router.post("/datanets/{datanet}/snapshots", status_code=201)
-def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
-             pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def snapshot(datanet: str, node: NodeDep, auth: AuthDep,
+             session: SessionDep) -> dict[str, Any]:  # fmt: skip
     plan = node.snapshots.plan_snapshot(datanet, sender=session.address)
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from openledger.api.bounds import IdField, Name
 from openledger.api.deps import NodeDep
 from openledger.attribution.policy import parse_policy
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
-from openledger.web.wallet import PendingDep, act
+from openledger.web.wallet import OwnAccount, act
 
-router = APIRouter(prefix="/web/api", tags=["web"])
+router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 
 class TrainBody(BaseModel):
-    datanet: str
-    base: str
-    config: dict[str, Any] = Field(default_factory=dict)
+    datanet: Name
+    base: Annotated[str, Field(max_length=1000)]
+    config: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
 
 class PublishBody(BaseModel):
-    job: int
-    name: str
-    price_in: str = "0.001"
-    price_out: str = "0.002"
-    attribution: str = "gradient"
+    job: IdField
+    name: Name
+    price_in: Name = "0.001"
+    price_out: Name = "0.002"
+    attribution: Name = "gradient"
 
 
 @router.get("/bases")
@@ -49,15 +50,20 @@ def bases(node: NodeDep) -> dict[str, Any]:
 @router.post("/jobs", status_code=201)
 def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """Queue a training job (the node's worker runs it)."""
-    return node.jobs.submit_train(body.datanet, body.base, body.config)
+    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=session.address)
 
 
 @router.post("/models", status_code=201)
-def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep,
-            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def publish(body: PublishBody, node: NodeDep, auth: AuthDep,
+            session: SessionDep) -> dict[str, Any]:  # fmt: skip
+    """Publish a job the signed-in account queued (or, on the devnet, one of the node's own
+    jobs, as the demo's are) as a model it owns."""
+    owner = node.jobs.get(body.job).get("owner")
+    if owner is not None and owner.lower() != session.address.lower():
+        raise auth.principal(session).forbid(f"job {body.job} (queued by {owner})", "publish")
     plan = node.models.plan_publish(
         body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
         price_out=parse_open(body.price_out, field="price_out"), owner=session.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
     )  # fmt: skip
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)

@@ -9,34 +9,35 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from openledger.api.bounds import IdPath, Name, Text
 from openledger.api.deps import NodeDep
 from openledger.governance.keys import parse_sets
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.routes import tile
-from openledger.web.wallet import PendingDep, act
+from openledger.web.wallet import OwnAccount, act
 
-router = APIRouter(prefix="/web/api", tags=["web"])
+router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 
 class DelegateBody(BaseModel):
-    delegatee: str = Field("", description="Address or node account name; empty: yourself")
+    delegatee: Name = Field("", description="Address or node account name; empty: yourself")
 
 
 class ProposeBody(BaseModel):
-    set: dict[str, str]
-    description: str = ""
+    set: dict[Name, Name] = Field(max_length=32)
+    description: Text = ""
 
 
 class VoteBody(BaseModel):
-    support: str
+    support: Name
 
 
 class ApplyBody(BaseModel):
-    tier: str
-    amount: str
-    milestones: list[str]
-    metadata_uri: str = ""
+    tier: Name
+    amount: Name
+    milestones: list[Name] = Field(max_length=16)
+    metadata_uri: Name = ""
 
 
 @router.get("/governance/me")
@@ -52,55 +53,56 @@ def my_votes(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/governance/delegate")
-def delegate(body: DelegateBody, node: NodeDep, auth: AuthDep, session: SessionDep,
-             pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def delegate(
+    body: DelegateBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     to = node.accounts.resolve(body.delegatee.strip()) if body.delegatee.strip() else None
-    return act(node.governance.plan_delegate(session.address, to or session.address), auth,
-               session, pending)  # fmt: skip
+    return act(
+        node, auth, session, node.governance.plan_delegate(session.address, to or session.address)
+    )
 
 
 @router.post("/governance/proposals", status_code=201)
-def propose(body: ProposeBody, node: NodeDep, auth: AuthDep, session: SessionDep,
-            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def propose(body: ProposeBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     sets = parse_sets([f"{k}={v}" for k, v in body.set.items()])
-    return act(node.governance.plan_propose(session.address, sets, body.description), auth,
-               session, pending)  # fmt: skip
+    return act(
+        node, auth, session, node.governance.plan_propose(session.address, sets, body.description)
+    )
 
 
 @router.post("/governance/proposals/{proposal}/votes")
-def vote(proposal: int, body: VoteBody, node: NodeDep, auth: AuthDep, session: SessionDep,
-         pending: PendingDep) -> dict[str, Any]:  # fmt: skip
-    return act(node.governance.plan_vote(session.address, proposal, body.support), auth,
-               session, pending)  # fmt: skip
+def vote(
+    proposal: IdPath, body: VoteBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    return act(
+        node, auth, session, node.governance.plan_vote(session.address, proposal, body.support)
+    )
 
 
 @router.post("/governance/proposals/{proposal}/queue")
-def queue(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep,
-          pending: PendingDep) -> dict[str, Any]:  # fmt: skip
-    return act(node.governance.plan_queue(session.address, proposal), auth, session, pending)
+def queue(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    return act(node, auth, session, node.governance.plan_queue(session.address, proposal))
 
 
 @router.post("/governance/proposals/{proposal}/execute")
-def execute(proposal: int, node: NodeDep, auth: AuthDep, session: SessionDep,
-            pending: PendingDep) -> dict[str, Any]:  # fmt: skip
-    return act(node.governance.plan_execute(session.address, proposal), auth, session, pending)
+def execute(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    return act(node, auth, session, node.governance.plan_execute(session.address, proposal))
 
 
 @router.post("/grants", status_code=201)
-def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep,
-          pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Apply for an OpenCircle grant (tier bounds and milestone sums checked first)."""
     milestones = [parse_open(m.strip(), field="milestones") for m in body.milestones if m.strip()]
     plan = node.governance.plan_apply(session.address, body.tier,
                                       parse_open(body.amount, field="amount"), milestones,
                                       body.metadata_uri)  # fmt: skip
-    return act(plan, auth, session, pending)
+    return act(node, auth, session, plan)
 
 
 @router.post("/grants/{grant}/approve", status_code=201)
-def propose_approval(grant: int, node: NodeDep, auth: AuthDep, session: SessionDep,
-                     pending: PendingDep) -> dict[str, Any]:  # fmt: skip
+def propose_approval(
+    grant: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Propose that governance approves the grant (returns the proposal)."""
-    out = act(node.governance.plan_propose_approval(session.address, grant), auth, session,
-              pending)  # fmt: skip
+    out = act(node, auth, session, node.governance.plan_propose_approval(session.address, grant))
     return out if "wallet" in out else {"proposal": out}

@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.deps import NodeDep
-from openledger.chain.client import TxResult
+from openledger.errors import NotFoundError
+from openledger.ledger.receipt_ids import is_public_id
 from openledger.ledger.receipts import check_served
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_chat
 from openledger.web.routes import tile
-from openledger.web.wallet import PendingDep, act_recorded
+from openledger.web.wallet import OwnAccount, act_recorded
 
-router = APIRouter(prefix="/web/api", tags=["web"])
+router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 
 class ChatBody(BaseModel):
-    model: str
-    messages: list[dict[str, str]]
-    max_tokens: int = 32
-    temperature: float = 0.7
-    seed: int | None = 0
+    model: Annotated[str, Field(max_length=200)]
+    messages: list[dict[Annotated[str, Field(max_length=32)],
+                        Annotated[str, Field(max_length=100_000)]]] = Field(max_length=64)
+    max_tokens: int = Field(32, ge=1, le=4096)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    seed: int | None = Field(0, ge=0, le=2**63 - 1)
 
 
 @router.post("/chat")
-async def chat(body: ChatBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
+async def chat(body: ChatBody, request: Request, node: NodeDep,
+               session: SessionDep) -> dict[str, Any]:  # fmt: skip
     """One paid chat turn, paid from the account's inference credit."""
+    request.app.state.limits.paid.hit(session.address)
     return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
                                    body.messages, max_tokens=body.max_tokens,
                                    temperature=body.temperature, seed=body.seed)  # fmt: skip
@@ -60,33 +64,29 @@ def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/claim")
-def claim(node: NodeDep, auth: AuthDep, session: SessionDep, pending: PendingDep
-          ) -> dict[str, Any]:  # fmt: skip
+def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain (sent by
     the node for a dev account, by the wallet otherwise)."""
     c = node.rewards.claimable(session.address)
-
-    def shown(result: dict[str, Any]) -> dict[str, Any]:
-        balance = node.contracts.token.balance_of(session.address)
-        return {**result, "balance": str(balance), "paid_open": fmt_open(int(result["paid"]))}
-
-    def finish(results: list[TxResult], _sig: str | None) -> dict[str, Any]:
-        paid = node.contracts.rewards.events(results[-1], "Claimed")
-        amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
-        return shown({**c, "paid": str(amount), "tx_hash": results[-1].tx_hash, "claimable": "0",
-                      "claimed": str(int(c["claimed"]) + amount)})  # fmt: skip
-
-    out = act_recorded(node.client, auth, session, pending,
-                       lambda signer: node.rewards.claim(session.address, signer), finish,
-                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards",
-                       names=node.contracts.addresses.contracts)  # fmt: skip
-    return out if "wallet" in out else shown(out)
+    out = act_recorded(node, auth, session,
+                       lambda signer: node.rewards.claim(session.address, signer),
+                       "rewards.finish_claim", node.rewards.finish_claim, {"before": c},
+                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards")  # fmt: skip
+    if "wallet" in out:
+        return out
+    balance = node.contracts.token.balance_of(session.address)
+    return {**out, "balance": str(balance), "paid_open": fmt_open(int(out["paid"]))}
 
 
 @router.get("/receipts/{receipt}/check")
-def check_receipt(receipt: str, node: NodeDep) -> dict[str, Any]:
+def check_receipt(receipt: Annotated[str, Path(max_length=80)],
+                  node: NodeDep) -> dict[str, Any]:  # fmt: skip
     """Whether a receipt as served proves itself (content hash, chain link, the operator's
-    signed head): the same check anyone can run with the document and the operator address."""
+    signed head): the same check anyone can run with the document and the operator address.
+    By its public id only (``rc_…``), as ``GET /receipts/{id}`` serves it to anyone."""
+    if not is_public_id(receipt):
+        raise NotFoundError(f"No receipt {receipt!r} by that public id.", field="receipt",
+                            value=receipt, fix="use the receipt's public id (rc_…).")  # fmt: skip
     doc = node.ledger.receipt(receipt)
     operator = node.accounts.operator_address()
     problem = check_served(doc, operator)

@@ -1,0 +1,92 @@
+"""Who signs a write: the node, or the account's own wallet (prepare → sign → submit).
+
+``actor(node, principal, as_)`` resolves the account a request acts for. Only the operator
+token may name one of the node's accounts with ``"as"`` (the operator, or a dev account on
+the devnet); any other credential acts for its own account, and naming another is a 403.
+
+``act(node, actor, plan)``: the node signs and sends ``plan`` when it holds the account's
+key — the operator's, or on the devnet a dev account's — and otherwise keeps it as a
+prepared write and answers ``{"wallet": {"pending", "txs", "sign", …}}``; the account sends
+the transactions from its own key and reports them to ``POST /wallet/submit`` (or the web
+app's ``/web/api/wallet/submit``). Off the devnet the node signs only as the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from openledger.api.principal import Principal
+from openledger.chain.accounts import OPERATOR
+from openledger.chain.calls import Plan, Recorder, resumable
+from openledger.config import DEVNET_CHAIN_ID
+from openledger.errors import ForbiddenError, OpenLedgerError
+from openledger.node import Node
+
+
+@dataclass(frozen=True)
+class Actor:
+    address: str
+    name: str | None  # the node-held account the node signs as; None: the wallet signs
+
+
+def _node_signs_for(node: Node, name: str | None) -> bool:
+    return name is not None and (name == OPERATOR or node.settings.chain_id == DEVNET_CHAIN_ID)
+
+
+def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
+    """The account this request writes for (see the module docstring)."""
+    if principal.kind == "operator":
+        name = (as_ or OPERATOR).strip()
+        if name.startswith("0x"):
+            address = node.accounts.resolve(name)
+            names = [n for n in node.accounts.names() if node.accounts.address(n) == address]
+            if not names:
+                raise ForbiddenError(
+                    f"{address} is not an account this node holds a key for.", field="as",
+                    value=name, fix="name the operator or a dev account, or let that "
+                    "account write with its own credential.",
+                )  # fmt: skip
+            name = names[0]
+        address = node.accounts.address(name)  # an unknown name: NotFoundError
+        if not _node_signs_for(node, name):
+            raise ForbiddenError(
+                f"Off the devnet the node signs only as the operator, not as {name!r}.",
+                field="as", value=name, fix="let that account write with its own key.",
+            )  # fmt: skip
+        return Actor(address, name)
+    if as_ is not None and as_.strip():
+        wanted = as_.strip()
+        try:
+            address = node.accounts.resolve(wanted)
+        except OpenLedgerError as exc:
+            raise principal.forbid(wanted) from exc
+        if address.lower() != principal.address.lower():
+            raise principal.forbid(wanted)
+    name = principal.account
+    return Actor(principal.address, name if _node_signs_for(node, name) else None)
+
+
+def act(node: Node, who: Actor, plan: Plan) -> dict[str, Any]:
+    """Send ``plan`` with the node's key for ``who``, or offer it to ``who``'s wallet."""
+    if who.name is not None:
+        return plan.run(node.accounts.signer(who.name))
+    return {"wallet": node.prepared.offer(who.address, plan)}
+
+
+def act_recorded(
+    node: Node, who: Actor, send: Callable[[Any], dict[str, Any]], kind: str,
+    method: Callable[..., dict[str, Any]], args: dict[str, Any], what: str,
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`act` for a service that sends directly: the node runs ``send(signer)``; for a
+    wallet the calls ``send`` would make (its checks run) are recorded and offered, and
+    ``method`` (the Resume ``kind``) records the rest once they are mined."""
+    if who.name is not None:
+        return send(node.accounts.signer(who.name))
+    calls, done = Recorder.calls_of(who.address, send, node.contracts.addresses.contracts)
+    if not calls:  # the service had nothing to send
+        return done
+    finish, resume = resumable(kind, method, args)
+    plan = Plan(node.client, who.address, calls, finish, what=what, resume=resume)
+    return act(node, who, plan)

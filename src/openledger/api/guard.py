@@ -1,0 +1,192 @@
+"""What every request passes before any route sees it (an ASGI middleware).
+
+- **Origin**: a state-changing request (anything but GET, HEAD, OPTIONS) that a browser sent
+  from another site is refused with 403: an ``Origin`` header that is not one of the node's
+  own origins, or ``Sec-Fetch-Site: cross-site``. Clients that are not browsers send neither.
+- **Size**: a body is read at most up to its cap (``api_upload_max_bytes`` for multipart
+  uploads, ``api_json_max_bytes`` for everything else): a larger ``Content-Length`` or a
+  longer stream is refused with 413 before the body is read whole.
+- **JSON**: a body that is JSON is scanned before it is parsed: arrays and objects nested
+  deeper than ``api_json_max_depth``, and a ``\\uD800``–``\\uDFFF`` escape that is not half
+  of a surrogate pair (text no encoder can write), are refused with 400.
+
+Refusals use the project's JSON error format (OpenAI's under /v1).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from openledger.api.errors import OPENAI_PREFIX, openai_error_for
+from openledger.config import Settings
+from openledger.errors import ForbiddenError, OpenLedgerError, PayloadTooLargeError, ValidationError
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PYTHON_RECURSION_LIMIT = 1000
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+# a surrogate pair, a lone surrogate escape, any other escape, a quote, a bracket
+_TOKENS = re.compile(
+    rb'\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}'
+    rb'|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\.|["\[\]{}]'
+)
+
+
+def restore_recursion_limit() -> None:
+    """py_ecc (imported by web3) raises the recursion limit to 100,000, so C code that
+    recurses (the JSON decoder) overflows the stack before Python can raise: set it back."""
+    if sys.getrecursionlimit() > PYTHON_RECURSION_LIMIT:
+        sys.setrecursionlimit(PYTHON_RECURSION_LIMIT)
+
+
+def node_hosts(settings: Settings) -> frozenset[str]:
+    """The host:port names the node answers as: ``api_host:api_port`` (with the other
+    loopback names when that is a loopback address) and the configured ``web_hosts``."""
+    port = settings.api_port
+    hosts = {f"{settings.api_host}:{port}"}
+    if settings.api_host in (*LOOPBACK, "::1", "0.0.0.0"):
+        hosts |= {f"{h}:{port}" for h in LOOPBACK}
+    hosts |= {h.strip() for h in settings.web_hosts.split(",") if h.strip()}
+    return frozenset(hosts)
+
+
+def node_origins(hosts: Iterable[str]) -> frozenset[str]:
+    out = set()
+    for h in hosts:
+        name, _, port = h.rpartition(":") if not h.endswith("]") else (h, "", "")
+        out |= {f"http://{h}", f"https://{h}"}
+        if port == "80":
+            out.add(f"http://{name}")
+        if port == "443":
+            out.add(f"https://{name}")
+    return frozenset(out)
+
+
+def json_problem(body: bytes, max_depth: int) -> OpenLedgerError | None:
+    """What is wrong with a JSON body that the decoder must not see, or None."""
+    depth, in_string = 0, False
+    for m in _TOKENS.finditer(body):
+        tok = m.group()
+        if tok == b'"':
+            in_string = not in_string
+        elif not in_string and tok in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                return ValidationError(
+                    f"The JSON body nests arrays and objects deeper than {max_depth} levels.",
+                    field="body", value=depth,
+                    fix=f"send at most {max_depth} levels of nesting.",
+                )  # fmt: skip
+        elif not in_string and tok in (b"]", b"}"):
+            depth -= 1
+        elif in_string and m.group(1) is not None:
+            return ValidationError(
+                f"The JSON body holds a lone surrogate escape {m.group(1).decode()!r}, which "
+                "is not text.", field="body", value=m.group(1).decode(),
+                fix="send valid Unicode: a \\uD800-\\uDBFF escape only followed by a "
+                "\\uDC00-\\uDFFF one.",
+            )  # fmt: skip
+    return None
+
+
+def _refusal(scope: Scope, exc: OpenLedgerError, status: int | None = None) -> JSONResponse:
+    path = scope.get("path", "")
+    if path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/"):
+        code, body = openai_error_for(exc)
+        return JSONResponse(body, status_code=status or code)
+    return JSONResponse(exc.to_dict(), status_code=status or exc.http_status)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.origins = node_origins(node_hosts(settings))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        problem = self._foreign(headers)
+        if problem is not None:
+            await _refusal(scope, problem)(scope, receive, send)
+            return
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        cap = (self.settings.api_upload_max_bytes if multipart
+               else self.settings.api_json_max_bytes)  # fmt: skip
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > cap:
+                raise _TooLarge
+            body, more = await self._read(receive, cap)
+        except _TooLarge:
+            await _refusal(scope, PayloadTooLargeError(
+                f"The request body is larger than this node takes ({cap:,} bytes for "
+                f"{'an upload' if multipart else 'a request'}).", field="body",
+                value=max(declared, cap + 1), fix="send a smaller body"
+                + (", or split the files over several contributions." if multipart else "."),
+            ))(scope, receive, send)  # fmt: skip
+            return
+        if not multipart and body.lstrip()[:1] in (b"[", b"{"):
+            bad = json_problem(body, self.settings.api_json_max_depth)
+            if bad is not None:
+                await _refusal(scope, bad, status=400)(scope, receive, send)
+                return
+        await self.app(scope, _replay(body, more, receive), send)
+
+    def _foreign(self, headers: Headers) -> OpenLedgerError | None:
+        origin = headers.get("origin")
+        site = headers.get("sec-fetch-site")
+        if (origin is not None and origin not in self.origins) or site == "cross-site":
+            shown = origin or f"Sec-Fetch-Site: {site}"
+            return ForbiddenError(
+                f"This request came from another site ({shown}); the node takes writes only "
+                "from its own pages and from programs.", field="Origin", value=shown,
+                fix="use the node's own web app, or call the API from a program with an "
+                "API key (programs send no Origin header).",
+            )  # fmt: skip
+        return None
+
+    @staticmethod
+    async def _read(receive: Receive, cap: int) -> tuple[bytes, list[Message]]:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks), [message]
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), []
+
+
+def _replay(body: bytes, after: list[Message], upstream: Receive) -> Receive:
+    """The body read already, then whatever the server sends next (a disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if after:
+            return after.pop(0)
+        return await upstream()
+
+    return receive

@@ -1,0 +1,82 @@
+"""Rate limits: a token bucket per key (a client address, an API key, an account).
+
+A limit is written ``N/SECONDS`` (``"30/60"``: 30 requests a minute, in bursts of up to 30);
+``"0"`` turns it off. Over the limit a request gets 429 with ``Retry-After``: the whole
+seconds until the next request would pass. The buckets live in the API process's memory:
+with several API processes each enforces the limit on its own share of the traffic.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from openledger.errors import ConfigError, RateLimitedError
+
+MAX_KEYS = 100_000  # buckets kept before the full (idle) ones are dropped
+
+
+def parse_rate(text: str, field: str) -> tuple[int, float] | None:
+    """``"N/SECONDS"`` as (N, SECONDS); None for ``"0"`` (off)."""
+    raw = text.strip()
+    if raw in ("0", "", "off"):
+        return None
+    count, sep, period = raw.partition("/")
+    try:
+        n, seconds = int(count), float(period) if sep else 0.0
+    except ValueError:
+        n, seconds = 0, 0.0
+    if n < 1 or not seconds > 0 or not math.isfinite(seconds):
+        raise ConfigError(f"Rate limit {field} = {text!r} is not N/SECONDS.", field=field,
+                          value=text, fix='write e.g. "30/60" (30 a minute), or "0" for '
+                          "no limit.")  # fmt: skip
+    return n, seconds
+
+
+class RateLimiter:
+    def __init__(self, rate: tuple[int, float] | None, what: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.rate = rate
+        self.what = what
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> None:
+        """Take one request from ``key``'s bucket; RateLimitedError (429) if it is empty."""
+        if self.rate is None:
+            return
+        capacity, period = self.rate
+        per_s = capacity / period
+        now = self.clock()
+        with self._lock:
+            tokens, at = self._buckets.get(key, (float(capacity), now))
+            tokens = min(float(capacity), tokens + (now - at) * per_s)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                if len(self._buckets) > MAX_KEYS:
+                    self._prune(now, per_s, capacity)
+                return
+            self._buckets[key] = (tokens, now)
+        wait = max(1, math.ceil((1.0 - tokens) / per_s))
+        raise RateLimitedError(
+            f"Too many {self.what}: at most {capacity} every {period:g} s.",
+            retry_after=wait, field="rate", value=f"{capacity}/{period:g}",
+            fix=f"wait {wait} s (Retry-After) and send fewer requests.",
+        )  # fmt: skip
+
+    def _prune(self, now: float, per_s: float, capacity: int) -> None:
+        self._buckets = {k: v for k, v in self._buckets.items()
+                         if v[0] + (now - v[1]) * per_s < capacity}  # fmt: skip
+
+
+class Limits:
+    """The node's limits, from its settings (``rate_signin``, ``rate_keys``, ``rate_paid``)."""
+
+    def __init__(self, signin: str, keys: str, paid: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.signin = RateLimiter(parse_rate(signin, "rate_signin"), "sign-in requests", clock)
+        self.keys = RateLimiter(parse_rate(keys, "rate_keys"), "API keys created", clock)
+        self.paid = RateLimiter(parse_rate(paid, "rate_paid"), "paid requests", clock)
