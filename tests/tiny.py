@@ -74,8 +74,10 @@ def make_adapter(
     seed: int,
     alpha: float | None = None,
     rslora: bool = False,
+    dora: bool = False,
 ) -> Path:
-    """A PEFT LoRA adapter with random (non-zero) A and B, saved like the factory saves."""
+    """A PEFT LoRA (or DoRA) adapter with random (non-zero) A and B, saved like the factory
+    saves; a DoRA magnitude is its initial column norm times 1 ± 10 % noise."""
     torch.manual_seed(seed)
     model, _ = load_base(base_dir)
     config = LoraConfig(
@@ -84,11 +86,14 @@ def make_adapter(
         target_modules=list(modules),
         init_lora_weights=False,
         use_rslora=rslora,
+        use_dora=dora,
     )
     peft_model = get_peft_model(model, config)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
-            if "lora_" in name:
+            if "lora_magnitude_vector" in name:
+                p.mul_(1 + 0.1 * torch.randn_like(p))
+            elif "lora_" in name:
                 p.normal_(0, 0.08)
     peft_model.save_pretrained(out)
     return out

@@ -34,7 +34,8 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "serve_max_batch": ("OPENLEDGER_SERVE_MAX_BATCH", "serve", "max_batch"),
     "serve_max_ctx": ("OPENLEDGER_SERVE_MAX_CTX", "serve", "max_ctx"),
     "serve_device_slots": ("OPENLEDGER_SERVE_DEVICE_SLOTS", "serve", "device_slots"),
-    "serve_cpu_adapters": ("OPENLEDGER_SERVE_CPU_ADAPTERS", "serve", "cpu_adapters"),
+    "serve_host_tier_mb": ("OPENLEDGER_SERVE_HOST_TIER_MB", "serve", "host_tier_mb"),
+    "serve_max_lora_rank": ("OPENLEDGER_SERVE_MAX_LORA_RANK", "serve", "max_lora_rank"),
     "ledger_pricing_process": ("OPENLEDGER_LEDGER_PRICING_PROCESS", "ledger", "pricing_process"),
     "web_hosts": ("OPENLEDGER_WEB_HOSTS", "api", "web_hosts"),
     "api_json_max_bytes": ("OPENLEDGER_API_JSON_MAX_BYTES", "api", "json_max_bytes"),
@@ -131,8 +132,9 @@ class Settings:
     serve_device: str = "auto"
     serve_max_batch: int = 64
     serve_max_ctx: int = 0  # 0: the base model's max_position_embeddings
-    serve_device_slots: int = 128
-    serve_cpu_adapters: int = 1024
+    serve_device_slots: int = 0  # 0: sized from free GPU memory after the KV cache
+    serve_host_tier_mb: int = 4096  # adapters kept in host memory, in MiB of their tensors
+    serve_max_lora_rank: int = 64
     ledger_pricing_process: int = 1  # 1: charges priced in a child process; 0: in the node's
     web_hosts: str = ""  # host:port names the web app answers as, beside api_host:api_port
     api_json_max_bytes: int = 1_048_576  # a JSON body (and any non-upload body)
@@ -266,8 +268,10 @@ port = {settings.api_port}
 # base = "/path/to/base-model"   # default: the base most published models were trained on
 device = "{settings.serve_device}"
 max_batch = {settings.serve_max_batch}
+# 0: as many as fit in the GPU memory free after the KV cache (CPU: 2 x max_batch)
 device_slots = {settings.serve_device_slots}
-cpu_adapters = {settings.serve_cpu_adapters}
+host_tier_mb = {settings.serve_host_tier_mb}
+max_lora_rank = {settings.serve_max_lora_rank}
 
 [ledger]
 # 1: charges are priced (split, receipt JSON, hash) in a child process, on another core;

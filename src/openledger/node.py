@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from openledger.api.keys import ApiKeyService
 from openledger.api.operator_token import OperatorToken
@@ -135,7 +136,14 @@ class Node:
 
     @cached_property
     def models(self) -> ModelService:
-        return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir)
+        return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir,
+                            check_adapter=self._check_servable)  # fmt: skip
+
+    def _check_servable(self, name: str, adapter_dir: Path, base: str) -> None:
+        """Publishing refuses an adapter the serving engine could not serve on its base."""
+        from openledger.serving.checks import check_adapter
+
+        check_adapter(name, adapter_dir, base, max_rank=self.settings.serve_max_lora_rank)
 
     # -- proof of attribution -------------------------------------------------------------
     @cached_property
@@ -225,7 +233,8 @@ class Node:
         s = self.settings
         engine = EngineConfig(max_batch=s.serve_max_batch, max_ctx=s.serve_max_ctx or None,
                               device_slots=s.serve_device_slots,
-                              cpu_adapters=s.serve_cpu_adapters)  # fmt: skip
+                              host_tier_bytes=s.serve_host_tier_mb << 20,
+                              max_lora_rank=s.serve_max_lora_rank)  # fmt: skip
         return ServingService(self.models, ServeConfig(s.serve_base, s.serve_device, engine))
 
     # -- devnet lifecycle ------------------------------------------------------------------

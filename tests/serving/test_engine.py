@@ -16,6 +16,7 @@ from openledger.factory.base import load_base
 from openledger.serving.adapters import load_adapter
 from openledger.serving.engine import Engine, EngineConfig, Request
 from openledger.serving.sampling import SamplingParams
+from tests.tiny import make_adapter
 
 GREEDY = SamplingParams(max_tokens=8, temperature=0, ignore_eos=True)
 
@@ -300,3 +301,42 @@ def test_stop_ends_every_open_request_and_a_failing_sink_only_cancels_its_own(
     assert good.wait(5).finish_reason == "cancelled"
     assert waiting.wait(5).finish_reason == "cancelled"
     assert engine.stats()["pinned_slots"] == 0
+
+
+ALL_SEVEN = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def test_all_seven_targets_ranks_4_to_64_and_dora_in_one_batch(
+    tiny_base_dir: Path, tmp_path: Path
+) -> None:
+    """Ranks 4–64 on all seven projections, attention-only and MLP-only sets, a DoRA adapter
+    and a base row in one batch: each row is its adapter merged into the base."""
+    plan = [(4, ALL_SEVEN, False), (8, ALL_SEVEN[:4], False), (16, ALL_SEVEN[4:], False),
+            (32, ALL_SEVEN, False), (64, ALL_SEVEN, False), (16, ALL_SEVEN, True)]  # fmt: skip
+    paths = {f"s{i}": make_adapter(tiny_base_dir, tmp_path / f"s{i}", rank=r, modules=m,
+                                   seed=50 + i, rslora=i == 3, dora=d)
+             for i, (r, m, d) in enumerate(plan)}  # fmt: skip
+    model, tokenizer = load_base(tiny_base_dir)
+    engine = Engine(model, tokenizer, lambda n: paths[n], EngineConfig(max_batch=8))
+    seen: dict[int, list[torch.Tensor]] = {}
+    engine.on_logits = lambda rows, logits: [
+        seen.setdefault(r.id, []).append(logits[i].clone()) for i, r in enumerate(rows)
+    ]
+    names: list[str | None] = [*paths, None]
+    batch = prompts(tokenizer, len(names))
+    for name in paths:
+        engine.adapters.load_now(name)
+    requests = [engine.submit(p, adapter=n, params=GREEDY)
+                for p, n in zip(batch, names, strict=True)]  # fmt: skip
+    run_manually(engine, requests)
+    assert engine.slots.rank == 64
+    for request, name, prompt in zip(requests, names, batch, strict=True):
+        if name is None:
+            reference = load_base(tiny_base_dir)[0]
+        else:
+            reference = merged(tiny_base_dir, paths[name])
+        assert request.tokens == hf_greedy(reference, prompt, 8)[0, len(prompt) :].tolist(), name
+        full = torch.tensor([prompt + request.tokens[:-1]])
+        with torch.no_grad():
+            ref = reference(full).logits[0, len(prompt) - 1 :]
+        assert relative_error(torch.stack(seen[request.id]), ref) < 1e-4, name

@@ -11,6 +11,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from openledger.errors import ValidationError
 from openledger.factory.base import load_base, load_tokenizer
 from openledger.serving.engine import Engine, EngineConfig
+from openledger.serving.model import check_architecture
 from openledger.serving.sampling import SamplingParams
 from tests.serving.test_engine import merged, relative_error, run_manually
 from tests.tiny import make_adapter
@@ -85,8 +86,9 @@ def test_bfloat16_engine_stays_close_to_float32(
     assert relative_error(next(iter(seen.values()))[0], ref) < 3e-2
 
 
-def test_unsupported_architectures_are_named(tiny_base_dir: Path) -> None:
-    model, tokenizer = load_base(tiny_base_dir)
+def test_the_native_model_names_what_it_does_not_run(tiny_base_dir: Path) -> None:
+    model, _ = load_base(tiny_base_dir)
     model.config.model_type = "gpt2"
-    with pytest.raises(ValidationError, match="gpt2"):
-        Engine(model, tokenizer, lambda n: Path(n))
+    with pytest.raises(ValidationError, match="gpt2") as info:
+        check_architecture(model)
+    assert info.value.field == "base" and "generic" in info.value.fix

@@ -182,14 +182,26 @@ class ModelCard(BaseModel):
     price_in: str = Field(description="wei of OPEN per prompt token")
     price_out: str = Field(description="wei of OPEN per completion token")
     chain_id: int = Field(description="The model's id in the on-chain registry.")
+    loaded: bool = Field(False, description="Its adapter is in memory (host or device tier).")
+    tier: Literal["device", "host", "disk"] = Field(
+        "disk", description="Where its adapter is: a device slot, host memory, or disk only."
+    )
+    warning: str | None = Field(
+        None, description="Set when the base is served by the slower generic path."
+    )
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+    serving: dict[str, Any] | None = Field(
+        None, description="The engine: native or generic, its warning, the tiers' sizes."
+    )
 
 
-def model_card(model: dict[str, Any]) -> ModelCard:
+def model_card(
+    model: dict[str, Any], status: dict[str, Any] | None = None, warning: str | None = None
+) -> ModelCard:
     created = datetime.fromisoformat(model["created_at"])
     if created.tzinfo is None:  # SQLite hands back naive UTC
         created = created.replace(tzinfo=UTC)
@@ -201,6 +213,8 @@ def model_card(model: dict[str, Any]) -> ModelCard:
         price_in=str(model["price_in"]),
         price_out=str(model["price_out"]),
         chain_id=int(model["id"]),
+        warning=warning,
+        **(status or {}),
     )
 
 

@@ -109,6 +109,9 @@ class ModelService:
     jobs: JobService
     contracts: Callable[[], Contracts]
     models_dir: Path
+    #: (name, adapter dir, base) -> raises if the node's engine could not serve the adapter
+    #: (wired by node.py to the serving engine's check: the factory does not import it)
+    check_adapter: Callable[[str, Path, str], None] | None = None
 
     def publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
                 signer: LocalAccount, attribution_policy: dict[str, float] | None = None,
@@ -144,6 +147,8 @@ class ModelService:
                 f"Job {job_id}'s adapter is missing from {adapter}.", field="job", value=job_id,
                 fix="re-run the job: `openledger jobs resume`.",
             )  # fmt: skip
+        if self.check_adapter is not None:
+            self.check_adapter(name, adapter, job["params"]["base"])
         with self.db.session() as s:
             if s.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
                 raise ConflictError(

@@ -1,8 +1,11 @@
-"""The CPU tier of adapters: loaded from disk by background threads, kept least-recently-used.
+"""The host tier of adapters: loaded from disk by background threads, kept least-recently-
+used within a budget in bytes.
 
-Disk → CPU happens off the engine's thread, so a request for a cold adapter waits while the
-requests already running keep decoding; CPU → device slot is a small copy the engine does
-when it admits the request (:class:`~openledger.serving.lora.LoraSlots`).
+Disk → host happens off the engine's thread, so a request for a cold adapter waits while the
+requests already running keep decoding; host → device slot is a small copy the engine does
+when it admits the request (:class:`~openledger.serving.lora.LoraSlots`). The budget counts
+the bytes of the adapters' tensors (``nbytes``), so a tier of rank-64 adapters on every
+projection holds fewer of them than one of rank-8 adapters on q and v.
 """
 
 from __future__ import annotations
@@ -13,39 +16,37 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from openledger.serving.adapters import LoraAdapter, load_adapter
+from openledger.errors import ValidationError
 
 
 class AdapterCache:
-    """Adapters in host memory, at most ``capacity`` of them."""
+    """Adapters in host memory, at most ``capacity_bytes`` of them."""
 
     def __init__(
         self,
         resolve: Callable[[str], Path],
+        loader: Callable[[str, Path], Any],
         *,
-        capacity: int = 256,
-        dtype: torch.dtype = torch.float32,
+        capacity_bytes: int = 4 << 30,
         workers: int = 2,
         on_ready: Callable[[], None] = lambda: None,
-        loader: Callable[[str, Path], LoraAdapter] | None = None,
     ) -> None:
         self.resolve = resolve
-        self.capacity = capacity
-        self.dtype = dtype
+        self.capacity_bytes = capacity_bytes
         self.on_ready = on_ready
-        self._loader = loader or (lambda name, path: load_adapter(name, path, dtype=dtype))
+        self._loader = loader
         self._lock = threading.Lock()
-        self._ready: OrderedDict[str, LoraAdapter] = OrderedDict()
+        self._ready: OrderedDict[str, Any] = OrderedDict()
+        self._bytes = 0
         self._loading: set[str] = set()
         self._failed: dict[str, Exception] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adapter-load")
         self.load_ms: dict[str, float] = {}
         self.evictions = 0
 
-    def get(self, name: str) -> LoraAdapter | None:
+    def get(self, name: str) -> Any | None:
         """The adapter if it is in host memory (and mark it recently used)."""
         with self._lock:
             adapter = self._ready.get(name)
@@ -70,7 +71,7 @@ class AdapterCache:
         with self._lock:
             return self._failed.pop(name, None)
 
-    def load_now(self, name: str) -> LoraAdapter:
+    def load_now(self, name: str) -> Any:
         """Load in the caller's thread (tools and benchmarks)."""
         adapter = self.get(name)
         if adapter is None:
@@ -82,28 +83,46 @@ class AdapterCache:
         start = time.perf_counter()
         try:
             adapter = self._loader(name, self.resolve(name))
+            self._store(adapter)
         except Exception as exc:  # delivered to the requests that wait for it
             with self._lock:
                 self._loading.discard(name)
                 self._failed[name] = exc
         else:
             self.load_ms[name] = (time.perf_counter() - start) * 1000
-            self._store(adapter)
         self.on_ready()
 
-    def _store(self, adapter: LoraAdapter) -> None:
+    def _store(self, adapter: Any) -> None:
+        size = int(adapter.nbytes)
+        if size > self.capacity_bytes:
+            raise ValidationError(
+                f"adapter {adapter.name!r} takes {size:,} bytes; the host tier holds "
+                f"{self.capacity_bytes:,}.",
+                field="adapter",
+                value=adapter.name,
+                fix="raise [serve] host_tier_mb (OPENLEDGER_SERVE_HOST_TIER_MB).",
+            )
         with self._lock:
             self._loading.discard(adapter.name)
+            old = self._ready.pop(adapter.name, None)
+            if old is not None:
+                self._bytes -= int(old.nbytes)
             self._ready[adapter.name] = adapter
-            self._ready.move_to_end(adapter.name)
-            while len(self._ready) > self.capacity:
-                self._ready.popitem(last=False)
+            self._bytes += size
+            while self._bytes > self.capacity_bytes:
+                _, evicted = self._ready.popitem(last=False)
+                self._bytes -= int(evicted.nbytes)
                 self.evictions += 1
 
     @property
     def resident(self) -> list[str]:
         with self._lock:
             return list(self._ready)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -16,6 +16,7 @@ One step of the scheduler (``Engine.step``):
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections import deque
@@ -25,22 +26,43 @@ from typing import Any
 
 import torch
 
-from openledger.errors import ValidationError
+from openledger.errors import OpenLedgerError, ValidationError
+from openledger.serving.adapters import load_adapter
+from openledger.serving.arch import native_spec
 from openledger.serving.cache import AdapterCache
-from openledger.serving.lora import LoraSlots, SlotsFull
-from openledger.serving.model import EngineModel, linear_shapes
+from openledger.serving.generic import WARNING, GenericModel, PeftSlots, load_raw_adapter
+from openledger.serving.lora import LoraSlots, SlotsFull, slot_bytes
+from openledger.serving.model import EngineModel
 from openledger.serving.request import Completion, Event, Request
 from openledger.serving.sampling import SamplingParams, choose_tokens
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """How much the engine holds: rows, context, adapters per tier (0 slots: sized by memory)."""
+
     max_batch: int = 64
     max_ctx: int | None = None  # default: the model's max_position_embeddings
-    device_slots: int = 128
-    cpu_adapters: int = 1024
+    device_slots: int = 0  # 0: from free GPU memory after the KV cache (CPU: 2 × max_batch)
+    host_tier_bytes: int = 4 << 30  # adapters kept in host memory, by their tensors' bytes
+    max_lora_rank: int = 64
     max_prefill_tokens: int = 8192
     load_workers: int = 2
+    slot_memory_fraction: float = 0.8  # of the GPU memory free after the KV cache
+
+
+def auto_slots(config: EngineConfig, per_slot: int, device: torch.device) -> int:
+    """Device slots that fit: on CUDA ``slot_memory_fraction`` of the memory free once the
+    model and the KV cache are allocated, divided by a slot's bytes at ``max_lora_rank``
+    on every projection; on CPU 2 × max_batch (host memory is the host tier's budget)."""
+    if config.device_slots > 0:
+        return config.device_slots
+    if device.type != "cuda":
+        return 2 * config.max_batch
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(config.max_batch, int(free * config.slot_memory_fraction) // max(per_slot, 1))
 
 
 class Engine:
@@ -58,18 +80,41 @@ class Engine:
         self.config = config = config or EngineConfig()
         self.tokenizer = tokenizer
         param = next(hf_model.parameters())
-        shapes = linear_shapes(hf_model)
-        self.slots = LoraSlots(config.device_slots, shapes, dtype=param.dtype, device=param.device)
-        self.model = EngineModel(
-            hf_model, max_batch=config.max_batch, max_ctx=config.max_ctx, lora=self.slots
-        )
+        self.model: EngineModel | GenericModel
+        self.slots: LoraSlots | PeftSlots
+        spec = native_spec(hf_model.config)
+        if spec is not None:
+            self.kind, self.warning = "native", None
+            self.model = EngineModel(
+                hf_model, max_batch=config.max_batch, max_ctx=config.max_ctx, lora=None
+            )
+            shape = self.model.shape
+            groups = shape.groups(spec)
+            per_slot = slot_bytes(groups, shape.layers, config.max_lora_rank, param.dtype)
+            capacity = auto_slots(config, per_slot, param.device)  # after the KV cache
+            self.slots = LoraSlots(
+                capacity, groups, shape.layers, dtype=param.dtype, device=param.device
+            )
+            self.model.lora = self.slots
+            fit = self.model.fit(config.max_lora_rank)
+            default = lambda name, path: load_adapter(name, path, dtype=param.dtype, fit=fit)  # noqa: E731
+        else:
+            self.kind = "generic"
+            self.warning = WARNING.format(model_type=hf_model.config.model_type)
+            log.warning("%s", self.warning)
+            capacity = config.device_slots or 2 * config.max_batch
+            self.slots = PeftSlots(capacity, hf_model)
+            self.model = GenericModel(
+                hf_model, max_batch=config.max_batch, max_ctx=config.max_ctx, slots=self.slots
+            )
+            gfit = self.model.fit(config.max_lora_rank)
+            default = lambda name, path: load_raw_adapter(name, path, fit=gfit, dtype=param.dtype)  # noqa: E731
         self.adapters = AdapterCache(
             resolve,
-            capacity=config.cpu_adapters,
-            dtype=param.dtype,
+            loader or default,
+            capacity_bytes=config.host_tier_bytes,
             workers=config.load_workers,
             on_ready=self._wake_up,
-            loader=loader,
         )
         self.eos = {int(t) for t in _eos_ids(hf_model, tokenizer)}
         self._inbox: queue.SimpleQueue[Request] = queue.SimpleQueue()
@@ -84,7 +129,13 @@ class Engine:
 
     @property
     def max_ctx(self) -> int:
-        return self.model.dims.max_ctx
+        return self.model.max_ctx
+
+    def tier(self, name: str) -> str:
+        """Where an adapter is now: ``device`` (a slot), ``host`` (memory) or ``disk``."""
+        if self.slots.slot_of(name) is not None:
+            return "device"
+        return "host" if self.adapters.get(name) is not None else "disk"
 
     # ------------------------------------------------------------------ client side
 
@@ -171,11 +222,16 @@ class Engine:
             "free_rows": self.config.max_batch - len(self._running),
             "pinned_slots": self.slots.pinned,
             "device_adapters": len(self.slots.resident),
-            "cpu_adapters": len(self.adapters.resident),
+            "device_slots": self.slots.capacity,
+            "device_slot_bytes": self.slots.nbytes,
+            "host_adapters": len(self.adapters.resident),
+            "host_tier_bytes": self.adapters.nbytes,
+            "host_tier_capacity_bytes": self.adapters.capacity_bytes,
             "slot_loads": self.slots.loads,
             "slot_evictions": self.slots.evictions,
             "steps": self.steps,
             "kv_cache_bytes": self.model.kv_bytes,
+            "engine": self.kind,
         }
 
     # ------------------------------------------------------------------ the loop
@@ -265,9 +321,15 @@ class Engine:
             r.emit(Event("error", error=error))
             return -1
         try:
-            return self.slots.acquire(adapter)
+            return self.slots.acquire(adapter)  # type: ignore[arg-type]
         except SlotsFull:
             return None
+        except Exception as exc:  # this adapter cannot be placed: fail its request only
+            if not isinstance(exc, OpenLedgerError):
+                log.exception("placing adapter %r in a device slot failed", r.adapter)
+            r.finish_reason = "error"
+            r.emit(Event("error", error=exc))
+            return -1
 
     def _prefill(self, batch: list[Request]) -> None:
         first_row = len(self._running) - len(batch)
@@ -339,6 +401,7 @@ class Engine:
                 self.model.move_row(last, row, moved.length)
                 self._running[row] = moved
             self._running.pop()
+            self.model.release_row(last)
             if r.error is not None:
                 r.emit(Event("error", error=r.error))
             else:

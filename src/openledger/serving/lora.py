@@ -1,16 +1,21 @@
-"""The device slot pool and the batched multi-LoRA product (Punica BGMV semantics).
+"""The device slot pool: which adapter sits in which slot, and its weights stacked per group.
 
-For every adapted linear ``(layer, module)`` the pool holds two stacked tensors
+For every layer and group (:mod:`openledger.serving.arch`: qkv, o, gate_up, down) the pool
+holds
 
-* ``A``: (slots + 1) × in × R and ``B``: (slots + 1) × R × out,
+* ``A``: (slots + 1) × in × k × R — the k slices' ``Aᵀ`` side by side, so one shrink serves
+  every slice of the group, and
+* ``B[j]``: (slots + 1) × R × out_j per slice j (and, once a DoRA adapter is loaded,
+  ``G[j]``: (slots + 1) × out_j, its magnitude factor; 1 elsewhere),
 
 where ``R`` is the largest rank loaded so far: a rank-r adapter fills the first r columns
-of its ``A`` and rows of its ``B`` and leaves zeros, which add exact zeros to the product,
-so adapters of different ranks share one batch. Slot 0 is all zeros: the base model.
+and leaves zeros, which add exact zeros, so ranks and target sets mix freely in one batch.
+Slot 0 is all zeros: the base model.
 
-Per decode step the rows' slots are gathered once (``prepare``); each adapted linear then
-adds ``(x · A[slot]) · B[slot]`` for all rows in two batched matmuls, one pass per layer
-whatever the number of distinct adapters in the batch.
+``prepare(slots)`` gathers the rows' weights once per change of the batch (trimmed to the
+largest rank among the rows and to the slices any row adapts); ``apply`` then runs the
+pure ops of :mod:`openledger.serving.lora_ops` — one shrink and one expand per slice for a
+whole group, one pass per layer whatever the number of distinct adapters in the batch.
 """
 
 from __future__ import annotations
@@ -20,55 +25,30 @@ from collections import OrderedDict
 import torch
 
 from openledger.serving.adapters import Key, LoraAdapter
+from openledger.serving.arch import Group
+from openledger.serving.lora_ops import add_lora_fused, dora_rescale, gather
 
 
 class SlotsFull(Exception):
     """Every slot holds an adapter that a running request uses."""
 
 
-class LoraSlots:
-    """A fixed number of device slots for adapters, reused least-recently-used first."""
+class SlotResidency:
+    """Which adapter holds which of ``capacity`` slots (1 … capacity), reused LRU first
+    among the slots that no running request pins."""
 
-    def __init__(
-        self,
-        capacity: int,
-        shapes: dict[str, tuple[int, int]],
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-        rank: int = 8,
-    ) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.shapes = shapes  # module name -> (in, out)
-        self.dtype, self.device, self.rank = dtype, torch.device(device), rank
-        self._a: dict[Key, torch.Tensor] = {}
-        self._b: dict[Key, torch.Tensor] = {}
         self._slot_of: OrderedDict[str, int] = OrderedDict()  # LRU order, oldest first
         self._pins: dict[int, int] = {}
         self._free = list(range(capacity, 0, -1))
-        self._gathered: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None
-        self._gathered_for: tuple[int, ...] | None = None
         self.loads = 0
         self.evictions = 0
-
-    # ------------------------------------------------------------------ residency
 
     def slot_of(self, name: str) -> int | None:
         return self._slot_of.get(name)
 
-    def acquire(self, adapter: LoraAdapter) -> int:
-        """Pin ``adapter`` in a slot (loading it into one if needed) and return the slot."""
-        slot = self._slot_of.get(adapter.name)
-        if slot is None:
-            slot = self._take_slot()
-            self._write(slot, adapter)
-            self._slot_of[adapter.name] = slot
-            self.loads += 1
-        self._slot_of.move_to_end(adapter.name)
-        self._pins[slot] = self._pins.get(slot, 0) + 1
-        return slot
-
-    def acquire_resident(self, name: str) -> int | None:
+    def pin_resident(self, name: str) -> int | None:
         """Pin an adapter already in a slot; None when it is not resident."""
         slot = self._slot_of.get(name)
         if slot is None:
@@ -76,6 +56,31 @@ class LoraSlots:
         self._slot_of.move_to_end(name)
         self._pins[slot] = self._pins.get(slot, 0) + 1
         return slot
+
+    def take(self, name: str) -> tuple[int, str | None]:
+        """A slot for ``name`` (not yet pinned): a free one, or the least recently used
+        unpinned one; returns it and the adapter it evicted. SlotsFull if none."""
+        if self._free:
+            slot, evicted = self._free.pop(), None
+        else:
+            for old, old_slot in self._slot_of.items():  # oldest first
+                if old_slot not in self._pins:
+                    del self._slot_of[old]
+                    self.evictions += 1
+                    slot, evicted = old_slot, old
+                    break
+            else:
+                raise SlotsFull
+        self._slot_of[name] = slot
+        self.loads += 1
+        return slot, evicted
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` from its slot (after a failed write)."""
+        slot = self._slot_of.pop(name, None)
+        if slot is not None:
+            self._pins.pop(slot, None)
+            self._free.append(slot)
 
     def release(self, slot: int) -> None:
         if slot == 0:
@@ -94,70 +99,207 @@ class LoraSlots:
     def resident(self) -> list[str]:
         return list(self._slot_of)
 
-    def _take_slot(self) -> int:
-        if self._free:
-            return self._free.pop()
-        for name, slot in self._slot_of.items():  # oldest first
-            if slot not in self._pins:
-                del self._slot_of[name]
-                self.evictions += 1
-                return slot
-        raise SlotsFull
+
+class _GroupPool:
+    """One (layer, group)'s stacked weights."""
+
+    def __init__(
+        self, group: Group, n: int, rank: int, dtype: torch.dtype, device: torch.device
+    ) -> None:
+        kw = {"dtype": dtype, "device": device}
+        self.group = group
+        self.a = torch.zeros(n, group.d_in, len(group.slices), rank, **kw)  # S × in × k × R
+        self.b = [torch.zeros(n, rank, s.size, **kw) for s in group.slices]  # S × R × out_j
+        self.g: list[torch.Tensor | None] = [None] * len(group.slices)  # S × out_j (DoRA)
+
+    def grow(self, rank: int) -> None:
+        old = self.a.shape[-1]
+        self.a = torch.nn.functional.pad(self.a, (0, rank - old))
+        self.b = [torch.nn.functional.pad(b, (0, 0, 0, rank - old)) for b in self.b]
+
+    def clear(self, slot: int) -> None:
+        self.a[slot].zero_()
+        for b in self.b:
+            b[slot].zero_()
+        for g in self.g:
+            if g is not None:
+                g[slot].fill_(1)
+
+
+def slot_bytes(groups: tuple[Group, ...], layers: int, rank: int, dtype: torch.dtype) -> int:
+    """Bytes one slot takes at ``rank`` when every group of every layer is adapted."""
+    size = torch.empty((), dtype=dtype).element_size()
+    per_layer = sum(g.d_in * len(g.slices) * rank + rank * g.d_out for g in groups)
+    return per_layer * layers * size
+
+
+class LoraSlots:
+    """A fixed number of device slots for adapters and the batched product over them."""
+
+    def __init__(
+        self,
+        capacity: int,
+        groups: tuple[Group, ...],
+        layers: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        rank: int = 8,
+    ) -> None:
+        self.capacity = capacity
+        self.groups = {g.name: g for g in groups}
+        self.layers = layers
+        self.dtype, self.device, self.rank = dtype, torch.device(device), rank
+        self.where = {s.target: (g.name, j) for g in groups for j, s in enumerate(g.slices)}
+        self.residency = SlotResidency(capacity)
+        self._pools: dict[tuple[int, str], _GroupPool] = {}
+        self._slot_rank: dict[int, int] = {}
+        self._slot_keys: dict[int, frozenset[Key]] = {}
+        self._slot_dora: dict[int, frozenset[Key]] = {}
+        self._batch: dict[tuple[int, str], tuple] | None = None
+        self._batch_for: tuple[int, ...] | None = None
+
+    # ------------------------------------------------------------------ residency
+
+    def slot_of(self, name: str) -> int | None:
+        return self.residency.slot_of(name)
+
+    def acquire(self, adapter: LoraAdapter) -> int:
+        """Pin ``adapter`` in a slot (loading it into one if needed) and return the slot."""
+        slot = self.residency.pin_resident(adapter.name)
+        if slot is not None:
+            return slot
+        slot, _ = self.residency.take(adapter.name)
+        try:
+            self._write(slot, adapter)
+        except Exception:
+            self.residency.forget(adapter.name)
+            raise
+        return self.residency.pin_resident(adapter.name) or slot
+
+    def acquire_resident(self, name: str) -> int | None:
+        """Pin an adapter already in a slot; None when it is not resident."""
+        return self.residency.pin_resident(name)
+
+    def release(self, slot: int) -> None:
+        self.residency.release(slot)
+
+    @property
+    def pinned(self) -> int:
+        return self.residency.pinned
+
+    @property
+    def resident(self) -> list[str]:
+        return self.residency.resident
+
+    @property
+    def loads(self) -> int:
+        return self.residency.loads
+
+    @property
+    def evictions(self) -> int:
+        return self.residency.evictions
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the pools hold now (they grow as groups are first adapted)."""
+        total = 0
+        for pool in self._pools.values():
+            tensors = [pool.a, *pool.b, *(g for g in pool.g if g is not None)]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+        return total
 
     def _write(self, slot: int, adapter: LoraAdapter) -> None:
         if adapter.max_rank > self.rank:
-            self._grow(adapter.max_rank)
-        for key in adapter.a:
-            if key not in self._a:
-                self._new_pool(key)
-        for key, a_pool in self._a.items():
-            a_pool[slot].zero_()
-            self._b[key][slot].zero_()
-            if key in adapter.a:
-                a, b = adapter.a[key], adapter.b[key]
-                r = a.shape[1]
-                a_pool[slot, :, :r].copy_(a, non_blocking=True)
-                self._b[key][slot, :r, :].copy_(b, non_blocking=True)
-        self._gathered_for = None
-
-    def _new_pool(self, key: Key) -> None:
-        d_in, d_out = self.shapes[key[1]]
-        n = self.capacity + 1
-        kw = {"dtype": self.dtype, "device": self.device}
-        self._a[key] = torch.zeros(n, d_in, self.rank, **kw)
-        self._b[key] = torch.zeros(n, self.rank, d_out, **kw)
-
-    def _grow(self, rank: int) -> None:
-        for key in list(self._a):
-            a, b = self._a[key], self._b[key]
-            self._a[key] = torch.nn.functional.pad(a, (0, rank - self.rank))
-            self._b[key] = torch.nn.functional.pad(b, (0, 0, 0, rank - self.rank))
-        self.rank = rank
+            for pool in self._pools.values():
+                pool.grow(adapter.max_rank)
+            self.rank = adapter.max_rank
+        for layer, target in adapter.a:
+            key = (layer, self.where[target][0])
+            if key not in self._pools:
+                group = self.groups[key[1]]
+                self._pools[key] = _GroupPool(
+                    group, self.capacity + 1, self.rank, self.dtype, self.device
+                )
+        for pool in self._pools.values():
+            pool.clear(slot)
+        for (layer, target), a in adapter.a.items():
+            gname, j = self.where[target]
+            pool = self._pools[(layer, gname)]
+            r = a.shape[1]
+            pool.a[slot, :, j, :r].copy_(a, non_blocking=True)
+            pool.b[j][slot, :r].copy_(adapter.b[(layer, target)], non_blocking=True)
+            g = adapter.dora.get((layer, target))
+            if g is not None:
+                if pool.g[j] is None:
+                    pool.g[j] = torch.ones(
+                        self.capacity + 1, g.shape[0], dtype=self.dtype, device=self.device
+                    )
+                pool.g[j][slot].copy_(g, non_blocking=True)
+        self._slot_rank[slot] = adapter.max_rank
+        self._slot_keys[slot] = frozenset(adapter.a)
+        self._slot_dora[slot] = frozenset(adapter.dora)
+        self._batch_for = None
 
     # ------------------------------------------------------------------ the product
 
     def prepare(self, slots: list[int]) -> bool:
         """Gather the rows' adapters for the next forward; False when every row is base."""
         key = tuple(slots)
-        if key == self._gathered_for:
-            return self._gathered is not None
-        self._gathered_for = key
-        if not any(slots) or not self._a:
-            self._gathered = None
+        if key == self._batch_for:
+            return self._batch is not None
+        self._batch_for = key
+        used = {s for s in slots if s}
+        if not used or not self._pools:
+            self._batch = None
             return False
         idx = torch.tensor(slots, device=self.device)
-        self._gathered = {k: (self._a[k][idx], self._b[k][idx]) for k in self._a}
+        r = max(self._slot_rank[s] for s in used)
+        keys = frozenset().union(*(self._slot_keys[s] for s in used))
+        doras = frozenset().union(*(self._slot_dora[s] for s in used))
+        self._batch = {}
+        for (layer, gname), pool in self._pools.items():
+            group = pool.group
+            on = [j for j, s in enumerate(group.slices) if (layer, s.target) in keys]
+            if not on:
+                continue
+            a = gather(pool.a, idx)  # n × in × k × R
+            if len(on) < len(group.slices) or r < self.rank:
+                a = a[:, :, on, :r]
+            a = a.reshape(len(slots), group.d_in, len(on) * r)  # n × in × k_on·r
+            expands = []
+            for pos, j in enumerate(on):
+                b = gather(pool.b[j], idx)  # n × R × out_j
+                expands.append((pos * r, group.slices[j].offset, b[:, :r].contiguous()))
+            scales = [
+                (group.slices[j].offset, group.slices[j].size, gather(pool.g[j], idx))
+                for j in on
+                if (layer, group.slices[j].target) in doras and pool.g[j] is not None
+            ]
+            self._batch[(layer, gname)] = (a, expands, scales)
         return True
 
-    def apply(self, key: Key, x: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
-        """``base_out + (x · A[row]) · B[row]`` for every row; x: n × T × in."""
-        if self._gathered is None:
-            return base_out
-        pair = self._gathered.get(key)
-        if pair is None:
-            return base_out
-        a, b = pair  # n × in × R, n × R × out
-        return torch.baddbmm(base_out, torch.bmm(x, a), b)
+    def apply(
+        self,
+        layer: int,
+        group: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``y`` (the group's base output, n × T × Σout, with ``bias`` in it) plus every
+        row's LoRA per slice, in place; x: n × T × in."""
+        if self._batch is None:
+            return y
+        entry = self._batch.get((layer, group))
+        if entry is None:
+            return y
+        a, expands, scales = entry
+        add_lora_fused(y, x, a, expands)
+        for offset, size, g in scales:
+            part = None if bias is None else bias.narrow(0, offset, size)
+            dora_rescale(y, g, offset, part)
+        return y
 
 
-__all__ = ["LoraSlots", "SlotsFull"]
+__all__ = ["LoraSlots", "SlotResidency", "SlotsFull", "slot_bytes"]

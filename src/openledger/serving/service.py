@@ -20,11 +20,15 @@ from typing import Any
 
 import torch
 
-from openledger.errors import NotFoundError, ValidationError
-from openledger.factory.base import load_base
+from openledger.errors import NotFoundError, OpenLedgerError, ValidationError
+from openledger.factory.base import base_fingerprint, load_base
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.factory.publish import ModelService
+from openledger.serving.adapters import ADAPTER_WEIGHTS
+from openledger.serving.arch import NATIVE
+from openledger.serving.checks import base_model_type, check_adapter
 from openledger.serving.engine import Engine, EngineConfig, Event, Request
+from openledger.serving.generic import WARNING
 from openledger.serving.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,8 @@ class ServingService:
         self._load = load
         self._engine: Engine | None = None
         self._base: str | None = None
+        self._base_fingerprint: str | None = None
+        self._model_type: str | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the engine
@@ -113,11 +119,76 @@ class ServingService:
                 model.to(device)
                 self._engine = Engine(model, tokenizer, self._adapter_dir, self.config.engine)
                 self._engine.start()
-                # Warm the host tier in the background: the newest models first.
-                newest = sorted(self.catalogue(), key=lambda m: m["created_at"], reverse=True)
-                names = [m["name"] for m in newest[: self.config.engine.cpu_adapters]]
-                self._engine.adapters.prefetch(names)
+                self._engine.adapters.prefetch(self._warm_set())
             return self._engine
+
+    def _warm_set(self) -> list[str]:
+        """The newest models whose files fit the host tier, oldest of them first (so the
+        newest end up most recently used): loaded in the background at start."""
+        budget = self.config.engine.host_tier_bytes
+        chosen: list[str] = []
+        for m in sorted(self.catalogue(), key=lambda m: m["created_at"], reverse=True):
+            try:
+                size = (Path(m["adapter_dir"]) / ADAPTER_WEIGHTS).stat().st_size
+            except OSError:
+                continue  # a missing file is reported when the model is asked for
+            if size > budget:
+                break
+            budget -= size
+            chosen.append(m["name"])
+        return chosen[::-1]
+
+    def status(self, name: str) -> dict[str, Any]:
+        """Where a model's adapter is (``device``, ``host`` or ``disk``) and whether it is
+        loaded, without starting the engine."""
+        engine = self._engine
+        tier = engine.tier(name) if engine is not None else "disk"
+        return {"loaded": tier != "disk", "tier": tier}
+
+    def engine_info(self) -> dict[str, Any]:
+        """The served base's engine path (``native`` or ``generic``, read from its config
+        without loading weights), its warning and the tiers' sizes."""
+        info: dict[str, Any] = {"base": self.base, "engine": None, "warning": None}
+        engine = self._engine
+        if engine is not None:
+            info.update(engine=engine.kind, warning=engine.warning)
+            stats = engine.stats()
+            info["tiers"] = {
+                k: stats[k]
+                for k in (
+                    "host_adapters",
+                    "host_tier_bytes",
+                    "host_tier_capacity_bytes",
+                    "device_adapters",
+                    "device_slots",
+                    "device_slot_bytes",
+                )
+            }
+        elif self.base is not None:
+            if self._model_type is None:
+                self._model_type = base_model_type(self.base) or ""
+            model_type = self._model_type or None
+            if model_type is not None:
+                native = model_type in NATIVE
+                info["engine"] = "native" if native else "generic"
+                info["warning"] = None if native else WARNING.format(model_type=model_type)
+        if "tiers" not in info:
+            info["tiers"] = {"host_tier_capacity_bytes": self.config.engine.host_tier_bytes}
+        return info
+
+    def check_publishable(self, name: str, adapter_dir: Path, base: str) -> None:
+        """Refuse, before a model is published, an adapter this engine could not serve on
+        ``base``: not LoRA/DoRA, unreadable, or not fitting the base (module, layer, shape,
+        rank); the message names the file and the mismatch."""
+        check_adapter(name, adapter_dir, base, max_rank=self.config.engine.max_lora_rank)
+
+    def _fingerprint(self) -> str | None:
+        if self._base_fingerprint is None and self.base is not None:
+            try:
+                self._base_fingerprint = base_fingerprint(self.base)
+            except OpenLedgerError:
+                self._base_fingerprint = ""
+        return self._base_fingerprint or None
 
     def close(self) -> None:
         with self._lock:
@@ -126,7 +197,23 @@ class ServingService:
                 self._engine = None
 
     def _adapter_dir(self, name: str) -> Path:
-        return Path(self.models.get(name)["adapter_dir"])
+        """The adapter's directory (the engine's loader threads call this), refusing one
+        trained on another copy of the base (its recorded fingerprint differs)."""
+        model = self.models.get(name)
+        path = Path(model["adapter_dir"])
+        served = self._fingerprint()
+        trained = model.get("base_fingerprint") or ""
+        if served and trained.startswith("sha256:") and trained != served:
+            raise ValidationError(
+                f"adapter {name!r} at {str(path / ADAPTER_WEIGHTS)!r} cannot be served: it was "
+                f"trained on a base with fingerprint {trained}, and this node serves "
+                f"{self.base!r} with fingerprint {served}.",
+                field="adapter",
+                value=name,
+                fix="serve it on the base it was trained on (set [serve] base), or retrain "
+                "it on this base.",
+            )
+        return path
 
     # ------------------------------------------------------------------ the catalogue
 

@@ -106,13 +106,22 @@ class PaidChatCompletion(ChatCompletion, _PaidFields):
 
 @router.get("/models", response_model=ModelList)
 def list_models(node: NodeDep, principal: Inferrer) -> ModelList:
-    """The models this node serves, with their owners and prices (wei of OPEN per token)."""
-    return ModelList(data=[model_card(m) for m in node.serving.catalogue()])
+    """The models this node serves, with their owners and prices (wei of OPEN per token),
+    where each adapter is (``tier``, ``loaded``), and the engine's path and tiers."""
+    serving = node.serving
+    info = serving.engine_info()
+    return ModelList(
+        data=[model_card(m, serving.status(m["name"]), info["warning"])
+              for m in serving.catalogue()],
+        serving=info,
+    )  # fmt: skip
 
 
 @router.get("/models/{model}", response_model=ModelCard)
 def show_model(model: str, node: NodeDep, principal: Inferrer) -> ModelCard:
-    return model_card(node.serving.model(model))
+    serving = node.serving
+    card = serving.model(model)
+    return model_card(card, serving.status(model), serving.engine_info()["warning"])
 
 
 # ---------------------------------------------------------------------------- completions

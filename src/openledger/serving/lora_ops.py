@@ -1,0 +1,118 @@
+"""The batched multi-LoRA products as pure tensor functions (Punica BGMV semantics).
+
+No state lives here: the slot pool (:mod:`openledger.serving.lora`) owns the stacked
+adapter weights and decides which rows use which slot; these functions only compute. Shapes
+use ``n`` rows (requests), ``T`` tokens per row (1 when decoding), ``R`` the rank columns of
+the gathered weights (the largest rank among the rows, smaller ranks zero-padded).
+
+Layout, as :mod:`openledger.serving.adapters` stores an adapter: ``a`` is ``Aᵀ`` (in × r)
+and ``b`` is ``(s·B)ᵀ`` (r × out) with the LoRA scale folded in, so a row's update is
+``(x · a) · b``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gather(stacked: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Pick each row's adapter out of a slot-stacked tensor.
+
+    Semantics:
+        out[i] = stacked[indices[i]]
+
+    stacked: S × ..., indices: n (int64) → n × ...  (a copy: the rows' weights side by side).
+    """
+    return stacked.index_select(0, indices)
+
+
+def bgmv_shrink(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The first LoRA product, every row with its own ``A``.
+
+    Semantics:
+        out[i, t, :] = x[i, t, :] @ a[i]
+
+    x: n × T × in, a: n × in × R (gathered) → n × T × R.
+    """
+    return torch.bmm(x, a)
+
+
+def bgmv_expand_slice(
+    y: torch.Tensor, h: torch.Tensor, b: torch.Tensor, offset: int
+) -> torch.Tensor:
+    """The second LoRA product added into one slice of a fused output, in place.
+
+    Semantics:
+        y[i, t, offset : offset + out] += h[i, t, :] @ b[i]
+
+    y: n × T × Σout (the fused base output), h: n × T × R, b: n × R × out. Returns ``y``.
+    """
+    y.narrow(-1, offset, b.shape[-1]).baddbmm_(h, b)
+    return y
+
+
+def add_lora_fused(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    slices: list[tuple[int, int, torch.Tensor]],
+) -> torch.Tensor:
+    """LoRA for every slice of a fused projection: one shrink, one expand per slice.
+
+    Semantics:
+        h = x @ a                                   (all slices' A side by side)
+        for (col, offset, b) in slices:
+            r = b.shape[-2]
+            y[i, :, offset : offset + out] += h[i, :, col : col + r] @ b[i]
+
+    y: n × T × Σout, x: n × T × in, a: n × in × ΣR, each b: n × R_j × out_j. Returns ``y``.
+    """
+    h = bgmv_shrink(x, a)  # n × T × ΣR
+    for col, offset, b in slices:
+        bgmv_expand_slice(y, h[..., col : col + b.shape[-2]], b, offset)
+    return y
+
+
+def dora_rescale(
+    y: torch.Tensor, g: torch.Tensor, offset: int, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """DoRA's magnitude on one slice of a fused output (after its LoRA was added), in place.
+
+    Semantics:
+        y[i, t, sl] = g[i] * (y[i, t, sl] - bias[sl]) + bias[sl]
+                    = g[i] * y[i, t, sl] + (1 - g[i]) * bias[sl]
+
+    where ``sl`` = offset … offset + out and ``g = m / ‖W + s·BA‖`` per output feature (1 for
+    rows without DoRA on this slice, which leaves them exactly unchanged).
+    y: n × T × Σout, g: n × out, bias: out or None. Returns ``y``.
+    """
+    part = y.narrow(-1, offset, g.shape[-1])
+    part.mul_(g[:, None, :])
+    if bias is not None:
+        part.add_((1 - g)[:, None, :] * bias)
+    return y
+
+
+def dora_magnitude_scale(
+    weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, magnitude: torch.Tensor
+) -> torch.Tensor:
+    """DoRA's per-output factor for one adapted linear (computed once, at load).
+
+    Semantics:
+        g = magnitude / ‖W + (a @ b)ᵀ‖₂ (norm of each output row)
+
+    weight: out × in (the base), a: in × r, b: r × out (scale folded in), magnitude: out → out.
+    """
+    dev = weight.device
+    merged = weight.float() + (a.to(dev).float() @ b.to(dev).float()).t()  # out × in
+    return magnitude.to(dev).float() / torch.linalg.vector_norm(merged, dim=1)
+
+
+__all__ = [
+    "add_lora_fused",
+    "bgmv_expand_slice",
+    "bgmv_shrink",
+    "dora_magnitude_scale",
+    "dora_rescale",
+    "gather",
+]
