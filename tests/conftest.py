@@ -36,6 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def operator_headers(node: Node) -> dict[str, str]:
+    """The operator token of ``node``'s home as an Authorization header (``init`` wrote it):
+    what a request needs to name one of the node's own accounts with ``"as"``."""
+    from openledger.api.operator_token import read_token
+
+    return {"Authorization": f"Bearer {read_token(node.settings.home)}"}
+
+
 def make_settings(home: Path, **overrides: object) -> Settings:
     env = {"OPENLEDGER_HOME": str(home), "OPENLEDGER_CHAIN_PORT": str(free_port())}
     return Settings.load(env=env, **overrides)

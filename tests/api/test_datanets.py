@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
-from tests.conftest import World
+from tests.conftest import World, operator_headers
 
 pytestmark = pytest.mark.anvil
 
@@ -17,7 +17,8 @@ TEXT = "Saturn's moon Titan has lakes of liquid methane and ethane on its surfac
 
 @pytest.fixture
 def client(world: World) -> TestClient:
-    return TestClient(create_app(world.node), raise_server_exceptions=False)
+    return TestClient(create_app(world.node), raise_server_exceptions=False,
+                      headers=operator_headers(world.node))
 
 
 def test_create_list_show(client: TestClient) -> None:

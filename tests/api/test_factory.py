@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
 from openledger.factory.worker import JobWorker
-from tests.conftest import World
+from tests.conftest import World, operator_headers
 from tests.factory.test_jobs import FAST, learnable_snapshot
 
 pytestmark = pytest.mark.anvil
@@ -30,7 +30,8 @@ def test_queue_watch_publish(
                        "OPENLEDGER_ADDRESSES": str(s.addresses_path)}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     ref = learnable_snapshot(world)
-    client = TestClient(create_app(node), raise_server_exceptions=False)
+    client = TestClient(create_app(node), raise_server_exceptions=False,
+                        headers=operator_headers(node))
 
     bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base),
                                      "config": {"rank": 0}})  # fmt: skip

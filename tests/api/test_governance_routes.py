@@ -11,6 +11,7 @@ from openledger.api.app import create_app
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
 from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node
+from tests.conftest import operator_headers
 
 pytestmark = pytest.mark.anvil
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture
 def client(chain: Node) -> Iterator[TestClient]:
     chain.gov_handover("operator", fund=100_000 * 10**18)
-    with TestClient(create_app(chain), raise_server_exceptions=False) as client:
+    with TestClient(create_app(chain), raise_server_exceptions=False,
+                    headers=operator_headers(chain)) as client:
         yield client
 
 

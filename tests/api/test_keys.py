@@ -11,8 +11,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from openledger.api.app import create_app
-from openledger.api.deps import PrincipalDep
-from openledger.api.keys import KEY_LEN, ApiKeyService, ApiPrincipal, bearer_secret, hash_key
+from openledger.api.credentials import AnyPrincipal as PrincipalDep
+from openledger.api.keys import (
+    CACHE_TTL,
+    KEY_LEN,
+    ApiKeyService,
+    ApiPrincipal,
+    bearer_secret,
+    hash_key,
+)
 from openledger.config import Settings
 from openledger.errors import AuthError, NotFoundError, ValidationError
 from openledger.node import Node
@@ -66,7 +73,9 @@ def test_verify_gives_the_principal_from_a_fresh_node(
 ) -> None:
     doc = keys.create("operator")
     principal = keys.verify(doc["key"])
-    assert principal == ApiPrincipal(doc["key_id"], "operator", node.accounts.operator_address())
+    assert principal == ApiPrincipal(kind="key", address=node.accounts.operator_address(),
+                                     account="operator", scopes=frozenset({"inference", "read"}),
+                                     key_id=doc["key_id"])  # fmt: skip
     other = Node(home)  # a restarted node knows the key from the store alone
     try:
         assert other.api_keys.verify(doc["key"]) == principal
@@ -82,9 +91,20 @@ def test_last_used_is_written_at_most_once_a_minute(keys: ApiKeyService, clock: 
     clock.now += timedelta(seconds=59)
     keys.verify(secret)
     assert keys.list()[0]["last_used"] == first.isoformat()
-    clock.now += timedelta(seconds=1)
+    clock.now += timedelta(seconds=1)  # a check within CACHE_TTL of the last one is cached
+    keys.verify(secret)
+    assert keys.list()[0]["last_used"] == first.isoformat()
+    clock.now += timedelta(seconds=CACHE_TTL)
     keys.verify(secret)
     assert keys.list()[0]["last_used"] == clock.now.isoformat()
+
+
+def test_a_revoked_key_is_refused_at_once_despite_the_cache(keys: ApiKeyService) -> None:
+    doc = keys.create("bob")
+    assert keys.verify(doc["key"]).key_id == doc["key_id"]  # now cached
+    keys.revoke(doc["key_id"])
+    with pytest.raises(AuthError, match="revoked"):
+        keys.verify(doc["key"])
 
 
 def test_list_all_or_one_account(keys: ApiKeyService) -> None:
@@ -94,7 +114,7 @@ def test_list_all_or_one_account(keys: ApiKeyService) -> None:
     assert [k["key_id"] for k in keys.list("bob")] == [b["key_id"]]
     assert keys.list("carol") == []
     assert set(keys.list()[0]) == {
-        "key_id", "account", "address", "label", "created", "last_used", "revoked",
+        "key_id", "account", "address", "label", "created", "last_used", "revoked", "scopes",
     }  # fmt: skip
 
 

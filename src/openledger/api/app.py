@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from openledger import __version__
+from openledger.api.credentials import only_own_account
 from openledger.api.errors import document_errors, install_error_handlers
 from openledger.api.guard import RequestGuard, restore_recursion_limit
 from openledger.api.ratelimit import Limits
@@ -35,6 +36,7 @@ def create_app(node: Node) -> FastAPI:
         "settled in OPEN on an EVM chain. Reads are public; writes need an API key with the "
         "`write` scope, the operator token or a web session, and act for that account only "
         "(docs/security.md).",
+        dependencies=[Depends(only_own_account)],
     )
     app.state.node = node
     s = node.settings

@@ -17,6 +17,7 @@ from openledger.api.deps import NodeDep
 from openledger.api.keys import HEADER, bearer_secret
 from openledger.api.operator_token import TOKEN_PREFIX
 from openledger.api.principal import SCOPES, Principal
+from openledger.errors import OpenLedgerError
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -70,3 +71,22 @@ Reader = Annotated[Principal, Depends(_reader)]
 Writer = Annotated[Principal, Depends(_writer)]
 Inferrer = Annotated[Principal, Depends(_inferrer)]
 MaybePrincipal = Annotated[Principal | None, Depends(_maybe)]
+
+
+def only_own_account(request: Request) -> None:
+    """On every route: ``?as=ACCOUNT`` with a bearer credential of another account is a 403
+    (only the operator token names other accounts). Writes with a body name the account in
+    the body's ``"as"``, checked by ``api.acting.actor`` the same way."""
+    wanted = request.query_params.get("as")
+    if not wanted or not request.headers.get(HEADER):
+        return
+    node = request.app.state.node
+    principal = principal_of(request, node)
+    if principal.kind == "operator":
+        return
+    try:
+        same = node.accounts.resolve(wanted).lower() == principal.address.lower()
+    except OpenLedgerError:  # an unknown name is not this account either
+        same = False
+    if not same:
+        raise principal.forbid(wanted[:64])

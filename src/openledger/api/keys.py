@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -193,15 +192,16 @@ class ApiKeyService:
         if not secret:
             raise _missing_key()
         digest = hash_key(secret)
+        now = self.clock().timestamp()
         with self._cache_lock:
             hit = self._cache.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
+        if hit is not None and now < hit[1]:
             return hit[0]
         principal = self._verify(secret)
         with self._cache_lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (principal, time.monotonic() + CACHE_TTL)
+            self._cache[digest] = (principal, now + CACHE_TTL)
         return principal
 
     def _verify(self, secret: str) -> ApiPrincipal:

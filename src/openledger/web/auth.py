@@ -24,7 +24,7 @@ from openledger.api.guard import node_hosts
 from openledger.api.principal import SCOPES, Principal
 from openledger.chain.accounts import DEV_NAMES, AccountBook
 from openledger.config import DEVNET_CHAIN_ID, Settings
-from openledger.errors import AuthError, ConfigError, NotFoundError
+from openledger.errors import AuthError, ConfigError, NotFoundError, OpenLedgerError
 from openledger.store.db import Database
 from openledger.web import siwe
 from openledger.web.sessions import COOKIE, Session, SessionStore
@@ -172,6 +172,24 @@ def require_session(request: Request, auth: AuthDep,
 SessionDep = Annotated[Session, Depends(require_session)]
 
 
+def only_own_account(request: Request) -> None:
+    """A web write acts for the signed-in account only: ``?as=`` naming another is a 403."""
+    wanted = request.query_params.get("as")
+    if not wanted or request.method in ("GET", "HEAD"):
+        return
+    auth = get_auth(request)
+    session = auth.sessions.read(request.cookies.get(COOKIE))
+    if session is None:
+        return  # the route's own check answers 401
+    node = request.app.state.node
+    try:
+        same = node.accounts.resolve(wanted).lower() == session.address.lower()
+    except OpenLedgerError:  # an unknown name is not this account either
+        same = False
+    if not same:
+        raise auth.principal(session).forbid(wanted[:64])
+
+
 def sign_in_limit(request: Request) -> None:
     """Sign-in messages and sign-ins per client address (429 over ``rate_signin``)."""
     client = request.client.host if request.client else "?"
@@ -238,7 +256,7 @@ def dev(body: DevRequest, request: Request, response: Response, auth: AuthDep) -
     return _session_view(auth, session)
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Depends(only_own_account)])
 def logout(request: Request, response: Response, auth: AuthDep,
            session: SessionDep) -> dict[str, Any]:  # fmt: skip
     """Sign out: the session is revoked in the database (the cookie no longer works

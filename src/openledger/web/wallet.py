@@ -8,16 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from openledger.api import acting
 from openledger.api.acting import Actor
 from openledger.api.deps import NodeDep
 from openledger.chain.calls import Plan
-from openledger.errors import OpenLedgerError
 from openledger.node import Node
-from openledger.web.auth import COOKIE, SessionDep, WebAuth, get_auth
+from openledger.web.auth import SessionDep, WebAuth, only_own_account
 from openledger.web.sessions import Session
 
 
@@ -38,24 +37,6 @@ def act_recorded(node: Node, auth: WebAuth, session: Session,
     """``api.acting.act_recorded`` for the signed-in account."""
     return acting.act_recorded(node, session_actor(auth, session), send, kind, method, args,
                                what)  # fmt: skip
-
-
-def only_own_account(request: Request) -> None:
-    """A web write acts for the signed-in account only: ``?as=`` naming another is a 403."""
-    wanted = request.query_params.get("as")
-    if not wanted or request.method in ("GET", "HEAD"):
-        return
-    auth = get_auth(request)
-    session = auth.sessions.read(request.cookies.get(COOKIE))
-    if session is None:
-        return  # the route's own check answers 401
-    node: Node = request.app.state.node
-    try:
-        same = node.accounts.resolve(wanted).lower() == session.address.lower()
-    except OpenLedgerError:  # an unknown name is not this account either
-        same = False
-    if not same:
-        raise auth.principal(session).forbid(wanted[:64])
 
 
 OwnAccount = [Depends(only_own_account)]
