@@ -1,0 +1,113 @@
+"""Parsing that cannot be crashed: nesting, sizes, lone surrogates, huge numbers and upload
+names are refused with 4xx in the project's JSON format, and the node stays up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openledger.api.app import create_app
+from openledger.api.guard import json_problem
+from openledger.api.routes.datanets import safe_name
+from openledger.config import Settings
+from openledger.node import Node
+from tests.conftest import PASSWORD
+
+WEB = {"X-OpenLedger-Web": "1", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def client(home: Settings) -> Iterator[TestClient]:
+    node = Node(replace(home, api_json_max_bytes=200_000), password_source=lambda: PASSWORD)
+    with TestClient(create_app(node), base_url="http://127.0.0.1:8000",
+                    raise_server_exceptions=False) as c:  # fmt: skip
+        yield c
+    node.close()
+
+
+def test_80000_nested_arrays_are_refused_and_the_node_stays_up(client: TestClient) -> None:
+    deep = b"[" * 80_000 + b"]" * 80_000  # 160 KB: segfaulted the node before
+    for path in ("/web/auth/message", "/v1/completions", "/datanets"):
+        r = client.post(path, content=deep, headers=WEB)
+        assert r.status_code == 400, path
+    assert "deeper than 64" in client.post("/datanets", content=deep, headers=WEB).json()["message"]
+    assert client.get("/health").status_code == 200
+
+
+def test_the_decoder_itself_cannot_overflow_the_stack() -> None:
+    """py_ecc (web3) raises the recursion limit to 100,000; create_app puts it back, so even
+    JSON that slipped past the scan raises RecursionError instead of killing the process."""
+    code = (
+        "import json, web3, sys; from openledger.api.guard import restore_recursion_limit; "
+        "restore_recursion_limit(); "
+        'exec(\'try:\\n json.loads("[" * 200000)\\nexcept RecursionError:\\n print("ok")\')'
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
+
+
+def test_bodies_over_the_cap_are_413_before_they_are_read(client: TestClient) -> None:
+    big = b'{"address": "' + b"a" * 300_000 + b'"}'
+    r = client.post("/web/auth/message", content=big, headers=WEB)
+    assert r.status_code == 413 and r.json()["error"] == "PayloadTooLargeError"
+    r = client.post("/v1/completions", content=big, headers=WEB)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    lying = {**WEB, "Content-Length": "999999999"}
+    assert client.post("/datanets", content=b"{}", headers=lying).status_code == 413
+
+
+def test_lone_surrogates_are_400_pairs_pass() -> None:
+    assert json_problem(b'{"prompt": "a\\ud800b"}', 64) is not None
+    assert json_problem(b'{"prompt": "a\\udc00"}', 64) is not None
+    assert json_problem(b'{"prompt": "\\ud83d\\ude00 ok"}', 64) is None  # an emoji
+    assert json_problem(b'{"prompt": "\\\\ud800"}', 64) is None  # an escaped backslash
+    assert json_problem(b'{"a": "[[[[[["}', 2) is None  # brackets in strings do not nest
+
+
+def test_lone_surrogate_over_http(client: TestClient) -> None:
+    r = client.post("/v1/completions", content=b'{"model": "m", "prompt": "a\\ud800b"}',
+                    headers=WEB)  # fmt: skip
+    assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/epochs/9223372036854775808", "number"), ("/jobs/9223372036854775808", "job"),
+     ("/datanets?offset=9223372036854775808", "offset"), ("/models?limit=100000", "limit"),
+     ("/grants/-1", "grant"), ("/datanets/x/contributions/99999999999999999999", "contribution")],
+)  # fmt: skip
+def test_out_of_range_numbers_are_422_naming_the_field(
+    client: TestClient, path: str, field: str
+) -> None:
+    r = client.get(path)
+    assert r.status_code == 422, (path, r.status_code, r.text[:200])
+    assert r.json()["error"] == "ValidationError" and r.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("..", "file0"), (".", "file0"), ("", "file0"), (None, "file0"),
+     ("../../etc/passwd", "passwd"), ("..\\..\\x.txt", "x.txt"), (".hidden.md", "hidden.md"),
+     ("a b.txt", "a_b.txt")],
+)  # fmt: skip
+def test_upload_names_are_sanitised(raw: str | None, expected: str) -> None:
+    assert safe_name(raw, 0) == expected
+
+
+def test_a_300_character_upload_name_keeps_its_extension() -> None:
+    name = safe_name("x" * 300 + ".jsonl", 0)
+    assert len(name.encode()) <= 255 and name.endswith(".jsonl")
+
+
+def test_errors_are_json_everywhere(client: TestClient) -> None:
+    assert client.get("/no/such/route").json()["error"] == "NotFoundError"
+    r = client.put("/datanets")
+    assert r.status_code == 405 and r.json()["error"] == "MethodNotAllowedError"
+    r = client.post("/datanets", content=b"{not json", headers=WEB)
+    assert r.status_code in (400, 401)
