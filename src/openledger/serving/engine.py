@@ -373,6 +373,7 @@ class Engine:
 
     def _advance(self, r: Request, token: int) -> None:
         if token in self.eos and not r.params.ignore_eos:
+            r.stop_token = token
             return self._finish(r, "stop")
         r.tokens.append(token)
         r.pending = token

@@ -41,6 +41,13 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     adapter: str | None
+    stop_token: int | None = None  # the end-of-sequence token that ended it, if one did
+
+    @property
+    def generated(self) -> list[int]:
+        """Every token the model generated, the end-of-sequence token included (what
+        attribution credits: exactly what the model produced)."""
+        return self.tokens + ([] if self.stop_token is None else [self.stop_token])
 
 
 class Request:
@@ -65,6 +72,7 @@ class Request:
         self.pending: int | None = None  # sampled, not yet fed back
         self.slot = 0
         self.finish_reason: str | None = None
+        self.stop_token: int | None = None  # the eos token that ended the request
         self.error: Exception | None = None
         self.cancelled = False
         self.submitted_at = time.perf_counter()
@@ -109,6 +117,7 @@ class Request:
             self.finish_reason or "stop",
             len(self.prompt),
             self.adapter,
+            self.stop_token,
         )
 
 
