@@ -103,3 +103,44 @@ def test_a_malformed_option_is_a_usage_error_not_a_traceback(
     assert main(["serve", "--port", "abc"]) == 2
     err = capsys.readouterr().err
     assert "Invalid value for '--port'" in err and "Traceback" not in err
+
+
+def test_init_writes_an_operator_token_only_the_owner_reads(env: Path) -> None:
+    assert main(["init"]) == 0
+    token = env / "operator.token"
+    assert token.read_text().startswith("olo_") and token.stat().st_mode & 0o777 == 0o600
+    first = token.read_text()
+    assert main(["init"]) == 0 and token.read_text() == first  # kept
+    token.chmod(0o644)
+    assert main(["accounts"]) == 1  # the CLI refuses a token others can read
+    token.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["receipts", "show", "1000000000000000000000000000000"], "larger than"),
+     (["epoch", "show", "1000000000000000000000000000000"], "larger than"),
+     (["jobs", "show", "99999999999999999999999"], "larger than"),
+     (["deposit", "-5", "--as", "grace"], "-5 is negative"),
+     (["audit", "--epoch", "999"], "Epoch 999 was never sealed on this node")],
+)  # fmt: skip
+def test_bad_arguments_are_one_line_no_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and "fix:" in err
+
+
+def test_a_directory_as_a_file_is_an_error_not_a_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from openledger.datanets.limits import IngestLimits
+    from openledger.datanets.parsers import IngestError, parse_files
+
+    folder = tmp_path / "notes.txt"  # a directory with a file's name
+    folder.mkdir()
+    with pytest.raises(IngestError):
+        parse_files([folder], limits=IngestLimits())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -90,8 +91,10 @@ def test_file_over_the_cap(world: World) -> None:
 
 def test_daily_cap(world: World) -> None:
     assert world.node.contracts.params.get("max_files_per_day") == 20
-    contribute(world, *[world.write(f"d{i}.txt", f"day one fact {i}.") for i in range(15)])
-    files = [world.write(f"f{i}.txt", f"another fact {i}.") for i in range(6)]
+    # distinct facts: near-copies of each other would be refused as padding
+    fact = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(21)]
+    contribute(world, *[world.write(f"d{i}.txt", f"day one fact {fact[i]}.") for i in range(15)])
+    files = [world.write(f"f{i}.txt", f"another fact {fact[15 + i]}.") for i in range(6)]
     before = world.footprint()
     with pytest.raises(ValidationError) as err:
         contribute(world, *files)
@@ -119,6 +122,22 @@ def test_near_duplicate_names_the_contribution(world: World) -> None:
     assert err.value.rule == "near_duplicate"
     assert f"contribution #{first.contribution_id}" in str(err.value) and "a.txt" in str(err.value)
     assert world.footprint() == before
+
+
+def test_near_copies_inside_one_contribution_are_refused(world: World) -> None:
+    """Padding a file with near-copies of its own records would raise its pro-rata share of
+    the unattributed fees: the records of one contribution are compared with each other too,
+    so the padded file is refused whole and the honest one earns the same share as before."""
+    padded = "\n\n".join([PARAS[0], PARAS[0].replace("forty percent", "forty per cent"),
+                            PARAS[0].replace("forty percent", "forty-one percent"), PARAS[1]])
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("padded.md", padded))
+    assert err.value.rule == "near_duplicate" and "same contribution" in str(err.value)
+    assert "padded.md" in str(err.value)
+    assert world.footprint() == before
+    honest = contribute(world, world.write("honest.md", "\n\n".join([PARAS[0], PARAS[1]])))
+    assert honest.record_count == 2  # its records, and so its share, are what they were
 
 
 def test_stake_under_minimum(world: World) -> None:

@@ -54,6 +54,32 @@ class ContributionResult:
         return {**self.__dict__, "stake": str(self.stake)}
 
 
+def check_within(index: NearDupIndex, records: list[Record], sigs: np.ndarray,
+                 threshold: float) -> None:  # fmt: skip
+    """Records of one contribution must not be near-duplicates of each other either: the
+    unattributed part is paid pro rata to approved records, so padding a file with
+    near-copies of its own records would raise its share. Candidates share an LSH band (as
+    in the datanet's index); each pair is confirmed by its estimated Jaccard."""
+    if len(records) < 2:
+        return
+    bands = index.band_hashes(sigs)
+    seen: dict[tuple[int, int], int] = {}
+    for i in range(len(records)):
+        for b, h in enumerate(bands[i].tolist()):
+            j = seen.setdefault((b, h), i)
+            if j == i:
+                continue
+            score = float(np.mean(sigs[i] == sigs[j]))
+            if score >= threshold:
+                a, r = records[j], records[i]
+                raise IngestError(
+                    f"{r.source} {r.location}: near duplicate (estimated Jaccard {score:.2f} ≥ "
+                    f"{threshold}) of {a.source} {a.location} in the same contribution.",
+                    file=r.source, location=r.location, rule="near_duplicate",
+                    fix="keep one of the two; near-copies of a record do not add data.",
+                )  # fmt: skip
+
+
 def _day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -150,6 +176,7 @@ class ContributionService:
         self._check_duplicates(dn_id, records)
         sigs = self.neardup.signatures(records)
         index = self.neardup.index_for(dn_id)
+        check_within(index, records, sigs, limits.near_dup_threshold)
         self._check_near_duplicates(index, records, sigs, limits.near_dup_threshold)
         self._check_funds(contracts, contributor, stake, approve)
 

@@ -1,0 +1,28 @@
+"""Schemathesis in the suite: the whole OpenAPI schema, seeded, bounded (≤ 2 minutes on 2
+cores), against a node on the devnet, with the operator token: no response of 5xx and every
+response as its schema declares (errors included: the project's format, OpenAI's under
+/v1). `make fuzz` runs the same longer and writes benchmarks/results/fuzz.json."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from openledger.api.app import create_app
+from tests.api.fuzzing import fuzz
+from tests.conftest import World, operator_headers
+
+pytestmark = pytest.mark.anvil
+
+BUDGET_S = 100.0
+
+
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(world: World) -> None:
+    start = time.monotonic()
+    report = fuzz(create_app(world.node), operator_headers(world.node), examples=8,
+                  budget_s=BUDGET_S)  # fmt: skip
+    assert time.monotonic() - start < 120
+    assert report.endpoints >= 60 and report.cases >= 300
+    assert report.failures == []
+    assert (report.server_errors, report.schema_violations) == (0, 0)
