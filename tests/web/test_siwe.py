@@ -12,9 +12,9 @@ from eth_account.messages import encode_defunct
 
 from openledger.config import Settings
 from openledger.errors import AuthError
+from openledger.store.db import Database
 from openledger.web import siwe
 from openledger.web.auth import WebAuth
-from openledger.store.db import Database
 from openledger.web.sessions import SessionStore
 
 EXPECTED = siwe.Expected(domain="127.0.0.1:8000", origin="http://127.0.0.1:8000", chain_id=31337)
