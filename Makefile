@@ -11,7 +11,7 @@ DEMO_HOME ?= $(CURDIR)/.openledger/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench serve lint venv node browser clean
+.PHONY: demo test bench fuzz serve lint venv node browser clean
 
 venv: $(VENV_STAMP)
 node: $(NODE_STAMP)
@@ -60,6 +60,10 @@ bench: venv node
 	$(PY) benchmarks/bench_rag.py
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_ledger.py
+
+# schemathesis over the whole API, longer than the suite's bounded run: benchmarks/results/fuzz.json
+fuzz: venv node
+	$(PY) benchmarks/fuzz.py
 
 serve: venv node
 	OPENLEDGER_HOME=$${OPENLEDGER_HOME:-$(DEMO_HOME)} OPENLEDGER_PASSWORD=$${OPENLEDGER_PASSWORD:-demo} $(BIN)/openledger init

@@ -1,0 +1,56 @@
+"""`make fuzz`: schemathesis over the whole OpenAPI schema, longer than the suite's run,
+against a node on a fresh devnet with the operator token; writes
+benchmarks/results/fuzz.json (cases, endpoints, server_errors, schema_violations)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from openledger.api.app import create_app  # noqa: E402
+from openledger.home import init_home  # noqa: E402
+from openledger.node import Node  # noqa: E402
+from openledger.units import OPEN  # noqa: E402
+from tests.api.fuzzing import fuzz  # noqa: E402
+from tests.conftest import make_settings, operator_headers  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", type=int, default=60, help="cases per operation")
+    ap.add_argument("--budget", type=float, default=1200.0, help="seconds")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = make_settings(Path(tmp) / "home")
+        init_home(settings, "fuzz")
+        node = Node(settings, password_source=lambda: "fuzz")
+        node.chain_up()
+        try:
+            acc = node.accounts
+            node.datanets.create("facts", description="fuzzing", validators=[acc.address("bob")],
+                                 quorum=1, min_stake=10 * OPEN, signer=acc.signer("dave"))
+            report = fuzz(create_app(node), operator_headers(node), examples=args.examples,
+                          budget_s=args.budget)  # fmt: skip
+        finally:
+            node.devnet.down()
+            node.close()
+    doc = {**report.to_dict(), "examples_per_operation": args.examples, "seed": 18,
+           "load_average": os.getloadavg()[0], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                    time.gmtime())}  # fmt: skip
+    out = REPO / "benchmarks" / "results" / "fuzz.json"
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps({k: doc[k] for k in ("cases", "endpoints", "server_errors",
+                                          "schema_violations", "seconds")}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
