@@ -179,6 +179,7 @@ def web(devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPat
         answer, heidi = _serve_traceable_model(w, market, tiny_base_dir, adapter)
         market.model = node.models.get(MODEL)  # what the market's paid requests pay for
         port = free_port()
+        node.settings = replace(node.settings, api_port=port)  # its origin: sign-ins, writes
         server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
                                                log_level="warning"))  # fmt: skip
         thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
