@@ -404,7 +404,7 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
         href = mark.locator("a").get_attribute("href")
         assert href.startswith(f"#/contributions/{web.heidi}?")
     # shares per contributor, fee split and the signed receipt
-    receipt_id = int(answer.get_attribute("data-receipt"))
+    receipt_id = answer.get_attribute("data-receipt")  # the public id (rc_…)
     receipt = web.node.ledger.receipt(receipt_id)
     assert receipt["receipt"]["payer"] == web.addr("grace")
     assert f"{fmt_open(int(receipt['receipt']['fee']))}" in page.inner_text("#fee").replace(",", "")
