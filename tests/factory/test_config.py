@@ -73,7 +73,7 @@ def test_not_a_mapping() -> None:
     [
         ({"rank": 0}, "rank", "--rank"),
         ({"alpha": 0}, "alpha", "--alpha"),
-        ({"eval_split": 0.0}, "eval_split", "--eval-split"),
+        ({"eval_split": -0.1}, "eval_split", "--eval-split"),
         ({"eval_split": 1.0}, "eval_split", "--eval-split"),
         ({"lr": 0.0}, "lr", "--lr"),
         ({"epochs": 0}, "epochs", "--epochs"),

@@ -17,12 +17,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from openledger.datanets.normalize import normalize_text
 from openledger.errors import ValidationError
 from openledger.factory.data import (
     DEFAULT_CHAT_TEMPLATE,
     IGNORE,
     build_examples,
     collate,
+    encode_pair,
     lineage,
     split_eval,
 )
@@ -142,11 +144,27 @@ def test_text_trains_on_every_token_after_bos(tok: Any) -> None:
 
 
 def test_prompt_completion_trains_only_on_completion_and_eos(tok: Any) -> None:
-    ex = one([row(1, "prompt_completion", prompt="Question: the sky?", completion=" blue")], tok)
-    prompt, completion = enc(tok, "Question: the sky?"), enc(tok, " blue")
+    ex = one([row(1, "prompt_completion", prompt="Question: the sky?", completion="blue")], tok)
+    prompt, completion = enc(tok, "Question: the sky?"), enc(tok, "blue")
     assert list(ex.input_ids) == [tok.bos_token_id, *prompt, *completion, tok.eos_token_id]
     expected = [IGNORE] * (1 + len(prompt)) + completion + [tok.eos_token_id]
     assert list(ex.labels) == expected
+
+
+def test_one_text_path_normalises_like_ingest(tok: Any) -> None:
+    """A record and a query become tokens through encode_pair: leading or trailing spaces
+    and CRLF line ends change nothing (ingest stored the record normalised)."""
+    base = encode_pair(tok, "Question: the sky?", "It is blue.\nMostly.")
+    for prompt, completion in [
+        ("Question: the sky?", " It is blue.\nMostly."),
+        ("  Question: the sky? ", "It is blue.\r\nMostly.  "),
+        ("Question:  the sky?\r\n", "\tIt is blue.\r\nMostly.\r\n"),
+    ]:
+        assert encode_pair(tok, prompt, completion) == base
+    ex = one([row(1, "prompt_completion", prompt=" Question: the sky?",
+                  completion=" It is blue.\r\nMostly.")], tok)  # fmt: skip
+    assert (list(ex.input_ids), list(ex.labels)) == base
+    assert encode_pair(tok, "Q?", "A.", eos=False)[0][-1] != tok.eos_token_id
 
 
 def _loss_text(tok: Any, ex: Any) -> str:
@@ -290,9 +308,10 @@ def test_chat_template_that_rewrites_history_is_refused(tok: Any) -> None:
 def test_prompt_completion_loss_decodes_to_completion(prompt: str, completion: str) -> None:
     tok = tiny_tokenizer()
     ex = one([row(8, "prompt_completion", prompt=prompt, completion=completion)], tok)
-    assert _loss_text(tok, ex) == completion + "<|eos|>"
+    # both sides normalised as ingest normalises records (the one text path)
+    assert _loss_text(tok, ex) == normalize_text(completion) + "<|eos|>"
     n = sum(1 for t in ex.labels if t == IGNORE)
-    assert tok.decode(ex.input_ids[1:n]) == prompt
+    assert tok.decode(ex.input_ids[1:n]) == normalize_text(prompt)
 
 
 def test_unknown_kind_is_refused(tok: Any) -> None:
@@ -361,6 +380,12 @@ def test_split_never_leaves_a_side_empty(tok: Any) -> None:
     with pytest.raises(ValidationError) as err:
         split_eval(two, 1.0)
     assert err.value.field == "eval_split"
+
+
+def test_eval_split_zero_holds_nothing_out(tok: Any) -> None:
+    five = build_examples(_texts(5), tok, max_seq_len=64, snapshot="dn@1")
+    train, evals = split_eval(five, 0.0, seed=3)
+    assert evals == [] and [e.record for e in train] == [e.record for e in five]
 
 
 def test_lineage_keeps_every_id(tok: Any) -> None:

@@ -399,8 +399,22 @@ def test_early_stopping_keeps_the_best_adapter(tok: Any, tmp_path: Path) -> None
     )
 
 
-def test_empty_split_is_refused(tok: Any, tmp_path: Path) -> None:
-    train, _ = split(tok, facts(8, 0))
+def test_empty_train_split_is_refused(tok: Any, tmp_path: Path) -> None:
+    _, evals = split(tok, facts(8, 0))
     with pytest.raises(ValidationError) as err:
-        Trainer(tiny_model(tok), tok, train, [], cfg(), tmp_path, progress=False)
-    assert err.value.field == "eval" and "eval_split" in err.value.fix
+        Trainer(tiny_model(tok), tok, [], evals, cfg(), tmp_path, progress=False)
+    assert err.value.field == "train" and "eval_split" in err.value.fix
+
+
+def test_eval_split_zero_trains_on_everything_without_evaluating(
+    tok: Any, tmp_path: Path
+) -> None:
+    train, evals = split(tok, facts(16, 0), eval_split=0.0)
+    assert evals == [] and len(train) == 16
+    res = trainer(tok, (train, evals), cfg(epochs=1, checkpoint_every=2), tmp_path).run()
+    assert res.completed and res.adapter_dir is not None and res.eval_examples == 0
+    assert res.base_eval_loss is None and res.base_eval_ppl is None
+    assert res.best_eval_loss is None and res.adapter_eval_ppl is None
+    rows = read_metrics(res.metrics_path)
+    assert rows and all(r["eval_loss"] is None for r in rows)
+    assert (res.adapter_dir / "adapter_model.safetensors").exists()

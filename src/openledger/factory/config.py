@@ -103,10 +103,10 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size", f"{at_least} 1", "use e.g. --batch-size 8."),
             (self.max_seq_len >= 8, "max_seq_len", f"{at_least} 8", "use --max-seq-len 256."),
             (
-                0 < self.eval_split < 1,
+                0 <= self.eval_split < 1,
                 "eval_split",
-                "must be strictly between 0 and 1",
-                "hold out e.g. --eval-split 0.1.",
+                "must be at least 0 and below 1",
+                "hold out e.g. --eval-split 0.1, or 0 to train on every record.",
             ),
             (
                 self.eval_every is None or self.eval_every >= 1,

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openledger.datanets.normalize import normalize_text
 from openledger.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,26 @@ def _check_messages(messages: Any, record: int) -> list[dict[str, str]] | str:
     return out
 
 
+def encode_pair(
+    tokenizer: Any, prompt: str, completion: str, *, eos: bool = True
+) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of a prompt and its completion: ``bos + prompt + completion +
+    eos``, the loss on the completion and the ``eos``.
+
+    The one way a prompt/completion pair becomes tokens — for a training record and for an
+    attribution query alike. Both texts are normalised as ingest normalises records
+    (:func:`~openledger.datanets.normalize.normalize_text`: line ends, spaces, both ends
+    stripped), so a completion written ``" This is …"`` or with CRLF line ends gives the
+    tokens the record was trained on; normalising a stored record again changes nothing.
+    """
+    bos = _special(tokenizer, "bos")
+    head = bos + _encode(tokenizer, normalize_text(prompt))
+    tail = _encode(tokenizer, normalize_text(completion))
+    if eos:
+        tail += _special(tokenizer, "eos")
+    return head + tail, [IGNORE] * len(head) + tail
+
+
 def tokenize_row(row: Mapping[str, Any], tokenizer: Any) -> tuple[list[int], list[int]] | str:
     """(input_ids, labels) for one snapshot row, untruncated; or why it has none."""
     kind = row.get("kind")
@@ -190,9 +211,7 @@ def tokenize_row(row: Mapping[str, Any], tokenizer: Any) -> tuple[list[int], lis
     if kind == "prompt_completion":
         if row.get("prompt") is None or row.get("completion") is None:
             return "prompt_completion row without prompt or completion"
-        prompt = bos + _encode(tokenizer, row["prompt"])
-        completion = _encode(tokenizer, row["completion"]) + eos
-        return prompt + completion, [IGNORE] * len(prompt) + completion
+        return encode_pair(tokenizer, row["prompt"], row["completion"])
     if kind == "chat":
         messages = _check_messages(row.get("messages"), record)
         if isinstance(messages, str):
@@ -277,16 +296,19 @@ def split_eval(
     falls below ``eval_split``. The choice depends on the record alone, so when a snapshot
     grows, records keep their side (no eval record ever leaks into a later training set).
 
-    With at least two examples neither side is left empty: if the hash puts every example
-    on one side, the one closest to the threshold moves (deterministically).
+    With at least two examples and ``eval_split > 0`` neither side is left empty: if the
+    hash puts every example on one side, the one closest to the threshold moves
+    (deterministically). ``eval_split == 0`` holds nothing out.
     """
-    if not 0 < eval_split < 1:
+    if not 0 <= eval_split < 1:
         raise ValidationError(
-            f"eval_split {eval_split} is not between 0 and 1.",
+            f"eval_split {eval_split} is not at least 0 and below 1.",
             field="eval_split",
             value=eval_split,
-            fix="hold out a fraction such as 0.1.",
+            fix="hold out a fraction such as 0.1, or 0 to train on every record.",
         )
+    if eval_split == 0:
+        return list(examples), []
     keyed = [(_unit(e.sha256, seed), e) for e in examples]
     held = {id(e) for u, e in keyed if u < eval_split}
     if len(keyed) >= 2 and not held:

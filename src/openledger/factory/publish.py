@@ -28,7 +28,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 ADAPTER_FILE = "adapter_model.safetensors"
 #: Attribution methods and their weights when the publisher names none (parsed and checked
 #: by ``openledger.attribution.policy.parse_policy`` before it reaches here).
-DEFAULT_POLICY = {"gradient": 1.0}
+DEFAULT_POLICY = {"provenance": 1.0}
 ZERO32 = "0x" + "00" * 32  # no attribution index yet; set later with setIndexHash
 
 
@@ -53,9 +53,18 @@ def model_dict(row: ModelRow) -> dict[str, Any]:
     }
 
 
+def held_out_records(job: dict[str, Any]) -> list[int]:
+    """The records the job held out for evaluation (they never trained the adapter)."""
+    path = (job.get("result") or {}).get("lineage_path")
+    if not path or not Path(path).exists():
+        return []
+    return sorted(int(e["record"]) for e in json.loads(Path(path).read_text()).get("eval", []))
+
+
 def model_card(name: str, job: dict[str, Any], adapter_sha: str) -> tuple[dict[str, Any], str]:
     """The card as data (stored, hashed) and as the README.md shipped with the adapter."""
     p, r = job["params"], job["result"] or {}
+    held_out = held_out_records(job)
     card = {
         "name": name,
         "base_model": p["base"],
@@ -66,9 +75,25 @@ def model_card(name: str, job: dict[str, Any], adapter_sha: str) -> tuple[dict[s
         "metrics": {k: r.get(k) for k in ("base_eval_ppl", "adapter_eval_ppl", "best_eval_loss",
                                           "steps", "stopped_early", "tokens_per_s")},
         "examples": {"train": r.get("train_examples"), "eval": r.get("eval_examples")},
+        "held_out_records": held_out,
         "job": job["id"],
     }  # fmt: skip
     m = card["metrics"]
+    if held_out:
+        evaluation = f"""## Evaluation (held-out split of the snapshot)
+| model | perplexity |
+| --- | --- |
+| base | {m["base_eval_ppl"]} |
+| base + adapter | {m["adapter_eval_ppl"]} |
+
+{len(held_out)} records were held out for this evaluation (records
+{", ".join(map(str, held_out))}): they did not train the adapter, so they never earn
+attribution credit for its answers (the unattributed part of a fee still reaches them, pro
+rata to approved records)."""
+    else:
+        evaluation = """## Evaluation
+No records were held out (eval_split 0): every record of the snapshot trained the adapter
+and can earn attribution credit; there is no held-out perplexity."""
     text = f"""---
 base_model: {p["base"]}
 library_name: peft
@@ -87,11 +112,7 @@ Factory (job {job["id"]}).
 Every training example's (snapshot, record, contribution, contributor) is listed in
 `training_examples.json`.
 
-## Evaluation (held-out split of the snapshot)
-| model | perplexity |
-| --- | --- |
-| base | {m["base_eval_ppl"]} |
-| base + adapter | {m["adapter_eval_ppl"]} |
+{evaluation}
 
 ## Hyperparameters
 ```json

@@ -22,8 +22,8 @@ class TrainResult:
     interrupted: bool
     best_step: int | None
     best_eval_loss: float | None
-    base_eval_loss: float
-    base_eval_ppl: float
+    base_eval_loss: float | None  # None: nothing was held out (eval_split 0)
+    base_eval_ppl: float | None
     adapter_eval_loss: float | None
     adapter_eval_ppl: float | None
     metrics_path: Path
@@ -84,7 +84,7 @@ class TrainState:
     tokens: int = 0
     train_time: float = 0.0
     elapsed: float = 0.0
-    base_eval_loss: float = math.nan
+    base_eval_loss: float | None = math.nan
     best_eval_loss: float | None = None
     best_step: int | None = None
     bad_evals: int = 0

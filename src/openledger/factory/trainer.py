@@ -102,14 +102,14 @@ class Trainer:
         console: Any = None,
     ) -> None:
         self.config = config.validate(model)
-        for name, examples in (("train", train), ("eval", eval)):
+        for name, examples in (("train", train),):
             if not examples:
                 raise ValidationError(
                     f"The {name} split has no examples.",
                     field=name,
                     value=0,
-                    fix="add records to the datanet, or change eval_split so both the "
-                    "train and the eval split get examples.",
+                    fix="add records to the datanet, or lower eval_split so the train split "
+                    "gets examples.",
                 )
         self.tokenizer = tokenizer
         self.train = list(train)
@@ -154,8 +154,10 @@ class Trainer:
         if state is None:
             state = _State()
             write_atomic(self.metrics_path, "")
-            with self.model.disable_adapter():
-                state.base_eval_loss = self._evaluate()
+            state.base_eval_loss = None  # no held-out records: nothing to evaluate on
+            if self.eval:
+                with self.model.disable_adapter():
+                    state.base_eval_loss = self._evaluate()
             self._append_metrics(
                 [self._row(0, None, state, eval_loss=state.base_eval_loss, lr=None)]
             )
@@ -187,7 +189,7 @@ class Trainer:
 
                 epoch_end = state.step % self.steps_per_epoch == 0
                 finishing = state.step >= self.total_steps
-                if (
+                if self.eval and (
                     (cfg.eval_every and state.step % cfg.eval_every == 0)
                     or finishing
                     or (cfg.eval_every is None and epoch_end)
