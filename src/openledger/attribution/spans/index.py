@@ -407,6 +407,28 @@ class SpanIndex:
         ids = st.docs[ordinal, 0]
         return [Hit(int(d), int(p)) for d, p in zip(ids, pos - st.starts[ordinal], strict=True)]
 
+    def holders(self, tokens: Sequence[int] | np.ndarray) -> list[tuple[int, int, str]]:
+        """The distinct documents that hold ``tokens``, as (record id, contribution,
+        contributor), by record id; empty for an empty query."""
+        q = self._query(tokens)
+        if q.ids.size == 0:
+            return []
+        st = self._state
+        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
+        pos = np.concatenate(
+            [
+                s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
+                for s, (lo, hi) in zip(st.segments, ranges, strict=True)
+            ]
+        )
+        ordinals = np.unique(np.searchsorted(st.starts, pos, side="right") - 1)
+        rows = sorted((int(st.docs[o, 0]), int(st.docs[o, 1])) for o in ordinals)
+        return [(r, c, st.contributors.get(c, "")) for r, c in rows]
+
+    def unigram_counts(self) -> np.ndarray:
+        """int64 (vocab_size,): how often each token occurs over all documents."""
+        return self._state.unigrams
+
     def longest_matches(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each position of ``tokens``, the length of its longest match in the index
         (int64); a match never crosses a document boundary."""
