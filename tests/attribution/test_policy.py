@@ -8,7 +8,7 @@ from openledger.errors import ValidationError
 
 
 def test_parse_single_mix_and_normalise() -> None:
-    assert parse_policy(None) == {"gradient": 1.0}
+    assert parse_policy(None) == {"provenance": 1.0}  # Model Factory models (issue 17)
     assert parse_policy("spans") == {"spans": 1.0}
     assert parse_policy("gradient:3, spans:1") == {"gradient": 0.75, "spans": 0.25}
     assert parse_policy({"rag": 2, "gradient": 2}) == {"gradient": 0.5, "rag": 0.5}

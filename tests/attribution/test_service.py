@@ -16,23 +16,24 @@ from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.runner import run_job
 from openledger.units import OPEN
 from tests.cli.test_train import cli_world  # noqa: F401
-from tests.conftest import World
+from tests.conftest import World, operator_headers
 from tests.factory.test_jobs import FAST, learnable_snapshot
 
 pytestmark = pytest.mark.anvil
 
 
-def _published(world: World, base: Path) -> dict:
+def _published(world: World, base: Path, policy: dict | None = None, name: str = "caps") -> dict:
     node = world.node
     ref = learnable_snapshot(world, n=24)
     job = node.jobs.submit_train(ref, str(base), {**FAST, "keep_checkpoints": 3})
     run_job(node.jobs, node.snapshots, job["id"], progress=False)
     return node.models.publish(
         job["id"],
-        name="caps",
+        name=name,
         price_in=OPEN // 1000,
         price_out=OPEN // 1000,
         signer=node.accounts.signer("dave"),
+        attribution_policy=policy,
     )
 
 
@@ -42,7 +43,7 @@ def test_build_attribute_register_and_stale(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     node = cli_world.node
-    model = _published(cli_world, tiny_base_dir)
+    model = _published(cli_world, tiny_base_dir, {"gradient": 1.0})
     with pytest.raises(NotFoundError) as err:
         node.attribution.attribute("caps", "What is the capital of X?", "The capital is Y.")
     assert "openledger attribution build caps --method gradient" in err.value.fix
@@ -106,7 +107,7 @@ def test_build_attribute_register_and_stale(
     assert row["contribution"] in {s["contribution"] for s in result["shares"]}
     assert main(["attribute", "caps", "--prompt", prompt, "--completion", " The capital is"]) == 0
     assert "Top" in capsys.readouterr().out
-    with TestClient(create_app(node)) as client:
+    with TestClient(create_app(node), headers=operator_headers(node)) as client:
         r = client.post(
             "/models/caps/attribute",
             json={"prompt": prompt, "completion": " The capital is", "top": 3},

@@ -1,6 +1,7 @@
 """A model's attribution policy: which methods credit its inferences, and how much each.
 
-Written ``gradient``, ``spans``, ``rag`` or a weighted mix such as ``gradient:0.7,spans:0.3``
+Written ``provenance`` (the default for Model Factory models), ``gradient``, ``spans``,
+``rag`` or a weighted mix such as ``provenance:0.7,gradient:0.3``
 (weights are normalised to sum to 1). The policy is part of the model's registry record (in
 its card, whose hash is on chain). A mixed attribution gives contribution c the weight
 ``Σ_m w_m · weight_m(c)``; what a method leaves unattributed stays unattributed in
@@ -17,7 +18,7 @@ from openledger.attribution.types import Attribution, Evidence, Share
 from openledger.errors import ValidationError
 from openledger.factory.publish import DEFAULT_POLICY
 
-METHODS = ("gradient", "spans", "rag")
+METHODS = ("provenance", "gradient", "spans", "rag")
 
 
 def parse_policy(

@@ -1,37 +1,48 @@
 """Attribution for published models: building their indexes and answering queries.
 
-A model's indexes live in ``<home>/attribution/<model>/<method>/`` (gradient: see
-:mod:`openledger.attribution.gradient.for_model` for what it is built from), a datanet's in
-``<home>/attribution/datanets/``. ``attribute`` dispatches on the model's policy and mixes
-the methods' weights (:mod:`openledger.attribution.policy`).
+A model's indexes live in ``<home>/attribution/<model>/<method>/``, a datanet's in
+``<home>/attribution/datanets/``. Provenance, gradient and span indexes of a model are
+built from the examples its adapter was trained on, token for token as the trainer saw them
+(:func:`openledger.attribution.gradient.for_model.training_examples`; records held out for
+evaluation are not among them). ``attribute_ids`` dispatches on the model's policy and mixes
+the methods' weights (:mod:`openledger.attribution.policy`); ``attribute`` takes text and
+tokenises it exactly as training records were tokenised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openledger.attribution import rag
-from openledger.attribution.gradient.attributor import GradientAttributor
+import torch
+
+from openledger.attribution import provenance, rag
+from openledger.attribution.gradient.attributor import GradientAttributor, query_ids
 from openledger.attribution.gradient.build import (
     build_index,
 )
-from openledger.attribution.gradient.for_model import model_plan
+from openledger.attribution.gradient.for_model import model_plan, training_examples
 from openledger.attribution.gradient.index import META, GradientIndex
 from openledger.attribution.gradient.loading import ModelSpec
 from openledger.attribution.policy import mix
-from openledger.attribution.snapshot_indexes import build_spans, open_spans
-from openledger.attribution.types import Attribution
+from openledger.attribution.snapshot_indexes import (
+    build_spans,
+    build_training_spans,
+    open_spans,
+    tokenizer_id,
+)
+from openledger.attribution.types import Attribution, query_hash
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.base import load_tokenizer
 from openledger.factory.jobs import JobService
 from openledger.factory.publish import ModelService
 
-METHODS = ("gradient", "spans", "rag")
+METHODS = ("provenance", "gradient", "spans", "rag")
 RAG_K = 4  # chunks retrieved into the prompt of a model whose policy includes rag
 
 
@@ -42,6 +53,8 @@ class AttributionService:
     snapshots: SnapshotService
     root: Path
     _attributors: dict[str, GradientAttributor] = field(default_factory=dict, repr=False)
+    _provenance: dict[str, provenance.ProvenanceAttributor] = field(default_factory=dict,
+                                                                   repr=False)  # fmt: skip
     _loaded: dict[str, tuple[str, Any, Any]] = field(default_factory=dict, repr=False)
 
     def index_dir(self, model_name: str, method: str = "gradient") -> Path:
@@ -68,7 +81,9 @@ class AttributionService:
         model = self.models.get(model_ref)
         folder = self.index_dir(model["name"], method)
         self._loaded.pop(model["name"], None)
-        if method != "gradient":
+        if method in ("provenance", "spans"):
+            return {"model": model["name"], **self._build_examples(model, method, folder, force)}
+        if method == "rag":
             rows, ref, root = self._training_snapshot(model)
             summary = self._build_rows(
                 method, rows, folder, ref, root, model["base"], merge=merge, force=force
@@ -94,6 +109,45 @@ class AttributionService:
             "checkpoints": len(meta["checkpoints"]),
             "lambda": [c["lambda"] for c in meta["checkpoints"]],
         }
+
+    def _build_examples(
+        self, model: dict[str, Any], method: str, folder: Path, force: bool
+    ) -> dict[str, Any]:
+        """A provenance or span index of the examples the model's adapter was trained on."""
+        tokenizer = load_tokenizer(model["base"])
+        params = self.jobs.get(model["job"])["params"]
+        identity = {
+            "model": model["name"],
+            "model_id": model["id"],
+            "adapter_sha256": model["adapter_sha256"],
+            "base": model["base"],
+            "snapshot": f"{params['datanet']}@{params['version']}",
+            "snapshot_root": params["snapshot_root"],
+        }
+        if method == "spans":
+            examples = training_examples(model, self.jobs, self.snapshots, tokenizer)
+            index = build_training_spans(examples, folder, tokenizer, force=force)
+            return {
+                "method": "spans",
+                "index_hash": index.index_hash,
+                "path": str(folder),
+                "documents": index.docs,
+                "tokens": index.tokens,
+                "segments": index.segments,
+                "added_documents": index.docs,
+            }
+        meta_path = folder / provenance.index.META
+        if meta_path.exists() and not force:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("identity") == identity:
+                return _provenance_summary(meta, folder)
+        examples = training_examples(model, self.jobs, self.snapshots, tokenizer)
+        meta = provenance.build(
+            examples, folder, vocab_size=_vocab_size(tokenizer),
+            tokenizer_id=tokenizer_id(tokenizer), identity=identity,
+        )  # fmt: skip
+        self._provenance.pop(model["name"], None)
+        return _provenance_summary(meta, folder)
 
     def build_datanet(
         self,
@@ -213,12 +267,14 @@ class AttributionService:
         key = model["name"]
         cached = self._loaded.get(key)
         if cached is None or cached[0] != model["adapter_sha256"]:
+            # float64: the same query gives the same weights on any machine
             cached = (
                 model["adapter_sha256"],
-                *ModelSpec(model["base"], model["adapter_dir"]).load(),
+                *ModelSpec(model["base"], model["adapter_dir"]).load(dtype=torch.float64),
             )
             self._loaded[key] = cached
             self._attributors.pop(key, None)
+            self._provenance.pop(key, None)
         return cached[1], cached[2]
 
     def gradient_attributor(self, model_ref: str | int) -> GradientAttributor:
@@ -231,9 +287,45 @@ class AttributionService:
         self._attributors[model["name"]] = attributor
         return attributor
 
+    def provenance_index(self, model_ref: str | int) -> tuple[dict[str, Any], Any]:
+        """The model's provenance index, checked against its adapter."""
+        model = self.models.get(model_ref)
+        folder = self.index_dir(model["name"], "provenance")
+        if not (folder / provenance.index.META).exists():
+            raise self._missing(model, "provenance")
+        index = provenance.ProvenanceIndex(folder)
+        if index.meta["identity"].get("adapter_sha256") != model["adapter_sha256"]:
+            raise ConflictError(
+                f"The provenance index of {model['name']!r} is stale: it was built for another "
+                "adapter.",
+                field="index",
+                value=str(folder),
+                fix=f"rebuild it: `openledger attribution build {model['name']} --method "
+                "provenance --force`.",
+            )
+        return model, index
+
+    def provenance_attributor(self, model_ref: str | int) -> provenance.ProvenanceAttributor:
+        model, index = self.provenance_index(model_ref)
+        cached = self._provenance.get(model["name"])
+        if cached is not None and cached.index.index_hash == index.index_hash:
+            return cached
+        peft_model, tokenizer = self._model(model)
+        attributor = provenance.ProvenanceAttributor.for_model(
+            index, peft_model, tokenizer, model_name=model["name"]
+        )
+        self._provenance[model["name"]] = attributor
+        return attributor
+
     def attributor(self, model_ref: str | int) -> Attributor:
         """``Attributor.attribute(prompt, completion)`` for one model, by its policy."""
         return Attributor(self, self.models.get(model_ref)["name"])
+
+    def query_ids(self, model_ref: str | int, prompt: str, completion: str) -> tuple:
+        """(prompt ids, completion ids) of a query given as text, tokenised exactly as the
+        model's training records were."""
+        model = self.models.get(model_ref)
+        return query_ids(load_tokenizer(model["base"]), prompt, completion)
 
     def attribute(
         self,
@@ -244,14 +336,7 @@ class AttributionService:
         top: int = 10,
         rag_k: int = RAG_K,
     ) -> Attribution:
-        """Attribute by the model's policy: each method's weights, mixed by the policy."""
-        if top < 1:
-            raise ValidationError(
-                f"--top {top} is below 1.",
-                field="top",
-                value=top,
-                fix="ask for at least one example (10 is the default).",
-            )
+        """Attribute a completion given as text, by the model's policy."""
         if not completion or not completion.strip():
             raise ValidationError(
                 "The completion is empty: there is nothing to attribute.",
@@ -259,27 +344,71 @@ class AttributionService:
                 value=completion,
                 fix="pass the text the model generated.",
             )
+        prompt_ids, completion_ids = self.query_ids(model_ref, prompt, completion)
+        return self.attribute_ids(model_ref, prompt_ids, completion_ids, top=top, rag_k=rag_k,
+                                  prompt_text=prompt)  # fmt: skip
+
+    def attribute_ids(
+        self,
+        model_ref: str | int,
+        prompt_ids: list[int],
+        completion_ids: list[int],
+        *,
+        top: int = 10,
+        rag_k: int = RAG_K,
+        prompt_text: str | None = None,
+    ) -> Attribution:
+        """Attribute the tokens a model generated (``completion_ids``) after the tokens it
+        was given (``prompt_ids``, ``bos`` included), by the model's policy: each method's
+        weights, mixed by the policy."""
+        if top < 1:
+            raise ValidationError(
+                f"top {top} is below 1.",
+                field="top",
+                value=top,
+                fix="ask for at least one example (10 is the default).",
+            )
+        if not completion_ids:
+            raise ValidationError(
+                "The completion has no tokens: there is nothing to attribute.",
+                field="completion",
+                value=0,
+                fix="pass the tokens the model generated.",
+            )
         model = self.models.get(model_ref)
         policy = model["attribution_policy"]
+        query = (list(prompt_ids), list(completion_ids), prompt_text)
         parts = [
-            (w, self._attribute_one(model, m, prompt, completion, top, rag_k))
-            for m, w in sorted(policy.items())
+            (w, self._attribute_one(model, m, query, top, rag_k)) for m, w in sorted(policy.items())
         ]
-        return mix(parts, model=model["name"], index_hash=self.policy_hash(model), top=top)
+        mixed = mix(parts, model=model["name"], index_hash=self.policy_hash(model), top=top)
+        return dataclasses.replace(mixed, query_hash=query_hash(prompt_ids, completion_ids))
 
     def _attribute_one(
-        self, model: dict[str, Any], method: str, prompt: str, completion: str, top: int, rag_k: int
+        self, model: dict[str, Any], method: str, query: tuple, top: int, rag_k: int
     ) -> Attribution:
+        prompt_ids, completion_ids, prompt_text = query
+        if method == "provenance":
+            return self.provenance_attributor(model["name"]).attribute_ids(
+                prompt_ids, completion_ids, top=top
+            )
         if method == "gradient":
-            return self.gradient_attributor(model["name"]).attribute(prompt, completion, top=top)
+            return self.gradient_attributor(model["name"]).attribute_ids(
+                prompt_ids, completion_ids, top=top
+            )
         folder = self.index_dir(model["name"], method)
         if not (folder / "meta.json").exists():
             raise self._missing(model, method)
         peft_model, tokenizer = self._model(model)
         if method == "spans":
             index = open_spans(folder, tokenizer)
-            tokens = tokenizer(completion, add_special_tokens=False)["input_ids"]
-            return index.attribute(tokens, decode=tokenizer.decode, model=model["name"])
+            return index.attribute(completion_ids, decode=tokenizer.decode, model=model["name"])
+        prompt = (
+            prompt_text
+            if prompt_text is not None
+            else tokenizer.decode(prompt_ids, skip_special_tokens=True)
+        )
+        completion = tokenizer.decode(completion_ids, skip_special_tokens=True)
         augmented = rag.Retriever(rag.open_index(folder)).augment(prompt, rag_k)
         return rag.attribute(peft_model, tokenizer, augmented, completion, model_name=model["name"])
 
@@ -291,13 +420,15 @@ class AttributionService:
         for method in sorted(policy):
             if method == "gradient":
                 hashes[method] = self.index(model["name"])[1].index_hash
+            elif method == "provenance":
+                hashes[method] = self.provenance_index(model["name"])[1].index_hash
             else:
                 meta_path = self.index_dir(model["name"], method) / "meta.json"
                 if not meta_path.exists():
                     raise self._missing(model, method)
                 hashes[method] = json.loads(meta_path.read_text())["index_hash"]
-        if list(policy) == ["gradient"]:
-            return hashes["gradient"]
+        if list(policy) in (["gradient"], ["provenance"]):
+            return hashes[next(iter(policy))]
         body = json.dumps(
             {"policy": policy, "indexes": hashes}, sort_keys=True, separators=(",", ":")
         )
@@ -332,6 +463,20 @@ def _check_method(method: str) -> None:
 
 def _slug(ref: str) -> str:
     return hashlib.sha256(str(ref).encode()).hexdigest()[:12]
+
+
+def _provenance_summary(meta: dict[str, Any], folder: Path) -> dict[str, Any]:
+    return {
+        "method": "provenance",
+        "index_hash": meta["index_hash"],
+        "path": str(folder),
+        "examples": meta["n_examples"],
+        "params": meta["params"],
+    }
+
+
+def _vocab_size(tokenizer: Any) -> int:
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
 
 
 def _rag_summary(index: Any, folder: Path) -> dict[str, Any]:

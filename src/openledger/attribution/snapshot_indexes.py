@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,25 @@ def build_spans(
     if merge:
         index.merge()
     return index, len(new)
+
+
+def build_training_spans(
+    examples: Sequence[Any], folder: Path, tokenizer: Any, *, force: bool = False
+) -> SpanIndex:
+    """The span index of a model's training examples, token for token as trained (``bos``,
+    prompt, completion, ``eos``); rebuilt when the examples changed or ``force``."""
+    from openledger.attribution.provenance import example_documents
+
+    docs = example_documents(examples)
+    records = _records_path(folder)
+    want = [d.id for d in docs]
+    fresh = not force and (folder / "meta.json").exists() and records.exists()
+    if fresh and json.loads(records.read_text()) == want:
+        return SpanIndex.open(folder, expect_tokenizer=tokenizer_id(tokenizer))
+    index = build_spans_index(docs, folder, vocab_size=_vocab_size(tokenizer),
+                              tokenizer_id=tokenizer_id(tokenizer), overwrite=True)  # fmt: skip
+    write_atomic(records, json.dumps(want))
+    return index
 
 
 def open_spans(folder: Path, tokenizer: Any) -> SpanIndex:

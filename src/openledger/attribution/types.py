@@ -8,12 +8,23 @@ rata). Sign convention of raw scores: positive = the example made this output mo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 PREVIEW_CHARS = 160
+
+
+def query_hash(prompt: Sequence[int], completion: Sequence[int]) -> str:
+    """``0x`` + sha256 of ``{"completion":[ids],"prompt":[ids]}`` (compact, sorted keys): what
+    a receipt commits to about the tokens that were attributed."""
+    body = json.dumps({"completion": [int(t) for t in completion],
+                       "prompt": [int(t) for t in prompt]}, separators=(",", ":"),
+                      sort_keys=True)  # fmt: skip
+    return "0x" + hashlib.sha256(body.encode()).hexdigest()
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -91,7 +102,8 @@ class Attribution:
 
     ``shares`` are sorted by weight (largest first, ties by contribution id);
     ``evidence`` lists the top items overall (examples, spans or chunks);
-    ``truncated`` says the input was cut to the model's maximum length (``notes`` says how).
+    ``truncated`` says the input was cut to the model's maximum length (``notes`` says how);
+    ``query_hash`` names the exact tokens attributed (:func:`query_hash`).
     """
 
     method: str
@@ -102,6 +114,7 @@ class Attribution:
     index_hash: str | None = None
     truncated: bool = False
     notes: tuple[str, ...] = ()
+    query_hash: str | None = None
 
     @property
     def attributed(self) -> float:
@@ -126,6 +139,7 @@ class Attribution:
             "evidence": [e.to_dict() for e in self.evidence],
             "truncated": self.truncated,
             "notes": list(self.notes),
+            "query_hash": self.query_hash,
         }
 
     @classmethod
@@ -139,6 +153,7 @@ class Attribution:
             index_hash=d.get("index_hash"),
             truncated=bool(d.get("truncated", False)),
             notes=tuple(d.get("notes") or ()),
+            query_hash=d.get("query_hash"),
         )
 
 

@@ -27,7 +27,10 @@ def build(
     model: Annotated[
         str | None, typer.Argument(help="Published model name or id (or use --datanet).")
     ] = None,
-    method: Annotated[str, typer.Option(help="gradient | spans | rag")] = "gradient",
+    method: Annotated[
+        str | None,
+        typer.Option(help="provenance | gradient | spans | rag (default: the model's policy)."),
+    ] = None,
     datanet: Annotated[
         str | None, typer.Option(help="Index a datanet snapshot (DATANET[@V]) instead.")
     ] = None,
@@ -55,7 +58,7 @@ def build(
     node = context.node()
     if datanet is not None:
         summary = node.attribution.build_datanet(
-            datanet, method=method, base=base, merge=merge, force=force
+            datanet, method=method or "spans", base=base, merge=merge, force=force
         )
     elif model is None:
         raise ValidationError(
@@ -65,26 +68,37 @@ def build(
             fix="e.g. `openledger attribution build my-model`.",
         )
     else:
-        summary = node.attribution.build(
-            model,
-            method=method,
-            proj_dim=proj_dim,
-            checkpoints=checkpoints,
-            workers=workers,
-            damping=damping,
-            seed=seed,
-            progress=not as_json,
-            force=force,
-            merge=merge,
-        )
+        methods = [method] if method else sorted(node.models.get(model)["attribution_policy"])
+        summaries = [
+            node.attribution.build(
+                model,
+                method=m,
+                proj_dim=proj_dim,
+                checkpoints=checkpoints,
+                workers=workers,
+                damping=damping,
+                seed=seed,
+                progress=not as_json,
+                force=force,
+                merge=merge,
+            )
+            for m in methods
+        ]
+        summary = summaries[0] if len(summaries) == 1 else {"model": model, "indexes": summaries}
     summary["registered"] = False
     if register and model is not None:
         node.attribution.register(model, node.accounts.signer(as_))
         summary["registered"] = True
     if as_json:
         return _print_json(summary)
+    for one in summary.get("indexes", [summary]):
+        _say_built(one, summary["registered"])
+
+
+def _say_built(summary: dict[str, Any], registered: bool) -> None:
     what = summary.get("model") or summary.get("datanet")
     size = {
+        "provenance": lambda d: f"{d['examples']} training examples",
         "gradient": lambda d: (
             f"{d['examples']} examples × k={d['proj_dim']}, {d['checkpoints']} checkpoint(s)"
         ),
@@ -97,7 +111,7 @@ def build(
     out.print(
         f"{summary['method']} index for {what!r}: {size}, hash "
         f"{summary['index_hash'][:18]}… in {summary['path']}"
-        + (" (registered on chain)" if summary["registered"] else "")
+        + (" (registered on chain)" if registered else "")
     )
 
 
@@ -139,6 +153,8 @@ def attribute(
         table.add_column(col, justify="right" if col in ("share", "score") else "left")
     for s in result.shares:
         table.add_row(str(s.contribution), s.contributor, f"{s.weight:.1%}", f"{s.score:.4g}")
+    table.add_row("—", "unattributed (pro rata to approved records)",
+                  f"{result.unattributed:.1%}", "")  # fmt: skip
     out.print(table)
     ev = Table(title=f"Top {len(result.evidence)} pieces of evidence")
     for col in ("method", "record", "contribution", "score", "text"):

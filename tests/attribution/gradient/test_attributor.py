@@ -10,8 +10,8 @@ from openledger.attribution.gradient.build import build_index
 from openledger.attribution.gradient.index import GradientIndex
 from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
+from tests.attribution.conftest import Trained, loaded
 
-from .conftest import Trained, loaded
 from .test_build import plan
 
 

@@ -9,6 +9,7 @@ examples' positive scores; weights are those sums normalised to 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,15 @@ from openledger.attribution.gradient.loading import (
 from openledger.attribution.gradient.projection import Projection
 from openledger.attribution.types import Attribution, Evidence, positive_shares
 from openledger.errors import ValidationError
-from openledger.factory.data import IGNORE
+from openledger.factory.data import IGNORE, encode_pair
 
 EVIDENCE_PER_SHARE = 3
 
 
-def query_tensors(
-    tokenizer: Any, prompt: str, completion: str, max_len: int
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(input_ids (1, t), labels (1, t), notes): ``bos + prompt + completion``, loss on the
-    completion only. Over ``max_len`` the prompt keeps its end (at least half the budget
-    when the completion is long) and the completion its beginning; notes say what was cut."""
+def query_ids(tokenizer: Any, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) of a query given as text, tokenised exactly as a training
+    record is (:func:`~openledger.factory.data.encode_pair`: normalised, ``bos`` before the
+    prompt, ``eos`` after the completion)."""
     if not completion or not completion.strip():
         raise ValidationError(
             "The completion is empty: there is nothing to attribute.",
@@ -43,9 +42,25 @@ def query_tensors(
             value=completion,
             fix="pass the text the model generated.",
         )
-    bos = [] if tokenizer.bos_token_id is None else [int(tokenizer.bos_token_id)]
-    p = bos + list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    c = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    ids, labels = encode_pair(tokenizer, prompt, completion)
+    first = next(i for i, label in enumerate(labels) if label != IGNORE)
+    return ids[:first], ids[first:]
+
+
+def fit_query(
+    prompt_ids: Sequence[int], completion_ids: Sequence[int], max_len: int
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(input_ids (1, t), labels (1, t), notes): ``prompt + completion``, the loss on the
+    completion only. Over ``max_len`` the prompt keeps its end (at least half the budget
+    when the completion is long) and the completion its beginning; notes say what was cut."""
+    p, c = list(prompt_ids), list(completion_ids)
+    if not c:
+        raise ValidationError(
+            "The completion has no tokens: there is nothing to attribute.",
+            field="completion",
+            value=0,
+            fix="pass the tokens the model generated.",
+        )
     notes = []
     if len(p) + len(c) > max_len:
         keep_p = min(len(p), max(max_len - len(c), max_len // 2))
@@ -59,6 +74,13 @@ def query_tensors(
     ids = torch.tensor([p + c])
     labels = torch.tensor([[IGNORE] * len(p) + c])
     return ids, labels, notes
+
+
+def query_tensors(
+    tokenizer: Any, prompt: str, completion: str, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """:func:`fit_query` of a query given as text (:func:`query_ids`)."""
+    return fit_query(*query_ids(tokenizer, prompt, completion), max_len)
 
 
 class GradientAttributor:
@@ -141,7 +163,23 @@ class GradientAttributor:
     def attribute(
         self, prompt: str, completion: str, *, top: int = 10, precondition: bool = True
     ) -> Attribution:
-        scores, notes = self.example_scores(prompt, completion, precondition=precondition)
+        """The attribution of a query given as text (tokenised as training records are)."""
+        return self.attribute_ids(
+            *query_ids(self.tokenizer, prompt, completion), top=top, precondition=precondition
+        )
+
+    def attribute_ids(
+        self,
+        prompt: Sequence[int],
+        completion: Sequence[int],
+        *,
+        top: int = 10,
+        precondition: bool = True,
+    ) -> Attribution:
+        """The attribution of ``completion`` (token ids as generated) after ``prompt``
+        (token ids as served, ``bos`` included)."""
+        ids, labels, notes = fit_query(prompt, completion, self.max_len)
+        scores = self.scores_for(self.query_gradients(ids, labels), precondition=precondition)
         contribution_of = self.index.example_contributions
         positive = np.flatnonzero(scores > 0)
         ranked = positive[np.argsort(-scores[positive], kind="stable")]  # best first

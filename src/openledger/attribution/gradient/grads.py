@@ -72,7 +72,9 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-position next-token cross-entropy (n, t); 0 where the label is ignored."""
     shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
     flat = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]),
+        (logits if logits.dtype == torch.float64 else logits.float()).reshape(
+            -1, logits.shape[-1]
+        ),
         shifted.reshape(-1),
         ignore_index=IGNORE,
         reduction="none",
@@ -157,22 +159,24 @@ class FusedGrads:
     def _project(
         self, saved: list[dict[str, torch.Tensor]], grads: Sequence[torch.Tensor]
     ) -> torch.Tensor:
+        """(n, k) in float64 when the model is float64 (reproducible), else float32."""
         parts = []
+        dtype = torch.float64 if grads and grads[0].dtype == torch.float64 else torch.float32
         for (_, layer, adapter), m, s, g in zip(
             self.layers, self.projection.modules, saved, grads, strict=True
         ):
-            x, z = s["x"].float(), s["z"].float()  # (n, t, in), (n, t, r)
-            g = g.float()  # (n, t, out)
-            g_a = g @ layer.lora_B[adapter].weight.float()  # (n, t, r)
+            x, z = s["x"].to(dtype), s["z"].to(dtype)  # (n, t, in), (n, t, r)
+            g = g.to(dtype)  # (n, t, out)
+            g_a = g @ layer.lora_B[adapter].weight.to(dtype)  # (n, t, r)
             p_in, p_out = self.projection.side(m, "in"), self.projection.side(m, "out")
             if p_in is not None:
-                x = x @ p_in.T  # (n, t, c_in)
+                x = x @ p_in.T.to(dtype)  # (n, t, c_in)
             if p_out is not None:
-                g = g @ p_out.T  # (n, t, c_out)
+                g = g @ p_out.T.to(dtype)  # (n, t, c_out)
             ga = torch.einsum("ntr,nti->nri", g_a, x)  # (n, r, c_in)
             gb = torch.einsum("nto,ntr->nor", g, z)  # (n, c_out, r)
             parts += [ga.reshape(ga.shape[0], -1), gb.reshape(gb.shape[0], -1)]
-        return torch.cat(parts, dim=1) @ self.projection.dense  # (n, D) @ (D, k)
+        return torch.cat(parts, dim=1) @ self.projection.dense.to(dtype)  # (n, D) @ (D, k)
 
 
 class VmapGrads:

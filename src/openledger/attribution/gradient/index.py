@@ -6,11 +6,13 @@ Layout of an index folder::
                                discards the partial build)
     ckpt-00/                   one folder per checkpoint (00: the published adapter)
       shard-00000.f16          rows × k float16, each row divided by its scale
-      shard-00000.scale.f32    rows float32: row scale (RMS of the projected gradient)
-      shard-00000.gram.f64     k × k float64: this shard's ΦᵀΦ (deleted once precond.f32
-                               is written)
+      shard-00000.scale.f32    rows float32: row scale, the power of two at or above the
+                               RMS of the projected gradient (exact, so reproducible)
+      shard-00000.gram.f64     k × k float64: this shard's ΦᵀΦ of the stored rows (deleted
+                               once precond.f32 is written)
       shard-00000.json         written last: rows and sha256 of the three files
-      precond.f32              k × k float32: (ΦᵀΦ + λI)⁻¹
+      precond.f32              k × k float32: (ΦᵀΦ + λI)⁻¹ — derived from the rows, so not
+                               part of the index hash (a verifier recomputes it)
     examples.parquet           example_id, record, sha256, contribution, contributor,
                                tokens, preview (row i of Φ is example i)
     meta.json                  written last: parameters, λ, every file's sha256, index_hash
@@ -19,8 +21,10 @@ Layout of an index folder::
 mean eigenvalue of ΦᵀΦ, so it scales with the gradients and the number of examples; the
 default 0.3 was chosen with the quality harness (docs/attribution-gradient.md has the sweep).
 
-Rows are stored scaled to unit RMS so float16 keeps ~3 significant digits whatever the
-gradients' magnitude; a score is ``scale_i · (Φ̂_i · q)``.
+Rows are stored scaled by a power of two to RMS in (½, 1] so float16 keeps ~3 significant
+digits whatever the gradients' magnitude; a score is ``scale_i · (Φ̂_i · q)``, summed in
+float64. Gradients are computed in float64 and then rounded to the stored float16, so
+another thread count or batch size gives the same bytes (and the same index hash).
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ import torch
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.fsutil import write_atomic
 
-FORMAT = 1
+FORMAT = 2
 META = "meta.json"
 BUILD = "build.json"
 EXAMPLES = "examples.parquet"
 PRECOND = "precond.f32"
 DEFAULT_DAMPING = 0.3
+SCORE_CHUNK = 8192  # rows upcast to float64 at a time when scoring
 
 
 def ckpt_dir(root: Path, i: int) -> Path:
@@ -73,12 +78,15 @@ def canonical(data: Any) -> bytes:
 
 
 def write_shard(folder: Path, index: int, features: torch.Tensor) -> dict[str, Any]:
-    """Store one shard of projected gradients (rows × k float32); returns its marker."""
+    """Store one shard of projected gradients (rows × k); returns its marker."""
     folder.mkdir(parents=True, exist_ok=True)
     phi = features.double()
-    gram = (phi.T @ phi).numpy()  # (k, k)
-    scale = phi.pow(2).mean(dim=1).sqrt().clamp(min=1e-30)  # (rows,)
-    rows = (phi / scale[:, None]).to(torch.float16).numpy()
+    rms = phi.pow(2).mean(dim=1).sqrt().clamp(min=1e-30)  # (rows,)
+    scale = torch.exp2(torch.ceil(torch.log2(rms)))  # a power of two: division is exact
+    rows16 = (phi / scale[:, None]).to(torch.float16)
+    stored = rows16.double() * scale[:, None]  # exactly what a query reads back
+    gram = (stored.T @ stored).numpy()  # (k, k)
+    rows = rows16.numpy()
     stem = shard_stem(index)
     files = {
         f"{stem}.f16": np.ascontiguousarray(rows).tobytes(),
@@ -147,7 +155,9 @@ def finish_meta(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
     files = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and rel not in (META, BUILD) and not path.name.startswith("."):
+        derived = path.name == PRECOND or path.name.endswith(".gram.f64")
+        hidden = path.name.startswith(".")
+        if path.is_file() and not derived and not hidden and rel not in (META, BUILD):
             files[rel] = sha256_file(path)
     body = {**meta, "format": FORMAT, "files": files}
     body["index_hash"] = "0x" + hashlib.sha256(canonical(body)).hexdigest()
@@ -166,16 +176,16 @@ class Checkpoint:
     precond: np.ndarray  # (k, k) float32
 
     def scores(self, q: np.ndarray, precondition: bool = True) -> np.ndarray:
-        """(N,) float64 scores of every example against the query gradient ``q`` (k,)."""
-        v = self.precond @ q if precondition else q
-        peak = float(np.abs(v).max())
-        if peak == 0 or not np.isfinite(peak):
-            return np.zeros(sum(len(s) for _, s in self.shards))
-        vh = torch.from_numpy((v / peak).astype(np.float16))  # entries in [-1, 1]
+        """(N,) float64 scores of every example against the query gradient ``q`` (k,),
+        summed in float64 in a fixed order (the same on any thread count)."""
+        v = self.precond.astype(np.float64) @ q if precondition else np.asarray(q, np.float64)
         out = []
         for rows, scale in self.shards:
-            dots = torch.from_numpy(rows) @ vh  # float16 matvec, float32 accumulation
-            out.append(dots.double().numpy() * scale * peak)
+            part = np.empty(len(scale))
+            for a in range(0, len(scale), SCORE_CHUNK):
+                block = np.asarray(rows[a : a + SCORE_CHUNK], dtype=np.float64)
+                part[a : a + SCORE_CHUNK] = block @ v
+            out.append(part * scale)
         return np.concatenate(out) if out else np.zeros(0)
 
 

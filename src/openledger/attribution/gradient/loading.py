@@ -19,13 +19,14 @@ class ModelSpec:
     base: str
     adapter_dir: str
 
-    def load(self) -> tuple[Any, Any]:
-        """(PEFT model in eval mode, tokenizer)."""
+    def load(self, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+        """(PEFT model in eval mode, tokenizer); the base and the adapter in ``dtype``
+        (float64 for results anyone can reproduce exactly)."""
         from peft import PeftModel
 
         from openledger.factory.base import load_base
 
-        model, tokenizer = load_base(self.base)
+        model, tokenizer = load_base(self.base, dtype=dtype)
         adapter = Path(self.adapter_dir)
         if not (adapter / "adapter_config.json").exists():
             raise NotFoundError(
@@ -35,6 +36,7 @@ class ModelSpec:
                 fix="publish the model first (`openledger model publish JOB --name NAME`).",
             )
         peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        peft_model.to(dtype)  # the adapter's weights too (PEFT keeps them in float32)
         peft_model.eval()
         return peft_model, tokenizer
 
