@@ -15,6 +15,7 @@ from typing import Any
 from openledger.attribution.service import AttributionService
 from openledger.attribution.types import Attribution
 from openledger.errors import ConflictError, NotFoundError
+from openledger.ledger.receipt_queries import ReceiptQueries
 from openledger.ledger.receipts import SignedReceipt
 from openledger.ledger.service import Hold, LedgerService, PendingReceipt, request_hash
 from openledger.serving.sampling import SamplingParams
@@ -33,22 +34,32 @@ class PaidCompletion:
     attribution: Attribution | None
 
 
-def attribution_view(a: Attribution | None, top: int = 5) -> dict[str, Any]:
-    """What a response shows about attribution: method, top shares, unattributed part."""
+SHOWN_SHARES = 100  # a response lists at most this many shares and sums up the rest
+
+
+def attribution_view(a: Attribution | None, top: int = SHOWN_SHARES) -> dict[str, Any]:
+    """What a response shows about attribution — what its receipt says: every share (past
+    ``top`` of them, the rest summed up in ``others``), the attributed and the unattributed
+    part, and the hash of the tokens attributed."""
     if a is None:
-        return {"method": "none", "shares": [], "unattributed": 1.0}
+        return {"method": "none", "shares": [], "attributed": 0.0, "unattributed": 1.0,
+                "others": {"count": 0, "weight": 0.0}}  # fmt: skip
+    rest = a.shares[top:]
     return {
         "method": a.method,
         "index_hash": a.index_hash,
+        "query_hash": a.query_hash,
         "shares": [
             {
                 "contribution": s.contribution,
                 "contributor": s.contributor,
-                "weight": round(s.weight, 6),
+                "weight": round(s.weight, 9),
             }
             for s in a.shares[:top]
         ],  # fmt: skip
-        "unattributed": round(a.unattributed, 6),
+        "others": {"count": len(rest), "weight": round(sum(s.weight for s in rest), 9)},
+        "attributed": round(a.attributed, 9),
+        "unattributed": round(a.unattributed, 9),
     }
 
 
@@ -59,6 +70,7 @@ class PaidInference:
         self.ledger = ledger
         self.serving = serving
         self.attribution_service = attribution
+        self.queries = ReceiptQueries(ledger.db)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def reserve(self, account: str, model: str, prompt_tokens: int, max_tokens: int) -> Hold:
@@ -67,17 +79,31 @@ class PaidInference:
         self.serving.check_fits(prompt_tokens, max_tokens)
         return self.ledger.reserve(account, card, prompt_tokens, max_tokens)
 
-    def attribute(self, model: str, prompt: str, completion: str) -> Attribution | None:
-        """The model's attribution of ``completion``, or None when it has no index yet (the
-        contributors' part is then all unattributed, paid pro rata to records)."""
-        if not completion.strip():
+    def attribute(
+        self,
+        model: str,
+        prompt_ids: list[int],
+        completion_ids: list[int],
+        *,
+        prompt_text: str | None = None,
+    ) -> Attribution | None:
+        """The model's attribution of the tokens it generated (``completion_ids``, the end of
+        sequence included when it stopped on one) after the tokens it was given, or None when
+        it has no index yet (the contributors' part is then all unattributed, paid pro rata
+        to records). The tokens are stored under the attribution's query hash first, so the
+        receipt can be recomputed later."""
+        if not completion_ids:
             return None
         with self._locks[model]:  # one attributor (and its model) per adapter at a time
             try:
-                return self.attribution_service.attribute(model, prompt, completion, top=10)
+                a = self.attribution_service.attribute_ids(
+                    model, prompt_ids, completion_ids, top=10, prompt_text=prompt_text
+                )
             except (NotFoundError, ConflictError) as exc:
                 log.info("no attribution for %s: %s", model, exc)
                 return None
+        self.queries.save(prompt_ids, completion_ids)
+        return a
 
     def charge(
         self,
@@ -125,7 +151,7 @@ class PaidInference:
         except BaseException:
             self.ledger.release(hold)
             raise
-        attribution = self.attribute(model, prompt, done.text)
+        attribution = self.attribute(model, ids, done.generated, prompt_text=prompt)
         request = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
                    "seed": seed}  # fmt: skip
         receipt = self.charge(hold, len(done.tokens), request=request, attribution=attribution)

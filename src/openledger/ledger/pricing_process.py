@@ -35,13 +35,15 @@ log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("<II")
 # a charge on the wire: (terms id, payer, prompt tokens, completion tokens, request hash,
-# (method, index hash, weights) or None, created at)
-Item = tuple[int, str, int, int, str, "tuple[str, str | None, dict[int, float]] | None", str]
+# (method, index hash, weights, query hash) or None, created at)
+Item = tuple[
+    int, str, int, int, str, "tuple[str, str | None, dict[int, float], str | None] | None", str
+]
 
 
 def item(terms_id: int, c: Charge) -> Item:
     a = c.attribution
-    wire = None if a is None else (a.method, a.index_hash, a.weights)
+    wire = None if a is None else (a.method, a.index_hash, a.weights, a.query_hash)
     return (terms_id, c.payer, c.prompt_tokens, c.completion_tokens, c.request_hash, wire,
             c.created_at)  # fmt: skip
 

@@ -34,11 +34,13 @@ class Terms:
 
 
 class AttributionInput(NamedTuple):
-    """What a receipt records of an attribution: method, index and float weights."""
+    """What a receipt records of an attribution: method, index, float weights and the hash
+    of the tokens attributed."""
 
     method: str
     index_hash: str | None
     weights: dict[int, float]  # contribution → weight (≥ 0, sum ≤ 1)
+    query_hash: str | None = None
 
 
 class Charge(NamedTuple):
@@ -77,12 +79,15 @@ def attribution_summary(a: AttributionInput | None) -> dict[str, Any]:
         {"contribution": c, "weight_ppb": w}
         for c, w in sorted(ppb.items(), key=lambda kv: (-kv[1], kv[0]))
     ]  # who each contribution pays is in the receipt's payouts
-    return {
+    summary = {
         "method": a.method,
         "index_hash": a.index_hash,
         "shares": shares,
         "unattributed_ppb": WEIGHT_SCALE - sum(ppb.values()),
     }
+    if a.query_hash is not None:  # the tokens attributed (ledger_receipt_queries)
+        summary["query_hash"] = a.query_hash
+    return summary
 
 
 def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:

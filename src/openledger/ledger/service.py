@@ -440,7 +440,8 @@ class LedgerService:
                 self._terms.clear()
             self._terms[key] = terms
         a = c.attribution
-        attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights())
+        attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights(),
+                                                              a.query_hash)  # fmt: skip
         charge = Charge(c.hold.account, c.hold.prompt_tokens, c.completion_tokens,
                         c.request_hash, attribution, now_iso())  # fmt: skip
         return Prepared(terms, bset.members, charge, bset)

@@ -140,3 +140,17 @@ class EpochRow(Base):
             "created_at": self.created_at.isoformat(),
             "settled_at": self.settled_at.isoformat() if self.settled_at else None,
         }
+
+
+class ReceiptQueryRow(Base):
+    """The exact tokens a paid inference attributed (prompt as served, completion as
+    generated), by ``query_hash`` — the sha256 its receipt commits to — so the attribution
+    can be recomputed later (``openledger verify receipt``, ``audit --attribution``). Only
+    the payer and the operator may read it (docs/attribution-verify.md)."""
+
+    __tablename__ = "ledger_receipt_queries"
+
+    query_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    prompt: Mapped[list[int]] = mapped_column(JSON)
+    completion: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

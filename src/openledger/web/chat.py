@@ -55,7 +55,7 @@ def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[
         paid.ledger.release(hold)
         raise
     prompt = chat_prompt_text(paid, messages)
-    attribution = paid.attribute(model, prompt, done.text)
+    attribution = paid.attribute(model, ids, done.generated, prompt_text=prompt)
     request = {"api": "web.chat", "messages": messages, "max_tokens": max_tokens,
                "temperature": temperature, "seed": seed}  # fmt: skip
     signed = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)

@@ -398,7 +398,10 @@ class _Bill:
         if not self._billable(i, run):
             return None
         try:
-            return self.paid.attribute(self.model, self._choices[i][0], run.text(i))
+            r = run.requests[i]
+            generated = list(r.tokens) + ([] if r.stop_token is None else [r.stop_token])
+            return self.paid.attribute(self.model, list(r.prompt), generated,
+                                       prompt_text=self._choices[i][0])  # fmt: skip
         except Exception:  # the tokens were produced: charge them, unattributed
             log.exception("attribution of a %s completion failed; charged unattributed", self.model)
             return None
