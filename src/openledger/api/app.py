@@ -20,6 +20,7 @@ from openledger.api.routes import (
     health,
     ledger,
     openai,
+    proofs,
     wallet,
 )
 from openledger.node import Node
@@ -48,6 +49,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(factory.router)
     app.include_router(attribution.router)
     app.include_router(openai.router)
+    app.include_router(proofs.router)
     app.include_router(ledger.router)
     app.include_router(wallet.router)
     app.include_router(governance.router)

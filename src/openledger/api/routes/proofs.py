@@ -1,0 +1,54 @@
+"""What anyone needs to check a receipt's attribution without trusting this node:
+``/receipts/{id}/attribution-proof`` and the artefact routes it names (docs/attribution-verify.md).
+
+The proof and the artefacts are public for whoever holds the receipt's public id; the
+tokens that were attributed are in the proof only for the payer's key or the operator
+token (they are the payer's prompt and answer)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+
+from openledger.api.credentials import MaybePrincipal
+from openledger.api.deps import NodeDep
+from openledger.errors import AuthError
+from openledger.ledger.proofs import ProofService
+from openledger.ledger.receipt_ids import is_public_id
+
+router = APIRouter(tags=["attribution"])
+FileName = Annotated[str, Path(max_length=255, description="A file name from the proof.")]
+
+
+@router.get("/receipts/{receipt}/attribution-proof")
+def attribution_proof(receipt: str, node: NodeDep, principal: MaybePrincipal) -> dict[str, Any]:
+    """The receipt, the operator, where ModelRegistry is, the model's card and index
+    parameters, the routes of its adapter, base and snapshot, and — for the payer or the
+    operator — the tokens attributed: everything `openledger verify receipt` needs."""
+    if not is_public_id(receipt) and principal is None:
+        raise AuthError(
+            "A proof is asked for by the receipt's public id (rc_…).",
+            field="receipt",
+            value=receipt[:80],
+            fix="use the receipt_id of the response, or send the payer's API key.",
+        )
+    doc = node.ledger.receipt(receipt)
+    payer = doc["receipt"].get("payer")
+    if principal is not None and not is_public_id(receipt) and not principal.owns(payer):
+        raise principal.forbid(f"receipt {receipt[:80]}", "read")
+    mine = principal is not None and principal.owns(payer)
+    return ProofService(node).proof(str(doc.get("id") or receipt), with_query=mine)
+
+
+@router.get("/models/{model}/files/{name}", response_class=FileResponse)
+def adapter_file(model: str, name: FileName, node: NodeDep) -> FileResponse:
+    """One of a published adapter's files (its sha256 is on chain, or in its card)."""
+    return FileResponse(ProofService(node).adapter_file(model, name))
+
+
+@router.get("/models/{model}/base/{path:path}", response_class=FileResponse)
+def base_file(model: str, path: str, node: NodeDep) -> FileResponse:
+    """A file of the model's base model when the node holds it as a local directory."""
+    return FileResponse(ProofService(node).base_file(model, path[:1000]))
