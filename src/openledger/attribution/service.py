@@ -11,7 +11,6 @@ tokenises it exactly as training records were tokenised.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,6 +20,13 @@ from typing import Any
 import torch
 
 from openledger.attribution import provenance, rag
+from openledger.attribution.engine import (
+    MethodAttributor,
+    RagAttributor,
+    SpanAttributor,
+    attribute_by_policy,
+    policy_hash,
+)
 from openledger.attribution.gradient.attributor import GradientAttributor, query_ids
 from openledger.attribution.gradient.build import (
     build_index,
@@ -28,14 +34,13 @@ from openledger.attribution.gradient.build import (
 from openledger.attribution.gradient.for_model import model_plan, training_examples
 from openledger.attribution.gradient.index import META, GradientIndex
 from openledger.attribution.gradient.loading import ModelSpec
-from openledger.attribution.policy import mix
 from openledger.attribution.snapshot_indexes import (
     build_spans,
     build_training_spans,
     open_spans,
     tokenizer_id,
 )
-from openledger.attribution.types import Attribution, query_hash
+from openledger.attribution.types import Attribution
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.base import load_tokenizer
@@ -53,8 +58,9 @@ class AttributionService:
     snapshots: SnapshotService
     root: Path
     _attributors: dict[str, GradientAttributor] = field(default_factory=dict, repr=False)
-    _provenance: dict[str, provenance.ProvenanceAttributor] = field(default_factory=dict,
-                                                                   repr=False)  # fmt: skip
+    _provenance: dict[str, provenance.ProvenanceAttributor] = field(
+        default_factory=dict, repr=False
+    )
     _loaded: dict[str, tuple[str, Any, Any]] = field(default_factory=dict, repr=False)
 
     def index_dir(self, model_name: str, method: str = "gradient") -> Path:
@@ -143,9 +149,12 @@ class AttributionService:
                 return _provenance_summary(meta, folder)
         examples = training_examples(model, self.jobs, self.snapshots, tokenizer)
         meta = provenance.build(
-            examples, folder, vocab_size=_vocab_size(tokenizer),
-            tokenizer_id=tokenizer_id(tokenizer), identity=identity,
-        )  # fmt: skip
+            examples,
+            folder,
+            vocab_size=_vocab_size(tokenizer),
+            tokenizer_id=tokenizer_id(tokenizer),
+            identity=identity,
+        )
         self._provenance.pop(model["name"], None)
         return _provenance_summary(meta, folder)
 
@@ -345,8 +354,9 @@ class AttributionService:
                 fix="pass the text the model generated.",
             )
         prompt_ids, completion_ids = self.query_ids(model_ref, prompt, completion)
-        return self.attribute_ids(model_ref, prompt_ids, completion_ids, top=top, rag_k=rag_k,
-                                  prompt_text=prompt)  # fmt: skip
+        return self.attribute_ids(
+            model_ref, prompt_ids, completion_ids, top=top, rag_k=rag_k, prompt_text=prompt
+        )
 
     def attribute_ids(
         self,
@@ -377,47 +387,50 @@ class AttributionService:
             )
         model = self.models.get(model_ref)
         policy = model["attribution_policy"]
-        query = (list(prompt_ids), list(completion_ids), prompt_text)
-        parts = [
-            (w, self._attribute_one(model, m, query, top, rag_k)) for m, w in sorted(policy.items())
-        ]
-        mixed = mix(parts, model=model["name"], index_hash=self.policy_hash(model), top=top)
-        return dataclasses.replace(mixed, query_hash=query_hash(prompt_ids, completion_ids))
+        attributors = {
+            m: self._method_attributor(model, m, rag_k=rag_k, prompt_text=prompt_text)
+            for m in policy
+        }
+        return attribute_by_policy(
+            policy,
+            attributors,
+            list(prompt_ids),
+            list(completion_ids),
+            top=top,
+            model=model["name"],
+            index_hash=self.policy_hash(model),
+        )
 
-    def _attribute_one(
-        self, model: dict[str, Any], method: str, query: tuple, top: int, rag_k: int
-    ) -> Attribution:
-        prompt_ids, completion_ids, prompt_text = query
+    def _method_attributor(
+        self, model: dict[str, Any], method: str, *, rag_k: int, prompt_text: str | None
+    ) -> MethodAttributor:
         if method == "provenance":
-            return self.provenance_attributor(model["name"]).attribute_ids(
-                prompt_ids, completion_ids, top=top
-            )
+            return self.provenance_attributor(model["name"])
         if method == "gradient":
-            return self.gradient_attributor(model["name"]).attribute_ids(
-                prompt_ids, completion_ids, top=top
-            )
+            return self.gradient_attributor(model["name"])
         folder = self.index_dir(model["name"], method)
         if not (folder / "meta.json").exists():
             raise self._missing(model, method)
         peft_model, tokenizer = self._model(model)
         if method == "spans":
-            index = open_spans(folder, tokenizer)
-            return index.attribute(completion_ids, decode=tokenizer.decode, model=model["name"])
-        prompt = (
-            prompt_text
-            if prompt_text is not None
-            else tokenizer.decode(prompt_ids, skip_special_tokens=True)
+            return SpanAttributor(open_spans(folder, tokenizer), tokenizer, model["name"])
+        return RagAttributor(
+            rag.open_index(folder),
+            peft_model,
+            tokenizer,
+            k=rag_k,
+            prompt_text=prompt_text,
+            model_name=model["name"],
         )
-        completion = tokenizer.decode(completion_ids, skip_special_tokens=True)
-        augmented = rag.Retriever(rag.open_index(folder)).augment(prompt, rag_k)
-        return rag.attribute(peft_model, tokenizer, augmented, completion, model_name=model["name"])
 
     def policy_hash(self, model: dict[str, Any]) -> str:
-        """What goes on chain: the gradient index hash for a gradient-only policy, else
-        sha256 of the canonical {policy, method → index hash}."""
-        policy = model["attribution_policy"]
+        """What goes on chain (:func:`openledger.attribution.engine.policy_hash`)."""
+        return policy_hash(model["attribution_policy"], self.index_hashes(model))
+
+    def index_hashes(self, model: dict[str, Any]) -> dict[str, str]:
+        """method → the hash of the model's index for it (NotFoundError if one is missing)."""
         hashes = {}
-        for method in sorted(policy):
+        for method in sorted(model["attribution_policy"]):
             if method == "gradient":
                 hashes[method] = self.index(model["name"])[1].index_hash
             elif method == "provenance":
@@ -427,12 +440,7 @@ class AttributionService:
                 if not meta_path.exists():
                     raise self._missing(model, method)
                 hashes[method] = json.loads(meta_path.read_text())["index_hash"]
-        if list(policy) in (["gradient"], ["provenance"]):
-            return hashes[next(iter(policy))]
-        body = json.dumps(
-            {"policy": policy, "indexes": hashes}, sort_keys=True, separators=(",", ":")
-        )
-        return "0x" + hashlib.sha256(body.encode()).hexdigest()
+        return hashes
 
     def register(self, model_ref: str | int, signer: Any) -> dict[str, Any]:
         """Post the policy's index hash to ModelRegistry (the model owner signs)."""

@@ -322,7 +322,11 @@ def _finish(
             np.fromfile(folder / f"{shard_stem(si)}.gram.f64").reshape(k, k)
             for si in range(len(ranges))
         ]
-        inv, lam = preconditioner(grams, plan.params.damping)
+        sumsq = [
+            json.loads((folder / f"{shard_stem(si)}.json").read_text())["sumsq"]
+            for si in range(len(ranges))
+        ]
+        inv, lam = preconditioner(grams, plan.params.damping, sumsq)
         write_atomic(folder / PRECOND, inv.tobytes())
         lambdas.append(lam)
         for si in range(len(ranges)):  # k × k float64 each: spent once the inverse exists

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -98,6 +99,9 @@ def write_shard(folder: Path, index: int, features: torch.Tensor) -> dict[str, A
     marker = {
         "rows": int(features.shape[0]),
         "k": int(features.shape[1]),
+        # tr(ΦᵀΦ) of this shard in numpy's fixed summation order (λ is hashed: it must not
+        # depend on the BLAS thread count that summed the gram)
+        "sumsq": float(np.square(stored.numpy()).sum()),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
     write_atomic(folder / f"{stem}.json", json.dumps(marker, sort_keys=True))
@@ -118,11 +122,15 @@ def read_marker(folder: Path, index: int, rows: int, k: int) -> dict[str, Any] |
     return marker
 
 
-def preconditioner(grams: Sequence[np.ndarray], damping: float) -> tuple[np.ndarray, float]:
-    """(ΦᵀΦ + λI)⁻¹ and λ = damping · tr(ΦᵀΦ)/k, from the shards' partial grams."""
+def preconditioner(
+    grams: Sequence[np.ndarray], damping: float, sumsq: Sequence[float] | None = None
+) -> tuple[np.ndarray, float]:
+    """(ΦᵀΦ + λI)⁻¹ and λ = damping · tr(ΦᵀΦ)/k, from the shards' partial grams (and their
+    traces summed in a fixed order, ``sumsq``, when given)."""
     gram = np.sum(grams, axis=0)
     k = gram.shape[0]
-    lam = damping * float(np.trace(gram)) / k
+    trace = float(np.trace(gram)) if sumsq is None else math.fsum(sumsq)
+    lam = damping * trace / k
     if lam <= 0:
         lam = 1e-12  # every gradient is zero: the identity is as good as anything
     inv = np.linalg.inv(gram + lam * np.eye(k))
