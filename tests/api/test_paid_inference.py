@@ -25,6 +25,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
+from openledger.api.operator_token import read_token
 from openledger.ledger.beneficiaries import load_sets
 from openledger.ledger.paid import attribution_view
 from openledger.ledger.receipts import check_served, content_hash, recover_signer
@@ -61,7 +62,9 @@ class Shop:
     def addr(self, name: str) -> str:
         return self.market.addr(name)
 
-    def receipt(self, ref: int | str) -> dict[str, Any]:
+    def receipt(self, ref: str) -> dict[str, Any]:
+        """A receipt by its public id (``rc_…``), as anyone holding the id reads it."""
+        assert ref.startswith("rc_"), ref
         r = self.client.get(f"/receipts/{ref}", headers={"Authorization": ""})  # public
         assert r.status_code == 200, r.text
         return r.json()
@@ -91,7 +94,7 @@ def sse(r: httpx.Response) -> list[Any]:
     return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in events]
 
 
-def check_receipt(shop: Shop, receipt_id: int, payer: str) -> dict[str, Any]:
+def check_receipt(shop: Shop, receipt_id: str, payer: str) -> dict[str, Any]:
     """The receipt as anyone can fetch it: hashes, the signed head, fee and split check out."""
     doc = shop.receipt(receipt_id)
     body = doc["receipt"]
@@ -171,7 +174,7 @@ def test_a_completion_is_charged_with_a_signed_receipt(shop: Shop) -> None:
     out = r.json()
     usage = out["usage"]
     assert usage["completion_tokens"] == 5
-    assert out["receipt_ids"] == [out["receipt_id"]] and isinstance(out["receipt_id"], int)
+    assert out["receipt_ids"] == [out["receipt_id"]] and out["receipt_id"].startswith("rc_")
     # no attribution index yet: the contributors' half is paid pro rata to records
     assert out["attribution"] == attribution_view(None) and out["attributions"] == [
         attribution_view(None)
@@ -251,18 +254,33 @@ def test_streams_carry_the_receipt_on_their_last_chunk(shop: Shop) -> None:
     assert all("receipt_id" not in c for c in chunks)
 
 
-def test_receipt_routes_are_public_and_404_in_openledger_format(shop: Shop) -> None:
+def test_receipts_by_public_id_are_public_by_number_or_hash_the_payers(shop: Shop) -> None:
     out = shop.client.post("/v1/completions", json={"model": MODEL, "prompt": "Sun",
                                                     "max_tokens": 2}).json()  # fmt: skip
-    doc = shop.receipt(out["receipt_id"])
-    assert shop.receipt(doc["hash"]) == doc  # by hash as well
-    r = shop.client.get("/receipts/99", headers={"Authorization": ""})
+    doc = shop.receipt(out["receipt_id"])  # no credential: the public id is enough
+    assert doc["id"] == out["receipt_id"] and doc["seq"] == 1
+    heidi = {"Authorization": f"Bearer {shop.keys['heidi']}"}
+    for ref in (str(doc["seq"]), doc["hash"]):
+        # the payer's key (and the operator token) read it by number or hash as well ...
+        assert shop.client.get(f"/receipts/{ref}").json() == doc
+        operator = {"Authorization": f"Bearer {read_token(shop.node.settings.home)}"}
+        assert shop.client.get(f"/receipts/{ref}", headers=operator).json() == doc
+        # ... nobody else: no credential is 401, another payer's key 403
+        r = shop.client.get(f"/receipts/{ref}", headers={"Authorization": ""})
+        assert r.status_code == 401 and r.json()["field"] == "Authorization"
+        assert "rc_" in r.json()["fix"]
+        r = shop.client.get(f"/receipts/{ref}", headers=heidi)
+        assert r.status_code == 403 and r.json()["error"] == "ForbiddenError"
+    # a guessed public id (one bit changed) is no receipt
+    guess = doc["id"][:-2] + ("A" if doc["id"][-2] != "A" else "B") + doc["id"][-1]
+    r = shop.client.get(f"/receipts/{guess}", headers={"Authorization": ""})
+    assert r.status_code == 404
+    r = shop.client.get("/receipts/99")  # grace's key: no such receipt
     assert r.status_code == 404
     assert r.json()["error"] == "NotFoundError" and r.json()["field"] == "receipt"
     assert "receipt_id" in r.json()["fix"]
     for path in ("/receipts", "/credit"):
         assert shop.client.get(path, headers={"Authorization": ""}).status_code == 401
-    heidi = {"Authorization": f"Bearer {shop.keys['heidi']}"}
     assert shop.client.get("/receipts", headers=heidi).json() == {"total": 0, "items": []}
 
 
@@ -360,7 +378,7 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
     assert 4 < small // heidi_fee < 32
     grace_before = shop.credit("grace")
 
-    def grace(client: openai.OpenAI, i: int) -> list[int]:
+    def grace(client: openai.OpenAI, i: int) -> list[str]:
         args: dict[str, Any] = {"model": MODEL, "max_tokens": 2 + i % 5, "seed": i,
                                 "extra_body": {"ignore_eos": True}}  # fmt: skip
         if i % 4 == 0:
@@ -376,7 +394,7 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
         assert done.model_extra["receipt_id"] == done.model_extra["receipt_ids"][0]
         return done.model_extra["receipt_ids"]
 
-    def heidi(http: httpx.Client) -> int | None:
+    def heidi(http: httpx.Client) -> str | None:
         r = http.post("/v1/completions", json={"model": MODEL, "prompt": prompt,
                                                "max_tokens": 4, "ignore_eos": True})  # fmt: skip
         if r.status_code == 402:
@@ -401,10 +419,10 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
         assert len(paid_heidi) == small // heidi_fee
 
     # receipts: one per choice, numbered 1..N with no gap or repeat, hash-chained, signed
-    ids = sorted(grace_ids + paid_heidi)
-    assert ids == list(range(1, len(ids) + 1))
-    assert node.ledger.receipts()["total"] == len(ids) == 32 + 8 + len(paid_heidi)
-    docs = [shop.receipt(i) for i in ids]
+    assert len(set(grace_ids + paid_heidi)) == len(grace_ids + paid_heidi)
+    docs = sorted((shop.receipt(i) for i in grace_ids + paid_heidi), key=lambda d: d["seq"])
+    assert [d["seq"] for d in docs] == list(range(1, len(docs) + 1))
+    assert node.ledger.receipts()["total"] == len(docs) == 32 + 8 + len(paid_heidi)
     assert [d["prev"] for d in docs[1:]] == [d["hash"] for d in docs[:-1]]
     bodies = [check_receipt(shop, i, "grace") for i in grace_ids]
     bodies += [check_receipt(shop, i, "heidi") for i in paid_heidi]
