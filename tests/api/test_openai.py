@@ -268,8 +268,13 @@ def test_missing_or_wrong_key_is_401(client: TestClient) -> None:
             assert error["type"] == "authentication_error" and error["code"] == "invalid_api_key"
 
 
-def test_other_routes_keep_their_error_format(client: TestClient) -> None:
+def test_other_routes_keep_their_error_format(client: TestClient, node: Node) -> None:
     r = client.get("/models/nope")
     assert r.status_code == 404 and r.json()["error"] == "NotFoundError"
-    r = client.post("/jobs", json={})
-    assert r.status_code == 422 and "detail" in r.json()
+    r = client.post("/jobs", json={})  # alice's key has no write scope
+    assert r.status_code == 403 and r.json()["error"] == "ForbiddenError"
+    assert r.json()["field"] == "Authorization" and "write" in r.json()["message"]
+    writer = node.api_keys.create("alice", "writer", scopes="write")["key"]
+    r = client.post("/jobs", json={}, headers={"Authorization": f"Bearer {writer}"})
+    assert r.status_code == 422 and r.json()["error"] == "ValidationError"
+    assert r.json()["field"] == "datanet"
