@@ -24,6 +24,7 @@ from openledger.node import Node
 from openledger.store.datanet_tables import ContributionRow
 from openledger.store.factory_tables import JobRow
 from openledger.units import OPEN
+from tests import tiny
 from tests.conftest import World
 from tests.ledger.test_epochs import fast_forward, paid
 from tests.market import Market
@@ -268,21 +269,20 @@ def test_review_from_the_wallet(client: TestClient, world: World, wallet: TestWa
     assert client.get("/web/api/review-queue").json()["items"] == []
 
 
-def _finished_job(world: World, tmp_path: Path, snap: dict[str, Any]) -> int:
-    """A training job on ``snap`` as the worker leaves it when it succeeds. The adapter's
-    bytes stand in for a trained one: publishing only hashes and copies them
-    (tests/factory/test_jobs.py trains and publishes for real)."""
-    adapter = tmp_path / "job" / "adapter"
-    adapter.mkdir(parents=True)
-    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
-    (adapter / "adapter_config.json").write_text('{"r": 2}')
+def _finished_job(world: World, tmp_path: Path, snap: dict[str, Any], base: Path) -> int:
+    """A training job on ``snap`` as the worker leaves it when it succeeds: a real (random)
+    adapter of the tiny base stands in for a trained one, since publishing checks that the
+    engine could serve it, then hashes and copies it (tests/factory/test_jobs.py trains and
+    publishes for real)."""
+    adapter = tiny.make_adapter(base, tmp_path / "job" / "adapter", rank=2,
+                                modules=("q_proj", "v_proj"), seed=7)  # fmt: skip
     lineage = tmp_path / "job" / "training_examples.json"
     lineage.write_text('{"train": [], "eval": []}')
     with world.node.db.session() as s:
         job = JobRow(
             kind="train", status="succeeded", work_dir=str(tmp_path / "job"),
             params={"datanet": "bees", "version": snap["version"],
-                    "snapshot_root": snap["root"], "base": "tiny-base",
+                    "snapshot_root": snap["root"], "base": str(base),
                     "config": {"method": "lora", "rank": 2}},
             result={"adapter_dir": str(adapter), "lineage_path": str(lineage),
                     "base_fingerprint": "tiny", "base_eval_ppl": 9.0, "adapter_eval_ppl": 7.0},
@@ -293,7 +293,7 @@ def _finished_job(world: World, tmp_path: Path, snap: dict[str, Any]) -> int:
 
 
 def test_snapshot_and_publish_from_the_wallet(
-    client: TestClient, world: World, wallet: TestWallet, tmp_path: Path
+    client: TestClient, world: World, wallet: TestWallet, tmp_path: Path, tiny_base_dir: Path
 ) -> None:
     """The wallet, owner of a datanet, freezes its snapshot (the row and blobs written once
     commitSnapshot is mined), then publishes a model trained on it (registerModel)."""
@@ -318,7 +318,7 @@ def test_snapshot_and_publish_from_the_wallet(
     r = client.post("/web/api/datanets/bees/snapshots", headers=WEB)
     assert r.status_code == 409 and "Nothing new since snapshot bees@1" in r.json()["message"]
 
-    job = _finished_job(world, tmp_path, snap)
+    job = _finished_job(world, tmp_path, snap, tiny_base_dir)
     r = client.post("/web/api/models", headers=WEB,
                     json={"job": job, "name": "bees-tiny", "price_in": "0.004",
                           "price_out": "0.008", "attribution": "gradient"})  # fmt: skip

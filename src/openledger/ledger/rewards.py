@@ -19,6 +19,7 @@ from openledger.ledger import beneficiaries as bene
 from openledger.ledger.receipts import hex32
 from openledger.store.db import Database
 from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
+from openledger.units import fmt_open
 
 
 class RewardsService:
@@ -112,19 +113,22 @@ class RewardsService:
         rewards = self._contracts().rewards
         tx = rewards.claim(signer, c["account"], int(c["cumulative"]),
                            [bytes.fromhex(p[2:]) for p in c["proof"]])  # fmt: skip
-        paid = rewards.events(tx, "Claimed")
-        amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
-        return {**c, "paid": str(amount), "tx_hash": tx.tx_hash, "claimable": "0",
-                "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip
+        return self._claimed(c, tx)
 
     def finish_claim(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
                      _sig: str | None) -> dict[str, Any]:  # fmt: skip
         """A claim a wallet sent (``args["before"]``: ``claimable`` when it was prepared)."""
-        c = args["before"]
-        paid = self._contracts().rewards.events(results[-1], "Claimed")
+        return self._claimed(args["before"], results[-1])
+
+    def _claimed(self, c: dict[str, Any], tx: Any) -> dict[str, Any]:
+        """What a mined claim paid, and the account's OPEN balance after it: the same answer
+        whether the node or the account's own wallet sent it."""
+        contracts = self._contracts()
+        paid = contracts.rewards.events(tx, "Claimed")
         amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
-        return {**c, "paid": str(amount), "tx_hash": results[-1].tx_hash, "claimable": "0",
-                "claimed": str(int(c["claimed"]) + amount)}  # fmt: skip
+        return {**c, "paid": str(amount), "paid_open": fmt_open(amount), "tx_hash": tx.tx_hash,
+                "claimable": "0", "claimed": str(int(c["claimed"]) + amount),
+                "balance": str(contracts.token.balance_of(c["account"]))}  # fmt: skip
 
 
 def _open_pool_shares(s: Session, account: str) -> list[tuple]:

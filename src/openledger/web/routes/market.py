@@ -23,8 +23,9 @@ router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 class ChatBody(BaseModel):
     model: Annotated[str, Field(max_length=200)]
-    messages: list[dict[Annotated[str, Field(max_length=32)],
-                        Annotated[str, Field(max_length=100_000)]]] = Field(max_length=64)
+    messages: list[
+        dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=100_000)]]
+    ] = Field(max_length=64)
     max_tokens: int = Field(32, ge=1, le=4096)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     seed: int | None = Field(0, ge=0, le=2**63 - 1)
@@ -72,9 +73,9 @@ def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
                        lambda signer: node.rewards.claim(session.address, signer),
                        "rewards.finish_claim", node.rewards.finish_claim, {"before": c},
                        f"claim {fmt_open(int(c['claimable']))} OPEN of rewards")  # fmt: skip
-    if "wallet" in out:
+    if "wallet" in out or "balance" in out:
         return out
-    balance = node.contracts.token.balance_of(session.address)
+    balance = node.contracts.token.balance_of(session.address)  # nothing was claimable
     return {**out, "balance": str(balance), "paid_open": fmt_open(int(out["paid"]))}
 
 
