@@ -72,7 +72,7 @@ class AttributionService:
         self,
         model_ref: str | int,
         *,
-        method: str = "gradient",
+        method: str | None = None,
         proj_dim: int = 1024,
         checkpoints: int = 1,
         workers: int = 1,
@@ -82,9 +82,33 @@ class AttributionService:
         force: bool = False,
         merge: bool = False,
     ) -> dict[str, Any]:
-        """Build (or resume, or bring up to date) one of the model's indexes; a summary."""
-        _check_method(method)
+        """Build (or resume, or bring up to date) one of the model's indexes — by default
+        every index its policy uses; a summary (``{"model", "indexes": [...]}`` for
+        several)."""
         model = self.models.get(model_ref)
+        if method is None:
+            methods = sorted(model["attribution_policy"])
+            summaries = [
+                self.build(
+                    model["name"],
+                    method=m,
+                    proj_dim=proj_dim,
+                    checkpoints=checkpoints,
+                    workers=workers,
+                    damping=damping,
+                    seed=seed,
+                    progress=progress,
+                    force=force,
+                    merge=merge,
+                )
+                for m in methods
+            ]
+            return (
+                summaries[0]
+                if len(summaries) == 1
+                else {"model": model["name"], "indexes": summaries}
+            )
+        _check_method(method)
         folder = self.index_dir(model["name"], method)
         self._loaded.pop(model["name"], None)
         if method in ("provenance", "spans"):

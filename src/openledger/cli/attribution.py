@@ -68,23 +68,18 @@ def build(
             fix="e.g. `openledger attribution build my-model`.",
         )
     else:
-        methods = [method] if method else sorted(node.models.get(model)["attribution_policy"])
-        summaries = [
-            node.attribution.build(
-                model,
-                method=m,
-                proj_dim=proj_dim,
-                checkpoints=checkpoints,
-                workers=workers,
-                damping=damping,
-                seed=seed,
-                progress=not as_json,
-                force=force,
-                merge=merge,
-            )
-            for m in methods
-        ]
-        summary = summaries[0] if len(summaries) == 1 else {"model": model, "indexes": summaries}
+        summary = node.attribution.build(
+            model,
+            method=method,
+            proj_dim=proj_dim,
+            checkpoints=checkpoints,
+            workers=workers,
+            damping=damping,
+            seed=seed,
+            progress=not as_json,
+            force=force,
+            merge=merge,
+        )
     summary["registered"] = False
     if register and model is not None:
         node.attribution.register(model, node.accounts.signer(as_))

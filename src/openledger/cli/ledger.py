@@ -198,11 +198,23 @@ def claim(as_: As, as_json: Json = False) -> None:
 
 def audit(
     epoch: Annotated[int, typer.Option("--epoch", help="The epoch to recompute.")],
+    attribution: Annotated[
+        bool,
+        typer.Option("--attribution", help="Also recompute the receipts' attribution weights "
+                     "from the public artefacts (docs/attribution-verify.md)."),
+    ] = False,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="With --attribution: recompute K receipts (a "
+                     "sample anyone can redraw; default all, up to 100)."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Recompute an epoch from its receipts (hashes, signatures, chain, split, Merkle root)
-    and compare it with the root on chain. Exits non-zero when anything differs."""
-    report = context.node().auditor.audit(epoch)
+    and compare it with the root on chain; with --attribution, recompute the receipts'
+    attribution too. Exits non-zero when anything differs."""
+    node = context.node()
+    report = node.auditor.audit(epoch)
     if not report.sealed:
         last = report.last_sealed
         raise NotFoundError(
@@ -213,6 +225,12 @@ def audit(
             "seals the receipts since the last one.",
         )  # fmt: skip
     doc = report.to_dict()
+    weights = None
+    if attribution:
+        from openledger.ledger.proofs import audit_attribution
+
+        weights = audit_attribution(node, epoch, sample=sample)
+        doc["attribution"] = {k: v for k, v in weights.items() if k != "results"}
     if as_json:
         _print_json(doc)
     else:
@@ -222,6 +240,15 @@ def audit(
         )
         for p in report.problems:
             out.print(f"  [red]✗[/] {p}", highlight=False)
+        if weights is not None:
+            out.print(
+                f"attribution: {weights['checked']} of {weights['receipts']} receipts "
+                "recomputed from the public artefacts"
+            )
+            for f in weights["failed"]:
+                for c in f["checks"]:
+                    out.print(f"  [red]✗[/] {f['receipt']}: {c['name']}: {c['detail']}",
+                              highlight=False)
     if not report.ok:
         raise AuditFailedError(
             f"the audit of epoch {epoch} failed: {len(report.problems)} problem(s); the first: "
@@ -231,8 +258,19 @@ def audit(
             fix="the receipts named above were altered, removed or reordered after signing; "
             "restore them from a backup, then audit again.",
         )
+    if weights is not None and not weights["ok"]:
+        f = weights["failed"][0]
+        raise AuditFailedError(
+            f"the attribution of {len(weights['failed'])} receipt(s) of epoch {epoch} does not "
+            f"recompute; the first: {f['receipt']}: {f['checks'][0]['name']}: "
+            f"{f['checks'][0]['detail']}.",
+            field="attribution", value=epoch,
+            fix="the weights the operator signed are not what the public artefacts give: "
+            "report it with `openledger verify receipt ID --json`.",
+        )
     if not as_json:
-        out.print("[green]✓[/] every receipt, signature and the root match")
+        out.print("[green]✓[/] every receipt, signature and the root match"
+                  + (" and every attribution recomputes" if weights is not None else ""))
 
 
 @receipts_app.command("show")

@@ -26,6 +26,7 @@ from openledger.cli import keys as keys_cli
 from openledger.cli import ledger as ledger_cli
 from openledger.cli import node as node_cli
 from openledger.cli import train as train_cli
+from openledger.cli import verify as verify_cli
 from openledger.cli.argv import check_numbers
 from openledger.cli.context import set_settings
 from openledger.cli.demo import demo
@@ -61,6 +62,7 @@ app.add_typer(keys_cli.app, name="keys")
 ledger_cli.register(app)
 gov_cli.register(app)
 grants_cli.register(app)
+verify_cli.register(app)
 app.command()(demo)
 
 

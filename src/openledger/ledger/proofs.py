@@ -196,3 +196,56 @@ class LocalSource:
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
+
+
+DEFAULT_SAMPLE = 100  # an epoch with more receipts is sampled unless --sample says otherwise
+
+
+def epoch_receipts(node: Any, number: int) -> list[int]:
+    """The sequence numbers of the receipts epoch ``number`` settled."""
+    from sqlalchemy import select
+
+    from openledger.store.ledger_tables import ReceiptRow
+
+    with node.ledger.db.session() as s:
+        return list(
+            s.scalars(
+                select(ReceiptRow.seq).where(ReceiptRow.epoch == number).order_by(ReceiptRow.seq)
+            )
+        )
+
+
+def sample_receipts(seqs: list[int], number: int, k: int | None) -> list[int]:
+    """All of them, or ``k`` chosen by sha256(epoch:seq) — a sample anyone can redraw."""
+    import hashlib
+
+    k = DEFAULT_SAMPLE if k is None else k
+    if k >= len(seqs):
+        return list(seqs)
+    key = lambda seq: hashlib.sha256(f"{number}:{seq}".encode()).digest()  # noqa: E731
+    return sorted(sorted(seqs, key=key)[:k])
+
+
+def audit_attribution(node: Any, number: int, *, sample: int | None = None) -> dict[str, Any]:
+    """Recompute the attribution of (a sample of) epoch ``number``'s receipts from the
+    node's public artefacts; every mismatch is named."""
+    from openledger.ledger.verify import Verifier
+
+    seqs = epoch_receipts(node, number)
+    chosen = sample_receipts(seqs, number, sample)
+    results = []
+    with Verifier(LocalSource(node)) as verifier:
+        for seq in chosen:
+            results.append(verifier.receipt(node.ledger.public_id(seq)).to_dict())
+    failed = [r for r in results if not r["ok"]]
+    return {
+        "epoch": number,
+        "receipts": len(seqs),
+        "checked": len(chosen),
+        "ok": not failed,
+        "failed": [
+            {"receipt": r["receipt"], "checks": [c for c in r["checks"] if not c["ok"]]}
+            for r in failed
+        ],
+        "results": results,
+    }

@@ -126,147 +126,197 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_receipt(source: Source, ref: str, *, workdir: Path | None = None) -> Verification:
-    """Recompute receipt ``ref``'s attribution from public artefacts (see the module doc)."""
-    t0 = time.perf_counter()
-    doc = source.receipt(ref)
-    body = doc["receipt"]
-    summary = body.get("attribution") or {}
-    v = Verification(
-        str(doc.get("id") or ref), str(body["model"]["name"]), str(summary.get("method", "none"))
-    )
-    from openledger.ledger.receipts import check_served
+@dataclass
+class _ModelCheck:
+    """What one model's artefacts proved (checked once, shared by its receipts)."""
 
-    problem = check_served(doc, source.operator())
-    v.check("receipt", not problem, problem or "signed by the operator, chained to its head")
-    if summary.get("method", "none") == "none":
-        v.check(
-            "attribution",
-            True,
-            "the receipt attributes nothing: the contributors' part "
-            "was paid pro rata to approved records",
-        )
+    checks: list[Check]
+    rebuilt: str | None = None  # the policy's index hash, rebuilt
+    registered: str | None = None
+    policy: Mapping[str, float] = field(default_factory=dict)
+    attributors: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+class Verifier:
+    """Verifies receipts against one source; artefacts are fetched, checked and indexes
+    rebuilt once per model (in a temporary folder removed by :meth:`close`)."""
+
+    def __init__(self, source: Source, workdir: Path | None = None) -> None:
+        self.source = source
+        self._own = workdir is None
+        self.work = Path(tempfile.mkdtemp(prefix="openledger-verify-")) if self._own else workdir
+        self._models: dict[tuple[str, str], _ModelCheck] = {}
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def receipt(self, ref: str) -> Verification:
+        """Recompute receipt ``ref``'s attribution from public artefacts."""
+        from openledger.ledger.receipts import check_served
+
+        t0 = time.perf_counter()
+        doc = self.source.receipt(ref)
+        body = doc["receipt"]
+        summary = body.get("attribution") or {}
+        method = str(summary.get("method", "none"))
+        v = Verification(str(doc.get("id") or ref), str(body["model"]["name"]), method)
+        problem = check_served(doc, self.source.operator())
+        v.check("receipt", not problem, problem or "signed by the operator, chained to its head")
+        if method == "none":
+            v.check(
+                "attribution",
+                True,
+                "the receipt attributes nothing: the contributors' part "
+                "was paid pro rata to approved records",
+            )
+        else:
+            self._attribution(body, summary, v)
         v.seconds = time.perf_counter() - t0
         return v
-    own = workdir is None
-    work = Path(tempfile.mkdtemp(prefix="openledger-verify-")) if own else Path(workdir)
-    try:
-        _verify_attribution(source, body, summary, v, work)
-    finally:
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
-    v.seconds = time.perf_counter() - t0
-    return v
+
+    def _model(self, body: Mapping[str, Any]) -> _ModelCheck:
+        key = (str(body["model"]["name"]), str(body["model"]["adapter_sha256"]))
+        if key not in self._models:
+            folder = self.work / f"model-{len(self._models)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._models[key] = _check_model(self.source, body, folder)
+        return self._models[key]
+
+    def _attribution(
+        self, body: Mapping[str, Any], summary: Mapping[str, Any], v: Verification
+    ) -> None:
+        from openledger.attribution.engine import attribute_by_policy
+        from openledger.attribution.types import query_hash
+        from openledger.ledger.pricing import weights_ppb
+
+        m = self._model(body)
+        v.checks.extend(m.checks)
+        if m.rebuilt is None:
+            return
+        named = summary.get("index_hash")
+        if m.registered is None:
+            v.check(
+                "index",
+                m.rebuilt == named,
+                f"rebuilt {m.rebuilt[:18]}…; the model's index hash is not registered on "
+                f"chain, the receipt names {str(named)[:18]}…",
+            )
+        else:
+            differs = (
+                ""
+                if m.rebuilt == m.registered
+                else (
+                    ": the index registered was built with other parameters or other data than "
+                    "the public ones"
+                )
+            )
+            v.check(
+                "index",
+                m.rebuilt == m.registered == named,
+                f"rebuilt {m.rebuilt[:18]}… (ModelRegistry: {m.registered[:18]}…, receipt: "
+                f"{str(named)[:18]}…){differs}",
+            )
+        digest = summary.get("query_hash")
+        tokens = self.source.query(digest) if digest else None
+        found = tokens is not None and query_hash(*tokens) == digest
+        if not v.check(
+            "query",
+            found,
+            "the attributed tokens hash to the receipt's query_hash"
+            if found
+            else "the tokens attributed are not available (only the payer and the operator may "
+            "read them)",
+        ):
+            return
+        prompt, completion = tokens
+        result = attribute_by_policy(
+            m.policy, m.attributors, prompt, completion, model=m.name, index_hash=m.rebuilt
+        )
+        recomputed = weights_ppb(result.weights())
+        claimed = {int(s["contribution"]): int(s["weight_ppb"]) for s in summary.get("shares", [])}
+        for c in sorted(set(recomputed) | set(claimed)):
+            v.weights[c] = (claimed.get(c, 0), recomputed.get(c, 0))
+        bad = v.mismatches
+        v.check(
+            "weights",
+            not bad,
+            f"{len(claimed)} contributions, every weight equal to the part per billion"
+            if not bad
+            else "; ".join(
+                f"contribution {c}: receipt {a} ppb, recomputed {b} ppb" for c, a, b in bad
+            ),
+        )
 
 
-def _verify_attribution(
-    source: Source,
-    body: Mapping[str, Any],
-    summary: Mapping[str, Any],
-    v: Verification,
-    work: Path,
-) -> None:
+def verify_receipt(source: Source, ref: str, *, workdir: Path | None = None) -> Verification:
+    """Recompute receipt ``ref``'s attribution from public artefacts (see the module doc)."""
+    with Verifier(source, workdir) as verifier:
+        return verifier.receipt(ref)
+
+
+def _check_model(source: Source, body: Mapping[str, Any], work: Path) -> _ModelCheck:
+    """Fetch and check a model's artefacts against the chain; rebuild its indexes."""
     import torch
 
-    from openledger.attribution.engine import attribute_by_policy, policy_hash
+    from openledger.attribution.engine import policy_hash
     from openledger.attribution.gradient.loading import ModelSpec
-    from openledger.attribution.types import query_hash
     from openledger.chain.merkle import SimpleMerkleTree
     from openledger.factory.base import load_tokenizer
-    from openledger.ledger.pricing import weights_ppb
 
-    model_id = int(body["model"]["id"])
-    chain = source.on_chain(model_id)
+    checks = Verification("", "", "")
+    chain = source.on_chain(int(body["model"]["id"]))
     art = source.artefacts(body, work)
     adapter_sha = sha256_file(art.adapter_dir / ADAPTER_FILE)
-    v.check(
+    on_chain = chain.adapter_sha256.removeprefix("0x")
+    checks.check(
         "adapter",
-        adapter_sha
-        == chain.adapter_sha256.removeprefix("0x")
-        == str(body["model"]["adapter_sha256"]),
-        f"sha256 {adapter_sha[:16]}… (ModelRegistry: {chain.adapter_sha256[:18]}…)",
+        adapter_sha == on_chain == str(body["model"]["adapter_sha256"]),
+        f"sha256 {adapter_sha[:16]}… (ModelRegistry: {on_chain[:16]}…)",
     )
-    card_text = (art.adapter_dir / CARD_FILE).read_text()
-    card = json.loads(card_text)
+    card = json.loads((art.adapter_dir / CARD_FILE).read_text())
     card_sha = hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()
-    v.check(
+    checks.check(
         "card",
         chain.metadata_uri == f"sha256:{card_sha}",
         f"sha256:{card_sha[:16]}… (ModelRegistry: {chain.metadata_uri[:23]}…)",
     )
-    root = SimpleMerkleTree.from_leaves(
-        [bytes.fromhex(r["sha256"]) for r in art.snapshot_rows]
-    ).root
-    v.check(
+    tree = SimpleMerkleTree.from_leaves([bytes.fromhex(r["sha256"]) for r in art.snapshot_rows])
+    root = "0x" + bytes(tree.root).hex()
+    checks.check(
         "snapshot",
         root in chain.snapshot_roots,
-        f"Merkle root {root[:18]}… of {len(art.snapshot_rows)} records "
-        f"(ModelRegistry: {', '.join(r[:18] + '…' for r in chain.snapshot_roots)})",
+        f"Merkle root {root[:18]}… of {len(art.snapshot_rows)} records (ModelRegistry: "
+        f"{', '.join(r[:18] + '…' for r in chain.snapshot_roots)})",
     )
+    out = _ModelCheck(checks=checks.checks)
+    if not checks.ok:
+        return out
     tokenizer = load_tokenizer(art.base)
     train = training_examples(card, art.snapshot_rows, tokenizer)
     lineage = json.loads((art.adapter_dir / LINEAGE_FILE).read_text())["train"]
-    v.check(
+    if not checks.check(
         "examples",
         [e.example_id for e in train] == [x["example_id"] for x in lineage],
-        f"{len(train)} training examples rebuilt from the snapshot, as the adapter's "
-        "lineage lists them",
-    )
-    if not v.ok:
-        return
-    policy = card["attribution_policy"]
-    indexes, hashes = rebuild_indexes(policy, art, train, tokenizer, work / "indexes")
-    rebuilt = policy_hash(policy, hashes)
-    registered = chain.index_hash
-    if registered == ZERO32:
-        v.check(
-            "index",
-            rebuilt == summary.get("index_hash"),
-            f"rebuilt {rebuilt[:18]}…; the model's index hash is not registered on chain, "
-            f"the receipt names {str(summary.get('index_hash'))[:18]}…",
-        )
-    else:
-        v.check(
-            "index",
-            rebuilt == registered == summary.get("index_hash"),
-            f"rebuilt {rebuilt[:18]}… (ModelRegistry: {registered[:18]}…, receipt: "
-            f"{str(summary.get('index_hash'))[:18]}…)"
-            + (
-                ""
-                if rebuilt == registered
-                else ": the index the operator registered was built with other parameters or "
-                "other data than the public ones"
-            ),
-        )
-    digest = summary.get("query_hash")
-    tokens = source.query(digest) if digest else None
-    if not v.check(
-        "query",
-        tokens is not None and query_hash(*tokens) == digest,
-        "the attributed tokens hash to the receipt's query_hash"
-        if tokens
-        else "the tokens attributed are not available (only the payer and the operator "
-        "may read them)",
+        f"{len(train)} training examples rebuilt from the snapshot, as the adapter's lineage "
+        "lists them",
     ):
-        return
+        return out
+    out.policy = card["attribution_policy"]
+    out.name = art.name
+    indexes, hashes = rebuild_indexes(out.policy, art, train, tokenizer, work / "indexes")
+    out.rebuilt = policy_hash(out.policy, hashes)
+    out.registered = None if chain.index_hash == ZERO32 else chain.index_hash
     model, tok = ModelSpec(art.base, str(art.adapter_dir)).load(dtype=torch.float64)
-    attributors = method_attributors(policy, indexes, model, tok, art.name)
-    prompt, completion = tokens
-    result = attribute_by_policy(
-        policy, attributors, prompt, completion, model=art.name, index_hash=rebuilt
-    )
-    recomputed = weights_ppb(result.weights())
-    claimed = {int(s["contribution"]): int(s["weight_ppb"]) for s in summary.get("shares", [])}
-    for c in sorted(set(recomputed) | set(claimed)):
-        v.weights[c] = (claimed.get(c, 0), recomputed.get(c, 0))
-    bad = v.mismatches
-    v.check(
-        "weights",
-        not bad,
-        f"{len(claimed)} contributions, every weight equal to the part per billion"
-        if not bad
-        else "; ".join(f"contribution {c}: receipt {a} ppb, recomputed {b} ppb" for c, a, b in bad),
-    )
+    out.attributors = method_attributors(out.policy, indexes, model, tok, art.name)
+    return out
 
 
 def training_examples(card: Mapping[str, Any], rows: list[dict[str, Any]], tokenizer: Any) -> list:
