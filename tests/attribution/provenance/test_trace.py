@@ -53,6 +53,7 @@ class Docs:
 
     def attribute(self, prompt: list[int], completion: list[int], weights=None, worth=None, **kw):  # noqa: ANN001, ANN003, ANN201
         seq = prompt + completion
+        kw.setdefault("min_len", 2)  # these documents are short: bigrams are distinctive
         matches = match_positions(seq, self.longest(seq), self.count, self.sources, **kw)
         w = weights or [FULL] * len(completion)
         return credits(seq, matches, len(prompt), w, worth or [16] * len(seq))

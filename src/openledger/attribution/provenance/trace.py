@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 GAIN_SCALE = 10**6
-DEFAULT_MIN_LEN = 2
+DEFAULT_MIN_LEN = 3
 DEFAULT_MAX_DOCS = 8
 DEFAULT_SLACK = Fraction(1, 5)
 
