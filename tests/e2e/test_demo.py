@@ -34,10 +34,11 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "committed on chain" in first
         export = tmp_path / "home" / "exports" / "open-facts.jsonl"
         assert len(export.read_text().splitlines()) == 13  # alice 5, erin 3, heidi 5
-        assert "held-out perplexity" in first and "dave published 'open-facts-lora'" in first
+        assert "none held out" in first and "dave published 'open-facts-lora'" in first
         assert "registered the index hash" in first and "contribution #" in first
         assert "OpenLoRA engine" in first and "deposited 10 OPEN" in first
-        assert first.count("receipt #") == 9 and "epoch 1 settled: 9 receipts" in first
+        assert first.count("signed; attribution:") == 9 and "epoch 1 settled: 9 receipts" in first
+        assert "(chat)" in first and "answers holding the key fact" in first
         assert "fast-forwarded the chain clock" in first and "epoch 1: 9 receipts" in first
         for who in ("alice", "erin", "heidi", "dave", "Timelock"):
             assert f"{who} claimed " in first
@@ -45,6 +46,8 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         table = first[first.index("OPEN by account") :]
         assert "OPEN slashed" in table and "#4 rejected" in table
         assert "check passed" in first
+        assert "`openledger verify receipt rc_" in first and ": match — the index" in first
+        assert "--attribution`: 9 of 9 receipts recomputed, every one matches" in first
         for png in ("attribution.png", "earnings.png"):
             assert (tmp_path / "home" / "exports" / png).stat().st_size > 1000
         second = run("demo")
@@ -54,6 +57,7 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "registered the index hash" not in second and "contribution #" in second
         assert "credit 9." in second  # the first run's unspent credit, then 10 more
         assert "epoch 2 settled: 9 receipts" in second and "check passed" in second
+        assert "--attribution`: 9 of 9 receipts recomputed, every one matches" in second
         assert "alice claimed " in second and "#4 rejected" in second
     finally:
         run("chain", "down")

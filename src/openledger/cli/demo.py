@@ -34,15 +34,19 @@ CONTRIBUTORS = (
     ("heidi", "insects-qa.csv", 25),
 )
 SPAM = ("frank", "promo-spam.txt", 20)  # low quality: the validators reject it
+#: Long enough for the 1 M-parameter tiny base to learn its thirteen records by heart (about
+#: half a minute on 2 cores): every record trains (eval_split 0), so every answer can be traced.
 DEMO_TRAINING = {
-    "epochs": 12,
+    "epochs": 160,
     "batch_size": 4,
-    "rank": 8,
-    "alpha": 16,
-    "lr": 5e-3,
-    "eval_split": 0.25,
+    "rank": 16,
+    "alpha": 32,
+    "lr": 1e-2,
+    "target_modules": "all-linear",
+    "eval_split": 0.0,
+    "patience": None,
     "max_seq_len": 128,
-    "checkpoint_every": 10,
+    "checkpoint_every": 200,
 }
 PRICE_IN, PRICE_OUT = OPEN, 2 * OPEN  # per 1k prompt / completion tokens
 
@@ -180,9 +184,10 @@ def _factory(node: Node, tiny_steps: int) -> None:
     job = node.jobs.submit_train(f"{DATANET}@1", str(base), DEMO_TRAINING)
     done = run_job(node.jobs, node.snapshots, job["id"], progress=True)
     r = done["result"]
+    losses = [m["train_loss"] for m in node.jobs.metrics(job["id"]) if m.get("train_loss")]
     out.print(
-        f"job {job['id']}: {r['steps']} steps; held-out perplexity base "
-        f"{r['base_eval_ppl']:.1f} → adapter {r['adapter_eval_ppl']:.1f}; loss curve "
+        f"job {job['id']}: {r['steps']} steps on all {r['train_examples']} records (none held "
+        f"out); training loss {losses[0]:.2f} → {losses[-1]:.3f}; loss curve "
         f"{done['loss_curve']}"
     )
     model = node.models.publish(
@@ -198,15 +203,16 @@ def _factory(node: Node, tiny_steps: int) -> None:
 
 
 def _attribution(node: Node) -> None:
-    """Index the adapter's training gradients, register the index hash, and attribute an
-    answer about the Sun (it is in erin's contribution) to the contributions."""
+    """Index what the adapter was trained on (its policy's indexes: token provenance by
+    default), register the index hash, and attribute an answer about the Sun (it is in
+    erin's contribution) to the contributions."""
     from openledger.attribution.plot import plot_shares
 
     out.rule("proof of attribution")
-    summary = node.attribution.build(MODEL, method="gradient", progress=True)
+    summary = node.attribution.build(MODEL, progress=True)
     out.print(
-        f"gradient index of {MODEL!r}: {summary['examples']} training examples × "
-        f"k={summary['proj_dim']}, hash {summary['index_hash'][:18]}…"
+        f"{summary['method']} index of {MODEL!r}: {summary['examples']} training examples, "
+        f"hash {summary['index_hash'][:18]}…"
     )
     if node.models.get(MODEL)["index_hash"] != summary["index_hash"]:
         node.attribution.register(MODEL, node.accounts.signer("dave"))
@@ -221,6 +227,7 @@ def _attribution(node: Node) -> None:
             f"  {s.weight:6.1%}  contribution #{s.contribution} "
             f"({names.get(s.contributor, s.contributor)})"
         )
+    out.print(f"  {result.unattributed:6.1%}  unattributed (paid pro rata to approved records)")
     chart = plot_shares(result, node.settings.home / "exports" / "attribution.png", names)
-    out.print(f"top example: {result.evidence[0].preview!r}" if result.evidence else "")
+    out.print(f"top evidence: {result.evidence[0].preview!r}" if result.evidence else "")
     out.print(f"bar chart of the shares: {chart}")

@@ -24,17 +24,28 @@ USER = "grace"
 DEPOSIT = 10 * OPEN
 MAX_TOKENS = 24
 DEVNET_CHAIN_ID = 31337
-#: (prompt, whose data knows the answer): the questions spread over the contributors.
+@dataclass(frozen=True)
+class Question:
+    """A question of the demo, whose data holds the answer, and its key fact."""
+
+    prompt: str
+    knows: str  # the contributor whose record holds the answer
+    fact: str  # what a right answer contains
+    chat: bool = False  # the record is a chat: ask through the chat template
+
+
 QUESTIONS = (
-    ("The Mariana Trench in the western Pacific reaches", "alice"),
-    ("Blue whales are the largest animals", "alice"),
-    ("The Gulf Stream carries warm water", "alice"),
-    ("How long does light from the Sun take to reach the Earth?", "erin"),
-    ("Which planet has the longest day?", "erin"),
-    ("Why does the Moon always show us the same face?", "erin"),
-    ("How do honeybees tell each other where the flowers are?", "heidi"),
-    ("Why do fireflies glow?", "heidi"),
-    ("Why do crickets chirp?", "heidi"),
+    Question("The Mariana Trench in the western Pacific reaches", "alice", "eleven kilometres"),
+    Question("Coral reefs cover less than", "alice", "one percent"),
+    Question("The Gulf Stream carries warm water", "alice", "Gulf of Mexico"),
+    Question("How long does light from the Sun take to reach the Earth?", "erin",
+             "eight minutes"),
+    Question("Which planet has the longest day?", "erin", "Venus"),
+    Question("Why does the Moon always show us the same face?", "erin", "tidally locked",
+             chat=True),
+    Question("How do honeybees tell each other where the flowers are?", "heidi", "dance"),
+    Question("Why do fireflies glow?", "heidi", "chemical reaction"),
+    Question("Why do crickets chirp?", "heidi", "scraper"),
 )
 
 
@@ -82,6 +93,7 @@ def ledger_round(node: Node, datanet: str) -> None:
     _claim(node, rows)
     _table(rows)
     _check(node, rows, epoch)
+    _verify(node, epoch)
     chart = _chart(rows, node.settings.home / "exports" / "earnings.png")
     out.print(f"bar chart of earned, claimed and slashed OPEN: {chart}")
     out.print(
@@ -120,25 +132,40 @@ def _pay(node: Node) -> None:
     )
     names = names_of(node)
     spent = 0
-    for prompt, knows in QUESTIONS:
-        pc = node.paid.complete(user, MODEL, prompt, max_tokens=MAX_TOKENS)
+    facts = tops = 0
+    for q in QUESTIONS:
+        if q.chat:
+            pc = node.paid.chat(user, MODEL, [{"role": "user", "content": q.prompt}],
+                                max_tokens=MAX_TOKENS)  # fmt: skip
+        else:
+            pc = node.paid.complete(user, MODEL, q.prompt, max_tokens=MAX_TOKENS)
         fee = int(pc.receipt.body["fee"])
         spent += fee
         shares = pc.attribution.shares[:3] if pc.attribution else []
         who = ", ".join(f"{names.get(s.contributor, s.contributor[:10])} {s.weight:.0%}"
                         for s in shares) or "none (paid by records)"  # fmt: skip
+        unattributed = pc.attribution.unattributed if pc.attribution else 1.0
         answer = " ".join(pc.text.split())
+        fact = q.fact.lower() in answer.lower()
+        top = bool(shares) and names.get(shares[0].contributor) == q.knows
+        facts, tops = facts + fact, tops + top
         out.print(
-            f"[bold]{USER}[/] → {prompt!r} (in {knows}'s data)\n"
-            f"  {answer[:90]!r}\n"
+            f"[bold]{USER}[/] → {q.prompt!r}{' (chat)' if q.chat else ''} (in {q.knows}'s "
+            f"data)\n  {answer[:90]!r}  [{'green' if fact else 'red'}]{q.fact!r} "
+            f"{'✓' if fact else '✗'}[/]\n"
             f"  {pc.prompt_tokens}+{pc.completion_tokens} tokens, fee {fmt_open(fee)} OPEN, "
-            f"receipt #{pc.receipt.seq} {pc.receipt.hash[:12]}… signed; attribution: {who}",
+            f"receipt {node.ledger.public_id(pc.receipt.seq)} signed; attribution: {who}; "
+            f"unattributed {unattributed:.0%}",
             highlight=False,
         )
     left = node.ledger.credit(user)
     out.print(
         f"{len(QUESTIONS)} paid completions cost {fmt_open(spent)} OPEN; {USER} has "
         f"{fmt_open(int(left['available']))} OPEN of credit left"
+    )
+    out.print(
+        f"answers holding the key fact of the record they came from: {facts}/{len(QUESTIONS)}; "
+        f"the record's contributor has the largest share: {tops}/{len(QUESTIONS)}"
     )
 
 
@@ -313,6 +340,39 @@ def _check(node: Node, rows: list[Row], epoch: int | None) -> None:
         "exactly what it paid; slashed = DatanetRegistry's slashed stake; the distributor "
         f"holds exactly what is unclaimed; {USER}'s escrow balance = deposits − collected fees"
     )
+
+
+def _verify(node: Node, epoch: int | None) -> None:
+    """Anyone can check the attribution: one receipt, then the whole epoch, recomputed from
+    the public artefacts (what `openledger verify receipt` and `audit --attribution` do)."""
+    from openledger.ledger.proofs import LocalSource, audit_attribution, epoch_receipts
+    from openledger.ledger.verify import verify_receipt
+
+    if epoch is None:
+        return
+    out.rule("verifying the attribution")
+    seqs = epoch_receipts(node, epoch)
+    if not seqs:
+        return
+    rid = node.ledger.public_id(seqs[0])
+    v = verify_receipt(LocalSource(node), rid)
+    for c in v.checks:
+        out.print(f"  {'[green]✓[/]' if c.ok else '[red]✗[/]'} {c.name}: {c.detail}",
+                  highlight=False)  # fmt: skip
+    out.print(
+        f"`openledger verify receipt {rid}`: {'match' if v.ok else 'MISMATCH'} — the index "
+        f"rebuilt from the adapter and snapshot on chain, {len(v.weights)} weights recomputed "
+        f"to the part per billion in {v.seconds:.1f} s"
+    )
+    report = audit_attribution(node, epoch)
+    out.print(
+        f"`openledger audit --epoch {epoch} --attribution`: {report['checked']} of "
+        f"{report['receipts']} receipts recomputed, "
+        + ("every one matches" if report["ok"] else f"{len(report['failed'])} DIFFER")
+    )
+    if not (v.ok and report["ok"]):
+        raise CheckFailed([f"{f['receipt']}: {f['checks']}" for f in report["failed"]]
+                          or [str(v.to_dict())])  # fmt: skip
 
 
 def _chart(rows: list[Row], out_png: Path) -> Path:

@@ -143,17 +143,49 @@ class PaidInference:
         seed: int | None = None,
     ) -> PaidCompletion:
         """A paid text completion of ``prompt`` (blocking)."""
-        ids = self.serving.encode_prompt(prompt)
-        hold = self.reserve(account, model, len(ids), max_tokens)
+        request = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
+                   "seed": seed}  # fmt: skip
+        return self._run(account, model, self.serving.encode_prompt(prompt), prompt, request,
+                         SamplingParams(max_tokens=max_tokens, temperature=temperature,
+                                        seed=seed))  # fmt: skip
+
+    def chat(
+        self,
+        account: str,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        api: str = "chat",
+    ) -> PaidCompletion:
+        """A paid chat turn: ``messages`` rendered with the chat template the model was
+        trained on (generation prompt included), then the same path as a completion."""
+        ids = self.serving.encode_chat(messages)
+        request = {"api": api, "messages": messages, "max_tokens": max_tokens,
+                   "temperature": temperature, "seed": seed}  # fmt: skip
+        text = self.serving.tokenizer().decode(ids, skip_special_tokens=True)
+        return self._run(account, model, ids, text, request,
+                         SamplingParams(max_tokens=max_tokens, temperature=temperature,
+                                        seed=seed))  # fmt: skip
+
+    def _run(
+        self,
+        account: str,
+        model: str,
+        ids: list[int],
+        prompt_text: str,
+        request: dict[str, Any],
+        params: SamplingParams,
+    ) -> PaidCompletion:
+        hold = self.reserve(account, model, len(ids), params.max_tokens)
         try:
-            params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
             done = self.serving.submit(model, ids, params).wait()
         except BaseException:
             self.ledger.release(hold)
             raise
-        attribution = self.attribute(model, ids, done.generated, prompt_text=prompt)
-        request = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
-                   "seed": seed}  # fmt: skip
+        attribution = self.attribute(model, ids, done.generated, prompt_text=prompt_text)
         receipt = self.charge(hold, len(done.tokens), request=request, attribution=attribution)
         return PaidCompletion(done.text, done.finish_reason, len(ids), len(done.tokens),
                               receipt, attribution)  # fmt: skip

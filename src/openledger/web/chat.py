@@ -12,7 +12,6 @@ from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.ledger.paid import PaidInference
-from openledger.serving.sampling import SamplingParams
 
 MAX_TOKENS = 256
 
@@ -44,23 +43,12 @@ def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[
     """One paid chat turn for ``account``; returns the page's view (see ``chat_view``).
     Sampling is seeded: the same seed gives the same answer."""
     check_messages(messages, max_tokens)
-    sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-    serving = paid.serving
-    serving.model(model)
-    ids = serving.encode_chat(messages)
-    hold = paid.reserve(account, model, len(ids), max_tokens)
-    try:
-        done = serving.submit(model, ids, sampling).wait()
-    except BaseException:
-        paid.ledger.release(hold)
-        raise
-    prompt = chat_prompt_text(paid, messages)
-    attribution = paid.attribute(model, ids, done.generated, prompt_text=prompt)
-    request = {"api": "web.chat", "messages": messages, "max_tokens": max_tokens,
-               "temperature": temperature, "seed": seed}  # fmt: skip
-    signed = paid.charge(hold, len(done.tokens), request=request, attribution=attribution)
-    receipt = paid.ledger.receipt(signed.seq)  # as GET /receipts/{id} serves it
-    return chat_view(done.text, attribution, receipt, len(ids), len(done.tokens))
+    paid.serving.model(model)
+    done = paid.chat(account, model, messages, max_tokens=max_tokens, temperature=temperature,
+                     seed=seed, api="web.chat")  # fmt: skip
+    receipt = paid.ledger.receipt(done.receipt.seq)  # as GET /receipts/{id} serves it
+    return chat_view(done.text, done.attribution, receipt, done.prompt_tokens,
+                     done.completion_tokens)  # fmt: skip
 
 
 def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any],
