@@ -17,6 +17,7 @@ class InitResult:
     operator: str
     dev_accounts: dict[str, str]
     created: bool  # False when the home already existed and was left as it was
+    token_written: bool = False  # a new operator token (a new home, or one made before them)
 
 
 def init_home(settings: Settings, password: str) -> InitResult:
@@ -30,9 +31,10 @@ def init_home(settings: Settings, password: str) -> InitResult:
     else:
         operator = keystore_address(layout.operator_keystore)
     dev = write_dev_accounts(layout.dev_accounts_file)
-    ensure_token(layout.root)  # the operator token (0600): kept if the home has one
+    token_written = ensure_token(layout.root)  # the operator token (0600): kept if there
     layout.blobs_dir.mkdir(exist_ok=True)
     layout.chain_dir.mkdir(exist_ok=True)
     db = Database.open(settings.db_url)
     db.dispose()
-    return InitResult(home=layout.root, operator=operator, dev_accounts=dev, created=created)
+    return InitResult(home=layout.root, operator=operator, dev_accounts=dev, created=created,
+                      token_written=token_written)  # fmt: skip

@@ -116,6 +116,30 @@ def test_init_writes_an_operator_token_only_the_owner_reads(env: Path) -> None:
     token.chmod(0o600)
 
 
+def test_init_gives_a_home_made_before_operator_tokens_its_token(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["init"]) == 0
+    keystore = (env / "keystore" / "operator.json").read_bytes()
+    token = env / "operator.token"
+    token.unlink()  # as homes made before the token have it
+    capsys.readouterr()
+    assert main(["accounts"]) == 1  # refused, and the error says exactly why and what to do
+    err = capsys.readouterr().err
+    assert f"The node home {env} has no operator token ({token})" in err
+    assert "made before nodes had one" in err and "Traceback" not in err
+    assert f"fix: run `OPENLEDGER_HOME={env} openledger init`" in err
+    assert "only writes the missing token" in err
+    monkeypatch.setenv("OPENLEDGER_PASSWORD", "not asked: the keystore is kept")
+    assert main(["init"]) == 0
+    said = capsys.readouterr().out
+    assert "already existed (keys kept)" in said
+    assert f"operator token written to {token} (mode 0600; this home had none)" in said
+    assert token.read_text().startswith("olo_") and token.stat().st_mode & 0o777 == 0o600
+    assert (env / "keystore" / "operator.json").read_bytes() == keystore
+    assert main(["init"]) == 0 and f"operator token {token} (kept)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [(["receipts", "show", "1000000000000000000000000000000"], "larger than"),

@@ -27,13 +27,14 @@ def token_path(home: Path) -> Path:
     return home / FILE_NAME
 
 
-def ensure_token(home: Path) -> Path:
-    """Write a new token into ``home`` unless a well-formed one is there; returns its path."""
+def ensure_token(home: Path) -> bool:
+    """Write a new token into ``home`` unless a well-formed one is there (a home made before
+    nodes had one gets its token this way); whether one was written."""
     path = token_path(home)
     if path.exists() and _well_formed(path.read_text(encoding="ascii", errors="replace").strip()):
-        return path
+        return False
     write_atomic(path, TOKEN_PREFIX + secrets.token_urlsafe(32) + "\n", mode=0o600)
-    return path
+    return True
 
 
 def _well_formed(token: str) -> bool:
@@ -48,9 +49,12 @@ def read_token(home: Path) -> str:
         token = path.read_text(encoding="ascii").strip()
     except FileNotFoundError as exc:
         raise ConfigError(
-            f"The node home {home} has no operator token ({path}).",
+            f"The node home {home} has no operator token ({path}): it was made before nodes "
+            "had one, or the file was deleted. The CLI and the API need it to act as the "
+            "node's own accounts.",
             field="operator.token", value=str(path),
-            fix="run `openledger init` (it keeps the keys and writes the token).",
+            fix=f"run `OPENLEDGER_HOME={home} openledger init`: on an existing home it keeps "
+            "the keys and the data and only writes the missing token (mode 0600).",
         ) from exc  # fmt: skip
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read the operator token {path}: {exc}.",

@@ -7,18 +7,19 @@ from typing import Annotated
 
 import typer
 
-from openledger.chain.accounts import prompt_password
 from openledger.cli import context
 from openledger.cli.chain import accounts_table
 from openledger.cli.format import out
 from openledger.errors import NotFoundError, ValidationError
-from openledger.home import init_home
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def init() -> None:
     """Create the node home: config, an encrypted operator keystore, named dev accounts."""
+    from openledger.chain.accounts import prompt_password
+    from openledger.home import init_home
+
     settings = context.settings()
     password = "" if settings.layout.operator_keystore.exists() else prompt_password(confirm=True)
     result = init_home(settings, password)
@@ -26,6 +27,11 @@ def init() -> None:
     out.print(f"node home {result.home} {state}")
     out.print(f"operator {result.operator}  (keystore {settings.layout.operator_keystore})")
     out.print(f"devnet accounts (use --as NAME): {', '.join(result.dev_accounts)}")
+    token = settings.layout.root / "operator.token"
+    if result.token_written and not result.created:
+        out.print(f"operator token written to {token} (mode 0600; this home had none)")
+    else:
+        out.print(f"operator token {token} ({'written' if result.token_written else 'kept'})")
 
 
 def accounts() -> None:
