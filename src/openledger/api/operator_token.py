@@ -57,9 +57,12 @@ def read_token(home: Path) -> str:
             "the keys and the data and only writes the missing token (mode 0600).",
         ) from exc  # fmt: skip
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read the operator token {path}: {exc}.",
-                          field="operator.token", value=str(path),
-                          fix="make it readable by the node's user only (chmod 600).") from exc
+        raise ConfigError(
+            f"Cannot read the operator token {path}: {exc}.",
+            field="operator.token",
+            value=str(path),
+            fix="make it readable by the node's user only (chmod 600).",
+        ) from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"The operator token {path} can be read by other users (mode {oct(mode & 0o777)}).",
