@@ -36,8 +36,14 @@ def main() -> None:
         node.chain_up()
         try:
             acc = node.accounts
-            node.datanets.create("facts", description="fuzzing", validators=[acc.address("bob")],
-                                 quorum=1, min_stake=10 * OPEN, signer=acc.signer("dave"))
+            node.datanets.create(
+                "facts",
+                description="fuzzing",
+                validators=[acc.address("bob")],
+                quorum=1,
+                min_stake=10 * OPEN,
+                signer=acc.signer("dave"),
+            )
             report = fuzz(create_app(node), operator_headers(node), examples=args.examples,
                           budget_s=args.budget)  # fmt: skip
         finally:

@@ -166,8 +166,12 @@ def validation_error(exc: RequestValidationError) -> tuple[int, OpenLedgerError]
     value = given if isinstance(given, str | int | float | bool) else None
     if isinstance(value, str):
         value = value[:80]
-    return 422, ValidationError(message, field=str(param), value=value,
-                                fix=f"send {param} as the API schema (/docs) describes.")
+    return 422, ValidationError(
+        message,
+        field=str(param),
+        value=value,
+        fix=f"send {param} as the API schema (/docs) describes.",
+    )
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:

@@ -32,7 +32,7 @@ PYTHON_RECURSION_LIMIT = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 # a surrogate pair, a lone surrogate escape, any other escape, a quote, a bracket
 _TOKENS = re.compile(
-    rb'\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}'
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
     rb'|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\.|["\[\]{}]'
 )
 

@@ -239,8 +239,13 @@ class ApiKeyService:
                     .values(last_used_at=now)
                 )
             named = None if row.account.startswith("0x") else row.account
-            return Principal(kind="key", address=row.address, account=named,
-                             scopes=frozenset(row.scopes.split(",")), key_id=row.key_id)
+            return Principal(
+                kind="key",
+                address=row.address,
+                account=named,
+                scopes=frozenset(row.scopes.split(",")),
+                key_id=row.key_id,
+            )
 
     def _check_account(self, account: str) -> None:
         names = self.accounts.names()

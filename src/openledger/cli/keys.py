@@ -39,8 +39,10 @@ def create(
     doc = context.node().api_keys.create(as_, label, scopes)
     if as_json:
         return _print_json(doc)
-    out.print(f"API key {doc['key_id']} for {doc['account']} ({doc['address']}), scopes "
-              f"{','.join(doc['scopes'])}:")
+    out.print(
+        f"API key {doc['key_id']} for {doc['account']} ({doc['address']}), scopes "
+        f"{','.join(doc['scopes'])}:"
+    )
     out.print(doc["key"], highlight=False, markup=False)
     out.print("[bold yellow]Store it now: it is not shown again[/] (only its hash is kept).")
 

@@ -57,7 +57,10 @@ class JobService:
 
     # -- submitting -------------------------------------------------------------------------
     def submit_train(
-        self, datanet: str, base: str, config: TrainConfig | dict[str, Any],
+        self,
+        datanet: str,
+        base: str,
+        config: TrainConfig | dict[str, Any],
         owner: str | None = None,
     ) -> dict[str, Any]:
         """Validate a training request and queue it; returns the job. ``owner``: the account

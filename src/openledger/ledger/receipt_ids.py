@@ -48,7 +48,7 @@ class ReceiptIds:
         if len(public) != ID_LEN or not public.startswith(PREFIX):
             return None
         try:
-            block = base64.urlsafe_b64decode(public[len(PREFIX):] + "==")
+            block = base64.urlsafe_b64decode(public[len(PREFIX) :] + "==")
         except (binascii.Error, ValueError):
             return None
         if len(block) != 16:

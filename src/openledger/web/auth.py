@@ -81,8 +81,12 @@ class WebAuth:
                 fix="sign in with your own wallet.",
             )  # fmt: skip
         if name not in DEV_NAMES:
-            raise NotFoundError(f"No dev account named {name[:40]!r}.", field="account",
-                                value=name[:40], fix=f"use one of: {', '.join(DEV_NAMES)}.")
+            raise NotFoundError(
+                f"No dev account named {name[:40]!r}.",
+                field="account",
+                value=name[:40],
+                fix=f"use one of: {', '.join(DEV_NAMES)}.",
+            )
         signer = self.accounts.signer(name)
         text = self.message(signer.address, expected)
         signature = signer.sign_message(encode_defunct(text=text)).signature.hex()
@@ -121,8 +125,12 @@ class WebAuth:
 
 # ---------------------------------------------------------------------------- HTTP
 
-cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="session",
-                      description="The web app's session (sign in under /web/auth).")
+cookie = APIKeyCookie(
+    name=COOKIE,
+    auto_error=False,
+    scheme_name="session",
+    description="The web app's session (sign in under /web/auth).",
+)
 
 
 def get_auth(request: Request) -> WebAuth:

@@ -75,8 +75,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("expires_at", TS, nullable=False),
-        sa.CheckConstraint("state IN ('waiting', 'submitting', 'done')",
-                           name=op.f("ck_prepared_writes_state")),  # fmt: skip
+        sa.CheckConstraint(
+            "state IN ('waiting', 'submitting', 'done')", name=op.f("ck_prepared_writes_state")
+        ),  # fmt: skip
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prepared_writes")),
     )
     op.create_index(op.f("ix_prepared_writes_account_created_at"), "prepared_writes",
