@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
+from openledger.api.prompt_budget import longest_token_chars, max_prompt_chars
 from openledger.node import Node
 from tests.tiny import serving_node
 
@@ -225,6 +226,48 @@ def test_context_limit_is_400_naming_the_limit(client: TestClient) -> None:
     r = client.post("/v1/chat/completions", json={"model": "ad0", "messages": CHAT,
                     "max_completion_tokens": 100})  # fmt: skip
     assert openai_error(r, 400)["param"] == "max_completion_tokens"
+
+
+def test_a_prompt_too_long_to_fit_is_refused_before_it_is_tokenised(
+    client: TestClient, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = node.serving
+    tok = serving.tokenizer()
+    longest = longest_token_chars(tok)
+    limit = max_prompt_chars(tok, MAX_CTX)
+    assert limit == longest * MAX_CTX and 1 < longest < 64
+    # the bound is sound: no text has fewer tokens than its characters / the longest token
+    for text in ("the river runs to the sea " * 40, " " * 3000, "ab\n" * 900, "é✓🐝" * 500):
+        assert len(tok(text, add_special_tokens=False)["input_ids"]) * longest >= len(text)
+    tokenised: list[int] = []
+    real = (serving.encode_prompt, serving.encode_chat)
+
+    def encode_prompt(prompt: str) -> list[int]:
+        tokenised.append(len(prompt))
+        return real[0](prompt)
+
+    def encode_chat(messages: list[dict[str, str]]) -> list[int]:
+        tokenised.append(sum(len(m["content"]) for m in messages))
+        return real[1](messages)
+
+    monkeypatch.setattr(serving, "encode_prompt", encode_prompt)
+    monkeypatch.setattr(serving, "encode_chat", encode_chat)
+    over = "x" * (limit + 1)
+    for path, body, param in (
+        ("/v1/completions", {"prompt": over}, "prompt"),
+        ("/v1/completions", {"prompt": ["short", over]}, "prompt"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": over}]}, "messages"),
+    ):
+        r = client.post(path, json={"model": "ad0", **body})
+        error = openai_error(r, 400)
+        assert (error["param"], error["code"]) == (param, "context_length_exceeded")
+        assert f"{limit + 1:,} characters cannot fit" in error["message"]
+    assert tokenised == []  # refused from its length alone
+    # at the bound it is tokenised, then refused by its tokens
+    r = client.post("/v1/completions", json={"model": "ad0", "prompt": "x" * limit})
+    error = openai_error(r, 400)
+    assert tokenised == [limit] and error["code"] == "context_length_exceeded"
+    assert "tokens; the request asks for" in error["message"]
 
 
 @pytest.mark.parametrize(

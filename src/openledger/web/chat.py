@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from openledger.api.prompt_budget import check_prompt_chars
 from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
@@ -44,6 +45,8 @@ def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[
     Sampling is seeded: the same seed gives the same answer."""
     check_messages(messages, max_tokens)
     paid.serving.model(model)
+    chars = sum(len(m.get("content", "")) for m in messages)  # before any is tokenised
+    check_prompt_chars(paid.serving.tokenizer(), paid.serving.engine.max_ctx, chars, "message")
     done = paid.chat(account, model, messages, max_tokens=max_tokens, temperature=temperature,
                      seed=seed, api="web.chat")  # fmt: skip
     receipt = paid.ledger.receipt(done.receipt.seq)  # as GET /receipts/{id} serves it

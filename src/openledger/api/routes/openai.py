@@ -62,6 +62,7 @@ from openledger.api.openai_schemas import (
     now,
     usage,
 )
+from openledger.api.prompt_budget import check_prompt_chars
 from openledger.attribution.types import Attribution
 from openledger.errors import OpenLedgerError, PaymentRequiredError, StoreError, ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
@@ -145,6 +146,8 @@ async def completions(
     def start() -> int:
         serving = node.serving
         serving.model(body.model)
+        for p in prompts:  # from the length alone, before any of it is tokenised
+            check_prompt_chars(serving.tokenizer(), serving.engine.max_ctx, len(p), "prompt")
         encoded = [serving.encode_prompt(p) for p in prompts]
         ids = [encoded[i // n] for i in range(len(params))]
         run.check(serving, ids, params)
@@ -197,6 +200,8 @@ async def chat_completions(
     def start() -> int:
         serving = node.serving
         serving.model(body.model)
+        chars = sum(len(m["content"]) for m in messages)  # the template only adds to them
+        check_prompt_chars(serving.tokenizer(), serving.engine.max_ctx, chars, "messages")
         ids = serving.encode_chat(messages)
         prompt = _chat_prompt_text(serving, messages)
         max_tokens = body.requested_max_tokens
