@@ -20,7 +20,9 @@ over its requests). Tokens/s count generated tokens over wall time; time per out
 (TPOT) is each request's (last token − first token) / (tokens − 1), p50 and p99 over
 requests (for HF and PEFT every row of a batch shares the step times).
 
-``--device cuda`` runs the GPU mode (bfloat16) and writes ``serving-<gpu>.json``.
+``--device cuda`` runs this tiny workload in bfloat16 on a GPU; the GPU claims at a real shape
+are ``bench_serving_gpu.py``'s, the CPU ones at a real shape ``bench_serving_real.py``'s
+(its ``real_shape`` object in serving.json is kept when this script rewrites the file).
 Writes benchmarks/results/serving.json. ``--small`` is a quick smoke run.
 """
 
@@ -170,7 +172,7 @@ def make_engine(base: Path, adapters: Path | None, device: str, slots: int = 128
     model.to(device)
     resolve = (lambda name: adapters / name) if adapters else (lambda name: Path("/nonexistent"))
     config = EngineConfig(max_batch=BATCH, max_ctx=PROMPT + NEW + 1, device_slots=slots,
-                          cpu_adapters=2048)  # fmt: skip
+                          host_tier_bytes=8 << 30)  # fmt: skip
     return Engine(model, tokenizer, resolve, config)
 
 
@@ -383,10 +385,13 @@ def main() -> None:
     if device == "cuda":
         gpu = torch.cuda.get_device_name().lower().replace(" ", "-")
         doc["machine"]["gpu"] = torch.cuda.get_device_name()
-        name = f"serving-{gpu}.json"
+        name = f"serving-tiny-{gpu}.json"  # serving-<gpu>.json is bench_serving_gpu.py's
     else:
         name = "serving-small.json" if args.small else "serving.json"
     RESULTS.mkdir(exist_ok=True)
+    previous = json.loads((RESULTS / name).read_text()) if (RESULTS / name).exists() else {}
+    if "real_shape" in previous:  # bench_serving_real.py's figures stay
+        doc["real_shape"] = previous["real_shape"]
     (RESULTS / name).write_text(json.dumps(doc, indent=2) + "\n")
     say(json.dumps({k: v for k, v in doc.items() if k not in ("results", "machine")}, indent=2))
 

@@ -32,10 +32,19 @@ def adapter(
 
 
 def group_out(
-    slots: LoraSlots, group: str, x: torch.Tensor, rows: list[int], bias: torch.Tensor | None = None
+    slots: LoraSlots,
+    group: str,
+    x: torch.Tensor,
+    rows: list[int],
+    bias: torch.Tensor | None = None,
+    prefill: bool = False,
 ) -> torch.Tensor:
-    """The LoRA part of a group's output for ``rows`` (base output: ``bias`` or zeros)."""
-    slots.prepare(rows)
+    """The LoRA part of a group's output for ``rows`` (base output: ``bias`` or zeros),
+    by the decode path (gathered, BGMV) or the prefill path (segments, SGMV)."""
+    if prefill:
+        slots.prepare_prefill(rows)
+    else:
+        slots.prepare(rows)
     d_out = next(g for g in GROUPS if g.name == group).d_out
     base = torch.zeros(x.shape[0], x.shape[1], d_out) + (0 if bias is None else bias)
     return slots.apply(0, group, x, base, bias)
@@ -114,3 +123,23 @@ def test_slot_bytes_count_every_group_at_the_rank() -> None:
     slots = LoraSlots(2, GROUPS, 1, rank=4)
     slots.acquire(adapter("a", 4, ("q_proj", "down_proj"), 0))
     assert slots.nbytes == 3 * slot_bytes(GROUPS, 1, 4, torch.float32)  # 2 slots + slot 0
+
+
+def test_prefill_segments_equal_the_gathered_decode_path() -> None:
+    slots = LoraSlots(4, GROUPS, 1, rank=2)
+    ads = [
+        adapter("a", 2, ("q_proj",), 0),
+        adapter("b", 8, ("q_proj", "v_proj", "down_proj"), 1),
+        adapter("d", 4, ("v_proj",), 2, dora=True),
+    ]
+    ids = [slots.acquire(a) for a in ads]
+    rows = [ids[1], 0, ids[0], ids[2], ids[1]]  # b twice, a base row between
+    x, bias = torch.randn(5, 3, 8), torch.randn(12)
+    decode = group_out(slots, "qkv", x, rows, bias)
+    prefill = group_out(slots, "qkv", x, rows, bias, prefill=True)
+    assert torch.allclose(prefill, decode, atol=1e-5)
+    assert torch.equal(prefill[1], bias.expand(3, 12))  # the base row untouched
+    xd = torch.randn(5, 3, 16)
+    down_prefill = group_out(slots, "down", xd, rows, prefill=True)
+    assert torch.allclose(down_prefill, group_out(slots, "down", xd, rows), atol=1e-5)
+    assert slots.prepare(rows) and slots._batch_for == tuple(rows)  # decode cache kept

@@ -12,10 +12,12 @@ where ``R`` is the largest rank loaded so far: a rank-r adapter fills the first 
 and leaves zeros, which add exact zeros, so ranks and target sets mix freely in one batch.
 Slot 0 is all zeros: the base model.
 
-``prepare(slots)`` gathers the rows' weights once per change of the batch (trimmed to the
-largest rank among the rows and to the slices any row adapts); ``apply`` then runs the
-pure ops of :mod:`openledger.serving.lora_ops` — one shrink and one expand per slice for a
-whole group, one pass per layer whatever the number of distinct adapters in the batch.
+Decoding (``prepare``) gathers the rows' weights once per change of the decode batch
+(trimmed to the largest rank among the rows and to the slices any row adapts); prefill
+(``prepare_prefill``) groups its rows by adapter and reads each adapter once from the pool.
+``apply`` then runs the pure ops of :mod:`openledger.serving.lora_ops` — one shrink and one
+expand per slice for a whole group, one pass per layer whatever the number of distinct
+adapters in the batch.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ import torch
 
 from openledger.serving.adapters import Key, LoraAdapter
 from openledger.serving.arch import Group
-from openledger.serving.lora_ops import add_lora_fused, dora_rescale, gather
+from openledger.serving.lora_ops import (
+    add_lora_fused,
+    dora_rescale,
+    dora_rescale_rows,
+    gather,
+    sgmv_add_lora,
+)
 
 
 class SlotsFull(Exception):
@@ -156,8 +164,9 @@ class LoraSlots:
         self._slot_rank: dict[int, int] = {}
         self._slot_keys: dict[int, frozenset[Key]] = {}
         self._slot_dora: dict[int, frozenset[Key]] = {}
-        self._batch: dict[tuple[int, str], tuple] | None = None
+        self._batch: dict[tuple[int, str], tuple] | None = None  # decode (BGMV), gathered
         self._batch_for: tuple[int, ...] | None = None
+        self._segments: list[tuple[int, torch.Tensor]] | None = None  # prefill (SGMV)
 
     # ------------------------------------------------------------------ residency
 
@@ -239,12 +248,15 @@ class LoraSlots:
         self._slot_rank[slot] = adapter.max_rank
         self._slot_keys[slot] = frozenset(adapter.a)
         self._slot_dora[slot] = frozenset(adapter.dora)
-        self._batch_for = None
+        # The gathered decode batch stays valid: its slots are pinned by running requests,
+        # so the slot written here is not one of them (rank growth only pads with zeros).
 
     # ------------------------------------------------------------------ the product
 
     def prepare(self, slots: list[int]) -> bool:
-        """Gather the rows' adapters for the next forward; False when every row is base."""
+        """Gather the decode rows' adapters (BGMV); kept until the rows' slots change, so a
+        prefill in between does not throw it away. False when every row is base."""
+        self._segments = None
         key = tuple(slots)
         if key == self._batch_for:
             return self._batch is not None
@@ -279,6 +291,16 @@ class LoraSlots:
             self._batch[(layer, gname)] = (a, expands, scales)
         return True
 
+    def prepare_prefill(self, slots: list[int]) -> bool:
+        """Segments of prefill rows per adapter (SGMV): nothing is gathered, each adapter is
+        read once for its rows. False when every row is base."""
+        rows: dict[int, list[int]] = {}
+        for i, s in enumerate(slots):
+            if s:
+                rows.setdefault(s, []).append(i)
+        self._segments = [(s, torch.tensor(r, device=self.device)) for s, r in rows.items()]
+        return bool(self._segments)
+
     def apply(
         self,
         layer: int,
@@ -289,6 +311,8 @@ class LoraSlots:
     ) -> torch.Tensor:
         """``y`` (the group's base output, n × T × Σout, with ``bias`` in it) plus every
         row's LoRA per slice, in place; x: n × T × in."""
+        if self._segments is not None:
+            return self._apply_segments(layer, group, x, y, bias)
         if self._batch is None:
             return y
         entry = self._batch.get((layer, group))
@@ -299,6 +323,30 @@ class LoraSlots:
         for offset, size, g in scales:
             part = None if bias is None else bias.narrow(0, offset, size)
             dora_rescale(y, g, offset, part)
+        return y
+
+    def _apply_segments(self, layer: int, group: str, x: torch.Tensor, y: torch.Tensor,
+                        bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        pool = self._pools.get((layer, group))
+        if pool is None or not self._segments:
+            return y
+        slices = pool.group.slices
+        for slot, rows in self._segments:
+            keys = self._slot_keys[slot]
+            on = [j for j, s in enumerate(slices) if (layer, s.target) in keys]
+            if not on:
+                continue
+            r = self._slot_rank[slot]
+            a = pool.a[slot][:, on, :r].reshape(pool.group.d_in, len(on) * r)  # in × k_on·r
+            expands = [(pos * r, slices[j].offset, pool.b[j][slot, :r]) for pos, j in enumerate(on)]
+            sgmv_add_lora(y, x, rows, a, expands)
+            for j in on:
+                g = pool.g[j]
+                if g is not None and (layer, slices[j].target) in self._slot_dora[slot]:
+                    part = (
+                        None if bias is None else bias.narrow(0, slices[j].offset, slices[j].size)
+                    )
+                    dora_rescale_rows(y, rows, g[slot], slices[j].offset, part)
         return y
 
 

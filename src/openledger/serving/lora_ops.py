@@ -1,4 +1,4 @@
-"""The batched multi-LoRA products as pure tensor functions (Punica BGMV semantics).
+"""The batched multi-LoRA products as pure tensor functions (Punica BGMV / SGMV semantics).
 
 No state lives here: the slot pool (:mod:`openledger.serving.lora`) owns the stacked
 adapter weights and decides which rows use which slot; these functions only compute. Shapes
@@ -7,7 +7,9 @@ the gathered weights (the largest rank among the rows, smaller ranks zero-padded
 
 Layout, as :mod:`openledger.serving.adapters` stores an adapter: ``a`` is ``Aᵀ`` (in × r)
 and ``b`` is ``(s·B)ᵀ`` (r × out) with the LoRA scale folded in, so a row's update is
-``(x · a) · b``.
+``(x · a) · b``. Decoding uses the BGMV ops on weights gathered per row (kept while the
+batch's rows stay the same); prefill uses the SGMV ops, one segment of rows per adapter,
+reading each adapter once.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ def bgmv_expand_slice(
 
     y: n × T × Σout (the fused base output), h: n × T × R, b: n × R × out. Returns ``y``.
     """
-    y.narrow(-1, offset, b.shape[-1]).baddbmm_(h, b)
+    part = y.narrow(-1, offset, b.shape[-1])
+    if part.dtype == b.dtype:
+        part.baddbmm_(h, b)
+    else:  # adapters kept in another dtype than the model (float32 LoRA on a bf16 CPU base)
+        part.add_(torch.bmm(h, b))
     return y
 
 
@@ -67,9 +73,55 @@ def add_lora_fused(
 
     y: n × T × Σout, x: n × T × in, a: n × in × ΣR, each b: n × R_j × out_j. Returns ``y``.
     """
-    h = bgmv_shrink(x, a)  # n × T × ΣR
+    h = bgmv_shrink(x.to(a.dtype), a)  # n × T × ΣR
     for col, offset, b in slices:
         bgmv_expand_slice(y, h[..., col : col + b.shape[-2]], b, offset)
+    return y
+
+
+def sgmv_add_lora(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    a: torch.Tensor,
+    slices: list[tuple[int, int, torch.Tensor]],
+) -> torch.Tensor:
+    """LoRA for one segment of rows that share an adapter (prefill), in place; the
+    adapter's weights are read once for the segment instead of gathered per row.
+
+    Semantics:
+        for r in rows, (col, offset, b) in slices:
+            y[r, :, offset : offset + out] += x[r] @ a[:, col : col + R_j] @ b
+
+    y: n × T × Σout, x: n × T × in, rows: m (int64), a: in × ΣR, each b: R_j × out_j.
+    Returns ``y``.
+    """
+    h = torch.matmul(x.index_select(0, rows).to(a.dtype), a)  # m × T × ΣR
+    for col, offset, b in slices:
+        delta = torch.matmul(h[..., col : col + b.shape[0]], b)  # m × T × out
+        y.narrow(-1, offset, b.shape[-1]).index_add_(0, rows, delta.to(y.dtype))
+    return y
+
+
+def dora_rescale_rows(
+    y: torch.Tensor,
+    rows: torch.Tensor,
+    g: torch.Tensor,
+    offset: int,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`dora_rescale` for a segment of rows sharing one factor, in place.
+
+    Semantics:
+        for r in rows: y[r, t, sl] = g * y[r, t, sl] + (1 - g) * bias[sl]
+
+    y: n × T × Σout, rows: m, g: out, bias: out or None. Returns ``y``.
+    """
+    part = y.narrow(-1, offset, g.shape[-1])
+    sub = part.index_select(0, rows) * g  # m × T × out
+    if bias is not None:
+        sub += (1 - g) * bias
+    part.index_copy_(0, rows, sub.to(y.dtype))
     return y
 
 
@@ -114,5 +166,7 @@ __all__ = [
     "bgmv_shrink",
     "dora_magnitude_scale",
     "dora_rescale",
+    "dora_rescale_rows",
     "gather",
+    "sgmv_add_lora",
 ]

@@ -227,7 +227,7 @@ class EngineModel:
     ) -> torch.Tensor:
         """Run whole prompts (right-padded, n × T) into cache ``rows``; last-token logits n × V."""
         n, t = ids.shape
-        self.lora.prepare(slots)
+        self.lora.prepare_prefill(slots)
         rope = {k: (c[:t][None, None], s_[:t][None, None]) for k, (c, s_) in self.rope.items()}
         row_idx = torch.tensor(rows, device=self.device)
         s = self.shape
