@@ -5,42 +5,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from openledger.api.keys import ApiKeyService
-from openledger.api.operator_token import OperatorToken
-from openledger.api.prepared import FINISHERS, Finisher, PreparedWrites
-from openledger.attribution.service import AttributionService
-from openledger.chain.accounts import AccountBook, prompt_password
-from openledger.chain.client import ChainClient
-from openledger.chain.deploy import DEVNET_GOVERNANCE, Addresses, Contracts, deploy_all
-from openledger.chain.devnet import Devnet, DevnetStatus
-from openledger.chain.sync import EventSync
 from openledger.config import Settings
-from openledger.datanets.contribute import ContributionService
-from openledger.datanets.neardup import NearDupRegistry
-from openledger.datanets.registry import DatanetService
-from openledger.datanets.review import ReviewService
-from openledger.datanets.snapshots import SnapshotService
-from openledger.errors import ConflictError, ContractNotDeployedError
-from openledger.factory.jobs import JobService
-from openledger.factory.publish import ModelService
-from openledger.governance.devnet import advance_devnet_clock
-from openledger.governance.handover import hand_over
-from openledger.governance.service import GovernanceService
-from openledger.ledger import credits
-from openledger.ledger.audit import Auditor
-from openledger.ledger.epochs import EpochService
-from openledger.ledger.escrow import EscrowService
-from openledger.ledger.paid import PaidInference
-from openledger.ledger.params import ParamsCache
-from openledger.ledger.receipts import ReceiptSigner
-from openledger.ledger.rewards import RewardsService
-from openledger.ledger.service import LedgerService
-from openledger.serving.engine import EngineConfig
-from openledger.serving.service import ServeConfig, ServingService
-from openledger.store.blobs import BlobStore
-from openledger.store.db import Database
 from openledger.units import OPEN
+
+# Every service is imported where it is built: a command pays only for what it uses (the
+# CLI's `--help` loads none of torch, transformers, vyper or web3; tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from openledger.api.keys import ApiKeyService
+    from openledger.api.operator_token import OperatorToken
+    from openledger.api.prepared import Finisher, PreparedWrites
+    from openledger.attribution.service import AttributionService
+    from openledger.chain.accounts import AccountBook
+    from openledger.chain.client import ChainClient
+    from openledger.chain.deploy import Addresses, Contracts
+    from openledger.chain.devnet import Devnet, DevnetStatus
+    from openledger.chain.sync import EventSync
+    from openledger.datanets.contribute import ContributionService
+    from openledger.datanets.neardup import NearDupRegistry
+    from openledger.datanets.registry import DatanetService
+    from openledger.datanets.review import ReviewService
+    from openledger.datanets.snapshots import SnapshotService
+    from openledger.factory.jobs import JobService
+    from openledger.factory.publish import ModelService
+    from openledger.governance.service import GovernanceService
+    from openledger.ledger.audit import Auditor
+    from openledger.ledger.epochs import EpochService
+    from openledger.ledger.escrow import EscrowService
+    from openledger.ledger.paid import PaidInference
+    from openledger.ledger.params import ParamsCache
+    from openledger.ledger.rewards import RewardsService
+    from openledger.ledger.service import LedgerService
+    from openledger.serving.service import ServingService
+    from openledger.store.blobs import BlobStore
+    from openledger.store.db import Database
 
 DEV_OPEN_GRANT = 1_000_000 * OPEN  # OPEN each named dev account receives on a new devnet
 OPERATOR_DEV_ETH = 1_000 * 10**18
@@ -56,24 +55,36 @@ class ChainUp:
 class Node:
     """One OpenLedger node: settings in, services out (built lazily, once)."""
 
-    def __init__(self, settings: Settings, *, password_source=prompt_password) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, *, password_source=None) -> None:  # noqa: ANN001
         self.settings = settings
+        if password_source is None:
+            from openledger.chain.accounts import prompt_password
+
+            password_source = prompt_password
         self._password_source = password_source
 
     @cached_property
     def db(self) -> Database:
+        from openledger.store.db import Database
+
         return Database.open(self.settings.db_url)
 
     @cached_property
     def blobs(self) -> BlobStore:
+        from openledger.store.blobs import BlobStore
+
         return BlobStore(self.settings.layout.blobs_dir)
 
     @cached_property
     def accounts(self) -> AccountBook:
+        from openledger.chain.accounts import AccountBook
+
         return AccountBook(self.settings, password_source=self._password_source)
 
     @cached_property
     def client(self) -> ChainClient:
+        from openledger.chain.client import ChainClient
+
         return ChainClient(
             self.settings.rpc_url,
             chain_id=self.settings.chain_id,
@@ -82,16 +93,23 @@ class Node:
 
     @cached_property
     def devnet(self) -> Devnet:
+        from openledger.chain.devnet import Devnet
+
         return Devnet(self.settings)
 
     @cached_property
     def contracts(self) -> Contracts:
+        from openledger.chain.deploy import Addresses, Contracts
+
         return Contracts(self.client, Addresses.load(self.settings.addresses_path))
 
     @cached_property
     def sync(self) -> EventSync:
         """The chain event sync, with the ledger's handlers (credit from the escrow's events,
         fresh protocol parameters after any change)."""
+        from openledger.chain.sync import EventSync
+        from openledger.ledger import credits
+
         sync = EventSync(self.contracts, self.db)
         credits.subscribe(sync)
         for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
@@ -100,10 +118,27 @@ class Node:
 
     def sync_chain(self) -> int:
         """Apply new chain events now; returns how many were applied."""
+        if "sync" not in self.__dict__ and self._sync_is_current():
+            return 0
         applied = self.sync.poll()
         if applied and "ledger" in self.__dict__:
             self.ledger.invalidate_credit()
         return len(applied)
+
+    def _sync_is_current(self) -> bool:
+        """True when the sync's cursor is at the chain's head (one eth_blockNumber and one
+        query): a read then skips building the web3 sync (~1 s of imports)."""
+        from openledger.chain.head import END_OF_BLOCK, confirmed_head
+        from openledger.errors import OpenLedgerError
+        from openledger.store import repo
+
+        try:
+            head = confirmed_head(self.settings.rpc_url, 0, timeout=self.settings.rpc_timeout)
+        except OpenLedgerError:
+            return False  # the full sync reports the failure with its usual error
+        with self.db.session() as s:
+            cursor = repo.get_cursor(s, "chain")
+        return cursor == (head, END_OF_BLOCK)
 
     # -- datanets --------------------------------------------------------------------------
     def _contracts(self) -> Contracts:
@@ -111,31 +146,45 @@ class Node:
 
     @cached_property
     def neardup(self) -> NearDupRegistry:
+        from openledger.datanets.neardup import NearDupRegistry
+
         return NearDupRegistry(self.settings.layout.datanets_dir, self.db)
 
     @cached_property
     def datanets(self) -> DatanetService:
+        from openledger.datanets.registry import DatanetService
+
         return DatanetService(self.db, self.blobs, self._contracts)
 
     @cached_property
     def contributions(self) -> ContributionService:
+        from openledger.datanets.contribute import ContributionService
+
         return ContributionService(self.db, self.blobs, self._contracts, self.neardup)
 
     @cached_property
     def reviews(self) -> ReviewService:
+        from openledger.datanets.review import ReviewService
+
         return ReviewService(self.db, self._contracts, self.neardup)
 
     @cached_property
     def snapshots(self) -> SnapshotService:
+        from openledger.datanets.snapshots import SnapshotService
+
         return SnapshotService(self.db, self.blobs, self._contracts)
 
     # -- model factory ---------------------------------------------------------------------
     @cached_property
     def jobs(self) -> JobService:
+        from openledger.factory.jobs import JobService
+
         return JobService(self.db, self.snapshots, self.settings.layout.jobs_dir)
 
     @cached_property
     def models(self) -> ModelService:
+        from openledger.factory.publish import ModelService
+
         return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir,
                             check_adapter=self._check_servable)  # fmt: skip
 
@@ -148,25 +197,35 @@ class Node:
     # -- proof of attribution -------------------------------------------------------------
     @cached_property
     def attribution(self) -> AttributionService:
+        from openledger.attribution.service import AttributionService
+
         return AttributionService(self.models, self.jobs, self.snapshots,
                                   self.settings.layout.attribution_dir)  # fmt: skip
 
     # -- serving API -----------------------------------------------------------------------
     @cached_property
     def api_keys(self) -> ApiKeyService:
+        from openledger.api.keys import ApiKeyService
+
         return ApiKeyService(self.db, self.accounts)
 
     @cached_property
     def operator_token(self) -> OperatorToken:
+        from openledger.api.operator_token import OperatorToken
+
         return OperatorToken(self.settings.home)
 
     @cached_property
     def prepared(self) -> PreparedWrites:
         """Writes prepared for wallets, waiting for their transactions (in the database)."""
+        from openledger.api.prepared import PreparedWrites
+
         return PreparedWrites(self.db, lambda: self.client, self.finisher)
 
     def finisher(self, kind: str) -> Finisher:
         """The service method a prepared write names (``"datanets.finish_create"``…)."""
+        from openledger.api.prepared import FINISHERS
+
         if kind not in FINISHERS:
             raise ValueError(f"unknown finisher {kind!r}")
         service, method = kind.split(".")
@@ -175,11 +234,16 @@ class Node:
     # -- ledger (payable inference) -------------------------------------------------------
     @cached_property
     def params(self) -> ParamsCache:
+        from openledger.ledger.params import ParamsCache
+
         return ParamsCache(lambda: self.contracts.params.version(),
                            lambda: self.contracts.params.snapshot())  # fmt: skip
 
     @cached_property
     def ledger(self) -> LedgerService:
+        from openledger.ledger.receipts import ReceiptSigner
+        from openledger.ledger.service import LedgerService
+
         return LedgerService(
             self.db,
             self.params,
@@ -190,28 +254,40 @@ class Node:
 
     @cached_property
     def epochs(self) -> EpochService:
+        from openledger.ledger.epochs import EpochService
+
         return EpochService(self.db, self._contracts, self.params,
                             lambda: self.accounts.signer("operator"))  # fmt: skip
 
     @cached_property
     def rewards(self) -> RewardsService:
+        from openledger.ledger.rewards import RewardsService
+
         return RewardsService(self.db, self._contracts)
 
     @cached_property
     def escrow(self) -> EscrowService:
+        from openledger.ledger.escrow import EscrowService
+
         return EscrowService(self._contracts, self.params, self.sync_chain, self.ledger.credit)
 
     @cached_property
     def paid(self) -> PaidInference:
+        from openledger.ledger.paid import PaidInference
+
         return PaidInference(self.ledger, self.serving, self.attribution)
 
     @cached_property
     def auditor(self) -> Auditor:
+        from openledger.ledger.audit import Auditor
+
         return Auditor(self.db, self._contracts, self.accounts.operator_address())
 
     # -- governance ------------------------------------------------------------------------
     @cached_property
     def governance(self) -> GovernanceService:
+        from openledger.governance.service import GovernanceService
+
         return GovernanceService(self._contracts, on_executed=self._params_changed)
 
     def _params_changed(self) -> None:
@@ -220,6 +296,8 @@ class Node:
 
     def gov_handover(self, owner_name: str, *, fund: int = 0) -> list[str]:
         """Hand the deployment to governance (deploying it first if missing)."""
+        from openledger.governance.handover import hand_over
+
         done = hand_over(self.client, self.accounts.signer(owner_name),
                          self.settings.addresses_path, fund=fund)  # fmt: skip
         for name in ("contracts", "sync"):
@@ -230,6 +308,9 @@ class Node:
     # -- serving (OpenLoRA) ----------------------------------------------------------------
     @cached_property
     def serving(self) -> ServingService:
+        from openledger.serving.engine import EngineConfig
+        from openledger.serving.service import ServeConfig, ServingService
+
         s = self.settings
         engine = EngineConfig(max_batch=s.serve_max_batch, max_ctx=s.serve_max_ctx or None,
                               device_slots=s.serve_device_slots,
@@ -244,6 +325,9 @@ class Node:
         If this call started anvil and then fails (a wrong keystore password, say), it stops
         anvil again, so a failed `chain up` leaves no process behind.
         """
+        from openledger.chain.deploy import Addresses, Contracts
+        from openledger.errors import ContractNotDeployedError
+
         was_running = self.devnet.status().running
         status = self.devnet.up()
         try:
@@ -265,6 +349,8 @@ class Node:
         return ChainUp(self.devnet.status(), addresses, deployed_now=True)
 
     def _deploy_devnet(self) -> Addresses:
+        from openledger.chain.deploy import DEVNET_GOVERNANCE, Contracts, deploy_all
+
         operator = self.accounts.signer("operator")
         self.client.rpc("anvil_setBalance", [operator.address, hex(OPERATOR_DEV_ETH)])
         # Handed to governance at deploy, as on any network: the Timelock is the treasury and
@@ -285,6 +371,9 @@ class Node:
     def chain_advance(self, seconds: int) -> dict[str, int]:
         """Move the devnet's clock ``seconds`` forward and mine a block (`openledger chain
         advance`); refused on any other chain, whose clock only time moves."""
+        from openledger.errors import ConflictError
+        from openledger.governance.devnet import advance_devnet_clock
+
         if not self.settings.is_devnet:
             raise ConflictError(
                 f"The chain at {self.settings.rpc_url} is not the embedded devnet; only the "

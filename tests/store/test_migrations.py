@@ -55,6 +55,21 @@ def test_one_linear_history_starting_at_0001() -> None:
     revisions = list(script.walk_revisions())
     assert revisions[-1].revision == "0001" and revisions[-1].down_revision is None
     assert Database.head_revision() == script.get_current_head()
+    # the start-up check reads the same head from the scripts' headers, without Alembic
+    from openledger.store.db import _script_heads
+
+    assert _script_heads() == frozenset(script.get_heads())
+
+
+def test_open_skips_alembic_at_head_and_migrates_behind_it(db: Database) -> None:
+    assert db.at_head()
+    db.downgrade("0008")
+    assert not db.at_head() and db.current_revision() == "0008"
+    reopened = Database.open(db.engine.url)
+    try:
+        assert reopened.at_head() and reopened.current_revision() == Database.head_revision()
+    finally:
+        reopened.dispose()
 
 
 def test_migrations_ship_inside_the_package() -> None:

@@ -8,11 +8,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
-
+from openledger.chain.addr import is_address, to_checksum_address
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import ConfigError, KeystoreError, NotFoundError, ValidationError
 from openledger.fsutil import write_atomic
@@ -24,7 +22,16 @@ DEV_NAMES: tuple[str, ...] = ("alice", "bob", "carol", "dave", "erin", "frank", 
 OPERATOR = "operator"
 PASSWORD_ENV = "OPENLEDGER_PASSWORD"
 
-Account.enable_unaudited_hdwallet_features()
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+
+def _account():  # noqa: ANN202 - eth_account's Account class
+    """eth_account's ``Account`` (imported on first use: ~0.6 s that reads never pay)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return Account
 
 
 def create_keystore(path: Path, password: str, private_key: str | None = None) -> str:
@@ -42,6 +49,7 @@ def create_keystore(path: Path, password: str, private_key: str | None = None) -
             field=PASSWORD_ENV,
             fix=f"set {PASSWORD_ENV} or type a non-empty password at the prompt.",
         )
+    Account = _account()
     account = Account.from_key(private_key) if private_key else Account.create()
     # scrypt n=2**14 keeps `init` fast while staying a real KDF; geth's "light" parameters.
     keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=2**14)
@@ -68,14 +76,14 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
             fix="restore it from your backup.",
         ) from exc
     try:
-        key = Account.decrypt(keystore, password)
+        key = _account().decrypt(keystore, password)
     except ValueError as exc:
         raise KeystoreError(
             f"Wrong password for the keystore {path}.",
             field=PASSWORD_ENV,
             fix=f"set {PASSWORD_ENV} to the password chosen at `openledger init`.",
         ) from exc
-    return Account.from_key(key)
+    return _account().from_key(key)
 
 
 def keystore_address(path: Path) -> str:
@@ -85,7 +93,7 @@ def keystore_address(path: Path) -> str:
 
 
 def dev_account(index: int) -> LocalAccount:
-    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return _account().from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
 def write_dev_accounts(path: Path) -> dict[str, str]:
@@ -177,7 +185,7 @@ class AccountBook:
                     self.settings.layout.operator_keystore, self.password_source()
                 )
             return self._operator
-        return Account.from_key(self._dev_entry(name)["private_key"])
+        return _account().from_key(self._dev_entry(name)["private_key"])
 
     def _dev_entry(self, name: str) -> dict:
         entries = self._dev_entries()

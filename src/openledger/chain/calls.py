@@ -16,14 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-
+from openledger.chain.addr import to_checksum_address
 from openledger.errors import AuthError, TransactionRevertedError, ValidationError
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from openledger.chain.client import ChainClient, TxResult
 
 
@@ -112,6 +110,8 @@ class Plan:
                             field="account", value=signer.address)  # fmt: skip
         signature = None
         if self.message is not None:
+            from eth_account.messages import encode_defunct
+
             signed = signer.sign_message(encode_defunct(primitive=self.message))
             signature = "0x" + bytes(signed.signature).hex()
         results = [self.client.send_call(c, signer) for c in self.calls]
@@ -121,6 +121,9 @@ class Plan:
         """The signature over ``message`` must recover the sender."""
         if self.message is None:
             return
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
         try:
             who = Account.recover_message(encode_defunct(primitive=self.message),
                                           signature=signature or "")  # fmt: skip
@@ -209,16 +212,16 @@ def check_sent(client: ChainClient, tx_hash: str, call: Call, sender: str) -> Tx
         raise ValidationError(f"{what} is not known to the chain.", field="tx_hash",
                               value=tx_hash, fix="send it from your wallet first, then report "
                               "its hash.")  # fmt: skip
-    if Web3.to_checksum_address(tx["from"]) != Web3.to_checksum_address(sender):
+    if to_checksum_address(tx["from"]) != to_checksum_address(sender):
         raise AuthError(
-            f"{what} was sent by {Web3.to_checksum_address(tx['from'])}, not by the signed-in "
+            f"{what} was sent by {to_checksum_address(tx['from'])}, not by the signed-in "
             f"account {sender}.", field="tx_hash", value=tx_hash,
             fix="send it from the account you signed in with.",
         )  # fmt: skip
-    to = Web3.to_checksum_address(tx["to"]) if tx.get("to") else None
+    to = to_checksum_address(tx["to"]) if tx.get("to") else None
     data = _hex(tx.get("input", tx.get("data", b""))).lower()
-    if to != Web3.to_checksum_address(call.to) or data != call.data.lower():
-        where = f"to {to}" if to != Web3.to_checksum_address(call.to) else "with other calldata"
+    if to != to_checksum_address(call.to) or data != call.data.lower():
+        where = f"to {to}" if to != to_checksum_address(call.to) else "with other calldata"
         raise ValidationError(
             f"{what} was sent {where}, not the prepared {call.label} call to the "
             f"{call.contract or 'contract'} at {call.to}.", field="tx_hash", value=tx_hash,

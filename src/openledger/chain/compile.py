@@ -97,9 +97,14 @@ def _source_files() -> list[Path]:
 
 
 def _vyper_version() -> str:
-    import vyper
+    # The installed distribution's version (what ``vyper.__version__`` says, without paying
+    # ~0.25 s to import the compiler when the cache answers).
+    try:
+        return importlib.metadata.version("vyper")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+        import vyper
 
-    return str(vyper.__version__)
+        return str(vyper.__version__)
 
 
 def _snekmate_version() -> str:
@@ -172,6 +177,14 @@ def compile_contract(name: str, *, cache_dir: Path | None = None) -> Artifact:
     with contextlib.suppress(OSError):  # a read-only cache must not stop compilation
         write_atomic(cache_file, json.dumps(artifact.to_json(), sort_keys=True))
     return artifact
+
+
+def abi_hash(*, cache_dir: Path | None = None) -> str:
+    """sha256 of every contract's ABI (canonical JSON of ``{name: abi}``): two builds with
+    the same hash speak the same interface (`openledger --version` prints it)."""
+    abis = {name: art.abi for name, art in compile_all(cache_dir=cache_dir).items()}
+    canonical = json.dumps(abis, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def compile_all(*, cache_dir: Path | None = None) -> dict[str, Artifact]:

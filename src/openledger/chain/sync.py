@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from web3 import Web3
 
 from openledger.chain.deploy import Contracts
+from openledger.chain.head import END_OF_BLOCK
 from openledger.store import repo
 from openledger.store.db import WRITE_LOCK_KEY, Database
-
-END_OF_BLOCK = 2**31 - 1  # log index meaning "every log of this block is applied"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from openledger.attribution.plot import plot_shares
 from openledger.cli import context
 from openledger.cli.format import out
 from openledger.errors import OpenLedgerError, ValidationError
@@ -135,6 +134,8 @@ def attribute(
     node = context.node()
     result = node.attribution.attribute(model, prompt, completion, top=top)
     if plot is not None:
+        from openledger.attribution.plot import plot_shares
+
         plot_shares(result, plot, account_names(node))
     if as_json:
         return _print_json(result.to_dict())

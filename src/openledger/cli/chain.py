@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from openledger.chain.compile import export_abis
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out
 from openledger.governance.keys import DAY, Key, parse_value
@@ -116,5 +115,7 @@ def abi(
     out_dir: Annotated[Path, typer.Argument(help="Directory for <Contract>.json ABI files.")],
 ) -> None:
     """Export the contracts' ABIs as JSON for other clients."""
+    from openledger.chain.compile import export_abis
+
     for path in export_abis(out_dir):
         out.print(str(path))

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from eth_utils import is_address
 from rich.table import Table
 
+from openledger.chain.addr import is_address
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open
-from openledger.datanets.snapshots import EXPORT_FORMATS
+from openledger.datanets.formats import EXPORT_FORMATS
 
 app = typer.Typer(help="Create, inspect, snapshot and export datanets.", no_args_is_help=True)
 stake_app = typer.Typer(help="Contribution stakes.", no_args_is_help=True)

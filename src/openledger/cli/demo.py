@@ -19,8 +19,6 @@ from openledger.cli import demo_steps as steps
 from openledger.cli.chain import print_addresses_and_balances
 from openledger.cli.format import fmt_open, out
 from openledger.errors import NotFoundError, OpenLedgerError
-from openledger.factory.runner import run_job
-from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
 from openledger.node import Node
 from openledger.units import OPEN
 
@@ -53,8 +51,13 @@ PRICE_IN, PRICE_OUT = OPEN, 2 * OPEN  # per 1k prompt / completion tokens
 
 def demo(
     tiny_steps: Annotated[
-        int, typer.Option(help="Pretraining steps of the offline tiny base, if it is built.")
-    ] = TinyBaseConfig().steps,
+        int | None,
+        typer.Option(
+            help="Pretraining steps of the offline tiny base, if it is built (default: "
+            "TinyBaseConfig's).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the devnet and run the lifecycle: datanet, review and slashing, snapshot,
     training, publishing, attribution, serving, paid inference, settlement and claims."""
@@ -171,7 +174,10 @@ def _contribute_review_snapshot(node: Node) -> None:
         out.print(f"{who}: {fmt_open(bal)} OPEN ({stake} OPEN staked until the unlock delay)")
 
 
-def _factory(node: Node, tiny_steps: int) -> None:
+def _factory(node: Node, tiny_steps: int | None) -> None:
+    from openledger.factory.runner import run_job
+    from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+
     out.rule("model factory")
     if node.models.list()["total"]:
         m = node.models.list()["items"][0]
@@ -180,7 +186,8 @@ def _factory(node: Node, tiny_steps: int) -> None:
     base = node.settings.layout.models_dir / "tiny-base"
     if not (base / "config.json").exists():
         out.print("building the offline tiny base (byte-level BPE + small Llama) …")
-        build_tiny_base(base, TinyBaseConfig(steps=tiny_steps), progress=True)
+        config = TinyBaseConfig() if tiny_steps is None else TinyBaseConfig(steps=tiny_steps)
+        build_tiny_base(base, config, progress=True)
     job = node.jobs.submit_train(f"{DATANET}@1", str(base), DEMO_TRAINING)
     done = run_job(node.jobs, node.snapshots, job["id"], progress=True)
     r = done["result"]

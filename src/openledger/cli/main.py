@@ -42,12 +42,29 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from openledger.version import version_info, version_text
+
+        print(version_text(version_info()))
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     home: Annotated[
         Path | None,
         typer.Option("--home", envvar="OPENLEDGER_HOME", help="Node home directory."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version, the git commit and the contract ABIs' hash, and exit.",
+        ),
+    ] = False,
 ) -> None:
     set_settings(Settings.load(home=home))
 

@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open
 from openledger.errors import ValidationError
-from openledger.factory.runner import run_job
 
 jobs_app = typer.Typer(help="Training jobs: list, show, cancel, resume.", no_args_is_help=True)
 model_app = typer.Typer(help="Published models: publish, list, show.", no_args_is_help=True)
@@ -24,9 +22,18 @@ def _print_json(doc: Any) -> None:
     out.print_json(json.dumps(doc, default=str))
 
 
+def run_job(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The factory's job runner (torch and transformers are imported here, not at start-up)."""
+    from openledger.factory.runner import run_job as run
+
+    return run(*args, **kwargs)
+
+
 def _load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
+    import yaml
+
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -7,15 +7,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
 from sqlalchemy import func, select
 
+from openledger.chain.addr import is_address, to_checksum_address
 from openledger.chain.calls import Plan, build, resumable
-from openledger.chain.client import TxResult
-from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
 from openledger.errors import ConflictError, ValidationError
 from openledger.store.blobs import BlobStore
@@ -26,6 +23,12 @@ from openledger.store.datanet_tables import (
     RecordRow,
 )
 from openledger.store.db import Database
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from openledger.chain.client import TxResult
+    from openledger.chain.deploy import Contracts
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 MAX_VALIDATORS = 32

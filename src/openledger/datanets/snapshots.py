@@ -22,13 +22,13 @@ from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import SimpleMerkleTree
 from openledger.datanets import queries as q
+from openledger.datanets.formats import EXPORT_FORMATS
 from openledger.datanets.manifest import canonical_bytes
 from openledger.errors import AuthError, ConflictError, ValidationError
 from openledger.store.blobs import BlobStore
 from openledger.store.datanet_tables import SnapshotRow
 from openledger.store.db import Database
 
-EXPORT_FORMATS = ("jsonl", "parquet")
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 SCHEMA = pa.schema(
     [

@@ -12,8 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_utils import is_address, to_checksum_address
-
+from openledger.chain.addr import is_address, to_checksum_address
 from openledger.errors import ValidationError
 from openledger.units import OPEN, fmt_open, parse_open
 

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
-from web3 import Web3
 
-from openledger.chain.sync import ChainEventRecord, EventSync
+from openledger.chain.addr import is_address, to_checksum_address
 from openledger.store.ledger_tables import CreditRow
+
+if TYPE_CHECKING:
+    from openledger.chain.sync import ChainEventRecord, EventSync
 
 
 @lru_cache(maxsize=65_536)
 def checksum(account: str) -> str:
     """The EIP-55 form of an address (cached: it costs a keccak and runs on every request);
     anything that is not an address is returned as it is."""
-    return Web3.to_checksum_address(account) if Web3.is_address(account) else account
+    return to_checksum_address(account) if is_address(account) else account
 
 
 def new_credit_row(account: str) -> CreditRow:
@@ -31,7 +34,7 @@ def new_credit_row(account: str) -> CreditRow:
 
 def credit_row(s: Session, account: str) -> CreditRow:
     """The account's credit row, added (all zero) if it has none yet."""
-    account = Web3.to_checksum_address(account)
+    account = to_checksum_address(account)
     row = s.get(CreditRow, account)
     if row is None:
         row = new_credit_row(account)

@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from openledger.chain.bindings import Params
 from openledger.ledger.pricing import FeeSplit
+
+if TYPE_CHECKING:
+    from openledger.chain.bindings import Params
 
 
 @dataclass(frozen=True)
