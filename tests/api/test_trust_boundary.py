@@ -163,6 +163,10 @@ def test_an_accounts_own_things_refuse_another_accounts_credential(
                        headers=op).status_code == 200  # fmt: skip
     # alice's API key, revoked from bob's web session: 403, and it still works
     client.post("/web/auth/dev", json={"name": "bob"}, headers=WEB)
+    for path in (f"/web/api/jobs/{jid}/cancel", f"/web/api/jobs/{jid}/resume"):
+        r = client.post(path, headers=WEB)  # nor from his web session
+        assert r.status_code == 403 and f"job {jid}" in r.json()["message"], path
+    assert node.jobs.get(jid)["status"] == "queued"
     r = client.post(f"/web/api/keys/{alice_key['key_id']}/revoke", headers=WEB)
     assert r.status_code == 403
     assert node.api_keys.verify(alice_key["key"]).account == "alice"

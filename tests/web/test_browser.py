@@ -79,7 +79,7 @@ def test_sign_in_with_a_dev_account(web: WebWorld, page: Any) -> None:
     sign_in(page, web, "alice")
     assert page.inner_text(".account .badge.dev") == "dev account"
     cookie = next(c for c in page.context.cookies() if c["name"] == "ol_session")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # the session is the node's view too
     me = page.evaluate("fetch('/web/api/me').then(r => r.json())")
     assert me["address"] == web.addr("alice") and me["dev"] == "alice"
@@ -205,6 +205,20 @@ def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
     page.click("#deposit-submit")
     assert "less than the" in page.inner_text("#deposit-status .error")
     assert not [m for m, _ in seen if m == "eth_sendTransaction"]
+
+    # an API key of the wallet's own, with the scopes chosen: a script may write for it
+    assert page.is_checked("#f-key-scope-inference") and page.is_checked("#f-key-scope-read")
+    assert not page.is_checked("#f-key-scope-write")
+    page.fill("#f-key-label", "my-script")
+    page.uncheck("#f-key-scope-inference")
+    page.check("#f-key-scope-write")
+    page.click("#key-create")
+    secret = page.inner_text("#new-key")
+    principal = node.api_keys.verify(secret)
+    assert principal.address == wallet.address and principal.account is None
+    assert principal.scopes == {"read", "write"}
+    row = page.locator(f'#key-list tr[data-key="{secret[:12]}"]')
+    assert row.locator(".key-scopes").inner_text() == "read, write"
 
 
 def node_nonce(web: WebWorld, address: str) -> int:
@@ -427,6 +441,9 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     page.wait_for_selector(f'#contribution-title[data-id="{web.heidi}"]')
     assert page.inner_text("#records .record.hl mark.span") == span_text
     go(page, web, f"receipts/{receipt_id}")  # the receipt checks itself as anyone could
+    assert page.inner_text("h1").startswith("Receipt") and "rc_" not in page.inner_text("h1")
+    assert page.inner_text("#receipt-id") == receipt_id  # the public id, in its own line
+    assert f"number {receipt['seq']} " in page.inner_text("#receipt-ids")
     check = page.inner_text("#receipt-check")
     assert check.startswith("Verified") and node_operator(web) in check
     assert page.locator("#payouts tbody tr").count() >= 3
@@ -476,9 +493,17 @@ def test_account_credit_and_api_keys(web: WebWorld, page: Any) -> None:
     page.click("#complete-withdrawal")
     assert "is in its delay until" in page.inner_text("#complete-status .error")
     page.fill("#f-key-label", "notebook")
+    for scope in ("inference", "read", "write"):  # no scope at all: said, no key made
+        page.uncheck(f"#f-key-scope-{scope}")
+    page.click("#key-create")
+    assert "No scope given" in page.inner_text("#keys-status .error")
+    assert node.api_keys.list("heidi") == []
+    page.check("#f-key-scope-inference")
+    page.check("#f-key-scope-read")  # the defaults again
     page.click("#key-create")
     secret = page.inner_text("#new-key")
     assert node.api_keys.verify(secret).address == heidi
+    assert node.api_keys.verify(secret).scopes == {"inference", "read"}
     key_id = secret[:12]
     page.click(f'#key-list tr[data-key="{key_id}"] button')
     page.wait_for_selector(f'#key-list tr[data-key="{key_id}"] >> text=revoked')

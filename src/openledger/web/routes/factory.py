@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.bounds import IdField, Name
+from openledger.api.bounds import IdField, IdPath, Name
 from openledger.api.deps import NodeDep
 from openledger.attribution.policy import parse_policy
 from openledger.units import parse_open
@@ -51,6 +51,33 @@ def bases(node: NodeDep) -> dict[str, Any]:
 def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """Queue a training job (the node's worker runs it)."""
     return node.jobs.submit_train(body.datanet, body.base, body.config, owner=session.address)
+
+
+def own_job(node: NodeDep, auth: AuthDep, session: SessionDep, job: int) -> None:
+    """The signed-in account may act on jobs it queued, and a dev account on the devnet on
+    the node's own jobs (as the demo's are); anything else is a 403."""
+    owner = node.jobs.get(job).get("owner")
+    if owner is None and auth.dev_name(session.address) is not None:
+        return
+    if owner is None or owner.lower() != session.address.lower():
+        raise auth.principal(session).forbid(f"job {job} (queued by {owner or 'the node'})",
+                                             "act on it")  # fmt: skip
+
+
+@router.post("/jobs/{job}/cancel")
+def cancel(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    """Ask a job the signed-in account queued to stop at its next check."""
+    own_job(node, auth, session, job)
+    return node.jobs.cancel(job)
+
+
+@router.post("/jobs/{job}/resume", status_code=202)
+def resume(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+    """Queue a failed, cancelled or crashed job of the signed-in account again (it resumes
+    from its newest checkpoint)."""
+    own_job(node, auth, session, job)
+    node.jobs.requeue(job)
+    return node.jobs.get(job)
 
 
 @router.post("/models", status_code=201)

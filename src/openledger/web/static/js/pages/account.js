@@ -68,16 +68,17 @@ async function keysCard() {
     const keys = await api("/web/api/keys");
     clear(list);
     if (!keys.bound) { list.append(h("p", { class: "notice small" }, "API keys bind to accounts this node holds; this one is a wallet account.")); return false; }
-    list.append(keys.items.length ? h("table", { class: "small", id: "key-list" }, h("thead", {}, h("tr", {}, h("th", {}, "key"), h("th", {}, "label"), h("th", {}, "last used"), h("th", {}, ""))),
+    list.append(keys.items.length ? h("div", { class: "table-wrap" }, h("table", { class: "small", id: "key-list" }, h("thead", {}, h("tr", {}, h("th", {}, "key"), h("th", {}, "label"), h("th", {}, "scopes"), h("th", {}, "last used"), h("th", {}, ""))),
       h("tbody", {}, keys.items.map((k) => {
         const revoke = h("button", { class: "secondary small", "aria-label": `Revoke ${k.key_id}` }, "Revoke");
         revoke.addEventListener("click", () => busy(revoke, async () => {
           try { await api(`/web/api/keys/${encodeURIComponent(k.key_id)}/revoke`, { method: "POST" }); await draw(); }
           catch (err) { showError(slot, err); }
         }));
-        return h("tr", { "data-key": k.key_id }, h("td", { class: "mono" }, k.key_id + "…"), h("td", {}, k.label || "–"),
+        return h("tr", { "data-key": k.key_id }, h("td", { class: "mono nowrap" }, k.key_id + "…"), h("td", {}, k.label || "–"),
+          h("td", { class: "key-scopes" }, (k.scopes || []).join(", ")),
           h("td", {}, k.last_used ? when(k.last_used) : "never"), h("td", {}, k.revoked ? `revoked ${when(k.revoked)}` : revoke));
-      }))) : h("p", { class: "muted small" }, "No keys yet."));
+      })))) : h("p", { class: "muted small" }, "No keys yet."));
     return true;
   };
   const bound = await draw();
@@ -85,12 +86,13 @@ async function keysCard() {
   if (bound) {
     const b = h("button", { type: "submit", id: "key-create" }, "Create a key");
     const form = h("form", { id: "key-form" }, field({ label: "Label", name: "key-label", help: "What uses it, e.g. my-app." }),
-      h("div", { class: "actions" }, b));
+      scopesField(), h("div", { class: "actions" }, b));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       busy(b, async () => {
         try {
-          const k = await api("/web/api/keys", { method: "POST", json: { label: form["key-label"].value } });
+          const scopes = SCOPES.map(([s]) => s).filter((s) => form[`key-scope-${s}`].checked);
+          const k = await api("/web/api/keys", { method: "POST", json: { label: form["key-label"].value, scopes } });
           clear(slot).append(h("div", { class: "ok" }, "Copy it now; it is shown only once: ",
             h("div", { class: "mono", id: "new-key" }, k.key)));
           await draw();
@@ -101,4 +103,21 @@ async function keysCard() {
   }
   card.append(slot);
   return card;
+}
+
+// What a key may do: inference and reading its own receipts by default; "write" lets a
+// program contribute, review, vote and claim for this account (it still signs its own
+// transactions unless the node holds the account's key).
+const SCOPES = [
+  ["inference", "inference: call /v1, paid from this account's credit", true],
+  ["read", "read: this account's receipts and credit", true],
+  ["write", "write: contribute, review, vote, claim, … for this account", false],
+];
+
+function scopesField() {
+  return h("fieldset", { class: "row scopes", id: "key-scopes", "aria-describedby": "key-scopes-help" },
+    h("legend", {}, "Scopes"),
+    ...SCOPES.map(([s, text, on]) => h("label", { class: "check" },
+      h("input", { type: "checkbox", id: `f-key-scope-${s}`, name: `key-scope-${s}`, checked: on }), " ", text)),
+    h("div", { class: "help", id: "key-scopes-help" }, "Give a key only what its program needs; at least one."));
 }

@@ -133,7 +133,7 @@ async function renderJob(view, id) {
     if (job.status === "queued" || job.status === "running") {
       const b = h("button", { class: "danger", id: "job-cancel" }, "Cancel");
       b.addEventListener("click", () => busy(b, async () => {
-        try { await api(`/jobs/${id}/cancel`, { method: "POST" }); showOk(slot, "Cancel requested; the job stops at its next check."); }
+        try { await api(`/web/api/jobs/${id}/cancel`, { method: "POST" }); showOk(slot, "Cancel requested; the job stops at its next check."); }
         catch (err) { showError(slot, err); }
         draw();
       }));
@@ -142,7 +142,7 @@ async function renderJob(view, id) {
     if (job.status === "failed" || job.status === "cancelled") {
       const b = h("button", { id: "job-resume" }, "Resume");
       b.addEventListener("click", () => busy(b, async () => {
-        try { await api(`/jobs/${id}/resume`, { method: "POST" }); showOk(slot, "Queued again; it resumes from its last checkpoint."); }
+        try { await api(`/web/api/jobs/${id}/resume`, { method: "POST" }); showOk(slot, "Queued again; it resumes from its last checkpoint."); }
         catch (err) { showError(slot, err); }
         draw(); poll();
       }));

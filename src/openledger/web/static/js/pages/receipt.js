@@ -7,7 +7,10 @@ export async function render(view, route) {
   const [doc, check] = await Promise.all([api(`/receipts/${encodeURIComponent(id)}`),
     api(`/web/api/receipts/${encodeURIComponent(id)}/check`)]);
   const r = doc.receipt;
-  view.append(h("h1", {}, `Receipt #${doc.id} `, badge(doc.epoch ? "settled" : "pending")));
+  view.append(h("h1", {}, "Receipt ", badge(doc.epoch ? "settled" : "pending")));
+  // the public id (rc_…) is what the payer shares; the sequence number is its place in the chain
+  view.append(h("p", { class: "small muted", id: "receipt-ids" }, "Public id ",
+    h("span", { class: "mono", id: "receipt-id" }, doc.id), ` · number ${doc.seq} in this node's receipt chain`));
   view.append(h("div", { id: "receipt-check", class: check.ok ? "ok" : "error" }, check.ok
     ? `Verified: its content and chain hashes check out, up to a head signed by the operator ${check.operator}.`
     : `Does not verify: ${check.problem}.`));
