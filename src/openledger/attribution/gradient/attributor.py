@@ -122,13 +122,17 @@ class GradientAttributor:
         ]
 
     def query_gradients(self, ids: torch.Tensor, labels: torch.Tensor) -> list[np.ndarray]:
-        """The projected query gradient under each checkpoint's weights."""
+        """The projected query gradient under each checkpoint's weights (one thread, as an
+        indexed example's: the same bytes on any thread count)."""
         out = []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
             for tensors in self._ckpt_tensors:
                 load_lora_state(self.model, tensors if tensors is not None else self._published)
                 out.append(self.grads(ids, labels)[0].double().numpy())
         finally:
+            torch.set_num_threads(threads)
             if len(self._ckpt_tensors) > 1:
                 load_lora_state(self.model, self._published)
         return out

@@ -6,11 +6,14 @@ shards are kept when ``build.json`` — everything that decides the numbers — 
 and discarded otherwise. With ``workers > 1`` the tasks run in spawned processes, each
 loading the model once and using ``cores // workers`` torch threads.
 
-Reproducible: gradients are computed in float64 and stored as float16 rows with
-power-of-two scales, so another thread count, ``workers`` or ``batch_size`` sums in another
-order only at the 1e-16 level, far below float16's rounding: the bytes, and the index hash,
-are the same (tests/attribution/gradient/test_build.py rebuilds to check). ``batch_size``
-is therefore not part of what is hashed.
+Reproducible: each example's gradient is computed alone, on one thread, in float64, and
+stored as float16 rows with power-of-two scales, so another thread count, ``workers`` or
+``batch_size`` gives the same bytes, and the same index hash, on the same kind of CPU
+(tests/attribution/gradient/test_build.py and bench_attribution_verify.py rebuild to
+check). ``batch_size`` is therefore not part of what is hashed. (Across CPU architectures
+BLAS kernels may sum in another order; a gradient that is a near-cancelling sum can then
+round to another float16 in rare entries. Token provenance, the default policy, has no such
+step: docs/attribution-verify.md.)
 """
 
 from __future__ import annotations
@@ -151,17 +154,27 @@ def shard_features(
     params: BuildParams,
     on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """(len(examples), k) projected per-example gradients, in the examples' order."""
+    """(len(examples), k) projected per-example gradients, in the examples' order.
+
+    Each example is computed alone (no padding) on one thread: its bytes then depend on
+    nothing but the example, the weights and the projection — not on ``batch_size``, the
+    thread count or ``--workers`` (which run examples in parallel processes instead).
+    ``batch_size`` only sets how often progress is reported."""
     grads = make_grads(model, projection, params.loss_reduction, params.grads)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # less padding
     out = torch.empty(len(examples), projection.k, dtype=torch.float64)
     pad = pad_id(tokenizer)
-    for start in range(0, len(order), params.batch_size):
-        idx = order[start : start + params.batch_size]
-        batch = collate([examples[i] for i in idx], pad)
-        out[idx] = grads(batch["input_ids"], batch["labels"])
-        if on_batch:
-            on_batch(len(idx))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for start in range(0, len(examples), params.batch_size):
+            idx = range(start, min(start + params.batch_size, len(examples)))
+            for i in idx:
+                one = collate([examples[i]], pad)
+                out[i] = grads(one["input_ids"], one["labels"])[0]
+            if on_batch:
+                on_batch(len(idx))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
