@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from openledger.datanets.dedup import estimate, jaccard
 from openledger.datanets.manifest import verify_manifest
 from openledger.datanets.parsers import IngestError
 from openledger.errors import InsufficientFundsError, ValidationError
@@ -128,8 +129,14 @@ def test_near_copies_inside_one_contribution_are_refused(world: World) -> None:
     """Padding a file with near-copies of its own records would raise its pro-rata share of
     the unattributed fees: the records of one contribution are compared with each other too,
     so the padded file is refused whole and the honest one earns the same share as before."""
-    padded = "\n\n".join([PARAS[0], PARAS[0].replace("forty percent", "forty per cent"),
-                            PARAS[0].replace("forty percent", "forty-one percent"), PARAS[1]])
+    padded = "\n\n".join(
+        [
+            PARAS[0],
+            PARAS[0].replace("forty percent", "forty per cent"),
+            PARAS[0].replace("forty percent", "forty-one percent"),
+            PARAS[1],
+        ]
+    )
     before = world.footprint()
     with pytest.raises(IngestError) as err:
         contribute(world, world.write("padded.md", padded))
@@ -138,6 +145,73 @@ def test_near_copies_inside_one_contribution_are_refused(world: World) -> None:
     assert world.footprint() == before
     honest = contribute(world, world.write("honest.md", "\n\n".join([PARAS[0], PARAS[1]])))
     assert honest.record_count == 2  # its records, and so its share, are what they were
+
+
+NOTE = (
+    "Honeybees communicate the location of flowers through a waggle dance performed inside "
+    "the hive, whose angle gives the direction."
+)
+#: two words changed: Jaccard 0.767 of character 5-grams (MinHash estimate 0.70), under the
+#: near-duplicate threshold
+COPY = NOTE.replace("location", "position").replace("direction", "heading")
+TRENCH = (
+    "The Mariana Trench is the deepest known point of the ocean floor, nearly eleven "
+    "kilometres below the surface of the Pacific."
+)
+TRENCH_REWORDED = TRENCH.replace("point", "spot").replace("below", "beneath")
+
+
+def test_a_reworded_copy_of_another_contributors_note_is_refused(world: World) -> None:
+    """A copy of alice's note with two words changed (Jaccard 0.77, which the near-duplicate
+    check at 0.8 lets by) would take a share of the fees her note earns: it is refused,
+    naming her contribution, and nothing is written."""
+    assert 0.76 <= jaccard(NOTE, COPY) < 0.77
+    sigs = world.node.neardup.hasher.signatures([NOTE, COPY])
+    assert estimate(sigs[0], sigs[1]) < 0.8  # not a near duplicate
+    first = contribute(world, world.write("bees.txt", NOTE))
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("mine.txt", COPY), who="frank")
+    e = err.value
+    assert e.rule == "reworded_copy" and e.file == "mine.txt"
+    assert "reworded copy (Jaccard 0.77 of character 5-grams ≥ 0.7)" in str(e)
+    assert f"of bees.txt paragraph 1 (line 1) in contribution #{first.contribution_id}" in str(e)
+    assert "own words" in e.fix
+    assert world.footprint() == before
+    # rewording one's own record does not make a second one either
+    contribute(world, world.write("trench.txt", TRENCH), who="frank")
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("again.txt", TRENCH_REWORDED), who="frank")
+    assert err.value.rule == "reworded_copy"
+    assert world.footprint() == before
+
+
+def test_a_reworded_copy_inside_one_contribution_is_refused(world: World) -> None:
+    assert 0.7 <= jaccard(TRENCH, TRENCH_REWORDED) < 0.8
+    before = world.footprint()
+    with pytest.raises(IngestError) as err:
+        contribute(world, world.write("padded.md", f"{TRENCH}\n\n{TRENCH_REWORDED}"))
+    assert err.value.rule == "reworded_copy" and "same contribution" in str(err.value)
+    assert "padded.md paragraph 1" in str(err.value)
+    assert world.footprint() == before
+
+
+def test_different_facts_in_one_template_are_accepted(world: World) -> None:
+    """Honest records that share a template (Jaccard 0.61-0.66) are not copies."""
+    mine = ["Q: What is the boiling point of water at sea level? A: 100 degrees Celsius.",
+            "Mercury is the closest planet to the Sun and has no moons."]  # fmt: skip
+    theirs = ["Q: What is the boiling point of ethanol at sea level? A: 78 degrees Celsius.",
+              "Venus is the second closest planet to the Sun and has no moons."]  # fmt: skip
+    for a, b in zip(mine, theirs, strict=True):
+        assert 0.6 <= jaccard(a, b) < 0.7
+
+    def jsonl(texts: list[str]) -> str:
+        return "".join(json.dumps({"text": t}) + "\n" for t in texts)
+
+    assert contribute(world, world.write("a.jsonl", jsonl(mine))).record_count == 2
+    their = contribute(world, world.write("b.jsonl", jsonl(theirs)), who="frank")
+    assert their.record_count == 2
 
 
 def test_stake_under_minimum(world: World) -> None:

@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
 
 from openledger.chain.calls import Plan, build, pack, resumable, unpack
 from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.datanets import queries as q
-from openledger.datanets.dedup import NearDupIndex
+from openledger.datanets.dedup import NearDupIndex, jaccard
 from openledger.datanets.limits import IngestLimits
 from openledger.datanets.manifest import build_manifest, canonical_bytes
-from openledger.datanets.neardup import NearDupRegistry
+from openledger.datanets.neardup import NearDupRegistry, record_text
 from openledger.datanets.parsers import IngestError, parse_files
 from openledger.datanets.records import Record, contribution_root
 from openledger.errors import InsufficientFundsError, ValidationError
@@ -54,30 +55,58 @@ class ContributionResult:
         return {**self.__dict__, "stake": str(self.stake)}
 
 
+#: candidates for the exact copy check: estimates this far under ``copy_threshold`` (about
+#: 4 standard deviations of a 128-permutation estimate) are still looked at
+COPY_SLACK = 0.15
+
+
+def _copy_error(r: Record, j: float, threshold: float, of: str) -> IngestError:
+    return IngestError(
+        f"{r.source} {r.location}: a reworded copy (Jaccard {j:.2f} of character 5-grams ≥ "
+        f"{threshold}) of {of}. Copies with a few words changed add no data, and would take "
+        "a share of the fees from the record they copy.",
+        file=r.source, location=r.location, rule="reworded_copy",
+        fix="contribute only new material in your own words; one record per fact.",
+    )  # fmt: skip
+
+
 def check_within(index: NearDupIndex, records: list[Record], sigs: np.ndarray,
-                 threshold: float) -> None:  # fmt: skip
-    """Records of one contribution must not be near-duplicates of each other either: the
-    unattributed part is paid pro rata to approved records, so padding a file with
-    near-copies of its own records would raise its share. Candidates share an LSH band (as
-    in the datanet's index); each pair is confirmed by its estimated Jaccard."""
+                 limits: IngestLimits) -> None:  # fmt: skip
+    """Records of one contribution must not be near-duplicates or reworded copies of each
+    other either: the unattributed part is paid pro rata to approved records, so padding a
+    file with near-copies of its own records would raise its share. Candidates share an LSH
+    band (as in the datanet's index); each pair is confirmed by its estimated Jaccard
+    (``near_dup_threshold``) or, a little lower, by its exact Jaccard (``copy_threshold``)."""
     if len(records) < 2:
         return
     bands = index.band_hashes(sigs)
-    seen: dict[tuple[int, int], int] = {}
+    seen: dict[tuple[int, int], list[int]] = {}
+    floor = limits.copy_threshold - COPY_SLACK
     for i in range(len(records)):
+        earlier: set[int] = set()
         for b, h in enumerate(bands[i].tolist()):
-            j = seen.setdefault((b, h), i)
-            if j == i:
-                continue
+            bucket = seen.setdefault((b, h), [])
+            earlier.update(bucket)
+            bucket.append(i)
+        for j in sorted(earlier):
+            a, r = records[j], records[i]
             score = float(np.mean(sigs[i] == sigs[j]))
-            if score >= threshold:
-                a, r = records[j], records[i]
+            if score >= limits.near_dup_threshold:
                 raise IngestError(
                     f"{r.source} {r.location}: near duplicate (estimated Jaccard {score:.2f} ≥ "
-                    f"{threshold}) of {a.source} {a.location} in the same contribution.",
-                    file=r.source, location=r.location, rule="near_duplicate",
+                    f"{limits.near_dup_threshold}) of {a.source} {a.location} in the same "
+                    "contribution.", file=r.source, location=r.location, rule="near_duplicate",
                     fix="keep one of the two; near-copies of a record do not add data.",
                 )  # fmt: skip
+            if score >= floor:
+                exact = jaccard(a.content_text, r.content_text)
+                if exact >= limits.copy_threshold:
+                    raise _copy_error(
+                        r,
+                        exact,
+                        limits.copy_threshold,
+                        f"{a.source} {a.location} in the same contribution",
+                    )
 
 
 def _day_start(now: datetime) -> datetime:
@@ -176,8 +205,9 @@ class ContributionService:
         self._check_duplicates(dn_id, records)
         sigs = self.neardup.signatures(records)
         index = self.neardup.index_for(dn_id)
-        check_within(index, records, sigs, limits.near_dup_threshold)
+        check_within(index, records, sigs, limits)
         self._check_near_duplicates(index, records, sigs, limits.near_dup_threshold)
+        self._check_copies(index, records, sigs, limits.copy_threshold)
         self._check_funds(contracts, contributor, stake, approve)
 
         names = display_names or [p.name for p in paths]
@@ -322,6 +352,32 @@ class ContributionService:
             rule="near_duplicate",
             fix="contribute only new material; rephrasing an existing record does not count.",
         )
+
+    def _check_copies(self, index: NearDupIndex, records: list[Record], sigs: np.ndarray,
+                      threshold: float) -> None:  # fmt: skip
+        """A record must not be a reworded copy of one the datanet holds (whoever contributed
+        it): two words changed in another contributor's note leave its character 5-gram
+        Jaccard at about 0.76, under the near-duplicate threshold, yet the copy would earn a
+        share of the unattributed fees. LSH candidates a little under ``threshold`` are
+        confirmed by their exact Jaccard against the stored text."""
+        if len(index) == 0:
+            return
+        found = index.candidates(sigs, max(0.05, threshold - COPY_SLACK))
+        if not found:
+            return
+        with self.db.session() as s:
+            texts = {rid: record_text(content) for rid, content in s.execute(
+                select(RecordRow.id, RecordRow.content)
+                .where(RecordRow.id.in_({key for _, key, _ in found}))
+            )}  # fmt: skip
+            for row, key, _est in found:
+                if key not in texts:
+                    continue
+                exact = jaccard(texts[key], records[row].content_text)
+                if exact >= threshold:
+                    cid, where = q.contribution_of_records(s, [key]).get(key, (0, "?"))
+                    raise _copy_error(records[row], exact, threshold,
+                                      f"{where} in contribution #{cid}")  # fmt: skip
 
     def _check_funds(self, contracts: Contracts, who: str, stake: int, approve: bool) -> None:
         balance = contracts.token.balance_of(who)

@@ -1,10 +1,12 @@
 """Near-duplicate detection for Datanets: MinHash signatures and a persistent LSH index.
 
 A contribution is rejected when one of its records is a near duplicate (estimated Jaccard
-similarity of shingle sets >= 0.8 by default) of a record already committed to the datanet.
-Exact duplicates are the database's job (a unique sha256 per datanet); this package only
-finds near duplicates. Records of one contribution are never compared with each other: a
-query sees committed entries only.
+similarity of shingle sets >= 0.8 by default) of a record already committed to the datanet
+or of another record of the same contribution, or a reworded copy of one (exact Jaccard of
+the shingle sets >= 0.7, confirmed on the LSH candidates: ``jaccard``, ``NearDupIndex.
+candidates``; ``datanets.contribute``). Exact duplicates are the database's job (a unique
+sha256 per datanet); this package only finds near duplicates. A query sees committed
+entries only.
 
 Modules
     ``minhash``   normalisation, shingles and MinHash signatures (``MinHasher``, ``estimate``);
@@ -45,7 +47,9 @@ from openledger.datanets.dedup.minhash import (
     DEFAULT_SHINGLE_SIZE,
     MinHasher,
     estimate,
+    jaccard,
     normalise,
+    shingles,
 )
 
 __all__ = [
@@ -59,5 +63,7 @@ __all__ = [
     "NearDupIndex",
     "candidate_probability",
     "estimate",
+    "jaccard",
     "normalise",
+    "shingles",
 ]

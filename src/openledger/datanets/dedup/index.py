@@ -231,6 +231,14 @@ class NearDupIndex:
                 result[int(rows[i])] = (int(keys[i]), float(matches[i]) / p)
         return result
 
+    def candidates(self, sigs: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+        """Every (query row, key, estimate) pair with an estimate >= ``threshold``, by row,
+        best first (for checks that confirm candidates by another measure)."""
+        rows, keys, matches = self._matches(self._as_sigs(sigs), threshold)
+        order = np.lexsort((keys, -matches, rows))
+        p = self.hasher.num_perm
+        return [(int(rows[i]), int(keys[i]), float(matches[i]) / p) for i in order]
+
     def _as_sigs(self, sigs: np.ndarray) -> np.ndarray:
         sigs = np.asarray(sigs)
         if sigs.ndim != 2 or sigs.shape[1] != self.hasher.num_perm:

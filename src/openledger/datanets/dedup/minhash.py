@@ -77,6 +77,20 @@ def normalise(text: str) -> str:
     return _NORM_RE.sub(" ", text).strip()
 
 
+def shingles(text: str, k: int = DEFAULT_SHINGLE_SIZE) -> frozenset[str]:
+    """The character k-gram set a signature estimates (a text shorter than k: one padded)."""
+    s = normalise(text)
+    if len(s) < k:
+        return frozenset((s + _PAD * (k - len(s)),))
+    return frozenset(s[i : i + k] for i in range(len(s) - k + 1))
+
+
+def jaccard(text_a: str, text_b: str, k: int = DEFAULT_SHINGLE_SIZE) -> float:
+    """The exact Jaccard similarity of two texts' character k-gram sets."""
+    a, b = shingles(text_a, k), shingles(text_b, k)
+    return len(a & b) / len(a | b)
+
+
 def estimate(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     """Estimated Jaccard similarity: the share of permutations whose minima agree."""
     a = np.asarray(sig_a)
