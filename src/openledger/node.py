@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 DEV_OPEN_GRANT = 1_000_000 * OPEN  # OPEN each named dev account receives on a new devnet
 OPERATOR_DEV_ETH = 1_000 * 10**18
+DEV_ETH = 10_000 * 10**18  # what anvil gives each of its own accounts
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,43 @@ class Node:
             if name != "operator":
                 contracts.token.transfer(operator, self.accounts.address(name), DEV_OPEN_GRANT)
         return addresses
+
+    def create_account(self, name: str) -> dict[str, object]:
+        """`openledger accounts create NAME` (devnet only): a new key in the home, funded with
+        the dev accounts' ETH and OPEN from the deployer (impersonated, so any home sharing
+        the devnet can do it)."""
+        from openledger.chain.calls import build
+        from openledger.chain.deploy import Addresses
+
+        if not self.settings.is_devnet:
+            self._devnet_only("accounts are created")
+        self.client.check()
+        address = self.accounts.create_dev_account(name)
+        token = self.contracts.token
+        deployer = (Addresses.load(self.settings.addresses_path).deployer
+                    or self.accounts.operator_address())  # fmt: skip
+        self.client.rpc("anvil_setBalance", [address, hex(DEV_ETH)])
+        call = build(token, "transfer", address, DEV_OPEN_GRANT)
+        self.client.rpc("anvil_impersonateAccount", [deployer])
+        try:
+            send = {"from": deployer, "to": call.to, "data": call.data}
+            tx = self.client.rpc("eth_sendTransaction", [send])
+            self.client.wait_receipt(tx, label="fund the new account")
+        finally:
+            self.client.rpc("anvil_stopImpersonatingAccount", [deployer])
+        return {"name": name, "address": address, "eth": str(self.client.eth_balance(address)),
+                "open": str(token.balance_of(address)), "tx_hash": tx}  # fmt: skip
+
+    def _devnet_only(self, what: str) -> None:
+        from openledger.errors import ConflictError
+
+        raise ConflictError(
+            f"The chain at {self.settings.rpc_url} is not the embedded devnet; {what} only "
+            "there.",
+            field="chain",
+            value=self.settings.rpc_url,
+            fix="unset OPENLEDGER_CHAIN_URL to use the devnet (`openledger chain up`).",
+        )
 
     def chain_advance(self, seconds: int) -> dict[str, int]:
         """Move the devnet's clock ``seconds`` forward and mine a block (`openledger chain

@@ -35,7 +35,7 @@ def test_train_from_yaml_then_publish(
     cfg.write_text(f"datanet: {ref}\nbase: {tiny_base_dir}\n"
                    + "".join(f"{k}: {v}\n" for k, v in FAST.items() if k != "epochs"))  # fmt: skip
     assert main(["train", "--config", str(cfg), "--epochs", "2", "--json"]) == 0
-    job = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    job = json.loads(capsys.readouterr().out)  # stdout: the one JSON document
     assert job["status"] == "succeeded" and job["params"]["config"]["epochs"] == 2
     assert job["params"]["config"]["rank"] == FAST["rank"]
     assert main(["jobs", "list"]) == 0 and main(["jobs", "show", str(job["id"])]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from openledger.chain.addr import is_address, to_checksum_address
 from openledger.config import DEVNET_CHAIN_ID, Settings
-from openledger.errors import ConfigError, KeystoreError, NotFoundError, ValidationError
+from openledger.errors import (
+    ConfigError,
+    ConflictError,
+    KeystoreError,
+    NotFoundError,
+    ValidationError,
+)
 from openledger.fsutil import write_atomic
 
 # anvil's built-in, world-known mnemonic: its accounts are pre-funded on every devnet and must
@@ -21,6 +28,7 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_NAMES: tuple[str, ...] = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 OPERATOR = "operator"
 PASSWORD_ENV = "OPENLEDGER_PASSWORD"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -97,11 +105,15 @@ def dev_account(index: int) -> LocalAccount:
 
 
 def write_dev_accounts(path: Path) -> dict[str, str]:
-    """Record the named devnet accounts (anvil's indices 1..8); returns name -> address."""
+    """Record the named devnet accounts (anvil's indices 1..8) beside the accounts made with
+    `openledger accounts create` (kept); returns name -> address."""
     entries = {}
     for offset, name in enumerate(DEV_NAMES, start=1):
         acct = dev_account(offset)
         entries[name] = {"address": acct.address, "private_key": acct.key.hex(), "index": offset}
+    if path.exists():
+        kept = json.loads(path.read_text(encoding="utf-8")).get("accounts", {})
+        entries.update({n: e for n, e in kept.items() if e.get("created") and n not in entries})
     doc = {
         "warning": "DEVNET ONLY: well-known keys from anvil's public mnemonic",
         "accounts": entries,
@@ -177,6 +189,41 @@ class AccountBook:
             return self.address(account)
         except NotFoundError as exc:
             raise NotFoundError(exc.message, field="account", value=account, fix=exc.fix) from exc
+
+    def create_dev_account(self, name: str) -> str:
+        """A new devnet account ``name`` with a fresh random key, kept in the home's dev
+        accounts file (mode 0600) beside the named ones; returns its address."""
+        if not NAME_RE.fullmatch(name) or name == OPERATOR:
+            raise ValidationError(
+                f"{name!r} cannot name an account.",
+                field="NAME",
+                value=name,
+                fix="use 2-32 lowercase letters, digits, '-' or '_', starting with a letter "
+                "(not 'operator').",
+            )
+        if self.settings.chain_id != DEVNET_CHAIN_ID:
+            raise ConfigError(
+                f"Accounts are created only on the devnet (chain id {DEVNET_CHAIN_ID}), not "
+                f"on chain id {self.settings.chain_id}.",
+                field="chain_id",
+                value=self.settings.chain_id,
+                fix="on a real chain make a key in your wallet and fund it yourself.",
+            )
+        path = self.settings.layout.dev_accounts_file
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        entries = doc.setdefault("accounts", {})
+        if name in entries:
+            raise ConflictError(
+                f"The account {name!r} exists already ({entries[name]['address']}).",
+                field="NAME",
+                value=name,
+                fix=f"use it with --as {name}, or choose another name.",
+            )
+        acct = _account().create()
+        entries[name] = {"address": acct.address, "private_key": acct.key.hex(), "created": True}
+        doc.setdefault("warning", "DEVNET ONLY: well-known keys from anvil's public mnemonic")
+        write_atomic(path, json.dumps(doc, indent=2), mode=0o600)
+        return acct.address
 
     def signer(self, name: str) -> LocalAccount:
         if name == OPERATOR:

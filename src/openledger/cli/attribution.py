@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import out
+from openledger.cli.format import out, print_json
 from openledger.errors import OpenLedgerError, ValidationError
 
 app = typer.Typer(help="Proof of Attribution indexes: build, show, register.", no_args_is_help=True)
@@ -18,7 +17,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _print_json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 @app.command("build")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out
+from openledger.cli.format import fmt_open, out, print_json
 from openledger.governance.keys import DAY, Key, parse_value
 from openledger.node import Node
 
@@ -101,7 +100,7 @@ def advance(
     seconds = int(parse_value(Key("DURATION", "", "", "seconds", 1, 365 * DAY), duration))
     doc = context.node().chain_advance(seconds)
     if as_json:
-        out.print_json(json.dumps(doc))
+        print_json(doc)
         return
     when = dt.datetime.fromtimestamp(doc["timestamp"], dt.UTC).isoformat(timespec="seconds")
     out.print(

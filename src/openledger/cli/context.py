@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from openledger.api.operator_token import read_token
+from openledger.chain.accounts import AccountBook
 from openledger.config import Settings
+from openledger.errors import OpenLedgerError
 from openledger.node import Node
 
 _state: dict[str, object] = {}
@@ -17,6 +19,32 @@ def set_settings(settings: Settings) -> None:
 def settings() -> Settings:
     found = _state.get("settings")
     return found if isinstance(found, Settings) else Settings.load()
+
+
+def names() -> dict[str, str]:
+    """Address -> name of every account this node's home names (operator, dev accounts,
+    accounts made with `openledger accounts create`); empty when the home has none."""
+    if "names" not in _state:
+        found: dict[str, str] = {}
+        try:
+            book = AccountBook(settings())
+            for name in book.names():
+                try:
+                    found[book.address(name).lower()] = name
+                except OpenLedgerError:
+                    continue
+        except (OpenLedgerError, OSError, ValueError):
+            pass
+        _state["names"] = found
+    return _state["names"]  # type: ignore[return-value]
+
+
+def label(address: str | None) -> str:
+    """``alice (0x7099…79C8)`` for an account the node knows, else the address as it is."""
+    if not address:
+        return str(address)
+    name = names().get(str(address).lower())
+    return f"{name} ({address[:6]}…{address[-4:]})" if name else str(address)
 
 
 def node() -> Node:

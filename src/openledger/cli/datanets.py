@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from openledger.chain.addr import is_address
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out, parse_open
+from openledger.cli.format import fmt_open, out, parse_open, print_json
 from openledger.datanets.formats import EXPORT_FORMATS
 
 app = typer.Typer(help="Create, inspect, snapshot and export datanets.", no_args_is_help=True)
@@ -22,7 +21,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 
 
 def _print_json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 def _address(ref: str) -> str:
@@ -68,7 +67,7 @@ def list_(
     for col in ("id", "name", "owner", "validators", "quorum", "min stake", "description"):
         table.add_column(col)
     for d in page["items"]:
-        cells = (d["id"], d["name"], d["owner"], len(d["validators"]), d["quorum"])
+        cells = (d["id"], d["name"], context.label(d["owner"]), len(d["validators"]), d["quorum"])
         table.add_row(*map(str, cells), fmt_open(int(d["min_stake"])), d["description"][:60])
     out.print(table)
 
@@ -80,10 +79,11 @@ def show(datanet: str, as_json: Json = False) -> None:
     if as_json:
         return _print_json(doc)
     out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) — {doc['description']}")
-    out.print(f"owner {doc['owner']}; quorum {doc['quorum']} of {len(doc['validators'])}; "
+    owner = context.label(doc["owner"])
+    out.print(f"owner {owner}; quorum {doc['quorum']} of {len(doc['validators'])}; "
               f"min stake {fmt_open(int(doc['min_stake']))} OPEN")  # fmt: skip
     for v in doc["validators"]:
-        out.print(f"  validator {v}")
+        out.print(f"  validator {context.label(v)}")
     c = doc["contributions"]
     out.print(f"contributions: {c['pending']} pending, {c['approved']} approved, "
               f"{c['rejected']} rejected; {doc['approved_records']} approved records from "
@@ -141,18 +141,23 @@ def review(datanet: str, offset: int = 0, limit: int = 20, as_json: Json = False
     """Pending contributions of a datanet with previews, for its validators."""
     page = context.node().reviews.pending(datanet, offset, limit)
     if as_json:
+        for c in page["items"]:  # the names this node knows, beside the addresses
+            c["contributor_name"] = context.names().get(c["contributor"].lower())
+            for r in c["reviews"]:
+                r["validator_name"] = context.names().get(r["validator"].lower())
         return _print_json(page)
     out.print(f"{page['total']} pending contribution(s); quorum {page['quorum']} of "
               f"{len(page['validators'])}")  # fmt: skip
     for c in page["items"]:
-        out.print(f"\n[bold]#{c['id']}[/] by {c['contributor']}: {c['record_count']} records, "
+        out.print(f"\n[bold]#{c['id']}[/] by {context.label(c['contributor'])}: "
+                  f"{c['record_count']} records, "
                   f"stake {fmt_open(int(c['stake']))} OPEN at risk, "
                   f"{c['approvals']} approve / {c['rejections']} reject")  # fmt: skip
         for p in c["previews"]:
             out.print(f"   {p['location']}: {p['text']}", highlight=False)
         for r in c["reviews"]:
             verdict = "approved" if r["approve"] else "rejected"
-            out.print(f"   {r['validator']} {verdict}: {r['reason']}")
+            out.print(f"   {context.label(r['validator'])} {verdict}: {r['reason']}")
 
 
 def _decide(contribution: int, as_: str, approve: bool, reason: str, as_json: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 
 from openledger.cli import context
-from openledger.cli.format import out
+from openledger.cli.format import out, print_json
 
 app = typer.Typer(help="Model Factory: base models and fine-tuning.", no_args_is_help=True)
 
@@ -62,7 +61,7 @@ def tiny_base(
     path = build_tiny_base(target, config, progress=not as_json, overwrite=overwrite)
     info = read_build_info(path)
     if as_json:
-        out.print_json(json.dumps({"path": str(path), **info}))
+        print_json({"path": str(path), **info})
         return
     out.print(f"tiny base saved to {path}", highlight=False)
     out.print(

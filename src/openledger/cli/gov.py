@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out, parse_open
+from openledger.cli.format import fmt_open, out, parse_open, print_json
 from openledger.governance.keys import parse_sets
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -23,7 +22,7 @@ app = typer.Typer(
 
 
 def _json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 def _votes(doc: dict[str, Any]) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out, parse_open
+from openledger.cli.format import fmt_open, out, parse_open, print_json
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 As = Annotated[str, typer.Option("--as", help="Account that signs (operator, alice…).")]
@@ -21,7 +20,7 @@ app = typer.Typer(
 
 
 def _json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 def _print(doc: dict[str, Any]) -> None:

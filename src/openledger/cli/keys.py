@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import out
+from openledger.cli.format import out, print_json
 
 app = typer.Typer(help="API keys bound to the node's accounts.", no_args_is_help=True)
 
@@ -23,7 +22,7 @@ def keys() -> None:
 
 
 def _print_json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 @app.command("create")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out, parse_open
+from openledger.cli.format import fmt_open, out, parse_open, print_json
 from openledger.errors import NotFoundError, OpenLedgerError
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -24,7 +23,7 @@ class AuditFailedError(OpenLedgerError):
 
 
 def _print_json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 def resolve(account: str) -> str:
@@ -33,7 +32,7 @@ def resolve(account: str) -> str:
 
 def _credit_line(c: dict[str, Any]) -> str:
     line = (
-        f"credit of {c['account']}: {fmt_open(int(c['available']))} OPEN available "
+        f"credit of {context.label(c['account'])}: {fmt_open(int(c['available']))} OPEN available "
         f"(deposited {fmt_open(int(c['deposited']))}, charged {fmt_open(int(c['charged']))}, "
         f"withdrawn {fmt_open(int(c['withdrawn']))}"
     )

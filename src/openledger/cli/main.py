@@ -30,6 +30,7 @@ from openledger.cli import verify as verify_cli
 from openledger.cli.argv import check_numbers
 from openledger.cli.context import set_settings
 from openledger.cli.demo import demo
+from openledger.cli.format import documents_written, json_mode, print_json, set_json_mode
 from openledger.config import Settings
 from openledger.errors import OpenLedgerError
 
@@ -83,31 +84,66 @@ verify_cli.register(app)
 app.command()(demo)
 
 
+def quiet_libraries() -> None:
+    """No library chatter on stderr: deprecation notices meant for developers (transformers'
+    ``is_gradient_checkpointing`` FutureWarning, raised whenever PEFT wraps a model) and
+    transformers' logger below errors. ``OPENLEDGER_DEBUG=1`` keeps them."""
+    if os.environ.get("OPENLEDGER_DEBUG"):
+        return
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:  # already imported: its logger read the variable
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+
+
+def _fail(code: int, doc: dict[str, object], text: str, fix: str | None = None) -> int:
+    """Report a failure: one JSON document on stdout with ``--json``, else text on stderr."""
+    if json_mode():
+        if documents_written() == 0:  # a result already written stays the only document
+            print_json({**doc, "exit_code": code})
+        return code
+    err.print(f"[bold red]error:[/] {text}", highlight=False)
+    if fix:
+        err.print(f"[bold]fix:[/] {fix}", highlight=False)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    set_json_mode("--json" in args)
+    quiet_libraries()
     try:
-        check_numbers(sys.argv[1:] if argv is None else argv)
+        check_numbers(args)
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except OpenLedgerError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.fix:
-            err.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
-        return exc.exit_code
+        return _fail(exc.exit_code, exc.to_dict(), exc.message, exc.fix)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
+        return _fail(130, {"error": "Aborted", "message": "aborted"}, "aborted")
     except (click.ClickException, typer_click.ClickException) as exc:  # typer vendors click
-        exc.show()
-        return exc.exit_code
+        if not json_mode():
+            exc.show()
+            return exc.exit_code
+        doc = {"error": "UsageError", "message": exc.format_message(),
+               "fix": "see the command's --help."}  # fmt: skip
+        return _fail(exc.exit_code, doc, exc.format_message())
     except (OSError, ValueError, OverflowError) as exc:  # an argument no check foresaw
         if os.environ.get("OPENLEDGER_DEBUG"):
             raise
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-        err.print("[bold]fix:[/] check the arguments (`--help`); set OPENLEDGER_DEBUG=1 for "
-                  "the traceback, and report it: every error should say what to do.")
-        return 1
+        fix = ("check the arguments (`--help`); set OPENLEDGER_DEBUG=1 for the traceback, and "
+               "report it: every error should say what to do.")  # fmt: skip
+        doc = {"error": type(exc).__name__, "message": str(exc), "fix": fix}
+        return _fail(1, doc, f"{type(exc).__name__}: {exc}", fix)
+    finally:
+        set_json_mode(False)
 
 
 def entrypoint() -> None:

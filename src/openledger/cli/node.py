@@ -9,7 +9,7 @@ import typer
 
 from openledger.cli import context
 from openledger.cli.chain import accounts_table
-from openledger.cli.format import out
+from openledger.cli.format import fmt_open, out, print_json
 from openledger.errors import NotFoundError, ValidationError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,9 +34,31 @@ def init() -> None:
         out.print(f"operator token {token} ({'written' if result.token_written else 'kept'})")
 
 
-def accounts() -> None:
+accounts_app = typer.Typer(
+    help="The node's named accounts: list them (the default), create one on the devnet.",
+    invoke_without_command=True,
+)
+
+
+@accounts_app.callback()
+def accounts(ctx: typer.Context) -> None:
     """The node's named accounts with their OPEN and ETH balances."""
-    out.print(accounts_table(context.node()))
+    if ctx.invoked_subcommand is None:
+        out.print(accounts_table(context.node()))
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Argument(help="Name for --as (lowercase, e.g. ivan).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Devnet only: make a new account NAME and fund it like the dev accounts (10,000 ETH,
+    1,000,000 OPEN); its key is kept in the node home (mode 0600)."""
+    doc = context.node().create_account(name)
+    if as_json:
+        return print_json(doc)
+    out.print(f"account {name} {doc['address']} created with {fmt_open(int(doc['open']))} OPEN "
+              f"and {int(doc['eth']) // 10**18:,} ETH; use it with --as {name}")  # fmt: skip
 
 
 def serve(
@@ -109,5 +131,5 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
-    app.command()(accounts)
+    app.add_typer(accounts_app, name="accounts")
     app.command()(serve)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import fmt_open, out, parse_open
+from openledger.cli.format import fmt_open, out, parse_open, print_json
 from openledger.errors import ValidationError
 
 jobs_app = typer.Typer(help="Training jobs: list, show, cancel, resume.", no_args_is_help=True)
@@ -19,7 +19,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _print_json(doc: Any) -> None:
-    out.print_json(json.dumps(doc, default=str))
+    print_json(doc)
 
 
 def run_job(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -244,7 +244,8 @@ def model_show(model: str, as_json: Json = False) -> None:
     doc = context.node().models.get(model)
     if as_json:
         return _print_json(doc)
-    out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) by {doc['owner']}, base {doc['base']}")
+    owner = context.label(doc["owner"])
+    out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) by {owner}, base {doc['base']}")
     out.print(f"adapter sha256 {doc['adapter_sha256']} in {doc['adapter_dir']}")
     out.print(f"snapshot roots {', '.join(doc['snapshot_roots'])}")
     out.print(f"metrics {json.dumps(doc['card']['metrics'])}")

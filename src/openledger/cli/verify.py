@@ -3,14 +3,13 @@ from this node's home or from any node's API (``--node URL``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from openledger.cli import context
-from openledger.cli.format import out
+from openledger.cli.format import out, print_json
 from openledger.errors import OpenLedgerError
 
 app = typer.Typer(help="Check what a node claims, from public artefacts.", no_args_is_help=True)
@@ -62,7 +61,7 @@ def receipt(
     v = verify_receipt(source, ref)
     doc = v.to_dict()
     if as_json:
-        out.print_json(json.dumps(doc))
+        print_json(doc)
     else:
         table = Table(title=f"receipt {v.receipt} — model {v.model} ({v.method})")
         for col in ("", "check", "detail"):

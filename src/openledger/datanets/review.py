@@ -186,7 +186,7 @@ class ReviewService:
                             approve=args["approve"], reason=args["reason"],
                             tx_hash=results[-1].tx_hash))  # fmt: skip
             removed = self._mirror(s, row, contracts)
-            out = contribution_dict(row)
+            out = contribution_dict(row, s.get(DatanetRow, row.datanet_id).name)
             datanet_id = row.datanet_id
         self._forget(datanet_id, removed)
         return out
@@ -245,7 +245,8 @@ class ReviewService:
         with self.db.session() as s:
             row = q.get_contribution(s, args["contribution_id"])
             self._mirror(s, row, contracts)
-            return {**contribution_dict(row), "amount": str(args["amount"]),
+            name = s.get(DatanetRow, row.datanet_id).name
+            return {**contribution_dict(row, name), "amount": str(args["amount"]),
                     "withdraw_tx": results[-1].tx_hash}  # fmt: skip
 
     def refresh(self, contribution_id: int) -> dict[str, Any]:
@@ -254,7 +255,8 @@ class ReviewService:
         with self.db.session() as s:
             row = q.get_contribution(s, contribution_id)
             removed = self._mirror(s, row, contracts)
-            out, datanet_id = contribution_dict(row), row.datanet_id
+            out = contribution_dict(row, s.get(DatanetRow, row.datanet_id).name)
+            datanet_id = row.datanet_id
         self._forget(datanet_id, removed)
         return out
 
