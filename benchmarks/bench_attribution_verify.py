@@ -13,6 +13,10 @@ completions, an epoch), then, from that home's public artefacts:
   (artefacts checked and indexes rebuilt once per model): ``verify_s_per_receipt``, and the
   first receipt's time alone (which includes the rebuild).
 
+It also records the demo's own tallies: how many of its nine paid answers hold the key
+fact of the record they came from, and how often that record's contributor has the largest
+share; and how long the demo took (from an empty home: the tiny base is built too).
+
 Writes benchmarks/results/attribution_verify.json.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -68,6 +73,11 @@ def main() -> None:
     if demo.returncode != 0:
         raise SystemExit(demo.stdout + demo.stderr)
     demo_s = time.perf_counter() - t0
+    tally = re.search(
+        r"key fact of the record they came from: (\d+)/(\d+); the record's "
+        r"contributor has the largest share: (\d+)/(\d+)",
+        demo.stdout,
+    )
     try:
         doc = measure(home, env)
     finally:
@@ -78,6 +88,8 @@ def main() -> None:
         "anyone rebuilds the index hash and recomputes the weights exactly",
         **doc,
         "demo_seconds": round(demo_s, 1),
+        "demo_answers_with_key_fact": f"{tally[1]}/{tally[2]}" if tally else None,
+        "demo_owner_top1": f"{tally[3]}/{tally[4]}" if tally else None,
         "machine": {**info, "load_average_at_end": os.getloadavg()},
     }
     print(json.dumps(doc, indent=1))
