@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from openledger.ledger.params import ParamsCache
     from openledger.ledger.rewards import RewardsService
     from openledger.ledger.service import LedgerService
+    from openledger.metrics import NodeMetrics
     from openledger.serving.service import ServingService
     from openledger.store.blobs import BlobStore
     from openledger.store.db import Database
@@ -245,13 +246,16 @@ class Node:
         from openledger.ledger.receipts import ReceiptSigner
         from openledger.ledger.service import LedgerService
 
-        return LedgerService(
+        ledger = LedgerService(
             self.db,
             self.params,
             lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key)),
             chain_id=self.settings.chain_id,
             pricing_process=self.settings.ledger_pricing_process != 0,
         )
+        if "metrics" in self.__dict__:
+            ledger.observe(self.metrics)
+        return ledger
 
     @cached_property
     def epochs(self) -> EpochService:
@@ -317,7 +321,24 @@ class Node:
                               device_slots=s.serve_device_slots,
                               host_tier_bytes=s.serve_host_tier_mb << 20,
                               max_lora_rank=s.serve_max_lora_rank)  # fmt: skip
-        return ServingService(self.models, ServeConfig(s.serve_base, s.serve_device, engine))
+        service = ServingService(self.models, ServeConfig(s.serve_base, s.serve_device, engine))
+        if "metrics" in self.__dict__:
+            service.observe(self.metrics.serving_event)
+        return service
+
+    # -- metrics ---------------------------------------------------------------------------
+    @cached_property
+    def metrics(self) -> NodeMetrics:
+        """Prometheus metrics (``GET /metrics``): built by the API, so CLI commands never pay
+        for them; services built before or after report to them."""
+        from openledger.metrics import NodeMetrics
+
+        metrics = NodeMetrics(self)
+        if "ledger" in self.__dict__:
+            self.ledger.observe(metrics)
+        if "serving" in self.__dict__:
+            self.serving.observe(metrics.serving_event)
+        return metrics
 
     # -- devnet lifecycle ------------------------------------------------------------------
     def chain_up(self) -> ChainUp:

@@ -10,6 +10,7 @@ from openledger import __version__
 from openledger.api.credentials import only_own_account
 from openledger.api.errors import document_errors, install_error_handlers
 from openledger.api.guard import RequestGuard, restore_recursion_limit
+from openledger.api.observability import install_observability
 from openledger.api.ratelimit import Limits
 from openledger.api.routes import (
     attribution,
@@ -43,6 +44,7 @@ def create_app(node: Node) -> FastAPI:
     s = node.settings
     app.state.limits = Limits(s.rate_signin, s.rate_keys, s.rate_paid)
     app.add_middleware(RequestGuard, settings=s)
+    install_observability(app, node)  # request ids, request logs, metrics; GET /metrics
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(datanets.router)

@@ -11,9 +11,16 @@ from openledger.node import Node
 _state: dict[str, object] = {}
 
 
-def set_settings(settings: Settings) -> None:
+def set_settings(settings: Settings, *, log_format: str | None = None) -> None:
     _state.clear()
     _state["settings"] = settings
+    _state["log_format"] = log_format
+
+
+def log_format() -> str | None:
+    """``--log-format`` as given (None: the default, text on a terminal, JSON otherwise)."""
+    found = _state.get("log_format")
+    return found if isinstance(found, str) else None
 
 
 def settings() -> Settings:

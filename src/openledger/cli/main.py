@@ -33,6 +33,8 @@ from openledger.cli.demo import demo
 from openledger.cli.format import documents_written, json_mode, print_json, set_json_mode
 from openledger.config import Settings
 from openledger.errors import OpenLedgerError
+from openledger.logs import check_format
+from openledger.logs import configure as configure_logging
 
 app = typer.Typer(
     name="openledger",
@@ -57,6 +59,16 @@ def root(
         Path | None,
         typer.Option("--home", envvar="OPENLEDGER_HOME", help="Node home directory."),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            envvar="OPENLEDGER_LOG_FORMAT",
+            help="Logs as json (one object a line) or text; default: text on a terminal, "
+            "JSON otherwise (`serve` logs every request).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -67,7 +79,9 @@ def root(
         ),
     ] = False,
 ) -> None:
-    set_settings(Settings.load(home=home))
+    set_settings(Settings.load(home=home), log_format=check_format(log_format))
+    if log_format is not None:  # asked for: every command logs so (serve does by default)
+        configure_logging(log_format)
 
 
 node_cli.register(app)

@@ -88,6 +88,7 @@ def serve(
     from openledger.factory.worker import JobWorker
     from openledger.heap import freeze_startup_heap
     from openledger.ledger.loop import SettlementLoop
+    from openledger.logs import configure as configure_logging
 
     if device is not None and device not in DEVICES:
         raise ValidationError(f"unknown device {device!r}.", field="--device", value=device,
@@ -95,6 +96,7 @@ def serve(
     if max_batch is not None and max_batch < 1:
         raise ValidationError(f"--max-batch {max_batch} is below 1.", field="--max-batch",
                               value=max_batch, fix="use 1 or more.")  # fmt: skip
+    configure_logging(context.log_format())
     overrides = {"serve_device": device, "serve_max_batch": max_batch, "serve_base": base}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
@@ -122,7 +124,7 @@ def serve(
     bind_host, bind_port = host or node.settings.api_host, port or node.settings.api_port
     out.print(f"Web app: http://{bind_host}:{bind_port}/  (JSON API docs: /docs)")
     try:
-        uvicorn.run(app, host=bind_host, port=bind_port)
+        uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
     finally:
         settlement.stop()
         worker.stop()

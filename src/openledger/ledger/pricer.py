@@ -64,6 +64,7 @@ class Pricer:
         self._in_flight = threading.Semaphore(IN_FLIGHT)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.on_batch: Callable[[int], None] | None = None  # the node's metrics
 
     def submit(self, charge: Submitted) -> None:
         threads = self._threads
@@ -110,6 +111,8 @@ class Pricer:
                     break
             stop = batch[-1] is None
             charges = [c for c in batch if c is not None]
+            if charges and self.on_batch is not None:
+                self.on_batch(len(charges))
             if charges:
                 try:
                     self._send(charges)

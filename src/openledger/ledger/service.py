@@ -163,6 +163,18 @@ class LedgerService:
         self._signer_lock = threading.Lock()
         self._sets: dict[tuple[int, tuple[str, ...]], _Set] = {}
         self._stored_sets: set[str] = set()  # beneficiary-set hashes known to be stored
+        self.metrics: Any = None  # NodeMetrics (hold_taken, hold_refused, ledger_committed)
+
+    def observe(self, metrics: Any) -> None:
+        """Report holds, commits and pricing batches to ``metrics`` (the node's)."""
+        self.metrics = metrics
+        self._pricer.on_batch = metrics.priced_batch
+
+    def holds_in_flight(self) -> tuple[int, int]:
+        """(wei held, accounts with holds) for requests not yet charged or released."""
+        with self._lock:
+            held = [v for v in self._held.values() if v > 0]
+        return sum(held), len(held)
 
     # ------------------------------------------------------------------ credit
 
@@ -208,6 +220,8 @@ class LedgerService:
             available = self._cached_available(account, stale_ok=False)
             if available is not None and amount <= available:
                 self._held[account] += amount
+                if self.metrics is not None:
+                    self.metrics.hold_taken()
                 return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
         self._refresh_credit(account)
         with self._lock:
@@ -216,6 +230,8 @@ class LedgerService:
                 self._cache[account] = (self._db_available(account), self._clock())
                 available = self._cache[account][0] - self._held[account]
             if amount > available:
+                if self.metrics is not None:
+                    self.metrics.hold_refused()
                 raise PaymentRequiredError(
                     f"account {account} has {format_open(max(available, 0))} OPEN of inference "
                     f"credit; this request can cost up to {format_open(amount)} OPEN "
@@ -227,6 +243,8 @@ class LedgerService:
                     "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
                 )
             self._held[account] += amount
+        if self.metrics is not None:
+            self.metrics.hold_taken()
         return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
 
     def _cached_available(self, account: str, *, stale_ok: bool) -> int | None:
@@ -414,6 +432,8 @@ class LedgerService:
                 if not j.hold.settled:
                     j.hold.settled = True
                     self._held[j.hold.account] -= j.hold.amount
+        if self.metrics is not None and not isinstance(results[0], BaseException):
+            self.metrics.ledger_committed(len(jobs), sum(j.amount for j in jobs))
         for j, r in zip(jobs, results, strict=True):
             if isinstance(r, BaseException):
                 j.done.settle(None, r)

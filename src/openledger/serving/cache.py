@@ -45,6 +45,7 @@ class AdapterCache:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adapter-load")
         self.load_ms: dict[str, float] = {}
         self.evictions = 0
+        self.loads = 0  # adapters loaded into host memory
 
     def get(self, name: str) -> Any | None:
         """The adapter if it is in host memory (and mark it recently used)."""
@@ -109,6 +110,7 @@ class AdapterCache:
                 self._bytes -= int(old.nbytes)
             self._ready[adapter.name] = adapter
             self._bytes += size
+            self.loads += 1
             while self._bytes > self.capacity_bytes:
                 _, evicted = self._ready.popitem(last=False)
                 self._bytes -= int(evicted.nbytes)

@@ -123,6 +123,9 @@ class Engine:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self.observer: Callable[[Request, Event], None] | None = None  # on every request
+        # requests whose adapter was / was not in the tier when first looked for
+        self.device_hits = self.device_misses = self.host_hits = self.host_misses = 0
         self.steps = 0
         #: Called with (rows, logits) after every forward (tests compare logits with it).
         self.on_logits: Callable[[list[Request], torch.Tensor], None] | None = None
@@ -164,6 +167,7 @@ class Engine:
                 fix=f"shorten the prompt to at most {self.max_ctx - 1} tokens.",
             )
         request = Request(list(prompt), adapter, params, self.tokenizer, sink)
+        request.observer = self.observer
         if adapter is not None:
             self.adapters.request(adapter)
         self._inbox.put(request)
@@ -228,6 +232,12 @@ class Engine:
             "host_tier_bytes": self.adapters.nbytes,
             "host_tier_capacity_bytes": self.adapters.capacity_bytes,
             "slot_loads": self.slots.loads,
+            "device_hits": self.device_hits,
+            "device_misses": self.device_misses,
+            "device_loads": self.slots.loads,
+            "host_hits": self.host_hits,
+            "host_misses": self.host_misses,
+            "host_loads": self.adapters.loads,
             "slot_evictions": self.slots.evictions,
             "steps": self.steps,
             "kv_cache_bytes": self.model.kv_bytes,
@@ -309,9 +319,16 @@ class Engine:
         if r.adapter is None:
             return 0
         slot = self.slots.acquire_resident(r.adapter)
+        first = not getattr(r, "_tiers_counted", False)  # each request counts once per tier
+        r._tiers_counted = True  # type: ignore[attr-defined]
         if slot is not None:
+            self.device_hits += first
             return slot
         adapter = self.adapters.get(r.adapter)
+        if first:
+            self.device_misses += 1
+            self.host_hits += adapter is not None
+            self.host_misses += adapter is None
         if adapter is None:
             error = self.adapters.take_error(r.adapter)
             if error is None:

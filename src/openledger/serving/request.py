@@ -76,11 +76,18 @@ class Request:
         self.error: Exception | None = None
         self.cancelled = False
         self.submitted_at = time.perf_counter()
+        # sees every event before the consumer does (the node's metrics: TTFT, TPOT, tokens)
+        self.observer: Callable[[Request, Event], None] | None = None
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._sink = sink or self._queue.put
         self._done = threading.Event()
 
     def emit(self, event: Event) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(self, event)
+            except Exception:  # metrics must never fail a request
+                log.exception("request %s: its observer failed", self.id)
         try:
             self._sink(event)
         except Exception:  # a consumer's failure must never reach the engine thread

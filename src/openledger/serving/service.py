@@ -79,6 +79,13 @@ class ServingService:
         self._base_fingerprint: str | None = None
         self._model_type: str | None = None
         self._lock = threading.Lock()
+        self.request_observer: Callable[..., None] | None = None  # the node's metrics
+
+    def observe(self, observer: Callable[..., None]) -> None:
+        """Show every request's events to ``observer`` (the node's metrics) from now on."""
+        self.request_observer = observer
+        if self._engine is not None:
+            self._engine.observer = observer
 
     # ------------------------------------------------------------------ the engine
 
@@ -118,6 +125,7 @@ class ServingService:
                 model, tokenizer = self._load(base, dtype=dtype)
                 model.to(device)
                 self._engine = Engine(model, tokenizer, self._adapter_dir, self.config.engine)
+                self._engine.observer = self.request_observer
                 self._engine.start()
                 self._engine.adapters.prefetch(self._warm_set())
             return self._engine
