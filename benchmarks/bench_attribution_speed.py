@@ -122,7 +122,7 @@ def main() -> None:
     plan = BuildPlan(spec, examples, [CheckpointRef("published", "bench")], params,
                      identity={"model": "bench", "max_seq_len": 128})  # fmt: skip
     t = time.perf_counter()
-    meta = build_index(plan, root, progress=True)
+    meta = build_index(plan, root, progress=True, workers=2)  # one process per core
     build_s = time.perf_counter() - t
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     index = GradientIndex(root)
@@ -193,6 +193,7 @@ def main() -> None:
             "lambda": meta["checkpoints"][0]["lambda"],
             "provenance": prov_meta["params"],
             "precision": "float64 attribution, float32 generation",
+            "build_workers": 2,
         },  # fmt: skip
         "machine": {**info, "load_average_at_end": __import__("os").getloadavg()},
     }

@@ -6,8 +6,9 @@ shards are kept when ``build.json`` — everything that decides the numbers — 
 and discarded otherwise. With ``workers > 1`` the tasks run in spawned processes, each
 loading the model once and using ``cores // workers`` torch threads.
 
-Reproducible: each example's gradient is computed alone, on one thread, in float64, and
-stored as float16 rows with power-of-two scales, so another thread count, ``workers`` or
+Reproducible: each example's gradient is computed in a batch of same-length examples (no
+padding, row-by-row operations), on one thread, in float64, and stored as float16 rows with
+power-of-two scales, so another thread count, ``workers`` or
 ``batch_size`` gives the same bytes, and the same index hash, on the same kind of CPU
 (tests/attribution/gradient/test_build.py and bench_attribution_verify.py rebuild to
 check). ``batch_size`` is therefore not part of what is hashed. (Across CPU architectures
@@ -156,26 +157,35 @@ def shard_features(
 ) -> torch.Tensor:
     """(len(examples), k) projected per-example gradients, in the examples' order.
 
-    Each example is computed alone (no padding) on one thread: its bytes then depend on
-    nothing but the example, the weights and the projection — not on ``batch_size``, the
-    thread count or ``--workers`` (which run examples in parallel processes instead).
-    ``batch_size`` only sets how often progress is reported."""
+    Examples are batched only with examples of the same length (no padding) and computed
+    on one thread, and the dense projection multiplies fixed blocks of rows
+    (``Projection.project_rows``): every operation is row by row, so an example's bytes
+    depend on nothing but the example, the weights and the projection — not on
+    ``batch_size``, on which examples share its batch, on the thread count or on
+    ``--workers`` (which run shards in parallel processes instead)."""
     grads = make_grads(model, projection, params.loss_reduction, params.grads)
-    out = torch.empty(len(examples), projection.k, dtype=torch.float64)
+    fn = grads.flat if hasattr(grads, "flat") else grads
+    out: list[torch.Tensor | None] = [None] * len(examples)
     pad = pad_id(tokenizer)
+    by_length: dict[int, list[int]] = {}
+    for i, e in enumerate(examples):
+        by_length.setdefault(len(e), []).append(i)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for start in range(0, len(examples), params.batch_size):
-            idx = range(start, min(start + params.batch_size, len(examples)))
-            for i in idx:
-                one = collate([examples[i]], pad)
-                out[i] = grads(one["input_ids"], one["labels"])[0]
-            if on_batch:
-                on_batch(len(idx))
+        for length in sorted(by_length):
+            group = by_length[length]
+            for a in range(0, len(group), params.batch_size):
+                idx = group[a : a + params.batch_size]
+                batch = collate([examples[i] for i in idx], pad)  # one length: no padding
+                for i, row in zip(idx, fn(batch["input_ids"], batch["labels"]), strict=True):
+                    out[i] = row
+                if on_batch:
+                    on_batch(len(idx))
+        stacked = torch.stack(out).double()  # type: ignore[arg-type]
+        return projection.project_rows(stacked) if fn is not grads else stacked
     finally:
         torch.set_num_threads(threads)
-    return out
 
 
 def _run_task(

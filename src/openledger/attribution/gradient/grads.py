@@ -130,7 +130,12 @@ class FusedGrads:
                 w.requires_grad_(True)  # so activations carry gradients; weights get none
 
     def __call__(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(n, t) right-padded ids and labels → (n, k) float32."""
+        """(n, t) right-padded ids and labels → (n, k) (float64 for a float64 model)."""
+        return self.projection.project_rows(self.flat(input_ids, labels))
+
+    def flat(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(n, t) right-padded ids and labels → (n, D): the per-module projected gradients,
+        before the dense projection."""
         saved: list[dict[str, torch.Tensor]] = [{} for _ in self.layers]
         handles = []
         for i, (_, layer, adapter) in enumerate(self.layers):
@@ -159,24 +164,25 @@ class FusedGrads:
     def _project(
         self, saved: list[dict[str, torch.Tensor]], grads: Sequence[torch.Tensor]
     ) -> torch.Tensor:
-        """(n, k) in float64 when the model is float64 (reproducible), else float32."""
+        """(n, D) in float64 when the model is float64 (reproducible), else float32."""
         parts = []
         dtype = torch.float64 if grads and grads[0].dtype == torch.float64 else torch.float32
+        _, sides = self.projection.as_dtype(dtype)
         for (_, layer, adapter), m, s, g in zip(
             self.layers, self.projection.modules, saved, grads, strict=True
         ):
             x, z = s["x"].to(dtype), s["z"].to(dtype)  # (n, t, in), (n, t, r)
             g = g.to(dtype)  # (n, t, out)
             g_a = g @ layer.lora_B[adapter].weight.to(dtype)  # (n, t, r)
-            p_in, p_out = self.projection.side(m, "in"), self.projection.side(m, "out")
+            p_in, p_out = sides.get((m.name, "in")), sides.get((m.name, "out"))
             if p_in is not None:
-                x = x @ p_in.T.to(dtype)  # (n, t, c_in)
+                x = x @ p_in.T  # (n, t, c_in)
             if p_out is not None:
-                g = g @ p_out.T.to(dtype)  # (n, t, c_out)
+                g = g @ p_out.T  # (n, t, c_out)
             ga = torch.einsum("ntr,nti->nri", g_a, x)  # (n, r, c_in)
             gb = torch.einsum("nto,ntr->nor", g, z)  # (n, c_out, r)
             parts += [ga.reshape(ga.shape[0], -1), gb.reshape(gb.shape[0], -1)]
-        return torch.cat(parts, dim=1) @ self.projection.dense.to(dtype)  # (n, D) @ (D, k)
+        return torch.cat(parts, dim=1)  # (n, D)
 
 
 class VmapGrads:

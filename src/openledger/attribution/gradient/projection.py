@@ -25,6 +25,8 @@ import torch
 
 #: The widest concatenation ``R`` may take before per-module reduction kicks in.
 MAX_DENSE_DIM = 65_536
+#: rows multiplied by ``R`` at a time (padded): see ``Projection.project_rows``
+ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,29 @@ class Projection:
             blocks.append(torch.randn(rows, self.k, generator=g))
         return torch.cat(blocks) / self.k**0.5
 
+    def as_dtype(self, dtype: torch.dtype) -> tuple[torch.Tensor, dict]:
+        """(R, {(module, role): P}) in ``dtype``, converted once (a float64 attribution
+        would otherwise copy R, D × k, on every call)."""
+        cache = self.__dict__.setdefault("_by_dtype", {})
+        if dtype not in cache:
+            cache[dtype] = (self.dense.to(dtype), {k: v.to(dtype) for k, v in self._sides.items()})
+        return cache[dtype]
+
+    def project_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """(n, D) → (n, k): ``flat @ R`` in blocks of exactly ``ROWS`` rows (the last padded
+        with zeros), so every row is multiplied by the same kernel whatever the batch: a
+        row's result depends on that row alone (reproducible index bytes)."""
+        dense, _ = self.as_dtype(flat.dtype)
+        n = flat.shape[0]
+        out = torch.empty(n, self.k, dtype=flat.dtype)
+        block = torch.zeros(ROWS, flat.shape[1], dtype=flat.dtype)
+        for a in range(0, n, ROWS):
+            rows = flat[a : a + ROWS]
+            block.zero_()
+            block[: rows.shape[0]] = rows
+            out[a : a + rows.shape[0]] = (block @ dense)[: rows.shape[0]]  # (ROWS, D) @ (D, k)
+        return out
+
     def project_full(self, per_module: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Project full per-example gradients: ``per_module[i] = (G_A (n, r, in), G_B (n,
         out, r))`` in module order → (n, k). The reference the fused path must equal."""
@@ -116,7 +141,7 @@ class Projection:
             if p_out is not None:
                 gb = p_out @ gb  # (n, c_out, r)
             flat += [ga.reshape(ga.shape[0], -1), gb.reshape(gb.shape[0], -1)]
-        return torch.cat(flat, dim=1) @ self.dense  # (n, D) @ (D, k)
+        return self.project_rows(torch.cat(flat, dim=1))  # (n, D) @ (D, k)
 
     def describe(self) -> dict[str, object]:
         return {
