@@ -107,6 +107,10 @@ class Projection:
             blocks.append(torch.randn(rows, self.k, generator=g))
         return torch.cat(blocks) / self.k**0.5
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (to build workers) without its matrices: they are redrawn from the seed."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("dense", "_sides", "_by_dtype")}
+
     def as_dtype(self, dtype: torch.dtype) -> tuple[torch.Tensor, dict]:
         """(R, {(module, role): P}) in ``dtype``, converted once (a float64 attribution
         would otherwise copy R, D × k, on every call)."""
