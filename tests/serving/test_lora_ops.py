@@ -10,7 +10,9 @@ from openledger.serving.lora_ops import (
     bgmv_shrink,
     dora_magnitude_scale,
     dora_rescale,
+    dora_rescale_rows,
     gather,
+    sgmv_add_lora,
 )
 
 G = torch.Generator().manual_seed(0)
@@ -62,3 +64,20 @@ def test_dora_rescale_and_its_factor() -> None:
     w, a, b, m = rand(4, 6), rand(6, 2), rand(2, 4), rand(4).abs()
     expected = m / (w + (a @ b).t()).norm(dim=1)
     assert torch.allclose(dora_magnitude_scale(w, a, b, m).double(), expected, atol=1e-5)
+
+
+def test_sgmv_adds_a_segment_and_leaves_the_other_rows() -> None:
+    x, a = rand(4, 3, 6), rand(6, 5)  # one adapter, two slices of ranks 2 and 3
+    b1, b2 = rand(2, 4), rand(3, 2)
+    y = rand(4, 3, 7)
+    before = y.clone()
+    sgmv_add_lora(y, x, [0, 2], a, [(0, 0, b1), (2, 5, b2)])
+    for r in (0, 2):
+        assert torch.allclose(y[r, :, :4], before[r, :, :4] + x[r] @ a[:, :2] @ b1)
+        assert torch.allclose(y[r, :, 5:], before[r, :, 5:] + x[r] @ a[:, 2:] @ b2)
+        assert torch.equal(y[r, :, 4], before[r, :, 4])
+    assert torch.equal(y[[1, 3]], before[[1, 3]])
+    g, bias = 1 + rand(3).abs(), rand(3)
+    dora_rescale_rows(y, [1], g, 2, bias)
+    assert torch.allclose(y[1, :, 2:5], g * (before[1, :, 2:5] - bias) + bias)
+    assert torch.equal(y[3], before[3])

@@ -55,6 +55,11 @@ class AdapterCache:
                 self._ready.move_to_end(name)
             return adapter
 
+    def __contains__(self, name: object) -> bool:
+        """In host memory now (without marking it used, unlike ``get``)."""
+        with self._lock:
+            return name in self._ready
+
     def request(self, name: str) -> None:
         """Start loading ``name`` in the background unless it is loaded or loading."""
         with self._lock:

@@ -138,7 +138,7 @@ class Engine:
         """Where an adapter is now: ``device`` (a slot), ``host`` (memory) or ``disk``."""
         if self.slots.slot_of(name) is not None:
             return "device"
-        return "host" if self.adapters.get(name) is not None else "disk"
+        return "host" if name in self.adapters else "disk"
 
     # ------------------------------------------------------------------ client side
 

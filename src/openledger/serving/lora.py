@@ -166,7 +166,7 @@ class LoraSlots:
         self._slot_dora: dict[int, frozenset[Key]] = {}
         self._batch: dict[tuple[int, str], tuple] | None = None  # decode (BGMV), gathered
         self._batch_for: tuple[int, ...] | None = None
-        self._segments: list[tuple[int, torch.Tensor]] | None = None  # prefill (SGMV)
+        self._segments: list[tuple[int, list[int]]] | None = None  # prefill (SGMV)
 
     # ------------------------------------------------------------------ residency
 
@@ -298,7 +298,7 @@ class LoraSlots:
         for i, s in enumerate(slots):
             if s:
                 rows.setdefault(s, []).append(i)
-        self._segments = [(s, torch.tensor(r, device=self.device)) for s, r in rows.items()]
+        self._segments = list(rows.items())
         return bool(self._segments)
 
     def apply(
@@ -337,7 +337,10 @@ class LoraSlots:
             if not on:
                 continue
             r = self._slot_rank[slot]
-            a = pool.a[slot][:, on, :r].reshape(pool.group.d_in, len(on) * r)  # in × k_on·r
+            a = pool.a[slot]  # in × k × R (a view)
+            if len(on) < len(slices) or r < a.shape[-1]:
+                a = a[:, on, :r]  # a copy of this adapter's part only
+            a = a.reshape(pool.group.d_in, len(on) * r)  # in × k_on·r
             expands = [(pos * r, slices[j].offset, pool.b[j][slot, :r]) for pos, j in enumerate(on)]
             sgmv_add_lora(y, x, rows, a, expands)
             for j in on:

@@ -82,7 +82,7 @@ def add_lora_fused(
 def sgmv_add_lora(
     y: torch.Tensor,
     x: torch.Tensor,
-    rows: torch.Tensor,
+    rows: list[int],
     a: torch.Tensor,
     slices: list[tuple[int, int, torch.Tensor]],
 ) -> torch.Tensor:
@@ -93,19 +93,21 @@ def sgmv_add_lora(
         for r in rows, (col, offset, b) in slices:
             y[r, :, offset : offset + out] += x[r] @ a[:, col : col + R_j] @ b
 
-    y: n × T × Σout, x: n × T × in, rows: m (int64), a: in × ΣR, each b: R_j × out_j.
+    y: n × T × Σout, x: n × T × in, rows: m row indices, a: in × ΣR, each b: R_j × out_j.
     Returns ``y``.
     """
-    h = torch.matmul(x.index_select(0, rows).to(a.dtype), a)  # m × T × ΣR
+    xs = x[rows[0] : rows[0] + 1] if len(rows) == 1 else x[rows]  # m × T × in
+    h = torch.matmul(xs.to(a.dtype), a)  # m × T × ΣR
     for col, offset, b in slices:
-        delta = torch.matmul(h[..., col : col + b.shape[0]], b)  # m × T × out
-        y.narrow(-1, offset, b.shape[-1]).index_add_(0, rows, delta.to(y.dtype))
+        delta = torch.matmul(h[..., col : col + b.shape[0]], b).to(y.dtype)  # m × T × out
+        for i, r in enumerate(rows):  # slice adds: index_add_ on a strided view is ~20× slower
+            y[r, :, offset : offset + b.shape[-1]] += delta[i]
     return y
 
 
 def dora_rescale_rows(
     y: torch.Tensor,
-    rows: torch.Tensor,
+    rows: list[int],
     g: torch.Tensor,
     offset: int,
     bias: torch.Tensor | None = None,
@@ -115,13 +117,13 @@ def dora_rescale_rows(
     Semantics:
         for r in rows: y[r, t, sl] = g * y[r, t, sl] + (1 - g) * bias[sl]
 
-    y: n × T × Σout, rows: m, g: out, bias: out or None. Returns ``y``.
+    y: n × T × Σout, rows: m row indices, g: out, bias: out or None. Returns ``y``.
     """
-    part = y.narrow(-1, offset, g.shape[-1])
-    sub = part.index_select(0, rows) * g  # m × T × out
-    if bias is not None:
-        sub += (1 - g) * bias
-    part.index_copy_(0, rows, sub.to(y.dtype))
+    for r in rows:
+        part = y[r, :, offset : offset + g.shape[-1]]  # T × out
+        part.mul_(g)
+        if bias is not None:
+            part.add_((1 - g) * bias)
     return y
 
 
