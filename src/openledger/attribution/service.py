@@ -157,15 +157,7 @@ class AttributionService:
         if method == "spans":
             examples = training_examples(model, self.jobs, self.snapshots, tokenizer)
             index = build_training_spans(examples, folder, tokenizer, force=force)
-            return {
-                "method": "spans",
-                "index_hash": index.index_hash,
-                "path": str(folder),
-                "documents": index.docs,
-                "tokens": index.tokens,
-                "segments": index.segments,
-                "added_documents": index.docs,
-            }
+            return _spans_summary(index, folder, index.docs)
         meta_path = folder / provenance.index.META
         if meta_path.exists() and not force:
             meta = json.loads(meta_path.read_text())
@@ -241,16 +233,7 @@ class AttributionService:
             index, added = build_spans(
                 rows, folder, load_tokenizer(str(base)), merge=merge, force=force
             )
-            return {
-                "method": "spans",
-                "index_hash": index.index_hash,
-                "path": str(folder),
-                "documents": index.docs,
-                "tokens": index.tokens,
-                "segments": index.segments,
-                "added_documents": added,
-                "bytes_per_token": round(index.bytes_on_disk() / max(1, index.tokens), 2),
-            }
+            return _spans_summary(index, folder, added)
         if not rows:
             raise ValidationError(
                 f"Snapshot {ref} is empty: there is nothing to index.",
@@ -369,14 +352,8 @@ class AttributionService:
         top: int = 10,
         rag_k: int = RAG_K,
     ) -> Attribution:
-        """Attribute a completion given as text, by the model's policy."""
-        if not completion or not completion.strip():
-            raise ValidationError(
-                "The completion is empty: there is nothing to attribute.",
-                field="completion",
-                value=completion,
-                fix="pass the text the model generated.",
-            )
+        """Attribute a completion given as text (tokenised as training records are; an empty
+        completion is a ValidationError), by the model's policy."""
         prompt_ids, completion_ids = self.query_ids(model_ref, prompt, completion)
         return self.attribute_ids(
             model_ref, prompt_ids, completion_ids, top=top, rag_k=rag_k, prompt_text=prompt
@@ -495,6 +472,19 @@ def _check_method(method: str) -> None:
 
 def _slug(ref: str) -> str:
     return hashlib.sha256(str(ref).encode()).hexdigest()[:12]
+
+
+def _spans_summary(index: Any, folder: Path, added: int) -> dict[str, Any]:
+    return {
+        "method": "spans",
+        "index_hash": index.index_hash,
+        "path": str(folder),
+        "documents": index.docs,
+        "tokens": index.tokens,
+        "segments": index.segments,
+        "added_documents": added,
+        "bytes_per_token": round(index.bytes_on_disk() / max(1, index.tokens), 2),
+    }
 
 
 def _provenance_summary(meta: dict[str, Any], folder: Path) -> dict[str, Any]:

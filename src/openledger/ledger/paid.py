@@ -143,11 +143,9 @@ class PaidInference:
         seed: int | None = None,
     ) -> PaidCompletion:
         """A paid text completion of ``prompt`` (blocking)."""
-        request = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
-                   "seed": seed}  # fmt: skip
-        return self._run(account, model, self.serving.encode_prompt(prompt), prompt, request,
-                         SamplingParams(max_tokens=max_tokens, temperature=temperature,
-                                        seed=seed))  # fmt: skip
+        sampling = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+        ids = self.serving.encode_prompt(prompt)
+        return self._run(account, model, ids, prompt, {"prompt": prompt, **sampling}, sampling)
 
     def chat(
         self,
@@ -162,13 +160,11 @@ class PaidInference:
     ) -> PaidCompletion:
         """A paid chat turn: ``messages`` rendered with the chat template the model was
         trained on (generation prompt included), then the same path as a completion."""
+        sampling = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
         ids = self.serving.encode_chat(messages)
-        request = {"api": api, "messages": messages, "max_tokens": max_tokens,
-                   "temperature": temperature, "seed": seed}  # fmt: skip
         text = self.serving.tokenizer().decode(ids, skip_special_tokens=True)
-        return self._run(account, model, ids, text, request,
-                         SamplingParams(max_tokens=max_tokens, temperature=temperature,
-                                        seed=seed))  # fmt: skip
+        request = {"api": api, "messages": messages, **sampling}
+        return self._run(account, model, ids, text, request, sampling)
 
     def _run(
         self,
@@ -177,8 +173,10 @@ class PaidInference:
         ids: list[int],
         prompt_text: str,
         request: dict[str, Any],
-        params: SamplingParams,
+        sampling: dict[str, Any],
     ) -> PaidCompletion:
+        """Hold, generate, attribute the tokens generated, charge (what both share)."""
+        params = SamplingParams(**sampling)
         hold = self.reserve(account, model, len(ids), params.max_tokens)
         try:
             done = self.serving.submit(model, ids, params).wait()

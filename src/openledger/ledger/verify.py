@@ -30,7 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from openledger.attribution.gradient.index import sha256_file
 from openledger.errors import ConflictError, ValidationError
+
+__all__ = [
+    "Check",
+    "ModelArtefacts",
+    "OnChain",
+    "Source",
+    "Verification",
+    "Verifier",
+    "sha256_file",
+    "verify_receipt",
+]
 
 ADAPTER_FILE = "adapter_model.safetensors"
 CARD_FILE = "openledger-card.json"
@@ -116,14 +128,6 @@ class Verification:
             ],
             "seconds": round(self.seconds, 3),
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

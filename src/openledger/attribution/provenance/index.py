@@ -154,18 +154,14 @@ class ProvenanceIndex:
         body = {k: v for k, v in self.meta.items() if k != "index_hash"}
         SpanIndex.open(self.folder / SPANS, verify=True)
         if "0x" + hashlib.sha256(canonical(body)).hexdigest() != self.index_hash:
-            raise ValidationError(
-                f"The provenance index at {self.folder} does not match its index_hash.",
-                field="index",
-                value=str(self.folder),
-                fix="rebuild it with `openledger attribution build MODEL --method provenance "
-                "--force`.",
-            )
+            raise self._altered("does not match its index_hash")
         if self.spans.index_hash != self.meta["span_index_hash"]:
-            raise ValidationError(
-                f"The span index in {self.folder} is not the one its meta.json names.",
-                field="index",
-                value=str(self.folder),
-                fix="rebuild it with `openledger attribution build MODEL --method provenance "
-                "--force`.",
-            )
+            raise self._altered("holds another span index than its meta.json names")
+
+    def _altered(self, what: str) -> ValidationError:
+        return ValidationError(
+            f"The provenance index at {self.folder} {what}.",
+            field="index",
+            value=str(self.folder),
+            fix="rebuild it with `openledger attribution build MODEL --method provenance --force`.",
+        )

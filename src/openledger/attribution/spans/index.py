@@ -249,6 +249,17 @@ def _ranges(st: _State, q: _Query, starts: np.ndarray, lengths: np.ndarray) -> l
     ]
 
 
+def _positions(st: _State, q: _Query) -> np.ndarray:
+    """Global positions (int64, unsorted) of every occurrence of the whole query."""
+    ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
+    return np.concatenate(
+        [
+            s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
+            for s, (lo, hi) in zip(st.segments, ranges, strict=True)
+        ]
+    )
+
+
 class SpanIndex:
     """A suffix-array index of tokenised documents in one or more segments (see the
     package docstring). Queries search every segment and may run while another thread
@@ -393,13 +404,7 @@ class SpanIndex:
         if q.ids.size == 0 or limit == 0:
             return []
         st = self._state
-        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
-        pos = np.concatenate(
-            [
-                s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
-                for s, (lo, hi) in zip(st.segments, ranges, strict=True)
-            ]
-        )
+        pos = _positions(st, q)
         if limit is not None and pos.size > limit:
             pos = np.partition(pos, limit - 1)[:limit]
         pos.sort()
@@ -414,14 +419,7 @@ class SpanIndex:
         if q.ids.size == 0:
             return []
         st = self._state
-        ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
-        pos = np.concatenate(
-            [
-                s.data.sa[int(lo[0]) : int(hi[0])].astype(np.int64) + s.base
-                for s, (lo, hi) in zip(st.segments, ranges, strict=True)
-            ]
-        )
-        ordinals = np.unique(np.searchsorted(st.starts, pos, side="right") - 1)
+        ordinals = np.unique(np.searchsorted(st.starts, _positions(st, q), side="right") - 1)
         rows = sorted((int(st.docs[o, 0]), int(st.docs[o, 1])) for o in ordinals)
         return [(r, c, st.contributors.get(c, "")) for r, c in rows]
 
