@@ -44,6 +44,8 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "rate_signin": ("OPENLEDGER_RATE_SIGNIN", "api", "rate_signin"),
     "rate_keys": ("OPENLEDGER_RATE_KEYS", "api", "rate_keys"),
     "rate_paid": ("OPENLEDGER_RATE_PAID", "api", "rate_paid"),
+    "rate_keys_ip": ("OPENLEDGER_RATE_KEYS_IP", "api", "rate_keys_ip"),
+    "rate_paid_ip": ("OPENLEDGER_RATE_PAID_IP", "api", "rate_paid_ip"),
 }
 
 
@@ -143,6 +145,8 @@ class Settings:
     rate_signin: str = "30/60"  # sign-in messages and sign-ins per client address: N/SECONDS
     rate_keys: str = "10/3600"  # API keys created per account
     rate_paid: str = "1200/60"  # paid requests per API key or account
+    rate_keys_ip: str = "30/3600"  # API keys created per client address
+    rate_paid_ip: str = "6000/60"  # paid requests per client address
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -259,10 +263,13 @@ port = {settings.api_port}
 # upload_max_bytes = 11534336
 # json_max_depth = 64
 # Rate limits as N/SECONDS ("0" turns one off): sign-ins per client address, API keys
-# created per account, paid requests per API key.
+# created per account and per client address, paid requests per API key and per client
+# address.
 # rate_signin = "30/60"
 # rate_keys = "10/3600"
+# rate_keys_ip = "30/3600"
 # rate_paid = "1200/60"
+# rate_paid_ip = "6000/60"
 
 [serve]
 # base = "/path/to/base-model"   # default: the base most published models were trained on

@@ -42,7 +42,7 @@ def create_app(node: Node) -> FastAPI:
     )
     app.state.node = node
     s = node.settings
-    app.state.limits = Limits(s.rate_signin, s.rate_keys, s.rate_paid)
+    app.state.limits = Limits.of(s)
     app.add_middleware(RequestGuard, settings=s)
     install_observability(app, node)  # request ids, request logs, metrics; GET /metrics
     install_error_handlers(app)

@@ -200,8 +200,7 @@ def only_own_account(request: Request) -> None:
 
 def sign_in_limit(request: Request) -> None:
     """Sign-in messages and sign-ins per client address (429 over ``rate_signin``)."""
-    client = request.client.host if request.client else "?"
-    request.app.state.limits.signin.hit(client)
+    request.app.state.limits.sign_in(request)
 
 
 router = APIRouter(prefix="/web/auth", tags=["web"], dependencies=[Depends(from_web_app)])

@@ -134,6 +134,7 @@ async def completions(
 ) -> Any:
     """Text completions: one choice per prompt and ``n``, streamed as SSE with ``stream``;
     paid by the key's account (one receipt per choice)."""
+    request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
     prompts = body.prompts()
     n = body.choices_per_prompt
@@ -189,6 +190,7 @@ async def chat_completions(
 ) -> Any:
     """Chat completions over the model's chat template; streamed as SSE with ``stream``;
     paid by the key's account (one receipt per choice)."""
+    request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
     n = body.choices_per_prompt
     messages = [m.as_template_input() for m in body.messages]

@@ -86,7 +86,7 @@ def list_keys(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, An
 def create_key(body: KeyBody, request: Request, node: NodeDep, auth: AuthDep,
                session: SessionDep) -> dict[str, Any]:  # fmt: skip
     """A new API key bound to the signed-in account (the secret is shown once)."""
-    request.app.state.limits.keys.hit(session.address)
+    request.app.state.limits.key_created(request, session.address)
     return node.api_keys.create(_key_account(auth, session), body.label, body.scopes)
 
 

@@ -35,7 +35,7 @@ class ChatBody(BaseModel):
 async def chat(body: ChatBody, request: Request, node: NodeDep,
                session: SessionDep) -> dict[str, Any]:  # fmt: skip
     """One paid chat turn, paid from the account's inference credit."""
-    request.app.state.limits.paid.hit(session.address)
+    request.app.state.limits.paid_request(request, session.address)
     return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
                                    body.messages, max_tokens=body.max_tokens,
                                    temperature=body.temperature, seed=body.seed)  # fmt: skip
