@@ -20,14 +20,19 @@ from openledger.api.app import create_app  # noqa: E402
 from openledger.home import init_home  # noqa: E402
 from openledger.node import Node  # noqa: E402
 from openledger.units import OPEN  # noqa: E402
-from tests.api.fuzzing import fuzz  # noqa: E402
+from tests.api.fuzzing import CHECKS, MODES, SEED, fuzz  # noqa: E402
 from tests.conftest import make_settings, operator_headers  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--examples", type=int, default=60, help="cases per operation")
-    ap.add_argument("--budget", type=float, default=1200.0, help="seconds")
+    ap.add_argument(
+        "--examples",
+        type=int,
+        default=120,
+        help="cases per operation and generation mode (positive, negative)",
+    )
+    ap.add_argument("--budget", type=float, default=1500.0, help="seconds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "home")
@@ -49,12 +54,13 @@ def main() -> None:
         finally:
             node.devnet.down()
             node.close()
-    doc = {**report.to_dict(), "examples_per_operation": args.examples, "seed": 18,
+    doc = {**report.to_dict(), "examples_per_operation_and_mode": args.examples, "seed": SEED,
+           "modes": [m.value for m in MODES], "checks": [c.__name__ for c in CHECKS],
            "load_average": os.getloadavg()[0], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                     time.gmtime())}  # fmt: skip
     out = REPO / "benchmarks" / "results" / "fuzz.json"
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps({k: doc[k] for k in ("cases", "endpoints", "server_errors",
+    print(json.dumps({k: doc[k] for k in ("cases", "endpoints", "fuzzed", "server_errors",
                                           "schema_violations", "seconds")}))  # fmt: skip
 
 
