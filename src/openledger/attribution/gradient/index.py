@@ -185,14 +185,16 @@ class Checkpoint:
 
     def scores(self, q: np.ndarray, precondition: bool = True) -> np.ndarray:
         """(N,) float64 scores of every example against the query gradient ``q`` (k,),
-        summed in float64 in a fixed order (the same on any thread count)."""
+        summed in float64, each dot product in one fixed order (torch's float64 matrix-vector
+        product splits the rows, never a row, over threads)."""
         v = self.precond.astype(np.float64) @ q if precondition else np.asarray(q, np.float64)
+        vt = torch.from_numpy(np.ascontiguousarray(v))
         out = []
         for rows, scale in self.shards:
             part = np.empty(len(scale))
             for a in range(0, len(scale), SCORE_CHUNK):
-                block = np.asarray(rows[a : a + SCORE_CHUNK], dtype=np.float64)
-                part[a : a + SCORE_CHUNK] = block @ v
+                block = torch.from_numpy(np.asarray(rows[a : a + SCORE_CHUNK])).double()
+                part[a : a + SCORE_CHUNK] = torch.mv(block, vt).numpy()
             out.append(part * scale)
         return np.concatenate(out) if out else np.zeros(0)
 

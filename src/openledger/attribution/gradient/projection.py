@@ -120,18 +120,19 @@ class Projection:
         return cache[dtype]
 
     def project_rows(self, flat: torch.Tensor) -> torch.Tensor:
-        """(n, D) → (n, k): ``flat @ R`` in blocks of exactly ``ROWS`` rows (the last padded
-        with zeros), so every row is multiplied by the same kernel whatever the batch: a
-        row's result depends on that row alone (reproducible index bytes)."""
+        """(n, D) → (n, k): ``flat @ R`` in blocks of ``min(ROWS, n)`` rows (the last padded
+        with zeros), so a row is multiplied by the same kernel whatever else is in its shard
+        (reproducible index bytes); a single query is one row."""
         dense, _ = self.as_dtype(flat.dtype)
         n = flat.shape[0]
+        size = max(1, min(ROWS, n))
         out = torch.empty(n, self.k, dtype=flat.dtype)
-        block = torch.zeros(ROWS, flat.shape[1], dtype=flat.dtype)
-        for a in range(0, n, ROWS):
-            rows = flat[a : a + ROWS]
+        block = torch.zeros(size, flat.shape[1], dtype=flat.dtype)
+        for a in range(0, n, size):
+            rows = flat[a : a + size]
             block.zero_()
             block[: rows.shape[0]] = rows
-            out[a : a + rows.shape[0]] = (block @ dense)[: rows.shape[0]]  # (ROWS, D) @ (D, k)
+            out[a : a + rows.shape[0]] = (block @ dense)[: rows.shape[0]]  # (size, D) @ (D, k)
         return out
 
     def project_full(self, per_module: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
