@@ -175,25 +175,25 @@ def test_a_reworded_copy_of_another_contributors_note_is_refused(world: World) -
     e = err.value
     assert e.rule == "reworded_copy" and e.file == "mine.txt"
     assert "reworded copy (Jaccard 0.77 of character 5-grams ≥ 0.7)" in str(e)
-    assert f"of bees.txt paragraph 1 (line 1) in contribution #{first.contribution_id}" in str(e)
+    assert (
+        f"of another contributor's record, bees.txt paragraph 1 (line 1) in contribution "
+        f"#{first.contribution_id}"
+    ) in str(e)
     assert "own words" in e.fix
     assert world.footprint() == before
-    # rewording one's own record does not make a second one either
-    contribute(world, world.write("trench.txt", TRENCH), who="frank")
+    # one's own records are held to the near-duplicate rule only: rows of one template
+    # differ by a word or two and are different facts
+    mine = contribute(world, world.write("trench.txt", TRENCH), who="frank")
+    again = contribute(world, world.write("again.txt", TRENCH_REWORDED), who="frank")
+    assert (mine.record_count, again.record_count) == (1, 1)
+    # ... while anyone else's copy of it is refused
     before = world.footprint()
     with pytest.raises(IngestError) as err:
-        contribute(world, world.write("again.txt", TRENCH_REWORDED), who="frank")
-    assert err.value.rule == "reworded_copy"
-    assert world.footprint() == before
-
-
-def test_a_reworded_copy_inside_one_contribution_is_refused(world: World) -> None:
-    assert 0.7 <= jaccard(TRENCH, TRENCH_REWORDED) < 0.8
-    before = world.footprint()
-    with pytest.raises(IngestError) as err:
-        contribute(world, world.write("padded.md", f"{TRENCH}\n\n{TRENCH_REWORDED}"))
-    assert err.value.rule == "reworded_copy" and "same contribution" in str(err.value)
-    assert "padded.md paragraph 1" in str(err.value)
+        contribute(
+            world,
+            world.write("theirs.txt", TRENCH.replace("nearly", "almost").replace("floor", "bed")),
+        )
+    assert err.value.rule == "reworded_copy" and "another contributor's record" in str(err.value)
     assert world.footprint() == before
 
 

@@ -1,8 +1,9 @@
 """Payouts that cannot be farmed: the unattributed part of the contributors' share is paid
 pro rata to approved records, so a record that adds no data would take a share. Padding a
-contribution with reworded copies of one's own records, rewording one's own record again,
-or copying another contributor's note with two words changed is refused before anything is
-written, and the split of real paid requests pays each contributor by its honest records."""
+contribution with near-copies of one's own records, contributing one's own record again
+with a word changed, or copying another contributor's note with two words changed is
+refused before anything is written, and the split of real paid requests pays each
+contributor by its honest records."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ NOTE = (
 TRENCH = (
     "The Mariana Trench is the deepest known point of the ocean floor, nearly eleven "
     "kilometres below the surface of the Pacific."
+)
+PADDED = (
+    "Sea otters hold hands while they sleep on the water, so that the current does not carry "
+    "them apart from their group during the night."
 )
 
 
@@ -48,28 +53,22 @@ def test_padding_or_rewording_does_not_raise_a_contributors_payout(
     _contribute(world, "alice", "bees.txt", NOTE)
     _contribute(world, "frank", "trench.txt", TRENCH)
     farming = {
-        # another contributor's note, two words changed
+        # another contributor's note, two words changed (Jaccard 0.77: under 0.8)
         "copy.txt": NOTE.replace("location", "position").replace("direction", "heading"),
-        # his own record again, lightly reworded
-        "again.txt": TRENCH.replace("point", "spot").replace("below", "beneath"),
-        # a file padded with reworded copies of its own first record
-        "padded.md": "\n\n".join(
-            [
-                "Sea otters hold hands while they sleep on the water, so that the current "
-                "does not carry them apart from their group during the night.",
-                "Sea otters hold paws while they sleep on the water, so that the current "
-                "does not carry them away from their group during the night.",
-            ]
-        ),
-    }
+        # his own record again, a word changed
+        "again.txt": TRENCH.replace("ocean floor", "ocean bed"),
+        # a file padded with near-copies of its own first record
+        "padded.md": "\n\n".join([PADDED, PADDED.replace("hold hands", "hold paws"),
+                                   PADDED.replace("the night", "each night")]),
+    }  # fmt: skip
     for name, text in farming.items():
         before = world.footprint()
         with pytest.raises(IngestError) as err:
             node.contributions.contribute("facts", [world.write(name, text)], stake=10 * OPEN,
                                           signer=node.accounts.signer("frank"))  # fmt: skip
-        assert err.value.rule in ("reworded_copy", "near_duplicate"), name
+        assert err.value.rule == ("reworded_copy" if name == "copy.txt" else "near_duplicate")
         assert world.footprint() == before, name
-    assert 0.7 <= jaccard(NOTE, farming["copy.txt"]) < 0.8  # under the near-duplicate bar
+    assert 0.76 <= jaccard(NOTE, farming["copy.txt"]) < 0.8  # under the near-duplicate bar
     snap = node.snapshots.snapshot("facts", signer=node.accounts.signer("dave"))
     model = {**market.model, "snapshot_roots": [snap["root"]]}
     # approved records behind the model (the market's short paragraphs are packed into one

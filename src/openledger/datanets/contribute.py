@@ -71,42 +71,31 @@ def _copy_error(r: Record, j: float, threshold: float, of: str) -> IngestError:
 
 
 def check_within(index: NearDupIndex, records: list[Record], sigs: np.ndarray,
-                 limits: IngestLimits) -> None:  # fmt: skip
-    """Records of one contribution must not be near-duplicates or reworded copies of each
-    other either: the unattributed part is paid pro rata to approved records, so padding a
-    file with near-copies of its own records would raise its share. Candidates share an LSH
-    band (as in the datanet's index); each pair is confirmed by its estimated Jaccard
-    (``near_dup_threshold``) or, a little lower, by its exact Jaccard (``copy_threshold``)."""
+                 threshold: float) -> None:  # fmt: skip
+    """Records of one contribution must not be near-duplicates of each other either: the
+    unattributed part is paid pro rata to approved records, so padding a file with
+    near-copies of its own records would raise its share. Candidates share an LSH band (as
+    in the datanet's index); each pair is confirmed by its estimated Jaccard. (One
+    contributor's own records are held to this rule only, not to the reworded-copy rule:
+    rows of one template differ by a word or two and are still different facts.)"""
     if len(records) < 2:
         return
     bands = index.band_hashes(sigs)
-    seen: dict[tuple[int, int], list[int]] = {}
-    floor = limits.copy_threshold - COPY_SLACK
+    seen: dict[tuple[int, int], int] = {}
     for i in range(len(records)):
-        earlier: set[int] = set()
         for b, h in enumerate(bands[i].tolist()):
-            bucket = seen.setdefault((b, h), [])
-            earlier.update(bucket)
-            bucket.append(i)
-        for j in sorted(earlier):
-            a, r = records[j], records[i]
+            j = seen.setdefault((b, h), i)
+            if j == i:
+                continue
             score = float(np.mean(sigs[i] == sigs[j]))
-            if score >= limits.near_dup_threshold:
+            if score >= threshold:
+                a, r = records[j], records[i]
                 raise IngestError(
                     f"{r.source} {r.location}: near duplicate (estimated Jaccard {score:.2f} ≥ "
-                    f"{limits.near_dup_threshold}) of {a.source} {a.location} in the same "
-                    "contribution.", file=r.source, location=r.location, rule="near_duplicate",
+                    f"{threshold}) of {a.source} {a.location} in the same contribution.",
+                    file=r.source, location=r.location, rule="near_duplicate",
                     fix="keep one of the two; near-copies of a record do not add data.",
                 )  # fmt: skip
-            if score >= floor:
-                exact = jaccard(a.content_text, r.content_text)
-                if exact >= limits.copy_threshold:
-                    raise _copy_error(
-                        r,
-                        exact,
-                        limits.copy_threshold,
-                        f"{a.source} {a.location} in the same contribution",
-                    )
 
 
 def _day_start(now: datetime) -> datetime:
@@ -205,9 +194,9 @@ class ContributionService:
         self._check_duplicates(dn_id, records)
         sigs = self.neardup.signatures(records)
         index = self.neardup.index_for(dn_id)
-        check_within(index, records, sigs, limits)
+        check_within(index, records, sigs, limits.near_dup_threshold)
         self._check_near_duplicates(index, records, sigs, limits.near_dup_threshold)
-        self._check_copies(index, records, sigs, limits.copy_threshold)
+        self._check_copies(index, records, sigs, limits.copy_threshold, contributor)
         self._check_funds(contracts, contributor, stake, approve)
 
         names = display_names or [p.name for p in paths]
@@ -354,11 +343,11 @@ class ContributionService:
         )
 
     def _check_copies(self, index: NearDupIndex, records: list[Record], sigs: np.ndarray,
-                      threshold: float) -> None:  # fmt: skip
-        """A record must not be a reworded copy of one the datanet holds (whoever contributed
-        it): two words changed in another contributor's note leave its character 5-gram
-        Jaccard at about 0.76, under the near-duplicate threshold, yet the copy would earn a
-        share of the unattributed fees. LSH candidates a little under ``threshold`` are
+                      threshold: float, contributor: str) -> None:  # fmt: skip
+        """A record must not be a reworded copy of another contributor's record: two words
+        changed in someone else's note leave its character 5-gram Jaccard at about 0.76,
+        under the near-duplicate threshold, yet the copy would take a share of the
+        unattributed fees that note earns. LSH candidates a little under ``threshold`` are
         confirmed by their exact Jaccard against the stored text."""
         if len(index) == 0:
             return
@@ -366,18 +355,19 @@ class ContributionService:
         if not found:
             return
         with self.db.session() as s:
-            texts = {rid: record_text(content) for rid, content in s.execute(
-                select(RecordRow.id, RecordRow.content)
+            stored = {rid: (record_text(content), who) for rid, content, who in s.execute(
+                select(RecordRow.id, RecordRow.content, ContributionRow.contributor)
+                .join(ContributionRow, RecordRow.contribution_id == ContributionRow.id)
                 .where(RecordRow.id.in_({key for _, key, _ in found}))
             )}  # fmt: skip
             for row, key, _est in found:
-                if key not in texts:
+                if key not in stored or stored[key][1].lower() == contributor.lower():
                     continue
-                exact = jaccard(texts[key], records[row].content_text)
+                exact = jaccard(stored[key][0], records[row].content_text)
                 if exact >= threshold:
                     cid, where = q.contribution_of_records(s, [key]).get(key, (0, "?"))
-                    raise _copy_error(records[row], exact, threshold,
-                                      f"{where} in contribution #{cid}")  # fmt: skip
+                    raise _copy_error(records[row], exact, threshold, f"another contributor's "
+                                      f"record, {where} in contribution #{cid}")  # fmt: skip
 
     def _check_funds(self, contracts: Contracts, who: str, stake: int, approve: bool) -> None:
         balance = contracts.token.balance_of(who)

@@ -19,9 +19,9 @@ class IngestLimits:
     # next until the record has this many characters (so a one-line paragraph is not a record)
     pack_chars: int = 120
     near_dup_threshold: float = 0.8  # MinHash Jaccard estimate at which a record is a near-dup
-    # exact Jaccard (character 5-grams) at which a record is a reworded copy of a record the
-    # datanet holds or of another record of its contribution: two words changed in a
-    # 100-200 character note give 0.73-0.77; different facts in one template stay under 0.67
+    # exact Jaccard (character 5-grams) at which a record is a reworded copy of another
+    # contributor's record: two words changed in a 100-200 character note give 0.73-0.77;
+    # different facts in one template mostly stay under 0.67
     copy_threshold: float = 0.7
 
     def __post_init__(self) -> None:

@@ -2,11 +2,11 @@
 
 A contribution is rejected when one of its records is a near duplicate (estimated Jaccard
 similarity of shingle sets >= 0.8 by default) of a record already committed to the datanet
-or of another record of the same contribution, or a reworded copy of one (exact Jaccard of
-the shingle sets >= 0.7, confirmed on the LSH candidates: ``jaccard``, ``NearDupIndex.
-candidates``; ``datanets.contribute``). Exact duplicates are the database's job (a unique
-sha256 per datanet); this package only finds near duplicates. A query sees committed
-entries only.
+or of another record of the same contribution, or a reworded copy of another contributor's
+record (exact Jaccard of the shingle sets >= 0.7, confirmed on the LSH candidates:
+``jaccard``, ``NearDupIndex.candidates``; ``datanets.contribute``). Exact duplicates are
+the database's job (a unique sha256 per datanet); this package only finds near duplicates.
+A query sees committed entries only.
 
 Modules
     ``minhash``   normalisation, shingles and MinHash signatures (``MinHasher``, ``estimate``);
