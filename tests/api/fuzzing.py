@@ -56,9 +56,14 @@ def _cases(operation: Any, mode: GenerationMode, headers: dict[str, str], exampl
     @given(case=operation.as_strategy(mode))
     def run(case: Any) -> None:
         case.headers = {**(case.headers or {}), **headers}
-        response = case.call()
-        report.cases += 1
         where = f"{case.method} {case.formatted_path} ({mode.value})"
+        report.cases += 1
+        try:
+            response = case.call()
+        except Exception as exc:  # noqa: BLE001 - the in-process server raised: a 500
+            report.server_errors += 1
+            report.failures.append(f"{where}: raised {type(exc).__name__}: {str(exc)[:160]}")
+            return
         if response.status_code >= 500:
             report.server_errors += 1
             report.failures.append(f"{where}: {response.status_code} {response.text[:160]}")

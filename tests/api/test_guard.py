@@ -15,8 +15,11 @@ from openledger.api.app import create_app
 from openledger.api.guard import json_problem
 from openledger.api.routes.datanets import safe_name
 from openledger.config import Settings
+from openledger.datanets.snapshots import parse_ref
+from openledger.errors import ValidationError
 from openledger.node import Node
-from tests.conftest import PASSWORD
+from openledger.store.models import digits_id
+from tests.conftest import PASSWORD, operator_headers
 
 WEB = {"X-OpenLedger-Web": "1", "Content-Type": "application/json"}
 
@@ -88,6 +91,35 @@ def test_out_of_range_numbers_are_422_naming_the_field(
     r = client.get(path)
     assert r.status_code == 422, (path, r.status_code, r.text[:200])
     assert r.json()["error"] == "ValidationError" and r.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/datanets/9223372036854775808"), ("GET", "/datanets/99999999999999999999999"),
+     ("GET", "/datanets/%C2%B2"), ("GET", "/models/9223372036854775808"),
+     ("GET", "/models/%C2%B2"), ("POST", "/models/9223372036854775808/attribute")],
+)  # fmt: skip
+def test_names_made_of_huge_or_unicode_digits_are_4xx(
+    client: TestClient, method: str, path: str
+) -> None:
+    """A datanet or model is named or numbered; a name of digits past 2^63-1 (or of digits
+    int() refuses, like '²') was a database overflow (500) before it was a 'no such' 404."""
+    body = {"prompt": "a", "completion": "b"} if method == "POST" else None
+    auth = operator_headers(client.app.state.node)  # type: ignore[attr-defined]
+    r = client.request(method, path, json=body, headers=auth)
+    assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:200])
+    assert r.json()["error"] in ("NotFoundError", "ValidationError")
+
+
+def test_digits_id_takes_what_a_column_holds() -> None:
+    assert [digits_id(x) for x in ("0", "42", str(2**63 - 1), 7)] == [0, 42, 2**63 - 1, 7]
+    for bad in (str(2**63), "9" * 40, "²", "٣", "-1", "1.0", "", "abc", -1, 2**63):
+        assert digits_id(bad) is None, bad
+    assert parse_ref("facts@3") == ("facts", 3)
+    for bad in ("facts@²", "facts@0", f"facts@{2**63}"):  # int("²") raised ValueError
+        with pytest.raises(ValidationError) as err:
+            parse_ref(bad)
+        assert err.value.field == "version"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from openledger.store.datanet_tables import (
     ReviewRow,
     SnapshotRow,
 )
+from openledger.store.models import digits_id
 
 MAX_PAGE = 500
 
@@ -38,8 +39,8 @@ def page_bounds(offset: int, limit: int) -> tuple[int, int]:
 def get_datanet(s: Session, ref: str | int) -> DatanetRow:
     """A datanet by name, or by its on-chain id (an int or a string of digits)."""
     row = s.scalar(select(DatanetRow).where(DatanetRow.name == str(ref)))
-    if row is None and str(ref).isdigit():
-        row = s.scalar(select(DatanetRow).where(DatanetRow.chain_id == int(ref)))
+    if row is None and (chain_id := digits_id(ref)) is not None:
+        row = s.scalar(select(DatanetRow).where(DatanetRow.chain_id == chain_id))
     if row is None:
         raise NotFoundError(
             f"No datanet named {ref!r}.",

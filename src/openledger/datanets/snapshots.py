@@ -28,6 +28,7 @@ from openledger.errors import AuthError, ConflictError, ValidationError
 from openledger.store.blobs import BlobStore
 from openledger.store.datanet_tables import SnapshotRow
 from openledger.store.db import Database
+from openledger.store.models import digits_id
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 SCHEMA = pa.schema(
@@ -64,14 +65,14 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, _, version = ref.partition("@")
     if not version:
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    if not (number := digits_id(version)):
         raise ValidationError(
             f"Snapshot version {version!r} in {ref!r} is not a positive number.",
             field="version",
             value=version,
             fix="write DATANET@VERSION, e.g. medical-qa@2, or omit @VERSION for the latest.",
         )
-    return name, int(version)
+    return name, number
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -23,6 +23,7 @@ from openledger.factory.jobs import JobService
 from openledger.fsutil import write_atomic
 from openledger.store.db import Database
 from openledger.store.factory_tables import ModelRow
+from openledger.store.models import digits_id
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -251,8 +252,8 @@ class ModelService:
     def get(self, ref: str | int) -> dict[str, Any]:
         with self.db.session() as s:
             row = s.scalar(select(ModelRow).where(ModelRow.name == str(ref)))
-            if row is None and str(ref).isdigit():
-                row = s.scalar(select(ModelRow).where(ModelRow.chain_id == int(ref)))
+            if row is None and (chain_id := digits_id(ref)) is not None:
+                row = s.scalar(select(ModelRow).where(ModelRow.chain_id == chain_id))
             if row is None:
                 raise NotFoundError(
                     f"No published model {ref!r}.", field="model", value=str(ref),

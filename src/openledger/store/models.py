@@ -46,6 +46,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: the largest value of a signed 64-bit integer column (SQLite's INTEGER, PostgreSQL's BIGINT)
+MAX_DB_INT = 2**63 - 1
+
+
+def digits_id(ref: str | int) -> int | None:
+    """``ref`` as an id a column can hold: an int, or a string of ASCII digits, from 0 to
+    2**63 - 1; None for anything else (a name, ``"²"``, a number no row can have)."""
+    if isinstance(ref, int):
+        return ref if 0 <= ref <= MAX_DB_INT else None
+    text = str(ref)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_DB_INT else None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A ``DateTime(timezone=True)`` that only accepts aware datetimes and returns UTC ones.
 

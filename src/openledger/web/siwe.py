@@ -131,7 +131,7 @@ def parse(text: str) -> SiweMessage:
             raise _bad(f"The sign-in message has no {need.replace('_', ' ')}.")
     if values["version"] != VERSION:
         raise _bad(f"Version {values['version']!r} is not supported (only {VERSION!r}).")
-    if not values["chain_id"].isdigit():
+    if not (values["chain_id"].isascii() and values["chain_id"].isdigit()):
         raise _bad(f"Chain ID {values['chain_id']!r} is not a number.")
     if not _NONCE.match(values["nonce"]):
         raise _bad("The nonce must be at least 8 letters or digits.")
