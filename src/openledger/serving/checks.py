@@ -39,12 +39,14 @@ def base_config(base: str) -> Any:
         ) from exc
 
 
-def base_model_type(base: str) -> str | None:
-    """The base's ``model_type``, or None when its config cannot be read."""
+def engine_path(base: str) -> tuple[str, str]:
+    """(``native`` or ``generic``, model_type) the engine will take for ``base``, read from
+    its config alone; ("", "") when the config cannot be read."""
     try:
-        return str(base_config(base).model_type)
+        config = base_config(base)
     except ValidationError:
-        return None
+        return "", ""
+    return ("native" if native_spec(config) else "generic"), str(config.model_type)
 
 
 def _same_base(named: str, base: str) -> bool:
@@ -84,4 +86,4 @@ def check_adapter(name: str, adapter_dir: Path, base: str, *, max_rank: int = 64
     load_raw_adapter(name, adapter_dir, fit=gfit)
 
 
-__all__ = ["ADAPTER_WEIGHTS", "base_config", "base_model_type", "check_adapter"]
+__all__ = ["ADAPTER_WEIGHTS", "base_config", "check_adapter", "engine_path"]

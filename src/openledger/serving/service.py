@@ -25,8 +25,7 @@ from openledger.factory.base import base_fingerprint, load_base
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.factory.publish import ModelService
 from openledger.serving.adapters import ADAPTER_WEIGHTS
-from openledger.serving.arch import NATIVE
-from openledger.serving.checks import base_model_type, check_adapter
+from openledger.serving.checks import check_adapter, engine_path
 from openledger.serving.engine import Engine, EngineConfig, Event, Request
 from openledger.serving.generic import WARNING
 from openledger.serving.sampling import SamplingParams
@@ -77,7 +76,7 @@ class ServingService:
         self._engine: Engine | None = None
         self._base: str | None = None
         self._base_fingerprint: str | None = None
-        self._model_type: str | None = None
+        self._path: tuple[str, str] | None = None  # (native | generic | "", model_type)
         self._lock = threading.Lock()
         self.request_observer: Callable[..., None] | None = None  # the node's metrics
 
@@ -173,13 +172,14 @@ class ServingService:
                 )
             }
         elif self.base is not None:
-            if self._model_type is None:
-                self._model_type = base_model_type(self.base) or ""
-            model_type = self._model_type or None
-            if model_type is not None:
-                native = model_type in NATIVE
-                info["engine"] = "native" if native else "generic"
-                info["warning"] = None if native else WARNING.format(model_type=model_type)
+            if self._path is None:
+                self._path = engine_path(self.base)
+            kind, model_type = self._path
+            if kind:
+                info["engine"] = kind
+                info["warning"] = (
+                    WARNING.format(model_type=model_type) if kind == "generic" else None
+                )
         if "tiers" not in info:
             info["tiers"] = {"host_tier_capacity_bytes": self.config.engine.host_tier_bytes}
         return info
