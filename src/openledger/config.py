@@ -46,6 +46,10 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "rate_paid": ("OPENLEDGER_RATE_PAID", "api", "rate_paid"),
     "rate_keys_ip": ("OPENLEDGER_RATE_KEYS_IP", "api", "rate_keys_ip"),
     "rate_paid_ip": ("OPENLEDGER_RATE_PAID_IP", "api", "rate_paid_ip"),
+    "blobs_url": ("OPENLEDGER_BLOBS_URL", "store", "blobs_url"),
+    "sync_depth": ("OPENLEDGER_SYNC_DEPTH", "chain", "sync_depth"),
+    "job_heartbeat_s": ("OPENLEDGER_JOB_HEARTBEAT_S", "jobs", "heartbeat_s"),
+    "job_stale_after_s": ("OPENLEDGER_JOB_STALE_AFTER_S", "jobs", "stale_after_s"),
 }
 
 
@@ -147,6 +151,10 @@ class Settings:
     rate_paid: str = "1200/60"  # paid requests per API key or account
     rate_keys_ip: str = "30/3600"  # API keys created per client address
     rate_paid_ip: str = "6000/60"  # paid requests per client address
+    blobs_url: str = ""  # "": files in <home>/blobs; s3://bucket/prefix: S3 through s3fs
+    sync_depth: str = ""  # blocks behind the head, or latest/safe/finalized ("": see below)
+    job_heartbeat_s: float = 5.0  # how often the process running a job renews its claim
+    job_stale_after_s: float = 30.0  # a running job silent this long is requeued
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,6 +169,16 @@ class Settings:
     @property
     def rpc_url(self) -> str:
         return self.chain_url or f"http://127.0.0.1:{self.chain_port}"
+
+    @property
+    def confirmations(self) -> int | str:
+        """How far behind the head the event sync reads: the devnet's head itself; on any
+        other chain the ``finalized`` block unless ``sync_depth`` says otherwise."""
+        from openledger.chain.head import parse_depth
+
+        if self.sync_depth:
+            return parse_depth(self.sync_depth)
+        return 0 if self.is_devnet else "finalized"
 
     @property
     def addresses_path(self) -> Path:

@@ -73,9 +73,9 @@ class Node:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        from openledger.store.blobs import BlobStore
+        from openledger.store.s3blobs import open_blob_store
 
-        return BlobStore(self.settings.layout.blobs_dir)
+        return open_blob_store(self.settings.blobs_url, self.settings.layout.blobs_dir)
 
     @cached_property
     def accounts(self) -> AccountBook:
@@ -181,7 +181,9 @@ class Node:
     def jobs(self) -> JobService:
         from openledger.factory.jobs import JobService
 
-        return JobService(self.db, self.snapshots, self.settings.layout.jobs_dir)
+        s = self.settings
+        return JobService(self.db, self.snapshots, s.layout.jobs_dir,
+                          heartbeat_s=s.job_heartbeat_s, stale_after_s=s.job_stale_after_s)
 
     @cached_property
     def models(self) -> ModelService:

@@ -27,7 +27,9 @@ def _one_json(text: str) -> dict:
 
 
 def test_json_errors_are_the_one_document_on_stdout(
-    home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+    home,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
     monkeypatch.setenv("OPENLEDGER_HOME", str(home.home))
     assert main(["datanet", "show", "nope", "--json"]) == 1

@@ -77,11 +77,35 @@ def test_debit_adds_the_group_s_charges_and_returns_what_is_left(db: Database) -
         )
         s.commit()  # fmt: skip
     with db.session() as s:
-        left = debit(s, {"0xA": 3, "0xC": 4}, stamp)  # 0xC has no synced deposit yet
+        left, used = debit(s, {"0xA": 3, "0xC": 4}, stamp)  # 0xC has no synced deposit yet
         s.commit()
-    assert left == {"0xA": big - 5 - 13 - 7, "0xC": -4}
+    assert left == {"0xA": big - 5 - 13 - 7, "0xC": -4} and used == {}
     with db.session() as s:
         rows = {r.account: r for r in s.query(CreditRow)}
         assert (rows["0xA"].charged, rows["0xA"].updated_at) == (13, stamp)
         assert (rows["0xB"].charged, rows["0xB"].updated_at) == (0, then)  # not in the group
         assert (rows["0xC"].charged, rows["0xC"].deposited) == (4, 0)
+
+
+def test_debit_consumes_the_node_s_credit_leases(db: Database) -> None:
+    from openledger.store.ledger_tables import CreditLeaseRow
+
+    stamp = datetime(2026, 11, 23, tzinfo=UTC)
+    with db.session() as s:
+        s.add(CreditRow(account="0xA", deposited=1000, withdrawn=0, charged=0, collected=0,
+                        pending_withdrawal=0, withdrawal_ready_at=0, held=600))  # fmt: skip
+        s.add(CreditLeaseRow(account="0xA", node="n1", amount=500, renewed_at=stamp))
+        s.add(CreditLeaseRow(account="0xA", node="n2", amount=100, renewed_at=stamp))
+    with db.session() as s:  # holds of 120 settled by a fee of 70, on node n1
+        left, used = debit(s, {"0xA": 70}, stamp, {"0xA": 120}, "n1")
+    assert left == {"0xA": 930} and used == {"0xA": 120}
+    with db.session() as s:
+        row = s.get(CreditRow, "0xA")
+        assert (row.charged, row.held) == (70, 480)
+        assert s.get(CreditLeaseRow, ("0xA", "n1")).amount == 380
+        assert s.get(CreditLeaseRow, ("0xA", "n2")).amount == 100  # another node's: untouched
+    with db.session() as s:  # a lease cut below the holds (a withdrawal): only what is left
+        _, used = debit(s, {"0xA": 10}, stamp, {"0xA": 500}, "n1")
+    assert used == {"0xA": 380}
+    with db.session() as s:
+        assert s.get(CreditRow, "0xA").held == 100

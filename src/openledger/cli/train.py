@@ -175,6 +175,35 @@ def jobs_resume(job: int, detach: bool = False, as_json: Json = False) -> None:
     _report(run_job(node.jobs, node.snapshots, job, resume=True, progress=not as_json), as_json)
 
 
+@jobs_app.command("worker")
+def jobs_worker(
+    interval: Annotated[float, typer.Option(help="Seconds between looks at the queue.")] = 2.0,
+    once: Annotated[bool, typer.Option(help="Claim at most one job, run it, exit.")] = False,
+) -> None:
+    """Run queued jobs from this node's database until stopped (Ctrl-C): what `serve` does
+    beside the API, on its own (e.g. on a GPU machine). Workers on one database take turns;
+    a job whose worker dies is requeued and finishes on another (OPENLEDGER_JOB_HEARTBEAT_S,
+    OPENLEDGER_JOB_STALE_AFTER_S)."""
+    import os
+    import time
+
+    from openledger.factory.worker import JobWorker
+
+    worker = JobWorker(context.node().jobs, interval=interval)
+    out.print(f"job worker (pid {os.getpid()}): waiting for queued jobs")
+    try:
+        while True:
+            started = worker.tick()
+            if started is not None:
+                out.print(f"job {started}: running in process {worker.current.pid}")
+            if once and worker.current is not None:
+                worker.current.wait()
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        out.print("job worker stopped; a running job goes on in its own process")
+
+
 @jobs_app.command("run", hidden=True)
 def jobs_run(job: int, quiet: bool = False) -> None:
     """Run a queued job in this process (what the worker spawns)."""

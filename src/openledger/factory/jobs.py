@@ -1,11 +1,23 @@
 """Training jobs: a store row, a work directory (log, checkpoints, metrics), and a runner
-that can be killed at any moment and resumed to the same result."""
+that can be killed at any moment and resumed to the same result.
+
+Several workers (on one machine or many) share one job table. A job is claimed by one
+conditional ``UPDATE … RETURNING`` (on PostgreSQL the queued row is picked ``FOR UPDATE SKIP
+LOCKED``), so two workers never run the same job; the claim names the worker
+(``host:pid:token``) and the process running the job renews ``heartbeat_at`` every
+``heartbeat_s``. A running job whose heartbeat is older than ``stale_after_s`` (or whose
+process on this host is gone) is requeued by any worker and resumes from its checkpoints;
+a runner that finds its claim taken stops and writes nothing.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from openledger.datanets.snapshots import SnapshotService, parse_ref
 from openledger.errors import ConflictError, NotFoundError, ValidationError
@@ -25,6 +37,27 @@ from openledger.store.factory_tables import JOB_STATUSES, JobRow
 
 RESUMABLE = ("failed", "cancelled")
 CANCEL_POLL_S = 2.0
+HEARTBEAT_S = 5.0  # how often the process running a job says so
+STALE_AFTER_S = 30.0  # a running job silent this long is requeued
+HOST = socket.gethostname()
+WORKER_ENV = "OPENLEDGER_JOB_WORKER"  # the claim a worker hands to the runner it spawns
+
+
+def new_worker_id() -> str:
+    """``host:pid:token``: who claims a job (the token tells two claims of one process apart)."""
+    return f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _same_host_dead(worker: str | None, pid: int | None) -> bool:
+    """The job's process (``pid``, or the claiming worker's until a runner adopts the claim)
+    ran on this host and is gone: no need to wait for its heartbeat to stop."""
+    parts = str(worker or "").split(":")
+    if len(parts) < 2 or parts[0] != HOST:
+        return False
+    try:
+        return not pid_alive(pid or int(parts[1]))
+    except ValueError:
+        return False
 
 
 def _now() -> datetime:
@@ -46,6 +79,9 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "started_at": row.started_at.isoformat() if row.started_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "owner": row.owner,
+        "worker": row.worker,
+        "heartbeat_at": row.heartbeat_at.isoformat() if row.heartbeat_at else None,
+        "attempts": row.attempts,
     }
 
 
@@ -54,6 +90,8 @@ class JobService:
     db: Database
     snapshots: SnapshotService
     jobs_dir: Path
+    heartbeat_s: float = HEARTBEAT_S
+    stale_after_s: float = STALE_AFTER_S
 
     # -- submitting -------------------------------------------------------------------------
     def submit_train(
@@ -93,8 +131,17 @@ class JobService:
         metrics = read_metrics(work / "metrics.jsonl")
         doc["metrics"] = {"steps": len(metrics), "last": metrics[-1] if metrics else None}
         doc["loss_curve"] = str(work / "loss.png") if (work / "loss.png").exists() else None
-        doc["alive"] = pid_alive(doc["pid"]) if doc["status"] == "running" else False
+        doc["alive"] = doc["status"] == "running" and self._alive(doc)
         return doc
+
+    def _alive(self, doc: dict[str, Any]) -> bool:
+        if _same_host_dead(doc["worker"], doc["pid"]):
+            return False
+        beat = doc["heartbeat_at"]
+        if beat is None:  # claimed before heartbeats: the pid is all there is
+            return pid_alive(doc["pid"])
+        age = (_now() - datetime.fromisoformat(beat)).total_seconds()
+        return age <= self.stale_after_s
 
     def list(self, status: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         if status is not None and status not in JOB_STATUSES:
@@ -131,41 +178,153 @@ class JobService:
         """Put a failed, cancelled or crashed job back in the queue (it resumes)."""
         with self.db.session() as s:
             row = self._row(s, job_id)
-            stale = row.status == "running" and not pid_alive(row.pid)
-            if row.status not in RESUMABLE and not stale:
-                raise ConflictError(
-                    f"Job {job_id} is {row.status}; it cannot be resumed.", field="job",
-                    value=job_id, fix="resume only failed, cancelled or crashed jobs.",
-                )  # fmt: skip
-            row.status, row.pid, row.cancel_requested, row.error = "queued", None, False, None
-            return job_dict(row)
+            doc = job_dict(row)
+        stale = row.status == "running" and not self._alive(doc)
+        if row.status not in RESUMABLE and not stale:
+            raise ConflictError(
+                f"Job {job_id} is {row.status}; it cannot be resumed.", field="job",
+                value=job_id, fix="resume only failed, cancelled or crashed jobs.",
+            )  # fmt: skip
+        if not self._swap(row, status="queued", worker=None, pid=None, cancel_requested=False,
+                          error=None):  # fmt: skip
+            raise ConflictError(f"Job {job_id} changed while it was being requeued.",
+                                field="job", value=job_id, fix="look again: `openledger jobs "
+                                f"show {job_id}`.")  # fmt: skip
+        return self.get(job_id)
 
-    def claim(self, job_id: int, *, resume: bool = False) -> dict[str, Any]:
-        """Mark a job as running in this process (queued, or resumable when ``resume``)."""
+    def claim(self, job_id: int, *, resume: bool = False, worker: str | None = None) -> dict:
+        """Mark a job as running in this process (queued, or resumable when ``resume``; or
+        running under ``worker``, the claim of the worker that spawned this process). One
+        compare-and-swap: of two processes claiming one job, one gets it."""
+        worker = worker or os.environ.get(WORKER_ENV) or None
         with self.db.session() as s:
             row = self._row(s, job_id)
-            stale = row.status == "running" and not pid_alive(row.pid)
-            allowed = ("queued",) + (RESUMABLE if resume else ())
-            if row.status not in allowed and not (resume and stale):
-                verb = "resumed" if resume else "started"
-                raise ConflictError(
-                    f"Job {job_id} is {row.status}"
-                    + (f" in process {row.pid}" if row.status == "running" else "")
-                    + f"; it cannot be {verb}.",
-                    field="job",
-                    value=job_id,
-                    fix="resume only failed, cancelled or crashed jobs; `openledger jobs show`.",
-                )
-            row.status, row.pid, row.cancel_requested = "running", os.getpid(), False
-            row.error, row.started_at = None, row.started_at or _now()
-            return job_dict(row)
+            doc = job_dict(row)
+        adopt = worker is not None and row.status == "running" and row.worker == worker
+        stale = row.status == "running" and not adopt and not self._alive(doc)
+        allowed = ("queued",) + (RESUMABLE if resume else ())
+        if not (row.status in allowed or (resume and stale) or adopt):
+            raise self._not_claimable(row, resume)
+        mine = worker if adopt else new_worker_id()
+        now = _now()
+        if not self._swap(row, status="running", worker=mine, pid=os.getpid(),
+                          heartbeat_at=now, cancel_requested=False, error=None,
+                          started_at=row.started_at or now,
+                          attempts=row.attempts + (0 if adopt else 1)):  # fmt: skip
+            with self.db.session() as s:
+                raise self._not_claimable(self._row(s, job_id), resume)
+        self.worker_id = mine
+        return self.get(job_id)
+
+    def _not_claimable(self, row: JobRow, resume: bool) -> ConflictError:
+        verb = "resumed" if resume else "started"
+        where = f" by {row.worker}" if row.status == "running" and row.worker else ""
+        return ConflictError(
+            f"Job {row.id} is {row.status}{where}; it cannot be {verb}.",
+            field="job",
+            value=row.id,
+            fix="resume only failed, cancelled or crashed jobs; `openledger jobs show`.",
+        )
+
+    def _swap(self, seen: JobRow, **values: Any) -> bool:
+        """Write ``values`` if the job is still as ``seen`` (status, worker, attempts)."""
+        with self.db.session() as s:
+            done = s.execute(
+                update(JobRow)
+                .where(JobRow.id == seen.id, JobRow.status == seen.status,
+                       JobRow.worker.is_(None) if seen.worker is None
+                       else JobRow.worker == seen.worker,
+                       JobRow.attempts == seen.attempts)
+                .values(**values)
+                .returning(JobRow.id)
+            ).first()  # fmt: skip
+        return done is not None
+
+    def claim_next(self, worker: str, kinds: tuple[str, ...] = ("train",)) -> int | None:
+        """Claim the oldest queued job for ``worker``; its id, or None when none is queued.
+        One conditional ``UPDATE … RETURNING`` (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
+        concurrent workers take different rows without waiting on each other)."""
+        pick = (select(JobRow.id).where(JobRow.status == "queued", JobRow.kind.in_(kinds))
+                .order_by(JobRow.id).limit(1))  # fmt: skip
+        if not self.db.is_sqlite:
+            pick = pick.with_for_update(skip_locked=True)
+        now = _now()
+        with self.db.session() as s:
+            got = s.execute(
+                update(JobRow)
+                .where(JobRow.id == pick.scalar_subquery(), JobRow.status == "queued")
+                .values(status="running", worker=worker, pid=None, heartbeat_at=now,
+                        cancel_requested=False, error=None,
+                        started_at=func.coalesce(JobRow.started_at, now),
+                        attempts=JobRow.attempts + 1)
+                .returning(JobRow.id)
+            ).first()  # fmt: skip
+        return None if got is None else int(got[0])
+
+    def heartbeat(self, job_id: int, worker: str) -> bool:
+        """Renew the claim; False when the job is no longer this worker's (requeued after a
+        silence, cancelled and taken by another): the runner must stop."""
+        with self.db.session() as s:
+            got = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+                .values(heartbeat_at=_now())
+                .returning(JobRow.id)
+            ).first()
+        return got is not None
+
+    def requeue_stale(self) -> list[int]:
+        """Requeue every running job whose heartbeat stopped (or whose process on this host
+        is gone); returns their ids. Any worker may call it; each job is requeued once."""
+        cutoff = datetime.fromtimestamp(time.time() - self.stale_after_s, UTC)
+        with self.db.session() as s:
+            rows = list(s.scalars(select(JobRow).where(JobRow.status == "running")))
+            for row in rows:
+                s.expunge(row)
+        out = []
+        for row in rows:
+            silent = row.heartbeat_at is not None and row.heartbeat_at < cutoff
+            if (silent or _same_host_dead(row.worker, row.pid)) and self._swap(
+                row, status="queued", worker=None, pid=None
+            ):
+                out.append(row.id)
+        return out
 
     def finish(self, job_id: int, status: str, *, result: dict | None = None,
-               error: str | None = None) -> None:  # fmt: skip
+               error: str | None = None) -> bool:  # fmt: skip
+        """Record the outcome, if the job is still this process's claim (else False: it was
+        requeued and another worker owns it now)."""
+        mine = getattr(self, "worker_id", None)
         with self.db.session() as s:
-            row = self._row(s, job_id)
-            row.status, row.result, row.error = status, result, error
-            row.finished_at = _now()
+            q = update(JobRow).where(JobRow.id == job_id)
+            if mine is not None:
+                q = q.where(JobRow.worker == mine)
+            got = s.execute(
+                q.values(status=status, result=result, error=error, finished_at=_now())
+                .returning(JobRow.id)
+            ).first()
+        return got is not None
+
+    def keep_alive(self, job_id: int) -> Callable[[], bool]:
+        """Start renewing this process's claim every ``heartbeat_s`` in a daemon thread;
+        returns ``lost()``, True once the claim was taken away."""
+        worker = self.worker_id
+        stop = threading.Event()
+        state = {"lost": False}
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_s):
+                try:
+                    if not self.heartbeat(job_id, worker):
+                        state["lost"] = True
+                        return
+                except Exception:  # a database hiccup: try again at the next beat
+                    continue
+
+        threading.Thread(target=beat, name=f"job-{job_id}-heartbeat", daemon=True).start()
+        lost = lambda: state["lost"]  # noqa: E731
+        lost.stop = stop.set  # type: ignore[attr-defined]
+        return lost
 
     def cancel_requested(self, job_id: int) -> bool:
         with self.db.session() as s:

@@ -36,6 +36,16 @@ def run_job(jobs: JobService, snapshots: SnapshotService, job_id: int, *,
             resume: bool = False, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Claim the job, train (resuming from its newest checkpoint), record the outcome."""
     job = jobs.claim(job_id, resume=resume)
+    lost = jobs.keep_alive(job_id)  # the heartbeat: while it beats, no other worker takes it
+    try:
+        return _run(jobs, snapshots, job, resume=resume, progress=progress, lost=lost)
+    finally:
+        lost.stop()  # type: ignore[attr-defined]
+
+
+def _run(jobs: JobService, snapshots: SnapshotService, job: dict[str, Any], *, resume: bool,
+         progress: bool, lost: Any) -> dict[str, Any]:  # fmt: skip
+    job_id = job["id"]
     work = Path(job["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     log = _log(work)
@@ -59,7 +69,11 @@ def run_job(jobs: JobService, snapshots: SnapshotService, job_id: int, *,
             )
         train, evaluation = split_eval(examples, config.eval_split, config.seed)
         trainer = Trainer(model, tokenizer, train, evaluation, config, work, progress=progress)
-        result = trainer.run(resume=True, should_stop=cancel_checker(jobs, job_id))
+        cancelled = cancel_checker(jobs, job_id)
+        result = trainer.run(resume=True, should_stop=lambda: lost() or cancelled())
+        if lost():  # requeued while silent and taken by another worker: its run counts
+            log.warning("job %s: the claim was taken by another worker; stopping", job_id)
+            return jobs.get(job_id)
         outcome = result.to_dict()
         outcome["base_fingerprint"] = base_fingerprint(params["base"])
         if result.interrupted:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from openledger.chain.addr import is_address, to_checksum_address
+from openledger.ledger.leases import trim_to_available
 from openledger.store.ledger_tables import CreditRow
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def on_withdrawal_requested(s: Session, rec: ChainEventRecord) -> None:
     row.pending_withdrawal = int(rec.args["amount"])
     row.withdrawal_ready_at = int(rec.args["ready_at"])
     row.updated_at = datetime.now(UTC)
+    s.flush()
+    trim_to_available(s, row.account)  # credit about to leave is not leased to any node
 
 
 def on_withdrawn(s: Session, rec: ChainEventRecord) -> None:

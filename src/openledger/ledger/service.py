@@ -15,14 +15,19 @@ the pricing process on another core) hands priced charges to one writer thread, 
 whatever requests are waiting (gathering them for a few ms while they keep arriving) as one
 transaction under the database write lock, and the operator signs the hash of each group's
 last receipt, so the chain has no gaps or forks and a credit is never spent twice, even
-with other processes writing. Credit checks read a cached balance per account (refreshed
-after each commit and every ``credit_ttl`` seconds) minus the holds in flight, under one
-lock with the writer's release of holds.
+with other processes writing. Holds are taken in memory against the credit this node has
+*leased* in the database (``ledger.leases``: under the database's write lock, so every node
+on one database together never holds more than an account has); the writer consumes the
+lease of each hold it settles in the transaction of its receipt.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -38,6 +43,13 @@ from openledger.attribution.types import Attribution
 from openledger.errors import PaymentRequiredError, StoreError, ValidationError
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import checksum
+from openledger.ledger.leases import (
+    IDLE_RETURN_S,
+    LEASE_TTL_S,
+    RENEW_S,
+    CreditLeases,
+    release_node,
+)
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricer import Prepared, Pricer
 from openledger.ledger.pricing import Members, fee
@@ -68,6 +80,8 @@ from openledger.store.ledger_tables import (
     ReceiptRow,
 )
 from openledger.units import fmt_open as format_open
+
+log = logging.getLogger(__name__)
 
 MAX_GROUP = 256  # receipts committed in one transaction at most
 GATHER_S = 0.01  # how long a group under way may wait for requests that keep arriving
@@ -148,11 +162,15 @@ class LedgerService:
         self.chain_id = chain_id
         self.credit_ttl = credit_ttl
         self._clock = clock or time.monotonic
-        self._lock = threading.Lock()  # credit cache + holds
-        self._in_commit = 0  # groups between their commit and their cache update
-        self._generation = 0  # moves when a group starts committing and when it is done
-        self._cache: dict[str, tuple[int, float]] = {}
-        self._held: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()  # leases + holds
+        self._held: dict[str, int] = defaultdict(int)  # in flight, by account
+        self._lease: dict[str, int] = defaultdict(int)  # leased to this node (the database's)
+        self._last_use: dict[str, float] = {}
+        self._lease_lock = threading.Lock()  # one lease taken at a time
+        self.node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._leases = CreditLeases(db, self.node_id)
+        self._keeper: threading.Thread | None = None
+        self._keeper_stop = threading.Event()
         self._hold_ids = itertools.count(1)
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._terms: dict[tuple, Terms] = {}
@@ -170,12 +188,6 @@ class LedgerService:
         self.metrics = metrics
         self._pricer.on_batch = metrics.priced_batch
 
-    def holds_in_flight(self) -> tuple[int, int]:
-        """(wei held, accounts with holds) for requests not yet charged or released."""
-        with self._lock:
-            held = [v for v in self._held.values() if v > 0]
-        return sum(held), len(held)
-
     # ------------------------------------------------------------------ credit
 
     def credit(self, account: str) -> dict[str, Any]:
@@ -190,6 +202,7 @@ class LedgerService:
             ready_at = row.withdrawal_ready_at if row else 0
         with self._lock:
             held = self._held.get(account, 0)
+            leased = self._lease.get(account, 0)
         available = (
             values["deposited"]
             - values["withdrawn"]
@@ -201,81 +214,101 @@ class LedgerService:
             **{k: str(v) for k, v in values.items()},
             "withdrawal_ready_at": ready_at,
             "held": str(held),
+            "leased": str(leased),
             "available": str(available - held),
         }
-
-    def _db_available(self, account: str) -> int:
-        with self.db.session() as s:
-            row = s.get(CreditRow, account)
-            return row.available if row else 0
 
     def reserve(
         self, account: str, model: dict[str, Any], prompt_tokens: int, max_tokens: int
     ) -> Hold:
-        """Hold the largest fee this request can cost, or raise PaymentRequiredError (402)."""
+        """Hold the largest fee this request can cost, or raise PaymentRequiredError (402):
+        in memory against this node's lease, leasing more from the database when it runs
+        short (ledger/leases.py)."""
         account = checksum(account)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
         amount = fee(prompt_tokens, max_tokens, price_in, price_out)
-        with self._lock:  # the common case: a fresh cached balance, one lock
-            available = self._cached_available(account, stale_ok=False)
-            if available is not None and amount <= available:
-                self._held[account] += amount
-                if self.metrics is not None:
-                    self.metrics.hold_taken()
-                return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
-        self._refresh_credit(account)
+        hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
+        if hold is not None:
+            return hold
+        with self._lease_lock:
+            hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
+            if hold is not None:
+                return hold
+            with self._lock:
+                free = self._lease[account] - self._held[account]
+            leased, unheld = self._leases.take(account, amount - free)
+            with self._lock:
+                self._lease[account] += leased
+            self._ensure_keeper()
+            hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
+            if hold is not None:
+                return hold
+        if self.metrics is not None:
+            self.metrics.hold_refused()
+        available = free + unheld
+        raise PaymentRequiredError(
+            f"account {account} has {format_open(max(available, 0))} OPEN of inference "
+            f"credit; this request can cost up to {format_open(amount)} OPEN "
+            f"({prompt_tokens} prompt + up to {max_tokens} completion tokens at "
+            f"{format_open(price_in)}/{format_open(price_out)} OPEN per 1k).",
+            field="credit",
+            value=str(max(available, 0)),
+            fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT "
+            "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
+        )
+
+    def _hold_leased(self, account: str, amount: int, model: dict[str, Any],
+                     prompt_tokens: int, max_tokens: int) -> Hold | None:  # fmt: skip
         with self._lock:
-            available = self._cached_available(account, stale_ok=True)
-            if available is None:  # groups kept committing during every read: read here
-                self._cache[account] = (self._db_available(account), self._clock())
-                available = self._cache[account][0] - self._held[account]
-            if amount > available:
-                if self.metrics is not None:
-                    self.metrics.hold_refused()
-                raise PaymentRequiredError(
-                    f"account {account} has {format_open(max(available, 0))} OPEN of inference "
-                    f"credit; this request can cost up to {format_open(amount)} OPEN "
-                    f"({prompt_tokens} prompt + up to {max_tokens} completion tokens at "
-                    f"{format_open(price_in)}/{format_open(price_out)} OPEN per 1k).",
-                    field="credit",
-                    value=str(max(available, 0)),
-                    fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT "
-                    "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
-                )
+            if self._lease[account] - self._held[account] < amount:
+                return None
             self._held[account] += amount
+            self._last_use[account] = self._clock()
+            hold_id = next(self._hold_ids)
         if self.metrics is not None:
             self.metrics.hold_taken()
-        return Hold(account, model, prompt_tokens, max_tokens, amount, next(self._hold_ids))
+        return Hold(account, model, prompt_tokens, max_tokens, amount, hold_id)
 
-    def _cached_available(self, account: str, *, stale_ok: bool) -> int | None:
-        """Cached balance less holds (call under ``_lock``); None when there is no cached
-        balance, or it is stale and may be re-read (``stale_ok`` False)."""
-        cached = self._cache.get(account)
-        if cached is None:
-            return None
-        fresh = self._clock() - cached[1] < self.credit_ttl or self._in_commit
-        if not (fresh or stale_ok):
-            return None
-        return cached[0] - self._held[account]
+    # -- leases: returned when idle, renewed while held, others' expired -------------------
+    def _ensure_keeper(self) -> None:
+        if self._keeper is None or not self._keeper.is_alive():
+            self._keeper_stop.clear()
+            self._keeper = threading.Thread(target=self._keep_leases, name="ledger-leases",
+                                            daemon=True)  # fmt: skip
+            self._keeper.start()
 
-    def _refresh_credit(self, account: str, tries: int = 3) -> None:
-        """Re-read a stale cached balance, outside the lock (a database read can wait on the
-        writer; every reserve would queue behind it). While a group commits, the cached
-        value (from before it) plus the holds (still counting it) is right and a fresh read
-        would count the group twice, so a read is kept only if no group began or finished
-        committing while it ran (``_generation`` did not move)."""
-        for _ in range(tries):
-            with self._lock:
-                cached = self._cache.get(account)
-                now = self._clock()
-                if cached is not None and (now - cached[1] < self.credit_ttl or self._in_commit):
-                    return
-                generation = self._generation
-            available = self._db_available(account)
-            with self._lock:
-                if self._generation == generation and not self._in_commit:
-                    self._cache[account] = (available, now)
-                    return
+    def _keep_leases(self) -> None:
+        last_expiry = 0.0
+        while not self._keeper_stop.wait(RENEW_S):
+            try:
+                in_db = self._leases.renew()
+                with self._lock:  # a lease cut in the database (a withdrawal) shrinks here
+                    for account, amount in list(self._lease.items()):
+                        self._lease[account] = min(amount, in_db.get(account, 0))
+                self.return_idle_leases()
+                if self._clock() - last_expiry >= LEASE_TTL_S / 3:
+                    self._leases.expire()
+                    last_expiry = self._clock()
+            except Exception:  # the database went away for a moment: next round
+                log.exception("keeping the credit leases failed")
+
+    def return_idle_leases(self, idle_s: float = IDLE_RETURN_S) -> None:
+        """Give back the part of each lease no request holds, for accounts idle ``idle_s``."""
+        now = self._clock()
+        with self._lock:
+            spare = {a: self._lease[a] - self._held[a] for a in list(self._lease)
+                     if self._lease[a] > self._held[a]
+                     and now - self._last_use.get(a, 0.0) >= idle_s}  # fmt: skip
+            for account, amount in spare.items():
+                self._lease[account] -= amount  # no hold can take it while it goes back
+        if spare:
+            self._leases.give_back(spare)
+
+    def holds_in_flight(self) -> tuple[int, int]:
+        """(wei held, accounts with holds) for requests not yet charged or released."""
+        with self._lock:
+            held = [v for v in self._held.values() if v > 0]
+        return sum(held), len(held)
 
     def release(self, hold: Hold) -> None:
         """Give back a hold that will not be charged (the request failed before any output)."""
@@ -383,6 +416,13 @@ class LedgerService:
                 self._queue.put(None)
                 self._writer.join(timeout=30)
             self._writer = None
+        if self._keeper is not None:
+            self._keeper_stop.set()
+            self._keeper.join(timeout=5)
+            self._keeper = None
+            with self._lock:
+                self._lease.clear()
+            release_node(self.db, self.node_id)  # what this node leased goes back
 
     def _write_loop(self) -> None:
         while True:
@@ -414,20 +454,14 @@ class LedgerService:
                 return
 
     def _commit_group(self, jobs: list[_Job]) -> None:
-        with self._lock:
-            self._in_commit += 1
-            self._generation += 1
         try:
-            results, balances = self._write(jobs)
+            results, used = self._write(jobs)
         except BaseException as exc:  # the transaction failed: every waiting request fails
             self._stored_sets.clear()  # a set first stored in the rolled-back transaction
-            results, balances = [exc] * len(jobs), {}
-        now = self._clock()
+            results, used = [exc] * len(jobs), {}
         with self._lock:
-            self._in_commit -= 1
-            self._generation += 1
-            for account, available in balances.items():
-                self._cache[account] = (available, now)
+            for account, amount in used.items():  # the leases these holds consumed
+                self._lease[account] -= amount
             for j in jobs:  # charged or failed: either way the hold is over
                 if not j.hold.settled:
                     j.hold.settled = True
@@ -494,6 +528,7 @@ class LedgerService:
         earnings: dict[tuple, int] = defaultdict(int)
         pools: dict[tuple[str, str, int], int] = defaultdict(int)
         debits: dict[str, int] = defaultdict(int)
+        consumed: dict[str, int] = defaultdict(int)  # the leases the settled holds used
         new_sets = {
             j.beneficiaries.hash: j.beneficiaries
             for j in jobs
@@ -520,6 +555,7 @@ class LedgerService:
                 for key, wei in j.pools:
                     pools[key] += wei
                 debits[j.hold.account] += j.amount
+                consumed[j.hold.account] += j.hold.amount
                 links.append((seq, digest, prev))
                 prev = digest
             head = signer.sign(prev)  # the group's last hash: commits to every place in it
@@ -561,9 +597,9 @@ class LedgerService:
                         for (h, r, m), v in pools.items()
                     ],
                 )
-            balances = debit(s, debits, stamp)
+            _, used = debit(s, debits, stamp, consumed, self.node_id)
         self._stored_sets.update(new_sets)
-        return results, balances
+        return results, used
 
     def _beneficiaries(self, model: dict[str, Any]) -> _Set:
         """The model's training contributions and the hash of that set.
@@ -589,12 +625,8 @@ class LedgerService:
         self._sets.clear()
 
     def invalidate_credit(self, account: str | None = None) -> None:
-        with self._lock:
-            self._generation += 1  # a read that began before this change is not kept
-            if account is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(account, None)
+        """Chain events changed credit: nothing is cached (leases read the database), kept
+        for the callers that say so."""
 
     # ------------------------------------------------------------------ reads
 

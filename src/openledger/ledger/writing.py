@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from openledger.ledger.credits import new_credit_row
 from openledger.ledger.receipts import SignedReceipt
-from openledger.store.ledger_tables import BeneficiarySetRow, CreditRow
+from openledger.store.ledger_tables import BeneficiarySetRow, CreditLeaseRow, CreditRow
 
 if TYPE_CHECKING:
     from openledger.ledger.service import _Set
@@ -101,33 +101,63 @@ def insert_rows(
     conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
 
 
-def debit(s: Session, debits: dict[str, int], stamp: datetime) -> dict[str, int]:
-    """Add each account's charges of the group; returns the accounts' available credit.
+def debit(
+    s: Session,
+    debits: dict[str, int],
+    stamp: datetime,
+    consumed: dict[str, int] | None = None,
+    node: str | None = None,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Add each account's charges of the group and consume ``node``'s credit leases by the
+    holds they settle (``consumed``, ledger/leases.py); returns the accounts' available
+    credit and how much of each of the node's leases was consumed.
 
     Straight to the driver, like ``insert_rows``: once per group, but SQLAlchemy's
     statement handling of an IN list of a varying length cost more than the debit."""
     t = CreditRow.__table__
+    lt = CreditLeaseRow.__table__
     conn = s.connection()
     dialect = conn.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     accounts = list(debits)
+    marks = ", ".join([mark] * len(accounts))
+    consumed = consumed or {}
+    leased: dict[str, int] = {}
+    if consumed and node is not None:
+        rows = conn.exec_driver_sql(
+            f"SELECT account, amount FROM {lt.name} WHERE node = {mark} AND account IN ({marks})",
+            (node, *accounts),
+        ).all()
+        leased = {a: int(v) for a, v in rows}
     found = conn.exec_driver_sql(
-        "SELECT account, deposited, withdrawn, charged, pending_withdrawal FROM "
-        f"{t.name} WHERE account IN ({', '.join([mark] * len(accounts))})",
+        "SELECT account, deposited, withdrawn, charged, pending_withdrawal, held FROM "
+        f"{t.name} WHERE account IN ({marks})",
         tuple(accounts),
     ).all()
     when = t.c.updated_at.type._cached_bind_processor(dialect)
     stamp_value = when(stamp) if when is not None else stamp
     balances: dict[str, int] = {}
     updates = []
-    for account, deposited, withdrawn, charged, pending in found:  # wei are stored as text
+    left: dict[str, int] = {}
+    used_by: dict[str, int] = {}
+    for account, deposited, withdrawn, charged, pending, held in found:  # wei are text
         charged = int(charged) + debits[account]
-        updates.append((str(charged), stamp_value, account))
+        used = min(consumed.get(account, 0), leased.get(account, 0))  # a cut lease: less
+        if account in leased:
+            left[account] = leased[account] - used
+            used_by[account] = used
+        updates.append((str(charged), str(max(int(held) - used, 0)), stamp_value, account))
         balances[account] = int(deposited) - int(withdrawn) - charged - int(pending)
     if updates:
         conn.exec_driver_sql(
-            f"UPDATE {t.name} SET charged = {mark}, updated_at = {mark} WHERE account = {mark}",
+            f"UPDATE {t.name} SET charged = {mark}, held = {mark}, updated_at = {mark} "
+            f"WHERE account = {mark}",
             updates,
+        )
+    if left:
+        conn.exec_driver_sql(
+            f"UPDATE {lt.name} SET amount = {mark} WHERE account = {mark} AND node = {mark}",
+            [(str(v), a, node) for a, v in left.items()],
         )
     for account in debits.keys() - balances.keys():  # charged without a synced deposit
         row = new_credit_row(account)
@@ -135,7 +165,7 @@ def debit(s: Session, debits: dict[str, int], stamp: datetime) -> dict[str, int]
         row.updated_at = stamp
         s.add(row)
         balances[account] = -debits[account]
-    return balances
+    return balances, used_by
 
 
 def store_sets(conn: Any, sets: dict[str, _Set]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +50,11 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     owner: Mapped[str | None] = mapped_column(String(42), default=None)  # None: the node's own
+    # who runs it (host:pid:token of the claim) and when it last said it still does: a job
+    # whose heartbeat stops is requeued by any worker (factory/jobs.py)
+    worker: Mapped[str | None] = mapped_column(String(128), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ModelRow(Base):

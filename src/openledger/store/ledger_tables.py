@@ -30,10 +30,26 @@ class CreditRow(Base):
     pending_withdrawal: Mapped[int] = mapped_column(Wei, default=0)
     withdrawal_ready_at: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # credit leased to the nodes serving paid requests (the sum of their CreditLeaseRow)
+    held: Mapped[int] = mapped_column(Wei, default=0, server_default=text("'0'"))
 
     @property
     def available(self) -> int:
         return self.deposited - self.withdrawn - self.charged - self.pending_withdrawal
+
+
+class CreditLeaseRow(Base):
+    """Credit of ``account`` one node holds for the paid requests it serves: taken from the
+    account's available credit under the database's write lock, so nodes on one database
+    never hold more than there is between them (ledger/leases.py). A lease not renewed for
+    ``LEASE_TTL_S`` (its node died) goes back to the account."""
+
+    __tablename__ = "ledger_credit_leases"
+
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    amount: Mapped[int] = mapped_column(Wei)
+    renewed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ReceiptRow(Base):
