@@ -198,10 +198,11 @@ def test_a_foreign_or_malformed_head_signature_is_named() -> None:
 
 
 def served(receipts: list[Stored], i: int, head: int) -> dict[str, Any]:
+    """As ``GET /receipts/{id}`` serves it: ``id`` is the public id, ``seq`` its place."""
     seq, text, chash, digest, prev = receipts[i]
-    return {"id": seq, "hash": digest, "prev": prev, "content_hash": chash,
-            "receipt": json.loads(text),
-            "head": {"id": receipts[head][0], "hash": receipts[head][3],
+    return {"id": f"rc_{seq:022d}", "seq": seq, "hash": digest, "prev": prev,
+            "content_hash": chash, "receipt": json.loads(text),
+            "head": {"seq": receipts[head][0], "hash": receipts[head][3],
                      "signature": ReceiptSigner(OPERATOR_KEY).sign(receipts[head][3]),
                      "content_hashes": [r[2] for r in receipts[i + 1 : head + 1]]}}  # fmt: skip
 
