@@ -14,6 +14,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from openledger.chain.client import ChainClient, TxResult
+from openledger.errors import TransactionRevertedError
 
 
 def _b32(value: bytes | str) -> bytes:
@@ -108,6 +109,8 @@ class Params:
     escrow_withdraw_delay: int
     root_activation_delay: int
     min_deposit: int
+    max_access_price: int = 0
+    compute_share_bps: int = 0
 
 
 SCALAR_PARAMS = (
@@ -120,8 +123,12 @@ SCALAR_PARAMS = (
     "escrow_withdraw_delay",
     "root_activation_delay",
     "min_deposit",
+    "max_access_price",
+    "compute_share_bps",
 )
 FEE_SPLIT = ("platform_bps", "owner_bps", "stakers_bps", "contributors_bps")
+# parameters of issue 22 (access fees, compute share), absent on older deployments
+LATER_PARAMS = ("max_access_price", "compute_share_bps")
 
 
 class ProtocolParams(_Binding):
@@ -134,8 +141,16 @@ class ProtocolParams(_Binding):
         return int(self._call(name))
 
     def snapshot(self) -> Params:
-        values = {n: self.get(n) for n in (*FEE_SPLIT, *SCALAR_PARAMS)}
+        values = {n: self._get_or_zero(n) if n in LATER_PARAMS else self.get(n)
+                  for n in (*FEE_SPLIT, *SCALAR_PARAMS)}  # fmt: skip
         return Params(version=self.version(), treasury=self._call("treasury"), **values)
+
+    def _get_or_zero(self, name: str) -> int:
+        """A parameter added after the first deployments: 0 on a deployment without it."""
+        try:
+            return self.get(name)
+        except TransactionRevertedError:
+            return 0
 
     def owner(self) -> str:
         return str(self._call("owner"))
@@ -187,6 +202,7 @@ class Contribution:
 class DatanetRegistry(_Binding):
     name = "DatanetRegistry"
     PENDING, APPROVED, REJECTED = 0, 1, 2
+    EXPORT, TRAIN = 0, 1  # access kinds of payAccess
 
     def create_datanet(
         self,
@@ -244,6 +260,28 @@ class DatanetRegistry(_Binding):
     def snapshot(self, datanet_id: int, version: int) -> tuple[bytes, int, str, int]:
         root, count, uri, committed_at = self._call("snapshots", datanet_id, version)
         return bytes(root), int(count), str(uri), int(committed_at)
+
+    def access_prices(self, datanet_id: int) -> tuple[int, int]:
+        """``(export, train)`` in wei as ``payAccess`` charges them now (0: free)."""
+        export, train = self._call("accessPrices", datanet_id)
+        return int(export), int(train)
+
+    def set_access_prices(
+        self, signer: LocalAccount, datanet_id: int, export_price: int, train_price: int
+    ) -> TxResult:
+        return self._send(signer, "setAccessPrices", datanet_id, export_price, train_price)
+
+    def pay_access(
+        self, signer: LocalAccount, datanet_id: int, version: int, kind: int
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "payAccess", datanet_id, version, kind)
+        return int(self.events(result, "AccessPaid")[0]["access_id"]), result
+
+    def access_count(self) -> int:
+        return int(self._call("accessCount"))
+
+    def distributor(self) -> str:
+        return str(self._call("distributor"))
 
 
 @dataclass(frozen=True)
@@ -311,6 +349,10 @@ class InferenceEscrow(_Binding):
 
     def deposit(self, signer: LocalAccount, amount: int) -> TxResult:
         return self._send(signer, "deposit", amount)
+
+    def deposit_for(self, signer: LocalAccount, account: str, amount: int) -> TxResult:
+        """Credit ``account`` with ``amount`` paid by ``signer`` (an owner funding an agent)."""
+        return self._send(signer, "depositFor", Web3.to_checksum_address(account), amount)
 
     def balance_of(self, account: str) -> int:
         return int(self._call("balanceOf", Web3.to_checksum_address(account)))

@@ -218,9 +218,10 @@ def deploy_all(
 
     token = deploy("OpenToken", deployer.address)
     params = deploy("ProtocolParams", treasury)
-    deploy("DatanetRegistry", token, params)
-    deploy("ModelRegistry")
+    # the distributor first: the DatanetRegistry pays access fees to it (docs/contracts.md)
     distributor = deploy("RewardDistributor", token, params, operator)
+    deploy("DatanetRegistry", token, params, distributor)
+    deploy("ModelRegistry")
     deploy("InferenceEscrow", token, params, operator, distributor)
     addresses.update(deploy_governance(client, deployer, addresses, governance, gas))
     result = Addresses(

@@ -122,9 +122,11 @@ def deploy_system(factories: dict[str, Any]) -> System:
     with boa.env.prank(deployer):
         token = factories["OpenToken"].deploy(deployer)
         params = factories["ProtocolParams"].deploy(treasury)
-        datanets = factories["DatanetRegistry"].deploy(token.address, params.address)
-        models = factories["ModelRegistry"].deploy()
         distributor = factories["RewardDistributor"].deploy(token.address, params.address, operator)
+        datanets = factories["DatanetRegistry"].deploy(
+            token.address, params.address, distributor.address
+        )
+        models = factories["ModelRegistry"].deploy()
         escrow = factories["InferenceEscrow"].deploy(
             token.address, params.address, operator, distributor.address
         )

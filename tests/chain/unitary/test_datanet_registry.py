@@ -37,15 +37,19 @@ def review(system: Any, cid: int, approve: bool, *validator_ids: int) -> None:
 
 def test_constructor_rejects_zero(factories: Any, system: Any) -> None:
     f = factories["DatanetRegistry"]
+    dist = system.distributor.address
     with boa.reverts("DatanetRegistry: zero address"):
-        f.deploy(ZERO, system.params.address)
+        f.deploy(ZERO, system.params.address, dist)
     with boa.reverts("DatanetRegistry: zero address"):
-        f.deploy(system.token.address, ZERO)
+        f.deploy(system.token.address, ZERO, dist)
+    with boa.reverts("DatanetRegistry: zero address"):
+        f.deploy(system.token.address, system.params.address, ZERO)
 
 
 def test_create_datanet(datanets: Any, system: Any) -> None:
     assert datanets.token() == system.token.address
     assert datanets.params() == system.params.address
+    assert datanets.distributor() == system.distributor.address
     assert datanets.datanetCount() == 0
     with boa.env.prank(system.carol):
         did = datanets.createDatanet("ipfs://x", system.validators, 2, 5 * OPEN)
@@ -374,7 +378,9 @@ def test_commit_snapshot_reverts(datanets: Any, system: Any, datanet: int) -> No
 
 def test_token_returning_false(factories: Any, false_token: Any, system: Any) -> None:
     with boa.env.prank(addr("false-token-registry-deployer")):  # a fresh address for it
-        reg = factories["DatanetRegistry"].deploy(false_token.address, system.params.address)
+        reg = factories["DatanetRegistry"].deploy(
+            false_token.address, system.params.address, system.distributor.address
+        )
     a = system.alice
     false_token.mint(a, 1_000 * OPEN)
     with boa.env.prank(system.carol):

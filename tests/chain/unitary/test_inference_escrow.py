@@ -52,6 +52,51 @@ def test_deposit_reverts(escrow: Any, system: Any) -> None:
     assert escrow.balanceOf(system.alice) == 0 and escrow.totalDeposited() == 0
 
 
+def test_deposit_for(escrow: Any, token: Any, system: Any) -> None:
+    """An owner funds another account's credit: the tokens are the funder's, the credit is
+    the account's alone (it withdraws it; the funder cannot)."""
+    owner, agent = system.alice, addr("agent")
+    system.approve(owner, escrow.address, 30 * OPEN)
+    before = token.balanceOf(owner)
+    with boa.env.prank(owner):
+        escrow.depositFor(agent, 30 * OPEN)
+    deposited = events(escrow, "Deposited")
+    funded = events(escrow, "DepositedFor")
+    assert [(e.account, e.amount) for e in deposited] == [(agent, 30 * OPEN)]
+    assert [(e.funder, e.account, e.amount) for e in funded] == [(owner, agent, 30 * OPEN)]
+    assert escrow.balanceOf(agent) == 30 * OPEN and escrow.balanceOf(owner) == 0
+    assert token.balanceOf(owner) == before - 30 * OPEN and token.balanceOf(agent) == 0
+    assert escrow.totalDeposited() == 30 * OPEN
+    assert token.balanceOf(escrow.address) == 30 * OPEN
+    with boa.env.prank(owner), boa.reverts("InferenceEscrow: amount exceeds balance"):
+        escrow.requestWithdrawal(OPEN)
+    with boa.env.prank(agent):
+        escrow.requestWithdrawal(30 * OPEN)
+    boa.env.time_travel(seconds=DAY)
+    with boa.env.prank(agent):
+        escrow.withdraw()
+    assert token.balanceOf(agent) == 30 * OPEN and escrow.balanceOf(agent) == 0
+
+
+def test_deposit_for_reverts(escrow: Any, token: Any, system: Any) -> None:
+    owner, agent = system.alice, addr("agent")
+    with boa.env.prank(owner), boa.reverts("OpenToken: insufficient allowance"):
+        escrow.depositFor(agent, OPEN)
+    system.approve(owner, escrow.address)
+    with boa.env.prank(owner):
+        with boa.reverts("InferenceEscrow: zero address"):
+            escrow.depositFor(ZERO, OPEN)
+        with boa.reverts("InferenceEscrow: zero amount"):
+            escrow.depositFor(agent, 0)
+        with boa.reverts("InferenceEscrow: below minimum deposit"):
+            escrow.depositFor(agent, OPEN - 1)
+    poor = addr("poor")
+    system.approve(poor, escrow.address)
+    with boa.env.prank(poor), boa.reverts("OpenToken: transfer amount exceeds balance"):
+        escrow.depositFor(agent, OPEN)
+    assert escrow.balanceOf(agent) == 0 and escrow.totalDeposited() == 0
+
+
 def test_deposit_minimum(escrow: Any, token: Any, system: Any) -> None:
     """A deposit below ``params.min_deposit`` (1 OPEN by default) reverts; exactly it works."""
     a = system.alice
@@ -273,6 +318,9 @@ def test_token_returning_false(factories: Any, false_token: Any, system: Any) ->
     false_token.set_fail(True)
     with boa.env.prank(a), boa.reverts("InferenceEscrow: transfer failed"):
         esc.deposit(OPEN)
+    with boa.env.prank(a), boa.reverts("InferenceEscrow: transfer failed"):
+        esc.depositFor(system.bob, OPEN)
+    assert esc.balanceOf(system.bob) == 0
     false_token.set_fail(False)
     with boa.env.prank(a):
         esc.deposit(10 * OPEN)

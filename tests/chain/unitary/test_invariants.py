@@ -606,3 +606,155 @@ class StakeMachine(_Anchored):
 
 def test_stake_invariants(system: System) -> None:
     run_state_machine_as_test(lambda: StakeMachine(system), settings=SETTINGS)
+
+
+# ---- DatanetRegistry access fees → RewardDistributor ----------------------------------------
+
+
+class AccessFeeMachine(_Anchored):
+    """Access fees: no price above the governable bound is ever set or charged; every fee
+    reaches the distributor; the distributor never pays out more than it received; the
+    total supply never changes."""
+
+    def __init__(self, system: System) -> None:
+        super().__init__()
+        self.system = system
+        self.reg = system.datanets
+        self.dist = system.distributor
+        self.token = system.token
+        self.payers = [system.alice, system.bob, addr("dave")]
+        system.fund(self.payers[2], 50 * OPEN)  # dave runs short
+        self.owner = system.carol
+        with boa.env.prank(self.owner):
+            self.datanet = self.reg.createDatanet("fuzz-access", system.validators, 1, 0)
+            self.reg.commitSnapshot(self.datanet, h("s1"), 10, "u")
+        self.bound = 1_000 * OPEN
+        self.prices = [0, 0]  # as stored
+        self.allowance = dict.fromkeys(self.payers, 0)
+        self.balance = {a: self.token.balanceOf(a) for a in self.payers}
+        self.received = self.token.balanceOf(self.dist.address)  # fees paid in
+        self.accesses = 0
+        self.epoch = 0
+        self.entitled: dict[str, int] = {}  # the latest posted cumulative per payer
+        self.pending_at = 0
+        self.paid = dict.fromkeys(self.payers, 0)
+
+    def _charge(self, kind: int) -> int:
+        return min(self.prices[kind], self.bound)
+
+    @rule(export=st.integers(0, 1_200), train=st.integers(0, 1_200), outsider=st.booleans())
+    def set_prices(self, export: int, train: int, outsider: bool) -> None:
+        e, t = export * OPEN // 10, train * OPEN // 10
+        who = self.payers[0] if outsider else self.owner
+        with boa.env.prank(who):
+            if outsider:
+                with boa.reverts("DatanetRegistry: not the datanet owner"):
+                    self.reg.setAccessPrices(self.datanet, e, t)
+            elif max(e, t) > self.bound:
+                with boa.reverts("DatanetRegistry: price above maximum"):
+                    self.reg.setAccessPrices(self.datanet, e, t)
+            else:
+                self.reg.setAccessPrices(self.datanet, e, t)
+                self.prices = [e, t]
+
+    @rule(bound=st.sampled_from([0, OPEN, 25 * OPEN, 60 * OPEN, 1_000 * OPEN]))
+    def set_bound(self, bound: int) -> None:
+        with boa.env.prank(self.system.deployer):
+            self.system.params.setParam("max_access_price", bound)
+        self.bound = bound
+
+    @rule(i=st.integers(0, 2), amount=st.integers(0, 150))
+    def approve(self, i: int, amount: int) -> None:
+        a = self.payers[i]
+        with boa.env.prank(a):
+            self.token.approve(self.reg.address, amount * OPEN)
+        self.allowance[a] = amount * OPEN
+
+    @rule(i=st.integers(0, 2), kind=st.integers(0, 2), version=st.integers(0, 2))
+    def pay(self, i: int, kind: int, version: int) -> None:
+        a = self.payers[i]
+        with boa.env.prank(a):
+            if version != 1:
+                with boa.reverts("DatanetRegistry: unknown snapshot"):
+                    self.reg.payAccess(self.datanet, version, kind)
+                return
+            if kind == 2:
+                with boa.reverts("DatanetRegistry: unknown access kind"):
+                    self.reg.payAccess(self.datanet, version, kind)
+                return
+            amount = self._charge(kind)
+            if amount == 0:
+                with boa.reverts("DatanetRegistry: access is free"):
+                    self.reg.payAccess(self.datanet, version, kind)
+            elif amount > self.allowance[a]:
+                with boa.reverts("OpenToken: insufficient allowance"):
+                    self.reg.payAccess(self.datanet, version, kind)
+            elif amount > self.balance[a]:
+                with boa.reverts("OpenToken: transfer amount exceeds balance"):
+                    self.reg.payAccess(self.datanet, version, kind)
+            else:
+                access_id = self.reg.payAccess(self.datanet, version, kind)
+                self.accesses += 1
+                assert access_id == self.accesses
+                assert amount <= self.bound
+                self.allowance[a] -= amount
+                self.balance[a] -= amount
+                self.received += amount
+
+    @rule(shares=st.lists(st.integers(0, 100), min_size=3, max_size=3), overstate=st.booleans())
+    def post_root(self, shares: list[int], overstate: bool) -> None:
+        """The operator posts cumulative entitlements that divide what was received (or one
+        wei more than that, which must be refused)."""
+        if self.pending_at and boa.env.timestamp < self.pending_at:
+            return
+        total_weight = sum(shares) or 1
+        entries = {a: self.received * s // total_weight for a, s in zip(self.payers, shares,
+                                                                        strict=True)}  # fmt: skip
+        entries = {a: max(v, self.entitled.get(a, 0)) for a, v in entries.items()}
+        tree = MerkleTree(entries)
+        self.epoch += 1
+        with boa.env.prank(self.system.operator):
+            if overstate or tree.total > self.received:
+                with boa.reverts("RewardDistributor: total exceeds funds"):
+                    self.dist.postRoot(self.epoch, tree.root, self.received + 1, h("head"))
+                return
+            self.dist.postRoot(self.epoch, tree.root, tree.total, h("head"))
+        self.entitled = entries
+        self.tree = tree
+        self.pending_at = boa.env.timestamp + HOUR
+        boa.env.time_travel(seconds=HOUR)
+
+    @precondition(lambda self: self.entitled)
+    @rule(i=st.integers(0, 2))
+    def claim(self, i: int) -> None:
+        a = self.payers[i]
+        cumulative = self.tree.entries[a]
+        if cumulative <= self.paid[a]:
+            with boa.reverts("RewardDistributor: nothing to claim"):
+                self.dist.claim(a, cumulative, self.tree.proof(a))
+            return
+        self.dist.claim(a, cumulative, self.tree.proof(a))
+        self.balance[a] += cumulative - self.paid[a]
+        self.paid[a] = cumulative
+
+    @rule()
+    def audit(self) -> None:
+        assert self.reg.accessCount() == self.accesses
+        for a in self.payers:
+            assert self.token.balanceOf(a) == self.balance[a]
+            assert self.token.allowance(a, self.reg.address) == self.allowance[a]
+
+    @invariant()
+    def fees_within_bound_and_distributor_solvent(self) -> None:
+        assert self.token.totalSupply() == SUPPLY
+        export, train = self.reg.accessPrices(self.datanet)
+        assert (export, train) == (self._charge(0), self._charge(1))
+        assert export <= self.bound and train <= self.bound
+        claimed = self.dist.totalClaimed()
+        assert claimed == sum(self.paid.values()) <= self.received
+        assert self.token.balanceOf(self.dist.address) == self.received - claimed
+        assert self.token.balanceOf(self.reg.address) == 0
+
+
+def test_access_fee_invariants(system: System) -> None:
+    run_state_machine_as_test(lambda: AccessFeeMachine(system), settings=SETTINGS)

@@ -23,6 +23,8 @@ DEFAULTS = {
     "escrow_withdraw_delay": DAY,
     "min_deposit": OPEN,
     "root_activation_delay": HOUR,
+    "max_access_price": 1_000 * OPEN,
+    "compute_share_bps": 0,
 }
 SCALARS = [n for n in DEFAULTS if not n.endswith("_bps") or n == "slash_bps"]
 
@@ -177,3 +179,40 @@ def test_version_counts_every_change(params: Any, system: Any) -> None:
         params.setFeeSplit(1000, 2000, 2000, 5000)
         params.setTreasury(system.treasury)
     assert params.version() == 5
+
+
+def test_max_access_price(params: Any, system: Any) -> None:
+    """The bound on datanet access prices: 1,000 OPEN by default, any value, owner only."""
+    version = params.version()
+    with boa.env.prank(system.alice), boa.reverts("ProtocolParams: caller is not the owner"):
+        params.setParam("max_access_price", 1)
+    with boa.env.prank(system.deployer):
+        params.setParam("max_access_price", 5 * OPEN)
+        (ev,) = events(params, "ParamChanged")
+        assert (ev.name, ev.old_value, ev.new_value) == ("max_access_price", 1_000 * OPEN, 5 * OPEN)
+        params.setParam("max_access_price", 0)  # every datanet free
+    assert params.max_access_price() == 0 and params.version() == version + 2
+
+
+def test_compute_share_is_carved_from_the_platform_share(params: Any, system: Any) -> None:
+    """compute_share_bps never exceeds platform_bps: neither setParam nor setFeeSplit can
+    make it so, and a refused change moves nothing."""
+    version = params.version()
+    with boa.env.prank(system.deployer):
+        with boa.reverts("ProtocolParams: compute share above platform"):
+            params.setParam("compute_share_bps", 1_001)  # platform is 1000
+        params.setParam("compute_share_bps", 1_000)
+        (ev,) = events(params, "ParamChanged")
+        assert (ev.name, ev.old_value, ev.new_value) == ("compute_share_bps", 0, 1_000)
+        assert params.compute_share_bps() == 1_000 and params.version() == version + 1
+        with boa.reverts("ProtocolParams: compute share above platform"):
+            params.setFeeSplit(999, 2001, 2000, 5000)
+        assert params.platform_bps() == 1_000 and params.version() == version + 1
+        params.setFeeSplit(1_000, 1_000, 3_000, 5_000)  # equal is allowed
+        params.setParam("compute_share_bps", 200)
+        params.setFeeSplit(200, 1_800, 3_000, 5_000)
+        with boa.reverts("ProtocolParams: compute share above platform"):
+            params.setParam("compute_share_bps", 201)
+    assert (params.compute_share_bps(), params.platform_bps()) == (200, 200)
+    with boa.env.prank(system.alice), boa.reverts("ProtocolParams: caller is not the owner"):
+        params.setParam("compute_share_bps", 0)

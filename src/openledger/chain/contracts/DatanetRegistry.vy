@@ -13,10 +13,18 @@
         withdrawable `stake_unlock_delay` seconds later), `quorum`
         rejections reject it (`slash_bps` of the stake goes to the
         treasury at once, the rest is withdrawable). The datanet owner
-        commits versioned snapshot roots of the curated data.
+        commits versioned snapshot roots of the curated data, and may
+        price access to them: a price per snapshot export and per
+        training job, at most the governable `max_access_price`.
+        `payAccess` pulls the price from the payer straight to the
+        RewardDistributor, whose epoch roots pay it out to the
+        snapshot's contributors, stakers, owner and treasury.
         Amounts are in wei of OPEN, times in unix seconds.
-@dev The slash rate, unlock delay, global stake floor and treasury are
-     read from `ProtocolParams` when they are applied.
+@dev The slash rate, unlock delay, global stake floor, treasury and
+     access price bound are read from `ProtocolParams` when they are
+     applied. Who must pay (contributors of a snapshot read it free)
+     is the node's policy; the contract charges whoever calls
+     `payAccess`.
 """
 
 
@@ -42,6 +50,14 @@ _APPROVED: constant(uint8) = 1
 
 # @dev Contribution status: rejected by a quorum.
 _REJECTED: constant(uint8) = 2
+
+
+# @dev Access kind: a snapshot export.
+_ACCESS_EXPORT: constant(uint8) = 0
+
+
+# @dev Access kind: a training job on a snapshot.
+_ACCESS_TRAIN: constant(uint8) = 1
 
 
 struct Datanet:
@@ -84,6 +100,14 @@ token: public(immutable(IERC20))
 params: public(immutable(IProtocolParams))
 
 
+# @dev Where access fees go (the RewardDistributor).
+distributor: public(immutable(address))
+
+
+# @dev The number of paid accesses; ids run from 1 to `accessCount`.
+accessCount: public(uint256)
+
+
 # @dev The number of datanets; ids run from 1 to `datanetCount`.
 datanetCount: public(uint256)
 
@@ -104,6 +128,8 @@ _datanets: HashMap[uint256, Datanet]
 _validators: HashMap[uint256, DynArray[address, _MAX_VALIDATORS]]
 _contributions: HashMap[uint256, Contribution]
 _snapshots: HashMap[uint256, HashMap[uint256, Snapshot]]
+# @dev Access prices per datanet: [export, train], in wei of OPEN.
+_access_prices: HashMap[uint256, uint256[2]]
 
 
 # @dev Emitted when a datanet is created.
@@ -156,19 +182,41 @@ event SnapshotCommitted:
     uri: String[256]
 
 
+# @dev Emitted when the datanet owner sets its access prices.
+event AccessPricesChanged:
+    datanet_id: indexed(uint256)
+    export_price: uint256
+    train_price: uint256
+
+
+# @dev Emitted when an access fee is paid to the distributor;
+# `kind` is 0 for an export, 1 for a training job.
+event AccessPaid:
+    access_id: indexed(uint256)
+    payer: indexed(address)
+    datanet_id: indexed(uint256)
+    version: uint256
+    kind: uint8
+    amount: uint256
+
+
 @deploy
 @payable
-def __init__(token_: IERC20, params_: IProtocolParams):
+def __init__(token_: IERC20, params_: IProtocolParams, distributor_: address):
     """
     @dev The constructor is `payable` to omit the `msg.value`
          check opcodes.
     @param token_ The 20-byte OPEN token address.
     @param params_ The 20-byte ProtocolParams address.
+    @param distributor_ The 20-byte RewardDistributor address, where
+           access fees are paid.
     """
     assert token_.address != empty(address), "DatanetRegistry: zero address"
     assert params_.address != empty(address), "DatanetRegistry: zero address"
+    assert distributor_ != empty(address), "DatanetRegistry: zero address"
     token = token_
     params = params_
+    distributor = distributor_
 
 
 @external
@@ -441,3 +489,73 @@ def snapshots(datanet_id: uint256, version: uint256) -> (bytes32, uint256, Strin
     """
     s: Snapshot = self._snapshots[datanet_id][version]
     return s.root, s.record_count, s.uri, s.committed_at
+
+
+@external
+def setAccessPrices(datanet_id: uint256, export_price: uint256, train_price: uint256):
+    """
+    @notice Sets the price of one snapshot export and of one training
+            job on a snapshot of a datanet (its owner only); 0 makes
+            that access free.
+    @dev Each price must be at most `params.max_access_price()` at the
+         time it is set; `accessPrices` and `payAccess` also cap a
+         stored price at the bound in force, so lowering the bound
+         lowers every price above it at once.
+    @param datanet_id The 32-byte datanet id.
+    @param export_price The 32-byte price of an export in wei of OPEN.
+    @param train_price The 32-byte price of a training job in wei of OPEN.
+    """
+    assert datanet_id != 0 and datanet_id <= self.datanetCount, "DatanetRegistry: unknown datanet"
+    assert msg.sender == self._datanets[datanet_id].owner, "DatanetRegistry: not the datanet owner"
+    bound: uint256 = staticcall params.max_access_price()
+    assert export_price <= bound and train_price <= bound, "DatanetRegistry: price above maximum"
+    self._access_prices[datanet_id] = [export_price, train_price]
+    log AccessPricesChanged(datanet_id=datanet_id, export_price=export_price, train_price=train_price)
+
+
+@external
+@view
+def accessPrices(datanet_id: uint256) -> (uint256, uint256):
+    """
+    @notice What `payAccess` charges now for a datanet (0: free).
+    @dev The stored prices capped at `params.max_access_price()`.
+    @param datanet_id The 32-byte datanet id.
+    @return uint256 The 32-byte price of an export in wei of OPEN.
+    @return uint256 The 32-byte price of a training job in wei of OPEN.
+    """
+    bound: uint256 = staticcall params.max_access_price()
+    prices: uint256[2] = self._access_prices[datanet_id]
+    return min(prices[0], bound), min(prices[1], bound)
+
+
+@external
+def payAccess(datanet_id: uint256, version: uint256, kind: uint8) -> uint256:
+    """
+    @notice Pays the access fee of a snapshot for the caller: `kind`
+            0 for an export, 1 for a training job. The fee moves from
+            the caller to the RewardDistributor with `transferFrom`
+            (approve this contract first), and the next epoch root
+            pays it out.
+    @dev The amount is the price in force (`accessPrices`); the
+         caller's allowance bounds what it can be charged. Reverts
+         when the access is free, so that nothing is paid by mistake.
+    @param datanet_id The 32-byte datanet id.
+    @param version The 32-byte committed snapshot version (from 1).
+    @param kind The 1-byte access kind: 0 export, 1 training job.
+    @return uint256 The 32-byte new access id (from 1).
+    """
+    assert datanet_id != 0 and datanet_id <= self.datanetCount, "DatanetRegistry: unknown datanet"
+    snapshot_count: uint256 = self._datanets[datanet_id].snapshot_count
+    assert version != 0 and version <= snapshot_count, "DatanetRegistry: unknown snapshot"
+    assert kind == _ACCESS_EXPORT or kind == _ACCESS_TRAIN, "DatanetRegistry: unknown access kind"
+    price: uint256 = self._access_prices[datanet_id][convert(kind, uint256)]
+    amount: uint256 = min(price, staticcall params.max_access_price())
+    assert amount != 0, "DatanetRegistry: access is free"
+    # Ids are bounded by the number of transactions; 2**256 is unreachable.
+    access_id: uint256 = unsafe_add(self.accessCount, 1)
+    self.accessCount = access_id
+    assert extcall token.transferFrom(msg.sender, distributor, amount), "DatanetRegistry: transfer failed"
+    log AccessPaid(
+        access_id=access_id, payer=msg.sender, datanet_id=datanet_id, version=version, kind=kind, amount=amount
+    )
+    return access_id

@@ -5,7 +5,8 @@
 @custom:contract-name InferenceEscrow
 @license Apache-2.0
 @notice Users deposit OPEN as credit for paid inference, at least
-        the governable `min_deposit` at a time. The operator
+        the governable `min_deposit` at a time, for themselves or
+        for another account (`depositFor`). The operator
         (the settlement service) collects the fees of an epoch in
         batches: each `(epoch, batch)` debits the listed accounts and
         moves the total to the RewardDistributor, and can be collected
@@ -86,6 +87,14 @@ event Deposited:
     amount: uint256
 
 
+# @dev Emitted besides `Deposited` when the credit was paid by another
+# account (`depositFor`).
+event DepositedFor:
+    funder: indexed(address)
+    account: indexed(address)
+    amount: uint256
+
+
 # @dev Emitted on a withdrawal request.
 event WithdrawalRequested:
     account: indexed(address)
@@ -153,14 +162,26 @@ def deposit(amount: uint256):
     @param amount The 32-byte amount in wei (not zero, at least
            `min_deposit`).
     """
-    assert amount != 0, "InferenceEscrow: zero amount"
-    assert amount >= staticcall params.min_deposit(), "InferenceEscrow: below minimum deposit"
-    # Credit balances sum to at most the token supply (1e27), as does
-    # `totalDeposited` (checked): it is bounded by the tokens received.
-    self.balanceOf[msg.sender] = unsafe_add(self.balanceOf[msg.sender], amount)
-    self.totalDeposited += amount
-    assert extcall token.transferFrom(msg.sender, self, amount), "InferenceEscrow: transfer failed"
-    log Deposited(account=msg.sender, amount=amount)
+    self._deposit(msg.sender, amount)
+
+
+@external
+def depositFor(account: address, amount: uint256):
+    """
+    @notice Adds `amount` OPEN of inference credit to `account`, paid
+            by the caller: e.g. an owner funding its agent's account.
+    @dev Pulls the tokens from the caller with `transferFrom`, like
+         `deposit`, with the same `min_deposit` floor. The credit is
+         `account`'s alone: only `account` can spend or withdraw it.
+         Emits `Deposited(account, amount)`, as a deposit by `account`
+         would, and `DepositedFor(funder, account, amount)`.
+    @param account The 20-byte account credited (not zero).
+    @param amount The 32-byte amount in wei (not zero, at least
+           `min_deposit`).
+    """
+    assert account != empty(address), "InferenceEscrow: zero address"
+    self._deposit(account, amount)
+    log DepositedFor(funder=msg.sender, account=account, amount=amount)
 
 
 @external
@@ -287,6 +308,23 @@ def transfer_ownership(new_owner: address):
     self._check_owner()
     assert new_owner != empty(address), "InferenceEscrow: new owner is the zero address"
     ow._transfer_ownership(new_owner)
+
+
+@internal
+def _deposit(account: address, amount: uint256):
+    """
+    @dev Credits `account` with `amount` pulled from the caller.
+    @param account The 20-byte account credited.
+    @param amount The 32-byte amount in wei.
+    """
+    assert amount != 0, "InferenceEscrow: zero amount"
+    assert amount >= staticcall params.min_deposit(), "InferenceEscrow: below minimum deposit"
+    # Credit balances sum to at most the token supply (1e27), as does
+    # `totalDeposited` (checked): it is bounded by the tokens received.
+    self.balanceOf[account] = unsafe_add(self.balanceOf[account], amount)
+    self.totalDeposited += amount
+    assert extcall token.transferFrom(msg.sender, self, amount), "InferenceEscrow: transfer failed"
+    log Deposited(account=account, amount=amount)
 
 
 @internal

@@ -6,8 +6,9 @@
 @license Apache-2.0
 @notice One place for every number governance may change: the fee
         split, the stake floor and slash rate, the delays, the
-        upload caps and the inference-credit deposit floor, plus
-        the treasury address. The other contracts read these at
+        upload caps, the inference-credit deposit floor, the bound
+        on datanet access prices and the compute providers' share,
+        plus the treasury address. The other contracts read these at
         call time. The owner is the deployer at first and the
         governance Timelock later (`transfer_ownership`).
         `version` increases on every change so that off-chain
@@ -83,6 +84,15 @@ min_deposit: public(uint256)
 root_activation_delay: public(uint256)
 
 
+# @dev Bound on a datanet's access price (per export or training job), in wei of OPEN.
+max_access_price: public(uint256)
+
+
+# @dev Share of a fee a compute provider earns when it serves, in bps of the
+# fee; carved from the platform share, so never above `platform_bps`.
+compute_share_bps: public(uint256)
+
+
 # @dev The address receiving the platform share and slashed stakes.
 treasury: public(address)
 
@@ -137,6 +147,8 @@ def __init__(treasury_: address):
     self.escrow_withdraw_delay = 86_400
     self.min_deposit = 1 * 10**18
     self.root_activation_delay = 3_600
+    self.max_access_price = 1_000 * 10**18
+    self.compute_share_bps = 0
     self.version = 1
 
 
@@ -147,9 +159,10 @@ def setParam(name: String[32], new_value: uint256):
     @dev The names are `min_stake`, `slash_bps` (at most 10,000),
          `stake_unlock_delay`, `epoch_length`, `max_file_bytes`,
          `max_files_per_day`, `escrow_withdraw_delay`,
-         `min_deposit` and `root_activation_delay`. The fee split
-         changes only through `setFeeSplit`, so that it always sums
-         to 10,000.
+         `min_deposit`, `root_activation_delay`, `max_access_price`
+         and `compute_share_bps` (at most `platform_bps`). The fee
+         split changes only through `setFeeSplit`, so that it always
+         sums to 10,000.
     @param name The parameter name, at most 32 characters.
     @param new_value The 32-byte new value.
     """
@@ -184,6 +197,13 @@ def setParam(name: String[32], new_value: uint256):
     elif key == keccak256("root_activation_delay"):
         old = self.root_activation_delay
         self.root_activation_delay = new_value
+    elif key == keccak256("max_access_price"):
+        old = self.max_access_price
+        self.max_access_price = new_value
+    elif key == keccak256("compute_share_bps"):
+        assert new_value <= self.platform_bps, "ProtocolParams: compute share above platform"
+        old = self.compute_share_bps
+        self.compute_share_bps = new_value
     else:
         raise "ProtocolParams: unknown param"
     self._bump()
@@ -195,6 +215,8 @@ def setFeeSplit(platform: uint256, owner: uint256, stakers: uint256, contributor
     """
     @notice Sets the fee split (owner only); the four shares must
             sum to exactly 10,000 bps.
+    @dev The platform share may not fall below `compute_share_bps`,
+         which is carved from it; lower that first.
     @param platform The 32-byte platform share in bps.
     @param owner The 32-byte model owner share in bps.
     @param stakers The 32-byte stakers share in bps.
@@ -207,6 +229,7 @@ def setFeeSplit(platform: uint256, owner: uint256, stakers: uint256, contributor
     # Four numbers of at most 10,000 each cannot overflow.
     total: uint256 = unsafe_add(unsafe_add(platform, owner), unsafe_add(stakers, contributors))
     assert total == _BPS, "ProtocolParams: fee split must sum to 10000"
+    assert platform >= self.compute_share_bps, "ProtocolParams: compute share above platform"
     self.platform_bps = platform
     self.owner_bps = owner
     self.stakers_bps = stakers
