@@ -22,9 +22,10 @@ mean eigenvalue of ΦᵀΦ, so it scales with the gradients and the number of ex
 default 0.3 was chosen with the quality harness (docs/attribution-gradient.md has the sweep).
 
 Rows are stored scaled by a power of two to RMS in (½, 1] so float16 keeps ~3 significant
-digits whatever the gradients' magnitude; a score is ``scale_i · (Φ̂_i · q)``, summed in
-float64. Gradients are computed in float64 and then rounded to the stored float16, so
-another thread count or batch size gives the same bytes (and the same index hash).
+digits whatever the gradients' magnitude; a score is ``scale_i · (Φ̂_i · q)``. Gradients
+are computed in float64, row by row (:mod:`~openledger.attribution.gradient.build`), and
+then rounded to the stored float16, so another thread count or batch size gives the same
+bytes (and the same index hash).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ BUILD = "build.json"
 EXAMPLES = "examples.parquet"
 PRECOND = "precond.f32"
 DEFAULT_DAMPING = 0.3
-SCORE_CHUNK = 8192  # rows upcast to float64 at a time when scoring
 
 
 def ckpt_dir(root: Path, i: int) -> Path:
@@ -184,18 +184,20 @@ class Checkpoint:
     precond: np.ndarray  # (k, k) float32
 
     def scores(self, q: np.ndarray, precondition: bool = True) -> np.ndarray:
-        """(N,) float64 scores of every example against the query gradient ``q`` (k,),
-        summed in float64, each dot product in one fixed order (torch's float64 matrix-vector
-        product splits the rows, never a row, over threads)."""
+        """(N,) float64 scores of every example against the query gradient ``q`` (k,).
+
+        One float16 matrix-vector product per shard on the memory-mapped rows (torch
+        accumulates in float32; it splits rows, never a row, over threads, so the result is
+        the same on any thread count — tested), the query scaled to [-1, 1] first."""
         v = self.precond.astype(np.float64) @ q if precondition else np.asarray(q, np.float64)
-        vt = torch.from_numpy(np.ascontiguousarray(v))
+        peak = float(np.abs(v).max())
+        if peak == 0 or not np.isfinite(peak):
+            return np.zeros(sum(len(s) for _, s in self.shards))
+        vh = torch.from_numpy((v / peak).astype(np.float16))  # entries in [-1, 1]
         out = []
         for rows, scale in self.shards:
-            part = np.empty(len(scale))
-            for a in range(0, len(scale), SCORE_CHUNK):
-                block = torch.from_numpy(np.asarray(rows[a : a + SCORE_CHUNK])).double()
-                part[a : a + SCORE_CHUNK] = torch.mv(block, vt).numpy()
-            out.append(part * scale)
+            dots = torch.from_numpy(np.asarray(rows)) @ vh  # float16 matvec, float32 sums
+            out.append(dots.double().numpy() * scale * peak)
         return np.concatenate(out) if out else np.zeros(0)
 
 
