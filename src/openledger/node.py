@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from openledger.factory.jobs import JobService
     from openledger.factory.publish import ModelService
     from openledger.governance.service import GovernanceService
+    from openledger.ledger.access import AccessService
     from openledger.ledger.audit import Auditor
     from openledger.ledger.epochs import EpochService
     from openledger.ledger.escrow import EscrowService
@@ -108,12 +109,14 @@ class Node:
     @cached_property
     def sync(self) -> EventSync:
         """The chain event sync, with the ledger's handlers (credit from the escrow's events,
-        fresh protocol parameters after any change)."""
+        datanet access fees, fresh protocol parameters after any change)."""
         from openledger.chain.sync import EventSync
-        from openledger.ledger import credits
+        from openledger.ledger import access, credits
 
         sync = EventSync(self.contracts, self.db)
         credits.subscribe(sync)
+        access.subscribe(sync, access.Recorder(self.params, self.settings.chain_id,
+                                               self.accounts.operator_address))  # fmt: skip
         for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
             sync.subscribe(f"ProtocolParams.{event}", lambda s, r: self.params.invalidate())
         return sync
@@ -174,7 +177,14 @@ class Node:
     def snapshots(self) -> SnapshotService:
         from openledger.datanets.snapshots import SnapshotService
 
-        return SnapshotService(self.db, self.blobs, self._contracts)
+        return SnapshotService(self.db, self.blobs, self._contracts, admit=self._admit_export)
+
+    def _admit_export(self, datanet: str, version: int, account: str | None) -> object:
+        return self.access.admit(datanet, version, "export", account)
+
+    def _admit_training(self, datanet: str, version: int, account: str | None,
+                        access: int | None) -> object:  # fmt: skip
+        return self.access.admit(datanet, version, "train", account, access=access)
 
     # -- model factory ---------------------------------------------------------------------
     @cached_property
@@ -183,7 +193,9 @@ class Node:
 
         s = self.settings
         return JobService(self.db, self.snapshots, s.layout.jobs_dir,
-                          heartbeat_s=s.job_heartbeat_s, stale_after_s=s.job_stale_after_s)
+                          heartbeat_s=s.job_heartbeat_s, stale_after_s=s.job_stale_after_s,
+                          admit=self._admit_training,
+                          spend=lambda grant, job: self.access.spend(grant, job))  # fmt: skip
 
     @cached_property
     def models(self) -> ModelService:
@@ -283,6 +295,14 @@ class Node:
         from openledger.ledger.paid import PaidInference
 
         return PaidInference(self.ledger, self.serving, self.attribution)
+
+    @cached_property
+    def access(self) -> AccessService:
+        """Datanet access fees: prices, payments, admission of exports and training."""
+        from openledger.ledger.access import AccessService
+
+        return AccessService(self.db, self._contracts, self.sync_chain,
+                             self.accounts.operator_address)  # fmt: skip
 
     @cached_property
     def auditor(self) -> Auditor:

@@ -41,7 +41,8 @@ FINISHERS = frozenset({
     "governance.finish_propose", "governance.finish_vote", "governance.finish_simple",
     "governance.finish_delegate", "governance.finish_apply", "governance.finish_proposal",
     "governance.finish_grant", "escrow.finish_deposit", "escrow.finish_request_withdrawal",
-    "escrow.finish_withdraw", "rewards.finish_claim",
+    "escrow.finish_withdraw", "rewards.finish_claim", "access.finish_set_prices",
+    "access.finish_pay",
 })  # fmt: skip
 
 Finisher = Callable[[dict[str, Any], bytes | None, list[Any], str | None], dict[str, Any]]

@@ -162,6 +162,7 @@ def rewards(
         ("by_datanet", "datanet"),
         ("by_contribution", "contribution"),
         ("by_role", "role"),
+        ("by_source", "source"),
     ):
         if doc[group]:
             parts = ", ".join(f"{label} {k}: {fmt_open(int(v))}" for k, v in doc[group].items())

@@ -90,6 +90,10 @@ class SnapshotService:
     db: Database
     blobs: BlobStore
     contracts: Callable[[], Contracts]
+    #: the node's admission of exports of priced snapshots (``ledger.access``, wired by
+    #: ``node.py``): ``(datanet, version, account) -> grant``, a 402 when the account must
+    #: pay first
+    admit: Callable[[str, int, str | None], Any] | None = None
 
     def build(self, datanet: str | int) -> tuple[list[dict[str, Any]], bytes, list[int]]:
         """The snapshot's rows (in contribution then record order), its Merkle root and the
@@ -208,8 +212,10 @@ class SnapshotService:
         snap = self.get(datanet, version)
         return pq.read_table(io.BytesIO(self.blobs.get(snap["parquet_sha"])))
 
-    def export(self, ref: str, fmt: str, out: Path) -> Path:
-        """Write DATANET[@VERSION] as JSONL or Parquet (atomically); returns the path."""
+    def export(self, ref: str, fmt: str, out: Path, *, account: str | None = None) -> Path:
+        """Write DATANET[@VERSION] as JSONL or Parquet (atomically); returns the path. A
+        priced snapshot is written only for an ``account`` (None: the operator) that paid
+        for its export, contributed to it or owns the datanet; else a 402 and nothing."""
         if fmt not in EXPORT_FORMATS:
             raise ValidationError(
                 f"Export format {fmt!r} is not supported.",
@@ -219,6 +225,8 @@ class SnapshotService:
             )
         name, version = parse_ref(ref)
         snap = self.get(name, version)
+        if self.admit is not None:
+            self.admit(name, snap["version"], account)
         data = self.blobs.get(snap["parquet_sha"])
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")

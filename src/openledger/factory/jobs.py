@@ -94,33 +94,65 @@ class JobService:
     stale_after_s: float = STALE_AFTER_S
 
     # -- submitting -------------------------------------------------------------------------
-    def submit_train(
-        self,
-        datanet: str,
-        base: str,
-        config: TrainConfig | dict[str, Any],
-        owner: str | None = None,
+    #: the node's admission of training on a priced snapshot (``ledger.access``, wired by
+    #: ``node.py``): ``(datanet, version, account, access id) -> grant`` raising a 402 when the
+    #: account must pay first; ``spend(grant, job)`` spends a paid access on the job
+    admit: Callable[..., Any] | None = None
+    spend: Callable[[Any, int], None] | None = None
+
+    def check_train(
+        self, datanet: str, base: str, config: TrainConfig | dict[str, Any]
     ) -> dict[str, Any]:
-        """Validate a training request and queue it; returns the job. ``owner``: the account
-        that asked for it over the API (None: the node's own, from the CLI)."""
+        """Every check of :meth:`submit_train` that needs no payment (the configuration, the
+        snapshot, the base): the job's parameters, or the error. Run before paying, so a
+        request that would be refused costs nothing."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
         cfg.validate()  # the model-dependent checks (target modules) run when the job starts
         name, version = parse_ref(datanet)
         snap = self.snapshots.get(name, version)  # unknown datanet or version: NotFoundError
         _check_base(base)
-        params = {
+        return {
             "datanet": name,
             "version": snap["version"],
             "snapshot_root": snap["root"],
             "base": str(base),
             "config": cfg.to_dict(),
         }
+
+    def submit_train(
+        self,
+        datanet: str,
+        base: str,
+        config: TrainConfig | dict[str, Any],
+        owner: str | None = None,
+        *,
+        payer: str | None = None,
+        access: int | None = None,
+    ) -> dict[str, Any]:
+        """Validate a training request and queue it; returns the job. ``owner``: the account
+        that asked for it over the API (None: the node's own, from the CLI). On a priced
+        snapshot the job needs a paid training access of ``payer`` (default: ``owner``, else
+        the operator), ``access`` or any unspent one, unless that account contributed to
+        the snapshot or owns the datanet; the job spends it."""
+        params = self.check_train(datanet, base, config)
+        grant = None
+        if self.admit is not None:
+            grant = self.admit(params["datanet"], params["version"], payer or owner, access)
+            params["access"] = grant.to_dict()
         with self.db.session() as s:
             row = JobRow(kind="train", params=params, work_dir="", owner=owner)
             s.add(row)
             s.flush()
             row.work_dir = str(self.jobs_dir / f"job-{row.id:06d}")
-            return job_dict(row)
+            doc = job_dict(row)
+        if grant is not None and self.spend is not None:
+            try:
+                self.spend(grant, doc["id"])
+            except BaseException:
+                with self.db.session() as s:  # the payment went to another job: not queued
+                    s.delete(s.get(JobRow, doc["id"]))
+                raise
+        return doc
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, job_id: int) -> dict[str, Any]:

@@ -6,7 +6,9 @@ signature of each committed group's last hash (every receipt must be covered by 
 fee from its token counts and prices; its split from the basis points it names, its
 attribution weights and the beneficiary set it names; each epoch's pools divided over their
 sets as the seal divides them; then the cumulative earnings of every epoch up to N, their
-Merkle root, and the root, total and receipts head posted on chain for N.
+Merkle root, and the root, total and receipts head posted on chain for N. The datanet
+access fees settled in those epochs are recomputed too (``ledger.access.audit``: each
+record's body, the operator's signature, its split, and its ``AccessPaid`` event on chain).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import func, select
 
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
+from openledger.ledger import access
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.pricing import FeeSplit, Split, divide_pools, fee, split_fee
 from openledger.ledger.receipts import GENESIS, check_head, check_receipt
@@ -111,7 +114,7 @@ class Auditor:
                 unsigned = []
             if ep == number:
                 report.receipts += 1
-                head = digest
+            head = digest  # an epoch of access fees alone keeps the head before it
             if not check.ok:
                 report.problems.append(f"receipt {seq}: {check.problem}")
                 continue
@@ -129,6 +132,11 @@ class Auditor:
             parsed = {h: bene.from_body(sets[h]) for h, _ in pools[ep]}
             for _, p in divide_pools(pools[ep], parsed):
                 leaves[p.account] = leaves.get(p.account, 0) + p.amount
+        with self.db.session() as s:
+            added, problems = access.audit(s, number, self.operator, sets, self._access_events)
+        report.problems.extend(problems)
+        for account, amount in added.items():
+            leaves[account] = leaves.get(account, 0) + amount
         if unsigned:
             report.problems.append(
                 f"receipts {unsigned[0]}–{unsigned[-1]} are not covered by a signed head "
@@ -164,6 +172,18 @@ class Auditor:
                     f"the total on chain {chain_total} differs from the recomputed {report.total}"
                 )
         return report
+
+    def _access_events(self, from_block: int, to_block: int) -> dict[int, dict[str, Any]]:
+        """The ``AccessPaid`` events of the DatanetRegistry in a block range, by access id."""
+        registry = self._contracts().datanets
+        event = registry.contract.events.AccessPaid()
+        out: dict[int, dict[str, Any]] = {}
+        for log in event.get_logs(from_block=from_block, to_block=to_block):
+            tx = log["transactionHash"]
+            out[int(log["args"]["access_id"])] = {
+                **dict(log["args"]), "tx_hash": "0x" + bytes(tx).hex().removeprefix("0x")
+            }  # fmt: skip
+        return out
 
     def _check_split(self, body: dict[str, Any], sets: dict[str, Any]) -> str:
         tokens, prices = body["tokens"], body["prices"]

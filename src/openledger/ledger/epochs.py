@@ -7,9 +7,12 @@ first checks whether it already happened, so killing the process anywhere and ru
 
 1. **seal** (one transaction): the receipts not yet in an epoch get the next epoch number;
    the pooled stakers' and unattributed parts of those receipts are divided over their
-   beneficiary sets (``pricing.divide_pools``) and recorded as earnings; cumulative
-   earnings per account (all earlier epochs plus this one), their Merkle tree,
-   its root and the receipts' head hash are stored. No receipts: nothing happens.
+   beneficiary sets (``pricing.divide_pools``) and recorded as earnings; so are the datanet
+   access fees recorded since the last epoch (``ledger.access``: signed by the operator
+   here, their pools divided the same way; the fees are already in the distributor);
+   cumulative earnings per account (all earlier epochs plus this one), their Merkle tree,
+   its root and the receipts' head hash are stored. No receipts and no access fees:
+   nothing happens.
 2. **collect**: the epoch's fees, per paying account in batches of 256, move from the
    escrow to the RewardDistributor (``collect(epoch, batch, …)``). The escrow refuses a
    batch twice, and each batch is checked with ``isCollected`` before it is sent.
@@ -32,12 +35,14 @@ from sqlalchemy.orm import Session
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError, NotFoundError, TransactionRevertedError
+from openledger.ledger import access
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache
-from openledger.ledger.receipts import hex32
+from openledger.ledger.receipts import GENESIS, ReceiptSigner, hex32
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
+    AccessRow,
     CreditRow,
     EarningRow,
     EpochRow,
@@ -101,6 +106,15 @@ class EpochService:
             return row
 
     def _seal(self) -> EpochRow | None:
+        signer: list[ReceiptSigner] = []  # the operator's key, only once access fees wait
+
+        def sign(content_hash: str) -> str:
+            if not signer:
+                signer.append(ReceiptSigner(bytes(self._operator().key)))
+            return signer[0].sign(content_hash)
+
+        if self.unsettled_accesses():  # unlock the key before taking the write lock
+            sign(GENESIS)
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
             if s.scalars(select(EpochRow).where(EpochRow.status != "settled")).first():
                 return None  # another process sealed one meanwhile; the caller retries
@@ -109,7 +123,8 @@ class EpochService:
                     func.min(ReceiptRow.seq), func.max(ReceiptRow.seq), func.count(ReceiptRow.seq)
                 ).where(ReceiptRow.epoch.is_(None))
             ).one()
-            if not count:
+            accesses = access.unsealed_count(s)
+            if not count and not accesses:
                 return None
             prev = s.scalars(select(EpochRow).order_by(EpochRow.number.desc())).first()
             number = prev.number + 1 if prev else 1
@@ -121,14 +136,23 @@ class EpochService:
             ):
                 charges[payer] += fee
                 fees += fee
-            self._divide_pools(s, int(last))
+            if count:
+                self._divide_pools(s, int(last))
             for account, amount in s.execute(
                 select(EarningRow.account, EarningRow.amount)
                 .join(ReceiptRow, ReceiptRow.seq == EarningRow.receipt_seq)
                 .where(ReceiptRow.epoch.is_(None))
             ):
                 leaves[account] = leaves.get(account, 0) + amount
-            head = s.execute(select(ReceiptRow.hash).where(ReceiptRow.seq == last)).scalar_one()
+            if accesses:
+                for account, amount in access.seal(s, number, sign).items():
+                    leaves[account] = leaves.get(account, 0) + amount
+            if count:
+                head = s.execute(select(ReceiptRow.hash).where(ReceiptRow.seq == last)).scalar_one()
+            else:  # only access fees: the receipts' chain stays where the last epoch left it
+                head = prev.head_hash if prev else GENESIS
+                first = prev.last_seq + 1 if prev else 1
+                last = prev.last_seq if prev else 0
             tree = MerkleTree.from_amounts(leaves)
             s.execute(update(ReceiptRow).where(ReceiptRow.epoch.is_(None)).values(epoch=number))
             row = EpochRow(
@@ -267,11 +291,14 @@ class EpochService:
             return row
 
     def get(self, number: int) -> dict[str, Any]:
-        return self.get_row(number).doc()
+        doc = self.get_row(number).doc()
+        with self.db.session() as s:
+            return {**doc, **access.epoch_summary(s, number)}
 
     def list(self) -> list[dict[str, Any]]:
         with self.db.session() as s:
-            return [r.doc() for r in s.scalars(select(EpochRow).order_by(EpochRow.number))]
+            return [{**r.doc(), **access.epoch_summary(s, r.number)}
+                    for r in s.scalars(select(EpochRow).order_by(EpochRow.number))]  # fmt: skip
 
     def latest_settled(self) -> EpochRow | None:
         with self.db.session() as s:
@@ -292,6 +319,11 @@ class EpochService:
                 ).scalar_one()
             )
 
+    def unsettled_accesses(self) -> int:
+        """Access fees recorded but not in an epoch yet (``ledger.access``)."""
+        with self.db.session() as s:
+            return access.unsealed_count(s)
+
     def due(self, now: datetime | None = None) -> bool:
         """Whether the epoch timer should close an epoch now: one is half done; or receipts
         wait and ``epoch_length`` seconds passed since the last epoch (or the first one); or
@@ -299,7 +331,7 @@ class EpochService:
         delay has passed (its fees must leave the escrow before its withdrawal can)."""
         if self._unfinished() is not None:
             return True
-        if not self.unsettled_receipts():
+        if not self.unsettled_receipts() and not self.unsettled_accesses():
             return False
         now = now or datetime.now(UTC)
         if self._withdrawal_soon(now):
@@ -307,9 +339,15 @@ class EpochService:
         with self.db.session() as s:
             last = s.execute(select(func.max(EpochRow.created_at))).scalar_one()
             if last is None:
-                last = s.execute(
-                    select(func.min(ReceiptRow.created_at)).where(ReceiptRow.epoch.is_(None))
-                ).scalar_one()
+                last = min(
+                    (t for t in (
+                        s.execute(select(func.min(ReceiptRow.created_at))
+                                  .where(ReceiptRow.epoch.is_(None))).scalar_one(),
+                        s.execute(select(func.min(AccessRow.created_at))
+                                  .where(AccessRow.epoch.is_(None))).scalar_one(),
+                    ) if t is not None),
+                    key=lambda t: t.replace(tzinfo=t.tzinfo or UTC),
+                )  # fmt: skip
         if last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
         return (now - last).total_seconds() >= self.params.current().epoch_length

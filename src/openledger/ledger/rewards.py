@@ -1,5 +1,6 @@
-"""Earnings views and claims: what an account earned (by model, datanet, contribution and
-role), what is claimable on chain now, and the claim transaction with its Merkle proof."""
+"""Earnings views and claims: what an account earned (by model, datanet, contribution,
+role and source: paid inference or datanet access fees), what is claimable on chain now, and
+the claim transaction with its Merkle proof."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ from web3 import Web3
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError
+from openledger.ledger import access
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.receipts import hex32
 from openledger.store.db import Database
-from openledger.store.ledger_tables import EarningRow, EpochRow, ReceiptRow
+from openledger.store.ledger_tables import (
+    AccessEarningRow,
+    AccessRow,
+    EarningRow,
+    EpochRow,
+    ReceiptRow,
+)
 from openledger.units import fmt_open
 
 
@@ -30,7 +38,7 @@ class RewardsService:
     def earnings(self, account: str) -> dict[str, Any]:
         """Everything ``account`` earned, settled or not, grouped several ways (wei strings)."""
         account = Web3.to_checksum_address(account)
-        groups = ("model", "datanet", "contribution", "role", "epoch")
+        groups = ("model", "datanet", "contribution", "role", "epoch", "source")
         by: dict[str, dict[Any, int]] = {k: defaultdict(int) for k in groups}
         total = settled = 0
         with self.db.session() as s:
@@ -45,11 +53,28 @@ class RewardsService:
                 for e, epoch, status in rows
             ]
             items += _open_pool_shares(s, account)
+            access_rows = s.execute(
+                select(AccessEarningRow, AccessRow.epoch, EpochRow.status)
+                .join(AccessRow, AccessRow.access_id == AccessEarningRow.access_id)
+                .outerjoin(EpochRow, EpochRow.number == AccessRow.epoch)
+                .where(AccessEarningRow.account == account)
+            ).all()
+            items += [
+                (e.amount, None, e.role, epoch, e.datanet_id, e.contribution_id, status)
+                for e, epoch, status in access_rows
+            ]
+            items += [
+                (p.amount, None, p.role, None, p.datanet, p.contribution, None)
+                for p in access.divide_open_pools(s)
+                if p.account == account
+            ]
         for amount, model_id, role, epoch, datanet_id, contribution_id, status in items:
             total += amount
             if status == "settled":
                 settled += amount
-            by["model"][model_id] += amount
+            by["source"]["inference" if model_id is not None else "access"] += amount
+            if model_id is not None:
+                by["model"][model_id] += amount
             by["role"][role] += amount
             by["epoch"][epoch if epoch is not None else "open"] += amount
             if datanet_id is not None:

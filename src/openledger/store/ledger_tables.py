@@ -170,3 +170,50 @@ class ReceiptQueryRow(Base):
     prompt: Mapped[list[int]] = mapped_column(JSON)
     completion: Mapped[list[int]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+ACCESS_KINDS: tuple[str, ...] = ("export", "train")  # DatanetRegistry.payAccess kinds 0, 1
+
+
+class AccessRow(Base):
+    """A datanet access fee paid on chain (``DatanetRegistry.AccessPaid``), recorded once
+    by its access id: ``body`` is the canonical JSON of its split (``ledger.access``),
+    ``content_hash`` its keccak256, ``signature`` the operator's EIP-191 signature of that
+    hash, made when the epoch that pays it out is sealed. A training access is spent by
+    one job (``used_by``); an export access lets its payer export that snapshot."""
+
+    __tablename__ = "ledger_access"
+    __table_args__ = (Index(None, "epoch"), Index(None, "payer", "datanet_id", "version"))
+
+    access_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(Integer)
+    payer: Mapped[str] = mapped_column(String(42))
+    datanet_id: Mapped[int] = mapped_column(BigInteger)  # the chain's datanet id
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[int] = mapped_column(Wei)
+    body: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(66))
+    signature: Mapped[str] = mapped_column(String(132), default="")
+    epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+    used_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessEarningRow(Base):
+    """One payout of an access fee: the platform and owner parts when it is recorded, the
+    stakers' and contributors' shares of its pools when its epoch is sealed (recorded on
+    the epoch's last access, as the receipts' pool shares are on its last receipt)."""
+
+    __tablename__ = "ledger_access_earnings"
+    __table_args__ = (Index(None, "account"), Index(None, "access_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    access_id: Mapped[int] = mapped_column(ForeignKey("ledger_access.access_id"))
+    account: Mapped[str] = mapped_column(String(42))
+    role: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Wei)
+    datanet_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    contribution_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
