@@ -49,6 +49,8 @@ def test_gov_path_and_bad_input(cli: Node, capsys: pytest.CaptureFixture[str]) -
     keys = run(capsys, ["gov", "keys"])
     assert keys["handed_over"] and keys["keys"]["platform_bps"]["value"] == "1000"
     assert keys["keys"]["voting_period"]["value"] == str(CFG.voting_period)
+    assert keys["keys"]["max_access_price"]["value"] == str(1_000 * 10**18)
+    assert keys["keys"]["compute_share_bps"]["value"] == "0"
     err = fails(capsys, ["gov", "propose", "--set", "platform_bps=600", "--as", "operator"])
     assert "sum to 9600 bps" in err and "+400 bps" in err
     err = fails(capsys, ["gov", "propose", "--set", "fee=1", "--as", "operator"])

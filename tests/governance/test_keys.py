@@ -76,3 +76,31 @@ def test_parse_sets_refuses_unknown_keys_and_bad_pairs() -> None:
     ):
         with pytest.raises(ValidationError, match=text):
             parse_sets(bad)
+
+
+def test_access_price_bound_and_compute_share_are_governable() -> None:
+    [change] = plan(max_access_price="250")
+    assert (change.fn, change.args) == ("setParam", ("max_access_price", 250 * OPEN))
+    with pytest.raises(ValidationError) as exc:
+        plan(max_access_price="-1")
+    assert exc.value.field == "max_access_price"
+    [change] = plan(compute_share_bps="5%")
+    assert change.args == ("compute_share_bps", 500)
+
+
+def test_the_compute_share_never_exceeds_the_platform_share() -> None:
+    with pytest.raises(ValidationError) as exc:
+        plan(compute_share_bps="1001")  # platform is 1000
+    assert exc.value.field == "compute_share_bps" and "raise platform_bps" in exc.value.fix
+    current = {**SPLIT, "compute_share_bps": 800}
+    with pytest.raises(ValidationError) as exc:  # the split alone would undercut it
+        plan_changes({"platform_bps": "500", "contributors_bps": "5500"}, lambda: current)
+    assert "above platform_bps 500" in exc.value.message
+    # lowering both: the compute share goes down first, then the split
+    calls = plan_changes({"platform_bps": "500", "contributors_bps": "5500",
+                          "compute_share_bps": "400"}, lambda: current)  # fmt: skip
+    assert [c.fn for c in calls] == ["setParam", "setFeeSplit"]
+    # raising both: the split makes room first
+    calls = plan_changes({"platform_bps": "2000", "contributors_bps": "4000",
+                          "compute_share_bps": "1500"}, lambda: current)  # fmt: skip
+    assert [c.fn for c in calls] == ["setFeeSplit", "setParam"]

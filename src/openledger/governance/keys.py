@@ -3,7 +3,9 @@
 ``plan_changes`` turns ``KEY=VALUE`` pairs into the calls a proposal makes, refusing an
 unknown key or an out-of-range value before anything is sent. The four fee-split keys are
 merged with the current split and become one ``setFeeSplit`` call, which must sum to
-10,000 bps.
+10,000 bps. ``compute_share_bps`` is carved from the platform share, so it may never exceed
+``platform_bps``: a proposal that breaks this is refused, and one that moves both orders its
+calls so that every step keeps it true.
 """
 
 from __future__ import annotations
@@ -132,6 +134,24 @@ KEYS: dict[str, Key] = {
             0,
             30 * DAY,
             "delay before a reward root is claimable",
+        ),
+        Key(
+            "max_access_price",
+            "ProtocolParams",
+            "setParam",
+            "open",
+            0,
+            10**9 * OPEN,
+            "bound on a datanet's price per export or training job",
+        ),
+        Key(
+            "compute_share_bps",
+            "ProtocolParams",
+            "setParam",
+            "bps",
+            0,
+            10_000,
+            "fee share of a serving compute provider, carved from platform_bps",
         ),
         Key("treasury", "ProtocolParams", "setTreasury", "address", help="the treasury"),
         Key(
@@ -296,11 +316,15 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
 
 def plan_changes(sets: dict[str, str], current_split: Callable[[], dict[str, int]]) -> list[Change]:
     """The calls that make ``sets`` true, validated; ``current_split`` gives the fee split
-    the proposal starts from (the keys not set keep their current value)."""
+    the proposal starts from (the keys not set keep their current value), and
+    ``compute_share_bps`` when it has it (0 otherwise)."""
     changes: list[Change] = []
     split_sets = {k: v for k, v in sets.items() if k in FEE_SPLIT_KEYS}
+    current: dict[str, int] = {}
+    if split_sets or "compute_share_bps" in sets:
+        current = dict(current_split())
     if split_sets:
-        split = dict(current_split())
+        split = {k: current[k] for k in FEE_SPLIT_KEYS}
         for k, v in split_sets.items():
             split[k] = int(parse_value(KEYS[k], v))
         total = sum(split[k] for k in FEE_SPLIT_KEYS)
@@ -322,11 +346,34 @@ def plan_changes(sets: dict[str, str], current_split: Callable[[], dict[str, int
                 "fee split " + "/".join(str(a) for a in args) + " bps",
             )
         )
+    compute_first = False
+    if current:
+        old_platform = current["platform_bps"]
+        platform = changes[0].args[0] if changes else old_platform
+        compute = (
+            int(parse_value(KEYS["compute_share_bps"], sets["compute_share_bps"]))
+            if "compute_share_bps" in sets
+            else current.get("compute_share_bps", 0)
+        )
+        if compute > int(platform):
+            raise ValidationError(
+                f"compute_share_bps would be {compute} bps, above platform_bps {platform}: the "
+                "compute share is carved from the platform share.",
+                field="compute_share_bps",
+                value=compute,
+                fix=f"keep compute_share_bps at most {platform} bps, or raise platform_bps "
+                "in the same proposal.",
+            )
+        compute_first = compute <= old_platform  # else the split must raise platform first
     for k, v in sets.items():
         if k in FEE_SPLIT_KEYS:
             continue
         key = KEYS[k]
         value = parse_value(key, v)
         args = (key.name, value) if key.fn == "setParam" else (value,)
-        changes.append(Change(key.contract, key.fn, args, f"{k} = {show_value(key, value)}"))
+        change = Change(key.contract, key.fn, args, f"{k} = {show_value(key, value)}")
+        if k == "compute_share_bps" and compute_first:
+            changes.insert(0, change)
+        else:
+            changes.append(change)
     return changes

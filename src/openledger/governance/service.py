@@ -113,7 +113,10 @@ class GovernanceService:
     def plan(self, sets: dict[str, str]) -> list[Change]:
         """Validate ``KEY=VALUE`` changes against the table of keys (nothing is sent)."""
         params = self._c().params
-        return plan_changes(sets, lambda: {k: params.get(k) for k in FEE_SPLIT_KEYS})
+        return plan_changes(sets, lambda: {
+            **{k: params.get(k) for k in FEE_SPLIT_KEYS},
+            "compute_share_bps": params.snapshot().compute_share_bps,
+        })  # fmt: skip
 
     def _check_can_propose(self, proposer: str) -> None:
         c = self._c()
