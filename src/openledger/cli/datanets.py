@@ -74,8 +74,10 @@ def list_(
 
 @app.command("show")
 def show(datanet: str, as_json: Json = False) -> None:
-    """A datanet: validators, contributions by status, records, snapshots."""
-    doc = context.node().datanets.show(datanet)
+    """A datanet: validators, contributions by status, records, snapshots, access prices."""
+    node = context.node()
+    doc = node.datanets.show(datanet)
+    doc["access_prices"] = node.access.prices(datanet)
     if as_json:
         return _print_json(doc)
     out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) — {doc['description']}")
@@ -90,6 +92,12 @@ def show(datanet: str, as_json: Json = False) -> None:
               f"{doc['contributors']} contributor(s)")  # fmt: skip
     for snap in doc["snapshots"]:
         out.print(f"  snapshot @{snap['version']}: {snap['records']} records, root {snap['root']}")
+    p = doc["access_prices"]
+    if int(p["export"]) or int(p["train"]):
+        out.print(f"access: {p['export_open']} OPEN per export, {p['train_open']} OPEN per "
+                  "training job (contributors and the owner free)")  # fmt: skip
+    else:
+        out.print("access: free (set a price with `openledger datanet price`)")
 
 
 @app.command("snapshot")
@@ -103,15 +111,96 @@ def snapshot(datanet: str, as_: As = "operator", as_json: Json = False) -> None:
               f"{len(doc['contributions'])} contribution(s), root {doc['root']}")  # fmt: skip
 
 
+@app.command("price")
+def price(
+    datanet: str,
+    export: Annotated[
+        str | None, typer.Option("--export", help="OPEN per snapshot export (0: free).")
+    ] = None,
+    train: Annotated[
+        str | None, typer.Option("--train", help="OPEN per training job on a snapshot.")
+    ] = None,
+    as_: As = "operator",
+    as_json: Json = False,
+) -> None:
+    """Set the access prices of a datanet you own (on chain; at most max_access_price).
+    Contributors and the owner always read it free; the fees go to its contributors and
+    stakers through the epochs."""
+    node = context.node()
+    current = node.access.prices(datanet)
+    if export is None and train is None:
+        if as_json:
+            return _print_json(current)
+        return out.print(f"{current['datanet']}: {current['export_open']} OPEN per export, "
+                         f"{current['train_open']} OPEN per training job (bound "
+                         f"{fmt_open(int(current['max_access_price']))} OPEN)")  # fmt: skip
+    new_export = int(current["export"]) if export is None else parse_open(export, field="--export")
+    new_train = int(current["train"]) if train is None else parse_open(train, field="--train")
+    signer = node.accounts.signer(as_)
+    plan = node.access.plan_set_prices(datanet, export=new_export, train=new_train,
+                                       owner=signer.address)  # fmt: skip
+    doc = plan.run(signer)
+    if as_json:
+        return _print_json(doc)
+    out.print(f"{doc['datanet']}: {doc['export_open']} OPEN per export, {doc['train_open']} "
+              f"OPEN per training job (tx {doc['tx_hash']})")  # fmt: skip
+
+
+def pay_first(ref: str, kind: str, account: str | None, pay: bool) -> int | None:
+    """Show what ``account`` pays to ``kind`` the snapshot ``ref``, before anything is sent
+    or read; pay it when ``pay`` (else refuse with the fix). The access id, or None when
+    nothing was due."""
+    from openledger.datanets.snapshots import parse_ref
+
+    node = context.node()
+    name, version = parse_ref(ref)
+    address = _address(account) if account else None
+    quote = node.access.quote(name, version, kind, address)
+    where = f"{quote['datanet']}@{quote['version']}"
+    what = "export" if kind == "export" else "training job"
+    who = context.label(quote["account"])
+    if not quote["due"]:
+        if int(quote["price"]):
+            why = {"paid": f"already paid (access #{quote['access']})"}.get(
+                quote["reason"], f"free for its {quote['reason']}"
+            )
+            out.print(f"{where}: {quote['price_open']} OPEN per {what}; {who}: {why}")
+        return None
+    out.print(f"{where}: {quote['price_open']} OPEN per {what}, due from {who}")
+    if not pay:
+        node.access.admit(name, version, kind, address)  # the 402 with its fix
+    signer = node.accounts.signer(account or "operator")
+    doc = node.access.plan_pay(name, version, kind, signer.address).run(signer)
+    out.print(f"paid {doc['amount_open']} OPEN (access #{doc['access']}, tx {doc['tx_hash']}); "
+              "it reaches the snapshot's contributors and stakers at the next epoch")  # fmt: skip
+    return int(doc["access"])
+
+
 @app.command("export")
 def export(
     ref: Annotated[str, typer.Argument(help="DATANET or DATANET@VERSION (default: latest).")],
     format: Annotated[str, typer.Option(help=f"One of {', '.join(EXPORT_FORMATS)}.")] = "jsonl",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file.")] = None,
+    as_: Annotated[
+        str | None, typer.Option("--as", help="Account that exports (default: operator).")
+    ] = None,
+    pay: Annotated[
+        bool, typer.Option("--pay", help="Pay the snapshot's export price if it is due.")
+    ] = False,
 ) -> None:
-    """Write a snapshot as a file that Hugging Face `datasets` loads."""
+    """Write a snapshot as a file that Hugging Face `datasets` loads. A priced snapshot
+    shows its price first; it is exported after the account pays it (--pay), or free for
+    its contributors and owner."""
+    from openledger.datanets.formats import EXPORT_FORMATS as formats
+    from openledger.errors import ValidationError
+
+    if format not in formats:  # refused before any price is shown or paid
+        raise ValidationError(f"Export format {format!r} is not supported.", field="format",
+                              value=format, fix=f"use one of: {', '.join(formats)}.")  # fmt: skip
     target = out_path or Path(f"{ref.replace('@', '-v')}.{format}")
-    path = context.node().snapshots.export(ref, format, target)
+    pay_first(ref, "export", as_, pay)
+    account = _address(as_) if as_ else None
+    path = context.node().snapshots.export(ref, format, target, account=account)
     out.print(str(path))
 
 

@@ -69,9 +69,20 @@ def train(
         Path | None, typer.Option("--config", help="YAML with the same keys.")
     ] = None,
     detach: Annotated[bool, typer.Option(help="Queue it for the node's worker.")] = False,
+    as_: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="Account that trains and pays a priced snapshot (default: operator)."
+        ),
+    ] = None,
+    pay: Annotated[
+        bool, typer.Option("--pay", help="Pay the snapshot's training price if it is due.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Fine-tune an adapter on a datanet snapshot (runs in the foreground with progress)."""
+    """Fine-tune an adapter on a datanet snapshot (runs in the foreground with progress). A
+    priced snapshot shows its price before the job is queued; the account pays it (--pay)
+    unless it contributed to the snapshot or owns the datanet."""
     node = context.node()
     doc = _load_config(config)
     datanet = datanet or doc.pop("datanet", None)
@@ -95,7 +106,12 @@ def train(
     doc.update({k: v for k, v in given.items() if v is not None})
     if target_modules:
         doc["target_modules"] = [m.strip() for m in target_modules.split(",") if m.strip()]
-    job = node.jobs.submit_train(datanet, base, doc)
+    node.jobs.check_train(datanet, base, doc)  # every other refusal before any payment
+    from openledger.cli.datanets import _address, pay_first
+
+    access = pay_first(datanet, "train", as_, pay)
+    payer = _address(as_) if as_ else None
+    job = node.jobs.submit_train(datanet, base, doc, payer=payer, access=access)
     if detach:
         if as_json:
             return _print_json(job)
