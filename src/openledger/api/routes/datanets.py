@@ -15,11 +15,15 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.acting import act, actor
-from openledger.api.bounds import AsField, IdField, IdPath, Limit, Name, Offset, Text
-from openledger.api.credentials import Writer
+from openledger.api.bounds import MAX_INT, AsField, IdField, IdPath, Limit, Name, Offset, Text
+from openledger.api.credentials import MaybePrincipal, Writer
 from openledger.api.deps import NodeDep
 from openledger.datanets.snapshots import EXPORT_FORMATS
+from openledger.errors import PaymentRequiredError, ValidationError
+from openledger.ledger.access import AccessDueError
 from openledger.units import parse_open
+
+NOBODY = "0x" + "00" * 20  # a request without a credential: never a contributor or payer
 
 router = APIRouter(prefix="/datanets", tags=["datanets"])
 
@@ -70,6 +74,27 @@ class CreateDatanet(Signer):
 class Review(Signer):
     approve: bool
     reason: Text = ""
+
+
+class AccessPrices(Signer):
+    export: Name | None = Field(None, description="OPEN per snapshot export (0: free); "
+                                "omitted: unchanged.")  # fmt: skip
+    train: Name | None = Field(None, description="OPEN per training job on a snapshot (0: "
+                               "free); omitted: unchanged.")  # fmt: skip
+
+
+class PayAccess(Signer):
+    version: IdField = Field(description="The snapshot version.")
+    kind: Annotated[str, Field(max_length=16, description="export or train")]
+    base: Annotated[str | None, Field(max_length=1000, description="kind train: the job's "
+                                      "base model, checked (with config) before anything is "
+                                      "paid")] = None  # fmt: skip
+    config: dict[str, Any] = Field(default_factory=dict, max_length=64,
+                                   description="kind train: the job's training keys")  # fmt: skip
+
+
+Version = Annotated[int | None, Query(ge=1, le=MAX_INT, description="Snapshot version "
+                                      "(default: the latest).")]  # fmt: skip
 
 
 @router.get("")
@@ -177,11 +202,83 @@ def show_snapshot(datanet: str, version: IdPath, node: NodeDep) -> dict[str, Any
 
 @router.get("/{datanet}/snapshots/{version}/export")
 def export_snapshot(
-    datanet: str, version: IdPath, node: NodeDep,
+    datanet: str, version: IdPath, node: NodeDep, principal: MaybePrincipal,
     format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}.",
                                  max_length=16)] = "jsonl",
+    as_: Annotated[str | None, Query(alias="as", max_length=64)] = None,
 ) -> FileResponse:  # fmt: skip
+    """The snapshot as a file. A priced snapshot needs the credential (``read`` scope) of an
+    account that paid for its export (POST /datanets/{datanet}/access), contributed to it or
+    owns the datanet: 402 otherwise, and nothing leaves."""
+    account = actor(node, principal, as_).address if principal is not None else NOBODY
     tmp = tempfile.TemporaryDirectory(prefix="export-")
     name = f"{datanet}-v{version}.{format}"
-    path = node.snapshots.export(f"{datanet}@{version}", format, Path(tmp.name) / name)
+    try:
+        path = node.snapshots.export(f"{datanet}@{version}", format, Path(tmp.name) / name,
+                                     account=account)  # fmt: skip
+    except AccessDueError as exc:
+        tmp.cleanup()
+        if principal is not None:
+            raise
+        g = exc.grant
+        raise PaymentRequiredError(
+            f"{g.datanet}@{g.version} is priced at {g.to_dict()['price_open']} OPEN per "
+            "export; only an account that paid for it, contributed to it or owns it exports "
+            "it, and this request sends no credential.",
+            field="Authorization", value=f"{g.datanet}@{g.version}",
+            fix=f"send this request with that account's API key (read scope); to pay, "
+            f'POST /datanets/{g.datanet}/access {{"version": {g.version}, "kind": "export"}}.',
+        ) from exc  # fmt: skip
+    except BaseException:
+        tmp.cleanup()
+        raise
     return FileResponse(path, filename=name, background=BackgroundTask(tmp.cleanup))
+
+
+@router.get("/{datanet}/access")
+def access_prices(
+    datanet: str, node: NodeDep, principal: MaybePrincipal, version: Version = None,
+    kind: Annotated[str | None, Query(max_length=16, description="export or train: also "
+                                      "quote what `account` pays")] = None,
+    account: Annotated[str | None, Query(max_length=64, description="Address (default: the "
+                                         "credential's account)")] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A datanet's access prices (per export, per training job) and the bound; with
+    ``kind``, what ``account`` pays now for that snapshot (free for its contributors and
+    owner, or already paid)."""
+    doc = node.access.prices(datanet)
+    if kind is not None:
+        who = account or (principal.address if principal is not None else None)
+        if who is None:
+            raise ValidationError("A quote needs the account it is for.", field="account",
+                                  fix="pass ?account=0x… or send a credential.")  # fmt: skip
+        doc["quote"] = node.access.quote(datanet, version, kind, node.accounts.resolve(who))
+    return doc
+
+
+@router.put("/{datanet}/access")
+def set_access_prices(datanet: str, body: AccessPrices, node: NodeDep,
+                      principal: Writer) -> dict[str, Any]:  # fmt: skip
+    """Set a datanet's access prices in OPEN (its owner only; each at most the governable
+    max_access_price)."""
+    who = actor(node, principal, body.as_)
+    current = node.access.prices(datanet)
+    export = current["export"] if body.export is None else parse_open(body.export, field="export")
+    train = current["train"] if body.train is None else parse_open(body.train, field="train")
+    plan = node.access.plan_set_prices(datanet, export=int(export), train=int(train),
+                                       owner=who.address)  # fmt: skip
+    return act(node, who, plan)
+
+
+@router.post("/{datanet}/access", status_code=201)
+def pay_access(datanet: str, body: PayAccess, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Pay the access fee of a snapshot (kind ``export`` or ``train``) from the acting
+    account: approve and payAccess, signed by the node for its own accounts or prepared for
+    the account's wallet. The fee reaches the snapshot's contributors and stakers at the
+    next epoch; the answer is the access record (its ``access`` id). With ``base`` (and
+    ``config``) the training job it is for is checked first, so a job that would be refused
+    costs nothing."""
+    who = actor(node, principal, body.as_)
+    if body.base is not None:
+        node.jobs.check_train(f"{datanet}@{body.version}", body.base, body.config)
+    return act(node, who, node.access.plan_pay(datanet, body.version, body.kind, who.address))

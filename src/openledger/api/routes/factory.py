@@ -34,6 +34,11 @@ class TrainRequest(BaseModel):
     config: dict[str, Any] = Field(
         default_factory=dict, description="Training keys (method, rank, …)", max_length=64
     )
+    access: IdField | None = Field(
+        None, description="The paid training access to spend on a priced snapshot "
+        "(POST /datanets/{datanet}/access); default: any unspent one of the account."
+    )  # fmt: skip
+    as_: AsField = None
 
 
 class PublishRequest(BaseModel):
@@ -58,9 +63,15 @@ def own_job(node: Node, principal: Principal, job: int) -> dict[str, Any]:
 
 @router.post("/jobs", status_code=201)
 def submit(body: TrainRequest, node: NodeDep, principal: Writer) -> dict[str, Any]:
-    """Queue a training job for the credential's account; the node's worker runs it."""
-    owner = None if principal.kind == "operator" else principal.address
-    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=owner)
+    """Queue a training job for the credential's account (the operator token: the node's
+    own, or with ``"as"`` that node-held account's); the node's worker runs it. On a priced
+    snapshot the account spends a paid training access (402 without one; nothing is charged
+    and nothing queued), unless it contributed to the snapshot or owns the datanet."""
+    who = actor(node, principal, body.as_)
+    # the operator token's own jobs are the node's; with "as" the job is that account's
+    owner = None if principal.kind == "operator" and not body.as_ else who.address
+    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=owner,
+                                  payer=who.address, access=body.access)  # fmt: skip
 
 
 @router.get("/jobs")

@@ -22,6 +22,15 @@ class TrainBody(BaseModel):
     datanet: Name
     base: Annotated[str, Field(max_length=1000)]
     config: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    access: IdField | None = None  # the paid training access of a priced snapshot
+
+
+class PayBody(BaseModel):
+    version: IdField
+    kind: Annotated[str, Field(max_length=16)] = "train"
+    # the training job it pays for: checked first, so a job that would be refused costs nothing
+    base: Annotated[str | None, Field(max_length=1000)] = None
+    config: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
 
 class PublishBody(BaseModel):
@@ -49,8 +58,23 @@ def bases(node: NodeDep) -> dict[str, Any]:
 
 @router.post("/jobs", status_code=201)
 def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]:
-    """Queue a training job (the node's worker runs it)."""
-    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=session.address)
+    """Queue a training job (the node's worker runs it); a priced snapshot needs the signed-in
+    account's paid training access (``POST /web/api/datanets/{datanet}/access`` first),
+    unless it contributed to the snapshot or owns the datanet."""
+    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=session.address,
+                                  access=body.access)  # fmt: skip
+
+
+@router.post("/datanets/{datanet}/access", status_code=201)
+def pay_access(datanet: str, body: PayBody, node: NodeDep, auth: AuthDep,
+               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+    """Pay a snapshot's access fee from the signed-in account (the node signs for a dev
+    account; a wallet sends approve and payAccess itself). With ``base`` (and ``config``)
+    the training job it is for is checked before anything is paid."""
+    if body.base is not None:
+        node.jobs.check_train(f"{datanet}@{body.version}", body.base, body.config)
+    plan = node.access.plan_pay(datanet, body.version, body.kind, session.address)
+    return act(node, auth, session, plan)
 
 
 def own_job(node: NodeDep, auth: AuthDep, session: SessionDep, job: int) -> None:
