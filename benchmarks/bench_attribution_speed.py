@@ -192,7 +192,9 @@ def main() -> None:
             "completion_tokens": 64,
             "lambda": meta["checkpoints"][0]["lambda"],
             "provenance": prov_meta["params"],
-            "precision": "float64 attribution, float32 generation",
+            "precision": ("provenance: float64 forward passes, exact credit; gradient: "
+                          "float64 query gradient, float16 index scored by float16 "
+                          "matrix-vector products; generation: float32"),
             "build_workers": 2,
         },  # fmt: skip
         "machine": {**info, "load_average_at_end": __import__("os").getloadavg()},
