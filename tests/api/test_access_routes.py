@@ -145,6 +145,14 @@ def test_the_factory_form_pays_then_queues(market: Market,
                headers=operator_headers(node))  # fmt: skip
     assert client.post("/web/auth/dev", json={"name": "grace"}, headers=web).status_code == 200
     before = node.contracts.token.balance_of(market.addr("grace"))
+    # only the owner prices it; the web app's export reads as the signed-in account
+    not_owner = client.put("/web/api/datanets/facts/access", json={"export": "1"}, headers=web)
+    assert not_owner.status_code == 403 and not_owner.json()["field"] == "as"
+    assert client.get("/web/api/datanets/facts/snapshots/1/export").status_code == 200  # free
+    client.put("/datanets/facts/access", json={"export": "1", "as": "dave"},
+               headers=operator_headers(node))  # fmt: skip
+    due = client.get("/web/api/datanets/facts/snapshots/1/export")
+    assert due.status_code == 402 and due.json()["field"] == "access"
     refused = client.post("/web/api/datanets/facts/access", headers=web, json={
         "version": 1, "kind": "train", "base": str(tmp_path / "missing")})  # fmt: skip
     assert refused.status_code == 404 and refused.json()["field"] == "--base"

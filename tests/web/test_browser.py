@@ -396,6 +396,72 @@ def test_a_failed_job_shows_its_error_and_resumes(web: WebWorld, page: Any) -> N
     assert "qkv_proj" in page.inner_text("#job-info .error")
 
 
+def test_an_owner_prices_a_datanet_and_another_account_pays_to_export_and_train(
+    web: WebWorld, page: Any
+) -> None:
+    """Data access fees in the web app: the owner sets the prices from the datanet page (a
+    price above max_access_price is refused there), another account sees them, pays to
+    export, and the Model Factory form shows the training price before the job is queued; a
+    job the node refuses costs nothing."""
+    node, m = web.node, web.market
+    sign_in(page, web, "dave")
+    go(page, web, "datanets/facts")
+    assert page.inner_text("#access-prices") == "Free to export and to train on."
+    try:
+        page.fill("#f-export", "1000.5")
+        page.click("#price-submit")
+        assert "max_access_price" in page.inner_text("#price-status .error")
+        assert node.contracts.datanets.access_prices(1) == (0, 0)
+        page.fill("#f-export", "2")
+        page.fill("#f-train", "3")
+        page.click("#price-submit")
+        page.wait_for_selector("#price-status .ok")
+        assert node.contracts.datanets.access_prices(1) == (2 * OPEN, 3 * OPEN)
+        assert "2 OPEN per snapshot export" in page.inner_text("#access-prices")
+
+        grace, token = web.addr("grace"), node.contracts.token
+        before = token.balance_of(grace)
+        context = web.browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.new_page()  # grace in a browser of her own
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, web, "grace")
+        go(page, web, "datanets/facts")
+        assert page.locator("#price-form").count() == 0  # only the owner sets them
+        row = page.locator('#snapshots tr[data-version="2"]')
+        row.locator("button.pay-export").click()
+        row.locator('a:has-text("jsonl")').wait_for()
+        assert token.balance_of(grace) == before - 2 * OPEN
+        href = row.locator('a:has-text("jsonl")').get_attribute("href")
+        got = page.request.get(web.url + href)
+        assert got.status == 200 and len(got.text().splitlines()) >= 3
+
+        go(page, web, "factory")
+        page.wait_for_selector("#train-price:has-text('OPEN')")
+        assert "3 OPEN per training job" in page.inner_text("#train-price")
+        assert page.inner_text("#train-submit") == "Pay 3 OPEN and start training"
+        page.fill("#f-alpha", "0")  # refused by the node's check before anything is paid
+        page.click("#train-submit")
+        assert "alpha" in page.inner_text("#train-status .error")
+        assert token.balance_of(grace) == before - 2 * OPEN
+        page.fill("#f-alpha", "16")
+        page.fill("#f-target_modules", "qkv_proj")  # the job fails at once: no training here
+        page.click("#train-submit")
+        page.wait_for_url(re.compile(r".*#/factory/jobs/\d+$"))
+        job = web.node.jobs.get(int(page.url.rsplit("/", 1)[1]))
+        assert job["owner"] == grace and job["params"]["access"]["reason"] == "paid"
+        assert token.balance_of(grace) == before - 5 * OPEN
+        paid = node.access.list(payer=grace)["items"]
+        assert [(a["kind"], a["used_by"]) for a in paid] == [("train", f"job:{job['id']}"),
+                                                               ("export", None)]  # fmt: skip
+        context.close()
+        assert not errors, errors
+    finally:  # the module's other tests read facts free
+        node.access.plan_set_prices("facts", export=0, train=0, owner=m.addr("dave")).run(
+            node.accounts.signer("dave"))  # fmt: skip
+
+
 def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     web: WebWorld, page: Any
 ) -> None:

@@ -18,9 +18,11 @@ from openledger.api.acting import act, actor
 from openledger.api.bounds import MAX_INT, AsField, IdField, IdPath, Limit, Name, Offset, Text
 from openledger.api.credentials import MaybePrincipal, Writer
 from openledger.api.deps import NodeDep
+from openledger.chain.calls import Plan
 from openledger.datanets.snapshots import EXPORT_FORMATS
 from openledger.errors import PaymentRequiredError, ValidationError
 from openledger.ledger.access import AccessDueError
+from openledger.node import Node
 from openledger.units import parse_open
 
 NOBODY = "0x" + "00" * 20  # a request without a credential: never a contributor or payer
@@ -200,6 +202,20 @@ def show_snapshot(datanet: str, version: IdPath, node: NodeDep) -> dict[str, Any
     return node.snapshots.get(datanet, version)
 
 
+def export_file(node: Node, datanet: str, version: int, fmt: str, account: str) -> FileResponse:
+    """A snapshot written for ``account`` (a priced one only if it may read it: 402
+    otherwise, and nothing is written) as a download, its temporary folder removed after."""
+    tmp = tempfile.TemporaryDirectory(prefix="export-")
+    name = f"{datanet}-v{version}.{fmt}"
+    try:
+        path = node.snapshots.export(f"{datanet}@{version}", fmt, Path(tmp.name) / name,
+                                     account=account)  # fmt: skip
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return FileResponse(path, filename=name, background=BackgroundTask(tmp.cleanup))
+
+
 @router.get("/{datanet}/snapshots/{version}/export")
 def export_snapshot(
     datanet: str, version: IdPath, node: NodeDep, principal: MaybePrincipal,
@@ -211,13 +227,9 @@ def export_snapshot(
     account that paid for its export (POST /datanets/{datanet}/access), contributed to it or
     owns the datanet: 402 otherwise, and nothing leaves."""
     account = actor(node, principal, as_).address if principal is not None else NOBODY
-    tmp = tempfile.TemporaryDirectory(prefix="export-")
-    name = f"{datanet}-v{version}.{format}"
     try:
-        path = node.snapshots.export(f"{datanet}@{version}", format, Path(tmp.name) / name,
-                                     account=account)  # fmt: skip
+        return export_file(node, datanet, version, format, account)
     except AccessDueError as exc:
-        tmp.cleanup()
         if principal is not None:
             raise
         g = exc.grant
@@ -229,10 +241,6 @@ def export_snapshot(
             fix=f"send this request with that account's API key (read scope); to pay, "
             f'POST /datanets/{g.datanet}/access {{"version": {g.version}, "kind": "export"}}.',
         ) from exc  # fmt: skip
-    except BaseException:
-        tmp.cleanup()
-        raise
-    return FileResponse(path, filename=name, background=BackgroundTask(tmp.cleanup))
 
 
 @router.get("/{datanet}/access")
@@ -256,18 +264,22 @@ def access_prices(
     return doc
 
 
+def plan_prices(node: Node, datanet: str, export: str | None, train: str | None,
+                owner: str) -> Plan:  # fmt: skip
+    """The plan that sets a datanet's access prices, given in OPEN (None: unchanged)."""
+    current = node.access.prices(datanet)
+    ex = int(current["export"]) if export is None else parse_open(export, field="export")
+    tr = int(current["train"]) if train is None else parse_open(train, field="train")
+    return node.access.plan_set_prices(datanet, export=ex, train=tr, owner=owner)
+
+
 @router.put("/{datanet}/access")
 def set_access_prices(datanet: str, body: AccessPrices, node: NodeDep,
                       principal: Writer) -> dict[str, Any]:  # fmt: skip
     """Set a datanet's access prices in OPEN (its owner only; each at most the governable
     max_access_price)."""
     who = actor(node, principal, body.as_)
-    current = node.access.prices(datanet)
-    export = current["export"] if body.export is None else parse_open(body.export, field="export")
-    train = current["train"] if body.train is None else parse_open(body.train, field="train")
-    plan = node.access.plan_set_prices(datanet, export=int(export), train=int(train),
-                                       owner=who.address)  # fmt: skip
-    return act(node, who, plan)
+    return act(node, who, plan_prices(node, datanet, body.export, body.train, who.address))
 
 
 @router.post("/{datanet}/access", status_code=201)

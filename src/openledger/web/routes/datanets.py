@@ -1,5 +1,6 @@
 """/web/api for datanets: create, contribute files, the review queue, reviews, stake
-withdrawals and snapshots, each signed by the signed-in account."""
+withdrawals, snapshots and access prices, each signed by the signed-in account; exports of
+a snapshot as the signed-in account (a priced one if it may read it)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from openledger.api.bounds import IdField, IdPath, Name, Text
 from openledger.api.deps import NodeDep
-from openledger.api.routes.datanets import save_uploads
+from openledger.api.routes.datanets import export_file, plan_prices, save_uploads
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.wallet import OwnAccount, act
@@ -27,6 +29,11 @@ class CreateBody(BaseModel):
     validators: list[Name] = Field(max_length=64)
     quorum: IdField = 1
     min_stake: Name = "10"
+
+
+class PricesBody(BaseModel):
+    export: Name | None = None  # OPEN per snapshot export; None: unchanged
+    train: Name | None = None  # OPEN per training job on a snapshot; None: unchanged
 
 
 class ReviewBody(BaseModel):
@@ -113,3 +120,23 @@ def snapshot(datanet: str, node: NodeDep, auth: AuthDep,
              session: SessionDep) -> dict[str, Any]:  # fmt: skip
     plan = node.snapshots.plan_snapshot(datanet, sender=session.address)
     return act(node, auth, session, plan)
+
+
+@router.put("/datanets/{datanet}/access")
+def set_prices(datanet: str, body: PricesBody, node: NodeDep, auth: AuthDep,
+               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+    """Set the datanet's access prices in OPEN (its owner only, each at most the governable
+    max_access_price)."""
+    plan = plan_prices(node, datanet, body.export, body.train, session.address)
+    return act(node, auth, session, plan)
+
+
+@router.get("/datanets/{datanet}/snapshots/{version}/export")
+def export(
+    datanet: str, version: IdPath, node: NodeDep, session: SessionDep,
+    format: Annotated[str, Query(max_length=16)] = "jsonl",
+) -> FileResponse:  # fmt: skip
+    """The snapshot as a file for the signed-in account: a priced one only if it paid for
+    its export (POST /web/api/datanets/{datanet}/access, kind export), contributed to it
+    or owns the datanet (402 otherwise, and nothing leaves)."""
+    return export_file(node, datanet, version, format, session.address)

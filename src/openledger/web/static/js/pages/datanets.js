@@ -1,4 +1,5 @@
-// Datanets: a searchable list; one datanet's contributions, contributors, snapshots; contribute.
+// Datanets: a searchable list; one datanet's contributions, contributors, snapshots, access
+// prices (set by its owner; a priced snapshot's export is paid first); contribute.
 import { api } from "../api.js";
 import { badge, busy, clear, errorBox, field, h, link, open, short, showError, showOk, when } from "../ui.js";
 import { me } from "../state.js";
@@ -71,6 +72,7 @@ async function renderOne(view, name) {
   const dn = await api(`/datanets/${encodeURIComponent(name)}`);
   const contribs = await api(`/datanets/${encodeURIComponent(name)}/contributions?limit=500`);
   const snaps = await api(`/datanets/${encodeURIComponent(name)}/snapshots`);
+  const prices = await api(`/datanets/${encodeURIComponent(name)}/access`);
   view.append(h("p", { class: "small" }, link("#/datanets", "← Datanets")));
   view.append(h("h1", {}, dn.name));
   view.append(h("p", { class: "muted" }, dn.description || ""));
@@ -101,6 +103,8 @@ async function renderOne(view, name) {
       h("td", { class: "hide-sm small" }, (c.files || []).map((f) => f.name || f).join(", ")),
       h("td", { class: "hide-sm small" }, when(c.created_at)))))))));
 
+  view.append(accessCard(dn, prices));
+
   const snapSlot = h("div");
   const snapCard = h("section", { class: "card" }, h("h2", {}, "Snapshots"));
   if (me() && me().address === dn.owner) {
@@ -112,14 +116,75 @@ async function renderOne(view, name) {
     }));
     snapCard.append(h("div", { class: "actions" }, b), snapSlot);
   }
-  snapCard.append(snaps.items.length ? h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {},
+  snapCard.append(snaps.items.length ? h("div", { class: "table-wrap" }, h("table", { id: "snapshots" }, h("thead", {}, h("tr", {},
     h("th", {}, "version"), h("th", {}, "records"), h("th", {}, "root"), h("th", { class: "hide-sm" }, "when"), h("th", {}, "export"))),
-    h("tbody", {}, snaps.items.map((s) => h("tr", {}, h("td", {}, `@${s.version}`), h("td", {}, s.record_count),
+    h("tbody", {}, snaps.items.map((s) => h("tr", { "data-version": s.version }, h("td", {}, `@${s.version}`), h("td", {}, s.record_count),
       h("td", { class: "mono", title: s.root }, short(s.root)), h("td", { class: "hide-sm small" }, when(s.created_at)),
-      h("td", {}, link(`/datanets/${encodeURIComponent(name)}/snapshots/${s.version}/export?format=jsonl`, "jsonl"), " ",
-        link(`/datanets/${encodeURIComponent(name)}/snapshots/${s.version}/export?format=parquet`, "parquet")))))))
+      exportCell(name, s.version, prices))))))
     : h("p", { class: "muted" }, "No snapshot yet."));
   view.append(snapCard);
+}
+
+// What reading the datanet costs, and for its owner the form that sets it (on chain, each
+// price at most governance's max_access_price). The fees go to the snapshot's contributors
+// (pro rata to approved records) and stakers at the next epoch.
+function accessCard(dn, prices) {
+  const line = h("p", { id: "access-prices" });
+  const draw = (p) => {
+    clear(line);
+    if (p.export === "0" && p.train === "0") line.append("Free to export and to train on.");
+    else line.append(`${p.export === "0" ? "Exports are free" : `${open(p.export)} OPEN per snapshot export`} · `,
+      `${p.train === "0" ? "training is free" : `${open(p.train)} OPEN per training job`}. Paid before any data leaves, to the snapshot's contributors and stakers; its contributors and the owner read free.`);
+  };
+  draw(prices);
+  const card = h("section", { class: "card", id: "access" }, h("h2", {}, "Access"), line);
+  if (!me() || me().address !== dn.owner) return card;
+  const slot = h("div", { id: "price-status", "aria-live": "polite" });
+  const submit = h("button", { type: "submit", id: "price-submit" }, "Set prices on chain");
+  const bound = `At most ${open(prices.max_access_price)} OPEN (governance's max_access_price); 0 is free.`;
+  const form = h("form", { id: "price-form" }, h("div", { class: "row inline" },
+    field({ label: "Per snapshot export (OPEN)", name: "export", type: "number", value: open(prices.export).replace(/,/g, ""), help: bound, attrs: { min: 0, step: "any", required: true } }),
+    field({ label: "Per training job (OPEN)", name: "train", type: "number", value: open(prices.train).replace(/,/g, ""), help: bound, attrs: { min: 0, step: "any", required: true } })),
+    h("div", { class: "actions" }, submit), slot);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    busy(submit, async () => {
+      try {
+        const p = await api(`/web/api/datanets/${encodeURIComponent(dn.name)}/access`, { method: "PUT",
+          json: { export: form.export.value, train: form.train.value } });
+        draw(p);
+        showOk(slot, `Prices set on chain: ${open(p.export)} OPEN per export, ${open(p.train)} OPEN per training job.`);
+      } catch (err) { showError(slot, err, err.field === "export" ? "Per snapshot export" : err.field === "train" ? "Per training job" : null); }
+    });
+  });
+  card.append(form);
+  return card;
+}
+
+// A snapshot's downloads: free ones for anyone; a priced one through the signed-in account,
+// which pays first unless it contributed, owns the datanet or paid already.
+function exportCell(name, version, prices) {
+  const cell = h("td", { class: "export" });
+  const files = (base) => [link(`${base}?format=jsonl`, "jsonl"), " ", link(`${base}?format=parquet`, "parquet")];
+  const path = `/datanets/${encodeURIComponent(name)}/snapshots/${version}/export`;
+  if (prices.export === "0") { cell.append(...files(path)); return cell; }
+  if (!me()) { cell.append(`${open(prices.export)} OPEN · `, link("#/signin", "sign in")); return cell; }
+  const mine = () => { clear(cell).append(...files(`/web/api${path}`)); };
+  api(`/datanets/${encodeURIComponent(name)}/access?version=${version}&kind=export&account=${encodeURIComponent(me().address)}`)
+    .then((doc) => {
+      if (!doc.quote.due) { mine(); return; }
+      const b = h("button", { class: "secondary small pay-export" }, `Pay ${open(doc.quote.price)} OPEN to export`);
+      const slot = h("div", { class: "small", "aria-live": "polite" });
+      b.addEventListener("click", () => busy(b, async () => {
+        try {
+          await api(`/web/api/datanets/${encodeURIComponent(name)}/access`, { method: "POST", json: { version, kind: "export" } });
+          mine();
+        } catch (err) { showError(slot, err); }
+      }));
+      clear(cell).append(b, slot);
+    })
+    .catch((err) => showError(cell, err));
+  return cell;
 }
 
 function contributeForm(dn) {

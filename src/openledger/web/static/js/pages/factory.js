@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { badge, busy, clear, duration, field, h, link, open, showError, showOk, when } from "../ui.js";
 import { legend, lineChart } from "../charts.js";
 import { onLeave, signedInOr } from "../app.js";
+import { me } from "../state.js";
 
 const DEFAULTS = { method: "lora", rank: 8, alpha: 16, lr: "1e-3", epochs: 1, batch_size: 8,
   max_seq_len: 256, target_modules: "q_proj,v_proj", eval_split: "0.1", eval_every: "", seed: 0 };
@@ -40,9 +41,32 @@ async function trainForm() {
   const baseList = h("datalist", { id: "bases" }, bases.items.map((b) => h("option", { value: b })));
   const num = (label, name, help, attrs = {}) => field({ label, name, type: "number", value: DEFAULTS[name], help, attrs: { step: "any", ...attrs } });
   const submit = h("button", { type: "submit", id: "train-submit" }, "Start training");
+  // A priced snapshot shows its price before anything is queued; the account pays it with
+  // the job (its contributors and the datanet's owner train free).
+  const priceLine = h("p", { id: "train-price", class: "small", "aria-live": "polite" });
+  let quote = null;
+  const showPrice = async () => {
+    const [name, version] = form.datanet.value.split("@");
+    const who = me() ? `&account=${encodeURIComponent(me().address)}` : "";
+    try {
+      const doc = await api(`/datanets/${encodeURIComponent(name)}/access?version=${version}&kind=train${who}`);
+      quote = doc.quote || null;
+    } catch (err) { quote = null; clear(priceLine).append(err.message); return; }
+    clear(priceLine);
+    if (!quote || quote.price === "0") {
+      priceLine.append("Free to train on."); submit.textContent = "Start training";
+    } else if (!quote.due) {
+      priceLine.append(`${open(quote.price)} OPEN per training job; free for you (${quote.reason === "paid" ? `paid, access #${quote.access}` : quote.reason}).`);
+      submit.textContent = "Start training";
+    } else {
+      priceLine.append(`${open(quote.price)} OPEN per training job, paid from your account to the snapshot's contributors and stakers before the job is queued.`);
+      submit.textContent = `Pay ${open(quote.price)} OPEN and start training`;
+    }
+  };
   const form = h("form", { id: "train-form" },
     field({ label: "Training data (datanet snapshot)", name: "datanet", value: snapshots[0][0], options: snapshots,
       help: "A frozen, on-chain snapshot: the model's lineage names it, so its contributors can be paid." }),
+    priceLine,
     field({ label: "Base model", name: "base", value: bases.items[0] || "", help: "A local Hugging Face directory or a hub id. The node's offline tiny base is listed when built (`openledger factory tiny-base`).",
       attrs: { list: "bases", required: true } }), baseList,
     field({ label: "Method", name: "method", value: DEFAULTS.method, options: [["lora", "LoRA — low-rank adapter (default)"], ["dora", "DoRA — weight-decomposed LoRA"], ["qlora", "QLoRA — 4-bit base (GPU only)"]],
@@ -62,6 +86,8 @@ async function trainForm() {
       field({ label: "Evaluate every (steps)", name: "eval_every", type: "number", value: "", help: "Empty: once per epoch.", attrs: { min: 1, step: 1 } }),
       num("Seed", "seed", "Same seed, same data: same adapter.", { step: 1 })),
     h("div", { class: "actions" }, submit), status);
+  form.datanet.addEventListener("change", showPrice);
+  showPrice();
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     busy(submit, async () => {
@@ -71,7 +97,14 @@ async function trainForm() {
         target_modules: form.target_modules.value, eval_split: form.eval_split.value, seed: form.seed.value };
       if (form.eval_every.value) cfg.eval_every = form.eval_every.value;
       try {
-        const job = await api("/web/api/jobs", { method: "POST", json: { datanet: form.datanet.value, base: form.base.value, config: cfg } });
+        const json = { datanet: form.datanet.value, base: form.base.value, config: cfg };
+        await showPrice();
+        if (quote && quote.due) {
+          const [name, version] = form.datanet.value.split("@");
+          const paid = await api(`/web/api/datanets/${encodeURIComponent(name)}/access`, { method: "POST", json: { version: Number(version), kind: "train", base: json.base, config: cfg } });
+          json.access = paid.access;
+        }
+        const job = await api("/web/api/jobs", { method: "POST", json });
         location.hash = `#/factory/jobs/${job.id}`;
       } catch (err) {
         showError(status, err, err.field ? `${err.field}` : null);
