@@ -113,7 +113,7 @@ class Node:
         from openledger.chain.sync import EventSync
         from openledger.ledger import access, credits
 
-        sync = EventSync(self.contracts, self.db)
+        sync = EventSync(self.contracts, self.db, confirmations=self.settings.confirmations)
         credits.subscribe(sync)
         access.subscribe(sync, access.Recorder(self.params, self.settings.chain_id,
                                                self.accounts.operator_address))  # fmt: skip
@@ -125,8 +125,9 @@ class Node:
         """Apply new chain events now; returns how many were applied."""
         if "sync" not in self.__dict__ and self._sync_is_current():
             return 0
+        undone = self.sync.undone
         applied = self.sync.poll()
-        if applied and "ledger" in self.__dict__:
+        if (applied or self.sync.undone != undone) and "ledger" in self.__dict__:
             self.ledger.invalidate_credit()
         return len(applied)
 
@@ -138,7 +139,8 @@ class Node:
         from openledger.store import repo
 
         try:
-            head = confirmed_head(self.settings.rpc_url, 0, timeout=self.settings.rpc_timeout)
+            s = self.settings
+            head = confirmed_head(s.rpc_url, s.confirmations, timeout=s.rpc_timeout)
         except OpenLedgerError:
             return False  # the full sync reports the failure with its usual error
         with self.db.session() as s:

@@ -635,3 +635,63 @@ BINDINGS: dict[str, type[_Binding]] = {
         Grants,
     )
 }
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: int
+    owner: str
+    model_id: int
+    config_hash: bytes
+    price: int
+    active: bool
+    depth: int
+    name: str
+    registered_at: int
+
+
+class AgentRegistry(_Binding):
+    name = "AgentRegistry"
+
+    def register_agent(
+        self,
+        signer: LocalAccount,
+        name: str,
+        model_id: int,
+        config_hash: bytes | str,
+        price: int,
+        agent_callees: list[int],
+        model_callees: list[int],
+    ) -> tuple[int, TxResult]:
+        result = self._send(signer, "registerAgent", name, model_id, _b32(config_hash), price,
+                            list(agent_callees), list(model_callees))  # fmt: skip
+        return int(self.events(result, "AgentRegistered")[0]["agent_id"]), result
+
+    def agent(self, agent_id: int) -> Agent:
+        return Agent(agent_id, *self._call("agents", agent_id))
+
+    def agent_id_of(self, name: str) -> int:
+        return int(self._call("agentIdOf", name))
+
+    def callees(self, agent_id: int) -> tuple[list[int], list[int]]:
+        agents, models = self._call("getCallees", agent_id)
+        return [int(a) for a in agents], [int(m) for m in models]
+
+    def agent_count(self) -> int:
+        return int(self._call("agentCount"))
+
+    def max_depth(self) -> int:
+        return int(self._call("MAX_DEPTH"))
+
+    def set_config(self, signer: LocalAccount, agent_id: int, config_hash: bytes | str
+                   ) -> TxResult:  # fmt: skip
+        return self._send(signer, "setConfig", agent_id, _b32(config_hash))
+
+    def set_price(self, signer: LocalAccount, agent_id: int, price: int) -> TxResult:
+        return self._send(signer, "setPrice", agent_id, price)
+
+    def set_active(self, signer: LocalAccount, agent_id: int, active: bool) -> TxResult:
+        return self._send(signer, "setActive", agent_id, active)
+
+    def transfer_agent(self, signer: LocalAccount, agent_id: int, new_owner: str) -> TxResult:
+        return self._send(signer, "transferAgent", agent_id, Web3.to_checksum_address(new_owner))

@@ -41,8 +41,14 @@ CORE_CONTRACT_NAMES: tuple[str, ...] = (
 #: made before they existed gets them from `openledger gov handover`.
 GOVERNANCE_CONTRACT_NAMES: tuple[str, ...] = ("Governor", "Timelock", "Grants")
 
+#: The agent contracts (docs/agents.md), deployed last; a deployment made before they existed
+#: gets them from `openledger agent deploy`.
+AGENT_CONTRACT_NAMES: tuple[str, ...] = ("AgentRegistry",)
+
 #: Every contract, in deployment order.
-CONTRACT_NAMES: tuple[str, ...] = CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES
+CONTRACT_NAMES: tuple[str, ...] = (
+    CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES + AGENT_CONTRACT_NAMES
+)
 
 _CACHE_FORMAT = 1
 

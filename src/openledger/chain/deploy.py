@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from openledger.chain import bindings as b
 from openledger.chain.client import ChainClient
 from openledger.chain.compile import (
+    AGENT_CONTRACT_NAMES,
     CONTRACT_NAMES,
     CORE_CONTRACT_NAMES,
     GOVERNANCE_CONTRACT_NAMES,
@@ -98,10 +99,14 @@ class Contracts:
         self.governor: b.Governor | None = bind(b.Governor) if has_gov else None
         self.timelock: b.Timelock | None = bind(b.Timelock) if has_gov else None
         self.grants: b.Grants | None = bind(b.Grants) if has_gov else None
+        # Agents (None on a deployment made before they existed: `openledger agent deploy`).
+        has_agents = all(n in addresses.contracts for n in AGENT_CONTRACT_NAMES)
+        self.agents: b.AgentRegistry | None = bind(b.AgentRegistry) if has_agents else None
 
     def all(self) -> list[b._Binding]:
         core = [self.token, self.params, self.datanets, self.models, self.escrow, self.rewards]
-        return core + [g for g in (self.governor, self.timelock, self.grants) if g is not None]
+        later = (self.governor, self.timelock, self.grants, self.agents)
+        return core + [g for g in later if g is not None]
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,16 @@ def deploy_governance(
     gas["Governor.initTimelock"] = gov.init_timelock(deployer, timelock).gas_used
     deploy("Grants", contracts["OpenToken"], contracts["ProtocolParams"])
     return out
+
+
+def deploy_agents(
+    client: ChainClient, deployer: LocalAccount, contracts: dict[str, str], gas: dict[str, int]
+) -> dict[str, str]:
+    """Deploy AgentRegistry next to the ModelRegistry in ``contracts`` (it has no owner)."""
+    art = compile_all()["AgentRegistry"]
+    address, result = client.deploy(art.abi, art.bytecode, deployer, contracts["ModelRegistry"])
+    gas["AgentRegistry"] = result.gas_used
+    return {"AgentRegistry": address}
 
 
 def handover(contracts: Contracts, owner: LocalAccount, *, fund: int = 0) -> list[str]:
@@ -224,6 +239,7 @@ def deploy_all(
     deploy("ModelRegistry")
     deploy("InferenceEscrow", token, params, operator, distributor)
     addresses.update(deploy_governance(client, deployer, addresses, governance, gas))
+    addresses.update(deploy_agents(client, deployer, addresses, gas))
     result = Addresses(
         chain_id=client.expected_chain_id,
         contracts=addresses,

@@ -16,6 +16,7 @@ import typer
 import typer._click.exceptions as typer_click
 from rich.console import Console
 
+from openledger.cli import agents as agents_cli
 from openledger.cli import attribution as attribution_cli
 from openledger.cli import chain as chain_cli
 from openledger.cli import datanets as datanets_cli
@@ -90,6 +91,7 @@ datanets_cli.register(app)
 app.add_typer(factory_cli.app, name="factory")
 train_cli.register(app)
 attribution_cli.register(app)
+agents_cli.register(app)
 app.add_typer(keys_cli.app, name="keys")
 ledger_cli.register(app)
 gov_cli.register(app)

@@ -5,6 +5,7 @@
 """
 
 from openledger.store import (
+    agent_tables,
     api_tables,
     auth_tables,
     datanet_tables,
@@ -19,6 +20,7 @@ from openledger.store.db import Database, mask_url
 __all__ = [
     "BlobStore",
     "Database",
+    "agent_tables",
     "api_tables",
     "auth_tables",
     "datanet_tables",

@@ -33,6 +33,7 @@ def test_contract_names_in_deployment_order() -> None:
         "Governor",
         "Timelock",
         "Grants",
+        "AgentRegistry",
     )
     for name in oc.CONTRACT_NAMES:
         assert (oc.CONTRACTS_DIR / f"{name}.vy").is_file()

@@ -1,0 +1,1 @@
+"""Agents: a published model plus a configuration, registered on chain (docs/agents.md)."""

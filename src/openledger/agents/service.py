@@ -1,0 +1,333 @@
+"""Agents: register them in AgentRegistry, keep them in the store, pause and resume them.
+
+One code path for the CLI and the API: ``plan_*`` does every check and builds the contract
+call (nothing is sent when a check fails), ``Plan.run(signer)`` sends it with a key the node
+holds, ``finish_*`` records the result from the mined receipt. The event sync
+(:func:`subscribe`) applies the registry's events, so agents registered through another
+node or a wallet appear here too, and price, active flag and configuration hash follow the
+chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openledger.agents.config import AgentConfig, check_name
+from openledger.agents.graph import MAX_DEPTH, call_chain
+from openledger.errors import (
+    AuthError,
+    ConflictError,
+    ContractNotDeployedError,
+    NotFoundError,
+    ValidationError,
+)
+from openledger.store.agent_tables import AgentRow
+from openledger.store.db import Database
+from openledger.store.factory_tables import ModelRow
+from openledger.store.models import digits_id
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from openledger.chain.bindings import AgentRegistry
+    from openledger.chain.calls import Plan
+    from openledger.chain.client import TxResult
+    from openledger.chain.deploy import Contracts
+    from openledger.chain.sync import ChainEventRecord, EventSync
+    from openledger.datanets.registry import DatanetService
+    from openledger.factory.publish import ModelService
+
+NOT_DEPLOYED_FIX = "run `openledger agent deploy --as operator` (once per deployment)."
+
+
+def agent_dict(row: AgentRow, model_name: str | None) -> dict[str, Any]:
+    return {
+        "id": row.chain_id,
+        "name": row.name,
+        "model": model_name,
+        "model_id": row.model_id,
+        "owner": row.owner,
+        "price": str(row.price),
+        "active": row.active,
+        "depth": row.depth,
+        "config_hash": row.config_hash,
+        "config": row.config,
+        "callee_agents": list(row.callee_agents),
+        "callee_models": list(row.callee_models),
+        "tx_hash": row.tx_hash,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _model_names(s: Session, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = s.execute(select(ModelRow.chain_id, ModelRow.name).where(ModelRow.chain_id.in_(ids)))
+    return {int(i): n for i, n in rows}
+
+
+def _row(s: Session, ref: str | int) -> AgentRow | None:
+    name = str(ref).removeprefix("agent/")
+    row = s.scalar(select(AgentRow).where(AgentRow.name == name))
+    if row is None and (chain_id := digits_id(ref)) is not None:
+        row = s.scalar(select(AgentRow).where(AgentRow.chain_id == chain_id))
+    return row
+
+
+@dataclass
+class AgentService:
+    db: Database
+    contracts: Callable[[], Contracts]
+    models: ModelService
+    datanets: DatanetService | None = None
+
+    # -- reads -----------------------------------------------------------------------------
+    def registry(self) -> AgentRegistry:
+        """The AgentRegistry binding (refused, naming the fix, on a deployment without it)."""
+        agents = self.contracts().agents
+        if agents is None:
+            raise ContractNotDeployedError(
+                "This deployment has no AgentRegistry.", field="AgentRegistry",
+                fix=NOT_DEPLOYED_FIX,
+            )  # fmt: skip
+        return agents
+
+    def get(self, ref: str | int) -> dict[str, Any]:
+        """An agent by name (``NAME`` or ``agent/NAME``) or id."""
+        with self.db.session() as s:
+            row = _row(s, ref)
+            if row is None:
+                raise NotFoundError(
+                    f"No agent {ref!r}.", field="agent", value=str(ref),
+                    fix="list them with `openledger agent list`, or create it with "
+                    "`openledger agent create`.",
+                )  # fmt: skip
+            return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
+
+    def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(AgentRow)) or 0
+            rows = list(s.scalars(select(AgentRow).order_by(AgentRow.chain_id)
+                                  .offset(offset).limit(limit)))  # fmt: skip
+            names = _model_names(s, [r.model_id for r in rows])
+            return {"items": [agent_dict(r, names.get(r.model_id)) for r in rows],
+                    "total": total, "offset": offset, "limit": limit}  # fmt: skip
+
+    def agent_callees(self, name: str) -> list[str] | None:
+        """The names of the agents ``name`` may call (None: no such agent here)."""
+        with self.db.session() as s:
+            row = _row(s, name)
+            if row is None:
+                return None
+            ids = list(row.callee_agents)
+            q = select(AgentRow.chain_id, AgentRow.name).where(AgentRow.chain_id.in_(ids))
+            found = {int(i): n for i, n in s.execute(q)} if ids else {}
+            # an id the store has not synced yet still counts (as its id) in a chain
+            return [found.get(i, f"#{i}") for i in ids]
+
+    def call_chain(self, name: str) -> list[str]:
+        """The deepest chain of agent calls from ``name`` over the agents known here; raises
+        on a cycle or a chain over the limit (checked again before each run)."""
+        callees = self.agent_callees(name)
+        if callees is None:
+            self.get(name)  # raises NotFoundError
+        return call_chain(name, callees or [], self.agent_callees, MAX_DEPTH)
+
+    # -- create ----------------------------------------------------------------------------
+    def create(self, name: str, config: AgentConfig, *, price: int, signer: LocalAccount
+               ) -> dict[str, Any]:  # fmt: skip
+        return self.plan_create(name, config, price=price, owner=signer.address).run(signer)
+
+    def plan_create(self, name: str, config: AgentConfig, *, price: int, owner: str) -> Plan:
+        """Every check, then ``registerAgent``; the row is written once it is mined.
+
+        Refused before anything is sent: a bad name or price, a model or callee that is not
+        published here, a datanet that does not exist, a name taken, a cycle, a chain of
+        agents deeper than the limit, a deployment without AgentRegistry."""
+        from openledger.chain.calls import Plan, build, resumable
+
+        name = check_name(name)
+        if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+            raise ValidationError(
+                f"price = {price!r} is not a wei amount of 0 or more.",
+                field="--price",
+                value=price,
+                fix="give the price per call in OPEN, e.g. --price 0.01.",
+            )
+        model = self._model(config.model, "--model")
+        callee_models = [self._model(c.name, "calls")["id"]
+                         for c in config.callees if c.kind == "model"]  # fmt: skip
+        agent_names = [c.name for c in config.callees if c.kind == "agent"]
+        call_chain(name, agent_names, self.agent_callees, MAX_DEPTH)
+        with self.db.session() as s:
+            if _row(s, name) is not None:
+                raise ConflictError(f"An agent named {name!r} already exists.", field="name",
+                                    value=name, fix="choose another name.")  # fmt: skip
+            q = select(AgentRow).where(AgentRow.name.in_(agent_names))
+            rows = {r.name: r for r in s.scalars(q)}
+            callee_agents = [rows[n].chain_id for n in agent_names]
+        for d in config.retrieval:
+            if self.datanets is None:
+                raise ValidationError(
+                    "This node has no datanets to retrieve from.",
+                    field="retrieval",
+                    value=d,
+                    fix="drop --retrieve.",
+                )
+            self.datanets.show(d)  # NotFoundError names the fix
+        registry = self.registry()
+        if registry.agent_id_of(name) != 0:
+            raise ConflictError(
+                f"An agent named {name!r} is registered on chain (not yet synced here).",
+                field="name", value=name, fix="choose another name, or run `openledger "
+                "chain sync` and `openledger agent show`.",
+            )  # fmt: skip
+        digest = config.hash()
+        call = build(registry, "registerAgent", name, int(model["id"]),
+                     bytes.fromhex(digest[2:]), price, callee_agents, callee_models)  # fmt: skip
+        args = {"name": name, "owner": owner, "config": config.to_json()}
+        finish, resume = resumable("agents.finish_create", self.finish_create, args)
+        return Plan(registry.client, owner, [call], finish, what=f"create agent {name!r}",
+                    resume=resume)  # fmt: skip
+
+    def finish_create(self, args: dict[str, Any], _payload: bytes | None,
+                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        """Write the row from the mined ``AgentRegistered`` (with the configuration)."""
+        ev = self.registry().events(results[-1], "AgentRegistered")[0]
+        with self.db.session() as s:
+            row = _upsert_registered(s, ev, results[-1].tx_hash)
+            row.config = dict(args["config"])
+            s.flush()
+            return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
+
+    def _model(self, name: str, field_name: str) -> dict[str, Any]:
+        try:
+            return self.models.get(name)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"Model {name!r} is not published on this node.", field=field_name,
+                value=name, fix="publish it first (`openledger model publish`) or name one "
+                "of `openledger model list`.",
+            ) from exc  # fmt: skip
+
+    # -- pause / resume --------------------------------------------------------------------
+    def set_active(self, ref: str, active: bool, *, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_set_active(ref, active, owner=signer.address).run(signer)
+
+    def plan_set_active(self, ref: str, active: bool, *, owner: str) -> Plan:
+        """``setActive`` by the agent's owner (refused before sending for anyone else, and
+        when the agent already is so)."""
+        from openledger.chain.calls import Plan, build, resumable
+
+        agent = self.get(ref)
+        if agent["owner"].lower() != owner.lower():
+            raise AuthError(
+                f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can "
+                f"{'resume' if active else 'pause'} it.", field="--as", value=owner,
+                fix="sign as the agent's owner.",
+            )  # fmt: skip
+        if agent["active"] == active:
+            raise ConflictError(
+                f"Agent {agent['name']!r} is already {'active' if active else 'paused'}.",
+                field="agent", value=agent["name"],
+                fix=f"`openledger agent {'pause' if active else 'resume'}` does the opposite.",
+            )  # fmt: skip
+        registry = self.registry()
+        call = build(registry, "setActive", agent["id"], active)
+        args = {"id": agent["id"], "active": active}
+        finish, resume = resumable("agents.finish_set_active", self.finish_set_active, args)
+        what = f"{'resume' if active else 'pause'} agent {agent['name']!r}"
+        return Plan(registry.client, owner, [call], finish, what=what, resume=resume)
+
+    def finish_set_active(self, args: dict[str, Any], _payload: bytes | None,
+                          results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        with self.db.session() as s:
+            row = s.scalar(select(AgentRow).where(AgentRow.chain_id == int(args["id"])))
+            row.active = bool(args["active"])
+            s.flush()
+            return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
+
+
+# -- the event sync ------------------------------------------------------------------------
+def _upsert_registered(s: Session, args: dict[str, Any], tx_hash: str) -> AgentRow:
+    agent_id = int(args["agent_id"])
+    row = s.scalar(select(AgentRow).where(AgentRow.chain_id == agent_id))
+    if row is not None:
+        return row
+    config_hash = args["config_hash"]
+    if isinstance(config_hash, bytes | bytearray):
+        config_hash = "0x" + bytes(config_hash).hex()
+    row = AgentRow(
+        chain_id=agent_id, name=str(args["name"]), owner=str(args["owner"]),
+        model_id=int(args["model_id"]), config_hash=str(config_hash), config=None,
+        price=int(args["price"]), active=True, depth=int(args["depth"]),
+        callee_agents=[int(a) for a in args["agent_callees"]],
+        callee_models=[int(m) for m in args["model_callees"]], tx_hash=tx_hash,
+    )  # fmt: skip
+    s.add(row)
+    s.flush()
+    return row
+
+
+def _by_id(s: Session, r: ChainEventRecord) -> AgentRow | None:
+    return s.scalar(select(AgentRow).where(AgentRow.chain_id == int(r.args["agent_id"])))
+
+
+def on_registered(s: Session, r: ChainEventRecord) -> None:
+    _upsert_registered(s, r.args, r.tx_hash)
+
+
+def on_config_changed(s: Session, r: ChainEventRecord) -> None:
+    row = _by_id(s, r)
+    if row is None or row.config_hash == r.args["config_hash"]:
+        return
+    row.config_hash = str(r.args["config_hash"])
+    if row.config is not None and AgentConfig.from_json(row.config).hash() != row.config_hash:
+        row.config = None  # committed elsewhere: unknown here until its owner supplies it
+
+
+def on_price_changed(s: Session, r: ChainEventRecord) -> None:
+    if (row := _by_id(s, r)) is not None:
+        row.price = int(r.args["price"])
+
+
+def on_active_changed(s: Session, r: ChainEventRecord) -> None:
+    if (row := _by_id(s, r)) is not None:
+        row.active = bool(r.args["active"])
+
+
+def on_transferred(s: Session, r: ChainEventRecord) -> None:
+    if (row := _by_id(s, r)) is not None:
+        row.owner = str(r.args["new_owner"])
+
+
+def subscribe(sync: EventSync) -> None:
+    """Apply AgentRegistry's events to the agents table (idempotent: a registration already
+    written by ``finish_create`` is kept with its configuration)."""
+    sync.subscribe("AgentRegistry.AgentRegistered", on_registered)
+    sync.subscribe("AgentRegistry.AgentConfigChanged", on_config_changed)
+    sync.subscribe("AgentRegistry.AgentPriceChanged", on_price_changed)
+    sync.subscribe("AgentRegistry.AgentActiveChanged", on_active_changed)
+    sync.subscribe("AgentRegistry.AgentTransferred", on_transferred)
+
+
+def deploy_registry(client: Any, deployer: LocalAccount, addresses_path: Any) -> str | None:
+    """Deploy AgentRegistry next to an existing deployment that lacks it and record it in the
+    addresses file (`openledger agent deploy`); returns its address, or None when the
+    deployment already has one (running it again does nothing)."""
+    from dataclasses import replace
+
+    from openledger.chain.deploy import Addresses, deploy_agents
+
+    addresses = Addresses.load(addresses_path)
+    if "AgentRegistry" in addresses.contracts:
+        return None
+    gas = dict(addresses.gas)
+    new = deploy_agents(client, deployer, addresses.contracts, gas)
+    replace(addresses, contracts={**addresses.contracts, **new}, gas=gas).save(addresses_path)
+    return new["AgentRegistry"]
