@@ -219,15 +219,22 @@ class _StateCollector(Collector):
         s = self.node.settings
         if not s.addresses_path.exists():
             return
-        head = confirmed_head(s.rpc_url, 0, timeout=min(s.rpc_timeout, 2.0))
+        timeout = min(s.rpc_timeout, 2.0)
+        head = confirmed_head(s.rpc_url, 0, timeout=timeout)
+        readable = confirmed_head(s.rpc_url, s.confirmations, timeout=timeout)
         with self.node.db.session() as session:
             cursor = repo.get_cursor(session, "chain")
-        done = cursor[0] if cursor is not None else head
+        done = cursor[0] if cursor is not None else readable
         yield _gauge("openledger_chain_head_block", "The chain's newest block.", head)
         yield _gauge(
+            "openledger_chain_confirmed_block",
+            "The newest block the sync may read (its depth or safe/finalized tag).",
+            readable,
+        )
+        yield _gauge(
             "openledger_chain_sync_lag_blocks",
-            "Blocks the event sync has not applied yet (the head less the sync cursor).",
-            max(head - done, 0),
+            "Confirmed blocks the event sync has not applied yet.",
+            max(readable - done, 0),
         )
 
     def _jobs(self) -> Iterator[Any]:

@@ -114,6 +114,7 @@ def test_known_workload_reads_back_from_metrics(
     assert value("openledger_epoch_root_postings_total") == 1
     assert value("openledger_chain_sync_lag_blocks") == 0
     assert value("openledger_chain_head_block") == node.client.block_number()
+    assert value("openledger_chain_confirmed_block") == node.client.block_number()  # depth 0
     assert value("openledger_jobs", state="queued") == 2
     assert value("openledger_jobs", state="failed") == 1
     assert value("openledger_jobs", state="running") == 0

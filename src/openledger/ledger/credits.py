@@ -66,7 +66,42 @@ def on_withdrawn(s: Session, rec: ChainEventRecord) -> None:
     row.updated_at = datetime.now(UTC)
 
 
+_HANDLERS = {"Deposited": on_deposited, "WithdrawalRequested": on_withdrawal_requested,
+             "Withdrawn": on_withdrawn}  # fmt: skip
+
+
+def rebuild(s: Session, removed: list[ChainEventRecord]) -> None:
+    """A reorganisation removed ``removed``: the synced fields of each account they touched
+    are rebuilt from the escrow events that remain (what the node charged is kept), and
+    leases are cut to what is still available."""
+    from sqlalchemy import select
+
+    from openledger.chain.sync import ChainEventRecord
+    from openledger.store.models import ChainEvent
+
+    accounts = {to_checksum_address(r.args["account"]) for r in removed
+                if r.contract == "InferenceEscrow" and r.event in _HANDLERS}  # fmt: skip
+    for account in accounts:
+        row = credit_row(s, account)
+        row.deposited = row.withdrawn = row.pending_withdrawal = row.withdrawal_ready_at = 0
+    if not accounts:
+        return
+    s.flush()
+    q = (select(ChainEvent).where(ChainEvent.contract == "InferenceEscrow",
+                                  ChainEvent.event.in_(list(_HANDLERS)))
+         .order_by(ChainEvent.block_number, ChainEvent.log_index))  # fmt: skip
+    for ev in s.scalars(q):
+        if to_checksum_address(ev.args.get("account", "0x" + "0" * 40)) in accounts:
+            record = ChainEventRecord(ev.contract, ev.event, ev.block_number, ev.log_index,
+                                      ev.tx_hash, dict(ev.args))  # fmt: skip
+            _HANDLERS[ev.event](s, record)
+    s.flush()
+    for account in accounts:  # credit that is gone is not leased to any node either
+        trim_to_available(s, account)
+
+
 def subscribe(sync: EventSync) -> None:
     sync.subscribe("InferenceEscrow.Deposited", on_deposited)
     sync.subscribe("InferenceEscrow.WithdrawalRequested", on_withdrawal_requested)
     sync.subscribe("InferenceEscrow.Withdrawn", on_withdrawn)
+    sync.on_undo(rebuild)
