@@ -13,6 +13,7 @@ from openledger.units import OPEN
 # Every service is imported where it is built: a command pays only for what it uses (the
 # CLI's `--help` loads none of torch, transformers, vyper or web3; tests/cli/test_startup.py).
 if TYPE_CHECKING:
+    from openledger.agents.service import AgentService
     from openledger.api.keys import ApiKeyService
     from openledger.api.operator_token import OperatorToken
     from openledger.api.prepared import Finisher, PreparedWrites
@@ -119,6 +120,9 @@ class Node:
                                                self.accounts.operator_address))  # fmt: skip
         for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
             sync.subscribe(f"ProtocolParams.{event}", lambda s, r: self.params.invalidate())
+        from openledger.agents import service as agent_events
+
+        agent_events.subscribe(sync)
         return sync
 
     def sync_chain(self) -> int:
@@ -211,6 +215,13 @@ class Node:
         from openledger.serving.checks import check_adapter
 
         check_adapter(name, adapter_dir, base, max_rank=self.settings.serve_max_lora_rank)
+
+    # -- agents ----------------------------------------------------------------------------
+    @cached_property
+    def agents(self) -> AgentService:
+        from openledger.agents.service import AgentService
+
+        return AgentService(self.db, self._contracts, self.models, self.datanets)
 
     # -- proof of attribution -------------------------------------------------------------
     @cached_property
