@@ -9,6 +9,7 @@ it serves one tiny-base adapter registered as a model trained on that snapshot.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from openledger.ledger.paid import attribution_view
 from openledger.ledger.receipts import check_served, content_hash, recover_signer
 from openledger.ledger.service import request_hash
 from openledger.node import Node
+from openledger.serving.engine import Engine
+from openledger.serving.request import Request
 from openledger.units import OPEN, fmt_open
 from tests.conftest import free_port
 from tests.market import Market, deposit
@@ -329,14 +332,60 @@ def settled(shop: Shop, who: str, timeout: float = 15) -> list[dict[str, Any]]:
     return [shop.receipt(i["id"]) for i in reversed(items)]
 
 
+class Pause:
+    """Paces the engine for a test: a request that has generated ``at`` tokens stops there
+    (the whole engine waits) until the server cancels it because its client went away. A
+    hang-up therefore lands mid-generation however fast or loaded the machine is; nothing
+    depends on a sleep being long enough."""
+
+    def __init__(self, engine: Engine, at: int, wait_s: float = 30) -> None:
+        self.at, self.wait_s = at, wait_s
+        self.reached = threading.Event()  # some request is held at ``at`` tokens
+        self.seen: dict[int, Request] = {}  # every request the engine ran since ``clear``
+        self.timed_out = False
+        engine.on_logits = self
+
+    def clear(self) -> None:
+        self.reached.clear()
+        self.seen.clear()
+
+    def __call__(self, rows: list[Request], logits: Any) -> None:
+        self.seen.update((r.id, r) for r in rows)
+        held = [r for r in rows if len(r.tokens) >= self.at and not r.cancelled]
+        if not held:
+            return
+        self.reached.set()
+        deadline = time.monotonic() + self.wait_s
+        while not all(r.cancelled for r in held):
+            if time.monotonic() > deadline:
+                self.timed_out = True
+                return
+            time.sleep(0.002)
+
+
+def _post_and_hang_up(url: str, key: str, path: str, body: dict[str, Any]) -> socket.socket:
+    """Send a request on a raw connection (the caller closes it to hang up)."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
+    return sock
+
+
 def test_clients_that_hang_up_pay_for_what_was_generated(shop: Shop) -> None:
-    # two engine rows and the model's whole context: 8 choices of 240 tokens take at least
-    # 960 engine steps (seconds on the tiny base) unless the server sees the client leave
+    # two engine rows, the model's whole context, 240 tokens a choice: the engine is held at
+    # 8 tokens a request until the server has seen its client leave and cancelled it
     node = shop.node
     assert "serving" not in node.__dict__
     node.settings = replace(node.settings, serve_max_batch=2, serve_max_ctx=0)
-    max_tokens = 240
-    body = {"model": MODEL, "prompt": "Once", "max_tokens": max_tokens, "ignore_eos": True}
+    at, max_tokens = 8, 240
+    pause = Pause(node.serving.engine, at)
+    body = {"model": MODEL, "prompt": "Once", "max_tokens": max_tokens, "ignore_eos": True,
+            "temperature": 0}  # fmt: skip
     with serve(shop) as served:
         with (
             served.http("grace") as http,
@@ -349,19 +398,31 @@ def test_clients_that_hang_up_pay_for_what_was_generated(shop: Shop) -> None:
                 if seen == 2:
                     break  # leaving the block closes the connection
         [streamed] = settled(shop, "grace")
-        with served.http("grace", timeout=0.3) as http, pytest.raises(httpx.ReadTimeout):
-            http.post("/v1/completions", json={**body, "n": 8})
+        [stream_request] = pause.seen.values()
+        pause.clear()
+        # a plain call of 8 choices: two run (and stop at 8 tokens), six wait for a row;
+        # the client hangs up once the engine holds one at 8 tokens (its holds are taken)
+        sock = _post_and_hang_up(served.url, shop.keys["grace"], "/v1/completions",
+                                 {**body, "n": 8})  # fmt: skip
+        try:
+            assert pause.reached.wait(30), "no choice of the plain call reached 8 tokens"
+        finally:
+            sock.close()
         receipts = settled(shop, "grace")
-    # the stream: charged the tokens it generated before the engine stopped it
+    assert not pause.timed_out, "the server never cancelled a request whose client left"
+    # the stream: charged exactly the tokens it generated before the engine stopped it
     tokens = streamed["receipt"]["tokens"]
-    assert 2 <= tokens["completion"] < max_tokens
-    # the plain call: its choices that ran are charged what they produced; the ones still
-    # waiting for a row when it was cancelled produced nothing and were released
+    assert 2 <= tokens["completion"] == len(stream_request.tokens) <= at + 1
+    # the plain call: the choices that ran are charged what they produced, once each; those
+    # still waiting for a row when it was cancelled produced nothing and were released
     plain = receipts[1:]
-    assert 1 <= len(plain) < 8
-    assert all(0 < d["receipt"]["tokens"]["completion"] < max_tokens for d in plain)
+    ran = sorted(len(r.tokens) for r in pause.seen.values() if r.tokens)
+    assert 1 <= len(ran) <= 2 and max(ran) <= at + 1
+    assert sorted(d["receipt"]["tokens"]["completion"] for d in plain) == ran
+    assert all(r.finish_reason == "cancelled" for r in pause.seen.values())
     for d in receipts:
         check_receipt(shop, d["id"], "grace")
+    assert len({d["receipt"]["request_hash"] for d in receipts}) == len(receipts)
     charged = sum(int(d["receipt"]["fee"]) for d in receipts)
     credit = shop.credit("grace")
     assert credit["charged"] == str(charged) and int(credit["available"]) == 100 * OPEN - charged
