@@ -38,6 +38,12 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "registered the index hash" in first and "contribution #" in first
         assert "OpenLoRA engine" in first and "deposited 10 OPEN" in first
         assert first.count("signed; attribution:") == 9 and "epoch 1 settled: 9 receipts" in first
+        # data access fees: dave prices the datanet, grace (no contributor) pays to export it
+        assert "dave (the owner) priced open-facts: 2 OPEN per snapshot export" in first
+        assert "grace paid 2 OPEN to export open-facts@1 (access #1" in first
+        assert "epoch 1 settled: 9 receipts and 1 access fee(s)" in first
+        paid = tmp_path / "home" / "exports" / "open-facts-grace.jsonl"
+        assert paid.read_text() == export.read_text()
         assert "(chat)" in first and "answers holding the key fact" in first
         assert "fast-forwarded the chain clock" in first and "epoch 1: 9 receipts" in first
         for who in ("alice", "erin", "heidi", "dave", "Timelock"):
@@ -45,6 +51,7 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "sent by operator on its behalf" in first  # the Timelock is the treasury
         table = first[first.index("OPEN by account") :]
         assert "OPEN slashed" in table and "#4 rejected" in table
+        assert "of which access fees" in table  # the fee's split: checked against the chain
         assert "check passed" in first
         assert "`openledger verify receipt rc_" in first and ": match — the index" in first
         assert "--attribution`: 9 of 9 receipts recomputed, every one matches" in first
@@ -57,6 +64,8 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "registered the index hash" not in second and "contribution #" in second
         assert "credit 9." in second  # the first run's unspent credit, then 10 more
         assert "epoch 2 settled: 9 receipts" in second and "check passed" in second
+        assert "grace paid for open-facts@1 already (access #1)" in second
+        assert "epoch 2 settled: 9 receipts and" not in second  # that fee settled in epoch 1
         assert "--attribution`: 9 of 9 receipts recomputed, every one matches" in second
         assert "alice claimed " in second and "#4 rejected" in second
     finally:

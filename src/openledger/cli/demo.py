@@ -98,7 +98,8 @@ def _datanet(node: Node) -> None:
     else:
         out.print("snapshot @1 exists: skipping contribution, review and snapshot")
     export = node.settings.home / "exports" / f"{DATANET}.jsonl"
-    node.snapshots.export(DATANET, "jsonl", export)
+    owner = node.datanets.show(DATANET)["owner"]  # reads free once the datanet is priced
+    node.snapshots.export(DATANET, "jsonl", export, account=owner)
     out.print(f"exported the latest snapshot to {export} (loads with datasets.load_dataset)")
     info = node.datanets.show(DATANET)
     c = info["contributions"]

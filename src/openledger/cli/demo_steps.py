@@ -1,5 +1,6 @@
-"""The money half of `openledger demo`: paid inferences from a user's escrow credit, the
-epoch that settles them, the claims, and a table of earnings checked against the chain.
+"""The money half of `openledger demo`: paid inferences from a user's escrow credit, a
+data access fee (the datanet's owner prices exports, the user pays for one), the epoch that
+settles them, the claims, and a table of earnings checked against the chain.
 
 Everything goes through the node's services (``node.escrow``, ``node.paid``,
 ``node.epochs``, ``node.rewards``, ``node.auditor``), the same calls the API and the ledger
@@ -22,6 +23,8 @@ from openledger.units import OPEN
 MODEL = "open-facts-lora"
 USER = "grace"
 DEPOSIT = 10 * OPEN
+#: the datanet's access prices (its owner sets them; contributors and the owner read free)
+EXPORT_PRICE, TRAIN_PRICE = 2 * OPEN, 5 * OPEN
 MAX_TOKENS = 24
 DEVNET_CHAIN_ID = 31337
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Row:
     role: str
     contributions: list[str] = field(default_factory=list)
     attributed: int = 0  # wei earned by attribution weight (role "contributor")
+    access: int = 0  # wei earned from data access fees (cumulative, part of earned)
     earned: int = 0  # settled, cumulative
     claimed: int = 0  # RewardDistributor.claimed, cumulative
     slashed: int = 0  # DatanetRegistry, summed over the account's contributions
@@ -88,6 +92,7 @@ def ledger_round(node: Node, datanet: str) -> None:
     """Serve, pay, settle, claim, tabulate and check (one round; rerunnable)."""
     _serve(node)
     _pay(node)
+    _access(node, datanet)
     epoch = _settle(node)
     rows = _rows(node, datanet)
     _claim(node, rows)
@@ -169,6 +174,40 @@ def _pay(node: Node) -> None:
     )
 
 
+def _access(node: Node, datanet: str) -> None:
+    """The datanet's owner prices it; the user, who neither owns nor contributed to it, pays
+    for an export before any data leaves (once: a paid export covers later ones)."""
+    acc, access = node.accounts, node.access
+    out.rule("data access fees")
+    owner = node.datanets.show(datanet)["owner"]
+    owner_name = names_of(node).get(owner, owner[:10])
+    prices = access.prices(datanet)
+    if (int(prices["export"]), int(prices["train"])) != (EXPORT_PRICE, TRAIN_PRICE):
+        plan = access.plan_set_prices(datanet, export=EXPORT_PRICE, train=TRAIN_PRICE,
+                                      owner=owner)  # fmt: skip
+        plan.run(acc.signer(owner_name))
+    out.print(
+        f"{owner_name} (the owner) priced {datanet}: {fmt_open(EXPORT_PRICE)} OPEN per snapshot "
+        f"export, {fmt_open(TRAIN_PRICE)} OPEN per training job (at most max_access_price, "
+        f"{fmt_open(int(prices['max_access_price']))} OPEN); its contributors and owner read free"
+    )
+    user = acc.address(USER)
+    quote = access.quote(datanet, None, "export", user)
+    if quote["due"]:
+        paid = access.plan_pay(datanet, None, "export", user).run(acc.signer(USER))
+        out.print(
+            f"{USER} paid {fmt_open(int(paid['amount']))} OPEN to export {datanet}"
+            f"@{paid['version']} (access #{paid['access']}, tx {paid['tx_hash'][:12]}…): "
+            "to its contributors and stakers at this epoch"
+        )
+    else:
+        out.print(f"{USER} paid for {datanet}@{quote['version']} already (access "
+                  f"#{quote['access']}): exports it again free")  # fmt: skip
+    path = node.settings.home / "exports" / f"{datanet}-{USER}.jsonl"
+    node.snapshots.export(f"{datanet}@{quote['version']}", "jsonl", path, account=user)
+    out.print(f"{USER} exported it to {path}")
+
+
 def _fast_forward(node: Node, why: str) -> None:
     """On the devnet, move the chain clock past a pending root's activation delay."""
     _, _, ready_at = node.contracts.rewards.pending_root()
@@ -207,8 +246,9 @@ def _settle(node: Node) -> int | None:
         out.print("no unsettled receipts: nothing to settle")
         latest = node.epochs.latest_settled()
         return latest.number if latest else None
+    fees = f" and {doc['accesses']} access fee(s)" if doc.get("accesses") else ""
     out.print(
-        f"epoch {doc['epoch']} {doc['status']}: {doc['receipts']} receipts, fees "
+        f"epoch {doc['epoch']} {doc['status']}: {doc['receipts']} receipts{fees}, fees "
         f"{fmt_open(int(doc['fees']))} OPEN collected from the escrow to the "
         f"RewardDistributor; root {doc['root'][:18]}… of {doc['accounts']} accounts' "
         f"cumulative earnings ({fmt_open(int(doc['total']))} OPEN) posted (tx "
@@ -248,6 +288,7 @@ def _rows(node: Node, datanet: str) -> list[Row]:
         e = node.rewards.earnings(row.address)
         row.earned = int(e["settled"])
         row.attributed = int(e["by_role"].get("contributor", "0"))
+        row.access = int(e["by_source"].get("access", "0"))
     return list(rows.values())
 
 
@@ -281,7 +322,7 @@ def _table(rows: list[Row]) -> None:
     t = Table(title="OPEN by account (cumulative over all settled epochs)")
     for col in ("account", "role", "contributions", "attributed share"):
         t.add_column(col)
-    for col in ("OPEN earned", "OPEN claimed", "OPEN slashed"):
+    for col in ("OPEN earned", "of which access fees", "OPEN claimed", "OPEN slashed"):
         t.add_column(col, justify="right")
     contributors = [r for r in rows if r.contributions]
     others = [r for r in rows if not r.contributions]
@@ -292,6 +333,7 @@ def _table(rows: list[Row]) -> None:
             ", ".join(r.contributions) or "—",
             f"{r.attributed / attributed:.1%}" if r.contributions else "—",
             fmt_open(r.earned),
+            fmt_open(r.access),
             fmt_open(r.claimed),
             fmt_open(r.slashed) if r.contributions else "—",
             end_section=i == len(contributors) - 1,
@@ -301,7 +343,9 @@ def _table(rows: list[Row]) -> None:
         "attributed share: the account's part of the fees paid by attribution weight. "
         "Contributors earn that, plus the stakers' part pro rata to approved stake and the "
         "unattributed rest pro rata to approved records; a rejected contribution earns "
-        "nothing. The treasury also received the slashed stake."
+        "nothing. Access fees: the datanet's fees for exports and training, split the same "
+        "way (owner, stakers by stake, contributors by approved records, platform). The "
+        "treasury also received the slashed stake."
     )
 
 
