@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 
 from openledger.chain.calls import Call, Plan, check_sent
 from openledger.chain.client import ChainClient
+from openledger.chain.l2fees import estimate_cost
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.store.auth_tables import PreparedWriteRow, UsedTxRow
 from openledger.store.db import Database
@@ -89,10 +90,16 @@ class PreparedWrites:
                 expires_at=now + PENDING_TTL,
             ))  # fmt: skip
         chain_id = plan.client.expected_chain_id
+        txs = [c.unsigned(account, chain_id) for c in plan.calls]
         return {
             "pending": pid,
             "what": plan.what,
-            "txs": [c.unsigned(account, chain_id) for c in plan.calls],
+            "txs": txs,
+            # what each costs: L2 gas and, on an OP Stack chain, the L1 data fee (chain/l2fees);
+            # a plan not built on a chain client (a stand-in) has no chain to ask
+            "costs": [estimate_cost(plan.client, tx) for tx in txs]
+            if isinstance(plan.client, ChainClient)
+            else None,
             "sign": "0x" + plan.message.hex() if plan.message is not None else None,
             "expires": int((now + PENDING_TTL).timestamp()),
         }

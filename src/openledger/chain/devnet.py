@@ -43,6 +43,21 @@ def find_anvil(settings: Settings) -> Path:
     )
 
 
+def find_bedrock() -> Path:
+    """The folder holding ``node_modules/@eth-optimism/contracts-bedrock`` (npm, pinned)."""
+    from openledger.chain.l2fees import BEDROCK
+
+    here = Path(__file__).resolve()
+    for parent in [Path.cwd(), *here.parents]:
+        if (parent / "node_modules" / BEDROCK / "forge-artifacts").is_dir():
+            return parent
+    raise DevnetError(
+        f"The OP Stack predeploy artefacts ({BEDROCK}) are not installed.",
+        field="node_modules",
+        fix="run `npm ci` in the repository (make does this).",
+    )
+
+
 @dataclass(frozen=True)
 class DevnetStatus:
     running: bool
@@ -135,6 +150,7 @@ class Devnet:
             "--state", str(self.layout.chain_state),
             "--state-interval", str(STATE_DUMP_INTERVAL_S),
             "--preserve-historical-states",
+            "--network", "optimism",  # OP Stack mode: the L2 the node settles on in production
         ]  # fmt: skip
         log = open(self.layout.anvil_log, "ab")  # noqa: SIM115 - handed to the child process
         try:
@@ -160,6 +176,7 @@ class Devnet:
                 )
             if self._rpc("eth_blockNumber", timeout=0.5) is not None:
                 self._keep_clock_monotonic()
+                self._install_predeploys()
                 return self.status()
             time.sleep(0.1)
         self.down()
@@ -167,6 +184,14 @@ class Devnet:
             f"anvil did not answer at {self.url} within {timeout:.0f} s.",
             fix=f"read {self.layout.anvil_log}.",
         )
+
+    def _install_predeploys(self) -> None:
+        """GasPriceOracle and L1Block at their OP Stack addresses (chain/l2fees.py)."""
+        from openledger.chain.head import rpc
+        from openledger.chain.l2fees import install_predeploys
+
+        install_predeploys(lambda method, params: rpc(self.url, method, params, timeout=5.0),
+                           find_bedrock())  # fmt: skip
 
     def _keep_clock_monotonic(self) -> None:
         """anvil restores blocks from ``--state`` but not a clock moved forward with
