@@ -106,6 +106,15 @@ def measure(node: Node) -> dict:
     rec("DatanetRegistry.withdrawStake (approved)", c.datanets.withdraw_stake(alice, cid))
     _, r = c.datanets.commit_snapshot(op, dn, keccak(b"s"), 100, "blob://s")
     rec("DatanetRegistry.commitSnapshot", r)
+    # data access fees: the owner prices the datanet, bob pays (approve first), the fee goes
+    # to the RewardDistributor; the first payment also creates the access counter's slot
+    rec("DatanetRegistry.setAccessPrices", c.datanets.set_access_prices(op, dn, 2 * OPEN, 5 * OPEN))
+    c.token.approve(bob, c.datanets.address, 20 * OPEN)
+    rec(
+        "DatanetRegistry.payAccess (first access of the registry)",
+        c.datanets.pay_access(bob, dn, 1, 0)[1],
+    )
+    rec("DatanetRegistry.payAccess (training job)", c.datanets.pay_access(bob, dn, 1, 1)[1])
     # ModelRegistry
     mid, r = c.models.register_model(
         dave, "tiny", keccak(b"ad"), [keccak(b"s")], keccak(b"ix"), 1, 2, "ipfs://m"
