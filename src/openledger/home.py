@@ -6,8 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openledger.api.operator_token import ensure_token
-from openledger.chain.accounts import create_keystore, keystore_address, write_dev_accounts
+from openledger.chain.accounts import (
+    create_keystore,
+    import_keystore,
+    keystore_address,
+    load_keystore,
+    write_dev_accounts,
+)
 from openledger.config import Settings, write_default_config
+from openledger.errors import ConfigError
 from openledger.store.db import Database
 
 
@@ -20,14 +27,29 @@ class InitResult:
     token_written: bool = False  # a new operator token (a new home, or one made before them)
 
 
-def init_home(settings: Settings, password: str) -> InitResult:
-    """Create the node home; an existing one is kept (its keys are never replaced)."""
+def init_home(settings: Settings, password: str, *, keystore_file: Path | None = None,
+              private_key: str | None = None) -> InitResult:  # fmt: skip
+    """Create the node home; an existing one is kept (its keys are never replaced). The
+    operator key is new, or an existing funded one: ``keystore_file`` (opened with
+    ``password``) or ``private_key`` (encrypted with ``password``)."""
     layout = settings.layout
+    created = not layout.operator_keystore.exists()
+    if not created and (keystore_file or private_key):
+        raise ConfigError(
+            f"The node home {layout.root} has an operator key already "
+            f"({keystore_address(layout.operator_keystore)}); it is never replaced.",
+            field="--import-keystore" if keystore_file else "--private-key-env",
+            value=str(layout.operator_keystore),
+            fix="use another node home (--home) for the imported key, or keep this one.",
+        )
+    if keystore_file is not None:
+        load_keystore(keystore_file, password)  # before anything is written: the password
     layout.root.mkdir(parents=True, exist_ok=True)
     write_default_config(settings)
-    created = not layout.operator_keystore.exists()
-    if created:
-        operator = create_keystore(layout.operator_keystore, password)
+    if created and keystore_file is not None:
+        operator = import_keystore(keystore_file, layout.operator_keystore, password)
+    elif created:
+        operator = create_keystore(layout.operator_keystore, password, private_key)
     else:
         operator = keystore_address(layout.operator_keystore)
     dev = write_dev_accounts(layout.dev_accounts_file)

@@ -65,6 +65,43 @@ def create_keystore(path: Path, password: str, private_key: str | None = None) -
     return account.address
 
 
+def import_keystore(source: Path, path: Path, password: str) -> str:
+    """Adopt an existing encrypted keystore (geth / eth-account format) as ``path``, after
+    checking that ``password`` opens it; returns its address."""
+    account = load_keystore(source, password)  # a wrong password or a bad file: KeystoreError
+    if path.exists():
+        raise ConfigError(
+            f"A keystore already exists at {path}.",
+            field="keystore",
+            value=str(path),
+            fix="keep using it, or move it away first if you really want another key.",
+        )
+    write_atomic(path, source.read_text(encoding="utf-8"), mode=0o600)
+    return account.address
+
+
+def private_key_from_env(var: str) -> str:
+    """The 32-byte hex private key in the environment variable ``var``."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        raise KeystoreError(
+            f"The environment variable {var} is empty or not set.",
+            field="--private-key-env",
+            value=var,
+            fix=f"export {var}=0x… (the operator's 32-byte private key in hex) and run init "
+            "again; the key is stored only encrypted.",
+        )
+    body = raw.removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", body):
+        raise KeystoreError(
+            f"{var} does not hold a private key (64 hex digits, optionally with 0x).",
+            field="--private-key-env",
+            value=var,
+            fix=f"set {var} to the key's 64 hex digits.",
+        )
+    return "0x" + body
+
+
 def load_keystore(path: Path, password: str) -> LocalAccount:
     """Decrypt a keystore; a wrong password or a damaged file is a KeystoreError."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,14 +16,43 @@ from openledger.errors import NotFoundError, ValidationError
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def init() -> None:
-    """Create the node home: config, an encrypted operator keystore, named dev accounts."""
-    from openledger.chain.accounts import prompt_password
+def init(
+    import_keystore: Annotated[
+        Path | None,
+        typer.Option("--import-keystore", help="Use this encrypted keystore (its password: "
+                     "OPENLEDGER_PASSWORD or the prompt) as the operator key.",
+                     exists=False, show_default=False),
+    ] = None,
+    private_key_env: Annotated[
+        str | None,
+        typer.Option("--private-key-env", help="Take the operator's private key from this "
+                     "environment variable (stored encrypted with the password).",
+                     show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create the node home: config, an encrypted operator keystore (new, or your funded
+    key for a real chain), named dev accounts."""
+    from openledger.chain.accounts import private_key_from_env, prompt_password
     from openledger.home import init_home
 
+    if import_keystore is not None and private_key_env is not None:
+        raise ValidationError("--import-keystore and --private-key-env both name a key.",
+                              field="--import-keystore", value=str(import_keystore),
+                              fix="give one of them.")  # fmt: skip
+    if import_keystore is not None and not import_keystore.is_file():
+        raise NotFoundError(f"No keystore file at {import_keystore}.", field="--import-keystore",
+                            value=str(import_keystore), fix="give the path of a keystore JSON "
+                            "file (geth / eth-account format).")  # fmt: skip
     settings = context.settings()
-    password = "" if settings.layout.operator_keystore.exists() else prompt_password(confirm=True)
-    result = init_home(settings, password)
+    key = private_key_from_env(private_key_env) if private_key_env else None
+    fresh = not settings.layout.operator_keystore.exists()
+    password = prompt_password(confirm=import_keystore is None) if fresh else ""
+    result = init_home(settings, password, keystore_file=import_keystore, private_key=key)
+    if as_json:
+        return print_json({"home": str(result.home), "operator": result.operator,
+                           "created": result.created, "dev_accounts": result.dev_accounts,
+                           "token_written": result.token_written})  # fmt: skip
     state = "created" if result.created else "already existed (keys kept)"
     out.print(f"node home {result.home} {state}")
     out.print(f"operator {result.operator}  (keystore {settings.layout.operator_keystore})")
