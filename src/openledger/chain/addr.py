@@ -39,3 +39,15 @@ def is_address(value: object) -> bool:
     if isinstance(value, bytes | bytearray):
         return len(value) == 20
     return isinstance(value, str) and _HEX40.match(value) is not None
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract ``sender`` creates with ``nonce`` (CREATE:
+    ``keccak(rlp([sender, nonce]))[12:]``)."""
+
+    def item(raw: bytes) -> bytes:
+        return raw if len(raw) == 1 and raw[0] < 0x80 else bytes([0x80 + len(raw)]) + raw
+
+    nonce_bytes = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big") if nonce else b""
+    body = item(bytes.fromhex(sender.removeprefix("0x"))) + item(nonce_bytes)
+    return to_checksum_address(keccak256(bytes([0xC0 + len(body)]) + body)[12:].hex())

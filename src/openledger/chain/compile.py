@@ -50,7 +50,7 @@ CONTRACT_NAMES: tuple[str, ...] = (
     CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES + AGENT_CONTRACT_NAMES
 )
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: with the runtime bytecode (deployments check the code they find)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str
     source_hash: str
+    runtime: str = ""  # the deployed code up to the immutables Vyper appends after it
 
     def to_json(self) -> dict[str, Any]:
         """The artifact as a JSON-serialisable dict."""
@@ -75,6 +76,7 @@ class Artifact:
             "abi": self.abi,
             "bytecode": self.bytecode,
             "source_hash": self.source_hash,
+            "runtime": self.runtime,
         }
 
     @classmethod
@@ -85,6 +87,7 @@ class Artifact:
             abi=list(data["abi"]),
             bytecode=str(data["bytecode"]),
             source_hash=str(data["source_hash"]),
+            runtime=str(data.get("runtime", "")),
         )
 
 
@@ -150,12 +153,14 @@ def _compile(name: str, digest: str) -> Artifact:
     bundle = FilesystemInputBundle(_search_paths())
     file_input = bundle.load_file(Path(f"{name}.vy"))
     out = compile_from_file_input(
-        file_input, input_bundle=bundle, output_formats=["abi", "bytecode"]
+        file_input, input_bundle=bundle, output_formats=["abi", "bytecode", "bytecode_runtime"]
     )
     bytecode = str(out["bytecode"])
     if not bytecode.startswith("0x"):
         bytecode = "0x" + bytecode
-    return Artifact(name=name, abi=list(out["abi"]), bytecode=bytecode, source_hash=digest)
+    runtime = "0x" + str(out["bytecode_runtime"]).removeprefix("0x")
+    return Artifact(name=name, abi=list(out["abi"]), bytecode=bytecode, source_hash=digest,
+                    runtime=runtime)  # fmt: skip
 
 
 def _check_name(name: str) -> None:
