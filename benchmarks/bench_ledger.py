@@ -159,9 +159,13 @@ def one_run(args: argparse.Namespace, group: int, seed: int, *, process: bool = 
 
 
 def make_ledger(
-    node: Node, args: argparse.Namespace, rng: random.Random, process: bool = True
+    node: Node,
+    args: argparse.Namespace,
+    rng: random.Random,
+    process: bool = True,
+    model: dict | None = None,
 ) -> tuple:
-    model = fill_store(node, rng, args.contributions, args.payers)
+    model = model or fill_store(node, rng, args.contributions, args.payers)
     pool = attribution_pool(rng, args.contributions, args.attributed)
     key = bytes(node.accounts.signer("operator").key)
     params = ParamsCache(lambda: PARAMS.version, lambda: PARAMS)
@@ -171,12 +175,23 @@ def make_ledger(
 
 
 def _measure(
-    node: Node, args: argparse.Namespace, group: int, rng: random.Random, process: bool
+    node: Node,
+    args: argparse.Namespace,
+    group: int,
+    rng: random.Random,
+    process: bool,
+    *,
+    model: dict | None = None,
+    go: Path | None = None,
 ) -> dict:
-    ledger, model, pool = make_ledger(node, args, rng, process)
+    """One timed run; with ``go`` (a child of the multi-process run) the store is already
+    filled (``model``), the run starts when the ``go`` file appears and is checked by the
+    parent, which sees every process's receipts."""
+    ledger, model, pool = make_ledger(node, args, rng, process, model)
     # warm-up (not timed): the writer thread, the beneficiary set, the signer
     warm = ledger.reserve(address(0, 0xAA), model, 10, 10)
-    ledger.charge(warm, 5, request_hash="0x" + "00" * 32, attribution=pool[0])
+    tag = os.getpid() if go is not None else 0
+    ledger.charge(warm, 5, request_hash=f"0x{tag:064x}", attribution=pool[0])
     if not args.no_freeze:
         freeze_startup_heap()  # as `openledger serve` does once the node is built
 
@@ -211,7 +226,8 @@ def _measure(
                 t0 = time.perf_counter()
                 payer = payers[(t * per_thread + i) % args.payers]
                 hold = ledger.reserve(payer, model, prompt, completion + 16)
-                digest = request_hash(payer, model["name"], {"t": t, "i": i, "prompt": prompt})
+                digest = request_hash(payer, model["name"],
+                                      {"t": t, "i": i, "prompt": prompt, "p": tag})  # fmt: skip
                 done = ledger.submit(hold, completion, request_hash=digest, attribution=pool[a])
                 inflight.append((t0, done))
                 if len(inflight) >= args.window:
@@ -231,12 +247,17 @@ def _measure(
         threads = [threading.Thread(target=submitter, args=(t,)) for t in range(args.threads)]
         for th in threads:
             th.start()
+        if go is not None:
+            (go.parent / f"ready-{os.getpid()}").touch()
+            while not go.exists():
+                time.sleep(0.001)
         cpu0 = time.process_time()
         start.wait()
-        t0 = time.perf_counter()
+        wall0, t0 = time.time(), time.perf_counter()
         for th in threads:
             th.join()
         seconds = time.perf_counter() - t0
+        wall1 = time.time()
         cpu = time.process_time() - cpu0
     finally:
         service_mod.MAX_GROUP = saved
@@ -244,6 +265,10 @@ def _measure(
     if errors:
         raise errors[0]
     n = per_thread * args.threads
+    if go is not None:
+        return {"receipts": n, "seconds": round(seconds, 3), "wall_start": wall0,
+                "wall_end": wall1, "process_cpu_s": round(cpu, 2),
+                "transactions": len(groups), "mean_group": round(n / len(groups), 1)}  # fmt: skip
     t_seal = time.perf_counter()
     node.epochs._seal()  # divides the pools: once per epoch, not per receipt (timed apart)
     seal_s = time.perf_counter() - t_seal
@@ -267,6 +292,79 @@ def _measure(
         "checked": check["ok"],
     }
     return out
+
+
+def multi_process_pg(args: argparse.Namespace, processes: int) -> dict:
+    """``processes`` ledgers (as many nodes) in as many processes on one fresh PostgreSQL
+    database, ``args.pg_receipts`` receipts in all, started together; checked afterwards as
+    one ledger (one hash chain, fees == debits == earnings)."""
+    import subprocess
+    import uuid
+
+    from sqlalchemy import create_engine, make_url
+
+    admin = make_url(args.pg)
+    name = f"ol_bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "home"
+            env = {"OPENLEDGER_HOME": str(home), "OPENLEDGER_DB_URL": url}
+            settings = Settings.load(env=env)
+            init_home(settings, PASSWORD)
+            node = Node(settings, password_source=lambda: PASSWORD)
+            try:
+                model = fill_store(node, random.Random(args.seed), args.contributions,
+                                   args.payers)  # fmt: skip
+                (Path(tmp) / "model.json").write_text(json.dumps(model))
+                go = Path(tmp) / "go"
+                each = args.pg_receipts // processes
+                procs = [subprocess.Popen(
+                    [sys.executable, __file__, "--child", tmp, "--receipts", str(each),
+                     "--threads", str(args.threads), "--window", str(args.window),
+                     "--payers", str(args.payers), "--seed", str(args.seed + i),
+                     "--contributions", str(args.contributions),
+                     "--attributed", str(args.attributed)],
+                    env={**os.environ, **env}, stdout=subprocess.PIPE, text=True,
+                ) for i in range(processes)]  # fmt: skip
+                while len(list(Path(tmp).glob("ready-*"))) < processes:
+                    if any(p.poll() is not None for p in procs):
+                        raise RuntimeError("a child of the PostgreSQL run failed")
+                    time.sleep(0.01)
+                go.touch()
+                outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+                if any(p.returncode for p in procs):
+                    raise RuntimeError("a child of the PostgreSQL run failed")
+                n = sum(o["receipts"] for o in outs)
+                span = max(o["wall_end"] for o in outs) - min(o["wall_start"] for o in outs)
+                node.epochs._seal()
+                check = verify(node, n + processes)  # + each child's warm-up receipt
+            finally:
+                node.close()
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+    return {"processes": processes, "receipts": n, "seconds": round(span, 3),
+            "receipts_per_s": round(n / span, 1), "checked": check["ok"],
+            "per_process": outs}  # fmt: skip
+
+
+def child(args: argparse.Namespace) -> None:
+    """One process of :func:`multi_process_pg` (``--child DIR``): prints its run as JSON."""
+    tmp = Path(args.child)
+    settings = Settings.load()
+    node = Node(settings, password_source=lambda: PASSWORD)
+    try:
+        model = json.loads((tmp / "model.json").read_text())
+        out = _measure(node, args, service_mod.MAX_GROUP, random.Random(args.seed), True,
+                       model=model, go=tmp / "go")  # fmt: skip
+    finally:
+        node.close()
+    print(json.dumps(out))
 
 
 CATEGORIES = (  # (name, test on (file, function name)) — first match wins
@@ -408,7 +506,21 @@ def main() -> dict:
         help="skip the single-threaded profile of the writer (groups of the median size)",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "ledger.json")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("OPENLEDGER_TEST_PG_URL"),
+        help="PostgreSQL URL where the user may CREATE DATABASE: also run 1 and 2 ledger "
+        "processes on one PostgreSQL database (default: OPENLEDGER_TEST_PG_URL)",
+    )
+    ap.add_argument("--pg-receipts", type=int, default=8_000, help="receipts per PG run, in all")
+    ap.add_argument("--pg-only", action="store_true", help="only the PostgreSQL runs")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        child(args)
+        return {"child": True}
+    if args.pg_only:
+        return pg_section(args, {})
     started = machine()
     ours, base, in_thread = [], [], []
     for run in range(args.runs):  # interleaved, so drifting load hits all alike
@@ -474,10 +586,55 @@ def main() -> dict:
         print(f"single thread, groups of {group}: {prof['request_thread_us_per_receipt']} us "
               f"request side + {prof['writer_us_per_receipt']} us writer per receipt",
               flush=True)  # fmt: skip
+    pg_section(args, result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"receipts/s: {median:,} (target {TARGET:,}); baseline {b_median:,}; "
           f"{result['speedup_over_baseline']}x → {args.out}")  # fmt: skip
     return result
+
+
+def pg_section(args: argparse.Namespace, result: dict) -> dict:
+    """The PostgreSQL figures: one ledger process, then two (two nodes on one database), in
+    ``result["postgresql"]``; with ``--pg-only`` merged into the results file as it is."""
+    if not args.pg:
+        return result
+    runs = {}
+    for processes in (1, 2):
+        runs[str(processes)] = multi_process_pg(args, processes)
+        print(f"PostgreSQL, {processes} process(es): "
+              f"{runs[str(processes)]['receipts_per_s']:,} receipts/s", flush=True)  # fmt: skip
+    section = {
+        "claim": "the same accounting with every node on one PostgreSQL database: 1 and 2 "
+        "ledger processes (each with its pricing process), credit leased from the database, "
+        "one hash chain checked afterwards",
+        "server": _pg_server(args.pg),
+        "receipts_per_s": {k: v["receipts_per_s"] for k, v in runs.items()},
+        "runs": runs,
+        "load_average_at_end": os.getloadavg(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    result["postgresql"] = section
+    if args.pg_only:
+        doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+        doc["postgresql"] = section
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    return result
+
+
+def _pg_server(url: str) -> str:
+    """The server as measured: version and durability settings (the test server runs with
+    fsync and synchronous_commit off)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            show = {k: conn.exec_driver_sql(f"SHOW {k}").scalar()
+                    for k in ("server_version", "fsync", "synchronous_commit")}  # fmt: skip
+    finally:
+        engine.dispose()
+    return (f"PostgreSQL {show['server_version']} on this machine (the same 2 cores), fsync "
+            f"{show['fsync']}, synchronous_commit {show['synchronous_commit']}")  # fmt: skip
 
 
 if __name__ == "__main__":
