@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from openledger.chain.sync import ChainEventRecord, EventSync
     from openledger.datanets.registry import DatanetService
     from openledger.factory.publish import ModelService
+    from openledger.ledger.receipt_content import AgentTerms
 
 NOT_DEPLOYED_FIX = "run `openledger agent deploy --as operator` (once per deployment)."
 
@@ -77,6 +78,21 @@ def _row(s: Session, ref: str | int) -> AgentRow | None:
     if row is None and (chain_id := digits_id(ref)) is not None:
         row = s.scalar(select(AgentRow).where(AgentRow.chain_id == chain_id))
     return row
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """What serving a call to an agent needs: the model it runs, its configuration and the
+    terms its receipts record."""
+
+    name: str
+    model: str
+    config: AgentConfig
+    terms: AgentTerms
+
+    @property
+    def ref(self) -> str:
+        return f"agent/{self.name}"
 
 
 @dataclass
@@ -138,6 +154,45 @@ class AgentService:
             self.get(name)  # raises NotFoundError
         return call_chain(name, callees or [], self.agent_callees, MAX_DEPTH)
 
+    def resolve(self, ref: str) -> AgentRun:
+        """The agent a call names (``agent/NAME``), checked before anything is held: it
+        exists, is active, its configuration is known here and matches the hash on chain,
+        its model is the one it was registered with, and its calls form no cycle and no
+        chain over the limit."""
+        from openledger.ledger.receipt_content import AgentTerms
+
+        try:
+            agent = self.get(ref)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"No agent {ref!r}.", field="model", value=ref,
+                fix="list the agents and models with GET /v1/models.",
+            ) from exc  # fmt: skip
+        name = agent["name"]
+        if not agent["active"]:
+            raise ConflictError(
+                f"agent/{name} is paused by its owner.", field="model", value=f"agent/{name}",
+                fix="call another agent or model, or ask its owner to run `openledger agent "
+                "resume`.",
+            )  # fmt: skip
+        if agent["config"] is None:
+            raise ConflictError(
+                f"agent/{name}'s configuration ({agent['config_hash']}) is not known on this "
+                "node.", field="model", value=f"agent/{name}",
+                fix="call it on the node it was created on.",
+            )  # fmt: skip
+        config = AgentConfig.from_json(agent["config"])
+        if config.hash() != agent["config_hash"] or agent["model"] != config.model:
+            raise ConflictError(
+                f"agent/{name}'s configuration here does not match its registration.",
+                field="model", value=f"agent/{name}",
+                fix="run `openledger chain sync`; its owner may have changed it elsewhere.",
+            )  # fmt: skip
+        self.call_chain(name)
+        terms = AgentTerms(int(agent["id"]), name, agent["owner"], int(agent["price"]),
+                           agent["config_hash"])  # fmt: skip
+        return AgentRun(name, config.model, config, terms)
+
     # -- create ----------------------------------------------------------------------------
     def create(self, name: str, config: AgentConfig, *, price: int, signer: LocalAccount
                ) -> dict[str, Any]:  # fmt: skip
@@ -180,6 +235,13 @@ class AgentService:
                     fix="drop --retrieve.",
                 )
             self.datanets.show(d)  # NotFoundError names the fix
+        if config.retrieval:  # not served yet: refused rather than silently ignored
+            raise ValidationError(
+                "Retrieval over datanets is not served for agents yet.",
+                field="retrieval",
+                value=", ".join(config.retrieval),
+                fix="create the agent without --retrieve.",
+            )
         registry = self.registry()
         if registry.agent_id_of(name) != 0:
             raise ConflictError(

@@ -189,6 +189,12 @@ class ModelCard(BaseModel):
     warning: str | None = Field(
         None, description="Set when the base is served by the slower generic path."
     )
+    agent: dict[str, Any] | None = Field(
+        None,
+        description="For an agent (id agent/NAME, chain_id its AgentRegistry id): the model it "
+        "runs, its price per call in wei of OPEN (on top of the model's), its configuration "
+        "hash and what it may call.",
+    )
 
 
 class ModelList(BaseModel):

@@ -26,6 +26,7 @@ from openledger.chain.merkle import MerkleTree
 from openledger.ledger import access
 from openledger.ledger import beneficiaries as bene
 from openledger.ledger.pricing import FeeSplit, Split, divide_pools, fee, split_fee
+from openledger.ledger.receipt_content import agent_payout
 from openledger.ledger.receipts import GENESIS, check_head, check_receipt
 from openledger.store.db import Database
 from openledger.store.ledger_tables import BeneficiarySetRow, EpochRow, ReceiptRow
@@ -55,7 +56,7 @@ class AuditReport:
                 "problems": list(self.problems)}  # fmt: skip
 
 
-def _recomputed_split(body: dict[str, Any], contributions: list) -> Split:
+def _recomputed_split(body: dict[str, Any], contributions: list, amount: int) -> Split:
     split = body["split"]
     fs = FeeSplit(*split["bps"], version=split["params_version"])
     ppb = {int(x["contribution"]): int(x["weight_ppb"]) for x in body["attribution"]["shares"]}
@@ -64,7 +65,7 @@ def _recomputed_split(body: dict[str, Any], contributions: list) -> Split:
         (p["account"] for p in body["payouts"] if p["role"] in ("staker", "unattributed")
          and p.get("contribution") is None), ""
     )  # fmt: skip
-    return split_fee(int(body["fee"]), fs, treasury=treasury, owner=_owner(body),
+    return split_fee(amount, fs, treasury=treasury, owner=_owner(body),
                      contributions=contributions, attribution=ppb)  # fmt: skip
 
 
@@ -187,9 +188,13 @@ class Auditor:
 
     def _check_split(self, body: dict[str, Any], sets: dict[str, Any]) -> str:
         tokens, prices = body["tokens"], body["prices"]
-        expect = fee(tokens["prompt"], tokens["completion"], int(prices["in"]), int(prices["out"]))
+        model_fee = fee(tokens["prompt"], tokens["completion"], int(prices["in"]),
+                        int(prices["out"]))  # fmt: skip
+        agent = body.get("agent")  # a call to an agent: its price on top, to its owner
+        expect = model_fee + (int(agent["price"]) if agent else 0)
         if int(body["fee"]) != expect:
-            return f"its fee {body['fee']} is not the {expect} its tokens and prices give"
+            what = "tokens and prices" if agent is None else "tokens, prices and agent price"
+            return f"its fee {body['fee']} is not the {expect} its {what} give"
         pooled = body.get("pools", {})
         paid = sum(int(p["amount"]) for p in body["payouts"])
         if paid + sum(int(v) for v in pooled.values()) != expect:
@@ -197,8 +202,11 @@ class Auditor:
         set_body = sets.get(body["beneficiaries"])
         if set_body is None or bene.set_hash(set_body) != body["beneficiaries"]:
             return f"its beneficiary set {body['beneficiaries']} is missing or altered"
-        recomputed = _recomputed_split(body, bene.from_body(set_body))
-        if [p.to_dict() for p in recomputed.payouts] != body["payouts"]:
+        recomputed = _recomputed_split(body, bene.from_body(set_body), model_fee)
+        payouts = [p.to_dict() for p in recomputed.payouts]
+        if agent is not None and (extra := agent_payout(agent)) is not None:
+            payouts.append(extra.to_dict())
+        if payouts != body["payouts"]:
             return "its payouts differ from the split recomputed from its own inputs"
         if {r: str(v) for r, v in recomputed.pools.items()} != pooled:
             return "its pools differ from the split recomputed from its own inputs"

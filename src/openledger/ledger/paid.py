@@ -15,6 +15,7 @@ from typing import Any
 from openledger.attribution.service import AttributionService
 from openledger.attribution.types import Attribution
 from openledger.errors import ConflictError, NotFoundError
+from openledger.ledger.receipt_content import AgentTerms
 from openledger.ledger.receipt_queries import ReceiptQueries
 from openledger.ledger.receipts import SignedReceipt
 from openledger.ledger.service import Hold, LedgerService, PendingReceipt, request_hash
@@ -73,11 +74,13 @@ class PaidInference:
         self.queries = ReceiptQueries(ledger.db)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
-    def reserve(self, account: str, model: str, prompt_tokens: int, max_tokens: int) -> Hold:
-        """Check the model and context, then hold the request's largest fee (402 if short)."""
+    def reserve(self, account: str, model: str, prompt_tokens: int, max_tokens: int,
+                *, agent: AgentTerms | None = None) -> Hold:  # fmt: skip
+        """Check the model and context, then hold the request's largest fee (402 if short);
+        for a call to ``agent`` (which runs ``model``), its price on top."""
         card = self.serving.model(model)
         self.serving.check_fits(prompt_tokens, max_tokens)
-        return self.ledger.reserve(account, card, prompt_tokens, max_tokens)
+        return self.ledger.reserve(account, card, prompt_tokens, max_tokens, agent=agent)
 
     def attribute(
         self,

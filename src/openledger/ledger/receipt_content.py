@@ -11,13 +11,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from openledger.ledger.pricing import WEIGHT_SCALE, FeeSplit, Members, fee, split_fee, weights_ppb
+from openledger.ledger.pricing import (
+    WEIGHT_SCALE,
+    FeeSplit,
+    Members,
+    Payout,
+    fee,
+    split_fee,
+    weights_ppb,
+)
 from openledger.ledger.receipts import RECEIPT_VERSION, canonical_json, hash_hex
 
 
 @dataclass(frozen=True)
+class AgentTerms:
+    """The agent a call was made to (docs/agents.md): its price goes to its owner on top of
+    the model's fee, which is split as any other."""
+
+    id: int
+    name: str
+    owner: str
+    price: int
+    config_hash: str
+
+    def to_body(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "owner": self.owner,
+                "price": str(self.price), "config_hash": self.config_hash}  # fmt: skip
+
+
+def agent_payout(agent: dict[str, Any]) -> Payout | None:
+    """The agent owner's payout a receipt's ``agent`` section gives (None at price 0)."""
+    price = int(agent["price"])
+    return Payout(agent["owner"], "agent", price) if price else None
+
+
+@dataclass(frozen=True)
 class Terms:
-    """What the receipts of one model under one parameter version share."""
+    """What the receipts of one model under one parameter version share (and, for a call to
+    an agent, the agent)."""
 
     chain_id: int
     operator: str
@@ -31,6 +62,7 @@ class Terms:
     owner: str
     price_in: int
     price_out: int
+    agent: AgentTerms | None = None
 
 
 class AttributionInput(NamedTuple):
@@ -92,7 +124,9 @@ def attribution_summary(a: AttributionInput | None) -> dict[str, Any]:
 
 def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
     """The fee of ``c``, its split over ``members`` and the receipt content that records it
-    (everything but its place in the chain)."""
+    (everything but its place in the chain). A call to an agent adds the agent's price to
+    the fee (``fee`` is what the payer pays; the model's part is split as usual) and pays it
+    to the agent's owner."""
     amount = fee(c.prompt_tokens, c.completion_tokens, terms.price_in, terms.price_out)
     summary = attribution_summary(c.attribution)
     ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
@@ -125,8 +159,17 @@ def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
         "pools": {role: str(v) for role, v in sp.pools.items()},
         "attribution": summary,
     }
+    payouts = list(sp.payouts)
+    if terms.agent is not None:
+        body["agent"] = terms.agent.to_body()
+        body["fee"] = str(amount + terms.agent.price)
+        extra = agent_payout(body["agent"])
+        if extra is not None:
+            payouts.append(extra)
+            body["payouts"].append(extra.to_dict())
+        amount += terms.agent.price
     earnings = [
-        ((p.account, p.role, model_id, p.datanet, p.contribution), p.amount) for p in sp.payouts
+        ((p.account, p.role, model_id, p.datanet, p.contribution), p.amount) for p in payouts
     ]
     pools = [((terms.set_hash, role, model_id), v) for role, v in sp.pools.items()]
     text = canonical_json(body)

@@ -53,7 +53,14 @@ from openledger.ledger.leases import (
 from openledger.ledger.params import ParamsCache
 from openledger.ledger.pricer import Prepared, Pricer
 from openledger.ledger.pricing import Members, fee
-from openledger.ledger.receipt_content import AttributionInput, Charge, Priced, Terms, price_charge
+from openledger.ledger.receipt_content import (
+    AgentTerms,
+    AttributionInput,
+    Charge,
+    Priced,
+    Terms,
+    price_charge,
+)
 from openledger.ledger.receipt_ids import receipt_ids
 from openledger.ledger.receipt_reads import list_receipts, receipt_doc
 from openledger.ledger.receipts import (
@@ -102,6 +109,7 @@ class Hold:
     id: int = 0
     settled: bool = False
     charging: bool = False
+    agent: AgentTerms | None = None  # a call to this agent: its price is held and charged too
 
 
 @dataclass(frozen=True)
@@ -219,21 +227,46 @@ class LedgerService:
         }
 
     def reserve(
-        self, account: str, model: dict[str, Any], prompt_tokens: int, max_tokens: int
-    ) -> Hold:
+        self, account: str, model: dict[str, Any], prompt_tokens: int, max_tokens: int,
+        *, agent: AgentTerms | None = None,
+    ) -> Hold:  # fmt: skip
         """Hold the largest fee this request can cost, or raise PaymentRequiredError (402):
         in memory against this node's lease, leasing more from the database when it runs
-        short (ledger/leases.py)."""
+        short (ledger/leases.py). A call to ``agent`` holds its price on top."""
         account = checksum(account)
         price_in, price_out = int(model["price_in"]), int(model["price_out"])
         amount = fee(prompt_tokens, max_tokens, price_in, price_out)
+        if agent is not None:
+            amount += agent.price
+        hold, available = self._reserve(account, amount, model, prompt_tokens, max_tokens)
+        if hold is not None:
+            hold.agent = agent
+            return hold
+        if self.metrics is not None:
+            self.metrics.hold_refused()
+        agent_part = (f" plus agent/{agent.name}'s price of {format_open(agent.price)} OPEN"
+                      if agent is not None else "")  # fmt: skip
+        raise PaymentRequiredError(
+            f"account {account} has {format_open(max(available, 0))} OPEN of inference "
+            f"credit; this request can cost up to {format_open(amount)} OPEN "
+            f"({prompt_tokens} prompt + up to {max_tokens} completion tokens at "
+            f"{format_open(price_in)}/{format_open(price_out)} OPEN per 1k{agent_part}).",
+            field="credit",
+            value=str(max(available, 0)),
+            fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT "
+            "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
+        )
+
+    def _reserve(self, account: str, amount: int, model: dict[str, Any], prompt_tokens: int,
+                 max_tokens: int) -> tuple[Hold | None, int]:  # fmt: skip
+        """A hold of ``amount``, or None and the credit available when it is short."""
         hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
         if hold is not None:
-            return hold
+            return hold, 0
         with self._lease_lock:
             hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
             if hold is not None:
-                return hold
+                return hold, 0
             with self._lock:
                 free = self._lease[account] - self._held[account]
             leased, unheld = self._leases.take(account, amount - free)
@@ -242,20 +275,8 @@ class LedgerService:
             self._ensure_keeper()
             hold = self._hold_leased(account, amount, model, prompt_tokens, max_tokens)
             if hold is not None:
-                return hold
-        if self.metrics is not None:
-            self.metrics.hold_refused()
-        available = free + unheld
-        raise PaymentRequiredError(
-            f"account {account} has {format_open(max(available, 0))} OPEN of inference "
-            f"credit; this request can cost up to {format_open(amount)} OPEN "
-            f"({prompt_tokens} prompt + up to {max_tokens} completion tokens at "
-            f"{format_open(price_in)}/{format_open(price_out)} OPEN per 1k).",
-            field="credit",
-            value=str(max(available, 0)),
-            fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT "
-            "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
-        )
+                return hold, 0
+        return None, free + unheld
 
     def _hold_leased(self, account: str, amount: int, model: dict[str, Any],
                      prompt_tokens: int, max_tokens: int) -> Hold | None:  # fmt: skip
@@ -482,14 +503,14 @@ class LedgerService:
         bset = self._beneficiaries(model)
         key = (bset.hash, bset.model_id, model["name"], model["adapter_sha256"], model["base"],
                model["owner"], model["price_in"], model["price_out"], params.split,
-               params.treasury)  # fmt: skip
+               params.treasury, c.hold.agent)  # fmt: skip
         terms = self._terms.get(key)
         if terms is None:
             signer = self._signer or self._load_signer()
             terms = Terms(self.chain_id, signer.address, params.split, params.treasury,
                           bset.hash, bset.model_id, model["name"], model["adapter_sha256"],
                           model["base"], model["owner"], int(model["price_in"]),
-                          int(model["price_out"]))  # fmt: skip
+                          int(model["price_out"]), c.hold.agent)  # fmt: skip
             if len(self._terms) > 1024:
                 self._terms.clear()
             self._terms[key] = terms

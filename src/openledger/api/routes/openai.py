@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from openledger.agents.service import AgentRun
 from openledger.api.credentials import Inferrer
 from openledger.api.deps import NodeDep
 from openledger.api.errors import openai_error_for
@@ -111,11 +112,44 @@ def list_models(node: NodeDep, principal: Inferrer) -> ModelList:
     where each adapter is (``tier``, ``loaded``), and the engine's path and tiers."""
     serving = node.serving
     info = serving.engine_info()
-    return ModelList(
-        data=[model_card(m, serving.status(m["name"]), info["warning"])
-              for m in serving.catalogue()],
-        serving=info,
-    )  # fmt: skip
+    cards = [model_card(m, serving.status(m["name"]), info["warning"])
+             for m in serving.catalogue()]  # fmt: skip
+    by_name = {c.id: c for c in cards}
+    return ModelList(data=cards + _agent_cards(node, by_name), serving=info)
+
+
+def _agent_cards(node: Any, models: dict[str, ModelCard]) -> list[ModelCard]:
+    """The active agents whose model this node serves, as ``agent/NAME`` (docs/agents.md):
+    the model's prices per token, the agent's price per call in ``agent``."""
+    out = []
+    offset = 0
+    while True:
+        page = node.agents.list(offset, 200)
+        for a in page["items"]:
+            card = models.get(a["model"] or "")
+            if card is None or not a["active"] or a["config"] is None:
+                continue
+            out.append(card.model_copy(update={
+                "id": f"agent/{a['name']}", "owned_by": a["owner"], "chain_id": int(a["id"]),
+                "agent": {"model": a["model"], "price": a["price"],
+                          "config_hash": a["config_hash"], "calls": a["config"]["calls"]},
+            }))  # fmt: skip
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return out
+
+
+@router.get("/models/agent/{name}", response_model=ModelCard)
+def show_agent(name: str, node: NodeDep, principal: Inferrer) -> ModelCard:
+    agent = node.agents.resolve(f"agent/{name}")
+    serving = node.serving
+    card = model_card(serving.model(agent.model), serving.status(agent.model),
+                      serving.engine_info()["warning"])  # fmt: skip
+    return card.model_copy(update={
+        "id": agent.ref, "owned_by": agent.terms.owner, "chain_id": agent.terms.id,
+        "agent": {"model": agent.model, "price": str(agent.terms.price),
+                  "config_hash": agent.terms.config_hash, "calls": list(agent.config.calls)},
+    })  # fmt: skip
 
 
 @router.get("/models/{model}", response_model=ModelCard)
@@ -136,17 +170,22 @@ async def completions(
     paid by the key's account (one receipt per choice)."""
     request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
+    agent = await _agent(node, body.model)
+    body = _with_agent_defaults(body, agent)
+    model = agent.model if agent else body.model
     prompts = body.prompts()
+    if agent is not None and agent.config.system_prompt:
+        prompts = [f"{agent.config.system_prompt}\n\n{p}" for p in prompts]
     n = body.choices_per_prompt
     max_tokens = 16 if body.max_tokens is None else body.max_tokens
     params = [body.sampling(max_tokens, i) for i in range(len(prompts) * n)]
     head = {"id": new_id("cmpl"), "created": now(), "model": body.model}
     run = _Run(asyncio.get_running_loop())
-    bill = _Bill(node.paid, principal.address, body.model)
+    bill = _Bill(node.paid, principal.address, model, agent)
 
     def start() -> int:
         serving = node.serving
-        serving.model(body.model)
+        serving.model(model)
         for p in prompts:  # from the length alone, before any of it is tokenised
             check_prompt_chars(serving.tokenizer(), serving.engine.max_ctx, len(p), "prompt")
         encoded = [serving.encode_prompt(p) for p in prompts]
@@ -154,9 +193,9 @@ async def completions(
         run.check(serving, ids, params)
         for i, p in enumerate(params):
             asked = {"api": "completions", "id": head["id"], "choice": i,
-                     "prompt": prompts[i // n], **_sampling(p)}  # fmt: skip
+                     "prompt": prompts[i // n], **_sampling(p), **_agent_field(agent)}  # fmt: skip
             bill.add(prompts[i // n], len(ids[i]) if i % n == 0 else 0, p.max_tokens, asked)
-        bill.start(lambda: run.submit(serving, body.model, ids, params))
+        bill.start(lambda: run.submit(serving, model, ids, params))
         return sum(len(e) for e in encoded)
 
     prompt_tokens = await _start(start, run, bill)
@@ -192,16 +231,21 @@ async def chat_completions(
     paid by the key's account (one receipt per choice)."""
     request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
+    agent = await _agent(node, body.model)
+    body = _with_agent_defaults(body, agent)
+    model = agent.model if agent else body.model
     n = body.choices_per_prompt
     messages = [m.as_template_input() for m in body.messages]
+    if agent is not None and agent.config.system_prompt:
+        messages = [{"role": "system", "content": agent.config.system_prompt}, *messages]
     head = {"id": new_id("chatcmpl"), "created": now(), "model": body.model}
     run = _Run(asyncio.get_running_loop())
-    bill = _Bill(node.paid, principal.address, body.model)
+    bill = _Bill(node.paid, principal.address, model, agent)
     renames = {"prompt": "messages", "max_tokens": body.max_tokens_field}
 
     def start() -> int:
         serving = node.serving
-        serving.model(body.model)
+        serving.model(model)
         chars = sum(len(m["content"]) for m in messages)  # the template only adds to them
         check_prompt_chars(serving.tokenizer(), serving.engine.max_ctx, chars, "messages")
         ids = serving.encode_chat(messages)
@@ -214,9 +258,9 @@ async def chat_completions(
             run.check(serving, [ids] * n, params)
             for i, p in enumerate(params):
                 asked = {"api": "chat.completions", "id": head["id"], "choice": i,
-                         "messages": messages, **_sampling(p)}  # fmt: skip
+                         "messages": messages, **_sampling(p), **_agent_field(agent)}  # fmt: skip
                 bill.add(prompt, len(ids) if i == 0 else 0, p.max_tokens, asked)
-            bill.start(lambda: run.submit(serving, body.model, [ids] * n, params))
+            bill.start(lambda: run.submit(serving, model, [ids] * n, params))
         return len(ids)
 
     prompt_tokens = await _start(start, run, bill)
@@ -262,6 +306,36 @@ async def _start(start: Callable[[], int], run: _Run, bill: _Bill) -> int:
         raise
 
 
+async def _agent(node: Any, model: str) -> AgentRun | None:
+    """The agent a request's ``model`` names (``agent/NAME``), resolved and checked before
+    anything is held (docs/agents.md); None for a model."""
+    if not model.startswith("agent/"):
+        return None
+    return await run_in_threadpool(node.agents.resolve, model)
+
+
+def _with_agent_defaults(body: Any, agent: AgentRun | None) -> Any:
+    """The request with the agent's sampling defaults where the caller set none."""
+    if agent is None:
+        return body
+    given, cfg = body.model_fields_set, agent.config
+    update: dict[str, Any] = {}
+    if "temperature" not in given:
+        update["temperature"] = cfg.temperature
+    if "top_p" not in given:
+        update["top_p"] = cfg.top_p
+    if not given & {"max_tokens", "max_completion_tokens"}:
+        update["max_tokens"] = cfg.max_tokens
+    return body.model_copy(update=update)
+
+
+def _agent_field(agent: AgentRun | None) -> dict[str, Any]:
+    """What a choice's request hash commits to about the agent called."""
+    if agent is None:
+        return {}
+    return {"agent": agent.ref, "agent_config_hash": agent.terms.config_hash}
+
+
 def _sampling(p: SamplingParams) -> dict[str, Any]:
     """A choice's sampling parameters as its receipt's request hash commits to them."""
     return {"max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p,
@@ -291,10 +365,12 @@ class _Bill:
     by ``settle`` when the call ends, by ``release`` when it fails, or by ``settle_later``
     (a background thread) when the client went away."""
 
-    def __init__(self, paid: PaidInference, account: str, model: str) -> None:
+    def __init__(self, paid: PaidInference, account: str, model: str,
+                 agent: AgentRun | None = None) -> None:  # fmt: skip
         self.paid = paid
         self.account = account
         self.model = model
+        self.agent = agent  # a call to this agent (running ``model``): its price on top
         self._choices: list[tuple[str, int, int, dict[str, Any]]] = []
         self.holds: list[Hold] = []
         self._lock = threading.Lock()
@@ -312,8 +388,9 @@ class _Bill:
         try:
             for _, prompt_tokens, max_tokens, _ in self._choices:
                 self.holds.append(
-                    self.paid.reserve(self.account, self.model, prompt_tokens, max_tokens)
-                )
+                    self.paid.reserve(self.account, self.model, prompt_tokens, max_tokens,
+                                      agent=self.agent.terms if self.agent else None)
+                )  # fmt: skip
             submit()
         except PaymentRequiredError as exc:
             held = sum(h.amount for h in self.holds)
@@ -330,6 +407,8 @@ class _Bill:
         card = self.paid.serving.model(self.model)
         price_in, price_out = int(card["price_in"]), int(card["price_out"])
         total = sum(fee(pt, mt, price_in, price_out) for _, pt, mt, _ in self._choices)
+        if self.agent is not None:
+            total += self.agent.terms.price * len(self._choices)
         return PaymentRequiredError(
             f"account {self.account} has {fmt_open(max(available, 0))} OPEN of inference "
             f"credit; this call's {len(self._choices)} choices can cost up to "
