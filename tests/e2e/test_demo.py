@@ -51,7 +51,7 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "sent by operator on its behalf" in first  # the Timelock is the treasury
         table = first[first.index("OPEN by account") :]
         assert "OPEN slashed" in table and "#4 rejected" in table
-        assert "of which access fees" in table  # the fee's split: checked against the chain
+        assert "of which access fees" in table and "model + datanet owner" in table
         assert "check passed" in first
         assert "`openledger verify receipt rc_" in first and ": match — the index" in first
         assert "--attribution`: 9 of 9 receipts recomputed, every one matches" in first

@@ -279,8 +279,12 @@ def _rows(node: Node, datanet: str) -> list[Row]:
     timelock = node.contracts.timelock
     if timelock is not None and treasury == timelock.address:
         names.setdefault(treasury, "Timelock")  # governance holds the treasury
-    for addr, role in ((owner, "model owner"), (treasury, "treasury (platform)")):
-        if addr in rows:
+    dn_owner = node.datanets.show(datanet)["owner"]  # earns the owner's part of access fees
+    for addr, role in ((owner, "model owner"), (dn_owner, "datanet owner"),
+                       (treasury, "treasury (platform)")):  # fmt: skip
+        if addr in rows and rows[addr].role == "model owner" and role == "datanet owner":
+            rows[addr].role = "model + datanet owner"  # the table stays within 160 columns
+        elif addr in rows:
             rows[addr].role += f" + {role}"
         else:
             rows[addr] = Row(addr, names.get(addr, addr[:10]), role)
