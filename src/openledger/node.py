@@ -220,8 +220,14 @@ class Node:
     @cached_property
     def agents(self) -> AgentService:
         from openledger.agents.service import AgentService
+        from openledger.agents.wallet import AgentWallets
 
-        return AgentService(self.db, self._contracts, self.models, self.datanets)
+        wallets = AgentWallets(self.settings.layout.keystore_dir, self.settings.chain_id,
+                               lambda: self.accounts.signer("operator"),
+                               self._password_source)  # fmt: skip
+        return AgentService(self.db, self._contracts, self.models, self.datanets,
+                            wallets=wallets, credit=lambda a: self.ledger.credit(a),
+                            sync=self.sync_chain)  # fmt: skip
 
     # -- proof of attribution -------------------------------------------------------------
     @cached_property

@@ -8,9 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from openledger.agents.config import AgentConfig
 from openledger.agents.service import AgentService, deploy_registry
+from openledger.agents.wallet import derive_key
 from openledger.chain.deploy import Addresses, Contracts
 from openledger.cli.main import main
 from openledger.errors import (
@@ -76,6 +78,14 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
         cfg.hash(), m1, alice.address,
     )  # fmt: skip
     assert dnode.contracts.agents.callees(helper["id"]) == ([], [m2])
+    # its own wallet: derived from the operator's key, kept as a keystore in the home
+    operator = dnode.accounts.signer("operator")
+    key = derive_key(bytes(operator.key), dnode.settings.chain_id, helper["id"])
+    assert helper["wallet"] == Account.from_key(key).address
+    assert dnode.agents.wallets.path(helper["id"]).is_file()
+    assert dnode.agents.wallets.signer(helper["id"]).address == helper["wallet"]
+    assert key != derive_key(bytes(operator.key), dnode.settings.chain_id, helper["id"] + 1)
+    assert key != derive_key(bytes(operator.key), 1, helper["id"])
 
     research = dnode.agents.create(
         "agent/research", AgentConfig(model="m2", calls=("agent/helper", "m1")), price=0,
@@ -97,6 +107,32 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
         dnode.agents.set_active("helper", False, signer=alice)
     assert dnode.agents.set_active("agent/helper", True, signer=alice)["active"] is True
     assert dnode.contracts.agents.agent(helper["id"]).active is True
+
+
+def test_fund_the_agents_wallet(dnode: Node) -> None:
+    publish(dnode, "m1")
+    agents = dnode.agents
+    helper = agents.create("helper", AgentConfig(model="m1"), price=0,
+                           signer=dnode.accounts.signer("alice"))  # fmt: skip
+    assert agents.wallet("helper")["available"] == "0"
+    doc = agents.fund("helper", 5 * OPEN, signer=dnode.accounts.signer("alice"))
+    assert doc["wallet"] == helper["wallet"] and doc["funded"] == str(5 * OPEN)
+    assert doc["available"] == str(5 * OPEN) == doc["deposited"]
+    assert dnode.contracts.escrow.balance_of(helper["wallet"]) == 5 * OPEN
+    # anyone may top it up (the owner usually does)
+    agents.fund("agent/helper", 2 * OPEN, signer=dnode.accounts.signer("erin"))
+    assert agents.wallet("helper")["available"] == str(7 * OPEN)
+    sent = nonce(dnode, "alice")
+    with pytest.raises(ValidationError, match="below the minimum deposit") as info:
+        agents.fund("helper", OPEN // 2, signer=dnode.accounts.signer("alice"))
+    assert info.value.field == "amount"
+    balance = dnode.contracts.token.balance_of(dnode.accounts.address("alice"))
+    with pytest.raises(ValidationError, match="less than the"):
+        agents.fund("helper", balance + 1, signer=dnode.accounts.signer("alice"))
+    with pytest.raises(NotFoundError, match="No agent 'ghost'"):
+        agents.fund("ghost", OPEN, signer=dnode.accounts.signer("alice"))
+    assert nonce(dnode, "alice") == sent
+    assert dnode.contracts.escrow.balance_of(helper["wallet"]) == 7 * OPEN
 
 
 def test_bad_input_is_refused_before_anything_is_sent(dnode: Node) -> None:
@@ -148,6 +184,9 @@ def test_the_sync_brings_agents_registered_elsewhere(dnode: Node, chain: Node,
         other.sync_chain()
         seen = other.agents.get("helper")
         assert seen["config"] is None and seen["model"] is None  # unknown on that node
+        assert seen["wallet"] is None  # its wallet is the creating node's
+        with pytest.raises(ConflictError, match="has no wallet on this node"):
+            other.agents.fund("helper", OPEN, signer=other.accounts.signer("alice"))
         assert (seen["id"], seen["model_id"], seen["config_hash"], seen["price"]) == (
             created["id"], m1, cfg.hash(), "3",
         )  # fmt: skip
@@ -223,6 +262,10 @@ def test_cli(cli_home: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["agent", "pause", "research", "--as", "bob"]) != 0
     err = capsys.readouterr().err
     assert "Only the owner" in err and "fix: sign as" in err and "Traceback" not in err
+    assert main(["agent", "fund", "research", "3", "--as", "alice"]) == 0
+    assert "funded with 3 OPEN; 3 OPEN of credit available" in capsys.readouterr().out
+    assert main(["agent", "show", "research"]) == 0
+    assert f"wallet {doc['wallet']}: 3 OPEN of credit available" in capsys.readouterr().out
     assert main(["agent", "pause", "research", "--as", "alice"]) == 0
     assert "paused" in capsys.readouterr().out
     assert main(["agent", "create", "r2", "--model", "nope", "--as", "alice"]) != 0

@@ -34,6 +34,7 @@ from openledger.store.models import digits_id
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from openledger.agents.wallet import AgentWallets
     from openledger.chain.bindings import AgentRegistry
     from openledger.chain.calls import Plan
     from openledger.chain.client import TxResult
@@ -61,6 +62,7 @@ def agent_dict(row: AgentRow, model_name: str | None) -> dict[str, Any]:
         "callee_agents": list(row.callee_agents),
         "callee_models": list(row.callee_models),
         "tx_hash": row.tx_hash,
+        "wallet": row.wallet,
         "created_at": row.created_at.isoformat(),
     }
 
@@ -101,6 +103,12 @@ class AgentService:
     contracts: Callable[[], Contracts]
     models: ModelService
     datanets: DatanetService | None = None
+    #: this node's agent wallets (None: agents made here get none; tests of registration)
+    wallets: AgentWallets | None = None
+    #: the node's view of an account's inference credit (LedgerService.credit)
+    credit: Callable[[str], dict[str, Any]] | None = None
+    #: apply new chain events now (Node.sync_chain)
+    sync: Callable[[], int] | None = None
 
     # -- reads -----------------------------------------------------------------------------
     def registry(self) -> AgentRegistry:
@@ -261,9 +269,11 @@ class AgentService:
                       results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
         """Write the row from the mined ``AgentRegistered`` (with the configuration)."""
         ev = self.registry().events(results[-1], "AgentRegistered")[0]
+        wallet = self.wallets.ensure(int(ev["agent_id"])) if self.wallets else None
         with self.db.session() as s:
             row = _upsert_registered(s, ev, results[-1].tx_hash)
             row.config = dict(args["config"])
+            row.wallet = wallet
             s.flush()
             return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
 
@@ -276,6 +286,66 @@ class AgentService:
                 value=name, fix="publish it first (`openledger model publish`) or name one "
                 "of `openledger model list`.",
             ) from exc  # fmt: skip
+
+    # -- the agent's wallet -----------------------------------------------------------------
+    def wallet(self, ref: str) -> dict[str, Any]:
+        """The agent's own account and its inference credit (what pays for its calls)."""
+        agent = self.get(ref)
+        address = self._wallet_of(agent)
+        credit = self.credit(address) if self.credit else {}
+        return {"agent": agent["name"], "wallet": address, **credit}
+
+    def _wallet_of(self, agent: dict[str, Any]) -> str:
+        if agent["wallet"] is None:
+            raise ConflictError(
+                f"agent/{agent['name']} has no wallet on this node (it was created elsewhere).",
+                field="agent", value=agent["name"],
+                fix="fund it through the node it was created on.",
+            )  # fmt: skip
+        return str(agent["wallet"])
+
+    def fund(self, ref: str, amount: int, *, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_fund(ref, amount, payer=signer.address).run(signer)
+
+    def plan_fund(self, ref: str, amount: int, *, payer: str) -> Plan:
+        """``approve`` (when the allowance is short) and ``InferenceEscrow.depositFor`` the
+        agent's wallet: credit it spends on the calls it makes. Refused before anything is
+        sent below the minimum deposit or beyond the payer's OPEN."""
+        from openledger.chain.calls import Plan, build, resumable
+        from openledger.units import fmt_open
+
+        agent = self.get(ref)
+        wallet = self._wallet_of(agent)
+        c = self.contracts()
+        minimum = c.params.snapshot().min_deposit
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < max(minimum, 1):
+            raise ValidationError(
+                f"Funding agent/{agent['name']} with {fmt_open(int(amount))} OPEN is below "
+                f"the minimum deposit of {fmt_open(minimum)} OPEN.", field="amount",
+                value=fmt_open(int(amount)), fix=f"fund at least {fmt_open(max(minimum, 1))} OPEN.",
+            )  # fmt: skip
+        balance = c.token.balance_of(payer)
+        if balance < amount:
+            raise ValidationError(
+                f"{payer} holds {fmt_open(balance)} OPEN, less than the {fmt_open(amount)} "
+                "OPEN to fund.", field="amount", value=fmt_open(amount),
+                fix="fund at most the account's OPEN balance.",
+            )  # fmt: skip
+        calls = []
+        if c.token.allowance(payer, c.escrow.address) < amount:
+            calls.append(build(c.token, "approve", c.escrow.address, amount))
+        calls.append(build(c.escrow, "depositFor", wallet, amount))
+        args = {"name": agent["name"], "wallet": wallet, "amount": str(amount)}
+        finish, resume = resumable("agents.finish_fund", self.finish_fund, args)
+        return Plan(c.client, payer, calls, finish, what=f"fund agent/{agent['name']}",
+                    resume=resume)  # fmt: skip
+
+    def finish_fund(self, args: dict[str, Any], _payload: bytes | None,
+                    results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        if self.sync is not None:
+            self.sync()
+        return {"tx_hash": results[-1].tx_hash, "funded": args["amount"],
+                **self.wallet(args["name"])}  # fmt: skip
 
     # -- pause / resume --------------------------------------------------------------------
     def set_active(self, ref: str, active: bool, *, signer: LocalAccount) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`openledger agent create | list | show | pause | resume | deploy` (docs/agents.md)."""
+"""`openledger agent create | list | show | fund | pause | resume | deploy` (docs/agents.md)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def _show(doc: dict[str, Any]) -> None:
     out.print(f"model {model}; price {fmt_open(int(doc['price']))} OPEN per call; "
               f"call depth {doc['depth']}")  # fmt: skip
     out.print(f"configuration {doc['config_hash']}")
+    if doc.get("credit") is not None:
+        c = doc["credit"]
+        available = fmt_open(int(c["available"]))
+        out.print(f"wallet {doc['wallet']}: {available} OPEN of credit available "
+                  f"(`openledger agent fund {doc['name']} AMOUNT` adds more)")  # fmt: skip
     cfg = doc["config"]
     if cfg is None:
         out.print("  (not known on this node: registered elsewhere)")
@@ -123,9 +128,29 @@ def show(agent: str, as_json: Json = False) -> None:
     node = context.node()
     node.sync_chain()
     doc = node.agents.get(agent)
+    if doc["wallet"] is not None:
+        doc["credit"] = node.ledger.credit(doc["wallet"])
     if as_json:
         return print_json(doc)
     _show(doc)
+
+
+@app.command("fund")
+def fund(
+    agent: str,
+    amount: Annotated[str, typer.Argument(help="OPEN to deposit for the agent's wallet.")],
+    as_: As = "operator",
+    as_json: Json = False,
+) -> None:
+    """Deposit OPEN into the escrow for the agent's own wallet (what pays for its calls)."""
+    node = context.node()
+    doc = node.agents.fund(agent, parse_open(amount, field="amount"),
+                           signer=node.accounts.signer(as_))  # fmt: skip
+    if as_json:
+        return print_json(doc)
+    out.print(f"agent/{doc['agent']}'s wallet {doc['wallet']} funded with "
+              f"{fmt_open(int(doc['funded']))} OPEN; {fmt_open(int(doc['available']))} OPEN of "
+              f"credit available (tx {doc['tx_hash']})")  # fmt: skip
 
 
 @app.command("pause")

@@ -36,5 +36,7 @@ class AgentRow(Base):
     callee_agents: Mapped[list[int]] = mapped_column(JSON)  # AgentRegistry ids
     callee_models: Mapped[list[int]] = mapped_column(JSON)  # ModelRegistry ids
     tx_hash: Mapped[str] = mapped_column(String(66))
+    #: the agent's own account on this node (agents/wallet.py; None: made elsewhere)
+    wallet: Mapped[str | None] = mapped_column(String(42), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
