@@ -125,6 +125,41 @@ def test_every_state_changing_route_refuses_who_may_not_write(
     assert footprint(world) == before
 
 
+def test_the_openapi_schema_declares_each_routes_credential(client: TestClient) -> None:
+    """Every state-changing route is in the schema and declares its credential (the bearer
+    credential for the API, the session cookie for the web app); sign-ins declare none; any
+    route that answers 401 to a request without a credential declares one."""
+    app = client.fastapi  # type: ignore[attr-defined]
+    schema = app.openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"]) == ("http", "bearer")
+    assert (schemes["session"]["in"], schemes["session"]["name"]) == ("cookie", "ol_session")
+    declared = {(m.upper(), re.sub(r"\{(\w+):\w+\}", r"{\1}", path)):
+                {k for s in op.get("security", []) for k in s}
+                for path, ops in schema["paths"].items() for m, op in ops.items()}  # fmt: skip
+    problems = []
+    for method, path in state_changing(app):
+        want = set() if path in SIGN_IN else {"session" if path.startswith("/web/") else "bearer"}
+        got = declared.get((method, path))
+        if got != want:
+            problems.append(f"{method} {path} declares {got}, not {want}")
+    # the reads: a 401 without a credential is a credential the schema must name
+    params = {**PARAMS, "version": "1", "number": "1", "name": "x", "path": "config.json",
+              "account": "0x" + "11" * 20}  # fmt: skip
+    reads = [(m, p) for m, p in declared if m == "GET"]
+    assert len(reads) >= 30
+    private = 0
+    for method, path in reads:
+        client.cookies.clear()
+        target = re.sub(r"\{(\w+)\}", lambda m: params[m.group(1)], path)
+        if client.request(method, target, headers=WEB).status_code == 401:
+            private += 1
+            if not declared[(method, path)]:
+                problems.append(f"{method} {path} answers 401 and declares no credential")
+    assert problems == []
+    assert private >= 10  # /v1, receipts, credit, the web app's own pages of an account
+
+
 def test_an_accounts_own_things_refuse_another_accounts_credential(
     client: TestClient, world: World
 ) -> None:
