@@ -19,9 +19,11 @@ import pytest
 from eth_account import Account
 
 from openledger.chain.addr import create_address
+from openledger.chain.client import ChainClient
 from openledger.chain.compile import CONTRACT_NAMES
 from openledger.chain.devnet import find_anvil
 from openledger.chain.head import rpc
+from openledger.chain.l2fees import estimate_cost, l1_fee
 from openledger.cli.main import main
 from openledger.config import Settings
 from tests.conftest import PASSWORD, free_port
@@ -162,3 +164,9 @@ def test_bad_chains_keys_and_funds_are_refused_with_nothing_written(
     broke = deploy("--rpc", foreign, "--chain-id", str(CHAIN_ID))  # the key holds no ETH
     assert broke["error"] == "InsufficientFundsError" and key.address in broke["fix"]
     assert not (home / "chain" / f"addresses-{CHAIN_ID}.json").exists()
+    # a chain without the GasPriceOracle predeploy charges no L1 data fee
+    plain = ChainClient(foreign, chain_id=CHAIN_ID)
+    assert l1_fee(plain, "0x" + "ff" * 100) == 0
+    cost = estimate_cost(plain, {"from": key.address, "to": key.address, "data": "0x"})
+    assert cost["gas"] == 21_000 and cost["l1_fee"] == "0"
+    assert int(cost["total"]) == int(cost["l2_fee"]) == 21_000 * int(cost["gas_price"]) > 0
