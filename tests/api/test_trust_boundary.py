@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -209,3 +210,34 @@ def test_an_accounts_own_things_refuse_another_accounts_credential(
     # no prepared write of alice's)
     r = client.post("/wallet/submit", json={"pending": "x" * 24, "hashes": []}, headers=bob)
     assert r.status_code == 404
+
+
+def test_off_the_devnet_the_node_signs_only_as_the_operator(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = world.node
+    alice = {"Authorization": "Bearer " + node.api_keys.create("alice", "", "write")["key"]}
+    token = node.contracts.token.contract.functions
+    body = {"delegatee": "bob"}
+    # on the devnet the node holds alice's (public) dev key and signs for her
+    r = client.post("/governance/delegate", json=body, headers=alice)
+    assert r.status_code == 200 and "wallet" not in r.json(), r.text
+    assert token.delegates(node.accounts.address("alice")).call() == node.accounts.address("bob")
+    monkeypatch.setattr(node, "settings", replace(node.settings, chain_id=10))
+    before = footprint(world)
+    # ... off it, not even the operator token makes the node sign as her
+    r = client.post("/governance/delegate", json={**body, "as": "alice"},
+                    headers=operator_headers(node))  # fmt: skip
+    assert r.status_code == 403 and r.json()["field"] == "as", r.text
+    assert "signs only as the operator" in r.json()["message"]
+    # and her own key gets the write prepared for her wallet to sign and send
+    r = client.post("/governance/delegate", json={"delegatee": "carol"}, headers=alice)
+    assert r.status_code == 200, r.text
+    wallet = r.json()["wallet"]
+    assert wallet["pending"] and [t["from"].lower() for t in wallet["txs"]] == [
+        node.accounts.address("alice").lower()
+    ]
+    after = footprint(world)
+    assert after["rows"].pop("prepared_writes") == before["rows"].pop("prepared_writes") + 1
+    assert after == before  # nothing sent: no block, no nonce, no balance moved
+    assert token.delegates(node.accounts.address("alice")).call() == node.accounts.address("bob")
