@@ -9,8 +9,8 @@ Two kinds:
   :meth:`NodeMetrics.ledger_committed` and friends);
 - state read when Prometheus scrapes: the serving queue and running batch, the adapter
   tiers' hits, misses and loads (the engine's counters), the current and last sealed epoch
-  and root postings, the chain sync lag in blocks, jobs by state (the database, so every node
-  on one database reports the same jobs and epochs).
+  and root postings, the chain sync lag in blocks and events undone by reorganisations, jobs
+  by state (the database, so every node on one database reports the same jobs and epochs).
 
 docs/operations.md lists them with what to alert on.
 """
@@ -236,6 +236,14 @@ class _StateCollector(Collector):
             "Confirmed blocks the event sync has not applied yet.",
             max(readable - done, 0),
         )
+        undone = CounterMetricFamily(
+            "openledger_chain_reorg_undone_events",
+            "Applied chain events this process removed because a reorganisation replaced "
+            "their blocks.",
+        )
+        sync = self.node.__dict__.get("sync")  # built by the first poll that read blocks
+        undone.add_metric([], float(sync.undone if sync is not None else 0))
+        yield undone
 
     def _jobs(self) -> Iterator[Any]:
         from sqlalchemy import func, select
