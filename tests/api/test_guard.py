@@ -79,6 +79,37 @@ def test_lone_surrogate_over_http(client: TestClient) -> None:
     assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"]
 
 
+PAST_THE_SCAN = {
+    "UTF-8 of a lone surrogate": '{"address": "a\ud800b"}'.encode("utf-8", "surrogatepass"),
+    "UTF-16": '{"address": "a\\ud800b"}'.encode("utf-16-be"),
+    "UTF-16 with a byte-order mark": '{"address": "0xab"}'.encode("utf-16"),
+    "UTF-32, 20,000 deep": ("[" * 20_000 + "]" * 20_000).encode("utf-32-le"),
+    "UTF-8 with a byte-order mark, 80,000 deep": b"\xef\xbb\xbf" + b"[" * 80_000 + b"]" * 80_000,
+    "a lone surrogate escape in a top-level string": b'"a\\ud800"',
+}
+
+
+@pytest.mark.parametrize("name", list(PAST_THE_SCAN))
+def test_json_the_scan_could_not_read_is_400_not_500(client: TestClient, name: str) -> None:
+    """The decoder guesses UTF-16 and UTF-32 from NUL bytes and decodes UTF-8's encoding of
+    a surrogate (surrogatepass): such bodies went past the scan and came out as lone
+    surrogates (500) or nesting it never counted. JSON is UTF-8 (RFC 8259); the rest is 400."""
+    body = PAST_THE_SCAN[name]
+    r = client.post("/web/auth/message", content=body, headers=WEB)
+    assert r.status_code == 400 and r.json()["field"] == "body", (name, r.text[:200])
+    r = client.post("/v1/completions", content=body, headers=WEB)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", name
+    r = client.post("/web/auth/message", content=body, headers={"X-OpenLedger-Web": "1"})
+    assert r.status_code == 400, (name, "no content type: FastAPI parses it as JSON too")
+    assert client.get("/health").status_code == 200
+
+
+def test_utf8_text_of_every_plane_passes_the_scan() -> None:
+    assert json_problem('{"a": "café, 東京, 😀"}'.encode(), 64) is None
+    assert json_problem(b'{"a": "\\u00e9\\ud83d\\ude00"}', 64) is None
+    assert json_problem(b'{"a": "x\\u0000y"}', 64) is None  # an escaped NUL is text
+
+
 @pytest.mark.parametrize(
     ("path", "field"),
     [("/epochs/9223372036854775808", "number"), ("/jobs/9223372036854775808", "job"),

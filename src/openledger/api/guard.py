@@ -6,9 +6,12 @@
 - **Size**: a body is read at most up to its cap (``api_upload_max_bytes`` for multipart
   uploads, ``api_json_max_bytes`` for everything else): a larger ``Content-Length`` or a
   longer stream is refused with 413 before the body is read whole.
-- **JSON**: a body that is JSON is scanned before it is parsed: arrays and objects nested
-  deeper than ``api_json_max_depth``, and a ``\\uD800``–``\\uDFFF`` escape that is not half
-  of a surrogate pair (text no encoder can write), are refused with 400.
+- **JSON**: a body that is JSON (a JSON content type, none, or a body that opens with ``[``
+  or ``{``) is checked before it is parsed: it must be UTF-8 (RFC 8259) with no byte-order
+  mark and no NUL (the decoder would otherwise guess UTF-16 or UTF-32, and decode UTF-8's
+  encoding of a surrogate, past the scan); arrays and objects nested deeper than
+  ``api_json_max_depth``, and a ``\\uD800``–``\\uDFFF`` escape that is not half of a
+  surrogate pair (text no encoder can write), are refused with 400.
 
 Refusals use the project's JSON error format (OpenAI's under /v1).
 """
@@ -67,8 +70,34 @@ def node_origins(hosts: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
+def _not_utf8(body: bytes) -> OpenLedgerError | None:
+    """A JSON body that is not plain UTF-8 text: a byte-order mark, a NUL (UTF-16 or UTF-32,
+    which the decoder would guess), or bytes strict UTF-8 refuses (an encoded surrogate,
+    which the decoder's ``surrogatepass`` would turn into a lone surrogate)."""
+    where: int | None = None
+    if body.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")):
+        where = 0
+    elif b"\x00" in body:
+        where = body.index(b"\x00")
+    else:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = exc.start
+    if where is None:
+        return None
+    return ValidationError(
+        f"The JSON body is not UTF-8 text (byte {where}: {body[where:where + 4]!r}).",
+        field="body", value=where,
+        fix="send JSON encoded as UTF-8, without a byte-order mark (RFC 8259).",
+    )  # fmt: skip
+
+
 def json_problem(body: bytes, max_depth: int) -> OpenLedgerError | None:
     """What is wrong with a JSON body that the decoder must not see, or None."""
+    bad = _not_utf8(body)
+    if bad is not None:
+        return bad
     depth, in_string = 0, False
     for m in _TOKENS.finditer(body):
         tok = m.group()
@@ -106,6 +135,16 @@ class _TooLarge(Exception):
     pass
 
 
+def _is_json(headers: Headers, body: bytes) -> bool:
+    """Whether the app would parse ``body`` as JSON (FastAPI does for a JSON content type
+    and for none), or it looks like JSON whatever it claims."""
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    json_type = kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+    return not kind or json_type or body.lstrip()[:1] in (b"[", b"{")
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -140,7 +179,7 @@ class RequestGuard:
                 + (", or split the files over several contributions." if multipart else "."),
             ))(scope, receive, send)  # fmt: skip
             return
-        if not multipart and body.lstrip()[:1] in (b"[", b"{"):
+        if not multipart and body and _is_json(headers, body):
             bad = json_problem(body, self.settings.api_json_max_depth)
             if bad is not None:
                 await _refusal(scope, bad, status=400)(scope, receive, send)
