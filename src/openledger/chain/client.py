@@ -106,6 +106,15 @@ class ChainClient:
             actual = int(self.w3.eth.chain_id)
         except (requests.ConnectionError, requests.Timeout, OSError) as exc:
             raise self._unreachable(exc) from exc
+        except (ValueError, Web3RPCError) as exc:  # it answers, but not as an EVM node
+            raise ChainUnreachableError(
+                f"{self.url} answers, but not as an EVM JSON-RPC node (eth_chainId: "
+                f"{type(exc).__name__}).",
+                field="OPENLEDGER_CHAIN_URL",
+                value=self.url,
+                fix="give the chain's JSON-RPC URL (an OP Stack L2's RPC endpoint, e.g. "
+                "https://mainnet.optimism.io), not a web page or another service.",
+            ) from exc
         if actual != self.expected_chain_id:
             raise WrongChainError(
                 f"The node at {self.url} is chain id {actual}, but this node home expects "

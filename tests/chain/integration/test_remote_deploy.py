@@ -11,8 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,30 @@ def foreign(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def _web_page() -> Iterator[str]:
+    """An HTTP server that answers every request with a web page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the handler's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html><body>welcome</body></html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -159,6 +186,9 @@ def test_bad_chains_keys_and_funds_are_refused_with_nothing_written(
 
     closed = f"http://127.0.0.1:{free_port()}"
     assert deploy("--rpc", closed, "--chain-id", str(CHAIN_ID))["error"] == "ChainUnreachableError"
+    with _web_page() as page:  # an URL that answers, but is no chain
+        not_rpc = deploy("--rpc", page, "--chain-id", str(CHAIN_ID))
+    assert not_rpc["error"] == "ChainUnreachableError" and "not as an EVM" in not_rpc["message"]
     wrong = deploy("--rpc", foreign, "--chain-id", "10")
     assert wrong["error"] == "WrongChainError" and wrong["value"] == CHAIN_ID
     broke = deploy("--rpc", foreign, "--chain-id", str(CHAIN_ID))  # the key holds no ETH
