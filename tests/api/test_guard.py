@@ -26,7 +26,8 @@ WEB = {"X-OpenLedger-Web": "1", "Content-Type": "application/json"}
 
 @pytest.fixture
 def client(home: Settings) -> Iterator[TestClient]:
-    node = Node(replace(home, api_json_max_bytes=200_000), password_source=lambda: PASSWORD)
+    node = Node(replace(home, api_json_max_bytes=200_000, api_upload_max_bytes=400_000),
+                password_source=lambda: PASSWORD)  # fmt: skip
     with TestClient(create_app(node), base_url="http://127.0.0.1:8000",
                     raise_server_exceptions=False) as c:  # fmt: skip
         yield c
@@ -63,6 +64,27 @@ def test_bodies_over_the_cap_are_413_before_they_are_read(client: TestClient) ->
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     lying = {**WEB, "Content-Length": "999999999"}
     assert client.post("/datanets", content=b"{}", headers=lying).status_code == 413
+
+
+def test_uploads_have_their_own_cap(client: TestClient) -> None:
+    def upload(size: int) -> tuple[bytes, dict[str, str]]:
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n" + b"x" * size + b"\r\n--b--\r\n"
+        )
+        return body, {"Content-Type": "multipart/form-data; boundary=b"}  # fmt: skip
+
+    path = "/datanets/facts/contributions"
+    body, headers = upload(300_000)  # over the JSON cap, under the upload cap: on to the route
+    assert client.post(path, content=body, headers=headers).status_code == 401
+    body, headers = upload(500_000)
+    r = client.post(path, content=body, headers=headers)
+    assert r.status_code == 413 and "400,000 bytes for an upload" in r.json()["message"]
+    assert "several contributions" in r.json()["fix"]
+    # without a Content-Length (chunked), the read stops at the cap
+    r = client.post(path, content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+                    headers=headers)  # fmt: skip
+    assert r.status_code == 413
 
 
 def test_lone_surrogates_are_400_pairs_pass() -> None:
