@@ -75,6 +75,15 @@ def test_prices_quotes_and_refusals(client: TestClient, market: Market) -> None:
         "version": 1, "kind": "train", "base": "/nonexistent/base"})  # fmt: skip
     assert refused.status_code == 404 and refused.json()["field"] == "--base"
     assert node.contracts.token.balance_of(market.addr("grace")) == before
+    # the records of a contribution in the snapshot are not a way around the price
+    alice_c = f"/datanets/facts/contributions/{market.contributions['alice']}"
+    assert client.get(alice_c).json()["records"]["items"] == []
+    withheld = client.get(alice_c, headers=grace).json()["records"]
+    assert withheld["items"] == [] and withheld["withheld"]["price"] == str(4 * OPEN)
+    assert "POST /datanets/facts/access" in withheld["withheld"]["fix"]
+    for reader in ("alice", "erin", "bob", "dave"):  # contributors, a validator, the owner
+        assert client.get(alice_c, headers=key(market, reader)).json()["records"]["items"]
+    assert client.get(alice_c, headers=op).json()["records"]["items"]
     # the contributor exports with their own key
     r = client.get("/datanets/facts/snapshots/1/export", headers=key(market, "alice"))
     assert r.status_code == 200 and "Amazon" in r.text
@@ -86,6 +95,8 @@ def test_prices_quotes_and_refusals(client: TestClient, market: Market) -> None:
     assert (paid.json()["kind"], paid.json()["amount"]) == ("export", str(4 * OPEN))
     assert client.get("/datanets/facts/snapshots/1/export", headers=grace).status_code == 200
     assert node.contracts.token.balance_of(market.addr("grace")) == before - 4 * OPEN
+    records = client.get(alice_c, headers=grace).json()["records"]
+    assert "withheld" not in records and len(records["items"]) == records["total"] >= 1  # paid
     again = client.post("/datanets/facts/access", json={"version": 1, "kind": "export"},
                         headers=grace)  # fmt: skip
     assert again.status_code == 409 and "already paid" in again.json()["message"]
@@ -153,6 +164,8 @@ def test_the_factory_form_pays_then_queues(market: Market,
                headers=operator_headers(node))  # fmt: skip
     due = client.get("/web/api/datanets/facts/snapshots/1/export")
     assert due.status_code == 402 and due.json()["field"] == "access"
+    erin_c = f"/web/api/contributions/{market.contributions['erin']}"
+    assert "withheld" in client.get(erin_c).json()["records"]  # grace has not paid
     refused = client.post("/web/api/datanets/facts/access", headers=web, json={
         "version": 1, "kind": "train", "base": str(tmp_path / "missing")})  # fmt: skip
     assert refused.status_code == 404 and refused.json()["field"] == "--base"

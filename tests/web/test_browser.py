@@ -427,6 +427,10 @@ def test_an_owner_prices_a_datanet_and_another_account_pays_to_export_and_train(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         sign_in(page, web, "grace")
+        erin = f"contributions/{m.contributions['erin']}"
+        go(page, web, erin)  # the records are not a way around the price
+        assert "2 OPEN per export" in page.inner_text("#records-withheld")
+        assert page.locator("#records .record").count() == 0
         go(page, web, "datanets/facts")
         assert page.locator("#price-form").count() == 0  # only the owner sets them
         row = page.locator('#snapshots tr[data-version="2"]')
@@ -436,6 +440,9 @@ def test_an_owner_prices_a_datanet_and_another_account_pays_to_export_and_train(
         href = row.locator('a:has-text("jsonl")').get_attribute("href")
         got = page.request.get(web.url + href)
         assert got.status == 200 and len(got.text().splitlines()) >= 3
+        go(page, web, erin)  # paid: she reads them
+        assert page.locator("#records-withheld").count() == 0
+        assert page.locator("#records .record").count() >= 1
 
         go(page, web, "factory")
         page.wait_for_selector("#train-price:has-text('OPEN')")

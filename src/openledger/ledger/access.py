@@ -538,6 +538,48 @@ class AccessService:
                 "job that spent it.",
             )  # fmt: skip
 
+    def withheld(self, contribution: int, account: str | None) -> dict[str, Any] | None:
+        """None when ``account`` (None: a request without a credential) may read the
+        records of ``contribution`` (its chain id); else why not and how to: a priced
+        datanet's records are read by its owner, validators and the contribution's
+        contributor, and by accounts that may export a snapshot holding it (contributors of
+        that snapshot, or payers of its export). Pending ones: by the first three only."""
+        with self.db.session() as s:
+            row = q.get_contribution(s, contribution)
+            dn = s.get(DatanetRow, row.datanet_id)
+            assert dn is not None  # foreign key
+            name, chain_id = dn.name, dn.chain_id
+            readers = {to_checksum_address(a) for a in [dn.owner, row.contributor,
+                                                         *dn.validators]}  # fmt: skip
+            versions = [v for v, ids in s.execute(
+                select(SnapshotRow.version, SnapshotRow.contribution_ids)
+                .where(SnapshotRow.datanet_id == dn.id).order_by(SnapshotRow.version.desc())
+            ) if row.chain_id in ids]  # fmt: skip
+        price = self._on_chain_prices(chain_id)[KIND_CODES["export"]]
+        if price == 0:
+            return None
+        who = to_checksum_address(account) if account else None
+        if who in readers:
+            return None
+        for version in versions if who else []:
+            try:
+                self.admit(name, version, "export", who)
+                return None
+            except AccessDueError:
+                continue
+        where = f"{name}@{versions[0]}" if versions else name
+        return {
+            "message": f"{name} is priced at {fmt_open(price)} OPEN per export: its records are "
+            "read by its owner, validators and contributors and by accounts that paid for "
+            "an export of a snapshot holding them.",
+            "price": str(price), "price_open": fmt_open(price),
+            "version": versions[0] if versions else None,
+            "fix": (f"pay for an export of {where} (POST /datanets/{name}/access "
+                    f'{{"version": {versions[0]}, "kind": "export"}}, or `openledger datanet '
+                    f"export {where} --pay`), then read with that account's credential."
+                    if versions else "it is in no snapshot yet: its validators review it."),
+        }  # fmt: skip
+
     # -- paying ---------------------------------------------------------------------------
     def plan_pay(self, datanet: str | int, version: int | None, kind: str,
                  payer: str) -> Plan:  # fmt: skip

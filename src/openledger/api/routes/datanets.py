@@ -161,9 +161,28 @@ async def contribute(
 
 @router.get("/{datanet}/contributions/{contribution}")
 def show_contribution(
-    datanet: str, contribution: IdPath, node: NodeDep, offset: Offset = 0, limit: Limit = 50
-) -> dict[str, Any]:
-    return node.reviews.detail(contribution, offset=offset, limit=limit)
+    datanet: str, contribution: IdPath, node: NodeDep, principal: MaybePrincipal,
+    offset: Offset = 0, limit: Limit = 50,
+) -> dict[str, Any]:  # fmt: skip
+    """A contribution, its reviews and a page of its records. On a priced datanet the
+    records are left out (``records.withheld`` says why and how to read them) unless the
+    credential's account may read them: its owner, validators, the contributor, or an
+    account that may export a snapshot holding it."""
+    account = None if principal is None else principal.address
+    operator = principal is not None and principal.kind == "operator"
+    return contribution_for(node, contribution, None if operator else account, offset, limit,
+                            everyone=operator)  # fmt: skip
+
+
+def contribution_for(node: Node, contribution: int, account: str | None, offset: int,
+                     limit: int, *, everyone: bool = False) -> dict[str, Any]:  # fmt: skip
+    """:meth:`ReviewService.detail` as ``account`` may read it (records withheld on a priced
+    datanet from an account that may not read them; ``everyone``: the operator)."""
+    doc = node.reviews.detail(contribution, offset=offset, limit=limit)
+    withheld = None if everyone else node.access.withheld(contribution, account)
+    if withheld is not None:
+        doc["records"] = {**doc["records"], "items": [], "withheld": withheld}
+    return doc
 
 
 @router.post("/{datanet}/contributions/{contribution}/reviews")

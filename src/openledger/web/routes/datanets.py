@@ -13,9 +13,14 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from openledger.api.bounds import IdField, IdPath, Name, Text
+from openledger.api.bounds import IdField, IdPath, Limit, Name, Offset, Text
 from openledger.api.deps import NodeDep
-from openledger.api.routes.datanets import export_file, plan_prices, save_uploads
+from openledger.api.routes.datanets import (
+    contribution_for,
+    export_file,
+    plan_prices,
+    save_uploads,
+)
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.wallet import OwnAccount, act
@@ -140,3 +145,12 @@ def export(
     its export (POST /web/api/datanets/{datanet}/access, kind export), contributed to it
     or owns the datanet (402 otherwise, and nothing leaves)."""
     return export_file(node, datanet, version, format, session.address)
+
+
+@router.get("/contributions/{contribution}")
+def contribution(contribution: IdPath, node: NodeDep, session: SessionDep, offset: Offset = 0,
+                 limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
+    """A contribution with its records as the signed-in account may read them (on a priced
+    datanet: its owner, validators, the contributor, or an account that may export a
+    snapshot holding it; ``records.withheld`` otherwise)."""
+    return contribution_for(node, contribution, session.address, offset, limit)

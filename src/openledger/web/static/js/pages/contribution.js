@@ -20,7 +20,10 @@ function recordText(content) {
 export async function render(view, route) {
   const id = route.args[0];
   const hl = route.query.get("hl");
-  const c = await api(`/datanets/_/contributions/${encodeURIComponent(id)}?limit=500`);
+  // signed in, the records are read as the account (a priced datanet's records are for its
+  // owner, validators, contributors and the accounts that paid for an export)
+  const c = await api(me() ? `/web/api/contributions/${encodeURIComponent(id)}?limit=500`
+    : `/datanets/_/contributions/${encodeURIComponent(id)}?limit=500`);
   view.append(h("p", { class: "small" }, link(`#/datanets/${encodeURIComponent(c.datanet)}`, `← ${c.datanet}`)));
   view.append(h("h1", { id: "contribution-title", "data-id": c.id }, `Contribution #${c.id}`, " ", badge(c.status)));
   view.append(h("div", { class: "kpis" },
@@ -54,6 +57,12 @@ export async function render(view, route) {
   }
   const recs = h("section", { class: "card", id: "records" }, h("h2", {}, "Records"));
   if (hl) recs.append(h("p", { class: "small notice" }, "The highlighted text is the span a model's answer matched."));
+  const withheld = c.records.withheld;
+  if (withheld) {
+    recs.append(h("p", { class: "notice", id: "records-withheld" }, `${withheld.message} `,
+      withheld.version ? link(`#/datanets/${encodeURIComponent(c.datanet)}`, `Pay ${open(withheld.price)} OPEN to export it`) : withheld.fix,
+      me() ? null : [" (", link("#/signin", "sign in"), " first)"]));
+  }
   for (const r of c.records.items) {
     const text = recordText(r.content);
     const hit = hl && text.includes(hl);
