@@ -166,5 +166,15 @@ def test_a_directory_as_a_file_is_an_error_not_a_traceback(
 
     folder = tmp_path / "notes.txt"  # a directory with a file's name
     folder.mkdir()
-    with pytest.raises(IngestError):
+    with pytest.raises(IngestError) as err:  # what `contribute` runs on its files
         parse_files([folder], limits=IngestLimits())
+    assert err.value.rule == "unreadable_file" and "not a folder" in err.value.fix
+    # through the CLI: a directory given as the training config
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    config = tmp_path / "train.yaml"
+    config.mkdir()
+    assert main(["train", "--datanet", "facts", "--config", str(config)]) == 1
+    err_text = capsys.readouterr().err
+    assert f"Cannot read the training config {config}" in err_text and "fix:" in err_text
+    assert "Traceback" not in err_text and len(err_text.strip().splitlines()) == 2
