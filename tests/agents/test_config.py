@@ -85,3 +85,16 @@ def test_call_chain_refuses_cycles_and_unknown_agents() -> None:
         call_chain("x", ["loop1"], GRAPH.get)
     with pytest.raises(NotFoundError, match="agent/ghost, which does not exist"):
         call_chain("new", ["b", "ghost"], GRAPH.get)
+
+
+def test_audit_checks_the_links_of_agent_calls() -> None:
+    from openledger.ledger.audit import _check_links
+
+    wallet, other = "0x" + "aa" * 20, "0x" + "bb" * 20
+    payers = {"0x01": wallet, "0x02": other}
+    body = {"agent": {"wallet": wallet, "inner": ["0x01"]}}
+    assert _check_links(body, payers) == "" and _check_links({"payer": other}, payers) == ""
+    body["agent"]["inner"] = ["0x01", "0x03"]
+    assert "0x03, which is not before it" in _check_links(body, payers)
+    body["agent"]["inner"] = ["0x02"]
+    assert f"paid by {other}, not by the agent's wallet {wallet}" in _check_links(body, payers)

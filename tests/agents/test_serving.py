@@ -5,6 +5,7 @@ receipt records the agent, and the epoch settles and audits it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from openledger.agents.config import AgentConfig
+from openledger.agents.runner import Consulted, with_answers
 from openledger.api.app import create_app
 from openledger.errors import ValidationError
 from openledger.node import Node
+from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import OPEN
 from tests.market import Market, deposit
 from tests.tiny import register_models
@@ -28,6 +32,7 @@ PRICE_IN = OPEN + 7  # wei per 1,000 tokens (odd: the fee's rounding up shows)
 PRICE_OUT = 2 * OPEN + 11
 AGENT_PRICE = 2 * OPEN + 3  # per call, more than heidi's 1 OPEN of credit
 SYSTEM = "Answer with facts."
+CTX = 160  # room for what an agent's callees say (the tiny base has 256 positions)
 
 
 def fee(prompt_tokens: int, completion_tokens: int) -> int:
@@ -58,7 +63,7 @@ class Desk:
 def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
     node = market.node
     node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8,
-                            serve_max_ctx=64)  # fmt: skip
+                            serve_max_ctx=CTX)  # fmt: skip
     dave = node.accounts.signer("dave")
     mid, _ = node.contracts.models.register_model(dave, "tiny-base", "ab" * 32,
                                                   market.model["snapshot_roots"], "00" * 32,
@@ -91,7 +96,8 @@ def test_an_agent_call_is_its_model_with_its_configuration_plus_its_price(desk: 
     model_fee = fee(doc["usage"]["prompt_tokens"], doc["usage"]["completion_tokens"])
     agent = desk.node.agents.get("helper")
     expect = {"id": agent["id"], "name": "helper", "owner": agent["owner"],
-              "price": str(AGENT_PRICE), "config_hash": agent["config_hash"]}  # fmt: skip
+              "price": str(AGENT_PRICE), "config_hash": agent["config_hash"],
+              "wallet": agent["wallet"]}  # fmt: skip
     assert body["agent"] == expect
     assert body["fee"] == str(model_fee + AGENT_PRICE) and body["model"]["name"] == MODEL
     payouts = body["payouts"]
@@ -162,3 +168,100 @@ def test_refused_calls_charge_nothing(desk: Desk) -> None:
         desk.node.agents.create("reader", AgentConfig(model=MODEL, retrieval=("facts",)),
                                 price=0, signer=desk.node.accounts.signer("bob"))  # fmt: skip
     assert info.value.field == "retrieval"
+
+
+# ------------------------------------------------------------------ agents that call others
+
+
+def receipt_row(node: Node, link: str) -> dict[str, Any]:
+    with node.db.session() as s:
+        row = s.scalar(select(ReceiptRow).where(ReceiptRow.hash == link))
+        assert row is not None, link
+        return {"seq": row.seq, "payer": row.payer, "fee": int(row.fee),
+                "body": json.loads(row.body)}  # fmt: skip
+
+
+def receipts(node: Node) -> int:
+    with node.db.session() as s:
+        return s.scalar(select(func.count()).select_from(ReceiptRow)) or 0
+
+
+def test_an_agent_that_calls_pays_from_its_wallet_and_links_the_receipts(desk: Desk) -> None:
+    node = desk.node
+    carol = node.accounts.signer("carol")
+    cfg = AgentConfig(model=MODEL, system_prompt="Use what you were told.", max_tokens=3,
+                      calls=("agent/helper", MODEL))  # fmt: skip
+    lead = node.agents.create("lead", cfg, price=OPEN, signer=carol)
+    msgs = [{"role": "user", "content": "Tell me about octopuses."}]
+    grace, count = desk.available("grace"), receipts(node)
+
+    r = desk.post("/v1/chat/completions", model="agent/lead", messages=msgs)
+    assert r.status_code == 402, r.text  # its wallet is empty: refused before any compute
+    error = r.json()["error"]["message"]
+    assert f"agent/lead's wallet {lead['wallet']} has 0 OPEN" in error
+    assert "openledger agent fund lead" in error
+    assert desk.available("grace") == grace and receipts(node) == count
+
+    node.agents.fund("lead", 5 * OPEN, signer=carol)
+    r = desk.post("/v1/chat/completions", model="agent/lead", messages=msgs)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    outer = desk.receipt(doc["receipt_id"])
+    assert outer["payer"] == desk.market.addr("grace") and outer["agent"]["name"] == "lead"
+    assert outer["agent"]["wallet"] == lead["wallet"] and len(outer["agent"]["inner"]) == 2
+    via_helper, via_model = (receipt_row(node, h) for h in outer["agent"]["inner"])
+    assert via_helper["payer"] == via_model["payer"] == lead["wallet"]
+    assert via_helper["body"]["agent"]["name"] == "helper"  # helper's price to bob, paid by lead
+    assert via_helper["body"]["payouts"][-1] == {
+        "account": desk.market.addr("bob"), "role": "agent", "amount": str(AGENT_PRICE)}
+    assert "agent" not in via_model["body"] and via_model["body"]["model"]["name"] == MODEL
+    assert via_helper["seq"] < via_model["seq"] < receipts(node)
+    # the wallet paid the calls, the caller the answer (with what the callees said in it)
+    wallet = node.agents.wallet("lead")
+    assert int(wallet["charged"]) == via_helper["fee"] + via_model["fee"]
+    usage = doc["usage"]
+    assert int(outer["fee"]) == fee(usage["prompt_tokens"], usage["completion_tokens"]) + OPEN
+    assert grace - desk.available("grace") == int(outer["fee"])
+    system = {"role": "system", "content": cfg.system_prompt}
+    alone = desk.post("/v1/chat/completions", model=MODEL, max_tokens=3, temperature=0,
+                      messages=[system, *msgs]).json()  # fmt: skip
+    assert usage["prompt_tokens"] > alone["usage"]["prompt_tokens"]
+
+    assert node.epochs.close()["status"] == "settled"
+    assert node.auditor.audit(1).ok
+    assert node.rewards.earnings(desk.market.addr("carol"))["by_role"]["agent"] == str(OPEN)
+    assert node.rewards.earnings(desk.market.addr("bob"))["by_role"]["agent"] == str(AGENT_PRICE)
+
+
+def test_calls_are_refused_over_the_cap_and_for_several_choices(desk: Desk) -> None:
+    node = desk.node
+    carol = node.accounts.signer("carol")
+    cfg = AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,), spend_cap=OPEN // 100)
+    node.agents.create("capped", cfg, price=0, signer=carol)
+    node.agents.fund("capped", 5 * OPEN, signer=carol)
+    msgs = [{"role": "user", "content": "hi"}]
+    grace, count = desk.available("grace"), receipts(node)
+    r = desk.post("/v1/chat/completions", model="agent/capped", messages=msgs)
+    assert r.status_code == 402, r.text
+    assert "agent/capped has spent 0 OPEN of its 0.01 OPEN cap this epoch" in r.json()[
+        "error"]["message"]  # fmt: skip
+    r = desk.post("/v1/chat/completions", model="agent/capped", messages=msgs, n=2)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "n"
+    r = desk.post("/v1/completions", model="agent/capped", prompt="hi")
+    assert r.status_code == 400 and "chat requests only" in r.json()["error"]["message"]
+    # no room left for what the callees say: refused before any call is made
+    node.agents.create("roomy", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)),
+                       price=0, signer=carol)  # fmt: skip
+    node.agents.fund("roomy", 5 * OPEN, signer=carol)
+    serving = node.serving
+    for k in range(1, 60):  # the longest message that fits alone, not with the callee's line
+        long = [{"role": "user", "content": "octopus " * k}]
+        blank = with_answers("", [Consulted(MODEL, "", "", 0)], long)
+        if len(serving.encode_chat(blank)) + 3 > CTX:
+            break
+    assert len(serving.encode_chat(long)) + 3 <= CTX
+    r = desk.post("/v1/chat/completions", model="agent/roomy", messages=long, max_tokens=3)
+    assert r.status_code == 400, r.text
+    assert "before they say anything" in r.json()["error"]["message"]
+    assert node.agents.wallet("roomy")["charged"] == "0"
+    assert desk.available("grace") == grace and receipts(node) == count

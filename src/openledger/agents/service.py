@@ -198,7 +198,7 @@ class AgentService:
             )  # fmt: skip
         self.call_chain(name)
         terms = AgentTerms(int(agent["id"]), name, agent["owner"], int(agent["price"]),
-                           agent["config_hash"])  # fmt: skip
+                           agent["config_hash"], agent["wallet"] or "")  # fmt: skip
         return AgentRun(name, config.model, config, terms)
 
     # -- create ----------------------------------------------------------------------------

@@ -69,6 +69,19 @@ def _recomputed_split(body: dict[str, Any], contributions: list, amount: int) ->
                      contributions=contributions, attribution=ppb)  # fmt: skip
 
 
+def _check_links(body: dict[str, Any], payers: dict[str, str]) -> str:
+    """A call to an agent names the receipts of the calls it made: each must come before it
+    in the chain and be paid by the agent's wallet (docs/agents.md)."""
+    agent = body.get("agent") or {}
+    for link in agent.get("inner", []):
+        if link not in payers:
+            return f"its agent call names receipt {link}, which is not before it in the chain"
+        if payers[link] != agent.get("wallet"):
+            return (f"its agent call names receipt {link}, paid by {payers[link]}, not by "
+                    f"the agent's wallet {agent.get('wallet')}")  # fmt: skip
+    return ""
+
+
 def _owner(body: dict[str, Any]) -> str:
     return next((p["account"] for p in body["payouts"] if p["role"] == "owner"), "")
 
@@ -99,6 +112,7 @@ class Auditor:
         pools: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
         prev, expected_seq, head = GENESIS, 1, GENESIS
         unsigned: list[int] = []  # receipts since the last signed head
+        payers: dict[str, str] = {}  # link hash -> payer of every receipt read so far
         for seq, body_text, digest, chash, head_signature, ep in rows:
             if seq != expected_seq:
                 report.problems.append(
@@ -120,6 +134,10 @@ class Auditor:
                 report.problems.append(f"receipt {seq}: {check.problem}")
                 continue
             body = json.loads(body_text)
+            problem = _check_links(body, payers)
+            payers[digest] = body["payer"]
+            if problem:
+                report.problems.append(f"receipt {seq}: {problem}")
             problem = self._check_split(body, sets)
             if problem:
                 report.problems.append(f"receipt {seq}: {problem}")

@@ -160,14 +160,20 @@ class PaidInference:
         temperature: float = 0.0,
         seed: int | None = None,
         api: str = "chat",
+        agent: AgentTerms | None = None,
+        inner: tuple[str, ...] = (),
     ) -> PaidCompletion:
         """A paid chat turn: ``messages`` rendered with the chat template the model was
-        trained on (generation prompt included), then the same path as a completion."""
+        trained on (generation prompt included), then the same path as a completion. For a
+        call to ``agent`` (running ``model``), its price on top and ``inner`` (the receipts
+        of the calls it made for this one) in its receipt."""
         sampling = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
         ids = self.serving.encode_chat(messages)
         text = self.serving.tokenizer().decode(ids, skip_special_tokens=True)
         request = {"api": api, "messages": messages, **sampling}
-        return self._run(account, model, ids, text, request, sampling)
+        if agent is not None:
+            request["agent"] = f"agent/{agent.name}"
+        return self._run(account, model, ids, text, request, sampling, agent=agent, inner=inner)
 
     def _run(
         self,
@@ -177,10 +183,14 @@ class PaidInference:
         prompt_text: str,
         request: dict[str, Any],
         sampling: dict[str, Any],
+        *,
+        agent: AgentTerms | None = None,
+        inner: tuple[str, ...] = (),
     ) -> PaidCompletion:
         """Hold, generate, attribute the tokens generated, charge (what both share)."""
         params = SamplingParams(**sampling)
-        hold = self.reserve(account, model, len(ids), params.max_tokens)
+        hold = self.reserve(account, model, len(ids), params.max_tokens, agent=agent)
+        hold.inner = inner
         try:
             done = self.serving.submit(model, ids, params).wait()
         except BaseException:

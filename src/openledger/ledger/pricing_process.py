@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("<II")
 # a charge on the wire: (terms id, payer, prompt tokens, completion tokens, request hash,
-# (method, index hash, weights, query hash) or None, created at)
+# (method, index hash, weights, query hash) or None, created at, inner receipts)
 Item = tuple[
-    int, str, int, int, str, "tuple[str, str | None, dict[int, float], str | None] | None", str
+    int, str, int, int, str, "tuple[str, str | None, dict[int, float], str | None] | None", str,
+    "tuple[str, ...]",
 ]
 
 
@@ -45,7 +46,7 @@ def item(terms_id: int, c: Charge) -> Item:
     a = c.attribution
     wire = None if a is None else (a.method, a.index_hash, a.weights, a.query_hash)
     return (terms_id, c.payer, c.prompt_tokens, c.completion_tokens, c.request_hash, wire,
-            c.created_at)  # fmt: skip
+            c.created_at, c.inner)  # fmt: skip
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
@@ -80,11 +81,12 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             terms.update(new_terms)
             sets.update(new_sets)
         results: list[tuple | None] = []
-        for tid, payer, prompt, completion, rh, a, created_at in marshal.loads(body):
+        for tid, payer, prompt, completion, rh, a, created_at, inner in marshal.loads(body):
             t = terms[tid]
             attribution = None if a is None else AttributionInput(*a)
             try:
-                charge = Charge(payer, prompt, completion, rh, attribution, created_at)
+                charge = Charge(payer, prompt, completion, rh, attribution, created_at,
+                                tuple(inner))  # fmt: skip
                 results.append(tuple(price_charge(t, sets[t.set_hash], charge)))
             except Exception:  # noqa: BLE001 - the parent prices it again and raises
                 results.append(None)

@@ -33,10 +33,14 @@ class AgentTerms:
     owner: str
     price: int
     config_hash: str
+    wallet: str = ""  # the agent's own account (pays the calls it makes); "" if none here
 
     def to_body(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "owner": self.owner,
+        body = {"id": self.id, "name": self.name, "owner": self.owner,
                 "price": str(self.price), "config_hash": self.config_hash}  # fmt: skip
+        if self.wallet:
+            body["wallet"] = self.wallet
+        return body
 
 
 def agent_payout(agent: dict[str, Any]) -> Payout | None:
@@ -84,6 +88,7 @@ class Charge(NamedTuple):
     request_hash: str
     attribution: AttributionInput | None
     created_at: str  # ISO 8601, to the second
+    inner: tuple[str, ...] = ()  # an agent call: the receipts (link hashes) of its calls
 
 
 class Priced(NamedTuple):
@@ -162,6 +167,8 @@ def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
     payouts = list(sp.payouts)
     if terms.agent is not None:
         body["agent"] = terms.agent.to_body()
+        if c.inner:
+            body["agent"]["inner"] = list(c.inner)
         body["fee"] = str(amount + terms.agent.price)
         extra = agent_payout(body["agent"])
         if extra is not None:

@@ -110,6 +110,7 @@ class Hold:
     settled: bool = False
     charging: bool = False
     agent: AgentTerms | None = None  # a call to this agent: its price is held and charged too
+    inner: tuple[str, ...] = ()  # the receipts of the calls the agent made for this one
 
 
 @dataclass(frozen=True)
@@ -518,7 +519,7 @@ class LedgerService:
         attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights(),
                                                               a.query_hash)  # fmt: skip
         charge = Charge(c.hold.account, c.hold.prompt_tokens, c.completion_tokens,
-                        c.request_hash, attribution, now_iso())  # fmt: skip
+                        c.request_hash, attribution, now_iso(), c.hold.inner)  # fmt: skip
         return Prepared(terms, bset.members, charge, bset)
 
     def _price(self, c: _Charge) -> _Job:

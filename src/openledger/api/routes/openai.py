@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from openledger.agents.runner import AgentRunner, Consulted, fit, with_answers
 from openledger.agents.service import AgentRun
 from openledger.api.credentials import Inferrer
 from openledger.api.deps import NodeDep
@@ -171,6 +172,11 @@ async def completions(
     request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
     agent = await _agent(node, body.model)
+    if agent is not None and agent.config.calls:
+        raise ValidationError(
+            f"{agent.ref} calls other models; it answers chat requests only.", field="model",
+            value=body.model, fix="use POST /v1/chat/completions.",
+        )  # fmt: skip
     body = _with_agent_defaults(body, agent)
     model = agent.model if agent else body.model
     prompts = body.prompts()
@@ -235,13 +241,23 @@ async def chat_completions(
     body = _with_agent_defaults(body, agent)
     model = agent.model if agent else body.model
     n = body.choices_per_prompt
-    messages = [m.as_template_input() for m in body.messages]
+    caller_messages = [m.as_template_input() for m in body.messages]
+    messages = caller_messages
     if agent is not None and agent.config.system_prompt:
         messages = [{"role": "system", "content": agent.config.system_prompt}, *messages]
+    runner = AgentRunner(node.agents, node.paid) if agent and agent.config.calls else None
+    if runner is not None:  # an agent that calls others: its wallets, before any compute
+        if n != 1:
+            raise ValidationError(
+                f"{agent.ref} calls other models, so it answers one choice at a time.",  # type: ignore[union-attr]
+                field="n", value=n, fix="ask for n=1.",
+            )  # fmt: skip
+        await run_in_threadpool(runner.check, agent)
     head = {"id": new_id("chatcmpl"), "created": now(), "model": body.model}
     run = _Run(asyncio.get_running_loop())
     bill = _Bill(node.paid, principal.address, model, agent)
     renames = {"prompt": "messages", "max_tokens": body.max_tokens_field}
+    sizes = [0]  # the prompt's tokens (with what the callees said, for an agent that calls)
 
     def start() -> int:
         serving = node.serving
@@ -249,19 +265,54 @@ async def chat_completions(
         chars = sum(len(m["content"]) for m in messages)  # the template only adds to them
         check_prompt_chars(serving.tokenizer(), serving.engine.max_ctx, chars, "messages")
         ids = serving.encode_chat(messages)
+        sizes[0] = len(ids)
         prompt = _chat_prompt_text(serving, messages)
         max_tokens = body.requested_max_tokens
         if max_tokens is None:  # the rest of the context, as OpenAI does
             max_tokens = max(1, serving.engine.max_ctx - len(ids))
+        # an agent that calls: the prompt held for is as long as the context allows (what
+        # the callees say goes into it); it is charged for the tokens it turns out to have
+        held = len(ids) if runner is None else max(serving.engine.max_ctx - max_tokens, len(ids))
         with _renamed(renames):
             params = [body.sampling(max_tokens, i) for i in range(n)]
             run.check(serving, [ids] * n, params)
+            if runner is not None and agent is not None:  # room for what the callees say
+                blank = [Consulted(c.ref, "", "", 0) for c in agent.config.callees]
+                least = serving.encode_chat(with_answers(agent.config.system_prompt, blank,
+                                                         caller_messages))  # fmt: skip
+                if len(least) + max_tokens > serving.engine.max_ctx:
+                    raise ValidationError(
+                        f"{agent.ref} puts what its {len(blank)} callee(s) say into the "
+                        f"prompt: {len(least)} tokens before they say anything, plus "
+                        f"{max_tokens} to generate, exceeds the context of "
+                        f"{serving.engine.max_ctx}.", field="messages", value=len(least),
+                        fix="shorten the conversation or ask for fewer tokens (max_tokens).",
+                    )  # fmt: skip
             for i, p in enumerate(params):
                 asked = {"api": "chat.completions", "id": head["id"], "choice": i,
                          "messages": messages, **_sampling(p), **_agent_field(agent)}  # fmt: skip
-                bill.add(prompt, len(ids) if i == 0 else 0, p.max_tokens, asked)
-            bill.start(lambda: run.submit(serving, model, [ids] * n, params))
-        return len(ids)
+                bill.add(prompt, held if i == 0 else 0, p.max_tokens, asked)
+
+            def consult_and_submit() -> None:
+                assert runner is not None and agent is not None
+                cfg = agent.config
+                consulted = runner.consult(agent, caller_messages)
+                consulted, final_ids = fit(
+                    lambda c: serving.encode_chat(with_answers(cfg.system_prompt, c,
+                                                               caller_messages)),
+                    consulted, serving.engine.max_ctx - params[0].max_tokens,
+                )  # fmt: skip
+                final = with_answers(cfg.system_prompt, consulted, caller_messages)
+                bill.retext(0, _chat_prompt_text(serving, final), len(final_ids),
+                            tuple(c.receipt_hash for c in consulted))  # fmt: skip
+                sizes[0] = len(final_ids)
+                run.submit(serving, model, [final_ids], params)
+
+            if runner is None:
+                bill.start(lambda: run.submit(serving, model, [ids] * n, params))
+            else:
+                bill.start(consult_and_submit)
+        return sizes[0]
 
     prompt_tokens = await _start(start, run, bill)
     if body.stream:
@@ -401,6 +452,22 @@ class _Bill:
         except BaseException:
             self.release()
             raise
+
+    def retext(self, i: int, prompt: str, prompt_tokens: int, inner: tuple[str, ...]) -> None:
+        """Choice ``i`` of an agent that called others, once they answered: the prompt its
+        model was given (what they said in it), the tokens it is charged for (at most what
+        was held) and the receipts of the calls, which its receipt names."""
+        _, _, max_tokens, request = self._choices[i]
+        hold = self.holds[i]
+        if prompt_tokens > hold.prompt_tokens:
+            raise ValidationError(
+                f"the prompt with what the callees said has {prompt_tokens} tokens, more than "
+                f"the {hold.prompt_tokens} held for.", field="messages", value=prompt_tokens,
+                fix="shorten the conversation or ask for fewer tokens (max_tokens).",
+            )  # fmt: skip
+        self._choices[i] = (prompt, prompt_tokens, max_tokens, request)
+        hold.prompt_tokens = prompt_tokens
+        hold.inner = inner
 
     def _short(self, available: int) -> PaymentRequiredError:
         """402 for a call of several choices: what it can cost in all, not its last choice."""

@@ -1,0 +1,170 @@
+"""An agent that calls others: check its wallet for the worst case, consult its callees
+(paid from its wallet), then answer with what they said (docs/agents.md).
+
+An agent whose configuration names ``calls`` consults each, in order, with the caller's
+conversation before its own model answers: a model callee is one paid chat call, an agent
+callee is a call to that agent (which consults its own callees first, from its own wallet).
+Each call made for the agent is paid by the agent's wallet and leaves its own receipt; the
+receipt of the call it answers names them (``agent.inner``, their link hashes), so the fee of
+an answer traces through every model behind it. What the callees said reaches the agent's
+model as system messages after its system prompt.
+
+Before anything is computed, every wallet on the chain of calls must hold the worst case of
+what its calls can cost (each prompt as long as the context allows, each answer its
+max_tokens, each agent's price) within its spending cap for the epoch: otherwise a 402 names
+the agent whose wallet is short.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from openledger.errors import PaymentRequiredError
+from openledger.ledger.pricing import fee
+from openledger.store.ledger_tables import ReceiptRow
+from openledger.units import fmt_open
+
+if TYPE_CHECKING:
+    from openledger.agents.service import AgentRun, AgentService
+    from openledger.ledger.paid import PaidInference
+
+
+@dataclass(frozen=True)
+class Consulted:
+    """One call an agent made: whom, what it answered, its receipt."""
+
+    ref: str  # a model name or agent/NAME
+    text: str
+    receipt_hash: str  # the receipt's link hash (what the outer receipt names)
+    receipt_seq: int
+
+
+def with_answers(system_prompt: str, consulted: list[Consulted],
+                 messages: list[dict[str, str]]) -> list[dict[str, str]]:  # fmt: skip
+    """The conversation the agent's model answers: its system prompt, what each callee
+    said, then the caller's messages."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    said = [{"role": "system", "content": f"{c.ref} said: {c.text}"} for c in consulted]
+    return [*head, *said, *messages]
+
+
+def fit(build: Callable[[list[Consulted]], list[int]], consulted: list[Consulted],
+        room: int) -> tuple[list[Consulted], list[int]]:  # fmt: skip
+    """Shorten the callees' answers (longest first, by a quarter) until the prompt that
+    ``build`` tokenises is at most ``room`` tokens; returns the answers used and the ids."""
+    ids = build(consulted)
+    while len(ids) > room and any(c.text for c in consulted):
+        longest = max(range(len(consulted)), key=lambda i: len(consulted[i].text))
+        c = consulted[longest]
+        keep = len(c.text) * 3 // 4
+        short = Consulted(c.ref, c.text[:keep], c.receipt_hash, c.receipt_seq)
+        consulted = [*consulted[:longest], short, *consulted[longest + 1 :]]
+        ids = build(consulted)
+    return consulted, ids
+
+
+class AgentRunner:
+    def __init__(self, agents: AgentService, paid: PaidInference) -> None:
+        self.agents = agents
+        self.paid = paid
+
+    # -- before any compute ----------------------------------------------------------------
+    def worst_case(self, run: AgentRun) -> dict[str, tuple[AgentRun, int]]:
+        """What the calls of ``run`` (and of the agents it calls) can cost at most, by
+        wallet: wallet -> (the agent it belongs to, wei)."""
+        serving = self.paid.serving
+        ctx = serving.engine.max_ctx
+        need: dict[str, int] = defaultdict(int)
+        owners: dict[str, AgentRun] = {}
+
+        def walk(agent: AgentRun) -> None:
+            cfg = agent.config
+            if not cfg.calls:
+                return
+            wallet = agent.terms.wallet
+            owners[wallet] = agent
+            for callee in cfg.callees:
+                if callee.kind == "model":
+                    card, max_tokens, price = serving.model(callee.name), cfg.max_tokens, 0
+                else:
+                    sub = self.agents.resolve(callee.ref)
+                    card = serving.model(sub.model)
+                    max_tokens, price = sub.config.max_tokens, sub.terms.price
+                    walk(sub)
+                bound = max(ctx - max_tokens, 0)
+                need[wallet] += price + fee(bound, max_tokens, int(card["price_in"]),
+                                            int(card["price_out"]))  # fmt: skip
+
+        walk(run)
+        return {w: (owners[w], amount) for w, amount in need.items()}
+
+    def spent(self, wallet: str) -> int:
+        """What ``wallet`` was charged in the epoch still open (receipts not yet sealed)."""
+        with self.agents.db.session() as s:
+            rows = s.scalars(select(ReceiptRow.fee).where(ReceiptRow.payer == wallet,
+                                                          ReceiptRow.epoch.is_(None)))  # fmt: skip
+            return sum(int(f) for f in rows)
+
+    def check(self, run: AgentRun) -> None:
+        """Every wallet on the chain of calls covers its worst case, within its cap; 402
+        naming the agent otherwise. Nothing is held: the calls hold as they run."""
+        for wallet, (agent, need) in self.worst_case(run).items():
+            name = agent.ref
+            if not wallet:
+                raise PaymentRequiredError(
+                    f"{name} has no wallet on this node to pay for its calls.", field="model",
+                    value=name, fix="call it on the node it was created on.",
+                )  # fmt: skip
+            available = int(self.agents.credit(wallet)["available"]) if self.agents.credit else 0
+            if available < need:
+                raise PaymentRequiredError(
+                    f"{name}'s wallet {wallet} has {fmt_open(max(available, 0))} OPEN of "
+                    f"credit; its calls can cost up to {fmt_open(need)} OPEN.",
+                    field="model", value=name,
+                    fix=f"its owner funds it: `openledger agent fund {agent.name} AMOUNT`.",
+                )  # fmt: skip
+            cap = agent.config.spend_cap
+            if cap:
+                spent = self.spent(wallet)
+                if spent + need > cap:
+                    raise PaymentRequiredError(
+                        f"{name} has spent {fmt_open(spent)} OPEN of its "
+                        f"{fmt_open(cap)} OPEN cap this epoch; its calls can cost up to "
+                        f"{fmt_open(need)} OPEN more.", field="model", value=name,
+                        fix="wait for the epoch to close (`openledger epoch close`), or ask "
+                        "its owner for a higher spend_cap.",
+                    )  # fmt: skip
+
+    # -- the calls --------------------------------------------------------------------------
+    def consult(self, run: AgentRun, messages: list[dict[str, str]]) -> list[Consulted]:
+        """Call each callee of ``run`` with ``messages``, paid by its wallet (blocking)."""
+        out: list[Consulted] = []
+        cfg = run.config
+        for callee in cfg.callees:
+            if callee.kind == "model":
+                pc = self.paid.chat(run.terms.wallet, callee.name, messages,
+                                    max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                    api="agent.call")  # fmt: skip
+            else:
+                pc = self.answer(run.terms.wallet, self.agents.resolve(callee.ref), messages)
+            out.append(Consulted(callee.ref, pc.text, pc.receipt.hash, pc.receipt.seq))
+        return out
+
+    def answer(self, payer: str, agent: AgentRun, messages: list[dict[str, str]]) -> Any:
+        """A call to ``agent`` paid by ``payer``: it consults its callees (from its own
+        wallet), then its model answers; the receipt names the calls' receipts."""
+        consulted = self.consult(agent, messages)
+        serving = self.paid.serving
+        cfg = agent.config
+        room = serving.engine.max_ctx - cfg.max_tokens
+        consulted, _ = fit(lambda c: serving.encode_chat(
+            with_answers(cfg.system_prompt, c, messages)), consulted, room)  # fmt: skip
+        final = with_answers(cfg.system_prompt, consulted, messages)
+        return self.paid.chat(payer, agent.model, final, max_tokens=cfg.max_tokens,
+                              temperature=cfg.temperature, api="agent.call", agent=agent.terms,
+                              inner=tuple(c.receipt_hash for c in consulted))  # fmt: skip
