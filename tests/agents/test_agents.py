@@ -16,9 +16,9 @@ from openledger.agents.wallet import derive_key
 from openledger.chain.deploy import Addresses, Contracts
 from openledger.cli.main import main
 from openledger.errors import (
-    AuthError,
     ConflictError,
     ContractNotDeployedError,
+    ForbiddenError,
     NotFoundError,
     ValidationError,
 )
@@ -98,7 +98,7 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
     assert page["total"] == 2 and [a["name"] for a in page["items"]] == ["helper", "research"]
 
     before = nonce(dnode, "bob")
-    with pytest.raises(AuthError, match="Only the owner of agent 'helper'") as info:
+    with pytest.raises(ForbiddenError, match="Only the owner of agent 'helper'") as info:
         dnode.agents.set_active("helper", False, signer=dnode.accounts.signer("bob"))
     assert info.value.field == "--as" and nonce(dnode, "bob") == before
     assert dnode.agents.set_active("helper", False, signer=alice)["active"] is False

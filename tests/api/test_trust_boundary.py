@@ -34,7 +34,8 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: writes that take no credential: they sign people in (still refused from another origin)
 SIGN_IN = {"/web/auth/message", "/web/auth/verify", "/web/auth/dev"}
 PARAMS = {"datanet": "facts", "contribution": "1", "proposal": "1", "grant": "1", "job": "1",
-          "model": "facts-model", "key_id": "olk_00000000", "receipt": "1"}  # fmt: skip
+          "model": "facts-model", "key_id": "olk_00000000", "receipt": "1",
+          "agent": "helper"}  # fmt: skip
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from openledger.agents.config import AgentConfig, check_name
 from openledger.agents.graph import MAX_DEPTH, call_chain
 from openledger.errors import (
-    AuthError,
     ConflictError,
     ContractNotDeployedError,
+    ForbiddenError,
     NotFoundError,
     ValidationError,
 )
@@ -358,7 +358,7 @@ class AgentService:
 
         agent = self.get(ref)
         if agent["owner"].lower() != owner.lower():
-            raise AuthError(
+            raise ForbiddenError(
                 f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can "
                 f"{'resume' if active else 'pause'} it.", field="--as", value=owner,
                 fix="sign as the agent's owner.",

@@ -13,6 +13,7 @@ from openledger.api.guard import RequestGuard, restore_recursion_limit
 from openledger.api.observability import install_observability
 from openledger.api.ratelimit import Limits
 from openledger.api.routes import (
+    agents,
     attribution,
     datanets,
     factory,
@@ -56,6 +57,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(wallet.router)
     app.include_router(governance.router)
     app.include_router(grants.router)
+    app.include_router(agents.router)
     install_web(app, node)  # the web app: /, /web/auth, /web/api, /web/static
 
     def openapi() -> dict[str, Any]:

@@ -43,7 +43,8 @@ FINISHERS = frozenset({
     "governance.finish_delegate", "governance.finish_apply", "governance.finish_proposal",
     "governance.finish_grant", "escrow.finish_deposit", "escrow.finish_request_withdrawal",
     "escrow.finish_withdraw", "rewards.finish_claim", "access.finish_set_prices",
-    "access.finish_pay",
+    "access.finish_pay", "agents.finish_create", "agents.finish_set_active",
+    "agents.finish_fund",
 })  # fmt: skip
 
 Finisher = Callable[[dict[str, Any], bytes | None, list[Any], str | None], dict[str, Any]]

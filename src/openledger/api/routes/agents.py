@@ -1,0 +1,105 @@
+"""/agents: create, list, show, fund, pause and resume agents (docs/agents.md).
+
+Reads are public (an agent's registration is on chain anyway); its wallet's credit is its
+owner's (or the operator token's) to read. Writes act for the credential's account
+(``api.acting``): the node signs for its own accounts, anyone else gets the prepared
+transactions to send from their own key (docs/security.md). Every check runs before anything
+is sent: 422 for bad input, 404 for an unknown model or agent, 409 for a name taken or an
+agent already paused, 403 for another account's agent. Calls to an agent go through /v1 as
+``model: "agent/NAME"``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from openledger.agents.config import AgentConfig
+from openledger.api.acting import act, actor
+from openledger.api.bounds import AsField, Limit, Name, Offset, Text
+from openledger.api.credentials import Reader, Writer
+from openledger.api.deps import NodeDep
+from openledger.units import parse_open
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+class Signer(BaseModel):
+    as_: AsField = None
+
+
+class CreateBody(Signer):
+    name: Name
+    model: Name = Field(description="The published model it runs.")
+    price: Name = Field("0", description="OPEN per call, on top of what the model costs.")
+    system_prompt: Text = ""
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 64
+    retrieval: Annotated[list[Name], Field(max_length=8)] = []
+    retrieval_k: int = 3
+    calls: Annotated[list[Name], Field(max_length=16)] = Field(
+        [], description="Models (NAME) and agents (agent/NAME) it may call."
+    )
+    spend_cap: Name = Field("0", description="OPEN its wallet may spend per epoch (0: no cap).")
+
+
+class AmountBody(Signer):
+    amount: Name = Field(description="OPEN, e.g. '25' or '2.5'")
+
+
+@router.get("")
+def list_agents(node: NodeDep, offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
+    return node.agents.list(offset, limit)
+
+
+@router.get("/{agent}")
+def show_agent(agent: Name, node: NodeDep) -> dict[str, Any]:
+    """An agent: owner, model, price, state, configuration, wallet address."""
+    return node.agents.get(agent)
+
+
+@router.get("/{agent}/wallet")
+def show_wallet(agent: Name, node: NodeDep, principal: Reader) -> dict[str, Any]:
+    """The agent's own account and its inference credit (its owner or the operator)."""
+    doc = node.agents.get(agent)
+    if not principal.owns(doc["owner"]):
+        raise principal.forbid(f"agent/{doc['name']}'s wallet", "read")
+    return node.agents.wallet(agent)
+
+
+@router.post("", status_code=201)
+def create_agent(body: CreateBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Register an agent owned by the credential's account."""
+    who = actor(node, principal, body.as_)
+    config = AgentConfig(
+        model=body.model, system_prompt=body.system_prompt, temperature=body.temperature,
+        top_p=body.top_p, max_tokens=body.max_tokens, retrieval=tuple(body.retrieval),
+        retrieval_k=body.retrieval_k, calls=tuple(body.calls),
+        spend_cap=parse_open(body.spend_cap, field="spend_cap"),
+    )  # fmt: skip
+    price = parse_open(body.price, field="price")
+    return act(node, who, node.agents.plan_create(body.name, config, price=price,
+                                                  owner=who.address))  # fmt: skip
+
+
+@router.post("/{agent}/fund")
+def fund_agent(agent: Name, body: AmountBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """Deposit OPEN into the escrow for the agent's wallet (approve first when short)."""
+    who = actor(node, principal, body.as_)
+    amount = parse_open(body.amount, field="amount")
+    return act(node, who, node.agents.plan_fund(agent, amount, payer=who.address))
+
+
+@router.post("/{agent}/pause")
+def pause_agent(agent: Name, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.agents.plan_set_active(agent, False, owner=who.address))
+
+
+@router.post("/{agent}/resume")
+def resume_agent(agent: Name, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    who = actor(node, principal, body.as_)
+    return act(node, who, node.agents.plan_set_active(agent, True, owner=who.address))
