@@ -2,7 +2,8 @@
 
 It walks the app's route table and, for every state-changing route (POST, PUT, PATCH,
 DELETE), checks that no credential gets 401, that another account's credential gets 403,
-that a valid web session from a foreign Origin gets 403, and that after all of it nothing
+that a valid web session from a foreign Origin gets 403 (and without the web app's header,
+which a cross-site form cannot send, 401), and that after all of it nothing
 changed: no row in any table, no blob, no block on the chain, no nonce or balance of the
 accounts involved. Sign-in routes are the only writes without a credential; they are still
 refused from a foreign Origin. Then the resources that belong to an account (jobs, keys,
@@ -117,6 +118,11 @@ def test_every_state_changing_route_refuses_who_may_not_write(
             if r.status_code != 403:
                 problems.append(f"{method} {path} as alice with bob's credential: "
                                 f"{r.status_code} {r.text[:120]}")  # fmt: skip
+            if web:  # bob's own session, without the web app's header (a browser that
+                r = send(client, method, path, {}, "", session)  # sends no Origin)
+                if r.status_code != 401 or r.json().get("field") != "x-openledger-web":
+                    problems.append(f"{method} {path} without the web app's header: "
+                                    f"{r.status_code} {r.text[:120]}")  # fmt: skip
         foreign = {**WEB, "Origin": "http://evil.example"}
         r = send(client, method, path, foreign, "", session)
         body = r.json()
