@@ -80,6 +80,7 @@ def test_abi_export(tmp_path: Path, env: Path) -> None:
             "ModelRegistry",
             "InferenceEscrow",
             "RewardDistributor",
+            "AgentRegistry",
         ]
     )
 
