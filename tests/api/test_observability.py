@@ -139,3 +139,17 @@ def test_request_id_is_echoed_or_made(api: tuple) -> None:
     made = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
     assert made.headers["x-request-id"] != "bad id\twith spaces"
     assert len(made.headers["x-request-id"]) == 16
+
+
+def test_made_up_paths_and_methods_do_not_grow_the_metrics(api: tuple) -> None:
+    _, client, _ = api
+    for i in range(40):
+        client.request(f"X{i}", f"/made/up/{i}")
+        client.get(f"/made/up/{i}")
+    samples = scrape(client)
+    series = {dict(labels)["method"] for (name, labels) in samples
+              if name == "openledger_http_requests_total"}  # fmt: skip
+    assert series <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    other = (("method", "other"), ("route", "unmatched"), ("status", "404"))
+    assert samples[("openledger_http_requests_total", other)] >= 40
+    assert not any("/made/up/" in dict(labels).get("route", "") for (_, labels) in samples)

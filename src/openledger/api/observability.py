@@ -5,7 +5,9 @@ new one), answered in the ``X-Request-ID`` response header and put on every log 
 written while the request is handled. When its response has been sent, one log line says
 the method, path, route, status and duration (and, for a paid request, the receipt ids the
 response carries), and the request is counted in ``openledger_http_requests`` and
-``openledger_http_request_duration_seconds`` by route template.
+``openledger_http_request_duration_seconds`` by route template (unmatched paths as
+``unmatched``, methods outside HTTP's usual ones as ``other``: what a client sends cannot
+grow the registry).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _RECEIPT = re.compile(rb'"receipt_ids?"\s*:\s*(\[[^\]]*\]|"rc_[A-Za-z0-9_-]+")')
 _RECEIPT_ID = re.compile(rb"rc_[A-Za-z0-9_-]+")
 _SNIFFED = (b"application/json", b"text/event-stream")
+#: methods counted by name; any other token a client sends is counted as "other" (a label
+#: per made-up method would grow the registry without bound)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Observability:
@@ -78,7 +83,8 @@ class Observability:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         method = scope.get("method", "")
         if "metrics" in self.node.__dict__:
-            self.node.metrics.request_done(route, method, status, seconds)
+            counted = method if method in METHODS else "other"
+            self.node.metrics.request_done(route, counted, status, seconds)
         extra: dict[str, Any] = {
             "request_id": ctx["request_id"],
             "method": method,
