@@ -60,6 +60,7 @@ bench: venv node
 	$(PY) benchmarks/bench_rag.py
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_ledger.py
+	$(PY) benchmarks/bench_agents.py
 	$(PY) benchmarks/bench_cli.py
 
 # schemathesis over the whole API, longer than the suite's bounded run: benchmarks/results/fuzz.json
