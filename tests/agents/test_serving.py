@@ -265,3 +265,23 @@ def test_calls_are_refused_over_the_cap_and_for_several_choices(desk: Desk) -> N
     assert "before they say anything" in r.json()["error"]["message"]
     assert node.agents.wallet("roomy")["charged"] == "0"
     assert desk.available("grace") == grace and receipts(node) == count
+
+
+def test_a_streamed_call_to_an_agent_that_calls(desk: Desk) -> None:
+    node = desk.node
+    carol = node.accounts.signer("carol")
+    node.agents.create("streamer", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)),
+                       price=5, signer=carol)  # fmt: skip
+    node.agents.fund("streamer", 2 * OPEN, signer=carol)
+    body = {"model": "agent/streamer", "stream": True,
+            "messages": [{"role": "user", "content": "Honey?"}]}  # fmt: skip
+    auth = {"Authorization": f"Bearer {desk.keys['grace']}"}
+    with desk.client.stream("POST", "/v1/chat/completions", json=body, headers=auth) as r:
+        assert r.status_code == 200
+        raw = "".join(r.iter_text())
+    events = [e[6:] for e in raw.split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    last = json.loads(events[-2])
+    outer = desk.receipt(last["receipt_id"])
+    assert outer["agent"]["name"] == "streamer" and len(outer["agent"]["inner"]) == 1
+    assert receipt_row(node, outer["agent"]["inner"][0])["payer"] == outer["agent"]["wallet"]
