@@ -108,6 +108,15 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
     assert dnode.agents.set_active("agent/helper", True, signer=alice)["active"] is True
     assert dnode.contracts.agents.agent(helper["id"]).active is True
 
+    before = nonce(dnode, "bob")
+    with pytest.raises(ForbiddenError, match="can reprice it"):
+        dnode.agents.set_price("helper", 1, signer=dnode.accounts.signer("bob"))
+    with pytest.raises(ValidationError, match="not a wei amount"):
+        dnode.agents.set_price("helper", -1, signer=alice)
+    assert nonce(dnode, "bob") == before
+    assert dnode.agents.set_price("helper", 3 * OPEN, signer=alice)["price"] == str(3 * OPEN)
+    assert dnode.contracts.agents.agent(helper["id"]).price == 3 * OPEN
+
 
 def test_fund_the_agents_wallet(dnode: Node) -> None:
     publish(dnode, "m1")
@@ -266,6 +275,8 @@ def test_cli(cli_home: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "funded with 3 OPEN; 3 OPEN of credit available" in capsys.readouterr().out
     assert main(["agent", "show", "research"]) == 0
     assert f"wallet {doc['wallet']}: 3 OPEN of credit available" in capsys.readouterr().out
+    assert main(["agent", "price", "research", "0.5", "--as", "alice"]) == 0
+    assert "agent/research now costs 0.5 OPEN per call" in capsys.readouterr().out
     assert main(["agent", "pause", "research", "--as", "alice"]) == 0
     assert "paused" in capsys.readouterr().out
     assert main(["agent", "create", "r2", "--model", "nope", "--as", "alice"]) != 0

@@ -60,6 +60,10 @@ def test_create_read_fund_pause_with_node_held_accounts(api: Any) -> None:
     assert wallet["wallet"] == doc["wallet"] and wallet["available"] == str(2 * OPEN)
     assert client.get("/agents/helper/wallet", headers=h["operator"]).status_code == 200
 
+    r = client.put("/agents/helper/price", json={"price": "0.25"}, headers=h["bob"])
+    assert r.status_code == 403
+    r = client.put("/agents/helper/price", json={"price": "0.25"}, headers=h["alice"])
+    assert r.status_code == 200 and r.json()["price"] == str(OPEN // 4)
     r = client.post("/agents/helper/pause", json={}, headers=h["alice"])
     assert r.status_code == 200 and r.json()["active"] is False
     assert client.post("/agents/helper/pause", json={}, headers=h["alice"]).status_code == 409
@@ -121,3 +125,5 @@ def test_a_wallets_key_gets_its_writes_prepared(api: Any) -> None:
     funded = write("/agents/mine/fund", {"amount": "3"}, ["approve", "depositFor"])
     assert funded["available"] == str(3 * OPEN)
     assert write("/agents/mine/pause", {}, ["setActive"])["active"] is False
+    r = client.put("/agents/mine/price", json={"price": "2"}, headers=auth)
+    assert [t["label"] for t in r.json()["wallet"]["txs"]] == ["setPrice"]

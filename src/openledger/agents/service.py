@@ -257,6 +257,8 @@ class AgentService:
                 field="name", value=name, fix="choose another name, or run `openledger "
                 "chain sync` and `openledger agent show`.",
             )  # fmt: skip
+        if self.wallets is not None:  # its wallet is made once it is mined: the key opens now
+            self.wallets.check()
         digest = config.hash()
         call = build(registry, "registerAgent", name, int(model["id"]),
                      bytes.fromhex(digest[2:]), price, callee_agents, callee_models)  # fmt: skip
@@ -347,6 +349,45 @@ class AgentService:
         return {"tx_hash": results[-1].tx_hash, "funded": args["amount"],
                 **self.wallet(args["name"])}  # fmt: skip
 
+    # -- price ------------------------------------------------------------------------------
+    def set_price(self, ref: str, price: int, *, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_set_price(ref, price, owner=signer.address).run(signer)
+
+    def plan_set_price(self, ref: str, price: int, *, owner: str) -> Plan:
+        """``setPrice`` by the agent's owner (refused before sending for anyone else, and
+        for a price that is not a wei amount)."""
+        from openledger.chain.calls import Plan, build, resumable
+
+        agent = self._owned(ref, owner, "reprice")
+        if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+            raise ValidationError(
+                f"price = {price!r} is not a wei amount of 0 or more.", field="price",
+                value=price, fix="give the price per call in OPEN, e.g. 0.01.",
+            )  # fmt: skip
+        registry = self.registry()
+        call = build(registry, "setPrice", agent["id"], price)
+        args = {"id": agent["id"], "price": str(price)}
+        finish, resume = resumable("agents.finish_set_price", self.finish_set_price, args)
+        return Plan(registry.client, owner, [call], finish,
+                    what=f"reprice agent {agent['name']!r}", resume=resume)  # fmt: skip
+
+    def finish_set_price(self, args: dict[str, Any], _payload: bytes | None,
+                         results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+        with self.db.session() as s:
+            row = s.scalar(select(AgentRow).where(AgentRow.chain_id == int(args["id"])))
+            row.price = int(args["price"])
+            s.flush()
+            return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
+
+    def _owned(self, ref: str, owner: str, what: str) -> dict[str, Any]:
+        agent = self.get(ref)
+        if agent["owner"].lower() != owner.lower():
+            raise ForbiddenError(
+                f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can {what} it.",
+                field="--as", value=owner, fix="sign as the agent's owner.",
+            )  # fmt: skip
+        return agent
+
     # -- pause / resume --------------------------------------------------------------------
     def set_active(self, ref: str, active: bool, *, signer: LocalAccount) -> dict[str, Any]:
         return self.plan_set_active(ref, active, owner=signer.address).run(signer)
@@ -356,13 +397,7 @@ class AgentService:
         when the agent already is so)."""
         from openledger.chain.calls import Plan, build, resumable
 
-        agent = self.get(ref)
-        if agent["owner"].lower() != owner.lower():
-            raise ForbiddenError(
-                f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can "
-                f"{'resume' if active else 'pause'} it.", field="--as", value=owner,
-                fix="sign as the agent's owner.",
-            )  # fmt: skip
+        agent = self._owned(ref, owner, "resume" if active else "pause")
         if agent["active"] == active:
             raise ConflictError(
                 f"Agent {agent['name']!r} is already {'active' if active else 'paused'}.",

@@ -46,6 +46,10 @@ class AgentWallets:
         self._operator = operator
         self._password = password
 
+    def check(self) -> None:
+        """Open the operator's key now (a wrong password fails before anything is sent)."""
+        self._operator()
+
     def path(self, agent_id: int) -> Path:
         return self.dir / f"{agent_id}.json"
 

@@ -44,7 +44,7 @@ FINISHERS = frozenset({
     "governance.finish_grant", "escrow.finish_deposit", "escrow.finish_request_withdrawal",
     "escrow.finish_withdraw", "rewards.finish_claim", "access.finish_set_prices",
     "access.finish_pay", "agents.finish_create", "agents.finish_set_active",
-    "agents.finish_fund",
+    "agents.finish_fund", "agents.finish_set_price",
 })  # fmt: skip
 
 Finisher = Callable[[dict[str, Any], bytes | None, list[Any], str | None], dict[str, Any]]

@@ -1,4 +1,5 @@
-"""`openledger agent create | list | show | fund | pause | resume | deploy` (docs/agents.md)."""
+"""`openledger agent create | list | show | fund | price | pause | resume | deploy`
+(docs/agents.md)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,22 @@ def fund(
     out.print(f"agent/{doc['agent']}'s wallet {doc['wallet']} funded with "
               f"{fmt_open(int(doc['funded']))} OPEN; {fmt_open(int(doc['available']))} OPEN of "
               f"credit available (tx {doc['tx_hash']})")  # fmt: skip
+
+
+@app.command("price")
+def price(
+    agent: str,
+    amount: Annotated[str, typer.Argument(help="OPEN per call (0: free).")],
+    as_: As = "operator",
+    as_json: Json = False,
+) -> None:
+    """Set an agent's price per call (its owner only)."""
+    node = context.node()
+    doc = node.agents.set_price(agent, parse_open(amount, field="price"),
+                                signer=node.accounts.signer(as_))  # fmt: skip
+    if as_json:
+        return print_json(doc)
+    out.print(f"agent/{doc['name']} now costs {fmt_open(int(doc['price']))} OPEN per call")
 
 
 @app.command("pause")

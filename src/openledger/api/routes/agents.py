@@ -50,6 +50,10 @@ class AmountBody(Signer):
     amount: Name = Field(description="OPEN, e.g. '25' or '2.5'")
 
 
+class PriceBody(Signer):
+    price: Name = Field(description="OPEN per call, e.g. '0.05'")
+
+
 @router.get("")
 def list_agents(node: NodeDep, offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
     return node.agents.list(offset, limit)
@@ -91,6 +95,14 @@ def fund_agent(agent: Name, body: AmountBody, node: NodeDep, principal: Writer) 
     who = actor(node, principal, body.as_)
     amount = parse_open(body.amount, field="amount")
     return act(node, who, node.agents.plan_fund(agent, amount, payer=who.address))
+
+
+@router.put("/{agent}/price")
+def set_price(agent: Name, body: PriceBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
+    """The agent's price per call (its owner only)."""
+    who = actor(node, principal, body.as_)
+    price = parse_open(body.price, field="price")
+    return act(node, who, node.agents.plan_set_price(agent, price, owner=who.address))
 
 
 @router.post("/{agent}/pause")
