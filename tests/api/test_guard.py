@@ -126,10 +126,11 @@ def test_json_the_scan_could_not_read_is_400_not_500(client: TestClient, name: s
     assert client.get("/health").status_code == 200
 
 
-def test_utf8_text_of_every_plane_passes_the_scan() -> None:
+def test_utf8_text_of_every_plane_passes_the_scan_nul_does_not() -> None:
     assert json_problem('{"a": "café, 東京, 😀"}'.encode(), 64) is None
     assert json_problem(b'{"a": "\\u00e9\\ud83d\\ude00"}', 64) is None
-    assert json_problem(b'{"a": "x\\u0000y"}', 64) is None  # an escaped NUL is text
+    assert json_problem(b'{"a": "x\\\\u0000y"}', 64) is None  # a backslash, then text
+    assert json_problem(b'{"a": "x\\u0000y"}', 64) is not None  # NUL: no column takes it
 
 
 @pytest.mark.parametrize(

@@ -124,3 +124,22 @@ def test_a_write_prepared_by_one_process_is_recorded_by_another(
     finally:
         a.close()
         b.close()
+
+
+def test_nul_characters_are_400_on_every_database(two: tuple[Node, Node]) -> None:
+    """PostgreSQL refuses NUL in text (a 500 it was, from a JSON "\\u0000" or a %00 in the
+    URL); the guard answers 400 naming where it was, before any route runs, on both."""
+    a, _ = two
+    with TestClient(create_app(a), base_url=BASE, raise_server_exceptions=False) as c:
+        assert c.post("/web/auth/dev", json={"name": "alice"}, headers=WEB).status_code == 200
+        r = c.post("/web/api/keys", json={"label": "a\u0000b"}, headers=WEB)
+        assert r.status_code == 400 and r.json()["field"] == "body", r.text
+        assert "NUL" in r.json()["message"]
+        assert c.get("/web/api/keys").json()["items"] == []  # nothing was made
+        for url, field in (("/datanets/a%00b", "path"), ("/models/a%00b", "path"),
+                           ("/datanets?offset=0&x=%00", "query")):  # fmt: skip
+            r = c.get(url)
+            assert r.status_code == 400 and r.json()["field"] == field, (url, r.text)
+        r = c.post("/v1/completions", json={"model": "m", "prompt": "a\u0000"})
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+        assert c.get("/datanets?offset=0&x=%2500").status_code == 200  # '%00', no NUL

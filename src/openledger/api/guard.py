@@ -10,8 +10,11 @@
   or ``{``) is checked before it is parsed: it must be UTF-8 (RFC 8259) with no byte-order
   mark and no NUL (the decoder would otherwise guess UTF-16 or UTF-32, and decode UTF-8's
   encoding of a surrogate, past the scan); arrays and objects nested deeper than
-  ``api_json_max_depth``, and a ``\\uD800``–``\\uDFFF`` escape that is not half of a
-  surrogate pair (text no encoder can write), are refused with 400.
+  ``api_json_max_depth``, a ``\\uD800``–``\\uDFFF`` escape that is not half of a
+  surrogate pair (text no encoder can write) and a ``\\u0000`` (text PostgreSQL cannot
+  store) are refused with 400.
+- **NUL in the URL**: a path or query string holding ``%00`` is refused with 400 (on every
+  method: PostgreSQL refuses the look-up with an error otherwise).
 
 Refusals use the project's JSON error format (OpenAI's under /v1).
 """
@@ -33,10 +36,11 @@ from openledger.errors import ForbiddenError, OpenLedgerError, PayloadTooLargeEr
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PYTHON_RECURSION_LIMIT = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-# a surrogate pair, a lone surrogate escape, any other escape, a quote, a bracket
+# a surrogate pair, a lone surrogate escape, a NUL escape, any other escape, a quote,
+# a bracket
 _TOKENS = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-    rb'|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\.|["\[\]{}]'
+    rb'|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|(\\u0000)|\\.|["\[\]{}]'
 )
 
 
@@ -113,6 +117,12 @@ def json_problem(body: bytes, max_depth: int) -> OpenLedgerError | None:
                 )  # fmt: skip
         elif not in_string and tok in (b"]", b"}"):
             depth -= 1
+        elif in_string and m.group(2) is not None:
+            return ValidationError(
+                "The JSON body holds a NUL character (\\u0000), which no text field takes "
+                "(PostgreSQL cannot store one).", field="body", value="\\u0000",
+                fix="remove the NUL characters from the strings you send.",
+            )  # fmt: skip
         elif in_string and m.group(1) is not None:
             return ValidationError(
                 f"The JSON body holds a lone surrogate escape {m.group(1).decode()!r}, which "
@@ -135,6 +145,23 @@ class _TooLarge(Exception):
     pass
 
 
+def _nul_in_target(scope: Scope) -> OpenLedgerError | None:
+    """A NUL character in the path or the query string (``%00``): no name, id or option holds
+    one, and PostgreSQL refuses it in a query (a 500 otherwise)."""
+    if "\x00" in scope.get("path", ""):
+        return ValidationError(
+            "The request's path holds a NUL character (%00).", field="path",
+            value=scope["path"].replace("\x00", "%00"), fix="remove it from the URL.",
+        )  # fmt: skip
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        return ValidationError(
+            "The query string holds a NUL character (%00).", field="query",
+            value=query.decode("latin-1").replace("\x00", "%00"), fix="remove it from the URL.",
+        )  # fmt: skip
+    return None
+
+
 def _is_json(headers: Headers, body: bytes) -> bool:
     """Whether the app would parse ``body`` as JSON (FastAPI does for a JSON content type
     and for none), or it looks like JSON whatever it claims."""
@@ -152,7 +179,14 @@ class RequestGuard:
         self.origins = node_origins(node_hosts(settings))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nul = _nul_in_target(scope)
+        if nul is not None:
+            await _refusal(scope, nul, status=400)(scope, receive, send)
+            return
+        if scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
