@@ -38,8 +38,9 @@ class TestWallet:
 
     def send(self, tx: dict[str, Any], *, gas: int | None = None,
              signer: LocalAccount | None = None) -> str:  # fmt: skip
-        """Sign and send ``tx`` (an eth_sendTransaction parameter); its hash. ``gas`` fixed
-        sends even what would revert; ``signer`` sends it from another account."""
+        """Sign and send ``tx`` (an eth_sendTransaction parameter) and wait until it is mined;
+        its hash. ``gas`` fixed sends even what would revert; ``signer`` sends it from another
+        account."""
         who = signer or self.account
         w3 = self.node.client.w3
         value = tx.get("value", 0)
@@ -55,7 +56,11 @@ class TestWallet:
         body["maxFeePerGas"], body["maxPriorityFeePerGas"] = 2 * base + 10**9, 10**9
         del body["from"]
         raw = who.sign_transaction(body).raw_transaction
-        return "0x" + w3.eth.send_raw_transaction(raw).hex().removeprefix("0x")
+        sent = w3.eth.send_raw_transaction(raw)
+        # as the page waits before its next transaction: anvil's automine may answer first,
+        # and a deposit estimated before its approve is mined reverts
+        w3.eth.wait_for_transaction_receipt(sent, timeout=60, poll_latency=0.05)
+        return "0x" + sent.hex().removeprefix("0x")
 
     def request(self, method: str, params: list[Any]) -> Any:
         """An EIP-1193 ``request`` as the page makes it."""
