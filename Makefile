@@ -11,7 +11,7 @@ DEMO_HOME ?= $(CURDIR)/.openledger/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench fuzz serve lint venv node browser clean
+.PHONY: demo test test-thorough bench fuzz serve lint venv node browser clean
 
 venv: $(VENV_STAMP)
 node: $(NODE_STAMP)
@@ -48,6 +48,10 @@ test: venv node browser lint
 		export OPENLEDGER_TEST_PG_URL="$$url"; \
 	fi; \
 	$(PY) -m pytest -q
+
+# The same suite with the contracts' state-machine tests drawing several times more examples.
+test-thorough:
+	OPENLEDGER_TEST_THOROUGH=1 $(MAKE) test
 
 bench: venv node
 	$(PY) benchmarks/bench_gas.py

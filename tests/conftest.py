@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 PASSWORD = "correct horse battery staple"
 
+#: ``make test-thorough`` (OPENLEDGER_TEST_THOROUGH=1): the contracts' state-machine tests
+#: draw several times more examples than the suite's default run.
+THOROUGH = os.environ.get("OPENLEDGER_TEST_THOROUGH") == "1"
+
 
 def free_port() -> int:
     with socket.socket() as s:

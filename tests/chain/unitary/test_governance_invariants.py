@@ -22,6 +22,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.conftest import THOROUGH
+
 from .contract_helpers import HOUR, OPEN, System, addr
 from .governance_helpers import (
     CANCELED,
@@ -36,7 +38,7 @@ from .governance_helpers import (
 )
 
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=100 if THOROUGH else 20,  # make test-thorough
     stateful_step_count=14,
     derandomize=True,
     database=None,

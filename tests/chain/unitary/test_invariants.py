@@ -24,6 +24,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.conftest import THOROUGH
+
 from .contract_helpers import (
     DAY,
     HOUR,
@@ -38,7 +40,7 @@ from .contract_helpers import (
 )
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=400 if THOROUGH else 50,  # make test-thorough
     stateful_step_count=15,
     derandomize=True,
     database=None,
