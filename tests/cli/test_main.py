@@ -85,6 +85,18 @@ def test_abi_export(tmp_path: Path, env: Path) -> None:
     )
 
 
+def test_abi_export_to_a_file_names_the_path_and_the_fix(
+    tmp_path: Path, env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "abi.json"
+    taken.write_text("keep me")
+    assert main(["chain", "abi", str(taken)]) != 0
+    err = capsys.readouterr().err
+    assert str(taken) in err and "is a file" in err and "name a directory" in err
+    assert "Traceback" not in err and "unexpected" not in err
+    assert taken.read_text() == "keep me"
+
+
 @pytest.mark.anvil
 def test_up_status_down(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["init"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openledger.errors import ValidationError
 from openledger.fsutil import write_atomic
 
 CONTRACTS_DIR: Path = Path(__file__).resolve().parent / "contracts"
@@ -209,6 +210,14 @@ def export_abis(out_dir: Path, *, cache_dir: Path | None = None) -> list[Path]:
     Returns the written paths in deployment order.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValidationError(
+            f"{out_dir} is a file; the ABIs are written as one <Contract>.json each into a "
+            "directory.",
+            field="out_dir",
+            value=str(out_dir),
+            fix="name a directory (it is created if missing).",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, artifact in compile_all(cache_dir=cache_dir).items():
