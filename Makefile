@@ -49,7 +49,7 @@ test: venv node browser lint
 	fi; \
 	$(PY) -m pytest -q
 
-# The same suite with the contracts' state-machine tests drawing several times more examples.
+# The same suite with the contracts' state machines and the API fuzzing drawing more examples.
 test-thorough:
 	OPENLEDGER_TEST_THOROUGH=1 $(MAKE) test
 

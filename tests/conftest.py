@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 PASSWORD = "correct horse battery staple"
 
-#: ``make test-thorough`` (OPENLEDGER_TEST_THOROUGH=1): the contracts' state-machine tests
-#: draw several times more examples than the suite's default run.
+#: ``make test-thorough`` (OPENLEDGER_TEST_THOROUGH=1): the contracts' state machines and the
+#: API fuzzing draw several times more examples than the suite's default run.
 THOROUGH = os.environ.get("OPENLEDGER_TEST_THOROUGH") == "1"
 
 

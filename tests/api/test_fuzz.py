@@ -12,19 +12,20 @@ import pytest
 
 from openledger.api.app import create_app
 from tests.api.fuzzing import fuzz
-from tests.conftest import World, operator_headers
+from tests.conftest import THOROUGH, World, operator_headers
 
 pytestmark = pytest.mark.anvil
 
 BUDGET_S = 100.0
+EXAMPLES = 24 if THOROUGH else 5  # per operation and mode; make fuzz runs 120
 
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(world: World) -> None:
     start = time.monotonic()
-    report = fuzz(create_app(world.node), operator_headers(world.node), examples=8,
-                  budget_s=BUDGET_S)  # fmt: skip
-    assert time.monotonic() - start < 120
+    report = fuzz(create_app(world.node), operator_headers(world.node), examples=EXAMPLES,
+                  budget_s=BUDGET_S if not THOROUGH else 10 * BUDGET_S)  # fmt: skip
+    assert time.monotonic() - start < (120 if not THOROUGH else 1200)
     assert report.endpoints >= 90 and report.fuzzed == report.endpoints  # every operation
-    assert report.cases >= 8 * report.endpoints  # positive and negative cases
+    assert report.cases >= EXAMPLES * report.endpoints  # positive and negative cases
     assert report.failures == []
     assert (report.server_errors, report.schema_violations) == (0, 0)
