@@ -393,6 +393,7 @@ def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> di
         settings = Settings.load(env={"OPENLEDGER_HOME": str(Path(tmp) / "home")})
         init_home(settings, PASSWORD)
         node = Node(settings, password_source=lambda: PASSWORD)
+        ledger = None
         try:
             ledger, model, pool = make_ledger(node, args, rng)
             payers = [address(p, 0xAA) for p in range(args.payers)]
@@ -423,6 +424,8 @@ def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> di
                 ledger._write(jobs())
             prof.disable()
         finally:
+            if ledger is not None:
+                ledger.close()  # its lease keeper would outlive the temporary home
             node.close()
     n = rounds * group
     cats: dict[str, float] = {name: 0.0 for name, _ in CATEGORIES} | {"other": 0.0}
