@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from openledger.serving.adapters import _invalid, read_config, read_tensors
-from openledger.serving.lora import SlotResidency, SlotsFull
+from openledger.serving.lora import ResidentSlots, SlotResidency, SlotsFull
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def load_raw_adapter(
     return RawAdapter(name, cfg, {k: v.to(dtype) for k, v in tensors.items()})
 
 
-class PeftSlots:
+class PeftSlots(ResidentSlots):
     """The generic path's device tier: adapters loaded into the model by PEFT under slot
     names (``s1`` … ``sK``), reused least-recently-used among unpinned slots."""
 
@@ -151,20 +151,6 @@ class PeftSlots:
         self.peft: Any = None  # the PeftModel, once the first adapter arrives
         self.residency = SlotResidency(capacity)
         self.dtype = next(model.parameters()).dtype
-
-    def acquire(self, adapter: RawAdapter) -> int:
-        slot = self.residency.pin_resident(adapter.name)
-        if slot is not None:
-            return slot
-        slot, _ = self.residency.take(adapter.name)
-        try:
-            self._write(slot, adapter)
-        except Exception:
-            self.residency.forget(adapter.name)
-            raise
-        pinned = self.residency.pin_resident(adapter.name)
-        assert pinned is not None
-        return pinned
 
     def _write(self, slot: int, adapter: RawAdapter) -> None:
         from peft import LoraConfig, get_peft_model
@@ -200,31 +186,6 @@ class PeftSlots:
             self.peft, adapter.tensors, adapter_name=name, low_cpu_mem_usage=True
         )
         self.peft.eval()
-
-    def acquire_resident(self, name: str) -> int | None:
-        return self.residency.pin_resident(name)
-
-    def release(self, slot: int) -> None:
-        self.residency.release(slot)
-
-    def slot_of(self, name: str) -> int | None:
-        return self.residency.slot_of(name)
-
-    @property
-    def pinned(self) -> int:
-        return self.residency.pinned
-
-    @property
-    def resident(self) -> list[str]:
-        return self.residency.resident
-
-    @property
-    def loads(self) -> int:
-        return self.residency.loads
-
-    @property
-    def evictions(self) -> int:
-        return self.residency.evictions
 
     @property
     def nbytes(self) -> int:

@@ -23,6 +23,7 @@ adapters in the batch.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 
@@ -141,7 +142,59 @@ def slot_bytes(groups: tuple[Group, ...], layers: int, rank: int, dtype: torch.d
     return per_layer * layers * size
 
 
-class LoraSlots:
+class ResidentSlots:
+    """A device tier of ``residency.capacity`` adapter slots: which adapter holds which slot
+    and how often they changed (``residency``); a subclass writes an adapter's weights into
+    a slot (``_write``)."""
+
+    residency: SlotResidency
+
+    def _write(self, slot: int, adapter: Any) -> None:
+        raise NotImplementedError
+
+    def slot_of(self, name: str) -> int | None:
+        return self.residency.slot_of(name)
+
+    def acquire(self, adapter: Any) -> int:
+        """Pin ``adapter`` in a slot (loading it into one if needed) and return the slot."""
+        slot = self.residency.pin_resident(adapter.name)
+        if slot is not None:
+            return slot
+        slot, _ = self.residency.take(adapter.name)
+        try:
+            self._write(slot, adapter)
+        except Exception:
+            self.residency.forget(adapter.name)
+            raise
+        pinned = self.residency.pin_resident(adapter.name)
+        assert pinned is not None  # just taken for it
+        return pinned
+
+    def acquire_resident(self, name: str) -> int | None:
+        """Pin an adapter already in a slot; None when it is not resident."""
+        return self.residency.pin_resident(name)
+
+    def release(self, slot: int) -> None:
+        self.residency.release(slot)
+
+    @property
+    def pinned(self) -> int:
+        return self.residency.pinned
+
+    @property
+    def resident(self) -> list[str]:
+        return self.residency.resident
+
+    @property
+    def loads(self) -> int:
+        return self.residency.loads
+
+    @property
+    def evictions(self) -> int:
+        return self.residency.evictions
+
+
+class LoraSlots(ResidentSlots):
     """A fixed number of device slots for adapters and the batched product over them."""
 
     def __init__(
@@ -169,45 +222,6 @@ class LoraSlots:
         self._segments: list[tuple[int, list[int]]] | None = None  # prefill (SGMV)
 
     # ------------------------------------------------------------------ residency
-
-    def slot_of(self, name: str) -> int | None:
-        return self.residency.slot_of(name)
-
-    def acquire(self, adapter: LoraAdapter) -> int:
-        """Pin ``adapter`` in a slot (loading it into one if needed) and return the slot."""
-        slot = self.residency.pin_resident(adapter.name)
-        if slot is not None:
-            return slot
-        slot, _ = self.residency.take(adapter.name)
-        try:
-            self._write(slot, adapter)
-        except Exception:
-            self.residency.forget(adapter.name)
-            raise
-        return self.residency.pin_resident(adapter.name) or slot
-
-    def acquire_resident(self, name: str) -> int | None:
-        """Pin an adapter already in a slot; None when it is not resident."""
-        return self.residency.pin_resident(name)
-
-    def release(self, slot: int) -> None:
-        self.residency.release(slot)
-
-    @property
-    def pinned(self) -> int:
-        return self.residency.pinned
-
-    @property
-    def resident(self) -> list[str]:
-        return self.residency.resident
-
-    @property
-    def loads(self) -> int:
-        return self.residency.loads
-
-    @property
-    def evictions(self) -> int:
-        return self.residency.evictions
 
     @property
     def nbytes(self) -> int:

@@ -30,6 +30,18 @@ _TMP_PREFIX = ".tmp-"
 _STAGING_DIR = ".staging"
 
 
+def blob_bytes(data: object) -> bytes:
+    """``data`` as bytes, for any blob store's ``put``; a ValidationError for anything else."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValidationError(
+            f"blob content must be bytes, got {type(data).__name__}.",
+            field="data",
+            value=type(data).__name__,
+            fix="encode text first (e.g. text.encode('utf-8')).",
+        )
+    return bytes(data)
+
+
 class BlobStore:
     """Blobs named by their sha256, under ``root``."""
 
@@ -102,14 +114,7 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its sha256. Identical content is stored once."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise ValidationError(
-                f"blob content must be bytes, got {type(data).__name__}.",
-                field="data",
-                value=type(data).__name__,
-                fix="encode text first (e.g. text.encode('utf-8')).",
-            )
-        data = bytes(data)
+        data = blob_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         final = self.path(sha)
         if self._intact(sha, final):

@@ -23,9 +23,8 @@ from openledger.errors import (
     ConfigError,
     NotFoundError,
     StoreError,
-    ValidationError,
 )
-from openledger.store.blobs import CHUNK_SIZE, BlobStore
+from openledger.store.blobs import CHUNK_SIZE, BlobStore, blob_bytes
 
 _URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^?#]*)?$")
 
@@ -114,14 +113,7 @@ class S3BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its sha256. Identical content is stored once."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise ValidationError(
-                f"blob content must be bytes, got {type(data).__name__}.",
-                field="data",
-                value=type(data).__name__,
-                fix="encode text first (e.g. text.encode('utf-8')).",
-            )
-        data = bytes(data)
+        data = blob_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         if not self._intact(sha):
             self._write(self.key(sha), data)
