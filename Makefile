@@ -11,7 +11,7 @@ DEMO_HOME ?= $(CURDIR)/.openledger/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-thorough bench fuzz serve lint venv node browser clean
+.PHONY: demo test test-thorough screenshots bench fuzz serve lint venv node browser clean
 
 venv: $(VENV_STAMP)
 node: $(NODE_STAMP)
@@ -52,6 +52,10 @@ test: venv node browser lint
 # The same suite with the contracts' state machines and the API fuzzing drawing more examples.
 test-thorough:
 	OPENLEDGER_TEST_THOROUGH=1 $(MAKE) test
+
+# Rewrite the README's pictures of the web app (docs/screenshots) from the browser tests.
+screenshots: venv node browser
+	OPENLEDGER_SCREENSHOTS=1 $(PY) -m pytest -q tests/web/test_browser.py
 
 bench: venv node
 	$(PY) benchmarks/bench_gas.py
