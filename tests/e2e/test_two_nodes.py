@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, select
+from sqlalchemy import select
 
 from openledger.config import Settings
 from openledger.home import init_home
@@ -32,6 +30,7 @@ from openledger.units import OPEN
 from tests.conftest import PASSWORD, free_port, operator_headers
 from tests.market import deposit, make_operator
 from tests.s3 import make_bucket, s3_server
+from tests.store.conftest import pg_url  # noqa: F401 - fixture
 from tests.tiny import register_models
 
 pytestmark = [pytest.mark.anvil, pytest.mark.postgres]
@@ -45,28 +44,6 @@ PROMPT = "Bees make"
 
 def fee(prompt_tokens: int, completion_tokens: int) -> int:
     return -(-(prompt_tokens * PRICE_IN + completion_tokens * PRICE_OUT) // 1000)
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A new, empty database on the test server (dropped afterwards)."""
-    admin_url = os.environ.get("OPENLEDGER_TEST_PG_URL")
-    if not admin_url:
-        pytest.skip(
-            "OPENLEDGER_TEST_PG_URL is not set: run `scripts/pg-test-server.sh start` and "
-            '`export OPENLEDGER_TEST_PG_URL="$(scripts/pg-test-server.sh url)"`'
-        )
-    admin = make_url(admin_url)
-    name = f"ol_test_{uuid.uuid4().hex[:16]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield admin.set(database=name).render_as_string(hide_password=False)
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        engine.dispose()
 
 
 def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
@@ -91,7 +68,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 def test_two_serve_processes_on_one_database_bucket_and_chain(
-    chain: Node, tiny_base_dir: Path, adapters_dir: Path, pg_database: str, tmp_path: Path,
+    chain: Node, tiny_base_dir: Path, adapters_dir: Path, pg_url: str, tmp_path: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     with ExitStack() as stack:
@@ -100,7 +77,7 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
         for k, v in s3.items():
             monkeypatch.setenv(k, v)
         shared = {
-            "OPENLEDGER_DB_URL": pg_database,
+            "OPENLEDGER_DB_URL": pg_url,
             "OPENLEDGER_BLOBS_URL": "s3://ledger/prod",
             "OPENLEDGER_CHAIN_URL": chain.settings.rpc_url,
             "OPENLEDGER_CHAIN_ID": str(chain.settings.chain_id),

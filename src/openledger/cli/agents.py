@@ -173,21 +173,21 @@ def price(
 @app.command("pause")
 def pause(agent: str, as_: As = "operator", as_json: Json = False) -> None:
     """Stop an agent taking calls (its owner only)."""
-    node = context.node()
-    doc = node.agents.set_active(agent, False, signer=node.accounts.signer(as_))
-    if as_json:
-        return print_json(doc)
-    out.print(f"agent/{doc['name']} paused")
+    _set_active(agent, False, as_, as_json)
 
 
 @app.command("resume")
 def resume(agent: str, as_: As = "operator", as_json: Json = False) -> None:
     """Let a paused agent take calls again (its owner only)."""
+    _set_active(agent, True, as_, as_json)
+
+
+def _set_active(agent: str, active: bool, as_: str, as_json: bool) -> None:
     node = context.node()
-    doc = node.agents.set_active(agent, True, signer=node.accounts.signer(as_))
+    doc = node.agents.set_active(agent, active, signer=node.accounts.signer(as_))
     if as_json:
         return print_json(doc)
-    out.print(f"agent/{doc['name']} resumed")
+    out.print(f"agent/{doc['name']} {'resumed' if active else 'paused'}")
 
 
 @app.command("deploy")
