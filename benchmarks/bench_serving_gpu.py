@@ -49,20 +49,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, RESULTS, machine  # noqa: E402
+from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper  # noqa: E402
 
 from openledger.serving.adapters import LoraAdapter  # noqa: E402
 from openledger.serving.arch import NATIVE, DecoderShape  # noqa: E402
 from openledger.serving.engine import Engine, EngineConfig  # noqa: E402
 from openledger.serving.sampling import SamplingParams  # noqa: E402
 
-FULL = {
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "num_hidden_layers": 16,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-}
+FULL = LLAMA_1B
 SMALL = {
     "hidden_size": 256,
     "intermediate_size": 512,
@@ -71,8 +65,6 @@ SMALL = {
     "num_key_value_heads": 2,
     "vocab_size": 1000,
 }
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-RANK = 16
 #: Peak memory bandwidth (bytes/s) by device name; --bandwidth-gbs overrides.
 BANDWIDTH = {
     "h100 80gb hbm3": 3.35e12,
@@ -92,40 +84,6 @@ class ByteDetokenizer:
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return bytes(i % 256 for i in ids).decode("utf-8", errors="replace")
 
-
-def build_model(shape: dict[str, int], max_ctx: int, device: torch.device) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
-
-    config = LlamaConfig(
-        **shape,
-        max_position_embeddings=max_ctx,
-        tie_word_embeddings=True,
-        rope_theta=500000.0,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        attn_implementation="sdpa",
-    )
-    with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    model = model.to_empty(device=device).to(torch.bfloat16)
-    g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.fill_(1.0)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g, device=device) * 0.02)
-    model.model.rotary_emb = LlamaRotaryEmbedding(config).to(device)
-    model.tie_weights()
-    model.generation_config.eos_token_id = None
-    # PyTorch 2.13 on CPU runs a bfloat16 linear on a non-contiguous input ~600× slower
-    # (measured: 2.4 s instead of 4 ms for 16 × 2048 → 8192); HF generate hands the lm_head
-    # the last position sliced out of the prompt's hidden states. Every system here gets
-    # the same contiguous input (our engine already passes one), so none pays for that bug.
-    model.lm_head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(),))
-    return model.eval()
 
 
 def make_adapters(
@@ -150,13 +108,6 @@ def make_adapters(
     return out
 
 
-def prompts(vocab: int, waves: int, batch: int, length: int) -> list[list[list[int]]]:
-    g = torch.Generator().manual_seed(0)
-    return [
-        [torch.randint(0, vocab, (length,), generator=g).tolist() for _ in range(batch)]
-        for _ in range(waves)
-    ]
-
 
 def assignment(n: int | None, waves: int, batch: int) -> list[list[str | None]]:
     if n is None:
@@ -173,11 +124,6 @@ def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
-
-def stamper(stamps: dict[int, list[float]], i: int) -> Any:
-    """An event sink that records when request ``i``'s events happen."""
-    mine = stamps.setdefault(i, [])
-    return lambda event: mine.append(event.at)
 
 
 def run_engine(
@@ -333,7 +279,7 @@ def main() -> None:
     ns = [int(n) for n in args.ns.split(",")]
     max_ctx = args.prompt + args.new + 8
     t0 = time.perf_counter()
-    model = build_model(shape, max_ctx, device)
+    model = build_model(shape, max_ctx, device, attn_implementation="sdpa")
     n_params = sum(p.numel() for p in model.parameters())
     ref_base = copy.deepcopy(model)  # unfused, for the merged references
     say(f"model: {n_params / 1e9:.3f} B parameters on {device} ({time.perf_counter() - t0:.1f} s)")
@@ -388,7 +334,8 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    hf = build_model(shape, max_ctx, device)  # a plain HF model (ours fused its projections)
+    # a plain HF model (ours fused its projections)
+    hf = build_model(shape, max_ctx, device, attn_implementation="sdpa")
     hf_generate(hf, waves[:1], args.new, device)
     hf_base = hf_generate(hf, waves, args.new, device)
     say(f"HF generate, base: {hf_base}")

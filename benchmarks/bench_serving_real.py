@@ -46,21 +46,13 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, RESULTS, machine  # noqa: E402
+from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper  # noqa: E402
 
 from openledger.serving.arch import NATIVE, DecoderShape  # noqa: E402
 from openledger.serving.engine import Engine, EngineConfig  # noqa: E402
 from openledger.serving.sampling import SamplingParams  # noqa: E402
 
-SHAPE = {
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "num_hidden_layers": 16,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-}
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-RANK = 16
+SHAPE = LLAMA_1B
 
 
 class ByteDetokenizer:
@@ -71,40 +63,6 @@ class ByteDetokenizer:
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return bytes(i % 256 for i in ids).decode("utf-8", errors="replace")
 
-
-def build_model(shape: dict[str, int], max_ctx: int) -> torch.nn.Module:
-    """A random-weight Llama of ``shape`` in bfloat16, built without an fp32 copy."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
-
-    config = LlamaConfig(
-        **shape,
-        max_position_embeddings=max_ctx,
-        tie_word_embeddings=True,
-        rope_theta=500000.0,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-    )
-    with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    model = model.to_empty(device="cpu").to(torch.bfloat16)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.fill_(1.0)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32) * 0.02)
-    model.model.rotary_emb = LlamaRotaryEmbedding(config)  # its buffers were left empty
-    model.tie_weights()
-    model.generation_config.eos_token_id = None
-    # PyTorch 2.13 on CPU runs a bfloat16 linear on a non-contiguous input ~600× slower
-    # (measured: 2.4 s instead of 4 ms for 16 × 2048 → 8192); HF generate hands the lm_head
-    # the last position sliced out of the prompt's hidden states. Every system here gets
-    # the same contiguous input (our engine already passes one), so none pays for that bug.
-    model.lm_head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(),))
-    return model.eval()
 
 
 def write_adapters(model: torch.nn.Module, n: int, small: bool) -> Path:
@@ -152,13 +110,6 @@ def write_adapters(model: torch.nn.Module, n: int, small: bool) -> Path:
     return out
 
 
-def prompts(vocab: int, waves: int, batch: int, length: int) -> list[list[list[int]]]:
-    g = torch.Generator().manual_seed(0)
-    return [
-        [torch.randint(0, vocab, (length,), generator=g).tolist() for _ in range(batch)]
-        for _ in range(waves)
-    ]
-
 
 def assignment(n: int | None, waves: int, batch: int) -> list[list[str | None]]:
     """Wave w gives row i the adapter ``(i·⌊N/batch⌋ + w) mod N``: every row its own adapter
@@ -180,11 +131,6 @@ def summary(tokens: int, seconds: float, tpots: list[float]) -> dict[str, Any]:
         "tpot_p99_ms": round(q[98] * 1000, 2),
     }
 
-
-def stamper(stamps: dict[int, list[float]], i: int) -> Any:
-    """An event sink that records when request ``i``'s events happen."""
-    mine = stamps.setdefault(i, [])
-    return lambda event: mine.append(event.at)
 
 
 def run_engine(
