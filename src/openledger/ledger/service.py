@@ -97,6 +97,19 @@ RECEIPT_COLUMNS = ["seq", "hash", "prev_hash", "content_hash", "head_signature",
                    "model_id", "fee", "epoch", "body", "created_at"]  # fmt: skip
 
 
+def credit_short(account: str, available: int, cost: str, *, fewer: str) -> PaymentRequiredError:
+    """The 402 of a request ``account``'s credit (``available`` wei) cannot cover: ``cost``
+    says what the request can cost, ``fewer`` what the caller may ask less of."""
+    have = max(available, 0)
+    return PaymentRequiredError(
+        f"account {account} has {format_open(have)} OPEN of inference credit; {cost}.",
+        field="credit",
+        value=str(have),
+        fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT --as ACCOUNT`) "
+        f"or ask for {fewer}.",
+    )
+
+
 @dataclass
 class Hold:
     """Credit set aside for one request until it is charged or released."""
@@ -247,16 +260,13 @@ class LedgerService:
             self.metrics.hold_refused()
         agent_part = (f" plus agent/{agent.name}'s price of {format_open(agent.price)} OPEN"
                       if agent is not None else "")  # fmt: skip
-        raise PaymentRequiredError(
-            f"account {account} has {format_open(max(available, 0))} OPEN of inference "
-            f"credit; this request can cost up to {format_open(amount)} OPEN "
-            f"({prompt_tokens} prompt + up to {max_tokens} completion tokens at "
-            f"{format_open(price_in)}/{format_open(price_out)} OPEN per 1k{agent_part}).",
-            field="credit",
-            value=str(max(available, 0)),
-            fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT "
-            "--as ACCOUNT`) or ask for fewer tokens (max_tokens).",
-        )
+        raise credit_short(
+            account, available,
+            f"this request can cost up to {format_open(amount)} OPEN ({prompt_tokens} prompt + "
+            f"up to {max_tokens} completion tokens at {format_open(price_in)}/"
+            f"{format_open(price_out)} OPEN per 1k{agent_part})",
+            fewer="fewer tokens (max_tokens)",
+        )  # fmt: skip
 
     def _reserve(self, account: str, amount: int, model: dict[str, Any], prompt_tokens: int,
                  max_tokens: int) -> tuple[Hold | None, int]:  # fmt: skip

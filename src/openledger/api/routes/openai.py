@@ -70,7 +70,7 @@ from openledger.errors import OpenLedgerError, PaymentRequiredError, StoreError,
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.ledger.paid import PaidInference, attribution_view
 from openledger.ledger.pricing import fee
-from openledger.ledger.service import Hold
+from openledger.ledger.service import Hold, credit_short
 from openledger.serving.engine import Event
 from openledger.serving.engine import Request as EngineRequest
 from openledger.serving.sampling import SamplingParams
@@ -476,16 +476,13 @@ class _Bill:
         total = sum(fee(pt, mt, price_in, price_out) for _, pt, mt, _ in self._choices)
         if self.agent is not None:
             total += self.agent.terms.price * len(self._choices)
-        return PaymentRequiredError(
-            f"account {self.account} has {fmt_open(max(available, 0))} OPEN of inference "
-            f"credit; this call's {len(self._choices)} choices can cost up to "
-            f"{fmt_open(total)} OPEN together (each is held for its max_tokens at "
-            f"{fmt_open(price_in)}/{fmt_open(price_out)} OPEN per 1k tokens).",
-            field="credit",
-            value=str(max(available, 0)),
-            fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT --as "
-            "ACCOUNT`) or ask for fewer choices (n), prompts or tokens (max_tokens).",
-        )
+        return credit_short(
+            self.account, available,
+            f"this call's {len(self._choices)} choices can cost up to {fmt_open(total)} OPEN "
+            f"together (each is held for its max_tokens at {fmt_open(price_in)}/"
+            f"{fmt_open(price_out)} OPEN per 1k tokens)",
+            fewer="fewer choices (n), prompts or tokens (max_tokens)",
+        )  # fmt: skip
 
     def _close(self) -> bool:
         with self._lock:
