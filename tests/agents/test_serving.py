@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from openledger.agents.config import AgentConfig
 from openledger.agents.runner import Consulted, with_answers
 from openledger.api.app import create_app
-from openledger.errors import ValidationError
 from openledger.node import Node
 from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import OPEN
@@ -163,11 +162,6 @@ def test_refused_calls_charge_nothing(desk: Desk) -> None:
     r = desk.post("/v1/chat/completions", model="agent/helper", messages=msgs)
     assert r.status_code == 409 and "paused" in r.json()["error"]["message"]
     assert desk.available("grace") == grace
-    # retrieval is not served yet: refused at registration rather than silently ignored
-    with pytest.raises(ValidationError, match="not served for agents yet") as info:
-        desk.node.agents.create("reader", AgentConfig(model=MODEL, retrieval=("facts",)),
-                                price=0, signer=desk.node.accounts.signer("bob"))  # fmt: skip
-    assert info.value.field == "retrieval"
 
 
 # ------------------------------------------------------------------ agents that call others

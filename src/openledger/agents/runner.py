@@ -13,25 +13,32 @@ Before anything is computed, every wallet on the chain of calls must hold the wo
 what its calls can cost (each prompt as long as the context allows, each answer its
 max_tokens, each agent's price) within its spending cap for the epoch: otherwise a 402 names
 the agent whose wallet is short.
+
+An agent whose configuration names ``retrieval`` datanets first retrieves the passages most
+similar to the caller's last user message (``prepare``, :mod:`openledger.agents.retrieval`):
+they follow its system prompt as a ``Context:`` block, as many as leave room for what its
+callees say and for its answer (the lowest ranked are left out first), and its receipt names
+the records they came from (``agent.retrieved``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from openledger.errors import PaymentRequiredError
+from openledger.agents.retrieval import last_user_message, render_context
+from openledger.errors import ConflictError, PaymentRequiredError, ValidationError
 from openledger.ledger.pricing import fee
 from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import fmt_open
 
 if TYPE_CHECKING:
     from openledger.agents.service import AgentRun, AgentService
-    from openledger.ledger.paid import PaidInference
+    from openledger.ledger.paid import PaidCompletion, PaidInference
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,48 @@ class AgentRunner:
                         "its owner for a higher spend_cap.",
                     )  # fmt: skip
 
+    def prepare(self, agent: AgentRun, messages: list[dict[str, str]],
+                max_tokens: int | None = None) -> AgentRun:  # fmt: skip
+        """``agent`` with the passages retrieved for ``messages`` in its prompt and named in
+        its terms (``agent`` itself when it retrieves nothing): the top ``retrieval_k`` over
+        its datanets, less the lowest ranked while the prompt (with a blank line for each
+        callee) and ``max_tokens`` exceed the context. Refused (nothing held or charged)
+        when not even one passage fits, or when a datanet may not be served by its owner."""
+        cfg = agent.config
+        if not cfg.retrieval:
+            return agent
+        retrieval = self.agents.retrieval
+        if retrieval is None:
+            raise ConflictError(
+                f"{agent.ref} retrieves from datanets, which this node does not serve.",
+                field="model", value=agent.ref, fix="call it on the node it was created on.",
+            )  # fmt: skip
+        passages = retrieval.retrieve(agent.name, agent.terms.owner, cfg.retrieval,
+                                      last_user_message(messages), cfg.retrieval_k)  # fmt: skip
+        serving = self.paid.serving
+        generate = cfg.max_tokens if max_tokens is None else max_tokens
+        room = serving.engine.max_ctx - generate
+        blank = [Consulted(c.ref, "", "", 0) for c in cfg.callees]
+
+        def size(n: int) -> int:
+            prompt = render_context(cfg.system_prompt, passages[:n])
+            return len(serving.encode_chat(with_answers(prompt, blank, messages)))
+
+        n = len(passages)
+        while n and size(n) > room:
+            n -= 1
+        if not n:
+            raise ValidationError(
+                f"{agent.ref} puts the passages it retrieves into the prompt: with even one, "
+                f"the prompt ({size(min(1, len(passages)))} tokens) plus {generate} to "
+                f"generate exceeds the context of {serving.engine.max_ctx}.",
+                field="messages", value=len(messages),
+                fix="shorten the conversation or ask for fewer tokens (max_tokens).",
+            )  # fmt: skip
+        kept = tuple(passages[:n])
+        terms = replace(agent.terms, retrieved=tuple(p.source for p in kept))
+        return replace(agent, passages=kept, terms=terms)
+
     # -- the calls --------------------------------------------------------------------------
     def consult(self, run: AgentRun, messages: list[dict[str, str]]) -> list[Consulted]:
         """Call each callee of ``run`` with ``messages``, paid by its wallet (blocking)."""
@@ -155,16 +204,25 @@ class AgentRunner:
             out.append(Consulted(callee.ref, pc.text, pc.receipt.hash, pc.receipt.seq))
         return out
 
-    def answer(self, payer: str, agent: AgentRun, messages: list[dict[str, str]]) -> Any:
-        """A call to ``agent`` paid by ``payer``: it consults its callees (from its own
-        wallet), then its model answers; the receipt names the calls' receipts."""
+    def answer(self, payer: str, agent: AgentRun, messages: list[dict[str, str]], *,
+               max_tokens: int | None = None, temperature: float | None = None,
+               seed: int | None = None, api: str = "agent.call") -> PaidCompletion:  # fmt: skip
+        """A call to ``agent`` paid by ``payer``: it retrieves (unless ``prepare`` did), it
+        consults its callees (from its own wallet), then its model answers; the receipt
+        names the records retrieved and the calls' receipts. ``max_tokens`` and
+        ``temperature`` default to the agent's (what the caller sets wins)."""
+        cfg = agent.config
+        max_tokens = cfg.max_tokens if max_tokens is None else max_tokens
+        temperature = cfg.temperature if temperature is None else temperature
+        if getattr(agent.terms, "unretrieved", False):
+            agent = self.prepare(agent, messages, max_tokens)
         consulted = self.consult(agent, messages)
         serving = self.paid.serving
-        cfg = agent.config
-        room = serving.engine.max_ctx - cfg.max_tokens
+        room = serving.engine.max_ctx - max_tokens
+        system = agent.system_prompt
         consulted, _ = fit(lambda c: serving.encode_chat(
-            with_answers(cfg.system_prompt, c, messages)), consulted, room)  # fmt: skip
-        final = with_answers(cfg.system_prompt, consulted, messages)
-        return self.paid.chat(payer, agent.model, final, max_tokens=cfg.max_tokens,
-                              temperature=cfg.temperature, api="agent.call", agent=agent.terms,
+            with_answers(system, c, messages)), consulted, room)  # fmt: skip
+        final = with_answers(system, consulted, messages)
+        return self.paid.chat(payer, agent.model, final, max_tokens=max_tokens,
+                              temperature=temperature, seed=seed, api=api, agent=agent.terms,
                               inner=tuple(c.receipt_hash for c in consulted))  # fmt: skip

@@ -34,6 +34,7 @@ from openledger.store.models import digits_id
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from openledger.agents.retrieval import AgentRetrieval, Passage
     from openledger.agents.wallet import AgentWallets
     from openledger.chain.bindings import AgentRegistry
     from openledger.chain.calls import Plan
@@ -85,16 +86,26 @@ def _row(s: Session, ref: str | int) -> AgentRow | None:
 @dataclass(frozen=True)
 class AgentRun:
     """What serving a call to an agent needs: the model it runs, its configuration and the
-    terms its receipts record."""
+    terms its receipts record; for an agent that retrieves, once
+    ``AgentRunner.prepare`` has retrieved for a call, the passages put into its prompt."""
 
     name: str
     model: str
     config: AgentConfig
     terms: AgentTerms
+    passages: tuple[Passage, ...] = ()
 
     @property
     def ref(self) -> str:
         return f"agent/{self.name}"
+
+    @property
+    def system_prompt(self) -> str:
+        """The system message its model is given: its system prompt, then the passages
+        retrieved for this call as a ``Context:`` block."""
+        from openledger.agents.retrieval import render_context
+
+        return render_context(self.config.system_prompt, self.passages)
 
 
 @dataclass
@@ -109,6 +120,8 @@ class AgentService:
     credit: Callable[[str], dict[str, Any]] | None = None
     #: apply new chain events now (Node.sync_chain)
     sync: Callable[[], int] | None = None
+    #: retrieval over datanets (None: agents that retrieve are refused at registration)
+    retrieval: AgentRetrieval | None = None
 
     # -- reads -----------------------------------------------------------------------------
     def registry(self) -> AgentRegistry:
@@ -167,6 +180,7 @@ class AgentService:
         exists, is active, its configuration is known here and matches the hash on chain,
         its model is the one it was registered with, and its calls form no cycle and no
         chain over the limit."""
+        from openledger.agents.retrieval import RetrievingTerms
         from openledger.ledger.receipt_content import AgentTerms
 
         try:
@@ -197,8 +211,10 @@ class AgentService:
                 fix="run `openledger chain sync`; its owner may have changed it elsewhere.",
             )  # fmt: skip
         self.call_chain(name)
-        terms = AgentTerms(int(agent["id"]), name, agent["owner"], int(agent["price"]),
-                           agent["config_hash"], agent["wallet"] or "")  # fmt: skip
+        args = (int(agent["id"]), name, agent["owner"], int(agent["price"]),
+                agent["config_hash"], agent["wallet"] or "")  # fmt: skip
+        terms = (RetrievingTerms(*args, retrieval=tuple(config.retrieval)) if config.retrieval
+                 else AgentTerms(*args))  # fmt: skip
         return AgentRun(name, config.model, config, terms)
 
     # -- create ----------------------------------------------------------------------------
@@ -210,8 +226,9 @@ class AgentService:
         """Every check, then ``registerAgent``; the row is written once it is mined.
 
         Refused before anything is sent: a bad name or price, a model or callee that is not
-        published here, a datanet that does not exist, a name taken, a cycle, a chain of
-        agents deeper than the limit, a deployment without AgentRegistry."""
+        published here, a datanet to retrieve from that does not exist, has no snapshot or is
+        priced for its owner (``agents.retrieval``), a name taken, a cycle, a chain of agents
+        deeper than the limit, a deployment without AgentRegistry."""
         from openledger.chain.calls import Plan, build, resumable
 
         name = check_name(name)
@@ -234,22 +251,14 @@ class AgentService:
             q = select(AgentRow).where(AgentRow.name.in_(agent_names))
             rows = {r.name: r for r in s.scalars(q)}
             callee_agents = [rows[n].chain_id for n in agent_names]
-        for d in config.retrieval:
-            if self.datanets is None:
+        if config.retrieval:
+            if self.retrieval is None:
                 raise ValidationError(
-                    "This node has no datanets to retrieve from.",
-                    field="retrieval",
-                    value=d,
-                    fix="drop --retrieve.",
-                )
-            self.datanets.show(d)  # NotFoundError names the fix
-        if config.retrieval:  # not served yet: refused rather than silently ignored
-            raise ValidationError(
-                "Retrieval over datanets is not served for agents yet.",
-                field="retrieval",
-                value=", ".join(config.retrieval),
-                fix="create the agent without --retrieve.",
-            )
+                    "This node has no datanets to retrieve from.", field="retrieval",
+                    value=", ".join(config.retrieval), fix="drop --retrieve.",
+                )  # fmt: skip
+            # each exists, has a snapshot with records, and may be served by its owner
+            self.retrieval.check(config.retrieval, owner)
         registry = self.registry()
         if registry.agent_id_of(name) != 0:
             raise ConflictError(

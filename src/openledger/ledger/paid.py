@@ -77,7 +77,17 @@ class PaidInference:
     def reserve(self, account: str, model: str, prompt_tokens: int, max_tokens: int,
                 *, agent: AgentTerms | None = None) -> Hold:  # fmt: skip
         """Check the model and context, then hold the request's largest fee (402 if short);
-        for a call to ``agent`` (which runs ``model``), its price on top."""
+        for a call to ``agent`` (which runs ``model``), its price on top. A call to an agent
+        that retrieves from datanets is refused (409, nothing held) unless what it retrieved
+        is in the prompt (``agents.runner.AgentRunner.prepare``): never served without it."""
+        if agent is not None and getattr(agent, "unretrieved", False):  # agents.retrieval
+            raise ConflictError(
+                f"agent/{agent.name} retrieves from datanets, and this "
+                "path does not put what it retrieves into the prompt.", field="model",
+                value=f"agent/{agent.name}",
+                fix="call it in the web app's playground, or as a callee of another agent "
+                f'("calls": ["agent/{agent.name}"]); nothing was charged.',
+            )  # fmt: skip
         card = self.serving.model(model)
         self.serving.check_fits(prompt_tokens, max_tokens)
         return self.ledger.reserve(account, card, prompt_tokens, max_tokens, agent=agent)
