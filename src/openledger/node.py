@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from openledger.ledger.rewards import RewardsService
     from openledger.ledger.service import LedgerService
     from openledger.metrics import NodeMetrics
-    from openledger.serving.service import ServingService
+    from openledger.providers.router import ProviderRouter
+    from openledger.providers.service import ProviderService
+    from openledger.serving.service import ServeConfig, ServingService
     from openledger.store.blobs import BlobStore
     from openledger.store.db import Database
 
@@ -219,15 +221,18 @@ class Node:
     # -- agents ----------------------------------------------------------------------------
     @cached_property
     def agents(self) -> AgentService:
+        from openledger.agents.retrieval import AgentRetrieval
         from openledger.agents.service import AgentService
         from openledger.agents.wallet import AgentWallets
 
         wallets = AgentWallets(self.settings.layout.keystore_dir, self.settings.chain_id,
                                lambda: self.accounts.signer("operator"),
                                self._password_source)  # fmt: skip
+        retrieval = AgentRetrieval(self.datanets, self.snapshots, lambda: self.attribution,
+                                   lambda: self.access)  # fmt: skip
         return AgentService(self.db, self._contracts, self.models, self.datanets,
                             wallets=wallets, credit=lambda a: self.ledger.credit(a),
-                            sync=self.sync_chain)  # fmt: skip
+                            sync=self.sync_chain, retrieval=retrieval)  # fmt: skip
 
     # -- proof of attribution -------------------------------------------------------------
     @cached_property
@@ -354,18 +359,63 @@ class Node:
     # -- serving (OpenLoRA) ----------------------------------------------------------------
     @cached_property
     def serving(self) -> ServingService:
+        from openledger.serving.service import ServingService
+
+        service = ServingService(self.models, self._serve_config())
+        if "metrics" in self.__dict__:
+            service.observe(self.metrics.serving_event)
+        service.router = self.provider_router  # registered compute providers serve first
+        return service
+
+    @cached_property
+    def provider_router(self) -> ProviderRouter:
+        """The gateway role: requests for a model that registered compute providers serve
+        go to them (docs/providers.md); the directory is read from ProviderRegistry."""
+        from openledger.ledger.receipts import ReceiptSigner
+        from openledger.providers.router import ProviderRouter, Route
+
+        def routes() -> list[Route]:
+            if not self.settings.addresses_path.exists():
+                return []
+            registry = self.contracts.providers
+            if registry is None:
+                return []
+            return [Route(p.address, p.endpoint, tuple(p.model_ids))
+                    for p in registry.providers() if p.active]  # fmt: skip
+
+        return ProviderRouter(
+            routes, lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key))
+        )
+
+    # -- the compute provider role (docs/providers.md) -------------------------------------
+    @cached_property
+    def provider_serving(self) -> ServingService:
+        """The provider's own engine over the models it pulled (no router: it serves them)."""
+        from openledger.providers.catalogue import PulledModels
+        from openledger.serving.service import ServingService
+
+        catalogue = PulledModels(self.settings.home / "provider")
+        return ServingService(catalogue, self._serve_config())  # type: ignore[arg-type]
+
+    def _serve_config(self) -> ServeConfig:
         from openledger.serving.engine import EngineConfig
-        from openledger.serving.service import ServeConfig, ServingService
+        from openledger.serving.service import ServeConfig
 
         s = self.settings
         engine = EngineConfig(max_batch=s.serve_max_batch, max_ctx=s.serve_max_ctx or None,
                               device_slots=s.serve_device_slots,
                               host_tier_bytes=s.serve_host_tier_mb << 20,
                               max_lora_rank=s.serve_max_lora_rank)  # fmt: skip
-        service = ServingService(self.models, ServeConfig(s.serve_base, s.serve_device, engine))
-        if "metrics" in self.__dict__:
-            service.observe(self.metrics.serving_event)
-        return service
+        return ServeConfig(s.serve_base, s.serve_device, engine)
+
+    @cached_property
+    def providers(self) -> ProviderService:
+        from openledger.providers.catalogue import PulledModels
+        from openledger.providers.service import ProviderService
+
+        home = self.settings.home / "provider"
+        return ProviderService(lambda: self.contracts, PulledModels(home),
+                               lambda: self.provider_serving)  # fmt: skip
 
     # -- metrics ---------------------------------------------------------------------------
     @cached_property
@@ -489,6 +539,10 @@ class Node:
     def close(self) -> None:
         if "serving" in self.__dict__:
             self.serving.close()
+        if "provider_router" in self.__dict__:
+            self.provider_router.close()
+        if "provider_serving" in self.__dict__:
+            self.provider_serving.close()
         if "ledger" in self.__dict__:
             self.ledger.close()
         if "db" in self.__dict__:

@@ -26,6 +26,7 @@ from openledger.cli import grants as grants_cli
 from openledger.cli import keys as keys_cli
 from openledger.cli import ledger as ledger_cli
 from openledger.cli import node as node_cli
+from openledger.cli import providers as providers_cli
 from openledger.cli import train as train_cli
 from openledger.cli import verify as verify_cli
 from openledger.cli.argv import check_numbers
@@ -92,6 +93,7 @@ app.add_typer(factory_cli.app, name="factory")
 train_cli.register(app)
 attribution_cli.register(app)
 agents_cli.register(app)
+providers_cli.register_commands(app)
 app.add_typer(keys_cli.app, name="keys")
 ledger_cli.register(app)
 gov_cli.register(app)

@@ -109,9 +109,20 @@ def serve(
         str | None,
         typer.Option(help="Base model whose adapters are served (default: the most used one)."),
     ] = None,
+    provider: Annotated[
+        bool,
+        typer.Option("--provider", help="Run as a compute provider: serve the pulled models' "
+                     "jobs for the gateways given with --gateway, signed with this home's key "
+                     "(docs/providers.md)."),
+    ] = False,
+    gateway: Annotated[
+        list[str] | None,
+        typer.Option("--gateway", help="With --provider: a gateway's operator address whose "
+                     "jobs are served (repeat)."),
+    ] = None,
 ) -> None:
     """Run the node: the JSON API, the OpenAI-compatible /v1, the job worker and, on the
-    devnet, the chain."""
+    devnet, the chain (or, with --provider, a compute provider)."""
     import uvicorn
 
     from openledger.api.app import create_app
@@ -131,6 +142,8 @@ def serve(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         context.set_settings(replace(context.settings(), **overrides))
+    if provider or gateway:
+        return _serve_provider(host, port, gateway or [])
     node = context.node()
     try:
         engine = node.serving.engine  # load the base now, not on the first request
@@ -158,6 +171,53 @@ def serve(
     finally:
         settlement.stop()
         worker.stop()
+        node.close()
+
+
+def _serve_provider(host: str | None, port: int | None, gateways: list[str]) -> None:
+    """``serve --provider``: the provider app over this home's pulled models and key."""
+    import uvicorn
+
+    from openledger.chain.addr import is_address, to_checksum_address
+    from openledger.ledger.receipts import ReceiptSigner
+    from openledger.providers.jobs import JobChecker
+    from openledger.providers.server import create_provider_app
+
+    if not gateways:
+        raise ValidationError(
+            "a provider serves the jobs of the gateways it names; none given.",
+            field="--gateway",
+            value=None,
+            fix="add --gateway ADDRESS (the gateway's operator address).",
+        )
+    for g in gateways:
+        if not is_address(g):
+            raise ValidationError(
+                f"--gateway {g[:60]!r} is not an address.",
+                field="--gateway",
+                value=g[:60],
+                fix="give the gateway's 0x… operator address.",
+            )
+    accepted = [to_checksum_address(g) for g in gateways]
+    node = context.node()
+    signer = ReceiptSigner(bytes(node.accounts.signer("operator").key))
+    serving = node.provider_serving
+    models = [m["name"] for m in serving.catalogue()]
+    if not models:
+        raise NotFoundError(
+            "this provider has pulled no model.",
+            field="models",
+            value=None,
+            fix="openledger provider pull NAME --gateway URL, then register.",
+        )
+    engine = serving.engine  # load the base and warm the adapters before any job
+    out.print(f"provider {signer.address}: {', '.join(models)} on {engine.model.device}")
+    app = create_provider_app(serving, signer, JobChecker(accepted))
+    bind_host, bind_port = host or node.settings.api_host, port or node.settings.api_port
+    out.print(f"serving jobs of {', '.join(accepted)} at http://{bind_host}:{bind_port}/provider")
+    try:
+        uvicorn.run(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+    finally:
         node.close()
 
 

@@ -25,6 +25,7 @@ from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.ledger import access
 from openledger.ledger import beneficiaries as bene
+from openledger.ledger.compute import check_compute
 from openledger.ledger.pricing import FeeSplit, Split, divide_pools, fee, split_fee
 from openledger.ledger.receipt_content import agent_payout
 from openledger.ledger.receipts import GENESIS, check_head, check_receipt
@@ -58,7 +59,9 @@ class AuditReport:
 
 def _recomputed_split(body: dict[str, Any], contributions: list, amount: int) -> Split:
     split = body["split"]
-    fs = FeeSplit(*split["bps"], version=split["params_version"])
+    compute = body.get("compute") or {}
+    fs = FeeSplit(*split["bps"], version=split["params_version"],
+                  compute_bps=int(compute.get("bps", 0)))  # fmt: skip
     ppb = {int(x["contribution"]): int(x["weight_ppb"]) for x in body["attribution"]["shares"]}
     platform = next((p["account"] for p in body["payouts"] if p["role"] == "platform"), "")
     treasury = platform or next(
@@ -66,7 +69,8 @@ def _recomputed_split(body: dict[str, Any], contributions: list, amount: int) ->
          and p.get("contribution") is None), ""
     )  # fmt: skip
     return split_fee(amount, fs, treasury=treasury, owner=_owner(body),
-                     contributions=contributions, attribution=ppb)  # fmt: skip
+                     contributions=contributions, attribution=ppb,
+                     provider=compute.get("provider"))  # fmt: skip
 
 
 def _check_links(body: dict[str, Any], payers: dict[str, str]) -> str:
@@ -213,6 +217,8 @@ class Auditor:
         if int(body["fee"]) != expect:
             what = "tokens and prices" if agent is None else "tokens, prices and agent price"
             return f"its fee {body['fee']} is not the {expect} its {what} give"
+        if body.get("compute") and (problem := check_compute(body["compute"])):
+            return problem
         pooled = body.get("pools", {})
         paid = sum(int(p["amount"]) for p in body["payouts"])
         if paid + sum(int(v) for v in pooled.values()) != expect:

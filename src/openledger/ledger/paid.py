@@ -202,10 +202,12 @@ class PaidInference:
         hold = self.reserve(account, model, len(ids), params.max_tokens, agent=agent)
         hold.inner = inner
         try:
-            done = self.serving.submit(model, ids, params).wait()
+            generation = self.serving.submit(model, ids, params)
+            done = generation.wait()
         except BaseException:
             self.ledger.release(hold)
             raise
+        hold.compute = getattr(generation, "compute", None)  # served by a compute provider
         attribution = self.attribute(model, ids, done.generated, prompt_text=prompt_text)
         receipt = self.charge(hold, len(done.tokens), request=request, attribution=attribution)
         return PaidCompletion(done.text, done.finish_reason, len(ids), len(done.tokens),

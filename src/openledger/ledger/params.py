@@ -33,7 +33,8 @@ class LedgerParams:
     def from_snapshot(cls, p: Params) -> LedgerParams:
         return cls(
             split=FeeSplit(
-                p.platform_bps, p.owner_bps, p.stakers_bps, p.contributors_bps, version=p.version
+                p.platform_bps, p.owner_bps, p.stakers_bps, p.contributors_bps,
+                version=p.version, compute_bps=p.compute_share_bps,
             ),
             treasury=p.treasury,
             epoch_length=p.epoch_length,

@@ -75,6 +75,7 @@ class FeeSplit:
     stakers_bps: int
     contributors_bps: int
     version: int = 0
+    compute_bps: int = 0  # a compute provider's share of a fee it served, out of platform_bps
 
     def __post_init__(self) -> None:
         total = self.platform_bps + self.owner_bps + self.stakers_bps + self.contributors_bps
@@ -86,6 +87,19 @@ class FeeSplit:
                 value=list(self.bps),
                 fix="set platform/owner/stakers/contributors so that they add up to 100 %.",
             )
+        if not 0 <= self.compute_bps <= self.platform_bps:
+            raise ValidationError(
+                f"the compute share {self.compute_bps} bps is outside [0, platform "
+                f"{self.platform_bps} bps].",
+                field="compute_share_bps",
+                value=self.compute_bps,
+                fix="keep the compute share at most the platform share.",
+            )
+
+    def compute_part(self, amount: int) -> int:
+        """A provider's wei of a fee of ``amount`` it served: ⌊amount·compute_bps/10⁴⌋, never
+        more than the platform part it is carved from (that part is ≥ the same floor)."""
+        return amount * self.compute_bps // BPS
 
     @property
     def bps(self) -> tuple[int, int, int, int]:
@@ -102,7 +116,7 @@ class Payout(NamedTuple):
     """One beneficiary's wei from one inference, and why it earned."""
 
     account: str
-    role: str  # platform | owner | staker | contributor | unattributed
+    role: str  # platform | compute | owner | staker | contributor | unattributed
     amount: int
     datanet: int | None = None
     contribution: int | None = None
@@ -170,10 +184,13 @@ def split_fee(
     owner: str,
     contributions: Sequence[Beneficiary] | Members,
     attribution: Mapping[int, int],
+    provider: str | None = None,
 ) -> Split:
     """Divide ``amount`` wei; payouts and pools together sum to ``amount``.
 
-    - platform → the treasury; owner → the model owner;
+    - platform → the treasury, less the compute share (``split.compute_part``) that goes to
+      the ``provider`` that served the request, when one did (docs/providers.md);
+    - owner → the model owner;
     - stakers → pooled: the seal of the epoch divides the pool of each beneficiary set
       over its contributions pro rata to stake (all of it to the treasury at once when
       nothing is staked);
@@ -191,8 +208,11 @@ def split_fee(
     parts = split.parts(amount)
     payouts: list[Payout] = []
     pools: dict[str, int] = {}
-    if parts["platform"]:
-        payouts.append(Payout(treasury, "platform", parts["platform"]))
+    compute = split.compute_part(amount) if provider else 0
+    if parts["platform"] - compute:
+        payouts.append(Payout(treasury, "platform", parts["platform"] - compute))
+    if compute:
+        payouts.append(Payout(str(provider), "compute", compute))
     if parts["owner"]:
         payouts.append(Payout(owner, "owner", parts["owner"]))
     if parts["stakers"]:

@@ -29,7 +29,13 @@ from collections.abc import Sequence
 from typing import IO
 
 from openledger.ledger.pricing import Members
-from openledger.ledger.receipt_content import AttributionInput, Charge, Terms, price_charge
+from openledger.ledger.receipt_content import (
+    AttributionInput,
+    Charge,
+    ComputeProof,
+    Terms,
+    price_charge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ _LEN = struct.Struct("<II")
 # (method, index hash, weights, query hash) or None, created at, inner receipts)
 Item = tuple[
     int, str, int, int, str, "tuple[str, str | None, dict[int, float], str | None] | None", str,
-    "tuple[str, ...]",
+    "tuple[str, ...]", "tuple[str, str, str, str] | None",
 ]
 
 
@@ -46,7 +52,7 @@ def item(terms_id: int, c: Charge) -> Item:
     a = c.attribution
     wire = None if a is None else (a.method, a.index_hash, a.weights, a.query_hash)
     return (terms_id, c.payer, c.prompt_tokens, c.completion_tokens, c.request_hash, wire,
-            c.created_at, c.inner)  # fmt: skip
+            c.created_at, c.inner, None if c.compute is None else tuple(c.compute))  # fmt: skip
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
@@ -81,12 +87,15 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             terms.update(new_terms)
             sets.update(new_sets)
         results: list[tuple | None] = []
-        for tid, payer, prompt, completion, rh, a, created_at, inner in marshal.loads(body):
+        for tid, payer, prompt, completion, rh, a, created_at, inner, compute in marshal.loads(
+            body
+        ):
             t = terms[tid]
             attribution = None if a is None else AttributionInput(*a)
             try:
                 charge = Charge(payer, prompt, completion, rh, attribution, created_at,
-                                tuple(inner))  # fmt: skip
+                                tuple(inner),
+                                None if compute is None else ComputeProof(*compute))  # fmt: skip
                 results.append(tuple(price_charge(t, sets[t.set_hash], charge)))
             except Exception:  # noqa: BLE001 - the parent prices it again and raises
                 results.append(None)

@@ -65,15 +65,7 @@ class ProofService:
             },
             "indexes": self.index_metas(name, model["attribution_policy"]),
             "files": {
-                "adapter": [
-                    {
-                        "name": f,
-                        "sha256": sha256_file(Path(model["adapter_dir"]) / f),
-                        "url": f"/models/{name}/files/{f}",
-                    }
-                    for f in ADAPTER_FILES
-                    if (Path(model["adapter_dir"]) / f).exists()
-                ],
+                "adapter": self._adapter_files(name, Path(model["adapter_dir"])),
                 "base": self._base_files(name, model["base"]),
                 "snapshot": {
                     "datanet": params["datanet"],
@@ -92,6 +84,27 @@ class ProofService:
                 None if tokens is None else {"prompt": tokens[0], "completion": tokens[1]}
             )
         return out
+
+    def artefacts(self, ref: str) -> dict[str, Any]:
+        """A published model's card and the files a compute provider pulls to serve it
+        (``GET /models/{name}/artefacts``, docs/providers.md)."""
+        model = self.node.models.get(ref)
+        name = model["name"]
+        keep = ("name", "id", "base", "base_fingerprint", "adapter_sha256", "owner",
+                "price_in", "price_out", "created_at")  # fmt: skip
+        return {
+            "model": {k: model[k] for k in keep if k in model},
+            "files": {"adapter": self._adapter_files(name, Path(model["adapter_dir"])),
+                      "base": self._base_files(name, model["base"])},  # fmt: skip
+        }
+
+    @staticmethod
+    def _adapter_files(name: str, adapter_dir: Path) -> list[dict[str, Any]]:
+        return [
+            {"name": f, "sha256": sha256_file(adapter_dir / f), "url": f"/models/{name}/files/{f}"}
+            for f in ADAPTER_FILES
+            if (adapter_dir / f).exists()
+        ]
 
     def index_metas(self, name: str, policy: Mapping[str, float]) -> dict[str, Any]:
         out = {}

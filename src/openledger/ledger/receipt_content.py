@@ -79,6 +79,21 @@ class AttributionInput(NamedTuple):
     query_hash: str | None = None
 
 
+class ComputeProof(NamedTuple):
+    """The compute provider that served a request (docs/providers.md): its address, the hash
+    of the job the gateway gave it, the hash of what it generated and its signature over
+    both (``ledger.compute``)."""
+
+    provider: str
+    job: str
+    output: str
+    signature: str
+
+    def to_body(self, bps: int) -> dict[str, Any]:
+        return {"provider": self.provider, "job": self.job, "output": self.output,
+                "signature": self.signature, "bps": bps}  # fmt: skip
+
+
 class Charge(NamedTuple):
     """One finished request to be priced."""
 
@@ -89,6 +104,7 @@ class Charge(NamedTuple):
     attribution: AttributionInput | None
     created_at: str  # ISO 8601, to the second
     inner: tuple[str, ...] = ()  # an agent call: the receipts (link hashes) of its calls
+    compute: ComputeProof | None = None  # served by a compute provider, not by this node
 
 
 class Priced(NamedTuple):
@@ -135,8 +151,9 @@ def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
     amount = fee(c.prompt_tokens, c.completion_tokens, terms.price_in, terms.price_out)
     summary = attribution_summary(c.attribution)
     ppb = {x["contribution"]: x["weight_ppb"] for x in summary["shares"]}
+    provider = c.compute.provider if c.compute is not None else None
     sp = split_fee(amount, terms.split, treasury=terms.treasury, owner=terms.owner,
-                   contributions=members, attribution=ppb)  # fmt: skip
+                   contributions=members, attribution=ppb, provider=provider)  # fmt: skip
     model_id = terms.model_id
     body = {
         "v": RECEIPT_VERSION,
@@ -164,6 +181,8 @@ def price_charge(terms: Terms, members: Members, c: Charge) -> Priced:
         "pools": {role: str(v) for role, v in sp.pools.items()},
         "attribution": summary,
     }
+    if c.compute is not None:
+        body["compute"] = c.compute.to_body(terms.split.compute_bps)
     payouts = list(sp.payouts)
     if terms.agent is not None:
         body["agent"] = terms.agent.to_body()

@@ -57,6 +57,7 @@ from openledger.ledger.receipt_content import (
     AgentTerms,
     AttributionInput,
     Charge,
+    ComputeProof,
     Priced,
     Terms,
     price_charge,
@@ -124,6 +125,7 @@ class Hold:
     charging: bool = False
     agent: AgentTerms | None = None  # a call to this agent: its price is held and charged too
     inner: tuple[str, ...] = ()  # the receipts of the calls the agent made for this one
+    compute: ComputeProof | None = None  # the provider that served it (docs/providers.md)
 
 
 @dataclass(frozen=True)
@@ -529,7 +531,8 @@ class LedgerService:
         attribution = None if a is None else AttributionInput(a.method, a.index_hash, a.weights(),
                                                               a.query_hash)  # fmt: skip
         charge = Charge(c.hold.account, c.hold.prompt_tokens, c.completion_tokens,
-                        c.request_hash, attribution, now_iso(), c.hold.inner)  # fmt: skip
+                        c.request_hash, attribution, now_iso(), c.hold.inner,
+                        c.hold.compute)  # fmt: skip
         return Prepared(terms, bset.members, charge, bset)
 
     def _price(self, c: _Charge) -> _Job:

@@ -79,6 +79,8 @@ class ServingService:
         self._path: tuple[str, str] | None = None  # (native | generic | "", model_type)
         self._lock = threading.Lock()
         self.request_observer: Callable[..., None] | None = None  # the node's metrics
+        # the gateway role (providers.router.ProviderRouter): asked first for every request
+        self.router: Any | None = None
 
     def observe(self, observer: Callable[..., None]) -> None:
         """Show every request's events to ``observer`` (the node's metrics) from now on."""
@@ -289,8 +291,14 @@ class ServingService:
         params: SamplingParams,
         sink: Callable[[Event], None] | None = None,
     ) -> Request:
-        self.model(model)
+        """The request, run by a compute provider of the model when one is registered
+        (``router``; it quacks as an engine request), else by this node's engine."""
+        card = self.model(model)
         self.check_fits(len(prompt_ids), params.max_tokens)
+        if self.router is not None:
+            remote = self.router.submit(card, prompt_ids, params, self.tokenizer(), sink)
+            if remote is not None:
+                return remote
         return self.engine.submit(prompt_ids, adapter=model, params=params, sink=sink)
 
 

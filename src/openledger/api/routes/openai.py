@@ -542,6 +542,8 @@ class _Bill:
         r = run.requests[i] if i < len(run.requests) else None
         if r is None or r.finish_reason == "error":
             return False
+        if getattr(r, "compute", False) is None:  # a provider's, without its statement
+            return False
         return bool(r.tokens) or r.finish_reason in ("stop", "length")
 
     def _attribute(self, i: int, run: _Run) -> Attribution | None:
@@ -565,6 +567,8 @@ class _Bill:
             return None
         try:
             tokens = min(len(run.requests[i].tokens), hold.max_tokens)
+            # served by a compute provider: its signed statement, named in the receipt
+            hold.compute = getattr(run.requests[i], "compute", None)
             request = self._choices[i][3]
             return self.paid.submit(hold, tokens, request=request, attribution=attribution)
         except BaseException as exc:  # refused before it was queued

@@ -42,6 +42,13 @@ def attribution_proof(receipt: str, node: NodeDep, principal: MaybePrincipal) ->
     return ProofService(node).proof(str(doc.get("id") or receipt), with_query=mine)
 
 
+@router.get("/models/{model}/artefacts")
+def model_artefacts(model: str, node: NodeDep) -> dict[str, Any]:
+    """A published model's card and the files (with sha256) a compute provider pulls to
+    serve it; the adapter's hash is on chain (docs/providers.md)."""
+    return ProofService(node).artefacts(model[:200])
+
+
 @router.get("/models/{model}/files/{name}", response_class=FileResponse)
 def adapter_file(model: str, name: FileName, node: NodeDep) -> FileResponse:
     """One of a published adapter's files (its sha256 is on chain, or in its card)."""

@@ -1,0 +1,3 @@
+"""Compute providers (docs/providers.md): nodes that stake, serve models with their own
+engines and keys, and earn a compute share of the fees of the requests a gateway routes to
+them."""
