@@ -81,6 +81,7 @@ def test_abi_export(tmp_path: Path, env: Path) -> None:
             "InferenceEscrow",
             "RewardDistributor",
             "AgentRegistry",
+            "ProviderRegistry",
         ]
     )
 

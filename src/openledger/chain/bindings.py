@@ -695,3 +695,91 @@ class AgentRegistry(_Binding):
 
     def transfer_agent(self, signer: LocalAccount, agent_id: int, new_owner: str) -> TxResult:
         return self._send(signer, "transferAgent", agent_id, Web3.to_checksum_address(new_owner))
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A compute provider as ProviderRegistry records it (all zero when not registered)."""
+
+    address: str
+    endpoint: str
+    stake: int
+    active: bool
+    unlock_at: int  # when an exited provider's stake unlocks (0 while active)
+    registered_at: int  # 0: not registered (never, or withdrawn)
+    model_ids: tuple[int, ...]
+
+
+class ProviderRegistry(_Binding):
+    name = "ProviderRegistry"
+
+    def register(
+        self, signer: LocalAccount, endpoint: str, model_ids: list[int], stake: int
+    ) -> TxResult:
+        """Register ``signer`` (the key that signs its compute receipts); the registry pulls
+        ``stake`` wei of OPEN with ``transferFrom`` (approve it first)."""
+        return self._send(signer, "register", endpoint, [int(m) for m in model_ids], stake)
+
+    def add_stake(self, signer: LocalAccount, amount: int) -> TxResult:
+        return self._send(signer, "addStake", amount)
+
+    def set_models(self, signer: LocalAccount, model_ids: list[int]) -> TxResult:
+        return self._send(signer, "setModels", [int(m) for m in model_ids])
+
+    def set_endpoint(self, signer: LocalAccount, endpoint: str) -> TxResult:
+        return self._send(signer, "setEndpoint", endpoint)
+
+    def exit(self, signer: LocalAccount) -> TxResult:
+        return self._send(signer, "exit")
+
+    def withdraw(self, signer: LocalAccount) -> TxResult:
+        return self._send(signer, "withdraw")
+
+    def slash(self, signer: LocalAccount, provider: str, amount: int, reason: str) -> TxResult:
+        """Move up to ``amount`` of ``provider``'s stake to the treasury (the owner only)."""
+        return self._send(signer, "slash", Web3.to_checksum_address(provider), amount, reason)
+
+    def provider(self, address: str) -> Provider:
+        account = Web3.to_checksum_address(address)
+        endpoint, stake, active, unlock_at, registered_at = self._call("providers", account)
+        models = tuple(int(m) for m in self._call("getModels", account))
+        return Provider(account, str(endpoint), int(stake), bool(active), int(unlock_at),
+                        int(registered_at), models)  # fmt: skip
+
+    def provider_count(self) -> int:
+        """How many addresses ever registered (each once)."""
+        return int(self._call("providerCount"))
+
+    def provider_at(self, index: int) -> str:
+        return str(self._call("providerAt", index))
+
+    def providers(self, *, active_only: bool = False) -> list[Provider]:
+        """Every address that ever registered, in order of first registration, as it stands
+        now (one that withdrew reads as all zero); ``active_only`` keeps the active ones."""
+        out = [self.provider(self.provider_at(i)) for i in range(self.provider_count())]
+        return [p for p in out if p.active] if active_only else out
+
+    def serves(self, address: str, model_id: int) -> bool:
+        """Whether ``address`` is an active provider that lists ``model_id``."""
+        return bool(self._call("serves", Web3.to_checksum_address(address), model_id))
+
+    def min_stake(self) -> int:
+        return int(self._call("minStake"))
+
+    def exit_delay(self) -> int:
+        return int(self._call("exitDelay"))
+
+    def total_staked(self) -> int:
+        return int(self._call("totalStaked"))
+
+    def set_min_stake(self, signer: LocalAccount, min_stake: int) -> TxResult:
+        return self._send(signer, "setMinStake", min_stake)
+
+    def set_exit_delay(self, signer: LocalAccount, exit_delay: int) -> TxResult:
+        return self._send(signer, "setExitDelay", exit_delay)
+
+    def owner(self) -> str:
+        return str(self._call("owner"))
+
+    def transfer_ownership(self, signer: LocalAccount, new_owner: str) -> TxResult:
+        return self._send(signer, "transfer_ownership", Web3.to_checksum_address(new_owner))

@@ -2,7 +2,7 @@
 
 The contracts live in ``openledger/chain/contracts`` (``*.vy``, shared interfaces in
 ``contracts/interfaces/*.vyi``) and import snekmate modules, which resolve from the
-installed ``snekmate`` package. Compiling all six takes a few seconds, so results are
+installed ``snekmate`` package. Compiling them all takes seconds, so results are
 cached as JSON under the cache directory (``$OPENLEDGER_CACHE_DIR/contracts`` when that
 variable is set, else ``~/.cache/openledger/contracts``) in a folder named after the
 *source hash*: the sha256 of every contract and interface source, the vyper version and
@@ -46,9 +46,14 @@ GOVERNANCE_CONTRACT_NAMES: tuple[str, ...] = ("Governor", "Timelock", "Grants")
 #: gets them from `openledger agent deploy`.
 AGENT_CONTRACT_NAMES: tuple[str, ...] = ("AgentRegistry",)
 
+#: The compute-provider contracts (staked providers and the models they serve), deployed after
+#: the agents; a deployment made before they existed gets them from
+#: :func:`openledger.chain.deploy.deploy_provider_registry`.
+PROVIDER_CONTRACT_NAMES: tuple[str, ...] = ("ProviderRegistry",)
+
 #: Every contract, in deployment order.
 CONTRACT_NAMES: tuple[str, ...] = (
-    CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES + AGENT_CONTRACT_NAMES
+    CORE_CONTRACT_NAMES + GOVERNANCE_CONTRACT_NAMES + AGENT_CONTRACT_NAMES + PROVIDER_CONTRACT_NAMES
 )
 
 _CACHE_FORMAT = 2  # 2: with the runtime bytecode (deployments check the code they find)

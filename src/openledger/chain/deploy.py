@@ -15,8 +15,10 @@ from openledger.chain.compile import (
     CONTRACT_NAMES,
     CORE_CONTRACT_NAMES,
     GOVERNANCE_CONTRACT_NAMES,
+    PROVIDER_CONTRACT_NAMES,
     compile_all,
 )
+from openledger.config import DEVNET_CHAIN_ID
 from openledger.errors import ConfigError, ContractNotDeployedError
 from openledger.fsutil import write_atomic
 
@@ -102,10 +104,15 @@ class Contracts:
         # Agents (None on a deployment made before they existed: `openledger agent deploy`).
         has_agents = all(n in addresses.contracts for n in AGENT_CONTRACT_NAMES)
         self.agents: b.AgentRegistry | None = bind(b.AgentRegistry) if has_agents else None
+        # Compute providers (None on a deployment made before them: deploy_provider_registry).
+        has_providers = all(n in addresses.contracts for n in PROVIDER_CONTRACT_NAMES)
+        self.providers: b.ProviderRegistry | None = (
+            bind(b.ProviderRegistry) if has_providers else None
+        )
 
     def all(self) -> list[b._Binding]:
         core = [self.token, self.params, self.datanets, self.models, self.escrow, self.rewards]
-        later = (self.governor, self.timelock, self.grants, self.agents)
+        later = (self.governor, self.timelock, self.grants, self.agents, self.providers)
         return core + [g for g in later if g is not None]
 
 
@@ -115,6 +122,8 @@ class GovernanceConfig:
 
     ``MAINNET`` suits a real network; ``DEVNET`` is the same with short times, so that the
     embedded devnet can run a proposal through in minutes (tests move its clock instead).
+    The ProviderRegistry's starting minimum stake and exit delay are here too (its owner,
+    the Timelock after :func:`handover`, changes them).
     """
 
     voting_delay: int = 86_400  # 1 day from proposing to the snapshot
@@ -122,13 +131,20 @@ class GovernanceConfig:
     proposal_threshold: int = 100_000 * 10**18  # 100,000 OPEN of delegated votes (0.01 %)
     quorum_bps: int = 400  # 4 % of the supply at the snapshot
     timelock_delay: int = 2 * 86_400  # 2 days between queue and execute
+    provider_min_stake: int = 1_000 * 10**18  # 1,000 OPEN to register as a compute provider
+    provider_exit_delay: int = 7 * 86_400  # 7 days from a provider's exit to its withdrawal
 
 
 MAINNET_GOVERNANCE = GovernanceConfig()
 DEVNET_GOVERNANCE = GovernanceConfig(
     voting_delay=60, voting_period=600, proposal_threshold=1_000 * 10**18, quorum_bps=400,
-    timelock_delay=120,
+    timelock_delay=120, provider_min_stake=100 * 10**18, provider_exit_delay=120,
 )  # fmt: skip
+
+
+def default_governance(client: ChainClient) -> GovernanceConfig:
+    """``DEVNET_GOVERNANCE`` on the devnet's chain id, else ``MAINNET_GOVERNANCE``."""
+    return DEVNET_GOVERNANCE if client.expected_chain_id == DEVNET_CHAIN_ID else MAINNET_GOVERNANCE
 
 
 def deploy_governance(
@@ -174,13 +190,61 @@ def deploy_agents(
     return {"AgentRegistry": address}
 
 
+def deploy_providers(
+    client: ChainClient,
+    deployer: LocalAccount,
+    contracts: dict[str, str],
+    gas: dict[str, int],
+    *,
+    config: GovernanceConfig | None = None,
+) -> dict[str, str]:
+    """Deploy ProviderRegistry next to the OpenToken and ProtocolParams in ``contracts``,
+    owned by ``deployer`` (until :func:`handover`). Its minimum stake and exit delay come
+    from ``config``, by default the devnet's on the devnet chain id, else the mainnet's."""
+    c = config or default_governance(client)
+    art = compile_all()["ProviderRegistry"]
+    address, result = client.deploy(art.abi, art.bytecode, deployer, contracts["OpenToken"],
+                                    contracts["ProtocolParams"], c.provider_min_stake,
+                                    c.provider_exit_delay)  # fmt: skip
+    gas["ProviderRegistry"] = result.gas_used
+    return {"ProviderRegistry": address}
+
+
+def deploy_provider_registry(
+    client: ChainClient, deployer: LocalAccount, addresses_path: Path
+) -> str | None:
+    """Deploy ProviderRegistry next to an existing deployment that lacks it and record it in
+    the addresses file (written atomically); returns its address, or None when the
+    deployment already has one (running it again does nothing).
+
+    When the deployment was already handed to governance (its Timelock owns
+    ProtocolParams), the new registry is handed to the Timelock too, as a fresh deployment
+    would be; otherwise ``deployer`` owns it until ``openledger gov handover``.
+    """
+    from dataclasses import replace
+
+    addresses = Addresses.load(addresses_path)
+    if all(n in addresses.contracts for n in PROVIDER_CONTRACT_NAMES):
+        return None
+    gas = dict(addresses.gas)
+    new = deploy_providers(client, deployer, addresses.contracts, gas)
+    addresses = replace(addresses, contracts={**addresses.contracts, **new}, gas=gas)
+    addresses.save(addresses_path)  # recorded before anything else can fail
+    contracts = Contracts(client, addresses)
+    tl, registry = contracts.timelock, contracts.providers
+    if tl is not None and registry is not None and contracts.params.owner() == tl.address:
+        registry.transfer_ownership(deployer, tl.address)
+    return new["ProviderRegistry"]
+
+
 def handover(contracts: Contracts, owner: LocalAccount, *, fund: int = 0) -> list[str]:
     """Hand an existing deployment to governance; returns what was done, in order.
 
     The Timelock becomes the treasury (``ProtocolParams.setTreasury``) and the owner of
-    ProtocolParams, RewardDistributor and Grants; ``fund`` wei of OPEN move from ``owner``
-    to the Timelock (the treasury's opening balance). Steps already done are skipped, so a
-    handover interrupted half-way can simply be run again.
+    ProtocolParams, RewardDistributor, Grants and (where deployed) ProviderRegistry, whose
+    minimum stake, exit delay and slashing are then decided by proposals; ``fund`` wei of
+    OPEN move from ``owner`` to the Timelock (the treasury's opening balance). Steps already
+    done are skipped, so a handover interrupted half-way can simply be run again.
     """
     if contracts.timelock is None or contracts.governor is None or contracts.grants is None:
         raise ContractNotDeployedError(
@@ -196,8 +260,9 @@ def handover(contracts: Contracts, owner: LocalAccount, *, fund: int = 0) -> lis
     if contracts.params.snapshot().treasury != tl:
         contracts.params.set_treasury(owner, tl)
         done.append("ProtocolParams.treasury = Timelock")
-    for binding in (contracts.params, contracts.rewards, contracts.grants):
-        if binding.owner() != tl:  # type: ignore[attr-defined]
+    owned = (contracts.params, contracts.rewards, contracts.grants, contracts.providers)
+    for binding in owned:
+        if binding is not None and binding.owner() != tl:  # type: ignore[attr-defined]
             binding.transfer_ownership(owner, tl)  # type: ignore[attr-defined]
             done.append(f"{binding.name} owner = Timelock")
     return done
@@ -215,9 +280,9 @@ def deploy_all(
     """Deploy the full set in the documented order; the deployer holds the initial supply.
 
     With ``hand_over`` (the default) the Timelock is the treasury and owns ProtocolParams,
-    RewardDistributor and Grants from the end of the deployment (``treasury`` is then only
-    the constructor's placeholder); without it the deployer keeps them until
-    :func:`handover` (``openledger gov handover``).
+    RewardDistributor, Grants and ProviderRegistry from the end of the deployment
+    (``treasury`` is then only the constructor's placeholder); without it the deployer keeps
+    them until :func:`handover` (``openledger gov handover``).
     """
     artifacts = compile_all()
     start_block = client.block_number()
@@ -240,6 +305,7 @@ def deploy_all(
     deploy("InferenceEscrow", token, params, operator, distributor)
     addresses.update(deploy_governance(client, deployer, addresses, governance, gas))
     addresses.update(deploy_agents(client, deployer, addresses, gas))
+    addresses.update(deploy_providers(client, deployer, addresses, gas, config=governance))
     result = Addresses(
         chain_id=client.expected_chain_id,
         contracts=addresses,

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anvil
 def test_a_fresh_devnet_is_handed_over_at_deploy(chain: Node) -> None:
     c, op = chain.contracts, chain.accounts.signer("operator")
     tl = c.timelock.address
-    assert c.params.owner() == tl == c.rewards.owner() == c.grants.owner()
+    assert c.params.owner() == tl == c.rewards.owner() == c.grants.owner() == c.providers.owner()
     assert c.params.snapshot().treasury == tl
     assert c.escrow.contract.functions.owner().call() == op.address  # the escrow stays
     assert c.rewards.operator() == c.escrow.operator() == op.address  # settles epochs
@@ -56,7 +56,8 @@ def test_handover_of_a_deployment_made_before_governance(chain: Node, tmp_path: 
     with pytest.raises(AuthError, match="is owned by"):
         hand_over(chain.client, chain.accounts.signer("alice"), path)  # not the owner
     done = hand_over(chain.client, op, path, fund=100_000 * OPEN)
-    assert done[0].startswith("deployed Governor at") and len(done) == 6
+    assert done[0].startswith("deployed Governor at") and len(done) == 7
+    assert "ProviderRegistry owner = Timelock" in done
     assert hand_over(chain.client, op, path) == []  # idempotent
     c = Contracts(chain.client, Addresses.load(path))
     tl = c.timelock.address

@@ -34,6 +34,7 @@ def test_contract_names_in_deployment_order() -> None:
         "Timelock",
         "Grants",
         "AgentRegistry",
+        "ProviderRegistry",
     )
     for name in oc.CONTRACT_NAMES:
         assert (oc.CONTRACTS_DIR / f"{name}.vy").is_file()
