@@ -68,3 +68,25 @@ def test_a_model_that_cannot_load_or_a_small_stake_is_refused_before_any_stake_m
     assert endpoint.value.field == "endpoint"
     assert token.balance_of(signer.address) == before
     assert registry.provider(signer.address).registered_at == 0
+
+
+def test_register_list_show_and_exit_a_provider(
+    dnode: Node, tiny_base_dir: Path, adapters_dir: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    pulled(dnode.settings.home / "provider", tiny_base_dir, adapters_dir / "ad3")
+    signer = dnode.accounts.signer("heidi")
+    doc = dnode.providers.register(signer, "http://127.0.0.1:8100", [MODEL], 100 * OPEN)
+    assert doc["active"] and doc["stake"] == str(100 * OPEN) and doc["model_ids"] == [1]
+    client = TestClient(create_app(dnode))
+    listed = client.get("/providers").json()
+    assert [p["address"] for p in listed["items"]] == [signer.address]
+    assert listed["items"][0]["served"] == 0
+    shown = client.get(f"/providers/{signer.address}").json()
+    assert shown["endpoint"] == "http://127.0.0.1:8100" and shown["earnings"]["earned"] == "0"
+    bad = client.get("/providers/nobody")
+    assert bad.status_code == 422 and bad.json()["field"] == "address"
+    exited = dnode.providers.exit(signer)
+    assert not exited["active"] and exited["unlock_at"] > 0
+    assert dnode.provider_router.for_model(1) == []

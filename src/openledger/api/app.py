@@ -23,6 +23,7 @@ from openledger.api.routes import (
     ledger,
     openai,
     proofs,
+    providers,
     wallet,
 )
 from openledger.node import Node
@@ -58,6 +59,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(grants.router)
     app.include_router(agents.router)
+    app.include_router(providers.router)
     install_web(app, node)  # the web app: /, /web/auth, /web/api, /web/static
 
     def openapi() -> dict[str, Any]:
