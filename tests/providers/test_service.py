@@ -90,3 +90,10 @@ def test_register_list_show_and_exit_a_provider(
     exited = dnode.providers.exit(signer)
     assert not exited["active"] and exited["unlock_at"] > 0
     assert dnode.provider_router.for_model(1) == []
+
+
+def test_on_a_real_network_an_exit_cannot_outrun_a_slashing_proposal() -> None:
+    from openledger.chain.deploy import MAINNET_GOVERNANCE as g
+
+    proposal = g.voting_delay + g.voting_period + g.timelock_delay
+    assert g.provider_exit_delay > proposal

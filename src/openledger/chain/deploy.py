@@ -132,7 +132,9 @@ class GovernanceConfig:
     quorum_bps: int = 400  # 4 % of the supply at the snapshot
     timelock_delay: int = 2 * 86_400  # 2 days between queue and execute
     provider_min_stake: int = 1_000 * 10**18  # 1,000 OPEN to register as a compute provider
-    provider_exit_delay: int = 7 * 86_400  # 7 days from a provider's exit to its withdrawal
+    # 14 days from a provider's exit to its withdrawal: longer than a slashing proposal takes
+    # (voting delay + voting period + timelock = 8 days), so an exit cannot outrun a slash
+    provider_exit_delay: int = 14 * 86_400
 
 
 MAINNET_GOVERNANCE = GovernanceConfig()
