@@ -108,8 +108,13 @@ def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) 
     from tests.tiny import register_models
 
     node, acc = w.node, w.node.accounts
+    price_in, price_out = 3 * OPEN // 1000, 7 * OPEN // 1000
+    # registered on chain too, so that agents can run it (AgentRegistry checks the model)
+    mid, _ = node.contracts.models.register_model(acc.signer("dave"), str(base), "ab" * 32,
+                                                  market.model["snapshot_roots"], "00" * 32,
+                                                  price_in, price_out, "test")  # fmt: skip
     register_models(node.db, str(base), {MODEL: adapter}, owner=acc.address("dave"),
-                    price_in=3 * OPEN // 1000, price_out=7 * OPEN // 1000, first_id=1000,
+                    price_in=price_in, price_out=price_out, first_id=mid,
                     snapshot_roots=[])  # fmt: skip
     ids = node.serving.encode_chat([{"role": "user", "content": QUESTION}])
     seeded = SamplingParams(max_tokens=ANSWER_TOKENS, temperature=0.7, seed=0)  # the page's

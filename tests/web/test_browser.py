@@ -633,3 +633,83 @@ def _open(wei: int) -> str:
     whole, frac = divmod(wei, OPEN)
     digits = f"{frac:018d}"[:4].rstrip("0")
     return f"{whole:,}" + (f".{digits}" if digits else "")
+
+
+def test_create_fund_and_try_an_agent_that_retrieves(web: WebWorld, page: Any) -> None:
+    """The Agents page: dave (the model's and the datanet's owner) creates an agent that
+    retrieves from facts through the form (a name taken is refused next to it), funds its
+    wallet, and grace tries it in the playground: the passages retrieved are shown with the
+    records they came from, which her receipt names; dave sees the call and its earnings."""
+    node = web.node
+    sign_in(page, web, "dave")
+    go(page, web, "agents")
+    assert "No agents yet." in page.inner_text("main")
+    page.fill("#f-name", "researcher")
+    page.select_option("#f-model", "facts-lora")
+    page.fill("#f-system_prompt", "Answer from the context.")
+    page.fill("#f-price", "0.5")
+    page.fill("#f-max_tokens", "8")
+    page.select_option("#f-retrieval", ["facts"])
+    page.fill("#f-retrieval_k", "2")
+    page.click("#agent-submit")
+    page.wait_for_selector("#agent-status .ok, #agent-status .error", timeout=60_000)
+    assert page.locator("#agent-status .ok").count() == 1, page.inner_text("#agent-status")
+    agent = node.agents.get("researcher")
+    assert agent["owner"] == web.addr("dave") and agent["price"] == str(OPEN // 2)
+    assert agent["config"]["retrieval"] == ["facts"] and agent["config"]["retrieval_k"] == 2
+    assert page.get_attribute("#agent-created", "href") == "#/agents/researcher"
+    page.click("#agent-submit")  # the same name again: the node's error, by the form
+    page.wait_for_selector("#agent-status .error")
+    assert "already exists" in page.inner_text("#agent-status")
+    go(page, web, "agents/researcher")
+    page.wait_for_selector('#agent-title[data-name="researcher"]')
+    assert "facts (top 2 passages" in page.inner_text("#agent-config")
+    page.fill("#f-amount", "2")
+    page.click("#fund-submit")
+    page.wait_for_selector("#fund-status .ok")
+    assert page.inner_text("#wallet-available") == "2"
+    assert node.agents.wallet("researcher")["available"] == str(2 * OPEN)
+    go(page, web, "agents")
+    row = page.locator('#agents tr[data-name="researcher"]')
+    assert row.locator(".credit").inner_text() == "2" and "you" in row.inner_text()
+    shoot(page, "agents")
+
+    page.click("#signout")
+    page.wait_for_selector("#signin-link")
+    sign_in(page, web, "grace")
+    denied = page.evaluate("fetch('/web/api/agents/researcher/activity').then(r => r.status)")
+    assert denied == 403  # its calls and earnings are its owner's to see
+    go(page, web, "agents/researcher")
+    page.click("#agent-try")
+    page.wait_for_selector("#chat-form")
+    assert page.input_value("#f-model") == "agent/researcher"
+    page.fill("#f-max_tokens", "8")
+    before = int(node.ledger.credit(web.addr("grace"))["available"])
+    page.fill("#f-message", QUESTION)
+    page.press("#f-message", "Enter")
+    page.wait_for_selector(".msg.assistant .answer", timeout=60_000)
+    receipt_id = page.locator(".msg.assistant .answer").get_attribute("data-receipt")
+    body = node.ledger.receipt(receipt_id)["receipt"]
+    named = body["agent"]["retrieved"]
+    # as many of the 2 passages as the context (160 tokens here) leaves room for
+    assert body["agent"]["name"] == "researcher" and 1 <= len(named) <= 2
+    rows = page.locator("#retrieved tbody tr")
+    assert rows.count() == len(named)
+    assert [int(rows.nth(i).get_attribute("data-contribution")) for i in range(len(named))] == [
+        r["contribution"] for r in named]  # fmt: skip
+    assert f"record {named[0]['record']}" in rows.nth(0).inner_text()
+    spent = before - int(node.ledger.credit(web.addr("grace"))["available"])
+    assert spent == int(body["fee"]) and body["payouts"][-1] == {
+        "account": web.addr("dave"), "role": "agent", "amount": str(OPEN // 2)}  # fmt: skip
+    shoot(page, "playground-agent")
+
+    page.click("#signout")
+    page.wait_for_selector("#signin-link")
+    sign_in(page, web, "dave")
+    go(page, web, "agents/researcher")
+    page.wait_for_selector("#agent-earnings")
+    assert page.inner_text("#agent-calls") == "1" and page.inner_text("#agent-earned") == "0.5"
+    calls = page.locator("#calls-to tbody tr")
+    assert calls.count() == 1 and f"{len(named)} record(s) retrieved" in calls.first.inner_text()
+    assert calls.first.locator("a").get_attribute("href") == f"#/receipts/{receipt_id}"
+    shoot(page, "agent")

@@ -315,6 +315,39 @@ class AgentService:
             )  # fmt: skip
         return str(agent["wallet"])
 
+    def activity(self, ref: str, *, limit: int = 20) -> dict[str, Any]:
+        """What the agent did, from this node's receipts: the latest ``limit`` calls made to
+        it (receipts whose ``agent`` section names it) and made by it (paid by its wallet),
+        and what its price earned (settled: in a sealed epoch)."""
+        import json
+
+        from openledger.store.ledger_tables import EarningRow, ReceiptRow
+
+        agent = self.get(ref)
+        # the canonical JSON of a receipt body (sorted keys, no spaces): only an agent section
+        # has "name" followed by "owner", and agent names are unique
+        needle = f'"name":"{agent["name"]}","owner":'
+        named = ReceiptRow.body.contains(needle, autoescape=True)
+
+        def rows(s: Session, where: Any) -> list[dict[str, Any]]:
+            q = select(ReceiptRow).where(where).order_by(ReceiptRow.seq.desc()).limit(limit)
+            return [_call(r.seq, r.epoch, json.loads(r.body)) for r in s.scalars(q)]
+
+        with self.db.session() as s:
+            to = rows(s, named)
+            made = rows(s, ReceiptRow.payer == agent["wallet"]) if agent["wallet"] else []
+            count = s.scalar(select(func.count()).select_from(ReceiptRow).where(named)) or 0
+            earned = s.execute(
+                select(EarningRow.amount, ReceiptRow.epoch)
+                .join(ReceiptRow, EarningRow.receipt_seq == ReceiptRow.seq)
+                .where(EarningRow.role == "agent", named)
+            ).all()  # fmt: skip
+        settled = sum(int(a) for a, epoch in earned if epoch is not None)
+        total = sum(int(a) for a, _ in earned)
+        return {"agent": agent["name"], "calls_to": to, "calls_made": made, "calls": count,
+                "earned": str(total), "settled": str(settled),
+                "pending": str(total - settled)}  # fmt: skip
+
     def fund(self, ref: str, amount: int, *, signer: LocalAccount) -> dict[str, Any]:
         return self.plan_fund(ref, amount, payer=signer.address).run(signer)
 
@@ -427,6 +460,16 @@ class AgentService:
             row.active = bool(args["active"])
             s.flush()
             return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
+
+
+def _call(seq: int, epoch: int | None, body: dict[str, Any]) -> dict[str, Any]:
+    """One receipt as an agent's activity lists it."""
+    agent = body.get("agent") or {}
+    return {"seq": seq, "epoch": epoch, "created_at": body["created_at"], "payer": body["payer"],
+            "model": body["model"]["name"], "fee": body["fee"], "tokens": body["tokens"],
+            "agent": agent.get("name"), "agent_price": agent.get("price"),
+            "inner": len(agent.get("inner", [])),
+            "retrieved": agent.get("retrieved", [])}  # fmt: skip
 
 
 # -- the event sync ------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from openledger.node import Node
 
 def install_web(app: FastAPI, node: Node) -> None:
     from openledger.web import auth, pages, wallet
-    from openledger.web.routes import account, datanets, factory, governance, market
+    from openledger.web.routes import account, agents, datanets, factory, governance, market
 
     app.state.web_auth = auth.WebAuth(node.settings, node.accounts, node.db)
     app.include_router(auth.router)
     app.include_router(wallet.router)
-    for module in (account, datanets, factory, governance, market):
+    for module in (account, agents, datanets, factory, governance, market):
         app.include_router(module.router)
     pages.mount(app)

@@ -6,13 +6,16 @@ contributions and snapshot records it came from), shares per contributor, the fe
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openledger.api.prompt_budget import check_prompt_chars
 from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.ledger.paid import PaidInference
+
+if TYPE_CHECKING:
+    from openledger.agents.service import AgentService
 
 MAX_TOKENS = 256
 
@@ -52,6 +55,37 @@ def run_chat(paid: PaidInference, account: str, model: str, messages: list[dict[
     receipt = paid.ledger.receipt(done.receipt.seq)  # as GET /receipts/{id} serves it
     return chat_view(done.text, done.attribution, receipt, done.prompt_tokens,
                      done.completion_tokens)  # fmt: skip
+
+
+def run_agent_chat(agents: AgentService, paid: PaidInference, account: str, ref: str,
+                   messages: list[dict[str, str]], *, max_tokens: int = 32,
+                   temperature: float = 0.7, seed: int | None = 0) -> dict[str, Any]:  # fmt: skip
+    """One paid turn with ``agent/NAME`` for ``account`` (the agents' runner, as for a callee:
+    its retrieval, its callees paid by its wallet, its price on top), with what the page
+    shows of the agent: the passages retrieved into the prompt and the calls it made."""
+    from openledger.agents.runner import AgentRunner
+
+    check_messages(messages, max_tokens)
+    run = agents.resolve(ref)
+    paid.serving.model(run.model)
+    chars = sum(len(m.get("content", "")) for m in messages)
+    check_prompt_chars(paid.serving.tokenizer(), paid.serving.engine.max_ctx, chars, "message")
+    runner = AgentRunner(agents, paid)
+    runner.check(run)  # its wallet covers its calls' worst case (402 otherwise)
+    run = runner.prepare(run, messages, max_tokens)
+    done = runner.answer(account, run, messages, max_tokens=max_tokens, temperature=temperature,
+                         seed=seed, api="web.chat")  # fmt: skip
+    receipt = paid.ledger.receipt(done.receipt.seq)
+    view = chat_view(done.text, done.attribution, receipt, done.prompt_tokens,
+                     done.completion_tokens)  # fmt: skip
+    section = receipt["receipt"].get("agent") or {}
+    view["agent"] = {
+        "name": run.name, "model": run.model, "price": str(run.terms.price),
+        "retrieved": [{**p.source.to_body(), "text": p.text, "score": round(p.score, 4)}
+                      for p in run.passages],
+        "inner": list(section.get("inner", [])),
+    }  # fmt: skip
+    return view
 
 
 def chat_view(text: str, attribution: Attribution | None, receipt: dict[str, Any],

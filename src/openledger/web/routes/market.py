@@ -14,7 +14,7 @@ from openledger.ledger.receipt_ids import is_public_id
 from openledger.ledger.receipts import check_served
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
-from openledger.web.chat import run_chat
+from openledger.web.chat import run_agent_chat, run_chat
 from openledger.web.routes import tile
 from openledger.web.wallet import OwnAccount, act_recorded
 
@@ -34,8 +34,13 @@ class ChatBody(BaseModel):
 @router.post("/chat")
 async def chat(body: ChatBody, request: Request, node: NodeDep,
                session: SessionDep) -> dict[str, Any]:  # fmt: skip
-    """One paid chat turn, paid from the account's inference credit."""
+    """One paid chat turn, paid from the account's inference credit; ``agent/NAME`` calls
+    an agent (its price on top, docs/agents.md)."""
     request.app.state.limits.paid_request(request, session.address)
+    if body.model.startswith("agent/"):
+        return await run_in_threadpool(run_agent_chat, node.agents, node.paid, session.address,
+                                       body.model, body.messages, max_tokens=body.max_tokens,
+                                       temperature=body.temperature, seed=body.seed)  # fmt: skip
     return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
                                    body.messages, max_tokens=body.max_tokens,
                                    temperature=body.temperature, seed=body.seed)  # fmt: skip

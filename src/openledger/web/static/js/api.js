@@ -52,7 +52,9 @@ async function request(path, { method = "GET", json, form } = {}) {
 export async function api(path, opts = {}) {
   const progress = opts.progress || currentProgress() || (() => {});
   const data = await request(path, opts);
-  if (!data || !data.wallet || opts.method === undefined || opts.method === "GET") return data;
+  // (an agent's own "wallet" is its address, a string: not a write to send)
+  const offered = data && data.wallet && typeof data.wallet === "object" && data.wallet.pending;
+  if (!offered || opts.method === undefined || opts.method === "GET") return data;
   return sendWithWallet(data.wallet, progress);
 }
 

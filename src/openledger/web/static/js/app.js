@@ -10,6 +10,7 @@ const PAGES = {
   contributions: () => import("./pages/contribution.js"),
   review: () => import("./pages/review.js"),
   factory: () => import("./pages/factory.js"),
+  agents: () => import("./pages/agents.js"),
   playground: () => import("./pages/playground.js"),
   rewards: () => import("./pages/rewards.js"),
   governance: () => import("./pages/governance.js"),

@@ -6,7 +6,8 @@ const TILES = [
   ["#/datanets", "Datanets", "Browse community datasets, contribute files with a stake, see snapshots."],
   ["#/review", "Review", "Validators: approve or reject pending contributions, with the stake at risk."],
   ["#/factory", "Model Factory", "Fine-tune a LoRA adapter on a snapshot without code; watch the loss."],
-  ["#/playground", "Playground", "Chat with a published model and see which data its answer came from."],
+  ["#/agents", "Agents", "Models with a system prompt, retrieval over datanets and callees; create, fund, earn."],
+  ["#/playground", "Playground", "Chat with a published model or an agent and see which data its answer came from."],
   ["#/rewards", "Rewards", "What your data earned, by datanet, model and contribution; claim it."],
   ["#/governance", "Governance", "Proposals, votes and OpenCircle grants."],
 ];

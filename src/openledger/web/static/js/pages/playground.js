@@ -1,6 +1,7 @@
-// Playground: chat with a published model; each answer shows its attribution the way
-// OLMoTrace does (spans matched in the training data, linked to their contributions and
-// records), the shares per contributor, the fee split and the signed receipt.
+// Playground: chat with a published model or an agent (agent/NAME); each answer shows its
+// attribution the way OLMoTrace does (spans matched in the training data, linked to their
+// contributions and records), the shares per contributor, the fee split and the signed
+// receipt; an agent's answer also shows the passages it retrieved and the calls it made.
 import { api } from "../api.js";
 import { busy, clear, field, h, link, open, pct, short, showError, showOk } from "../ui.js";
 import { barChart } from "../charts.js";
@@ -9,8 +10,10 @@ import { signedInOr } from "../app.js";
 export async function render(view, route) {
   view.append(h("h1", {}, "Playground"));
   if (!signedInOr(view, "chat with a model (answers are paid from your inference credit)")) return;
-  const [models, me] = await Promise.all([api("/models?limit=500"), api("/web/api/me")]);
+  const [models, agents, me] = await Promise.all([api("/models?limit=500"), api("/agents?limit=500"), api("/web/api/me")]);
   if (!models.items.length) { view.append(h("p", { class: "muted" }, "No model is published yet.")); return; }
+  const served = new Set(models.items.map((m) => m.name));
+  const callable = agents.items.filter((a) => a.active && a.config && served.has(a.model));
   const credit = h("div", { class: "small", id: "credit" });
   const drawCredit = (c) => clear(credit).append(c && !c.error ? `Inference credit: ${open(c.available)} OPEN available` : "Inference credit: –");
   drawCredit(me.credit);
@@ -21,7 +24,9 @@ export async function render(view, route) {
   const send = h("button", { type: "submit", id: "chat-send" }, "Send");
   const form = h("form", { id: "chat-form" },
     h("div", { class: "row inline" },
-      field({ label: "Model", name: "model", value: chosen, options: models.items.map((m) => [m.name, `${m.name} (${open(m.price_in)}/${open(m.price_out)} OPEN per 1k)`]) }),
+      field({ label: "Model", name: "model", value: chosen, options: [
+        ...models.items.map((m) => [m.name, `${m.name} (${open(m.price_in)}/${open(m.price_out)} OPEN per 1k)`]),
+        ...callable.map((a) => [`agent/${a.name}`, `agent/${a.name} (${a.model}, +${open(a.price)} OPEN per call)`])] }),
       field({ label: "Max tokens", name: "max_tokens", type: "number", value: 32, attrs: { min: 1, max: 256 } }),
       field({ label: "Temperature", name: "temperature", type: "number", value: 0.7, help: "0: always the likeliest token.", attrs: { min: 0, max: 2, step: "any" } }),
       field({ label: "Seed", name: "seed", type: "number", value: 0, help: "Same seed, same answer.", attrs: { step: 1 } })),
@@ -74,6 +79,7 @@ function answer(r) {
 
 function attributionView(r) {
   const wrap = h("div");
+  if (r.agent) wrap.append(agentView(r.agent));
   const byRole = {};
   for (const p of r.receipt.payouts) byRole[p.role] = (byRole[p.role] || 0n) + BigInt(p.amount);
   // stakers' and unattributed parts are pooled per beneficiary set and divided at the epoch's seal
@@ -97,6 +103,21 @@ function attributionView(r) {
     h("p", { class: "small" }, link(`#/receipts/${r.receipt.id}`, `Signed receipt #${r.receipt.id}`, { id: "receipt-link" }),
       h("span", { class: "mono muted" }, ` ${short(r.receipt.hash)}`))));
   return wrap;
+}
+
+// What an agent put into its prompt (the passages it retrieved, each from a record of a
+// contribution) and the calls it made, whose receipts its own receipt names.
+function agentView(a) {
+  return h("section", { class: "card", id: "agent-answer" }, h("h2", {}, `agent/${a.name}`),
+    h("p", { class: "small muted" }, `Runs ${a.model}; its price of ${open(a.price)} OPEN per call goes to its owner.`,
+      a.inner.length ? ` It consulted ${a.inner.length} model(s) or agent(s) first, paid by its wallet.` : ""),
+    a.retrieved.length ? h("div", { class: "table-wrap" }, h("table", { class: "small", id: "retrieved" },
+      h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "passage retrieved into the prompt"), h("th", {}, "from"))),
+      h("tbody", {}, a.retrieved.map((p, i) => h("tr", { "data-contribution": p.contribution },
+        h("td", {}, `[${i + 1}]`), h("td", {}, p.text),
+        h("td", {}, `${p.datanet}@${p.version}, record ${p.record}, `, link(`#/contributions/${p.contribution}?record=${p.record}`, `#${p.contribution}`),
+          ` by ${short(p.contributor)}`))))))
+      : h("p", { class: "small muted" }, "It retrieves nothing."));
 }
 
 function depositForm(onDone) {
