@@ -13,7 +13,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-from openledger.chain.client import ChainClient, TxResult
+from openledger.chain.client import ChainClient
+from openledger.chain.tx import TxResult
 from openledger.errors import TransactionRevertedError
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from openledger.chain.addr import to_checksum_address
+from openledger.chain.tx import TxResult
 from openledger.errors import AuthError, TransactionRevertedError, ValidationError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from openledger.chain.client import ChainClient, TxResult
+    from openledger.chain.client import ChainClient
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,6 @@ class Recorder:
         self.calls.append(call)
         if call.label != "approve":
             raise Recorded(call.label)
-        from openledger.chain.client import TxResult
-
         return TxResult(tx_hash="0x" + "00" * 32, receipt={"logs": [], "status": 1})  # type: ignore[typeddict-item]
 
     @classmethod
@@ -197,8 +196,6 @@ def _hex(value: Any) -> str:
 def check_sent(client: ChainClient, tx_hash: str, call: Call, sender: str) -> TxResult:
     """The mined transaction ``tx_hash``, once it is shown to be ``call`` sent by ``sender``
     and to have succeeded; otherwise an error that says which of these failed."""
-    from openledger.chain.client import TxResult
-
     what = f"The {call.label} transaction {tx_hash}"
     if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash or ""):
         raise ValidationError(

@@ -7,7 +7,6 @@ turns every failure a user can act on into an ``openledger.errors`` type.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -25,6 +24,7 @@ from web3.exceptions import (
 from web3.types import TxReceipt
 
 from openledger.chain.calls import Call, Recorder
+from openledger.chain.tx import TxResult
 from openledger.errors import (
     ChainUnreachableError,
     ContractNotDeployedError,
@@ -50,22 +50,6 @@ def _revert_reason(exc: Exception) -> str:
         text = str(exc)
     text = re.sub(r"^\s*execution reverted:?\s*", "", text)
     return text.strip() or "reverted without a reason"
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A mined transaction: its hash, receipt and the gas it used."""
-
-    tx_hash: str
-    receipt: TxReceipt
-
-    @property
-    def gas_used(self) -> int:
-        return int(self.receipt["gasUsed"])
-
-    @property
-    def block_number(self) -> int:
-        return int(self.receipt["blockNumber"])
 
 
 class ChainClient:

@@ -25,10 +25,11 @@ from web3.exceptions import TransactionNotFound
 
 from openledger.chain.addr import keccak256, to_checksum_address
 from openledger.chain.calls import Recorder
-from openledger.chain.client import ChainClient, TxResult
+from openledger.chain.client import ChainClient
 from openledger.chain.compile import compile_all
 from openledger.chain.deploy import MAINNET_GOVERNANCE, Addresses, GovernanceConfig, deploy_all
 from openledger.chain.l2fees import l1_fee
+from openledger.chain.tx import TxResult
 from openledger.errors import (
     ConfigError,
     ContractNotDeployedError,

@@ -23,8 +23,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from openledger.chain.calls import Plan, build, pack, resumable, unpack
-from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
+from openledger.chain.tx import TxResult
 from openledger.datanets import queries as q
 from openledger.datanets.dedup import NearDupIndex, jaccard
 from openledger.datanets.limits import IngestLimits

@@ -27,8 +27,8 @@ from openledger.store.db import Database
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from openledger.chain.client import TxResult
     from openledger.chain.deploy import Contracts
+    from openledger.chain.tx import TxResult
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 MAX_VALIDATORS = 32

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from openledger.chain.bindings import DatanetRegistry
 from openledger.chain.calls import Plan, build, resumable
-from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
+from openledger.chain.tx import TxResult
 from openledger.datanets import queries as q
 from openledger.datanets.neardup import NearDupRegistry
 from openledger.datanets.records import Record

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 from eth_account.signers.local import LocalAccount
 
 from openledger.chain.calls import Plan, build, pack, resumable, unpack
-from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import SimpleMerkleTree
+from openledger.chain.tx import TxResult
 from openledger.datanets import queries as q
 from openledger.datanets.formats import EXPORT_FORMATS
 from openledger.datanets.manifest import canonical_bytes

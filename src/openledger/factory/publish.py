@@ -16,8 +16,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
 from openledger.chain.calls import Plan, build, resumable
-from openledger.chain.client import TxResult
 from openledger.chain.deploy import Contracts
+from openledger.chain.tx import TxResult
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.jobs import JobService
 from openledger.fsutil import write_atomic

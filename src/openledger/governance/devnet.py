@@ -30,8 +30,9 @@ from web3.exceptions import (
 )
 
 from openledger.chain import bindings as b
-from openledger.chain.client import ChainClient, TxResult
+from openledger.chain.client import ChainClient
 from openledger.chain.deploy import Contracts
+from openledger.chain.tx import TxResult
 from openledger.config import DEVNET_CHAIN_ID
 from openledger.errors import ConflictError, ContractNotDeployedError
 
