@@ -51,7 +51,8 @@ from openledger.attribution.rag import (
 )
 from openledger.factory.base import load_base
 from openledger.factory.corpus import pydoc_topics, sample_datanet_texts, stdlib_docstrings
-from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+from openledger.factory.tiny_base import build_tiny_base
+from openledger.factory.tiny_config import TinyBaseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".openledger" / "bench-cache"

@@ -60,7 +60,8 @@ MODEL = {"hidden_size": 256, "intermediate_size": 688, "layers": 4, "heads": 8, 
 
 def base_model() -> Path:
     """A ~4 M-parameter Llama trained like the tiny base (byte-level BPE, 300 steps), cached."""
-    from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+    from openledger.factory.tiny_base import build_tiny_base
+    from openledger.factory.tiny_config import TinyBaseConfig
 
     out = CACHE / "serving-base-4m-trained"
     if not (out / "config.json").exists():

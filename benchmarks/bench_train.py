@@ -27,7 +27,8 @@ import torch
 from openledger.factory.base import load_base
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import build_examples, split_eval
-from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+from openledger.factory.tiny_base import build_tiny_base
+from openledger.factory.tiny_config import TinyBaseConfig
 from openledger.factory.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,7 +38,8 @@ def machine() -> dict[str, Any]:
 
 def tiny_base(say: Any = print) -> Path:
     """The default tiny base (500 steps), built once and cached (gitignored)."""
-    from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+    from openledger.factory.tiny_base import build_tiny_base
+    from openledger.factory.tiny_config import TinyBaseConfig
 
     out = CACHE / "tiny-base"
     if not (out / "config.json").exists():

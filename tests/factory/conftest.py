@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from openledger.factory.tiny_base import TinyBaseConfig
+from openledger.factory.tiny_config import TinyBaseConfig
 from tests.tiny import TEST_TINY_CONFIG, small_corpus
 
 __all__ = ["TEST_TINY_CONFIG", "small_corpus"]

@@ -16,10 +16,10 @@ from openledger.factory.base import base_fingerprint, load_base
 from openledger.factory.tiny_base import (
     CHAT_TEMPLATE,
     INFO_FILE,
-    TinyBaseConfig,
     build_tiny_base,
     read_build_info,
 )
+from openledger.factory.tiny_config import TinyBaseConfig
 from tests.factory.conftest import TEST_TINY_CONFIG, small_corpus
 
 

@@ -177,7 +177,8 @@ def _contribute_review_snapshot(node: Node) -> None:
 
 def _factory(node: Node, tiny_steps: int | None) -> None:
     from openledger.factory.runner import run_job
-    from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base
+    from openledger.factory.tiny_base import build_tiny_base
+    from openledger.factory.tiny_config import TinyBaseConfig
 
     out.rule("model factory")
     if node.models.list()["total"]:

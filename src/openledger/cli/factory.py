@@ -45,7 +45,8 @@ def tiny_base(
     datanets), saved as a Hugging Face directory that `--base` accepts like a real model.
     """
     from openledger.errors import ValidationError
-    from openledger.factory.tiny_base import TinyBaseConfig, build_tiny_base, read_build_info
+    from openledger.factory.tiny_base import build_tiny_base, read_build_info
+    from openledger.factory.tiny_config import TinyBaseConfig
 
     config = TinyBaseConfig(seed=seed)
     if steps is not None:

@@ -14,7 +14,7 @@ import torch
 from openledger.errors import ValidationError
 
 if TYPE_CHECKING:
-    from openledger.factory.tiny_base import TinyBaseConfig
+    from openledger.factory.tiny_config import TinyBaseConfig
 
 
 def pack_sequences(
