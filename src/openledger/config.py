@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from openledger.errors import ConfigError
+from openledger.errors import ConfigError, ValidationError
 from openledger.fsutil import write_atomic
 
 DEVNET_CHAIN_ID = 31337
@@ -174,8 +174,6 @@ class Settings:
     def confirmations(self) -> int | str:
         """How far behind the head the event sync reads: the devnet's head itself; on any
         other chain the ``finalized`` block unless ``sync_depth`` says otherwise."""
-        from openledger.chain.head import parse_depth
-
         if self.sync_depth:
             return parse_depth(self.sync_depth)
         return 0 if self.is_devnet else "finalized"
@@ -213,6 +211,33 @@ class Settings:
         if not settings.db_url:
             settings = replace(settings, db_url=f"sqlite:///{settings.layout.default_db_file}")
         return settings
+
+
+SYNC_TAGS = ("latest", "safe", "finalized")
+
+
+def parse_depth(value: str | int) -> int | str:
+    """A sync depth: a number of blocks behind the head (0 = the head itself) or one of the
+    tags ``latest``, ``safe``, ``finalized``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = str(value).strip().lower()
+        if text in SYNC_TAGS:
+            return 0 if text == "latest" else text
+        try:
+            number = int(text)
+        except ValueError:
+            number = -1
+    if not 0 <= number <= 10_000:
+        raise ValidationError(
+            f"The sync depth {value!r} is neither a block count nor a tag.",
+            field="sync_depth",
+            value=str(value),
+            fix="use a number of blocks behind the head (0 to 10000), or latest, safe or "
+            "finalized (OPENLEDGER_SYNC_DEPTH).",
+        )
+    return number
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -12,10 +12,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from openledger.errors import ChainUnreachableError, ValidationError
+from openledger.errors import ChainUnreachableError
 
 END_OF_BLOCK = 2**31 - 1  # log index meaning "every log of this block is applied"
-TAGS = ("latest", "safe", "finalized")
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: float = 10.0) -> Any:
@@ -44,30 +43,6 @@ def rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: floa
             fix="point OPENLEDGER_CHAIN_URL at an EVM JSON-RPC endpoint (a chain node).",
         )
     return doc["result"]
-
-
-def parse_depth(value: str | int) -> int | str:
-    """A sync depth: a number of blocks behind the head (0 = the head itself) or one of the
-    tags ``latest``, ``safe``, ``finalized``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        text = str(value).strip().lower()
-        if text in TAGS:
-            return 0 if text == "latest" else text
-        try:
-            number = int(text)
-        except ValueError:
-            number = -1
-    if not 0 <= number <= 10_000:
-        raise ValidationError(
-            f"The sync depth {value!r} is neither a block count nor a tag.",
-            field="sync_depth",
-            value=str(value),
-            fix="use a number of blocks behind the head (0 to 10000), or latest, safe or "
-            "finalized (OPENLEDGER_SYNC_DEPTH).",
-        )
-    return number
 
 
 def confirmed_head(url: str, depth: int | str, *, timeout: float = 10.0) -> int:
