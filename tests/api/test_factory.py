@@ -3,7 +3,6 @@ process — the path `openledger serve` takes."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from openledger.api.app import create_app
 from openledger.factory.worker import JobWorker
 from tests.conftest import World, operator_headers
 from tests.factory.test_jobs import FAST, learnable_snapshot
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -44,12 +44,10 @@ def test_queue_watch_publish(
     worker = JobWorker(node.jobs, interval=0.2)
     worker.start()
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            status = client.get(f"/jobs/{job_id}").json()["status"]
-            if status in ("succeeded", "failed"):
-                break
-            time.sleep(0.5)
+        def ended() -> bool:
+            return client.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed")
+
+        wait_until(ended, timeout=240, every=0.5)
     finally:
         worker.stop()
     shown = client.get(f"/jobs/{job_id}").json()

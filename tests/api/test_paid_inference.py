@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
-from openledger.api.operator_token import read_token
+from openledger.auth.operator_token import read_token
 from openledger.ledger.beneficiaries import load_sets
 from openledger.ledger.paid import attribution_view
 from openledger.ledger.receipts import check_served, content_hash, recover_signer
@@ -35,8 +34,8 @@ from openledger.node import Node
 from openledger.serving.engine import Engine
 from openledger.serving.request import Request
 from openledger.units import OPEN, fmt_open
-from tests.conftest import free_port
 from tests.market import Market, deposit
+from tests.servers import serve_in_thread, wait_until
 from tests.tiny import register_models
 
 pytestmark = pytest.mark.anvil
@@ -305,29 +304,13 @@ class Served:
 
 @contextmanager
 def serve(shop: Shop) -> Iterator[Served]:
-    port = free_port()
-    config = uvicorn.Config(create_app(shop.node), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield Served(f"http://127.0.0.1:{port}", shop.keys)
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve_in_thread(create_app(shop.node)) as url:
+        yield Served(url, shop.keys)
 
 
 def settled(shop: Shop, who: str, timeout: float = 15) -> list[dict[str, Any]]:
     """The payer's receipts, oldest first, once nothing of its credit is held any more."""
-    deadline = time.monotonic() + timeout
-    while shop.credit(who)["held"] != "0":
-        assert time.monotonic() < deadline, shop.credit(who)
-        time.sleep(0.02)
+    wait_until(lambda: shop.credit(who)["held"] == "0", timeout)
     items = shop.node.ledger.receipts(payer=shop.addr(who), limit=500)["items"]
     return [shop.receipt(i["id"]) for i in reversed(items)]
 

@@ -4,8 +4,6 @@ the engine's rows and slots."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,11 +13,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from openledger.api.app import create_app
 from openledger.node import Node
-from tests.conftest import free_port
+from tests.servers import serve_in_thread, wait_until
 from tests.tiny import serving_node
 
 MAX_BATCH = 4
@@ -46,20 +43,10 @@ def served(
                         {"ad1": adapters_dir / "ad1", "ad6": adapters_dir / "ad6"},
                         serve_max_batch=MAX_BATCH)  # fmt: skip
     key = node.api_keys.create("bob", "e2e")["key"]
-    port = free_port()
-    config = uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
     try:
-        yield Served(node, f"http://127.0.0.1:{port}", key)
+        with serve_in_thread(create_app(node)) as url:
+            yield Served(node, url, key)
     finally:
-        server.should_exit = True
-        thread.join(15)
         node.close()
 
 
@@ -118,12 +105,8 @@ def test_errors_raise_the_clients_exceptions(served: Served) -> None:
 
 def wait_idle(served: Served, timeout: float = 5.0) -> dict[str, Any]:
     engine = served.node.serving.engine
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = engine.stats()
-        if (stats["running"], stats["waiting"]) == (0, 0) or time.monotonic() > deadline:
-            return stats
-        time.sleep(0.01)
+    wait_until(lambda: (engine.stats()["running"], engine.stats()["waiting"]) == (0, 0), timeout)
+    return engine.stats()
 
 
 def assert_freed(served: Served, steps: int, limit: int) -> None:
@@ -133,8 +116,7 @@ def assert_freed(served: Served, steps: int, limit: int) -> None:
     assert stats["running"] == 0 and stats["waiting"] == 0
     assert stats["free_rows"] == MAX_BATCH and stats["pinned_slots"] == 0
     ran = engine.steps - steps
-    time.sleep(0.2)
-    assert engine.steps - steps == ran  # nothing is generating any more
+    assert not wait_until(lambda: engine.steps - steps != ran, 0.2, fail=False)  # nothing runs
     assert ran < limit
 
 

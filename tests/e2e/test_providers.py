@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
@@ -32,7 +31,7 @@ from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import OPEN
 from tests.conftest import PASSWORD, free_port
 from tests.market import deposit, make_operator
-from tests.servers import wait_until
+from tests.servers import serve_process, wait_healthy
 from tests.tiny import register_models
 
 pytestmark = pytest.mark.anvil
@@ -69,24 +68,7 @@ def _serve(node: Node, port: int, log: Path, *extra: str) -> subprocess.Popen:
         "OPENLEDGER_SYNC_DEPTH": "0",
         "OPENLEDGER_PASSWORD": PASSWORD,
     }
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "openledger.cli.main", "serve", "--port", str(port), *extra],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _healthy(url: str, path: str, proc: subprocess.Popen, log: Path) -> None:
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}{path}", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=120, every=0.2)
+    return serve_process(env, port, log, *extra)
 
 
 def test_a_gateway_routes_paid_requests_to_two_providers(
@@ -132,7 +114,7 @@ def test_a_gateway_routes_paid_requests_to_two_providers(
         gproc = _serve(gw, gport, tmp_path / "gateway.log")
         stack.callback(gproc.wait, 30)
         stack.callback(gproc.terminate)
-        _healthy(gurl, "/health", gproc, tmp_path / "gateway.log")
+        wait_healthy(gurl, gproc, tmp_path / "gateway.log")
 
         # two providers: own homes and keys (funded by alice), pull, register, serve
         providers: dict[str, dict] = {}
@@ -159,7 +141,7 @@ def test_a_gateway_routes_paid_requests_to_two_providers(
             stack.callback(proc.terminate)
             providers[address] = {"name": name, "proc": proc, "url": url, "log": log}
         for p in providers.values():
-            _healthy(p["url"], "/provider/health", p["proc"], p["log"])
+            wait_healthy(p["url"], p["proc"], p["log"], "/provider/health")
 
         # 64 paid requests spread over both providers
         def call(_: int) -> dict:

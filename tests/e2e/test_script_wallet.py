@@ -7,8 +7,6 @@ records each write only after checking them."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
@@ -29,6 +26,7 @@ from openledger.units import OPEN
 from tests.conftest import free_port, operator_headers
 from tests.ledger.test_epochs import fast_forward
 from tests.market import Market
+from tests.servers import serve_in_thread
 from tests.web.injected import TestWallet
 
 pytestmark = pytest.mark.anvil
@@ -103,19 +101,8 @@ class Script:
 def serving(node: Node) -> Iterator[str]:
     port = free_port()
     node.settings = replace(node.settings, api_port=port)  # its origin for sign-ins
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve_in_thread(create_app(node), port=port) as url:
+        yield url
 
 
 def test_a_script_with_its_own_key_contributes_reviews_votes_and_claims(

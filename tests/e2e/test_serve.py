@@ -3,13 +3,13 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import PASSWORD, free_port
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -32,17 +32,15 @@ def test_serve_answers_health_and_docs(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        body = None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
+        def health() -> dict | None:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read().decode())
             try:
-                body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
-                break
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
             except httpx.HTTPError:
-                time.sleep(0.3)
-        assert body is not None, (
-            proc.stdout.read().decode() if proc.poll() is not None else "timeout"
-        )
+                return None
+
+        body = wait_until(health, timeout=90, every=0.3)
         assert body["status"] == "ok" and body["chain"]["chain_id"] == 31337
         assert body["store"]["revision"]
         assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200

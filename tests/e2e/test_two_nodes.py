@@ -8,8 +8,6 @@ every receipt exactly once and its audit passes."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +28,7 @@ from openledger.units import OPEN
 from tests.conftest import PASSWORD, free_port, operator_headers
 from tests.market import deposit, make_operator
 from tests.s3 import make_bucket, s3_server
+from tests.servers import serve_process, wait_healthy
 from tests.store.conftest import pg_url  # noqa: F401 - fixture
 from tests.tiny import register_models
 
@@ -44,27 +43,6 @@ PROMPT = "Bees make"
 
 def fee(prompt_tokens: int, completion_tokens: int) -> int:
     return -(-(prompt_tokens * PRICE_IN + completion_tokens * PRICE_OUT) // 1000)
-
-
-def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "openledger.cli.main", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer /health: {log.read_text()[-2000:]}")
 
 
 def test_two_serve_processes_on_one_database_bucket_and_chain(
@@ -112,11 +90,11 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
         procs = {}
         for n in nodes:
             env = {**os.environ, **envs[n]}
-            procs[n] = _serve(env, ports[n], tmp_path / f"serve-{n}.log")
+            procs[n] = serve_process(env, ports[n], tmp_path / f"serve-{n}.log")
             stack.callback(procs[n].wait, 30)
             stack.callback(procs[n].terminate)
         for n in nodes:
-            _wait_healthy(urls[n], procs[n], tmp_path / f"serve-{n}.log")
+            wait_healthy(urls[n], procs[n], tmp_path / f"serve-{n}.log")
 
         # a contribution made through node A (its file goes to the bucket) is reviewed
         # through node B

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import torch
 from openledger.factory.runner import run_job
 from tests.conftest import PASSWORD, World
 from tests.factory.test_jobs import FAST, learnable_snapshot
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -24,13 +24,7 @@ LONG = {**FAST, "epochs": 30}  # ~240 steps: time to kill it half-way
 
 
 def _wait(what: str, check, timeout: float = 240.0, every: float = 0.02):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(check, timeout, every)  # ``what`` names the wait where it is called
 
 
 def test_killed_workers_job_finishes_on_the_other(world: World, tiny_base_dir: Path) -> None:
