@@ -43,7 +43,7 @@ def free_port() -> int:
 def operator_headers(node: Node) -> dict[str, str]:
     """The operator token of ``node``'s home as an Authorization header (``init`` wrote it):
     what a request needs to name one of the node's own accounts with ``"as"``."""
-    from openledger.api.operator_token import read_token
+    from openledger.auth.operator_token import read_token
 
     return {"Authorization": f"Bearer {read_token(node.settings.home)}"}
 

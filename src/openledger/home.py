@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from openledger.api.operator_token import ensure_token
+from openledger.auth.operator_token import ensure_token
 from openledger.chain.accounts import (
     create_keystore,
     import_keystore,

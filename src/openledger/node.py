@@ -14,10 +14,10 @@ from openledger.units import OPEN
 # CLI's `--help` loads none of torch, transformers, vyper or web3; tests/cli/test_startup.py).
 if TYPE_CHECKING:
     from openledger.agents.service import AgentService
-    from openledger.api.keys import ApiKeyService
-    from openledger.api.operator_token import OperatorToken
-    from openledger.api.prepared import Finisher, PreparedWrites
     from openledger.attribution.service import AttributionService
+    from openledger.auth.keys import ApiKeyService
+    from openledger.auth.operator_token import OperatorToken
+    from openledger.auth.prepared import Finisher, PreparedWrites
     from openledger.chain.accounts import AccountBook
     from openledger.chain.client import ChainClient
     from openledger.chain.deploy import Addresses, Contracts
@@ -245,26 +245,26 @@ class Node:
     # -- serving API -----------------------------------------------------------------------
     @cached_property
     def api_keys(self) -> ApiKeyService:
-        from openledger.api.keys import ApiKeyService
+        from openledger.auth.keys import ApiKeyService
 
         return ApiKeyService(self.db, self.accounts)
 
     @cached_property
     def operator_token(self) -> OperatorToken:
-        from openledger.api.operator_token import OperatorToken
+        from openledger.auth.operator_token import OperatorToken
 
         return OperatorToken(self.settings.home)
 
     @cached_property
     def prepared(self) -> PreparedWrites:
         """Writes prepared for wallets, waiting for their transactions (in the database)."""
-        from openledger.api.prepared import PreparedWrites
+        from openledger.auth.prepared import PreparedWrites
 
         return PreparedWrites(self.db, lambda: self.client, self.finisher)
 
     def finisher(self, kind: str) -> Finisher:
         """The service method a prepared write names (``"datanets.finish_create"``…)."""
-        from openledger.api.prepared import FINISHERS
+        from openledger.auth.prepared import FINISHERS
 
         if kind not in FINISHERS:
             raise ValueError(f"unknown finisher {kind!r}")

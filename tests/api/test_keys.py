@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from openledger.api.app import create_app
 from openledger.api.credentials import AnyPrincipal as PrincipalDep
-from openledger.api.keys import (
+from openledger.auth.keys import (
     CACHE_TTL,
     KEY_LEN,
     ApiKeyService,

@@ -1,4 +1,4 @@
-"""Prepared wallet writes (api/prepared.py's PreparedWrites) in a real database, without a
+"""Prepared wallet writes (auth/prepared.py's PreparedWrites) in a real database, without a
 chain: bound to the account, expiring, the hash count checked before any look-up, at most
 20 waiting per account, and kept in the database, so another PreparedWrites on the same
 database (a restart, another API process) sees and takes them."""
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from openledger.api.prepared import MAX_PER_ACCOUNT, PENDING_TTL, PreparedWrites
+from openledger.auth.prepared import MAX_PER_ACCOUNT, PENDING_TTL, PreparedWrites
 from openledger.chain.calls import Call, Plan, Resume
 from openledger.errors import NotFoundError, ValidationError
 from openledger.store.db import Database

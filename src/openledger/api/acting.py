@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from openledger.api.principal import Principal
+from openledger.auth.principal import Principal
 from openledger.chain.accounts import OPERATOR
 from openledger.chain.calls import Plan, Recorder, resumable
 from openledger.config import DEVNET_CHAIN_ID

@@ -14,9 +14,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from openledger.api.deps import NodeDep
-from openledger.api.keys import HEADER, bearer_secret
-from openledger.api.operator_token import TOKEN_PREFIX
-from openledger.api.principal import SCOPES, Principal
+from openledger.auth.keys import HEADER, bearer_secret
+from openledger.auth.operator_token import TOKEN_PREFIX
+from openledger.auth.principal import SCOPES, Principal
 from openledger.errors import OpenLedgerError
 
 bearer = HTTPBearer(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openledger.api.operator_token import read_token
+from openledger.auth.operator_token import read_token
 from openledger.chain.accounts import AccountBook
 from openledger.config import Settings
 from openledger.errors import OpenLedgerError

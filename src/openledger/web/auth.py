@@ -21,7 +21,7 @@ from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
 
 from openledger.api.guard import node_hosts
-from openledger.api.principal import SCOPES, Principal
+from openledger.auth.principal import SCOPES, Principal
 from openledger.chain.accounts import DEV_NAMES, AccountBook
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import AuthError, ConfigError, NotFoundError, OpenLedgerError

@@ -1,5 +1,5 @@
 """Writes of the web app: the node signs for a dev account (devnet only); for a wallet the
-write is prepared (``api.prepared``, in the database) and the page sends the transactions
+write is prepared (``auth.prepared``, in the database) and the page sends the transactions
 with ``eth_sendTransaction``, then reports the hashes to ``POST /web/api/wallet/submit``,
 which checks them and records the write, exactly as for API clients (``api.acting``)."""
 

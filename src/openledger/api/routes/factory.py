@@ -17,8 +17,8 @@ from openledger.api.acting import act, actor
 from openledger.api.bounds import AsField, IdField, IdPath, Limit, Name, Offset
 from openledger.api.credentials import Writer
 from openledger.api.deps import NodeDep
-from openledger.api.principal import Principal
 from openledger.attribution.policy import parse_policy
+from openledger.auth.principal import Principal
 from openledger.errors import NotFoundError
 from openledger.node import Node
 from openledger.units import parse_open

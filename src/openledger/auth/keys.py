@@ -27,7 +27,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import or_, select, update
 
-from openledger.api.principal import DEFAULT_SCOPES, SCOPES, ApiPrincipal, Principal
+from openledger.auth.principal import DEFAULT_SCOPES, SCOPES, ApiPrincipal, Principal
 from openledger.chain.accounts import AccountBook
 from openledger.errors import AuthError, NotFoundError, ValidationError
 from openledger.store.api_tables import ApiKeyRow
