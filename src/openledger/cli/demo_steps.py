@@ -1,4 +1,5 @@
-"""The money half of `openledger demo`: paid inferences from a user's escrow credit, a
+"""The money half of `openledger demo`: paid inferences from a user's escrow credit, an
+agent over the model that retrieves from the datanet (the user pays its price on top), a
 data access fee (the datanet's owner prices exports, the user pays for one), the epoch that
 settles them, the claims, and a table of earnings checked against the chain.
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from openledger.cli.format import fmt_open, out
-from openledger.errors import ConflictError, OpenLedgerError
+from openledger.errors import ConflictError, NotFoundError, OpenLedgerError
 from openledger.node import Node
 from openledger.units import OPEN
 
@@ -27,6 +28,12 @@ DEPOSIT = 10 * OPEN
 EXPORT_PRICE, TRAIN_PRICE = 2 * OPEN, 5 * OPEN
 MAX_TOKENS = 24
 DEVNET_CHAIN_ID = 31337
+#: the agent the model's owner runs over the model, retrieving from the datanet
+AGENT = "research-assistant"
+AGENT_PRICE = OPEN // 20  # 0.05 OPEN per call, to its owner
+AGENT_FUND = OPEN  # its wallet's credit (the minimum deposit): pays for calls it makes
+AGENT_K = 2
+AGENT_QUESTION = "How long does light from the Sun take to reach the Earth?"
 @dataclass(frozen=True)
 class Question:
     """A question of the demo, whose data holds the answer, and its key fact."""
@@ -80,7 +87,7 @@ class Row:
     role: str
     contributions: list[str] = field(default_factory=list)
     attributed: int = 0  # wei earned by attribution weight (role "contributor")
-    access: int = 0  # wei earned from data access fees (cumulative, part of earned)
+    parts: dict[str, int] = field(default_factory=dict)  # EARNING_PARTS' header -> wei
     earned: int = 0  # settled, cumulative
     claimed: int = 0  # RewardDistributor.claimed, cumulative
     slashed: int = 0  # DatanetRegistry, summed over the account's contributions
@@ -88,10 +95,21 @@ class Row:
     delta_now: int = 0  # the account's OPEN balance change over this run's claim
 
 
+#: The columns of the second earnings table, which breaks each account's "OPEN earned" down
+#: by where it came from (what is left is inference fees), each read from
+#: ``node.rewards.earnings(account)``: (header, "by_role" | "by_source", key). Each kind of
+#: earning is one line here (a compute provider's share would be one more).
+EARNING_PARTS = (
+    ("access fees", "by_source", "access"),
+    ("agent fees", "by_role", "agent"),
+)
+
+
 def ledger_round(node: Node, datanet: str) -> None:
     """Serve, pay, settle, claim, tabulate and check (one round; rerunnable)."""
     _serve(node)
     _pay(node)
+    _agent(node, datanet)
     _access(node, datanet)
     epoch = _settle(node)
     rows = _rows(node, datanet)
@@ -171,6 +189,63 @@ def _pay(node: Node) -> None:
     out.print(
         f"answers holding the key fact of the record they came from: {facts}/{len(QUESTIONS)}; "
         f"the record's contributor has the largest share: {tops}/{len(QUESTIONS)}"
+    )
+
+
+def _agent(node: Node, datanet: str) -> None:
+    """The model's owner runs an agent over the model that retrieves from the datanet and
+    funds its wallet; the user calls it and pays the model's fee plus the agent's price
+    (docs/agents.md), through the same runner as the web app's playground."""
+    from openledger.agents.config import AgentConfig
+    from openledger.agents.runner import AgentRunner
+
+    acc = node.accounts
+    names = names_of(node)
+    out.rule("agent")
+    owner = node.models.get(MODEL)["owner"]
+    owner_name = names.get(owner, owner[:10])
+    try:
+        agent = node.agents.get(AGENT)
+        out.print(f"agent/{AGENT} exists already (AgentRegistry #{agent['id']})")
+    except NotFoundError:
+        config = AgentConfig(model=MODEL, system_prompt="Answer from the context.",
+                             max_tokens=MAX_TOKENS, retrieval=(datanet,),
+                             retrieval_k=AGENT_K)  # fmt: skip
+        agent = node.agents.create(AGENT, config, price=AGENT_PRICE,
+                                   signer=acc.signer(owner_name))  # fmt: skip
+        out.print(
+            f"{owner_name} created agent/{AGENT} (AgentRegistry #{agent['id']}): {MODEL} with "
+            f"the top {AGENT_K} passages of {datanet}'s latest snapshot in its prompt, "
+            f"{fmt_open(AGENT_PRICE)} OPEN per call on top of the model's fee; its wallet "
+            f"{agent['wallet']}"
+        )
+    if int(node.agents.wallet(AGENT)["available"]) < AGENT_FUND:
+        funded = node.agents.fund(AGENT, AGENT_FUND, signer=acc.signer(owner_name))
+        out.print(
+            f"{owner_name} funded its wallet with {fmt_open(AGENT_FUND)} OPEN of credit "
+            f"(depositFor, tx {funded['tx_hash'][:12]}…): it pays for the calls the agent "
+            "makes to other models and agents (this one makes none)"
+        )
+    runner = AgentRunner(node.agents, node.paid)
+    msgs = [{"role": "user", "content": AGENT_QUESTION}]
+    run = runner.prepare(node.agents.resolve(AGENT), msgs)
+    pc = runner.answer(acc.address(USER), run, msgs)
+    fee, answer = int(pc.receipt.body["fee"]), " ".join(pc.text.split())
+    out.print(f"[bold]{USER}[/] → agent/{AGENT}: {AGENT_QUESTION!r}\n  {answer[:90]!r}",
+              highlight=False)  # fmt: skip
+    for i, p in enumerate(run.passages, start=1):
+        src = p.source
+        out.print(
+            f"  [{i}] {' '.join(p.text.split())[:60]!r}: {src.datanet}@{src.version} record "
+            f"{src.record}, contribution #{src.contribution} "
+            f"({names.get(src.contributor, src.contributor[:10])})",
+            highlight=False,
+        )
+    out.print(
+        f"  {pc.prompt_tokens}+{pc.completion_tokens} tokens, fee {fmt_open(fee)} OPEN = the "
+        f"model's {fmt_open(fee - AGENT_PRICE)} + the agent's price {fmt_open(AGENT_PRICE)} "
+        f"(to {owner_name}); receipt {node.ledger.public_id(pc.receipt.seq)} names the "
+        f"{len(run.passages)} record(s) retrieved"
     )
 
 
@@ -288,11 +363,18 @@ def _rows(node: Node, datanet: str) -> list[Row]:
             rows[addr].role += f" + {role}"
         else:
             rows[addr] = Row(addr, names.get(addr, addr[:10]), role)
+    try:  # the agent's owner earns its price
+        agent_owner = node.agents.get(AGENT)["owner"]
+        if agent_owner not in rows:
+            rows[agent_owner] = Row(agent_owner, names.get(agent_owner, agent_owner[:10]),
+                                    "agent owner")  # fmt: skip
+    except NotFoundError:
+        pass
     for row in rows.values():
         e = node.rewards.earnings(row.address)
         row.earned = int(e["settled"])
         row.attributed = int(e["by_role"].get("contributor", "0"))
-        row.access = int(e["by_source"].get("access", "0"))
+        row.parts = {header: int(e[by].get(key, "0")) for header, by, key in EARNING_PARTS}
     return list(rows.values())
 
 
@@ -326,7 +408,7 @@ def _table(rows: list[Row]) -> None:
     t = Table(title="OPEN by account (cumulative over all settled epochs)")
     for col in ("account", "role", "contributions", "attributed share"):
         t.add_column(col)
-    for col in ("OPEN earned", "of which access fees", "OPEN claimed", "OPEN slashed"):
+    for col in ("OPEN earned", "OPEN claimed", "OPEN slashed"):
         t.add_column(col, justify="right")
     contributors = [r for r in rows if r.contributions]
     others = [r for r in rows if not r.contributions]
@@ -337,19 +419,31 @@ def _table(rows: list[Row]) -> None:
             ", ".join(r.contributions) or "—",
             f"{r.attributed / attributed:.1%}" if r.contributions else "—",
             fmt_open(r.earned),
-            fmt_open(r.access),
             fmt_open(r.claimed),
             fmt_open(r.slashed) if r.contributions else "—",
             end_section=i == len(contributors) - 1,
         )
     out.print(t)
+    # where each account's earnings came from: inference fees, then one column per kind of
+    # earning in EARNING_PARTS (each row adds up to OPEN earned)
+    by = Table(title="OPEN earned, by where it came from")
+    by.add_column("account")
+    for col in ("inference fees", *(h for h, _, _ in EARNING_PARTS), "OPEN earned"):
+        by.add_column(col, justify="right")
+    for i, r in enumerate(contributors + others):
+        parts = [r.parts.get(h, 0) for h, _, _ in EARNING_PARTS]
+        by.add_row(r.name, fmt_open(r.earned - sum(parts)), *(fmt_open(p) for p in parts),
+                   fmt_open(r.earned), end_section=i == len(contributors) - 1)  # fmt: skip
+    out.print(by)
     out.print(
         "attributed share: the account's part of the fees paid by attribution weight. "
         "Contributors earn that, plus the stakers' part pro rata to approved stake and the "
         "unattributed rest pro rata to approved records; a rejected contribution earns "
-        "nothing. Access fees: the datanet's fees for exports and training, split the same "
-        "way (owner, stakers by stake, contributors by approved records, platform). The "
-        "treasury also received the slashed stake."
+        "nothing. Inference fees: the model's part of each fee (owner, stakers, "
+        "contributors, platform). Access fees: the datanet's fees for exports and training, "
+        "split the same way (owner, stakers by stake, contributors by approved records, "
+        "platform). Agent fees: the price per call of the agents the account owns, paid on "
+        "top of the model's fee. The treasury also received the slashed stake."
     )
 
 
