@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
-from openledger.api.guard import json_problem
-from openledger.api.routes.datanets import safe_name
 from openledger.config import Settings
 from openledger.datanets.snapshots import parse_ref
 from openledger.errors import ValidationError
+from openledger.http.guard import json_problem
+from openledger.http.uploads import safe_name
 from openledger.node import Node
 from openledger.store.models import digits_id
 from tests.conftest import PASSWORD, operator_headers
@@ -47,7 +47,7 @@ def test_the_decoder_itself_cannot_overflow_the_stack() -> None:
     """py_ecc (web3) raises the recursion limit to 100,000; create_app puts it back, so even
     JSON that slipped past the scan raises RecursionError instead of killing the process."""
     code = (
-        "import json, web3, sys; from openledger.api.guard import restore_recursion_limit; "
+        "import json, web3, sys; from openledger.http.guard import restore_recursion_limit; "
         "restore_recursion_limit(); "
         'exec(\'try:\\n json.loads("[" * 200000)\\nexcept RecursionError:\\n print("ok")\')'
     )

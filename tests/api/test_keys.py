@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from openledger.api.app import create_app
-from openledger.api.credentials import AnyPrincipal as PrincipalDep
 from openledger.auth.keys import (
     CACHE_TTL,
     KEY_LEN,
@@ -22,6 +21,7 @@ from openledger.auth.keys import (
 )
 from openledger.config import Settings
 from openledger.errors import AuthError, NotFoundError, ValidationError
+from openledger.http.credentials import AnyPrincipal as PrincipalDep
 from openledger.node import Node
 from openledger.store.api_tables import ApiKeyRow
 from tests.conftest import PASSWORD

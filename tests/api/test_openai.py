@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openledger.api.app import create_app
-from openledger.api.prompt_budget import longest_token_chars, max_prompt_chars
+from openledger.http.prompt_budget import longest_token_chars, max_prompt_chars
 from openledger.node import Node
 from tests.tiny import serving_node
 

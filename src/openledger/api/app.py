@@ -7,9 +7,6 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from openledger import __version__
-from openledger.api.credentials import only_own_account
-from openledger.api.errors import document_errors, install_error_handlers
-from openledger.api.guard import RequestGuard, restore_recursion_limit
 from openledger.api.observability import install_observability
 from openledger.api.ratelimit import Limits
 from openledger.api.routes import (
@@ -26,6 +23,9 @@ from openledger.api.routes import (
     providers,
     wallet,
 )
+from openledger.http.credentials import only_own_account
+from openledger.http.errors import document_errors, install_error_handlers
+from openledger.http.guard import RequestGuard, restore_recursion_limit
 from openledger.node import Node
 from openledger.web import install_web
 

@@ -5,7 +5,7 @@ sessions live in the node's database (``siwe.NonceBook``, ``sessions.SessionStor
 sign-in message names the node's own host:port (``api_host:api_port``, or one of
 ``web_hosts``) and nothing else; the Host header is only checked against that list, never
 trusted. Every state-changing request needs the web app's header (which a cross-site form
-cannot send), and the request guard refuses any from another origin (``api.guard``).
+cannot send), and the request guard refuses any from another origin (``http.guard``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, Field
 
-from openledger.api.guard import node_hosts
 from openledger.auth.principal import SCOPES, Principal
 from openledger.chain.accounts import DEV_NAMES, AccountBook
 from openledger.config import DEVNET_CHAIN_ID, Settings
 from openledger.errors import AuthError, ConfigError, NotFoundError, OpenLedgerError
+from openledger.http.guard import node_hosts
 from openledger.store.db import Database
 from openledger.web import siwe
 from openledger.web.sessions import COOKIE, Session, SessionStore

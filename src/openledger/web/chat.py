@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from openledger.api.prompt_budget import check_prompt_chars
 from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
+from openledger.http.prompt_budget import check_prompt_chars
 from openledger.ledger.paid import PaidInference
 
 if TYPE_CHECKING:

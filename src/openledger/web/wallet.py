@@ -1,7 +1,7 @@
 """Writes of the web app: the node signs for a dev account (devnet only); for a wallet the
 write is prepared (``auth.prepared``, in the database) and the page sends the transactions
 with ``eth_sendTransaction``, then reports the hashes to ``POST /web/api/wallet/submit``,
-which checks them and records the write, exactly as for API clients (``api.acting``)."""
+which checks them and records the write, exactly as for API clients (``http.acting``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from openledger.api import acting
-from openledger.api.acting import Actor
-from openledger.api.deps import NodeDep
 from openledger.chain.calls import Plan
+from openledger.http import acting
+from openledger.http.acting import Actor
+from openledger.http.deps import NodeDep
 from openledger.node import Node
 from openledger.web.auth import SessionDep, WebAuth, only_own_account
 from openledger.web.sessions import Session
@@ -34,7 +34,7 @@ def act_recorded(node: Node, auth: WebAuth, session: Session,
                  send: Callable[[Any], dict[str, Any]], kind: str,
                  method: Callable[..., dict[str, Any]], args: dict[str, Any],
                  what: str) -> dict[str, Any]:  # fmt: skip
-    """``api.acting.act_recorded`` for the signed-in account."""
+    """``http.acting.act_recorded`` for the signed-in account."""
     return acting.act_recorded(node, session_actor(auth, session), send, kind, method, args,
                                what)  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 Reads are public (an agent's registration is on chain anyway); its wallet's credit is its
 owner's (or the operator token's) to read. Writes act for the credential's account
-(``api.acting``): the node signs for its own accounts, anyone else gets the prepared
+(``http.acting``): the node signs for its own accounts, anyone else gets the prepared
 transactions to send from their own key (docs/security.md). Every check runs before anything
 is sent: 422 for bad input, 404 for an unknown model or agent, 409 for a name taken or an
 agent already paused, 403 for another account's agent. Calls to an agent go through /v1 as
@@ -17,10 +17,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from openledger.agents.config import AgentConfig
-from openledger.api.acting import act, actor
-from openledger.api.bounds import AsField, Limit, Name, Offset, Text
-from openledger.api.credentials import Reader, Writer
-from openledger.api.deps import NodeDep
+from openledger.http.acting import act, actor
+from openledger.http.bounds import AsField, Limit, Name, Offset, Text
+from openledger.http.credentials import Reader, Writer
+from openledger.http.deps import NodeDep
 from openledger.units import parse_open
 
 router = APIRouter(prefix="/agents", tags=["agents"])

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.credentials import Inferrer
-from openledger.api.deps import NodeDep
+from openledger.http.credentials import Inferrer
+from openledger.http.deps import NodeDep
 
 router = APIRouter(tags=["attribution"])
 

@@ -1,9 +1,8 @@
 """/datanets: the datanet services as JSON (paginated lists). Reads are public; writes need
-a credential with the ``write`` scope and act for its account (see ``api.acting``)."""
+a credential with the ``write`` scope and act for its account (see ``http.acting``)."""
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,55 +10,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from openledger.api.acting import act, actor
-from openledger.api.bounds import MAX_INT, AsField, IdField, IdPath, Limit, Name, Offset, Text
-from openledger.api.credentials import MaybePrincipal, Writer
-from openledger.api.deps import NodeDep
-from openledger.chain.calls import Plan
 from openledger.datanets.snapshots import EXPORT_FORMATS
 from openledger.errors import PaymentRequiredError, ValidationError
+from openledger.http.acting import act, actor
+from openledger.http.bounds import MAX_INT, AsField, IdField, IdPath, Limit, Name, Offset, Text
+from openledger.http.credentials import MaybePrincipal, Writer
+from openledger.http.datanets import contribution_for, export_file, plan_prices
+from openledger.http.deps import NodeDep
+from openledger.http.uploads import save_uploads
 from openledger.ledger.access import AccessDueError
-from openledger.node import Node
 from openledger.units import parse_open
 
 NOBODY = "0x" + "00" * 20  # a request without a credential: never a contributor or payer
 
 router = APIRouter(prefix="/datanets", tags=["datanets"])
-
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_NAME_BYTES = 255
-
-
-def safe_name(raw: str | None, i: int) -> str:
-    """An upload's name as it may be written to disk: its last component, letters, digits,
-    ``.``, ``_`` and ``-`` only, no leading dot (so never ``.`` or ``..``), at most 255
-    bytes with its extension kept; ``file{i}`` when nothing is left."""
-    base = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = SAFE_NAME.sub("_", base).lstrip(".")
-    if len(name) > MAX_NAME_BYTES:
-        stem, dot, ext = name.rpartition(".")
-        ext = ext[:16] if dot and stem else ""
-        name = name[: MAX_NAME_BYTES - len(ext) - 1].rstrip(".") + ("." + ext if ext else "")
-    return name or f"file{i}"
-
-
-async def save_uploads(files: list[UploadFile], directory: Path) -> tuple[list[Path], list[str]]:
-    """Write uploads under ``directory``, each under its own (sanitised) name in a folder of
-    its own, so parse errors and the manifest's records name the file as uploaded; returns
-    the paths and those names."""
-    paths, names = [], []
-    for i, f in enumerate(files):
-        name = safe_name(f.filename, i)
-        path = directory / str(i) / name
-        path.parent.mkdir()
-        path.write_bytes(await f.read())
-        paths.append(path)
-        names.append(name)
-    return paths, names
-
 
 class Signer(BaseModel):
     as_: AsField = None
@@ -174,17 +140,6 @@ def show_contribution(
                             everyone=operator)  # fmt: skip
 
 
-def contribution_for(node: Node, contribution: int, account: str | None, offset: int,
-                     limit: int, *, everyone: bool = False) -> dict[str, Any]:  # fmt: skip
-    """:meth:`ReviewService.detail` as ``account`` may read it (records withheld on a priced
-    datanet from an account that may not read them; ``everyone``: the operator)."""
-    doc = node.reviews.detail(contribution, offset=offset, limit=limit)
-    withheld = None if everyone else node.access.withheld(contribution, account)
-    if withheld is not None:
-        doc["records"] = {**doc["records"], "items": [], "withheld": withheld}
-    return doc
-
-
 @router.post("/{datanet}/contributions/{contribution}/reviews")
 def review(datanet: str, contribution: IdPath, body: Review, node: NodeDep,
            principal: Writer) -> dict[str, Any]:  # fmt: skip
@@ -219,20 +174,6 @@ def snapshot(datanet: str, body: Signer, node: NodeDep, principal: Writer) -> di
 @router.get("/{datanet}/snapshots/{version}")
 def show_snapshot(datanet: str, version: IdPath, node: NodeDep) -> dict[str, Any]:
     return node.snapshots.get(datanet, version)
-
-
-def export_file(node: Node, datanet: str, version: int, fmt: str, account: str) -> FileResponse:
-    """A snapshot written for ``account`` (a priced one only if it may read it: 402
-    otherwise, and nothing is written) as a download, its temporary folder removed after."""
-    tmp = tempfile.TemporaryDirectory(prefix="export-")
-    name = f"{datanet}-v{version}.{fmt}"
-    try:
-        path = node.snapshots.export(f"{datanet}@{version}", fmt, Path(tmp.name) / name,
-                                     account=account)  # fmt: skip
-    except BaseException:
-        tmp.cleanup()
-        raise
-    return FileResponse(path, filename=name, background=BackgroundTask(tmp.cleanup))
 
 
 @router.get("/{datanet}/snapshots/{version}/export")
@@ -281,15 +222,6 @@ def access_prices(
                                   fix="pass ?account=0x… or send a credential.")  # fmt: skip
         doc["quote"] = node.access.quote(datanet, version, kind, node.accounts.resolve(who))
     return doc
-
-
-def plan_prices(node: Node, datanet: str, export: str | None, train: str | None,
-                owner: str) -> Plan:  # fmt: skip
-    """The plan that sets a datanet's access prices, given in OPEN (None: unchanged)."""
-    current = node.access.prices(datanet)
-    ex = int(current["export"]) if export is None else parse_open(export, field="export")
-    tr = int(current["train"]) if train is None else parse_open(train, field="train")
-    return node.access.plan_set_prices(datanet, export=ex, train=tr, owner=owner)
 
 
 @router.put("/{datanet}/access")

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from openledger.api.acting import act, actor
-from openledger.api.bounds import AsField, IdField, IdPath, Limit, Name, Offset
-from openledger.api.credentials import Writer
-from openledger.api.deps import NodeDep
 from openledger.attribution.policy import parse_policy
 from openledger.auth.principal import Principal
 from openledger.errors import NotFoundError
+from openledger.http.acting import act, actor
+from openledger.http.bounds import AsField, IdField, IdPath, Limit, Name, Offset
+from openledger.http.credentials import Writer
+from openledger.http.deps import NodeDep
 from openledger.node import Node
 from openledger.units import parse_open
 

@@ -1,6 +1,6 @@
 """/governance: proposals, votes, queue, execute, delegation and the governable keys.
 
-Writes act for the credential's account (``api.acting``): the node signs for its own
+Writes act for the credential's account (``http.acting``): the node signs for its own
 accounts, anyone else gets the prepared transaction to send from their own key. The same
 checks as the CLI run before anything is sent (422 for bad input, 409 for the wrong moment,
 with what to do).
@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.acting import act, act_recorded, actor
-from openledger.api.bounds import AsField, IdPath, Name, Text
-from openledger.api.credentials import Writer
-from openledger.api.deps import NodeDep
 from openledger.governance.keys import parse_sets
+from openledger.http.acting import act, act_recorded, actor
+from openledger.http.bounds import AsField, IdPath, Name, Text
+from openledger.http.credentials import Writer
+from openledger.http.deps import NodeDep
 
 router = APIRouter(prefix="/governance", tags=["governance"])
 

@@ -1,5 +1,5 @@
 """/grants: OpenCircle applications, approval proposals, milestone releases, cancellation;
-writes act for the credential's account (``api.acting``)."""
+writes act for the credential's account (``http.acting``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.acting import act, act_recorded, actor
-from openledger.api.bounds import AsField, IdPath, Name
-from openledger.api.credentials import Writer
-from openledger.api.deps import NodeDep
+from openledger.http.acting import act, act_recorded, actor
+from openledger.http.bounds import AsField, IdPath, Name
+from openledger.http.credentials import Writer
+from openledger.http.deps import NodeDep
 from openledger.units import parse_open
 
 router = APIRouter(prefix="/grants", tags=["grants"])

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from openledger import __version__
-from openledger.api.deps import NodeDep
 from openledger.errors import OpenLedgerError
+from openledger.http.deps import NodeDep
 
 router = APIRouter(tags=["health"])
 

@@ -6,7 +6,7 @@ sequence number or hash only its payer (an API key with ``read``) or the operato
 read it, so receipts are no directory of everyone's usage (docs/ledger.md). The list of
 receipts and the credit are the credential's account's own. Rewards and epochs are public:
 they are what the epoch roots on chain commit to. Deposits, withdrawals and claims act for
-the credential's account (``api.acting``).
+the credential's account (``http.acting``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.acting import act_recorded, actor
-from openledger.api.bounds import AsField, IdPath, Limit, Name, Offset
-from openledger.api.credentials import MaybePrincipal, Reader, Writer
-from openledger.api.deps import NodeDep
 from openledger.errors import AuthError
+from openledger.http.acting import act_recorded, actor
+from openledger.http.bounds import AsField, IdPath, Limit, Name, Offset
+from openledger.http.credentials import MaybePrincipal, Reader, Writer
+from openledger.http.deps import NodeDep
 from openledger.ledger.receipt_ids import is_public_id
 from openledger.units import fmt_open, parse_open
 

@@ -44,9 +44,6 @@ from starlette.types import Receive, Scope, Send
 
 from openledger.agents.runner import AgentRunner, Consulted, fit, with_answers
 from openledger.agents.service import AgentRun
-from openledger.api.credentials import Inferrer
-from openledger.api.deps import NodeDep
-from openledger.api.errors import openai_error_for
 from openledger.api.openai_schemas import (
     AssistantMessage,
     ChatChoice,
@@ -64,10 +61,13 @@ from openledger.api.openai_schemas import (
     now,
     usage,
 )
-from openledger.api.prompt_budget import check_prompt_chars
 from openledger.attribution.types import Attribution
 from openledger.errors import OpenLedgerError, PaymentRequiredError, StoreError, ValidationError
 from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
+from openledger.http.credentials import Inferrer
+from openledger.http.deps import NodeDep
+from openledger.http.errors import openai_error_for
+from openledger.http.prompt_budget import check_prompt_chars
 from openledger.ledger.paid import PaidInference, attribution_view
 from openledger.ledger.pricing import fee
 from openledger.ledger.service import Hold, credit_short

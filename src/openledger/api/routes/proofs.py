@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from openledger.api.credentials import MaybePrincipal
-from openledger.api.deps import NodeDep
 from openledger.errors import AuthError
+from openledger.http.credentials import MaybePrincipal
+from openledger.http.deps import NodeDep
 from openledger.ledger.proofs import ProofService
 from openledger.ledger.receipt_ids import is_public_id
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from openledger.api.deps import NodeDep
 from openledger.chain.addr import is_address
 from openledger.errors import ValidationError
+from openledger.http.deps import NodeDep
 
 router = APIRouter(prefix="/providers", tags=["providers"])
 

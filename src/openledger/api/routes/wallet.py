@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.credentials import Writer
-from openledger.api.deps import NodeDep
+from openledger.http.credentials import Writer
+from openledger.http.deps import NodeDep
 
 router = APIRouter(prefix="/wallet", tags=["wallet"])
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from openledger.api.bounds import Name
-from openledger.api.deps import NodeDep
 from openledger.errors import NotFoundError
+from openledger.http.bounds import Name
+from openledger.http.deps import NodeDep
 from openledger.units import fmt_open, parse_open
 from openledger.web.auth import AuthDep, SessionDep, WebAuth
 from openledger.web.routes import tile

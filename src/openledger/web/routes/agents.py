@@ -12,8 +12,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from openledger.agents.config import AgentConfig
-from openledger.api.bounds import Name, Text
-from openledger.api.deps import NodeDep
+from openledger.http.bounds import Name, Text
+from openledger.http.deps import NodeDep
 from openledger.node import Node
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep

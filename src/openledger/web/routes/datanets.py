@@ -13,14 +13,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from openledger.api.bounds import IdField, IdPath, Limit, Name, Offset, Text
-from openledger.api.deps import NodeDep
-from openledger.api.routes.datanets import (
-    contribution_for,
-    export_file,
-    plan_prices,
-    save_uploads,
-)
+from openledger.http.bounds import IdField, IdPath, Limit, Name, Offset, Text
+from openledger.http.datanets import contribution_for, export_file, plan_prices
+from openledger.http.deps import NodeDep
+from openledger.http.uploads import save_uploads
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.wallet import OwnAccount, act

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.bounds import IdField, IdPath, Name
-from openledger.api.deps import NodeDep
 from openledger.attribution.policy import parse_policy
+from openledger.http.bounds import IdField, IdPath, Name
+from openledger.http.deps import NodeDep
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.wallet import OwnAccount, act

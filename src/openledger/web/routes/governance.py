@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.api.bounds import IdPath, Name, Text
-from openledger.api.deps import NodeDep
 from openledger.governance.keys import parse_sets
+from openledger.http.bounds import IdPath, Name, Text
+from openledger.http.deps import NodeDep
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.routes import tile

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from openledger.api.deps import NodeDep
 from openledger.errors import NotFoundError
+from openledger.http.deps import NodeDep
 from openledger.ledger.receipt_ids import is_public_id
 from openledger.ledger.receipts import check_served
 from openledger.units import fmt_open

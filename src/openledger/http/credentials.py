@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from openledger.api.deps import NodeDep
 from openledger.auth.keys import HEADER, bearer_secret
 from openledger.auth.operator_token import TOKEN_PREFIX
 from openledger.auth.principal import SCOPES, Principal
 from openledger.errors import OpenLedgerError
+from openledger.http.deps import NodeDep
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -76,7 +76,7 @@ MaybePrincipal = Annotated[Principal | None, Depends(_maybe)]
 def only_own_account(request: Request) -> None:
     """On every route: ``?as=ACCOUNT`` with a bearer credential of another account is a 403
     (only the operator token names other accounts). Writes with a body name the account in
-    the body's ``"as"``, checked by ``api.acting.actor`` the same way."""
+    the body's ``"as"``, checked by ``http.acting.actor`` the same way."""
     wanted = request.query_params.get("as")
     if not wanted or not request.headers.get(HEADER):
         return

@@ -29,9 +29,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openledger.api.errors import OPENAI_PREFIX, openai_error_for
 from openledger.config import Settings
 from openledger.errors import ForbiddenError, OpenLedgerError, PayloadTooLargeError, ValidationError
+from openledger.http.errors import OPENAI_PREFIX, openai_error_for
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PYTHON_RECURSION_LIMIT = 1000
