@@ -43,7 +43,7 @@ def build(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
     from fastapi.testclient import TestClient
 
     from openledger.agents.config import AgentConfig
-    from openledger.api.app import create_app
+    from openledger.app import create_app
     from openledger.ledger.credits import credit_row
     from openledger.store.agent_tables import AgentRow
     from tests.tiny import MODULE_SETS, make_adapter, serving_node

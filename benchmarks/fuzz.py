@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from openledger.api.app import create_app  # noqa: E402
+from openledger.app import create_app  # noqa: E402
 from openledger.home import init_home  # noqa: E402
 from openledger.node import Node  # noqa: E402
 from openledger.units import OPEN  # noqa: E402

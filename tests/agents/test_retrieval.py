@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from openledger.agents.config import AgentConfig
 from openledger.agents.runner import AgentRunner
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.ledger.service import request_hash
 from openledger.units import OPEN

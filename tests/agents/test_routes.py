@@ -12,7 +12,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 from web3 import Web3
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.node import Node
 from openledger.units import OPEN
 from tests.agents.test_agents import publish

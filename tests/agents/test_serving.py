@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from openledger.agents.config import AgentConfig
 from openledger.agents.runner import Consulted, with_answers
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.node import Node
 from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import OPEN

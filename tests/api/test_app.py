@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.config import Settings
 from openledger.errors import NotFoundError, ValidationError
 from openledger.node import Node

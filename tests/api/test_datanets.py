@@ -7,7 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from tests.conftest import World, operator_headers
 
 pytestmark = pytest.mark.anvil

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.factory.worker import JobWorker
 from tests.conftest import World, operator_headers
 from tests.factory.test_jobs import FAST, learnable_snapshot

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from tests.api.fuzzing import fuzz
 from tests.conftest import THOROUGH, World, operator_headers
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
 from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.config import Settings
 from openledger.datanets.snapshots import parse_ref
 from openledger.errors import ValidationError

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.auth.keys import (
     CACHE_TTL,
     KEY_LEN,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.attribution.types import Attribution, Share
 from openledger.ledger.beneficiaries import load_sets
 from openledger.ledger.pricing import divide_pools

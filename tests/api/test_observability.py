@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.logs import JsonFormatter, TextFormatter
 from openledger.node import Node
 from openledger.store.factory_tables import JobRow

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.http.prompt_budget import longest_token_chars, max_prompt_chars
 from openledger.node import Node
 from tests.tiny import serving_node

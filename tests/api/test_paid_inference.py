@@ -24,7 +24,7 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.auth.operator_token import read_token
 from openledger.ledger.beneficiaries import load_sets
 from openledger.ledger.paid import attribution_view

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
 from openledger.api.ratelimit import Limits, RateLimiter, parse_rate
+from openledger.app import create_app
 from openledger.config import Settings
 from openledger.errors import ConfigError, RateLimitedError
 from openledger.node import Node

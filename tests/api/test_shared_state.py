@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.config import Settings
 from openledger.home import init_home
 from openledger.node import Node

@@ -22,7 +22,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.store.models import Base
 from openledger.units import OPEN
 from tests.conftest import World, operator_headers

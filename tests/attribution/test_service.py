@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.cli.main import main
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.runner import run_job

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.node import Node
 from tests.servers import serve_in_thread, wait_until
 from tests.tiny import serving_node

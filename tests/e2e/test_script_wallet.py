@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
 from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node

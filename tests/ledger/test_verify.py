@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.cli.main import main
 from openledger.factory.runner import run_job
 from openledger.ledger.proofs import LocalSource, audit_attribution

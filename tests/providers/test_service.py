@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.errors import ConflictError, ValidationError
 from openledger.node import Node
 from openledger.store.factory_tables import ModelRow

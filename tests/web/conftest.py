@@ -172,7 +172,7 @@ def web(devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPat
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from openledger.api.app import create_app
+    from openledger.app import create_app
     from tests import tiny
 
     executable = chromium_or_skip()

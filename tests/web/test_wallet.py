@@ -18,7 +18,7 @@ from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from openledger.api.app import create_app
+from openledger.app import create_app
 from openledger.datanets.manifest import verify_manifest
 from openledger.node import Node
 from openledger.store.datanet_tables import ContributionRow

@@ -125,7 +125,7 @@ def serve(
     devnet, the chain (or, with --provider, a compute provider)."""
     import uvicorn
 
-    from openledger.api.app import create_app
+    from openledger.app import create_app
     from openledger.factory.worker import JobWorker
     from openledger.heap import freeze_startup_heap
     from openledger.ledger.loop import SettlementLoop

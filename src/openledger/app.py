@@ -1,4 +1,6 @@
-"""The FastAPI application every stage adds its routes to."""
+"""The HTTP app: the JSON API (``api/``) and the web app (``web/``) mounted over one node,
+with the request guard, error handlers and observability in front of both. It sits above
+both faces, which never import each other (README.md, "Layers")."""
 
 from __future__ import annotations
 
