@@ -94,29 +94,45 @@ def _special(tokenizer: Any, name: str) -> list[int]:
     return [] if tid is None else [int(tid)]
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], template: str | None, gen: bool) -> str:
-    return tokenizer.apply_chat_template(
-        messages, chat_template=template, tokenize=False, add_generation_prompt=gen
+def render_chat(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    generation_prompt: bool = True,
+    bos: bool = True,
+) -> str:
+    """``messages`` as text in the tokenizer's chat template, or in
+    :data:`DEFAULT_CHAT_TEMPLATE` when it has none: what training, serving and attribution
+    all render a chat with. With ``generation_prompt``, the header of the assistant's turn
+    follows (the text a model continues). With ``bos=False``, without the template's leading
+    bos token (attribution puts bos before any prompt itself)."""
+    template = None if getattr(tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
+    text: str = tokenizer.apply_chat_template(
+        list(messages),
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=generation_prompt,
     )
+    lead = "" if bos else tokenizer.bos_token or ""
+    return text[len(lead) :] if lead and text.startswith(lead) else text
 
 
 def _chat_pieces(
     tokenizer: Any, messages: list[dict[str, str]], record: int
 ) -> list[tuple[str, bool]]:
     """Split the rendered conversation into (text, has_loss) pieces."""
-    template = None if getattr(tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
-    full = _render(tokenizer, messages, template, False)
+    full = render_chat(tokenizer, messages, generation_prompt=False)
     pieces: list[tuple[str, bool]] = []
     cursor = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        upto = _render(tokenizer, messages[: i + 1], template, False)
+        upto = render_chat(tokenizer, messages[: i + 1], generation_prompt=False)
         if i:
-            prefix = _render(tokenizer, messages[:i], template, True)
+            prefix = render_chat(tokenizer, messages[:i])
         else:  # nothing before it: the turn starts after the template's own preamble
             try:
-                prefix = _render(tokenizer, [], template, True)
+                prefix = render_chat(tokenizer, [])
             except Exception:  # some templates refuse an empty conversation
                 prefix = ""
             if not upto.startswith(prefix):

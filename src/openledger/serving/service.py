@@ -22,7 +22,7 @@ import torch
 
 from openledger.errors import NotFoundError, OpenLedgerError, ValidationError
 from openledger.factory.base import base_fingerprint, load_base
-from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
+from openledger.factory.data import render_chat
 from openledger.factory.publish import ModelService
 from openledger.serving.adapters import ADAPTER_WEIGHTS
 from openledger.serving.checks import check_adapter, engine_path
@@ -265,12 +265,16 @@ class ServingService:
         return bos + list(ids)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """The token ids of ``messages`` in the chat template, generation prompt included
+        (``factory.data.render_chat``): what the model is given for a chat."""
         tok = self.tokenizer()
-        template = None if getattr(tok, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
-        text = tok.apply_chat_template(
-            messages, chat_template=template, tokenize=False, add_generation_prompt=True
-        )
-        return list(tok(text, add_special_tokens=False)["input_ids"])
+        return list(tok(render_chat(tok, messages), add_special_tokens=False)["input_ids"])
+
+    def chat_prompt_text(self, messages: list[dict[str, str]]) -> str:
+        """The text the model continues for a chat (the template, generation prompt
+        included), without the template's leading bos: the attributor puts bos before any
+        prompt. What a chat's receipt is attributed against."""
+        return render_chat(self.tokenizer(), messages, bos=False)
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         ctx = self.engine.max_ctx

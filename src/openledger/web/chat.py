@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from openledger.attribution.types import Attribution
 from openledger.errors import ValidationError
-from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
 from openledger.http.prompt_budget import check_prompt_chars
 from openledger.ledger.paid import PaidInference
 
@@ -18,17 +17,6 @@ if TYPE_CHECKING:
     from openledger.agents.service import AgentService
 
 MAX_TOKENS = 256
-
-
-def chat_prompt_text(paid: PaidInference, messages: list[dict[str, str]]) -> str:
-    """The text the model continues (the chat template with the generation prompt), without
-    a leading bos, as /v1 attributes it."""
-    tok = paid.serving.tokenizer()
-    template = None if getattr(tok, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
-    text = tok.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                   add_generation_prompt=True)  # fmt: skip
-    bos = tok.bos_token or ""
-    return text[len(bos) :] if bos and text.startswith(bos) else text
 
 
 def check_messages(messages: list[dict[str, str]], max_tokens: int) -> None:

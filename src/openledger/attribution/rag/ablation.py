@@ -191,17 +191,10 @@ def context_encoder(tokenizer: Any, *, chat: bool = False) -> Callable[[str], li
     """
     if not chat:
         return lambda text: _ids(tokenizer, text, special=True)
-    from openledger.factory.data import DEFAULT_CHAT_TEMPLATE
-
-    template = None if getattr(tokenizer, "chat_template", None) else DEFAULT_CHAT_TEMPLATE
+    from openledger.factory.data import render_chat
 
     def encode(text: str) -> list[int]:
-        rendered = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}],
-            chat_template=template,
-            tokenize=False,
-            add_generation_prompt=True,
-        )
+        rendered = render_chat(tokenizer, [{"role": "user", "content": text}])
         return _ids(tokenizer, rendered, special=False)
 
     return encode
