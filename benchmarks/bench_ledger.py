@@ -17,7 +17,7 @@ Also in the same run: the same service pricing in its own pricer thread instead
 (``ledger_pricing_process = 0``), to show what the pricing process buys.
 
 Baseline in the same run, one after the other with the same seeds: the same service and work
-with one transaction per receipt (``openledger.ledger.service.MAX_GROUP`` set to 1, i.e. no
+with one transaction per receipt (``openledger.ledger.receipt_writer.MAX_GROUP`` set to 1, i.e. no
 group commit). Each run gets a fresh node home (``init_home``: keystore, migrated SQLite in
 WAL mode), so both start from an empty ledger.
 
@@ -33,8 +33,8 @@ After every run the epoch is sealed (timed apart as ``seal_s``: the seal divides
 stakers' and unattributed parts over the beneficiary set once per epoch) and the ledger is
 checked (not timed): receipt count, contiguous seq and hash chain, sum of fees == sum of
 credit debits == sum of earnings rows. Writes
-benchmarks/results/ledger.json, with a profile of the writer: ``_write`` called in one thread
-on prepared groups of the runs' median group size, timed plainly and under cProfile.
+benchmarks/results/ledger.json, with a profile of the writer: ``ReceiptWriter.write`` called in
+one thread on prepared groups of the runs' median group size, timed plainly and under cProfile.
 """
 
 from __future__ import annotations
@@ -62,15 +62,16 @@ import common  # noqa: E402  (benchmarks/, first on sys.path when run as a scrip
 from sqlalchemy import func, select
 from web3 import Web3
 
-import openledger.ledger.service as service_mod
+import openledger.ledger.receipt_writer as writer_mod
 from openledger.attribution.types import Attribution, Share, positive_shares
 from openledger.chain.bindings import Params
 from openledger.config import Settings
 from openledger.heap import freeze_startup_heap
 from openledger.home import init_home
 from openledger.ledger.params import ParamsCache
+from openledger.ledger.receipt_writer import _Charge
 from openledger.ledger.receipts import GENESIS, ReceiptSigner
-from openledger.ledger.service import LedgerService, _Charge, request_hash
+from openledger.ledger.service import LedgerService, request_hash
 from openledger.ledger.writing import PendingReceipt
 from openledger.node import Node
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
@@ -196,13 +197,13 @@ def _measure(
         freeze_startup_heap()  # as `openledger serve` does once the node is built
 
     groups: list[int] = []
-    commit_group = ledger._commit_group
+    commit_group = ledger.writer.commit_group
 
     def counted(jobs: list) -> None:  # group sizes: one list append per transaction
         groups.append(len(jobs))
         commit_group(jobs)
 
-    ledger._commit_group = counted  # type: ignore[method-assign]
+    ledger.writer.commit_group = counted  # type: ignore[method-assign]
     per_thread = args.receipts // args.threads
     payers = [address(p, 0xAA) for p in range(args.payers)]  # the harness's, not timed
     plans = []
@@ -242,7 +243,7 @@ def _measure(
             errors.append(exc)
         latencies.extend(mine)
 
-    service_mod.MAX_GROUP, saved = group, service_mod.MAX_GROUP
+    writer_mod.MAX_GROUP, saved = group, writer_mod.MAX_GROUP
     try:
         threads = [threading.Thread(target=submitter, args=(t,)) for t in range(args.threads)]
         for th in threads:
@@ -260,7 +261,7 @@ def _measure(
         wall1 = time.time()
         cpu = time.process_time() - cpu0
     finally:
-        service_mod.MAX_GROUP = saved
+        writer_mod.MAX_GROUP = saved
         ledger.close()
     if errors:
         raise errors[0]
@@ -360,7 +361,7 @@ def child(args: argparse.Namespace) -> None:
     node = Node(settings, password_source=lambda: PASSWORD)
     try:
         model = json.loads((tmp / "model.json").read_text())
-        out = _measure(node, args, service_mod.MAX_GROUP, random.Random(args.seed), True,
+        out = _measure(node, args, writer_mod.MAX_GROUP, random.Random(args.seed), True,
                        model=model, go=tmp / "go")  # fmt: skip
     finally:
         node.close()
@@ -376,18 +377,19 @@ CATEGORIES = (  # (name, test on (file, function name)) — first match wins
      lambda f, n: "pricing.py" in f or (f == "<string>" and n in ("__init__", "<lambda>"))),
     ("keccak256 (pysha3)", lambda f, n: "sha3" in n or "keccak" in n),
     ("head signature (coincurve)", lambda f, n: "secp256k1" in n or "coincurve" in f),
-    ("service.py / receipts.py glue (holds, body, rows)",
-     lambda f, n: "ledger/service.py" in f or "ledger/receipts.py" in f),
+    ("credit_book.py / receipt_writer.py / receipts.py glue (holds, body, rows)",
+     lambda f, n: any(f"ledger/{m}.py" in f for m in ("credit_book", "receipt_writer",
+                                                      "receipts"))),
 )  # fmt: skip
 
 
 def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> dict:
     """Where one receipt's CPU goes, single-threaded (no GIL waits counted), in its two
-    halves: the request's thread (``reserve``, request hash, ``LedgerService._price``:
-    fee, split, body, content hash) and the writer (``_write`` on groups of ``group``: link
-    hashes, head signature, rows, commit). First timed without a profiler, then under
-    cProfile, grouped by category (cProfile inflates Python calls against C calls; the
-    unprofiled figures are the real cost)."""
+    halves: the request's thread (``reserve``, request hash, ``ReceiptWriter.price``:
+    fee, split, body, content hash) and the writer (``ReceiptWriter.write`` on groups of
+    ``group``: link hashes, head signature, rows, commit). First timed without a profiler,
+    then under cProfile, grouped by category (cProfile inflates Python calls against C
+    calls; the unprofiled figures are the real cost)."""
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.load(env={"OPENLEDGER_HOME": str(Path(tmp) / "home")})
@@ -406,22 +408,22 @@ def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> di
                     digest = request_hash(payer, model["name"], {"i": i})
                     charge = _Charge(hold, rng.randint(16, 256), digest,
                                      pool[rng.randrange(256)], PendingReceipt())  # fmt: skip
-                    out.append(ledger._price(charge))
+                    out.append(ledger.writer.price(charge))
                 return out
 
-            ledger._write(jobs())  # warm: the beneficiary set, the signer
+            ledger.writer.write(jobs())  # warm: the beneficiary set, the signer
             if not args.no_freeze:
                 freeze_startup_heap()
             t0 = time.perf_counter()
             plain = [jobs() for _ in range(rounds)]
             t1 = time.perf_counter()
             for js in plain:
-                ledger._write(js)
+                ledger.writer.write(js)
             t2 = time.perf_counter()
             prof = cProfile.Profile()
             prof.enable()
             for _ in range(rounds):
-                ledger._write(jobs())
+                ledger.writer.write(jobs())
             prof.disable()
         finally:
             if ledger is not None:
@@ -528,10 +530,10 @@ def main() -> dict:
     started = machine()
     ours, base, in_thread = [], [], []
     for run in range(args.runs):  # interleaved, so drifting load hits all alike
-        ours.append(one_run(args, service_mod.MAX_GROUP, args.seed + run))
+        ours.append(one_run(args, writer_mod.MAX_GROUP, args.seed + run))
         print(f"run {run + 1} ours: {ours[-1]['receipts_per_s']:,} receipts/s "
               f"(mean group {ours[-1]['mean_group']})", flush=True)  # fmt: skip
-        in_thread.append(one_run(args, service_mod.MAX_GROUP, args.seed + run, process=False))
+        in_thread.append(one_run(args, writer_mod.MAX_GROUP, args.seed + run, process=False))
         print(f"run {run + 1} priced in the node's thread: "
               f"{in_thread[-1]['receipts_per_s']:,} receipts/s", flush=True)  # fmt: skip
         b_args = argparse.Namespace(**{**vars(args), "receipts": args.baseline_receipts})
@@ -566,7 +568,7 @@ def main() -> dict:
             "in_flight": args.threads * args.window,
             "receipts_per_run": args.receipts,
             "baseline_receipts_per_run": args.baseline_receipts,
-            "max_group": service_mod.MAX_GROUP,
+            "max_group": writer_mod.MAX_GROUP,
             "runs": args.runs,
             "training_contributions": args.contributions,
             "attributed_contributions": args.attributed,

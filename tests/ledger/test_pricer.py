@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from openledger.attribution.types import Attribution, Share
+from openledger.ledger.receipt_writer import ReceiptWriter as LedgerService
 from openledger.ledger.receipts import GENESIS, check_receipt
-from openledger.ledger.service import LedgerService
 from openledger.store.ledger_tables import ReceiptRow
 from tests.market import Market
 

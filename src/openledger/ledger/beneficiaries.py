@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openledger.ledger.pricing import Beneficiary, Payout, divide_pools
+from openledger.ledger.pricing import Beneficiary, Members, Payout, divide_pools
 from openledger.ledger.receipts import canonical_json, hash_hex
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
+from openledger.store.db import Database
 from openledger.store.ledger_tables import BeneficiarySetRow, PoolRow, ReceiptRow
+
+SET_TTL = 60.0  # seconds a model's beneficiary set is reused before it is read again
 
 
 def training_contributions(s: Session, snapshot_roots: Sequence[str]) -> list[Beneficiary]:
@@ -72,6 +76,51 @@ def from_body(body: dict[str, Any]) -> list[Beneficiary]:
         )
         for c, d, a, r, st in body["contributions"]
     ]
+
+
+@dataclass(frozen=True)
+class BeneficiarySet:
+    """A model's beneficiary set as priced: its hash, members and stored form."""
+
+    hash: str
+    model_id: int
+    members: Members
+    body: str
+    read_at: float
+
+
+class BeneficiaryCache:
+    """The beneficiary set of each model the ledger prices, read at most once a ``SET_TTL``.
+
+    Keyed per model and snapshot roots: stakes of approved contributions change only when
+    one is withdrawn after the unlock delay (possibly by another process), so a minute of
+    staleness moves no wei that was not already due. The receipt writer stores a set (once
+    per hash) in the transaction of its first receipt."""
+
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self.db = db
+        self._clock = clock
+        self._sets: dict[tuple[int, tuple[str, ...]], BeneficiarySet] = {}
+
+    def get(self, model: dict[str, Any]) -> BeneficiarySet:
+        """The model's training contributions and the hash of that set."""
+        key = (int(model["id"]), tuple(model.get("snapshot_roots") or ()))
+        cached = self._sets.get(key)
+        now = self._clock()
+        if cached is not None and now - cached.read_at < SET_TTL:
+            return cached
+        with self.db.session() as s:
+            members = training_contributions(s, key[1])
+        body = set_body(key[0], members)
+        digest = set_hash(body)
+        fresh = BeneficiarySet(
+            digest, key[0], Members.of(members), canonical_json(body).decode(), now
+        )
+        self._sets[key] = fresh
+        return fresh
+
+    def clear(self) -> None:
+        self._sets.clear()
 
 
 def load_sets(s: Session, hashes: Iterable[str]) -> dict[str, list[Beneficiary]]:

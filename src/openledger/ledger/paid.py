@@ -15,10 +15,12 @@ from typing import Any
 from openledger.attribution.service import AttributionService
 from openledger.attribution.types import Attribution
 from openledger.errors import ConflictError, NotFoundError
+from openledger.ledger.credit_book import Hold
 from openledger.ledger.receipt_content import AgentTerms
 from openledger.ledger.receipt_queries import ReceiptQueries
 from openledger.ledger.receipts import SignedReceipt
-from openledger.ledger.service import Hold, LedgerService, PendingReceipt, request_hash
+from openledger.ledger.service import LedgerService, request_hash
+from openledger.ledger.writing import PendingReceipt
 from openledger.serving.sampling import SamplingParams
 from openledger.serving.service import ServingService
 

@@ -16,7 +16,7 @@ from openledger.ledger.receipts import SignedReceipt
 from openledger.store.ledger_tables import BeneficiarySetRow, CreditLeaseRow, CreditRow
 
 if TYPE_CHECKING:
-    from openledger.ledger.service import _Set
+    from openledger.ledger.beneficiaries import BeneficiarySet
 
 
 class PendingReceipt:
@@ -168,7 +168,7 @@ def debit(
     return balances, used_by
 
 
-def store_sets(conn: Any, sets: dict[str, _Set]) -> None:
+def store_sets(conn: Any, sets: dict[str, BeneficiarySet]) -> None:
     t = BeneficiarySetRow.__table__
     stored = set(conn.execute(select(t.c.hash).where(t.c.hash.in_(list(sets)))).scalars())
     missing = [

@@ -68,9 +68,9 @@ from openledger.http.credentials import Inferrer
 from openledger.http.deps import NodeDep
 from openledger.http.errors import openai_error_for
 from openledger.http.prompt_budget import check_prompt_chars
+from openledger.ledger.credit_book import Hold, credit_short
 from openledger.ledger.paid import PaidInference, attribution_view
 from openledger.ledger.pricing import fee
-from openledger.ledger.service import Hold, credit_short
 from openledger.serving.engine import Event
 from openledger.serving.engine import Request as EngineRequest
 from openledger.serving.sampling import SamplingParams
