@@ -42,17 +42,24 @@ def read_layers(readme: str) -> list[list[str]]:
     for line in block.group(1).splitlines():
         units = []
         for token in line.split():
-            if token == "__init__.py":
-                units.append(PACKAGE)
-            elif token.endswith("/"):
-                units.append(token[:-1])
-            elif token.endswith(".py"):
-                units.append(token[:-3])
-            else:
+            unit = _unit(token)
+            if unit is None:
                 break  # the row's description
+            units.append(unit)
         if units:
             rows.append(units)
     return rows
+
+
+def _unit(token: str) -> str | None:
+    """``chain/`` -> chain, ``node.py`` -> node, ``__init__.py`` -> the package; else None."""
+    if token == "__init__.py":
+        return PACKAGE
+    if token.endswith("/"):
+        return token[:-1]
+    if token.endswith(".py"):
+        return token[:-3]
+    return None
 
 
 def rank_of(layers: list[list[str]]) -> dict[str, int]:
@@ -234,6 +241,18 @@ def test_the_import_graph_follows_the_readme_layers() -> None:
         + "\nmove the shared piece down to a unit both may import, or import lazily only "
         "under `if TYPE_CHECKING:` for annotations."
     )
+
+
+def test_the_architecture_page_shows_the_same_order() -> None:
+    """docs/architecture.md repeats the order on one line (rows joined by →); it must not
+    drift from the README's."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    line = page.split("From top to bottom:\n", 1)[1].split("\n\n", 1)[0]
+    rows = [
+        [u for u in (_unit(t.strip("`")) for t in part.split()) if u]
+        for part in line.replace("\n", " ").split("→")
+    ]
+    assert rows == read_layers(README.read_text())
 
 
 def test_every_row_names_a_real_unit() -> None:
