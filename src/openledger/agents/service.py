@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from openledger.agents.wallet import AgentWallets
     from openledger.chain.bindings import AgentRegistry
     from openledger.chain.calls import Plan
-    from openledger.chain.client import TxResult
     from openledger.chain.deploy import Contracts
     from openledger.chain.sync import ChainEventRecord, EventSync
+    from openledger.chain.tx import TxResult
     from openledger.datanets.registry import DatanetService
     from openledger.factory.publish import ModelService
     from openledger.ledger.receipt_content import AgentTerms
