@@ -38,6 +38,11 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "registered the index hash" in first and "contribution #" in first
         assert "OpenLoRA engine" in first and "deposited 10 OPEN" in first
         assert first.count("signed; attribution:") == 9 and "epoch 1 settled: 10 receipts" in first
+        # carol runs a compute provider: governance sets the share, she pulls, stakes and serves
+        assert "passed: compute_share_bps = 500" in first
+        assert "carol pulled open-facts-lora from this node" in first
+        assert "staked 100 OPEN and registered as a compute provider" in first
+        assert first.count(", served by carol, fee") == 9
         # the agent: dave's, over his model, retrieving from the datanet; grace pays its price
         assert "dave created agent/research-assistant (AgentRegistry #1)" in first
         assert "top 2 passages of open-facts's latest snapshot" in first
@@ -65,6 +70,8 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "inference fees" in by and "access fees" in by and "agent fees" in by
         dave = next(line for line in by.splitlines() if line.startswith("│ dave "))
         assert dave.split("│")[4].strip() == "0.05"  # his agent's price, one call
+        carol = next(line for line in by.splitlines() if line.startswith("│ carol "))
+        assert float(carol.split("│")[5].strip()) > 0  # her compute share
         assert "Agent fees: the price per call" in first
         assert "check passed" in first
         assert "`openledger verify receipt rc_" in first and ": match — the index" in first
@@ -79,6 +86,8 @@ def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
         assert "credit 9." in second  # the first run's unspent credit, then 10 more
         assert "epoch 2 settled: 10 receipts" in second and "check passed" in second
         assert "agent/research-assistant exists already" in second
+        assert "carol is a registered compute provider already" in second
+        assert "compute_share_bps = 500" not in second and ", served by carol" in second
         assert "funded its wallet" not in second  # it made no calls: its credit is whole
         assert "grace → agent/research-assistant" in second
         assert "grace paid for open-facts@1 already (access #1)" in second

@@ -102,14 +102,18 @@ class Row:
 EARNING_PARTS = (
     ("access fees", "by_source", "access"),
     ("agent fees", "by_role", "agent"),
+    ("compute", "by_role", "compute"),
 )
 
 
 def ledger_round(node: Node, datanet: str) -> None:
     """Serve, pay, settle, claim, tabulate and check (one round; rerunnable)."""
+    from openledger.cli import demo_provider
+
     _serve(node)
-    _pay(node)
-    _agent(node, datanet)
+    with demo_provider.running(node, MODEL):
+        _pay(node)
+        _agent(node, datanet)
     _access(node, datanet)
     epoch = _settle(node)
     rows = _rows(node, datanet)
@@ -167,6 +171,8 @@ def _pay(node: Node) -> None:
         shares = pc.attribution.shares[:3] if pc.attribution else []
         who = ", ".join(f"{names.get(s.contributor, s.contributor[:10])} {s.weight:.0%}"
                         for s in shares) or "none (paid by records)"  # fmt: skip
+        compute = pc.receipt.body.get("compute")
+        served = f", served by {names.get(compute['provider'], 'a provider')}" if compute else ""
         unattributed = pc.attribution.unattributed if pc.attribution else 1.0
         answer = " ".join(pc.text.split())
         fact = q.fact.lower() in answer.lower()
@@ -176,9 +182,9 @@ def _pay(node: Node) -> None:
             f"[bold]{USER}[/] → {q.prompt!r}{' (chat)' if q.chat else ''} (in {q.knows}'s "
             f"data)\n  {answer[:90]!r}  [{'green' if fact else 'red'}]{q.fact!r} "
             f"{'✓' if fact else '✗'}[/]\n"
-            f"  {pc.prompt_tokens}+{pc.completion_tokens} tokens, fee {fmt_open(fee)} OPEN, "
-            f"receipt {node.ledger.public_id(pc.receipt.seq)} signed; attribution: {who}; "
-            f"unattributed {unattributed:.0%}",
+            f"  {pc.prompt_tokens}+{pc.completion_tokens} tokens{served}, fee "
+            f"{fmt_open(fee)} OPEN, receipt {node.ledger.public_id(pc.receipt.seq)} signed; "
+            f"attribution: {who}; unattributed {unattributed:.0%}",
             highlight=False,
         )
     left = node.ledger.credit(user)
@@ -370,6 +376,13 @@ def _rows(node: Node, datanet: str) -> list[Row]:
                                     "agent owner")  # fmt: skip
     except NotFoundError:
         pass
+    registry = node.contracts.providers  # compute providers earn their share of what they serve
+    for p in registry.providers() if registry is not None else []:
+        if p.address in rows:
+            rows[p.address].role += " + compute provider"
+        elif p.registered_at:
+            rows[p.address] = Row(p.address, names.get(p.address, p.address[:10]),
+                                  "compute provider")  # fmt: skip
     for row in rows.values():
         e = node.rewards.earnings(row.address)
         row.earned = int(e["settled"])
