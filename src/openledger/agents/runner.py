@@ -189,6 +189,22 @@ class AgentRunner:
         terms = replace(agent.terms, retrieved=tuple(p.source for p in kept))
         return replace(agent, passages=kept, terms=terms)
 
+    def check_room(self, agent: AgentRun, messages: list[dict[str, str]], max_tokens: int) -> None:
+        """Room for what ``agent``'s callees say: the prompt with an empty answer from each
+        (after its system prompt, before ``messages``) plus ``max_tokens`` fits the context;
+        ValidationError (field ``messages``) otherwise. Nothing is called or held."""
+        serving = self.paid.serving
+        blank = [Consulted(c.ref, "", "", 0) for c in agent.config.callees]
+        least = serving.encode_chat(with_answers(agent.system_prompt, blank, messages))
+        if len(least) + max_tokens > serving.engine.max_ctx:
+            raise ValidationError(
+                f"{agent.ref} puts what its {len(blank)} callee(s) say into the "
+                f"prompt: {len(least)} tokens before they say anything, plus "
+                f"{max_tokens} to generate, exceeds the context of "
+                f"{serving.engine.max_ctx}.", field="messages", value=len(least),
+                fix="shorten the conversation or ask for fewer tokens (max_tokens).",
+            )  # fmt: skip
+
     # -- the calls --------------------------------------------------------------------------
     def consult(self, run: AgentRun, messages: list[dict[str, str]]) -> list[Consulted]:
         """Call each callee of ``run`` with ``messages``, paid by its wallet (blocking)."""
@@ -216,13 +232,23 @@ class AgentRunner:
         temperature = cfg.temperature if temperature is None else temperature
         if getattr(agent.terms, "unretrieved", False):
             agent = self.prepare(agent, messages, max_tokens)
+        final, _, inner = self.final_prompt(agent, messages, max_tokens)
+        return self.paid.chat(payer, agent.model, final, max_tokens=max_tokens,
+                              temperature=temperature, seed=seed, api=api, agent=agent.terms,
+                              inner=inner)  # fmt: skip
+
+    def final_prompt(self, agent: AgentRun, messages: list[dict[str, str]], max_tokens: int
+                     ) -> tuple[list[dict[str, str]], list[int], tuple[str, ...]]:  # fmt: skip
+        """Consult ``agent``'s callees with ``messages`` (paid by its wallet, blocking), then
+        the conversation its model answers: its system prompt, what they said (shortened,
+        ``fit``, until the prompt leaves ``max_tokens`` of the context), then ``messages``;
+        with its token ids and the link hashes of the calls' receipts (what its receipt
+        names)."""
         consulted = self.consult(agent, messages)
         serving = self.paid.serving
         room = serving.engine.max_ctx - max_tokens
         system = agent.system_prompt
-        consulted, _ = fit(lambda c: serving.encode_chat(
+        consulted, ids = fit(lambda c: serving.encode_chat(
             with_answers(system, c, messages)), consulted, room)  # fmt: skip
         final = with_answers(system, consulted, messages)
-        return self.paid.chat(payer, agent.model, final, max_tokens=max_tokens,
-                              temperature=temperature, seed=seed, api=api, agent=agent.terms,
-                              inner=tuple(c.receipt_hash for c in consulted))  # fmt: skip
+        return final, ids, tuple(c.receipt_hash for c in consulted)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +89,20 @@ class SamplingRequest(BaseModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+    def with_defaults(self, defaults: Any) -> Self:
+        """This request with the sampling parameters of ``defaults`` (anything with
+        ``temperature``, ``top_p`` and ``max_tokens``: an agent's configuration) where the
+        caller set none."""
+        given = self.model_fields_set
+        update: dict[str, Any] = {}
+        if "temperature" not in given:
+            update["temperature"] = defaults.temperature
+        if "top_p" not in given:
+            update["top_p"] = defaults.top_p
+        if not given & {"max_tokens", "max_completion_tokens"}:
+            update["max_tokens"] = defaults.max_tokens
+        return self.model_copy(update=update)
 
     def sampling(self, max_tokens: int, choice: int) -> SamplingParams:
         """The engine parameters of choice ``choice`` (seed + choice, so choices differ)."""
@@ -224,6 +238,25 @@ def model_card(
     )
 
 
+def agent_card(
+    model: ModelCard,
+    name: str,
+    owner: str,
+    chain_id: int,
+    *,
+    runs: str,
+    price: str,
+    config_hash: str,
+    calls: list[str],
+) -> ModelCard:
+    """An agent's card, ``agent/NAME`` (docs/agents.md): the card of the model it ``runs``
+    (its prices per token), under the agent's name, owner and AgentRegistry id, with the
+    agent's price per call (wei of OPEN), configuration hash and calls in ``agent``."""
+    agent = {"model": runs, "price": price, "config_hash": config_hash, "calls": calls}
+    update = {"id": f"agent/{name}", "owned_by": owner, "chain_id": chain_id, "agent": agent}
+    return model.model_copy(update=update)
+
+
 class CompletionChoice(BaseModel):
     index: int
     text: str
@@ -277,6 +310,37 @@ def chat_chunk(
     return {**head, "object": "chat.completion.chunk", "choices": [choice]}
 
 
+def usage_chunk(
+    head: dict[str, Any], obj: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    """A stream's usage chunk (``stream_options.include_usage``): no choices, the usage."""
+    return {
+        **head,
+        "object": obj,
+        "choices": [],
+        "usage": usage(prompt_tokens, completion_tokens).model_dump(),
+    }
+
+
+class _PaidFields(BaseModel):
+    """What a paid response adds to OpenAI's fields."""
+
+    receipt_id: str | None = Field(
+        description="The first choice's receipt: its unguessable public id (GET /receipts/ID)."
+    )
+    receipt_ids: list[str | None] = Field(description="Each choice's receipt, by index.")
+    attribution: dict[str, Any] = Field(description="The first choice's attribution.")
+    attributions: list[dict[str, Any]] = Field(description="Each choice's attribution.")
+
+
+class PaidCompletion(Completion, _PaidFields):
+    pass
+
+
+class PaidChatCompletion(ChatCompletion, _PaidFields):
+    pass
+
+
 __all__ = [
     "ChatCompletion",
     "ChatCompletionRequest",
@@ -285,11 +349,15 @@ __all__ = [
     "CompletionRequest",
     "ModelCard",
     "ModelList",
+    "PaidChatCompletion",
+    "PaidCompletion",
     "Usage",
+    "agent_card",
     "chat_chunk",
     "completion_chunk",
     "model_card",
     "new_id",
     "now",
     "usage",
+    "usage_chunk",
 ]

@@ -11,9 +11,10 @@ API does, so OpenAI clients raise their usual exceptions: ``{"error": {"message"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,6 +52,20 @@ def openai_error_body(
     message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+@contextlib.contextmanager
+def fields_renamed(fields: dict[str, str]) -> Iterator[None]:
+    """Re-raise a ValidationError of a service under the request's own name for its field
+    (``fields``: the service's name -> the request's; e.g. chat has no ``prompt``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field in fields and fields[exc.field] != exc.field:
+            raise ValidationError(
+                exc.message, field=fields[exc.field], value=exc.value, fix=exc.fix
+            ) from exc
+        raise
 
 
 def openai_error_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
