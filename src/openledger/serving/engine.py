@@ -349,42 +349,51 @@ class Engine:
             return -1
 
     def _prefill(self, batch: list[Request]) -> None:
+        """Run the prompts of ``batch`` (the last ``b`` rows of ``_running``) into their
+        cache rows, then sample each one's first token. ``b`` requests, ``T`` the longest
+        prompt, ``V`` the vocabulary."""
         first_row = len(self._running) - len(batch)
         longest = max(len(r.prompt) for r in batch)
-        ids = torch.zeros(len(batch), longest, dtype=torch.long)
+        ids = torch.zeros(len(batch), longest, dtype=torch.long)  # b × T, right-padded with 0
         for i, r in enumerate(batch):
             ids[i, : len(r.prompt)] = torch.tensor(r.prompt)
-        lengths = torch.tensor([len(r.prompt) for r in batch])
+        lengths = torch.tensor([len(r.prompt) for r in batch])  # b
         device = self.model.device
         logits = self.model.prefill(
             ids.to(device),
             lengths.to(device),
-            list(range(first_row, first_row + len(batch))),
-            [r.slot for r in batch],
-        )
+            list(range(first_row, first_row + len(batch))),  # b cache rows
+            [r.slot for r in batch],  # b adapter slots
+        )  # b × V: each prompt's last-token logits
         for r in batch:
             r.length = len(r.prompt)
         self._accept(batch, logits)
 
     def _decode(self, n: int) -> None:
+        """One token for each of the first ``n`` running rows: feed each its pending token
+        at its position, sample the next."""
         batch = self._running[:n]
         device = self.model.device
-        ids = torch.tensor([r.pending for r in batch], device=device)
-        positions = torch.tensor([r.length for r in batch], device=device)
-        logits = self.model.decode(ids, positions, [r.slot for r in batch])
+        ids = torch.tensor([r.pending for r in batch], device=device)  # n
+        positions = torch.tensor([r.length for r in batch], device=device)  # n
+        logits = self.model.decode(ids, positions, [r.slot for r in batch])  # n × V
         for r in batch:
             r.length += 1
         self._accept(batch, logits)
 
     def _accept(self, batch: list[Request], logits: torch.Tensor) -> None:
+        """Sample a token for each row of ``logits`` (len(batch) × V) whose request is
+        still live, and advance it."""
         if self.on_logits is not None:
             self.on_logits(batch, logits)
         live = [i for i, r in enumerate(batch) if r.finish_reason is None]
         if not live:
             return
         chosen = choose_tokens(
-            logits[live], [batch[i].params for i in live], [batch[i].generator for i in live]
-        )
+            logits[live],  # live × V
+            [batch[i].params for i in live],
+            [batch[i].generator for i in live],
+        )  # live token ids
         for i, token in zip(live, chosen, strict=True):
             self._advance(batch[i], token)
 
