@@ -153,7 +153,7 @@ def test_the_openapi_schema_declares_each_routes_credential(client: TestClient) 
             problems.append(f"{method} {path} declares {got}, not {want}")
     # the reads: a 401 without a credential is a credential the schema must name
     params = {**PARAMS, "version": "1", "number": "1", "name": "x", "path": "config.json",
-              "account": "0x" + "11" * 20}  # fmt: skip
+              "account": "0x" + "11" * 20, "address": "0x" + "22" * 20}  # fmt: skip
     reads = [(m, p) for m, p in declared if m == "GET"]
     assert len(reads) >= 30
     private = 0
