@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from openledger.datanets.snapshots import SnapshotService
     from openledger.factory.jobs import JobService
     from openledger.factory.publish import ModelService
+    from openledger.governance.grants import GrantsService
     from openledger.governance.service import GovernanceService
     from openledger.ledger.access import AccessService
     from openledger.ledger.audit import Auditor
@@ -340,6 +341,12 @@ class Node:
         from openledger.governance.service import GovernanceService
 
         return GovernanceService(self._contracts, on_executed=self._params_changed)
+
+    @cached_property
+    def grants(self) -> GrantsService:
+        from openledger.governance.grants import GrantsService
+
+        return GrantsService(self.governance)
 
     def _params_changed(self) -> None:
         if "params" in self.__dict__:

@@ -55,7 +55,7 @@ def apply(
     """Apply for a grant; the tier's bounds and the milestones' sum are checked first."""
     node = context.node()
     parts = [parse_open(m, field="--milestones") for m in milestones.split(",") if m.strip()]
-    doc = node.governance.apply(
+    doc = node.grants.apply(
         node.accounts.signer(as_), tier, parse_open(amount, field="--amount"), parts, uri
     )
     _json(doc) if as_json else _print(doc)
@@ -64,12 +64,12 @@ def apply(
 @app.command("list")
 def list_(as_json: Json = False) -> None:
     """Every grant, newest first, and the tiers' bounds."""
-    gov = context.node().governance
-    docs = gov.grants()
+    grants = context.node().grants
+    docs = grants.grants()
     if as_json:
-        return _json({"tiers": gov.tiers(), "grants": docs})
+        return _json({"tiers": grants.tiers(), "grants": docs})
     tiers = ", ".join(
-        f"{t['name']} {fmt_open(int(t['min']))}–{fmt_open(int(t['max']))}" for t in gov.tiers()
+        f"{t['name']} {fmt_open(int(t['min']))}–{fmt_open(int(t['max']))}" for t in grants.tiers()
     )
     out.print(f"tiers (OPEN): {tiers}")
     t = Table(title="grants")
@@ -90,7 +90,7 @@ def list_(as_json: Json = False) -> None:
 @app.command()
 def show(grant: Id, as_json: Json = False) -> None:
     """One grant."""
-    doc = context.node().governance.grant(grant)
+    doc = context.node().grants.grant(grant)
     _json(doc) if as_json else _print(doc)
 
 
@@ -99,7 +99,7 @@ def approve(grant: Id, as_: As, as_json: Json = False) -> None:
     """Propose approving a pending grant (its amount is escrowed from the treasury when the
     proposal is executed)."""
     node = context.node()
-    doc = {"proposal": node.governance.propose_approval(node.accounts.signer(as_), grant)}
+    doc = {"proposal": node.grants.propose_approval(node.accounts.signer(as_), grant)}
     _json(doc) if as_json else _print(doc)
 
 
@@ -107,7 +107,7 @@ def approve(grant: Id, as_: As, as_json: Json = False) -> None:
 def release(grant: Id, as_: As, as_json: Json = False) -> None:
     """Release the next milestone: directly as the committee, else as a proposal."""
     node = context.node()
-    doc = node.governance.release(node.accounts.signer(as_), grant)
+    doc = node.grants.release(node.accounts.signer(as_), grant)
     _json(doc) if as_json else _print(doc)
 
 
@@ -115,7 +115,7 @@ def release(grant: Id, as_: As, as_json: Json = False) -> None:
 def cancel(grant: Id, as_: As, as_json: Json = False) -> None:
     """Cancel a grant (unreleased funds go back to the treasury)."""
     node = context.node()
-    doc = node.governance.cancel_grant(node.accounts.signer(as_), grant)
+    doc = node.grants.cancel_grant(node.accounts.signer(as_), grant)
     _json(doc) if as_json else _print(doc)
 
 

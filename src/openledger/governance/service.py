@@ -1,4 +1,6 @@
-"""Governance over the chain: propose, vote, queue, execute, delegate, hand over, grants.
+"""Governance over the chain: propose, vote, queue, execute, delegate.
+
+OpenCircle grants are their own service (``grants``), which proposes through this one.
 
 Every precondition a person can get wrong (an unknown key, an out-of-range value, no
 delegated votes, voting outside the period, queueing a proposal that did not pass,
@@ -9,6 +11,7 @@ transaction is sent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -24,11 +27,10 @@ from openledger.errors import (
     ValidationError,
 )
 from openledger.governance.devnet import advance_devnet_clock
+from openledger.governance.grants import GrantsService
 from openledger.governance.keys import FEE_SPLIT_KEYS, KEYS, Change, plan_changes, show_value
 from openledger.units import fmt_open
 
-GRANT_TIERS = b.GRANT_TIERS
-GRANT_STATUS = b.GRANT_STATUS
 STATES = b.PROPOSAL_STATES
 
 __all__ = ["GovernanceService", "advance_devnet_clock"]
@@ -39,7 +41,7 @@ def _tx(result: Any) -> str:
 
 
 class GovernanceService:
-    """Thin over the Governor, Timelock and Grants bindings; returns JSON-ready dicts."""
+    """Thin over the Governor and Timelock bindings; returns JSON-ready dicts."""
 
     def __init__(
         self, contracts: Callable[[], Contracts], on_executed: Callable[[], None] | None = None
@@ -50,7 +52,8 @@ class GovernanceService:
         self._on_executed = on_executed or (lambda: None)
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _c(self) -> Contracts:
+    def contracts(self) -> Contracts:
+        """The deployment, which has a Governor, Timelock and Grants (or refused)."""
         c = self._contracts()
         if c.governor is None or c.timelock is None or c.grants is None:
             raise ContractNotDeployedError(
@@ -62,10 +65,10 @@ class GovernanceService:
         return c
 
     def _now(self) -> int:
-        return self._c().client.timestamp()
+        return self.contracts().client.timestamp()
 
     def _binding(self, name: str) -> b._Binding:
-        c = self._c()
+        c = self.contracts()
         return {
             "ProtocolParams": c.params,
             "Governor": c.governor,
@@ -81,7 +84,7 @@ class GovernanceService:
 
     def settings(self) -> dict[str, Any]:
         """The governance settings and every governable key's current value."""
-        c = self._c()
+        c = self.contracts()
         p = c.params.snapshot()
         gov = c.governor
         values: dict[str, Any] = {
@@ -112,14 +115,14 @@ class GovernanceService:
     # -- proposals ----------------------------------------------------------------------------
     def plan(self, sets: dict[str, str]) -> list[Change]:
         """Validate ``KEY=VALUE`` changes against the table of keys (nothing is sent)."""
-        params = self._c().params
+        params = self.contracts().params
         return plan_changes(sets, lambda: {
             **{k: params.get(k) for k in FEE_SPLIT_KEYS},
             "compute_share_bps": params.snapshot().compute_share_bps,
         })  # fmt: skip
 
     def _check_can_propose(self, proposer: str) -> None:
-        c = self._c()
+        c = self.contracts()
         threshold = c.governor.setting("proposal_threshold")
         votes = c.token.get_past_votes(proposer, self._now() - 1)
         if votes < threshold:
@@ -139,9 +142,10 @@ class GovernanceService:
     def plan_propose(self, proposer: str, sets: dict[str, str], description: str) -> Plan:
         changes = self.plan(sets)
         summary = "; ".join(ch.summary for ch in changes)
-        return self._propose(proposer, changes, description or f"set {summary}")
+        return self.plan_proposal(proposer, changes, description or f"set {summary}")
 
-    def _propose(self, proposer: str, changes: list[Change], description: str) -> Plan:
+    def plan_proposal(self, proposer: str, changes: list[Change], description: str) -> Plan:
+        """A proposal of ``changes`` by ``proposer`` (who must hold the proposal threshold)."""
         if len(description) > 512:
             raise ValidationError(
                 f"The description has {len(description)} characters; at most 512 fit.",
@@ -151,7 +155,7 @@ class GovernanceService:
             )
         self._check_can_propose(proposer)
         calls = [self._encode(ch) for ch in changes]
-        gov = self._c().governor
+        gov = self.contracts().governor
         call = build(gov, "propose", [Web3.to_checksum_address(t) for t, _ in calls],
                      [0] * len(calls), [d for _, d in calls], description)  # fmt: skip
 
@@ -161,11 +165,12 @@ class GovernanceService:
 
     def finish_propose(self, _args: dict[str, Any], _payload: bytes | None, results: list[Any],
                        _sig: str | None) -> dict:  # fmt: skip
-        pid = int(self._c().governor.events(results[-1], "ProposalCreated")[0]["proposal_id"])
+        created = self.contracts().governor.events(results[-1], "ProposalCreated")
+        pid = int(created[0]["proposal_id"])
         return {**self.show(pid), "tx_hash": _tx(results[-1])}
 
     def _proposal(self, pid: int) -> b.Proposal:
-        gov = self._c().governor
+        gov = self.contracts().governor
         if pid < 1 or pid > gov.proposal_count():
             raise NotFoundError(
                 f"No proposal {pid}.",
@@ -176,7 +181,7 @@ class GovernanceService:
         return gov.proposal(pid)
 
     def _describe_call(self, target: str, data: bytes) -> str:
-        c = self._c()
+        c = self.contracts()
         for binding in c.all():
             if binding.address == Web3.to_checksum_address(target):
                 try:
@@ -190,7 +195,7 @@ class GovernanceService:
     def show(self, pid: int) -> dict[str, Any]:
         """One proposal: state, tallies, quorum, times and its calls in words."""
         p = self._proposal(pid)
-        c = self._c()
+        c = self.contracts()
         now = self._now()
         # the supply is constant (OpenToken mints once), so the quorum is known in advance
         quorum = c.token.total_supply() * p.quorum_bps // 10_000
@@ -216,7 +221,7 @@ class GovernanceService:
         }
 
     def list(self) -> list[dict[str, Any]]:
-        gov = self._c().governor
+        gov = self.contracts().governor
         return [self.show(pid) for pid in range(gov.proposal_count(), 0, -1)]
 
     def vote(self, signer: LocalAccount, pid: int, support: str) -> dict:
@@ -232,7 +237,7 @@ class GovernanceService:
                 fix="vote for, against or abstain.",
             )
         p = self._proposal(pid)
-        c = self._c()
+        c = self.contracts()
         now = self._now()
         state = STATES[p.state]
         if state == "pending":
@@ -321,7 +326,7 @@ class GovernanceService:
         return self._plan_simple(sender, "execute", pid)
 
     def _plan_simple(self, sender: str, fn: str, pid: int) -> Plan:
-        gov = self._c().governor
+        gov = self.contracts().governor
 
         finish, resume = resumable("governance.finish_simple", self.finish_simple,
                                    {"fn": fn, "pid": pid})  # fmt: skip
@@ -339,14 +344,9 @@ class GovernanceService:
         """A proposal as it is after a wallet's call to it (cancel)."""
         return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
 
-    def finish_grant(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                     _sig: str | None) -> dict:  # fmt: skip
-        """A grant as it is after a wallet's call to it (release, cancel)."""
-        return {**self.grant(args["gid"]), "tx_hash": _tx(results[-1])}
-
     def cancel(self, signer: LocalAccount, pid: int) -> dict:
         self._proposal(pid)
-        result = self._c().governor.cancel(signer, pid)
+        result = self.contracts().governor.cancel(signer, pid)
         return {**self.show(pid), "tx_hash": _tx(result)}
 
     def delegate(self, signer: LocalAccount, delegatee: str) -> dict:
@@ -372,187 +372,22 @@ class GovernanceService:
             "tx_hash": _tx(results[-1]),
         }
 
-    # -- grants ----------------------------------------------------------------------------
-    def _grants(self) -> b.Grants:
-        return self._c().grants  # type: ignore[return-value]
+    # -- grants: done by GrantsService (node.grants); these four for the callers that reach
+    # grants through governance (the on-chain tests)
+    @cached_property
+    def _grants(self) -> GrantsService:
+        return GrantsService(self)
 
-    def tiers(self) -> list[dict[str, Any]]:
-        g = self._grants()
-        return [
-            {"tier": i, "name": name, "min": str(lo), "max": str(hi)}
-            for i, name in enumerate(GRANT_TIERS)
-            for lo, hi in [g.tier_bounds(i)]
-        ]
+    def grant(self, gid: int) -> dict[str, Any]:
+        return self._grants.grant(gid)
 
     def apply(
         self, signer: LocalAccount, tier: str, amount: int, milestones: list[int], uri: str
     ) -> dict:
-        """Apply for a grant; bounds and milestone sums are checked with the numbers."""
-        return self.plan_apply(signer.address, tier, amount, milestones, uri).run(signer)
-
-    def plan_apply(
-        self, applicant: str, tier: str, amount: int, milestones: list[int], uri: str
-    ) -> Plan:
-        t = tier.lower()
-        if t not in GRANT_TIERS:
-            raise ValidationError(
-                f"{tier!r} is not a grant tier.",
-                field="tier",
-                value=tier,
-                fix=f"use one of: {', '.join(GRANT_TIERS)}.",
-            )
-        index = GRANT_TIERS.index(t)
-        low, high = self._grants().tier_bounds(index)
-        if not low <= amount <= high:
-            raise ValidationError(
-                f"{fmt_open(amount)} OPEN is outside the {t} tier's bounds "
-                f"({fmt_open(low)} to {fmt_open(high)} OPEN).",
-                field="amount",
-                value=fmt_open(amount),
-                fix="ask for an amount within the bounds, or apply for another tier.",
-            )
-        if not milestones or len(milestones) > 8 or any(m <= 0 for m in milestones):
-            raise ValidationError(
-                f"{len(milestones)} milestones given; 1 to 8 positive amounts are needed.",
-                field="milestones",
-                value=len(milestones),
-                fix="list 1 to 8 amounts > 0.",
-            )
-        if sum(milestones) != amount:
-            raise ValidationError(
-                f"The milestones sum to {fmt_open(sum(milestones))} OPEN, the amount is "
-                f"{fmt_open(amount)} OPEN.",
-                field="milestones",
-                value=fmt_open(sum(milestones)),
-                fix="make them sum to the amount (difference "
-                f"{fmt_open(abs(amount - sum(milestones)))} OPEN).",
-            )
-        if len(uri) > 256:
-            raise ValidationError(
-                "The metadata URI is longer than 256 characters.",
-                field="uri",
-                value=len(uri),
-                fix="shorten it.",
-            )
-        g = self._grants()
-
-        finish, resume = resumable("governance.finish_apply", self.finish_apply, {})
-        return Plan(g.client, applicant, [build(g, "apply", index, amount, milestones, uri)],
-                    finish, what=f"apply for a {t} grant", resume=resume)  # fmt: skip
-
-    def finish_apply(self, _args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                     _sig: str | None) -> dict:  # fmt: skip
-        gid = int(self._grants().events(results[-1], "GrantApplied")[0]["grant_id"])
-        return {**self.grant(gid), "tx_hash": _tx(results[-1])}
-
-    def grant(self, gid: int) -> dict[str, Any]:
-        g = self._grants()
-        if gid < 1 or gid > g.grant_count():
-            raise NotFoundError(
-                f"No grant {gid}.",
-                field="id",
-                value=gid,
-                fix="list them with `openledger grants list`.",
-            )
-        x = g.grant(gid)
-        return {
-            "id": gid,
-            "applicant": x.applicant,
-            "tier": GRANT_TIERS[x.tier],
-            "amount": str(x.amount),
-            "released": str(x.released),
-            "next_milestone": x.next_milestone,
-            "status": GRANT_STATUS[x.status],
-            "milestones": [str(m) for m in x.milestones],
-            "metadata_uri": x.metadata_uri,
-            "applied_at": x.applied_at,
-        }
-
-    def grants(self) -> list[dict[str, Any]]:
-        return [self.grant(i) for i in range(self._grants().grant_count(), 0, -1)]
+        return self._grants.apply(signer, tier, amount, milestones, uri)
 
     def propose_approval(self, signer: LocalAccount, gid: int, description: str = "") -> dict:
-        """Propose approving grant ``gid``: the Timelock approves Grants for the amount and
-        Grants pulls it from the treasury when the proposal is executed."""
-        return self.plan_propose_approval(signer.address, gid, description).run(signer)
-
-    def plan_propose_approval(self, proposer: str, gid: int, description: str = "") -> Plan:
-        g = self.grant(gid)
-        if g["status"] != "pending":
-            raise ConflictError(
-                f"Grant {gid} is {g['status']}, not pending.",
-                field="id",
-                value=gid,
-                fix="only a pending application can be approved.",
-            )
-        c = self._c()
-        treasury = c.params.snapshot().treasury
-        holds = c.token.balance_of(treasury)
-        if holds < int(g["amount"]):
-            raise ConflictError(
-                f"The treasury {treasury} holds {fmt_open(holds)} OPEN; grant {gid} needs "
-                f"{fmt_open(int(g['amount']))}.",
-                field="id",
-                value=gid,
-                fix="fund the treasury first.",
-            )
-        changes = [
-            Change("OpenToken", "approve", (c.grants.address, int(g["amount"])), "allowance"),
-            Change("Grants", "approve", (gid,), f"approve grant {gid}"),
-        ]
-        text = (
-            description
-            or f"OpenCircle: approve grant {gid} ({fmt_open(int(g['amount']))} OPEN, {g['tier']})"
-        )
-        return self._propose(proposer, changes, text)
-
-    def _by_committee_or_proposal(self, signer: LocalAccount, gid: int, fn: str, text: str) -> dict:
-        c = self._c()
-        if c.grants.committee() == signer.address or c.grants.owner() == signer.address:
-            result = (
-                c.grants.release(signer, gid) if fn == "release" else c.grants.cancel(signer, gid)
-            )
-            return {**self.grant(gid), "tx_hash": _tx(result)}
-        plan = self._propose(signer.address, [Change("Grants", fn, (gid,), text)], text)
-        return {"proposal": plan.run(signer)}
+        return self._grants.propose_approval(signer, gid, description)
 
     def release(self, signer: LocalAccount, gid: int) -> dict:
-        """Release the next milestone: directly as the committee, else by a proposal."""
-        g = self.grant(gid)
-        if g["status"] != "approved":
-            raise ConflictError(
-                f"Grant {gid} is {g['status']}, not approved.",
-                field="id",
-                value=gid,
-                fix="only an approved grant pays milestones.",
-            )
-        n = g["next_milestone"]
-        return self._by_committee_or_proposal(
-            signer,
-            gid,
-            "release",
-            f"OpenCircle: release milestone {n + 1} of grant {gid} "
-            f"({fmt_open(int(g['milestones'][n]))} OPEN)",
-        )
-
-    def cancel_grant(self, signer: LocalAccount, gid: int) -> dict:
-        """Cancel: the applicant withdraws a pending application; the committee cancels
-        directly; anyone else proposes it. Unreleased funds go back to the treasury."""
-        g = self.grant(gid)
-        if g["status"] not in ("pending", "approved"):
-            raise ConflictError(
-                f"Grant {gid} is {g['status']}.",
-                field="id",
-                value=gid,
-                fix="only a pending or approved grant can be cancelled.",
-            )
-        if g["status"] == "pending" and g["applicant"] == signer.address:
-            result = self._grants().cancel(signer, gid)
-            return {**self.grant(gid), "tx_hash": _tx(result)}
-        rest = int(g["amount"]) - int(g["released"])
-        return self._by_committee_or_proposal(
-            signer,
-            gid,
-            "cancel",
-            f"OpenCircle: cancel grant {gid} ({fmt_open(rest)} OPEN back to the treasury)",
-        )
+        return self._grants.release(signer, gid)

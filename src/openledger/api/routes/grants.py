@@ -32,13 +32,13 @@ class ApplyBody(Signer):
 @router.get("")
 def list_grants(node: NodeDep) -> dict[str, Any]:
     """Every grant, newest first, and the tiers' bounds in wei of OPEN."""
-    items = node.governance.grants()
-    return {"tiers": node.governance.tiers(), "total": len(items), "items": items}
+    items = node.grants.grants()
+    return {"tiers": node.grants.tiers(), "total": len(items), "items": items}
 
 
 @router.get("/{grant}")
 def show_grant(grant: IdPath, node: NodeDep) -> dict[str, Any]:
-    return node.governance.grant(grant)
+    return node.grants.grant(grant)
 
 
 @router.post("", status_code=201)
@@ -46,9 +46,9 @@ def apply(body: ApplyBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Apply; a tier's bounds or milestones that do not sum to the amount are a 422."""
     who = actor(node, principal, body.as_)
     milestones = [parse_open(m, field="milestones") for m in body.milestones]
-    plan = node.governance.plan_apply(who.address, body.tier,
-                                      parse_open(body.amount, field="amount"), milestones,
-                                      body.metadata_uri)  # fmt: skip
+    plan = node.grants.plan_apply(who.address, body.tier,
+                                  parse_open(body.amount, field="amount"), milestones,
+                                  body.metadata_uri)  # fmt: skip
     return act(node, who, plan)
 
 
@@ -56,7 +56,7 @@ def apply(body: ApplyBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
 def approve(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Propose approving the grant (returns the proposal)."""
     who = actor(node, principal, body.as_)
-    out = act(node, who, node.governance.plan_propose_approval(who.address, grant))
+    out = act(node, who, node.grants.plan_propose_approval(who.address, grant))
     return out if "wallet" in out else {"proposal": out}
 
 
@@ -64,16 +64,16 @@ def approve(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> di
 def release(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Release the next milestone (committee), or propose it."""
     who = actor(node, principal, body.as_)
-    gov = node.governance
-    return act_recorded(node, who, lambda signer: gov.release(signer, grant),
-                        "governance.finish_grant", gov.finish_grant, {"gid": grant},
+    grants = node.grants
+    return act_recorded(node, who, lambda signer: grants.release(signer, grant),
+                        "grants.finish_grant", grants.finish_grant, {"gid": grant},
                         f"release the next milestone of grant {grant}")  # fmt: skip
 
 
 @router.post("/{grant}/cancel")
 def cancel(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
-    gov = node.governance
-    return act_recorded(node, who, lambda signer: gov.cancel_grant(signer, grant),
-                        "governance.finish_grant", gov.finish_grant, {"gid": grant},
+    grants = node.grants
+    return act_recorded(node, who, lambda signer: grants.cancel_grant(signer, grant),
+                        "grants.finish_grant", grants.finish_grant, {"gid": grant},
                         f"cancel grant {grant}")  # fmt: skip

@@ -1,6 +1,6 @@
 """/web/api for governance and OpenCircle grants: the account's votes, delegation, proposals,
 votes, queue and execute, grant applications; signed by the signed-in account through
-``GovernanceService``, which checks everything before sending."""
+``GovernanceService`` and ``GrantsService``, which check everything before sending."""
 
 from __future__ import annotations
 
@@ -93,9 +93,9 @@ def execute(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep)
 def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Apply for an OpenCircle grant (tier bounds and milestone sums checked first)."""
     milestones = [parse_open(m.strip(), field="milestones") for m in body.milestones if m.strip()]
-    plan = node.governance.plan_apply(session.address, body.tier,
-                                      parse_open(body.amount, field="amount"), milestones,
-                                      body.metadata_uri)  # fmt: skip
+    plan = node.grants.plan_apply(session.address, body.tier,
+                                  parse_open(body.amount, field="amount"), milestones,
+                                  body.metadata_uri)  # fmt: skip
     return act(node, auth, session, plan)
 
 
@@ -104,5 +104,5 @@ def propose_approval(
     grant: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep
 ) -> dict[str, Any]:
     """Propose that governance approves the grant (returns the proposal)."""
-    out = act(node, auth, session, node.governance.plan_propose_approval(session.address, grant))
+    out = act(node, auth, session, node.grants.plan_propose_approval(session.address, grant))
     return out if "wallet" in out else {"proposal": out}
