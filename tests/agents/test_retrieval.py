@@ -100,7 +100,7 @@ def test_the_retrieved_records_reach_the_prompt_and_the_receipt(desk: Desk) -> N
     assert node.epochs.close()["status"] == "settled" and node.auditor.audit(1).ok
 
 
-def test_over_v1_it_answers_as_a_callee_and_alone_it_is_refused(desk: Desk) -> None:
+def test_over_v1_it_answers_alone_and_as_a_callee(desk: Desk) -> None:
     node, market = desk.node, desk.market
     dave = node.accounts.signer("dave")
     node.agents.create("reader", reader(), price=5, signer=dave)
@@ -109,12 +109,17 @@ def test_over_v1_it_answers_as_a_callee_and_alone_it_is_refused(desk: Desk) -> N
     node.agents.fund("lead", 2 * OPEN, signer=dave)
     msgs = [{"role": "user", "content": QUESTION}]
     grace = desk.available("grace")
-    # the /v1 route does not retrieve yet: refused before anything is held, never served
-    # without its context
+    # called alone on /v1 chat: its passages go into its prompt and its receipt names them
     r = desk.post("/v1/chat/completions", model="agent/reader", messages=msgs)
-    assert r.status_code == 409, r.text
-    assert "retrieves from datanets" in r.json()["error"]["message"]
-    assert desk.available("grace") == grace
+    assert r.status_code == 200, r.text
+    alone = desk.receipt(r.json()["receipt_id"])
+    assert alone["agent"]["name"] == "reader" and len(alone["agent"]["retrieved"]) == 2
+    assert alone["agent"]["retrieved"][0]["contribution"] == market.contributions["erin"]
+    assert desk.available("grace") == grace - int(alone["fee"])
+    # /v1 completions has no messages to retrieve for: refused, nothing held
+    r = desk.post("/v1/completions", model="agent/reader", prompt=QUESTION)
+    assert r.status_code == 400 and "chat requests only" in r.json()["error"]["message"]
+    assert desk.available("grace") == grace - int(alone["fee"])
     # as a callee it runs through the agents' runner: it retrieves, paid by lead's wallet
     r = desk.post("/v1/chat/completions", model="agent/lead", messages=msgs)
     assert r.status_code == 200, r.text

@@ -87,7 +87,8 @@ class PaidInference:
                 f"agent/{agent.name} retrieves from datanets, and this "
                 "path does not put what it retrieves into the prompt.", field="model",
                 value=f"agent/{agent.name}",
-                fix="call it in the web app's playground, or as a callee of another agent "
+                fix="call it with POST /v1/chat/completions, in the web app's playground, or as "
+                "a callee of another agent "
                 f'("calls": ["agent/{agent.name}"]); nothing was charged.',
             )  # fmt: skip
         card = self.serving.model(model)

@@ -115,9 +115,10 @@ async def completions(
     request.app.state.limits.paid_request(request, principal.key_id or principal.address)
     body.check_supported()
     agent = await _agent(node, body.model)
-    if agent is not None and agent.config.calls:
+    if agent is not None and (agent.config.calls or agent.config.retrieval):
+        what = "calls other models" if agent.config.calls else "retrieves from datanets"
         raise ValidationError(
-            f"{agent.ref} calls other models; it answers chat requests only.", field="model",
+            f"{agent.ref} {what}; it answers chat requests only.", field="model",
             value=body.model, fix="use POST /v1/chat/completions.",
         )  # fmt: skip
     body = body.with_defaults(agent.config) if agent else body
@@ -175,9 +176,14 @@ async def chat_completions(
     model = agent.model if agent else body.model
     n = body.choices_per_prompt
     caller_messages = [m.as_template_input() for m in body.messages]
+    if agent is not None and agent.config.retrieval:  # its passages go into its prompt
+        prepare = AgentRunner(node.agents, node.paid).prepare
+        with fields_renamed({"max_tokens": body.max_tokens_field}):
+            agent = await run_in_threadpool(prepare, agent, caller_messages,
+                                            body.requested_max_tokens)  # fmt: skip
     messages = caller_messages
-    if agent is not None and agent.config.system_prompt:
-        messages = [{"role": "system", "content": agent.config.system_prompt}, *messages]
+    if agent is not None and agent.system_prompt:
+        messages = [{"role": "system", "content": agent.system_prompt}, *messages]
     runner = AgentRunner(node.agents, node.paid) if agent and agent.config.calls else None
     if runner is not None and agent is not None:  # one that calls others: its wallets first
         if n != 1:
