@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from openledger.attribution.spans import Document, SpanIndex, build_index, store
-from openledger.attribution.spans import index as index_module
+from openledger.attribution.spans import indexing as index_module
 from openledger.errors import NotFoundError, StoreError
 
 

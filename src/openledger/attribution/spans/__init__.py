@@ -27,15 +27,17 @@ API
     ``.index_hash``, ``.bytes_on_disk()``
 
 Modules
-    ``build``   documents to a token array, the suffix array, unigram counts
-    ``store``   the on-disk format: segment directories, ``meta.json``, atomic writes, lock
-    ``search``  vectorised suffix-array binary search (bounds, longest matches)
-    ``trace``   maximal spans, ranking, document sampling, weights
-    ``index``   ``SpanIndex`` and ``build_index``
+    ``build``     documents to a token array, the suffix array, unigram counts
+    ``store``     the on-disk format: segment directories, ``meta.json``, atomic writes, lock
+    ``search``    vectorised suffix-array binary search (bounds, longest matches)
+    ``trace``     maximal spans, ranking, document sampling, weights
+    ``state``     one committed version of an index, loaded (its segments over all)
+    ``indexing``  writing an index: build, add a segment, merge, commit
+    ``engine``    ``SpanIndex`` (open, count, find, trace, attribute) and ``build_index``
 """
 
 from openledger.attribution.spans.build import Document
-from openledger.attribution.spans.index import (
+from openledger.attribution.spans.engine import (
     DEFAULT_FRACTION,
     DEFAULT_MAX_DOCS,
     DEFAULT_MIN_LEN,

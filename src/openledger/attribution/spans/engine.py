@@ -1,4 +1,6 @@
-"""``SpanIndex``: build, open, extend and merge a span index; count, find and trace."""
+"""Querying a span index: ``SpanIndex`` opens one and counts, finds and traces token
+sequences over every segment; writes go through ``indexing`` (``build_index``,
+``add_segment``, ``merge``) and the index reloads what they committed."""
 
 from __future__ import annotations
 
@@ -10,36 +12,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from openledger.attribution.spans import search
-from openledger.attribution.spans.build import (
-    CODE_MODULUS,
-    CODE_MULTIPLIER,
-    Corpus,
-    Document,
-    check_ids,
-    check_vocab,
-    encode,
-    first_token_ranges,
-    layout,
-    separator,
-    suffix_array,
-    token_dtype,
-    unigram_counts,
-)
-from openledger.attribution.spans.store import (
-    FORMAT,
-    META,
-    VERSION,
-    SegmentData,
-    cleanup,
-    ensure_new,
-    index_hash,
-    read_meta,
-    read_segment,
-    write_meta,
-    write_segment,
-    writer_lock,
-)
+from openledger.attribution.spans import indexing, search
+from openledger.attribution.spans.build import Document, check_ids, encode
+from openledger.attribution.spans.state import State, load_state
+from openledger.attribution.spans.store import read_meta
 from openledger.attribution.spans.trace import (
     Occurrences,
     Span,
@@ -52,7 +28,7 @@ from openledger.attribution.spans.trace import (
     rank_spans,
 )
 from openledger.attribution.types import Attribution
-from openledger.errors import StoreError, ValidationError
+from openledger.errors import ValidationError
 
 DEFAULT_MIN_LEN = 8
 DEFAULT_FRACTION = 0.05
@@ -66,67 +42,6 @@ class Hit(NamedTuple):
     position: int
 
 
-@dataclass
-class _Segment:
-    name: str
-    data: SegmentData
-    base: int  # global position of its first token
-    doc_base: int  # global ordinal of its first document
-    range_lo: np.ndarray  # per token id: its suffixes' range [lo, hi) in sa
-    range_hi: np.ndarray
-
-
-def _segment_name(number: int) -> str:
-    return f"seg-{number:06d}"
-
-
-def _check_tokenizer(tokenizer_id: str) -> str:
-    if not isinstance(tokenizer_id, str) or not tokenizer_id.strip():
-        raise ValidationError(
-            f"tokenizer_id must be a non-empty string, got {tokenizer_id!r}.",
-            field="tokenizer_id",
-            value=tokenizer_id,
-            fix="Pass the tokenizer's fingerprint (for example the sha256 of tokenizer.json).",
-        )
-    return tokenizer_id
-
-
-def _segment_data(corpus: Corpus, vocab_size: int) -> SegmentData:
-    unigrams = unigram_counts(corpus.tokens, vocab_size)
-    return SegmentData(
-        tokens=corpus.tokens,
-        sa=suffix_array(corpus.tokens),
-        offsets=corpus.offsets,
-        docs=corpus.docs,
-        contributors=corpus.contributors,
-        unigrams=unigrams,
-    )
-
-
-def _commit(path: Path, base: dict, entries: list[dict], next_segment: int) -> None:
-    """Write ``meta.json`` naming ``entries`` (the commit point), then drop stale files."""
-    parts = [p for e in entries for p in e["parts"]]
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "tokenizer": base["tokenizer"],
-        "vocab_size": base["vocab_size"],
-        "token_dtype": base["token_dtype"],
-        "separator": base["separator"],
-        "token_code": base["token_code"],
-        "tokens": sum(e["tokens"] for e in entries),
-        "positions": sum(e["positions"] for e in entries),
-        "docs": sum(e["docs"] for e in entries),
-        "bytes": sum(f["size"] for e in entries for f in e["files"].values()),
-        "segments": entries,
-        "next_segment": next_segment,
-        "generation": int(base.get("generation", 0)) + 1,
-        "index_hash": index_hash(base["tokenizer"], base["vocab_size"], parts),
-    }
-    write_meta(path, meta)
-    cleanup(path, {e["name"] for e in entries})
-
-
 def build_index(
     docs: Iterable[Document],
     out_dir: Path | str,
@@ -135,96 +50,16 @@ def build_index(
     tokenizer_id: str,
     overwrite: bool = False,
 ) -> SpanIndex:
-    """Build a one-segment index of ``docs`` in ``out_dir`` and open it.
+    """Build a one-segment index of ``docs`` in ``out_dir`` (``indexing.write_index``) and
+    open it.
 
     ``ValidationError`` for no documents, a bad vocabulary size or token id;
     ``ConflictError`` if ``out_dir`` already holds an index and not ``overwrite``.
     """
-    vocab_size = check_vocab(vocab_size)
-    tokenizer_id = _check_tokenizer(tokenizer_id)
-    path = Path(out_dir)
-    ensure_new(path, overwrite)
-    corpus = layout(docs, vocab_size)
-    path.mkdir(parents=True, exist_ok=True)
-    with writer_lock(path):
-        ensure_new(path, overwrite)
-        old = read_meta(path) if (path / META).exists() else {}
-        cleanup(path, {e["name"] for e in old.get("segments", [])})
-        number = int(old.get("next_segment", 1))
-        dtype = token_dtype(vocab_size)
-        base = {
-            "tokenizer": tokenizer_id,
-            "vocab_size": vocab_size,
-            "token_dtype": str(dtype),
-            "separator": separator(dtype),
-            "token_code": (
-                f"id * {CODE_MULTIPLIER} mod {CODE_MODULUS}" if dtype.itemsize == 2 else "id"
-            ),
-            "generation": old.get("generation", 0),
-        }
-        entry = write_segment(path, _segment_name(number), _segment_data(corpus, vocab_size), None)
-        del corpus
-        _commit(path, base, [entry], number + 1)
-    return SpanIndex.open(path)
-
-
-@dataclass(frozen=True)
-class _State:
-    """One committed version of the index, swapped whole so readers never see half."""
-
-    meta: dict
-    segments: tuple[_Segment, ...]
-    unigrams: np.ndarray  # int64 (vocab_size): over all segments
-    starts: np.ndarray  # int64 (docs + 1): global document starts, then the end
-    docs: np.ndarray  # int64 (docs, 2): record id, contribution id
-    contributors: dict[int, str]
-
-
-def _load_state(path: Path, meta: dict, *, mmap: bool, verify: bool) -> _State:
-    segments: list[_Segment] = []
-    base = doc_base = 0
-    for entry in meta["segments"]:
-        data = read_segment(path, entry, mmap=mmap, verify=verify)
-        lo, hi = first_token_ranges(data.unigrams, data.tokens.dtype)
-        segments.append(_Segment(entry["name"], data, base, doc_base, lo, hi))
-        base += data.tokens.size
-        doc_base += data.docs.shape[0]
-    if not segments:
-        raise StoreError(
-            f"The span index at {path} has no segments.",
-            field="path",
-            value=str(path),
-            fix="Rebuild it from the model's training snapshot (build_index).",
-        )
-    contributors: dict[int, str] = {}
-    for s in segments:
-        contributors.update(s.data.contributors)
-    return _State(
-        meta=meta,
-        segments=tuple(segments),
-        unigrams=np.sum([s.data.unigrams for s in segments], axis=0),
-        starts=np.concatenate(
-            [s.data.offsets[:-1] + s.base for s in segments] + [np.array([base], np.int64)]
-        ),
-        docs=np.concatenate([s.data.docs for s in segments]),
-        contributors=contributors,
+    indexing.write_index(
+        docs, out_dir, vocab_size=vocab_size, tokenizer_id=tokenizer_id, overwrite=overwrite
     )
-
-
-def _merged(st: _State) -> SegmentData:
-    """All segments of ``st`` as one: tokens concatenated, so global positions stay."""
-    segs = st.segments
-    tokens = np.empty(int(st.starts[-1]), dtype=segs[0].data.tokens.dtype)
-    for s in segs:
-        tokens[s.base : s.base + s.data.tokens.size] = s.data.tokens
-    return SegmentData(
-        tokens=tokens,
-        sa=suffix_array(tokens),
-        offsets=st.starts.copy(),
-        docs=st.docs.copy(),
-        contributors=dict(st.contributors),
-        unigrams=st.unigrams.copy(),
-    )
+    return SpanIndex.open(out_dir)
 
 
 @dataclass(frozen=True)
@@ -233,7 +68,7 @@ class _Query:
     codes: np.ndarray  # int64, as stored in the token arrays
 
 
-def _ranges(st: _State, q: _Query, starts: np.ndarray, lengths: np.ndarray) -> list:
+def _ranges(st: State, q: _Query, starts: np.ndarray, lengths: np.ndarray) -> list:
     """Per segment, the suffix-array ranges ``(lo, hi)`` of ``q[s:s + n]``."""
     first = q.ids[starts]
     return [
@@ -249,7 +84,7 @@ def _ranges(st: _State, q: _Query, starts: np.ndarray, lengths: np.ndarray) -> l
     ]
 
 
-def _positions(st: _State, q: _Query) -> np.ndarray:
+def _positions(st: State, q: _Query) -> np.ndarray:
     """Global positions (int64, unsorted) of every occurrence of the whole query."""
     ranges = _ranges(st, q, np.zeros(1, np.int64), np.array([q.ids.size], np.int64))
     return np.concatenate(
@@ -269,7 +104,7 @@ class SpanIndex:
         self.path = Path(path)
         self._mmap = mmap
         self._lock = threading.RLock()
-        self._state = _load_state(self.path, meta, mmap=mmap, verify=verify)
+        self._state = load_state(self.path, meta, mmap=mmap, verify=verify)
 
     @classmethod
     def open(
@@ -300,7 +135,7 @@ class SpanIndex:
         return cls(path, meta, mmap=mmap, verify=verify)
 
     def _reload(self) -> None:
-        self._state = _load_state(self.path, read_meta(self.path), mmap=self._mmap, verify=False)
+        self._state = load_state(self.path, read_meta(self.path), mmap=self._mmap, verify=False)
 
     # ----------------------------------------------------------------- properties
 
@@ -348,30 +183,14 @@ class SpanIndex:
 
     def add_segment(self, docs: Iterable[Document]) -> None:
         """Index ``docs`` as a new segment, searched with the others from now on."""
-        corpus = layout(docs, self.vocab_size)
-        with self._lock, writer_lock(self.path):
-            meta = read_meta(self.path)  # another writer may have committed since we opened
-            cleanup(self.path, {e["name"] for e in meta["segments"]})
-            number = int(meta["next_segment"])
-            data = _segment_data(corpus, self.vocab_size)
-            del corpus
-            entry = write_segment(self.path, _segment_name(number), data, None)
-            del data
-            _commit(self.path, meta, [*meta["segments"], entry], number + 1)
+        with self._lock:
+            indexing.add_segment(self.path, docs, self.vocab_size)
             self._reload()
 
     def merge(self) -> None:
         """Compact all segments into one (same query results, same index hash)."""
-        with self._lock, writer_lock(self.path):
-            meta = read_meta(self.path)
-            cleanup(self.path, {e["name"] for e in meta["segments"]})
-            if len(meta["segments"]) > 1:
-                data = _merged(_load_state(self.path, meta, mmap=True, verify=False))
-                number = int(meta["next_segment"])
-                parts = [p for e in meta["segments"] for p in e["parts"]]
-                entry = write_segment(self.path, _segment_name(number), data, parts)
-                del data
-                _commit(self.path, meta, [entry], number + 1)
+        with self._lock:
+            indexing.merge(self.path)
             self._reload()
 
     # ----------------------------------------------------------------- queries
@@ -433,7 +252,7 @@ class SpanIndex:
         return self._longest(self._state, self._query(tokens))
 
     @staticmethod
-    def _longest(st: _State, q: _Query) -> np.ndarray:
+    def _longest(st: State, q: _Query) -> np.ndarray:
         best = np.zeros(q.ids.size, dtype=np.int64)
         for s in st.segments:
             start = (s.range_lo[q.ids], s.range_hi[q.ids])
@@ -454,7 +273,7 @@ class SpanIndex:
         return self._trace(self._state, self._query(tokens), min_len, fraction, max_docs)
 
     def _trace(
-        self, st: _State, q: _Query, min_len: int, fraction: float, max_docs: int
+        self, st: State, q: _Query, min_len: int, fraction: float, max_docs: int
     ) -> list[Span]:
         total = int(st.meta["tokens"])
         starts, ends = maximal_spans(self._longest(st, q))
