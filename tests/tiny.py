@@ -16,7 +16,7 @@ from peft import LoraConfig, get_peft_model
 from openledger.chain.accounts import DEV_NAMES
 from openledger.chain.bindings import Params
 from openledger.factory.base import load_base
-from openledger.factory.tiny_base import pydoc_topics, sample_datanet_texts
+from openledger.factory.corpus import pydoc_topics, sample_datanet_texts
 from openledger.factory.tiny_config import TinyBaseConfig
 from openledger.ledger.credits import credit_row
 from openledger.ledger.params import ParamsCache

@@ -20,9 +20,11 @@ from safetensors.torch import load_file
 
 from openledger.errors import ConflictError, ValidationError
 from openledger.factory import trainer as trainer_mod
+from openledger.factory.checkpoints import list_checkpoints
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import build_examples, collate, lineage, split_eval
-from openledger.factory.trainer import Trainer, list_checkpoints, read_metrics
+from openledger.factory.metrics import read_metrics
+from openledger.factory.trainer import Trainer
 from tests.factory.test_data import row, tiny_model, tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -40,21 +40,13 @@ from typing import Any
 import torch
 
 from openledger.errors import ConflictError, ValidationError
-from openledger.factory.corpus import (  # noqa: F401 - re-exported
-    _STDLIB_SKIP,
-    DEFAULT_MAX_CORPUS_CHARS,
-    _strings,
+from openledger.factory.corpus import (  # noqa: F401 - test_tiny_base reads the last three as tb.*
     default_corpus,
     pydoc_topics,
     sample_datanet_texts,
     stdlib_docstrings,
 )
-from openledger.factory.pretrain import (  # noqa: F401 - re-exported
-    _deterministic,
-    _lr_at,
-    _pretrain,
-    pack_sequences,
-)
+from openledger.factory.pretrain import _deterministic, _pretrain, pack_sequences
 from openledger.factory.tiny_config import (
     ASSISTANT,
     BOS,

@@ -43,9 +43,7 @@ from typing import Any
 import torch
 
 from openledger.errors import ConflictError, ValidationError
-from openledger.factory.checkpoints import (  # noqa: F401 - re-exported
-    CKPT_RE,
-    RESUMABLE_CHANGES,
+from openledger.factory.checkpoints import (
     check_compatible,
     fingerprint,
     list_checkpoints,
@@ -55,20 +53,17 @@ from openledger.factory.checkpoints import (  # noqa: F401 - re-exported
     set_rng_state,
     write_checkpoint_files,
 )
-from openledger.factory.checkpoints import rng_state as _rng_state  # noqa: F401
-from openledger.factory.checkpoints import set_rng_state as _set_rng_state  # noqa: F401
 from openledger.factory.config import TrainConfig
 from openledger.factory.data import Example, collate, lineage
-from openledger.factory.metrics import (  # noqa: F401 - re-exported
+from openledger.factory.metrics import (
     append_metrics,
     metrics_row,
     perplexity,
     plot_loss,
-    read_metrics,
     truncate_metrics,
 )
 from openledger.factory.progress import TrainBar as _Bar
-from openledger.factory.schedule import MEGABATCH, epoch_batches, lr_at  # noqa: F401
+from openledger.factory.schedule import epoch_batches, lr_at
 from openledger.factory.train_ops import causal_loss as _causal_loss
 from openledger.factory.train_ops import pad_id as _pad_id
 from openledger.factory.train_ops import wrap as _wrap
