@@ -1,4 +1,4 @@
-"""Data access: the sync cursor and events move together; accounts; node metadata."""
+"""Data access: the sync cursor and events move together; node metadata."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from openledger.store import Database, repo
 from openledger.store.models import ChainEvent, SyncCursor
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
-BOB = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
 ZERO_TX = "0x" + "00" * 32
 
 
@@ -307,65 +306,6 @@ def test_concurrent_replays_record_each_event_once(db: Database) -> None:
     assert not errors
     assert count_events(db) == len(batch)
     assert sum(results) >= len(batch)  # the first to commit recorded all of them
-
-
-# ---------------------------------------------------------------------------- accounts
-
-
-def test_upsert_and_get_account(db: Database) -> None:
-    with db.session() as s:
-        acct = repo.upsert_account(s, "alice", ALICE.lower(), "user")
-        assert acct.address == ALICE  # stored EIP-55 checksummed
-    with db.session() as s:
-        got = repo.get_account(s, "alice")
-        assert got is not None and got.address == ALICE and got.kind == "user"
-        assert got.created_at.tzinfo is not None
-        assert repo.get_account(s, "nobody") is None
-        assert repo.get_account_by_address(s, ALICE.upper().replace("0X", "0x")).name == "alice"
-    with db.session() as s:
-        repo.upsert_account(s, "alice", BOB, "dev")
-    with db.session() as s:
-        got = repo.get_account(s, "alice")
-        assert (got.address, got.kind) == (BOB, "dev")
-
-
-def test_list_accounts(db: Database) -> None:
-    with db.session() as s:
-        repo.upsert_account(s, "operator", BOB, "operator")
-        repo.upsert_account(s, "alice", ALICE, "user")
-    with db.session() as s:
-        assert [a.name for a in repo.list_accounts(s)] == ["alice", "operator"]
-        assert [a.name for a in repo.list_accounts(s, kind="operator")] == ["operator"]
-        with pytest.raises(ValidationError, match="kind"):
-            repo.list_accounts(s, kind="admin")
-
-
-def test_an_address_belongs_to_one_account(db: Database) -> None:
-    with db.session() as s:
-        repo.upsert_account(s, "alice", ALICE, "user")
-    with pytest.raises(ConflictError, match="alice") as info, db.session() as s:
-        repo.upsert_account(s, "mallory", ALICE.lower(), "user")
-    assert info.value.field == "address"
-
-
-@pytest.mark.parametrize(
-    ("name", "address", "kind", "field"),
-    [
-        ("", ALICE, "user", "name"),
-        ("bad name", ALICE, "user", "name"),
-        ("alice", "0x123", "user", "address"),
-        ("alice", ALICE, "admin", "kind"),
-    ],
-)
-def test_bad_accounts_name_the_field(
-    db: Database, name: str, address: str, kind: str, field: str
-) -> None:
-    with pytest.raises(ValidationError) as info, db.session() as s:
-        repo.upsert_account(s, name, address, kind)
-    assert info.value.field == field
-    assert info.value.fix
-    with db.session() as s:
-        assert repo.list_accounts(s) == []
 
 
 # ---------------------------------------------------------------------------- node metadata

@@ -19,18 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from openledger.errors import ConflictError, ValidationError
-from openledger.store.models import (
-    ACCOUNT_KINDS,
-    Account,
-    ChainEvent,
-    NodeMeta,
-    SyncCursor,
-    utcnow,
-)
+from openledger.store.models import ChainEvent, NodeMeta, SyncCursor, utcnow
 
-_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 # Positions are compared in chunks of this many (bound-parameter limits).
 _LOOKUP_CHUNK = 400
 
@@ -89,21 +80,6 @@ def _check_position(fieldname: str, value: Any) -> tuple[int, int]:
         _check_int(f"{fieldname}.block_number", value[0]),
         _check_int(f"{fieldname}.log_index", value[1]),
     )
-
-
-def normalize_address(address: Any, fieldname: str = "address") -> str:
-    """The EIP-55 checksummed form of a 0x-prefixed 20-byte hex address."""
-    if not isinstance(address, str) or not _ADDRESS_RE.match(address):
-        raise ValidationError(
-            f"{fieldname} {address!r} is not an Ethereum address.",
-            field=fieldname,
-            value=address,
-            fix="pass 0x followed by 40 hex digits, "
-            "e.g. 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed.",
-        )
-    from eth_utils import to_checksum_address  # web3 dependency; import only when used
-
-    return str(to_checksum_address(address))
 
 
 def _coerce_event(item: EventRecord | Mapping[str, Any], index: int) -> EventRecord:
@@ -350,72 +326,6 @@ def _recorded_at(s: Session, positions: list[tuple[int, int]]) -> dict[tuple[int
     return found
 
 
-# ---------------------------------------------------------------------------- accounts
-
-
-def upsert_account(s: Session, name: str, address: str, kind: str) -> Account:
-    """Create the account ``name`` or update its address and kind."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValidationError(
-            f"account name {name!r} is not valid.",
-            field="name",
-            value=name,
-            fix="use 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter "
-            "or digit.",
-        )
-    checksummed = normalize_address(address)
-    if kind not in ACCOUNT_KINDS:
-        raise ValidationError(
-            f"account kind {kind!r} is not one of {', '.join(ACCOUNT_KINDS)}.",
-            field="kind",
-            value=kind,
-            fix=f"pass kind as one of: {', '.join(ACCOUNT_KINDS)}.",
-        )
-    owner = s.scalars(select(Account).where(Account.address == checksummed)).first()
-    if owner is not None and owner.name != name:
-        raise ConflictError(
-            f"address {checksummed} already belongs to the account {owner.name!r}.",
-            field="address",
-            value=checksummed,
-            fix=f"use another address for {name!r}, or update the account {owner.name!r}.",
-        )
-    account = s.get(Account, name)
-    if account is None:
-        account = Account(name=name, address=checksummed, kind=kind)
-        s.add(account)
-    else:
-        account.address = checksummed
-        account.kind = kind
-    s.flush()
-    return account
-
-
-def get_account(s: Session, name: str) -> Account | None:
-    """The account named ``name``, or None."""
-    return s.get(Account, name)
-
-
-def get_account_by_address(s: Session, address: str) -> Account | None:
-    """The account holding ``address`` (any letter case), or None."""
-    checksummed = normalize_address(address)
-    return s.scalars(select(Account).where(Account.address == checksummed)).first()
-
-
-def list_accounts(s: Session, kind: str | None = None) -> list[Account]:
-    """Every account (of ``kind`` if given), ordered by name."""
-    q = select(Account).order_by(Account.name)
-    if kind is not None:
-        if kind not in ACCOUNT_KINDS:
-            raise ValidationError(
-                f"account kind {kind!r} is not one of {', '.join(ACCOUNT_KINDS)}.",
-                field="kind",
-                value=kind,
-                fix=f"pass kind as one of: {', '.join(ACCOUNT_KINDS)}, or none for all.",
-            )
-        q = q.where(Account.kind == kind)
-    return list(s.scalars(q))
-
-
 # ---------------------------------------------------------------------------- node metadata
 
 
@@ -445,14 +355,9 @@ def get_meta(s: Session, key: str, default: str | None = None) -> str | None:
 
 __all__ = [
     "EventRecord",
-    "get_account",
-    "get_account_by_address",
     "get_cursor",
     "get_meta",
-    "list_accounts",
     "list_events",
-    "normalize_address",
     "record_events_and_advance",
     "set_meta",
-    "upsert_account",
 ]
