@@ -11,9 +11,9 @@ from sqlalchemy import inspect, select, text
 
 from openledger.errors import ConfigError, StoreError
 from openledger.store import Database, mask_url
-from openledger.store.models import NodeMeta, SyncCursor
+from openledger.store.models import SyncCursor
 
-FOUNDATION_TABLES = {"sync_cursors", "chain_events", "accounts", "node_meta"}
+FOUNDATION_TABLES = {"sync_cursors", "chain_events"}
 
 
 def test_open_applies_migrations_to_head(db: Database) -> None:
@@ -26,13 +26,13 @@ def test_open_applies_migrations_to_head(db: Database) -> None:
 def test_reopen_is_idempotent(db_url: str) -> None:
     first = Database.open(db_url)
     with first.session() as s:
-        s.add(NodeMeta(key="chain_id", value="31337"))
+        s.add(SyncCursor(name="chain_id", block_number=31337, log_index=0))
     first.dispose()
     for _ in range(2):
         again = Database.open(db_url)
         assert again.current_revision() == Database.head_revision()
         with again.session() as s:
-            assert s.get(NodeMeta, "chain_id").value == "31337"
+            assert s.get(SyncCursor, "chain_id").block_number == 31337
         again.migrate()  # already at head: a no-op
         again.dispose()
 
@@ -78,19 +78,18 @@ def test_new_database_has_no_revision_until_migrated(db_url: str) -> None:
 
 def test_session_commits_on_success(db: Database) -> None:
     with db.session() as s:
-        s.add(NodeMeta(key="k", value="v"))
+        s.add(SyncCursor(name="k", block_number=1, log_index=0))
     with db.session() as s:
-        assert s.scalar(select(NodeMeta.value).where(NodeMeta.key == "k")) == "v"
+        assert s.scalar(select(SyncCursor.block_number).where(SyncCursor.name == "k")) == 1
 
 
 def test_session_rolls_back_on_error(db: Database) -> None:
     with pytest.raises(RuntimeError, match="boom"), db.session() as s:
-        s.add(NodeMeta(key="a", value="1"))
+        s.add(SyncCursor(name="a", block_number=1, log_index=0))
         s.add(SyncCursor(name="chain", block_number=7, log_index=0))
         s.flush()  # the rows reach the database inside the transaction...
         raise RuntimeError("boom")
     with db.session() as s:  # ...and are gone after the rollback
-        assert s.scalars(select(NodeMeta)).all() == []
         assert s.scalars(select(SyncCursor)).all() == []
 
 
@@ -164,9 +163,9 @@ def test_in_memory_sqlite_is_shared_between_sessions() -> None:
     db = Database.open("sqlite://")
     try:
         with db.session() as s:
-            s.add(NodeMeta(key="k", value="v"))
+            s.add(SyncCursor(name="k", block_number=1, log_index=0))
         with db.session() as s:
-            assert s.get(NodeMeta, "k").value == "v"
+            assert s.get(SyncCursor, "k").block_number == 1
     finally:
         db.dispose()
 

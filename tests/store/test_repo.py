@@ -1,4 +1,4 @@
-"""Data access: the sync cursor and events move together; node metadata."""
+"""Data access: the sync cursor and events move together."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from openledger.errors import ConflictError, ValidationError
 from openledger.store import Database, repo
@@ -29,6 +30,18 @@ def ev(block: int, log: int, name: str = "Transfer", **args: Any) -> repo.EventR
     )
 
 
+def list_events(
+    s: Session, *, contract: str | None = None, event: str | None = None
+) -> list[ChainEvent]:
+    """The recorded events (of ``contract`` and ``event`` if given), in chain order."""
+    q = select(ChainEvent).order_by(ChainEvent.block_number, ChainEvent.log_index)
+    if contract is not None:
+        q = q.where(ChainEvent.contract == contract)
+    if event is not None:
+        q = q.where(ChainEvent.event == event)
+    return list(s.scalars(q))
+
+
 def count_events(db: Database) -> int:
     with db.session() as s:
         return s.scalar(select(func.count()).select_from(ChainEvent)) or 0
@@ -45,7 +58,7 @@ def test_cursor_starts_empty_and_advances_with_events(db: Database) -> None:
     assert n == 3
     with db.session() as s:
         assert repo.get_cursor(s, "chain") == (11, 0)
-        rows = repo.list_events(s)
+        rows = list_events(s)
         assert [r.position for r in rows] == [(10, 0), (10, 1), (11, 0)]
         assert rows[0].args == {"value": "10000"}
         assert rows[0].applied_at.tzinfo is not None
@@ -59,7 +72,7 @@ def test_big_numbers_survive_json(db: Database) -> None:
     with db.session() as s:
         repo.record_events_and_advance(s, "chain", [ev(1, 0, amount=wei, to=ALICE)], (1, 0))
     with db.session() as s:
-        (row,) = repo.list_events(s)
+        (row,) = list_events(s)
         assert row.args == {"amount": wei, "to": ALICE}
 
 
@@ -75,7 +88,7 @@ def test_mappings_are_accepted_like_records(db: Database) -> None:
     with db.session() as s:
         assert repo.record_events_and_advance(s, "chain", [item], (5, 3)) == 1
     with db.session() as s:
-        (row,) = repo.list_events(s, contract="DatanetRegistry", event="Contributed")
+        (row,) = list_events(s, contract="DatanetRegistry", event="Contributed")
         assert row.tx_hash == "0x" + "ab" * 32
 
 
@@ -223,17 +236,6 @@ def test_cursors_are_independent(db: Database) -> None:
         assert repo.get_cursor(s, "b") == (9, 1)
 
 
-def test_list_events_after_and_limit(db: Database) -> None:
-    with db.session() as s:
-        repo.record_events_and_advance(
-            s, "chain", [ev(1, 0), ev(1, 1), ev(2, 0, "Approval"), ev(3, 0)], (3, 0)
-        )
-    with db.session() as s:
-        assert [e.position for e in repo.list_events(s, after=(1, 0))] == [(1, 1), (2, 0), (3, 0)]
-        assert [e.position for e in repo.list_events(s, after=(1, 0), limit=1)] == [(1, 1)]
-        assert [e.position for e in repo.list_events(s, event="Approval")] == [(2, 0)]
-
-
 # ---------------------------------------------------------------------------- concurrency
 
 
@@ -249,11 +251,11 @@ def test_sqlite_reader_is_not_blocked_by_an_open_writer(sqlite_db: Database) -> 
         started = time.monotonic()
         with db.session() as reader:
             assert repo.get_cursor(reader, "chain") == (1, 0)
-            assert len(repo.list_events(reader)) == 1
+            assert len(list_events(reader)) == 1
         assert time.monotonic() - started < 1.0
     with db.session() as reader:
         assert repo.get_cursor(reader, "chain") == (2, 1)
-        assert len(repo.list_events(reader)) == 3
+        assert len(list_events(reader)) == 3
 
 
 def test_sqlite_second_writer_waits_for_the_first(sqlite_db: Database) -> None:
@@ -276,14 +278,14 @@ def test_sqlite_second_writer_waits_for_the_first(sqlite_db: Database) -> None:
     assert holding.wait(5)
     started = time.monotonic()
     with db.session() as s:  # blocks on the lock (busy_timeout), then succeeds
-        repo.set_meta(s, "k", "v")
+        repo.record_events_and_advance(s, "other", [], (7, 0))
     waited = time.monotonic() - started
     t.join(5)
     assert not errors
     assert waited > 0.2
     with db.session() as s:
         assert repo.get_cursor(s, "chain") == (1, 0)
-        assert repo.get_meta(s, "k") == "v"
+        assert repo.get_cursor(s, "other") == (7, 0)
 
 
 def test_concurrent_replays_record_each_event_once(db: Database) -> None:
@@ -306,23 +308,6 @@ def test_concurrent_replays_record_each_event_once(db: Database) -> None:
     assert not errors
     assert count_events(db) == len(batch)
     assert sum(results) >= len(batch)  # the first to commit recorded all of them
-
-
-# ---------------------------------------------------------------------------- node metadata
-
-
-def test_meta_set_get_replace(db: Database) -> None:
-    with db.session() as s:
-        assert repo.get_meta(s, "chain_id") is None
-        assert repo.get_meta(s, "chain_id", "none") == "none"
-        repo.set_meta(s, "chain_id", "31337")
-    with db.session() as s:
-        assert repo.get_meta(s, "chain_id") == "31337"
-        repo.set_meta(s, "chain_id", "10")
-    with db.session() as s:
-        assert repo.get_meta(s, "chain_id") == "10"
-        with pytest.raises(ValidationError, match="string"):
-            repo.set_meta(s, "chain_id", 10)  # type: ignore[arg-type]
 
 
 def test_cursor_row_has_a_timestamp(db: Database) -> None:

@@ -17,13 +17,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    CheckConstraint,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
@@ -37,8 +35,6 @@ NAMING_CONVENTION: dict[str, str] = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-ACCOUNT_KINDS: tuple[str, ...] = ("operator", "dev", "user")
 
 
 def utcnow() -> datetime:
@@ -156,43 +152,10 @@ class ChainEvent(Base):
         )
 
 
-class Account(Base):
-    """A named account of this node: the operator, a developer or a user."""
-
-    __tablename__ = "accounts"
-    __table_args__ = (
-        UniqueConstraint("address"),
-        CheckConstraint("kind IN ('operator', 'dev', 'user')", name="kind"),
-    )
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    address: Mapped[str] = mapped_column(String(42))
-    kind: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    def __repr__(self) -> str:
-        return f"Account(name={self.name!r}, address={self.address!r}, kind={self.kind!r})"
-
-
-class NodeMeta(Base):
-    """Key/value facts about this node (chain id, deployed addresses, versions...)."""
-
-    __tablename__ = "node_meta"
-
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-    def __repr__(self) -> str:
-        return f"NodeMeta(key={self.key!r}, value={self.value!r})"
-
-
 __all__ = [
-    "ACCOUNT_KINDS",
     "NAMING_CONVENTION",
-    "Account",
     "Base",
     "ChainEvent",
-    "NodeMeta",
     "SyncCursor",
     "UTCDateTime",
     "utcnow",

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from openledger.errors import ConflictError, ValidationError
-from openledger.store.models import ChainEvent, NodeMeta, SyncCursor, utcnow
+from openledger.store.models import ChainEvent, SyncCursor, utcnow
 
 _TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 # Positions are compared in chunks of this many (bound-parameter limits).
@@ -263,29 +263,6 @@ def record_events_and_advance(
     return len(inserted)
 
 
-def list_events(
-    s: Session,
-    *,
-    contract: str | None = None,
-    event: str | None = None,
-    after: tuple[int, int] | None = None,
-    limit: int | None = None,
-) -> list[ChainEvent]:
-    """Recorded events in chain order, optionally filtered."""
-    q = select(ChainEvent)
-    if contract is not None:
-        q = q.where(ChainEvent.contract == contract)
-    if event is not None:
-        q = q.where(ChainEvent.event == event)
-    if after is not None:
-        pos = _check_position("after", after)
-        q = q.where(tuple_(ChainEvent.block_number, ChainEvent.log_index) > tuple_(*pos))
-    q = q.order_by(ChainEvent.block_number, ChainEvent.log_index)
-    if limit is not None:
-        q = q.limit(_check_int("limit", limit))
-    return list(s.scalars(q))
-
-
 def _same_event(a: EventRecord | ChainEvent, b: EventRecord) -> bool:
     return (a.contract, a.event, a.tx_hash.lower()) == (b.contract, b.event, b.tx_hash)
 
@@ -326,38 +303,8 @@ def _recorded_at(s: Session, positions: list[tuple[int, int]]) -> dict[tuple[int
     return found
 
 
-# ---------------------------------------------------------------------------- node metadata
-
-
-def set_meta(s: Session, key: str, value: str) -> None:
-    """Store ``value`` under ``key`` (replacing what was there)."""
-    _check_name("meta key", key, 128)
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"meta value for {key!r} must be a string, got {type(value).__name__}.",
-            field=key,
-            value=repr(value),
-            fix="serialise the value (e.g. str() or json.dumps()) before storing it.",
-        )
-    row = s.get(NodeMeta, key)
-    if row is None:
-        s.add(NodeMeta(key=key, value=value))
-    else:
-        row.value = value
-    s.flush()
-
-
-def get_meta(s: Session, key: str, default: str | None = None) -> str | None:
-    """The value stored under ``key``, or ``default``."""
-    row = s.get(NodeMeta, key)
-    return default if row is None else row.value
-
-
 __all__ = [
     "EventRecord",
     "get_cursor",
-    "get_meta",
-    "list_events",
     "record_events_and_advance",
-    "set_meta",
 ]
