@@ -275,7 +275,7 @@ def test_transfer_failures(factory: Any, system: System, false_token: Any) -> No
 # ---- invariants ---------------------------------------------------------------------------
 
 SETTINGS = settings(
-    max_examples=200 if THOROUGH else 25,  # make test-thorough
+    max_examples=200 if THOROUGH else 12,  # make test-thorough
     stateful_step_count=25,
     derandomize=True,
     database=None,
