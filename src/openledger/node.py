@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from openledger.ledger.escrow import EscrowService
     from openledger.ledger.paid import PaidInference
     from openledger.ledger.params import ParamsCache
+    from openledger.ledger.receipts import ReceiptSigner
     from openledger.ledger.rewards import RewardsService
     from openledger.ledger.service import LedgerService
     from openledger.metrics import NodeMetrics
@@ -280,15 +281,20 @@ class Node:
         return ParamsCache(lambda: self.contracts.params.version(),
                            lambda: self.contracts.params.snapshot())  # fmt: skip
 
+    def receipt_signer(self) -> ReceiptSigner:
+        """The operator key as the fast signer of receipts, jobs and statements (EIP-191)."""
+        from openledger.ledger.receipts import ReceiptSigner
+
+        return ReceiptSigner(bytes(self.accounts.signer("operator").key))
+
     @cached_property
     def ledger(self) -> LedgerService:
-        from openledger.ledger.receipts import ReceiptSigner
         from openledger.ledger.service import LedgerService
 
         ledger = LedgerService(
             self.db,
             self.params,
-            lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key)),
+            self.receipt_signer,
             chain_id=self.settings.chain_id,
             pricing_process=self.settings.ledger_pricing_process != 0,
         )
@@ -378,7 +384,6 @@ class Node:
     def provider_router(self) -> ProviderRouter:
         """The gateway role: requests for a model that registered compute providers serve
         go to them (docs/providers.md); the directory is read from ProviderRegistry."""
-        from openledger.ledger.receipts import ReceiptSigner
         from openledger.providers.router import ProviderRouter, Route
 
         def routes() -> list[Route]:
@@ -390,9 +395,7 @@ class Node:
             return [Route(p.address, p.endpoint, tuple(p.model_ids))
                     for p in registry.providers() if p.active]  # fmt: skip
 
-        return ProviderRouter(
-            routes, lambda: ReceiptSigner(bytes(self.accounts.signer("operator").key))
-        )
+        return ProviderRouter(routes, self.receipt_signer)
 
     # -- the compute provider role (docs/providers.md) -------------------------------------
     @cached_property

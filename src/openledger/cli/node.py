@@ -179,7 +179,6 @@ def _serve_provider(host: str | None, port: int | None, gateways: list[str]) -> 
     import uvicorn
 
     from openledger.chain.addr import is_address, to_checksum_address
-    from openledger.ledger.receipts import ReceiptSigner
     from openledger.providers.jobs import JobChecker
     from openledger.providers.server import create_provider_app
 
@@ -200,7 +199,7 @@ def _serve_provider(host: str | None, port: int | None, gateways: list[str]) -> 
             )
     accepted = [to_checksum_address(g) for g in gateways]
     node = context.node()
-    signer = ReceiptSigner(bytes(node.accounts.signer("operator").key))
+    signer = node.receipt_signer()
     serving = node.provider_serving
     models = [m["name"] for m in serving.catalogue()]
     if not models:

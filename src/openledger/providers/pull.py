@@ -20,8 +20,8 @@ import httpx
 from openledger.errors import ConfigError, ConflictError, NotFoundError
 from openledger.fsutil import replace_dir
 from openledger.providers.catalogue import PulledModels
+from openledger.serving.adapters import ADAPTER_WEIGHTS
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TIMEOUT_S = 120.0
 
 

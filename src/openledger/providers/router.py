@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from openledger.errors import ChainError, ConflictError, OpenLedgerError, StoreError
-from openledger.ledger.compute import output_hash, statement_signer
+from openledger.ledger.compute import job_hash, output_hash, statement_signer
 from openledger.ledger.receipt_content import ComputeProof
 from openledger.ledger.receipts import ReceiptSigner
 from openledger.providers.jobs import make_job, sign_job
@@ -220,8 +220,6 @@ class ProviderRouter:
     def _run(
         self, request: RemoteRequest, routes: list[Route], job: dict[str, Any], body: dict[str, Any]
     ) -> None:
-        from openledger.ledger.compute import job_hash
-
         digest = job_hash(job)
         last: Exception | None = None
         for route in routes:

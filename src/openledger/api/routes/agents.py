@@ -11,14 +11,14 @@ agent already paused, 403 for another account's agent. Calls to an agent go thro
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.agents.config import AgentConfig
 from openledger.http.acting import act, actor
-from openledger.http.bounds import AsField, Limit, Name, Offset, Text
+from openledger.http.agents import AgentFields
+from openledger.http.bounds import AsField, Limit, Name, Offset
 from openledger.http.credentials import Reader, Writer
 from openledger.http.deps import NodeDep
 from openledger.units import parse_open
@@ -30,20 +30,8 @@ class Signer(BaseModel):
     as_: AsField = None
 
 
-class CreateBody(Signer):
-    name: Name
-    model: Name = Field(description="The published model it runs.")
-    price: Name = Field("0", description="OPEN per call, on top of what the model costs.")
-    system_prompt: Text = ""
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 64
-    retrieval: Annotated[list[Name], Field(max_length=8)] = []
-    retrieval_k: int = 3
-    calls: Annotated[list[Name], Field(max_length=16)] = Field(
-        [], description="Models (NAME) and agents (agent/NAME) it may call."
-    )
-    spend_cap: Name = Field("0", description="OPEN its wallet may spend per epoch (0: no cap).")
+class CreateBody(Signer, AgentFields):
+    pass
 
 
 class AmountBody(Signer):
@@ -78,15 +66,9 @@ def show_wallet(agent: Name, node: NodeDep, principal: Reader) -> dict[str, Any]
 def create_agent(body: CreateBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Register an agent owned by the credential's account."""
     who = actor(node, principal, body.as_)
-    config = AgentConfig(
-        model=body.model, system_prompt=body.system_prompt, temperature=body.temperature,
-        top_p=body.top_p, max_tokens=body.max_tokens, retrieval=tuple(body.retrieval),
-        retrieval_k=body.retrieval_k, calls=tuple(body.calls),
-        spend_cap=parse_open(body.spend_cap, field="spend_cap"),
-    )  # fmt: skip
-    price = parse_open(body.price, field="price")
-    return act(node, who, node.agents.plan_create(body.name, config, price=price,
-                                                  owner=who.address))  # fmt: skip
+    plan = node.agents.plan_create(body.name, body.config(), price=body.price_wei(),
+                                   owner=who.address)  # fmt: skip
+    return act(node, who, plan)
 
 
 @router.post("/{agent}/fund")

@@ -6,13 +6,13 @@ calls to an agent go through the playground's chat (``agent/NAME``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from openledger.agents.config import AgentConfig
-from openledger.http.bounds import Name, Text
+from openledger.http.agents import AgentFields
+from openledger.http.bounds import Name
 from openledger.http.deps import NodeDep
 from openledger.node import Node
 from openledger.units import parse_open
@@ -23,18 +23,7 @@ from openledger.web.wallet import OwnAccount, act
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 
-class CreateBody(BaseModel):
-    name: Name
-    model: Name
-    price: Name = "0"
-    system_prompt: Text = ""
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 64
-    retrieval: Annotated[list[Name], Field(max_length=8)] = []
-    retrieval_k: int = 3
-    calls: Annotated[list[Name], Field(max_length=16)] = []
-    spend_cap: Name = "0"
+CreateBody = AgentFields
 
 
 class AmountBody(BaseModel):
@@ -64,14 +53,8 @@ def create(body: CreateBody, node: NodeDep, auth: AuthDep,
            session: SessionDep) -> dict[str, Any]:  # fmt: skip
     """Register an agent owned by the signed-in account (the node signs for a dev account,
     a wallet sends the registration itself)."""
-    config = AgentConfig(
-        model=body.model, system_prompt=body.system_prompt, temperature=body.temperature,
-        top_p=body.top_p, max_tokens=body.max_tokens, retrieval=tuple(body.retrieval),
-        retrieval_k=body.retrieval_k, calls=tuple(body.calls),
-        spend_cap=parse_open(body.spend_cap, field="spend_cap"),
-    )  # fmt: skip
-    price = parse_open(body.price, field="price")
-    plan = node.agents.plan_create(body.name, config, price=price, owner=session.address)
+    plan = node.agents.plan_create(body.name, body.config(), price=body.price_wei(),
+                                   owner=session.address)  # fmt: skip
     return act(node, auth, session, plan)
 
 
