@@ -40,6 +40,7 @@ demo: venv node
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 # The store tests also run against a real PostgreSQL unless OPENLEDGER_TEST_PG=0.
 test: venv node browser lint

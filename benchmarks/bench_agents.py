@@ -44,7 +44,7 @@ def build(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
 
     from openledger.agents.config import AgentConfig
     from openledger.app import create_app
-    from openledger.ledger.credits import credit_row
+    from openledger.ledger.credit.events import credit_row
     from openledger.store.agent_tables import AgentRow
     from tests.tiny import MODULE_SETS, make_adapter, serving_node
 
@@ -54,10 +54,23 @@ def build(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
     cfg = AgentConfig(model="ad0", system_prompt=SYSTEM, temperature=0.0, max_tokens=8)
     wallet = "0x" + "a9" * 20
     with node.db.session() as s:
-        s.add(AgentRow(chain_id=1, name="bench", owner="0x" + "b0" * 20, model_id=1000,
-                       config_hash=cfg.hash(), config=cfg.to_json(), price=10**15,
-                       active=True, depth=1, callee_agents=[], callee_models=[],
-                       tx_hash="0x" + "00" * 32, wallet=wallet))  # fmt: skip
+        s.add(
+            AgentRow(
+                chain_id=1,
+                name="bench",
+                owner="0x" + "b0" * 20,
+                model_id=1000,
+                config_hash=cfg.hash(),
+                config=cfg.to_json(),
+                price=10**15,
+                active=True,
+                depth=1,
+                callee_agents=[],
+                callee_models=[],
+                tx_hash="0x" + "00" * 32,
+                wallet=wallet,
+            )
+        )
         row = credit_row(s, wallet)
         row.deposited = 10**30
     key = node.api_keys.create("grace", "bench", "inference")["key"]
@@ -68,8 +81,12 @@ def build(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
 
 def overhead(client: Any, pairs: int) -> dict[str, Any]:
     agent_body = {"model": "agent/bench", "messages": QUESTION}
-    direct_body = {"model": "ad0", "max_tokens": 8, "temperature": 0,
-                   "messages": [{"role": "system", "content": SYSTEM}, *QUESTION]}  # fmt: skip
+    direct_body = {
+        "model": "ad0",
+        "max_tokens": 8,
+        "temperature": 0,
+        "messages": [{"role": "system", "content": SYSTEM}, *QUESTION],
+    }
 
     def timed(body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         t0 = time.perf_counter()
@@ -101,7 +118,7 @@ def overhead(client: Any, pairs: int) -> dict[str, Any]:
 
 
 def receipts_rate(node: Any, wallet: str, calls: int) -> dict[str, Any]:
-    from openledger.ledger.receipt_content import AgentTerms
+    from openledger.ledger.receipts.content import AgentTerms
 
     ledger = node.ledger
     card = node.serving.model("ad0")
@@ -126,9 +143,12 @@ def receipts_rate(node: Any, wallet: str, calls: int) -> dict[str, Any]:
     linked = calls * 3 / (time.perf_counter() - t0)
     body = json.loads(outer.text)
     assert body["agent"]["inner"] == list(inner) and body["agent"]["wallet"] == wallet
-    return {"agent_calls": calls, "receipts": calls * 3,
-            "receipts_per_s_with_links": round(linked, 1),
-            "receipts_per_s_plain": round(plain, 1)}  # fmt: skip
+    return {
+        "agent_calls": calls,
+        "receipts": calls * 3,
+        "receipts_per_s_with_links": round(linked, 1),
+        "receipts_per_s_plain": round(plain, 1),
+    }
 
 
 def main() -> dict[str, Any]:

@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, machine, tiny_base  # noqa: E402
+from common import CACHE, RESULTS, machine, tiny_base
 
-from openledger.attribution.quality.harness import HarnessConfig, run  # noqa: E402
-from openledger.factory.publish import DEFAULT_POLICY  # noqa: E402
+from openledger.attribution.quality.harness import HarnessConfig, run
+from openledger.factory.publish import DEFAULT_POLICY
 
 TARGETS = {
     "train_top1": ">= 0.97",
@@ -48,8 +48,9 @@ def main() -> None:
     args = ap.parse_args()
     info = machine()
     base = tiny_base()
-    cfg = HarnessConfig(seed=args.seed, lds_subsets=0 if args.small else args.subsets,
-                        loco=not args.small)  # fmt: skip
+    cfg = HarnessConfig(
+        seed=args.seed, lds_subsets=0 if args.small else args.subsets, loco=not args.small
+    )
     work = CACHE / f"attr-quality-{args.seed}"
     shutil.rmtree(work, ignore_errors=True)
     cache = None if args.fresh else CACHE / "attr-quality-outcomes"

@@ -29,26 +29,26 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, machine, tiny_base  # noqa: E402
+from common import CACHE, RESULTS, machine, tiny_base
 
-from openledger.attribution import provenance  # noqa: E402
-from openledger.attribution.gradient.attributor import GradientAttributor  # noqa: E402
-from openledger.attribution.gradient.build import (  # noqa: E402
+from openledger.attribution import provenance
+from openledger.attribution.gradient.attributor import GradientAttributor
+from openledger.attribution.gradient.build import (
     BuildParams,
     BuildPlan,
     CheckpointRef,
     build_index,
     shard_features,
 )
-from openledger.attribution.gradient.grads import module_shapes  # noqa: E402
-from openledger.attribution.gradient.index import GradientIndex  # noqa: E402
-from openledger.attribution.gradient.loading import ModelSpec  # noqa: E402
-from openledger.attribution.gradient.projection import Projection  # noqa: E402
-from openledger.attribution.snapshot_indexes import tokenizer_id  # noqa: E402
-from openledger.factory.base import load_base  # noqa: E402
-from openledger.factory.config import TrainConfig  # noqa: E402
-from openledger.factory.data import build_examples  # noqa: E402
-from openledger.factory.trainer import Trainer  # noqa: E402
+from openledger.attribution.gradient.grads import module_shapes
+from openledger.attribution.gradient.index import GradientIndex
+from openledger.attribution.gradient.loading import ModelSpec
+from openledger.attribution.gradient.projection import Projection
+from openledger.attribution.snapshot_indexes import tokenizer_id
+from openledger.factory.base import load_base
+from openledger.factory.config import TrainConfig
+from openledger.factory.data import build_examples
+from openledger.factory.trainer import Trainer
 
 SYL = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 
@@ -62,13 +62,19 @@ def rows(n: int, seed: int = 0) -> list[dict]:
 
     out = []
     for i in range(n):
-        out.append({
-            "record": i + 1, "sha256": f"{i + 1:064x}", "kind": "prompt_completion",
-            "text": None, "messages": None,
-            "prompt": f"What is the {rng.choice(['capital', 'river', 'emblem'])} of {word()}?",
-            "completion": " " + " ".join(word() for _ in range(rng.randint(4, 9))) + ".",
-            "contribution": 1 + i % 500, "contributor": f"0x{1 + i % 97:040x}",
-        })  # fmt: skip
+        out.append(
+            {
+                "record": i + 1,
+                "sha256": f"{i + 1:064x}",
+                "kind": "prompt_completion",
+                "text": None,
+                "messages": None,
+                "prompt": f"What is the {rng.choice(['capital', 'river', 'emblem'])} of {word()}?",
+                "completion": " " + " ".join(word() for _ in range(rng.randint(4, 9))) + ".",
+                "contribution": 1 + i % 500,
+                "contributor": f"0x{1 + i % 97:040x}",
+            }
+        )
     return out
 
 
@@ -119,8 +125,13 @@ def main() -> None:
 
     root = work / "index"
     shutil.rmtree(root, ignore_errors=True)
-    plan = BuildPlan(spec, examples, [CheckpointRef("published", "bench")], params,
-                     identity={"model": "bench", "max_seq_len": 128})  # fmt: skip
+    plan = BuildPlan(
+        spec,
+        examples,
+        [CheckpointRef("published", "bench")],
+        params,
+        identity={"model": "bench", "max_seq_len": 128},
+    )
     t = time.perf_counter()
     meta = build_index(plan, root, progress=True, workers=2)  # one process per core
     build_s = time.perf_counter() - t
@@ -129,8 +140,13 @@ def main() -> None:
     model64, _ = spec.load(dtype=torch.float64)
     attributor = GradientAttributor(model64, tok, index, model_name="bench")
     t = time.perf_counter()
-    prov_meta = provenance.build(examples, work / "provenance", vocab_size=len(tok),
-                                 tokenizer_id=tokenizer_id(tok), identity={"model": "bench"})
+    prov_meta = provenance.build(
+        examples,
+        work / "provenance",
+        vocab_size=len(tok),
+        tokenizer_id=tokenizer_id(tok),
+        identity={"model": "bench"},
+    )
     prov_build_s = time.perf_counter() - t
     prov = provenance.ProvenanceAttributor.for_model(
         provenance.ProvenanceIndex(work / "provenance"), model64, tok, model_name="bench"
@@ -143,8 +159,13 @@ def main() -> None:
         ids = tok(prompt, return_tensors="pt")["input_ids"]
         with torch.no_grad():
             t = time.perf_counter()
-            out = model.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)  # fmt: skip
+            out = model.generate(
+                ids,
+                max_new_tokens=64,
+                min_new_tokens=64,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
             gen = time.perf_counter() - t
         completion = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         t = time.perf_counter()
@@ -192,11 +213,13 @@ def main() -> None:
             "completion_tokens": 64,
             "lambda": meta["checkpoints"][0]["lambda"],
             "provenance": prov_meta["params"],
-            "precision": ("provenance: float64 forward passes, exact credit; gradient: "
-                          "float64 query gradient, float16 index scored by float16 "
-                          "matrix-vector products; generation: float32"),
+            "precision": (
+                "provenance: float64 forward passes, exact credit; gradient: "
+                "float64 query gradient, float16 index scored by float16 "
+                "matrix-vector products; generation: float32"
+            ),
             "build_workers": 2,
-        },  # fmt: skip
+        },
         "machine": {**info, "load_average_at_end": __import__("os").getloadavg()},
     }
     print(json.dumps(doc, indent=1))

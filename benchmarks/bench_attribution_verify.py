@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, machine
 
 PASSWORD = "bench"
 
@@ -45,7 +45,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def with_threads(n: int, fn):  # noqa: ANN001, ANN201
+def with_threads(n: int, fn):
     import torch
 
     before = torch.get_num_threads()
@@ -108,9 +108,9 @@ def measure(home: Path, env: dict[str, str]) -> dict:
     from openledger.attribution.snapshot_indexes import tokenizer_id
     from openledger.config import Settings
     from openledger.factory.base import load_tokenizer
-    from openledger.ledger.pricing import weights_ppb
-    from openledger.ledger.proofs import LocalSource, epoch_receipts
-    from openledger.ledger.verify import Verifier
+    from openledger.ledger.pricing.fees import weights_ppb
+    from openledger.ledger.verification.proofs import LocalSource, epoch_receipts
+    from openledger.ledger.verification.verify import Verifier
     from openledger.node import Node
 
     os.environ.update({k: v for k, v in env.items() if k.startswith("OPENLEDGER_")})

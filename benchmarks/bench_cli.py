@@ -53,9 +53,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
-        env = {**os.environ, "OPENLEDGER_HOME": str(Path(tmp) / "home"),
-               "OPENLEDGER_PASSWORD": "bench", "OPENLEDGER_CHAIN_PORT": str(free_port()),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "OPENLEDGER_HOME": str(Path(tmp) / "home"),
+            "OPENLEDGER_PASSWORD": "bench",
+            "OPENLEDGER_CHAIN_PORT": str(free_port()),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
         env.pop("OPENLEDGER_CHAIN_URL", None)
         ol = [OPENLEDGER]
         setups = (
@@ -109,8 +114,10 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cli.json").write_text(json.dumps(doc, indent=2) + "\n")
     for name in commands:
-        print(f"{name:>14}: median {med[name]:.3f} s  (min {doc['min_s'][name]:.3f}, "
-              f"max {doc['max_s'][name]:.3f}, first {doc['first_run_s'][name]:.3f})")  # fmt: skip
+        print(
+            f"{name:>14}: median {med[name]:.3f} s  (min {doc['min_s'][name]:.3f}, "
+            f"max {doc['max_s'][name]:.3f}, first {doc['first_run_s'][name]:.3f})"
+        )
     print(json.dumps({k: doc[k] for k in ("floor_s", "help_s", "version_s", "read_s")}))
 
 

@@ -62,7 +62,7 @@ def measure(node: Node) -> dict:
     )
     calls: dict[str, int] = {}
 
-    def rec(name: str, result) -> None:  # noqa: ANN001
+    def rec(name: str, result) -> None:
         calls[name] = result.gas_used
 
     def advance(seconds: int) -> None:

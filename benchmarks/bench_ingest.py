@@ -32,8 +32,33 @@ from openledger.units import OPEN
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_SAMPLE = 5_000  # stored records the no-LSH scan is timed against, then scaled
-SYLLABLES = ["ka", "lo", "mi", "ra", "te", "su", "po", "an", "el", "or", "vi", "de", "nu",
-             "sa", "ti", "ko", "be", "la", "mo", "ri", "st", "ph", "gr", "qu", "en"]  # fmt: skip
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "te",
+    "su",
+    "po",
+    "an",
+    "el",
+    "or",
+    "vi",
+    "de",
+    "nu",
+    "sa",
+    "ti",
+    "ko",
+    "be",
+    "la",
+    "mo",
+    "ri",
+    "st",
+    "ph",
+    "gr",
+    "qu",
+    "en",
+]
 
 
 def vocabulary(rng: random.Random, size: int = 20_000) -> list[str]:
@@ -92,16 +117,21 @@ def main() -> dict:
             node.devnet.down()
 
 
-def run(node: Node, tmp: Path, rng: random.Random, vocab: list[str], args) -> dict:  # noqa: ANN001
+def run(node: Node, tmp: Path, rng: random.Random, vocab: list[str], args) -> dict:
     acc = node.accounts
     operator = acc.signer("operator")
     # the upload cap is a governance parameter (the Timelock owns ProtocolParams from deploy):
     # raised by a proposal the operator passes alone, the devnet clock moved past each wait
     raise_cap = node.contracts.params.contract.functions.setParam("max_files_per_day", 10_000)
     pass_proposal(node.contracts, operator, [raise_cap], "benchmark: raise the upload cap")
-    node.datanets.create("bench", description="ingest benchmark",
-                         validators=[acc.address("bob")], quorum=1, min_stake=10 * OPEN,
-                         signer=acc.signer("dave"))  # fmt: skip
+    node.datanets.create(
+        "bench",
+        description="ingest benchmark",
+        validators=[acc.address("bob")],
+        quorum=1,
+        min_stake=10 * OPEN,
+        signer=acc.signer("dave"),
+    )
     alice = acc.signer("alice")
 
     # -- fill the datanet with `existing` records (not timed) --------------------------------
@@ -182,23 +212,23 @@ def run(node: Node, tmp: Path, rng: random.Random, vocab: list[str], args) -> di
             "records": new_records,
             "files": len(new_files),
             "contributions": len(new_files),
-        },  # fmt: skip
+        },
         "setup": {
             "existing_records": len(stored),
             "fill_seconds": round(fill_s, 1),
             "datanet_chain_id": dn_id,
-        },  # fmt: skip
+        },
         "parameters": {
             "record_chars": args.record_chars,
             "seed": args.seed,
             "index_records": len(index),
             "files_per_contribution": 1,
-        },  # fmt: skip
+        },
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-        },  # fmt: skip
+        },
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     out = ROOT / "benchmarks" / "results" / "ingest.json"

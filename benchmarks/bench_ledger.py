@@ -17,7 +17,7 @@ Also in the same run: the same service pricing in its own pricer thread instead
 (``ledger_pricing_process = 0``), to show what the pricing process buys.
 
 Baseline in the same run, one after the other with the same seeds: the same service and work
-with one transaction per receipt (``openledger.ledger.receipt_writer.MAX_GROUP`` set to 1, i.e. no
+with one transaction per receipt (``openledger.ledger.receipts.writer.MAX_GROUP`` set to 1, i.e. no
 group commit). Each run gets a fresh node home (``init_home``: keystore, migrated SQLite in
 WAL mode), so both start from an empty ledger.
 
@@ -58,21 +58,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: E402  (benchmarks/, first on sys.path when run as a script)
+import common
 from sqlalchemy import func, select
 from web3 import Web3
 
-import openledger.ledger.receipt_writer as writer_mod
+import openledger.ledger.receipts.writer as writer_mod
 from openledger.attribution.types import Attribution, Share, positive_shares
 from openledger.chain.bindings import Params
 from openledger.config import Settings
 from openledger.heap import freeze_startup_heap
 from openledger.home import init_home
-from openledger.ledger.params import ParamsCache
-from openledger.ledger.receipt_writer import _Charge
-from openledger.ledger.receipts import GENESIS, ReceiptSigner
+from openledger.ledger.pricing.params import ParamsCache
+from openledger.ledger.receipts.canonical import GENESIS, ReceiptSigner
+from openledger.ledger.receipts.writer import _Charge
+from openledger.ledger.receipts.writer_db import PendingReceipt
 from openledger.ledger.service import LedgerService, request_hash
-from openledger.ledger.writing import PendingReceipt
 from openledger.node import Node
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
 from openledger.store.ledger_tables import CreditRow, EarningRow, ReceiptRow
@@ -85,12 +85,22 @@ PASSWORD = "bench"
 PRICE_IN, PRICE_OUT = 3 * OPEN // 1000, 7 * OPEN // 1000
 SNAPSHOT_ROOT = "0x" + "5a" * 32
 PARAMS = Params(
-    version=1, treasury="0x" + "7e" * 20, platform_bps=1_000, owner_bps=2_000,
-    stakers_bps=2_000, contributors_bps=5_000, min_stake=10 * OPEN, slash_bps=5_000,
-    stake_unlock_delay=7 * 86_400, epoch_length=86_400, max_file_bytes=10_000_000,
-    max_files_per_day=20, escrow_withdraw_delay=86_400, root_activation_delay=3_600,
+    version=1,
+    treasury="0x" + "7e" * 20,
+    platform_bps=1_000,
+    owner_bps=2_000,
+    stakers_bps=2_000,
+    contributors_bps=5_000,
+    min_stake=10 * OPEN,
+    slash_bps=5_000,
+    stake_unlock_delay=7 * 86_400,
+    epoch_length=86_400,
+    max_file_bytes=10_000_000,
+    max_files_per_day=20,
+    escrow_withdraw_delay=86_400,
+    root_activation_delay=3_600,
     min_deposit=OPEN,
-)  # fmt: skip
+)
 
 
 def address(i: int, tag: int) -> str:
@@ -100,43 +110,92 @@ def address(i: int, tag: int) -> str:
 def fill_store(node: Node, rng: random.Random, contributions: int, payers: int) -> dict:
     """The datanet, contributions, snapshot and payer credit the ledger reads; the model."""
     with node.db.session() as s:
-        dn = DatanetRow(chain_id=1, name="bench", description="", owner=address(0, 0xD0),
-                        validators=[address(1, 0xB0)], quorum=1, min_stake=10 * OPEN,
-                        metadata_uri="", tx_hash="0x" + "00" * 32)  # fmt: skip
+        dn = DatanetRow(
+            chain_id=1,
+            name="bench",
+            description="",
+            owner=address(0, 0xD0),
+            validators=[address(1, 0xB0)],
+            quorum=1,
+            min_stake=10 * OPEN,
+            metadata_uri="",
+            tx_hash="0x" + "00" * 32,
+        )
         s.add(dn)
         s.flush()
         for c in range(1, contributions + 1):
-            s.add(ContributionRow(
-                chain_id=c, datanet_id=dn.id, contributor=address(c % 40, 0xC0),
-                root="0x" + f"{c:064x}", record_count=rng.randint(1, 200),
-                stake=rng.randint(10, 100) * OPEN, status="approved", approvals=1, files=[],
-                file_count=1, manifest_sha="00" * 32, signature="0x", tx_hash="0x" + "00" * 32,
-            ))  # fmt: skip
-        s.add(SnapshotRow(datanet_id=dn.id, version=1, root=SNAPSHOT_ROOT, record_count=0,
-                          contribution_ids=list(range(1, contributions + 1)), parquet_sha="",
-                          manifest_sha="", tx_hash="0x" + "00" * 32))  # fmt: skip
+            s.add(
+                ContributionRow(
+                    chain_id=c,
+                    datanet_id=dn.id,
+                    contributor=address(c % 40, 0xC0),
+                    root="0x" + f"{c:064x}",
+                    record_count=rng.randint(1, 200),
+                    stake=rng.randint(10, 100) * OPEN,
+                    status="approved",
+                    approvals=1,
+                    files=[],
+                    file_count=1,
+                    manifest_sha="00" * 32,
+                    signature="0x",
+                    tx_hash="0x" + "00" * 32,
+                )
+            )
+        s.add(
+            SnapshotRow(
+                datanet_id=dn.id,
+                version=1,
+                root=SNAPSHOT_ROOT,
+                record_count=0,
+                contribution_ids=list(range(1, contributions + 1)),
+                parquet_sha="",
+                manifest_sha="",
+                tx_hash="0x" + "00" * 32,
+            )
+        )
         for p in range(payers):
-            s.add(CreditRow(account=address(p, 0xAA), deposited=10**6 * OPEN, withdrawn=0,
-                            charged=0, collected=0, pending_withdrawal=0,
-                            withdrawal_ready_at=0))  # fmt: skip
+            s.add(
+                CreditRow(
+                    account=address(p, 0xAA),
+                    deposited=10**6 * OPEN,
+                    withdrawn=0,
+                    charged=0,
+                    collected=0,
+                    pending_withdrawal=0,
+                    withdrawal_ready_at=0,
+                )
+            )
         s.commit()
-    return {"id": 1, "name": "bench-lora", "owner": address(0, 0xD0), "base": "tiny-base",
-            "adapter_sha256": "ab" * 32, "snapshot_roots": [SNAPSHOT_ROOT],
-            "price_in": str(PRICE_IN), "price_out": str(PRICE_OUT)}  # fmt: skip
+    return {
+        "id": 1,
+        "name": "bench-lora",
+        "owner": address(0, 0xD0),
+        "base": "tiny-base",
+        "adapter_sha256": "ab" * 32,
+        "snapshot_roots": [SNAPSHOT_ROOT],
+        "price_in": str(PRICE_IN),
+        "price_out": str(PRICE_OUT),
+    }
 
 
 def attribution_pool(rng: random.Random, contributions: int, attributed: int) -> list:
     pool = []
     for _ in range(256):
         ids = rng.sample(range(1, contributions + 1), attributed)
-        shares = positive_shares({c: rng.random() for c in ids},
-                                 {c: address(c % 40, 0xC0) for c in ids})  # fmt: skip
+        shares = positive_shares(
+            {c: rng.random() for c in ids}, {c: address(c % 40, 0xC0) for c in ids}
+        )
         scale = rng.uniform(0.5, 0.95)  # the rest is unattributed
-        pool.append(Attribution(
-            "gradient", {"k": 1024},
-            tuple(Share(x.contribution, x.contributor, x.weight * scale, x.score) for x in shares),
-            index_hash="0x" + "11" * 32,
-        ))  # fmt: skip
+        pool.append(
+            Attribution(
+                "gradient",
+                {"k": 1024},
+                tuple(
+                    Share(x.contribution, x.contributor, x.weight * scale, x.score) for x in shares
+                ),
+                index_hash="0x" + "11" * 32,
+            )
+        )
     return pool
 
 
@@ -154,8 +213,9 @@ def one_run(args: argparse.Namespace, group: int, seed: int, *, process: bool = 
         finally:
             node.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pricing process, reaped by close
-    out["pricing_process_cpu_s"] = round(after.ru_utime + after.ru_stime
-                                         - children.ru_utime - children.ru_stime, 2)  # fmt: skip
+    out["pricing_process_cpu_s"] = round(
+        after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2
+    )
     return out
 
 
@@ -170,8 +230,9 @@ def make_ledger(
     pool = attribution_pool(rng, args.contributions, args.attributed)
     key = bytes(node.accounts.signer("operator").key)
     params = ParamsCache(lambda: PARAMS.version, lambda: PARAMS)
-    ledger = LedgerService(node.db, params, lambda: ReceiptSigner(key), chain_id=31337,
-                           pricing_process=process)  # fmt: skip
+    ledger = LedgerService(
+        node.db, params, lambda: ReceiptSigner(key), chain_id=31337, pricing_process=process
+    )
     return ledger, model, pool
 
 
@@ -209,8 +270,9 @@ def _measure(
     plans = []
     for _ in range(args.threads):
         r = random.Random(rng.randrange(2**32))
-        plans.append([(r.randint(20, 400), r.randint(16, 256), r.randrange(256))
-                      for _ in range(per_thread)])  # fmt: skip
+        plans.append(
+            [(r.randint(20, 400), r.randint(16, 256), r.randrange(256)) for _ in range(per_thread)]
+        )
     latencies: list[float] = []
     errors: list[BaseException] = []
     start = threading.Barrier(args.threads + 1)
@@ -227,8 +289,9 @@ def _measure(
                 t0 = time.perf_counter()
                 payer = payers[(t * per_thread + i) % args.payers]
                 hold = ledger.reserve(payer, model, prompt, completion + 16)
-                digest = request_hash(payer, model["name"],
-                                      {"t": t, "i": i, "prompt": prompt, "p": tag})  # fmt: skip
+                digest = request_hash(
+                    payer, model["name"], {"t": t, "i": i, "prompt": prompt, "p": tag}
+                )
                 done = ledger.submit(hold, completion, request_hash=digest, attribution=pool[a])
                 inflight.append((t0, done))
                 if len(inflight) >= args.window:
@@ -239,7 +302,7 @@ def _measure(
                 t_first, first = inflight.popleft()
                 first.result(timeout=120)
                 mine.append(time.perf_counter() - t_first)
-        except BaseException as exc:  # noqa: BLE001 - reported after the run
+        except BaseException as exc:
             errors.append(exc)
         latencies.extend(mine)
 
@@ -267,9 +330,15 @@ def _measure(
         raise errors[0]
     n = per_thread * args.threads
     if go is not None:
-        return {"receipts": n, "seconds": round(seconds, 3), "wall_start": wall0,
-                "wall_end": wall1, "process_cpu_s": round(cpu, 2),
-                "transactions": len(groups), "mean_group": round(n / len(groups), 1)}  # fmt: skip
+        return {
+            "receipts": n,
+            "seconds": round(seconds, 3),
+            "wall_start": wall0,
+            "wall_end": wall1,
+            "process_cpu_s": round(cpu, 2),
+            "transactions": len(groups),
+            "mean_group": round(n / len(groups), 1),
+        }
     t_seal = time.perf_counter()
     node.epochs._seal()  # divides the pools: once per epoch, not per receipt (timed apart)
     seal_s = time.perf_counter() - t_seal
@@ -318,19 +387,38 @@ def multi_process_pg(args: argparse.Namespace, processes: int) -> dict:
             init_home(settings, PASSWORD)
             node = Node(settings, password_source=lambda: PASSWORD)
             try:
-                model = fill_store(node, random.Random(args.seed), args.contributions,
-                                   args.payers)  # fmt: skip
+                model = fill_store(node, random.Random(args.seed), args.contributions, args.payers)
                 (Path(tmp) / "model.json").write_text(json.dumps(model))
                 go = Path(tmp) / "go"
                 each = args.pg_receipts // processes
-                procs = [subprocess.Popen(
-                    [sys.executable, __file__, "--child", tmp, "--receipts", str(each),
-                     "--threads", str(args.threads), "--window", str(args.window),
-                     "--payers", str(args.payers), "--seed", str(args.seed + i),
-                     "--contributions", str(args.contributions),
-                     "--attributed", str(args.attributed)],
-                    env={**os.environ, **env}, stdout=subprocess.PIPE, text=True,
-                ) for i in range(processes)]  # fmt: skip
+                procs = [
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child",
+                            tmp,
+                            "--receipts",
+                            str(each),
+                            "--threads",
+                            str(args.threads),
+                            "--window",
+                            str(args.window),
+                            "--payers",
+                            str(args.payers),
+                            "--seed",
+                            str(args.seed + i),
+                            "--contributions",
+                            str(args.contributions),
+                            "--attributed",
+                            str(args.attributed),
+                        ],
+                        env={**os.environ, **env},
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    for i in range(processes)
+                ]
                 while len(list(Path(tmp).glob("ready-*"))) < processes:
                     if any(p.poll() is not None for p in procs):
                         raise RuntimeError("a child of the PostgreSQL run failed")
@@ -349,9 +437,14 @@ def multi_process_pg(args: argparse.Namespace, processes: int) -> dict:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         engine.dispose()
-    return {"processes": processes, "receipts": n, "seconds": round(span, 3),
-            "receipts_per_s": round(n / span, 1), "checked": check["ok"],
-            "per_process": outs}  # fmt: skip
+    return {
+        "processes": processes,
+        "receipts": n,
+        "seconds": round(span, 3),
+        "receipts_per_s": round(n / span, 1),
+        "checked": check["ok"],
+        "per_process": outs,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -361,8 +454,15 @@ def child(args: argparse.Namespace) -> None:
     node = Node(settings, password_source=lambda: PASSWORD)
     try:
         model = json.loads((tmp / "model.json").read_text())
-        out = _measure(node, args, writer_mod.MAX_GROUP, random.Random(args.seed), True,
-                       model=model, go=tmp / "go")  # fmt: skip
+        out = _measure(
+            node,
+            args,
+            writer_mod.MAX_GROUP,
+            random.Random(args.seed),
+            True,
+            model=model,
+            go=tmp / "go",
+        )
     finally:
         node.close()
     print(json.dumps(out))
@@ -373,14 +473,19 @@ CATEGORIES = (  # (name, test on (file, function name)) — first match wins
     ("sqlite3 C calls: execute / executemany", lambda f, n: "sqlite3" in n),
     ("SQLAlchemy (statements, session)", lambda f, n: "sqlalchemy" in f),
     ("json encoding (canonical_json, orjson)", lambda f, n: "json" in f or "orjson" in n),
-    ("split (split_fee, allocate, Payout)",
-     lambda f, n: "pricing.py" in f or (f == "<string>" and n in ("__init__", "<lambda>"))),
+    (
+        "split (split_fee, allocate, Payout)",
+        lambda f, n: "pricing.py" in f or (f == "<string>" and n in ("__init__", "<lambda>")),
+    ),
     ("keccak256 (pysha3)", lambda f, n: "sha3" in n or "keccak" in n),
     ("head signature (coincurve)", lambda f, n: "secp256k1" in n or "coincurve" in f),
-    ("credit_book.py / receipt_writer.py / receipts.py glue (holds, body, rows)",
-     lambda f, n: any(f"ledger/{m}.py" in f for m in ("credit_book", "receipt_writer",
-                                                      "receipts"))),
-)  # fmt: skip
+    (
+        "credit_book.py / receipt_writer.py / receipts.py glue (holds, body, rows)",
+        lambda f, n: any(
+            f"ledger/{m}.py" in f for m in ("credit_book", "receipt_writer", "receipts")
+        ),
+    ),
+)
 
 
 def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> dict:
@@ -406,8 +511,13 @@ def profile_writer(args: argparse.Namespace, group: int, rounds: int = 40) -> di
                     payer = payers[rng.randrange(args.payers)]
                     hold = ledger.reserve(payer, model, rng.randint(20, 400), 272)
                     digest = request_hash(payer, model["name"], {"i": i})
-                    charge = _Charge(hold, rng.randint(16, 256), digest,
-                                     pool[rng.randrange(256)], PendingReceipt())  # fmt: skip
+                    charge = _Charge(
+                        hold,
+                        rng.randint(16, 256),
+                        digest,
+                        pool[rng.randrange(256)],
+                        PendingReceipt(),
+                    )
                     out.append(ledger.writer.price(charge))
                 return out
 
@@ -455,9 +565,15 @@ def verify(node: Node, expected: int) -> dict:
     """Count, chain, and money conservation of what the run wrote and the seal divided
     (not timed): every fee is in the earnings once the pools are divided."""
     with node.db.session() as s:
-        rows = s.execute(select(ReceiptRow.seq, ReceiptRow.hash, ReceiptRow.prev_hash,
-                                ReceiptRow.fee, func.length(ReceiptRow.body))
-                         .order_by(ReceiptRow.seq)).all()  # fmt: skip
+        rows = s.execute(
+            select(
+                ReceiptRow.seq,
+                ReceiptRow.hash,
+                ReceiptRow.prev_hash,
+                ReceiptRow.fee,
+                func.length(ReceiptRow.body),
+            ).order_by(ReceiptRow.seq)
+        ).all()
         earnings = int(s.scalar(select(func.count()).select_from(EarningRow)))
         earned = sum(int(a) for a in s.scalars(select(EarningRow.amount)))
         charged = sum(int(c) for c in s.scalars(select(CreditRow.charged)))
@@ -468,18 +584,27 @@ def verify(node: Node, expected: int) -> dict:
     fees = sum(int(r[3]) for r in rows)
     ok = ok and fees == charged == earned
     if not ok:
-        raise AssertionError(f"ledger check failed: {len(rows)} receipts of {expected}, "
-                             f"fees {fees}, charged {charged}, earned {earned}")  # fmt: skip
-    return {"ok": ok, "earnings_rows": earnings,
-            "body_bytes_mean": round(sum(r[4] for r in rows) / len(rows))}  # fmt: skip
+        raise AssertionError(
+            f"ledger check failed: {len(rows)} receipts of {expected}, "
+            f"fees {fees}, charged {charged}, earned {earned}"
+        )
+    return {
+        "ok": ok,
+        "earnings_rows": earnings,
+        "body_bytes_mean": round(sum(r[4] for r in rows) / len(rows)),
+    }
 
 
 def machine() -> dict:
     """``common.machine()`` plus what a database benchmark depends on."""
     import sqlite3
 
-    return {**common.machine(), "platform": platform.platform(),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}  # fmt: skip
+    return {
+        **common.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
 
 
 def main() -> dict:
@@ -531,11 +656,17 @@ def main() -> dict:
     ours, base, in_thread = [], [], []
     for run in range(args.runs):  # interleaved, so drifting load hits all alike
         ours.append(one_run(args, writer_mod.MAX_GROUP, args.seed + run))
-        print(f"run {run + 1} ours: {ours[-1]['receipts_per_s']:,} receipts/s "
-              f"(mean group {ours[-1]['mean_group']})", flush=True)  # fmt: skip
+        print(
+            f"run {run + 1} ours: {ours[-1]['receipts_per_s']:,} receipts/s "
+            f"(mean group {ours[-1]['mean_group']})",
+            flush=True,
+        )
         in_thread.append(one_run(args, writer_mod.MAX_GROUP, args.seed + run, process=False))
-        print(f"run {run + 1} priced in the node's thread: "
-              f"{in_thread[-1]['receipts_per_s']:,} receipts/s", flush=True)  # fmt: skip
+        print(
+            f"run {run + 1} priced in the node's thread: "
+            f"{in_thread[-1]['receipts_per_s']:,} receipts/s",
+            flush=True,
+        )
         b_args = argparse.Namespace(**{**vars(args), "receipts": args.baseline_receipts})
         base.append(one_run(b_args, 1, args.seed + run))
         print(f"run {run + 1} baseline: {base[-1]['receipts_per_s']:,} receipts/s", flush=True)
@@ -580,7 +711,7 @@ def main() -> dict:
             "database": "SQLite (WAL, synchronous FULL default), fresh node home per run",
             "params": "ParamsCache over a fixed ProtocolParams snapshot (defaults; no devnet)",
             "beneficiaries": "datanet, contributions and snapshot rows inserted directly",
-        },  # fmt: skip
+        },
         "machine": {**started, "load_average_at_end": os.getloadavg()},
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -589,13 +720,17 @@ def main() -> dict:
         group = round(statistics.median(r["mean_group"] for r in ours))
         result["writer_profile"] = profile_writer(args, group)
         prof = result["writer_profile"]
-        print(f"single thread, groups of {group}: {prof['request_thread_us_per_receipt']} us "
-              f"request side + {prof['writer_us_per_receipt']} us writer per receipt",
-              flush=True)  # fmt: skip
+        print(
+            f"single thread, groups of {group}: {prof['request_thread_us_per_receipt']} us "
+            f"request side + {prof['writer_us_per_receipt']} us writer per receipt",
+            flush=True,
+        )
     pg_section(args, result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"receipts/s: {median:,} (target {TARGET:,}); baseline {b_median:,}; "
-          f"{result['speedup_over_baseline']}x → {args.out}")  # fmt: skip
+    print(
+        f"receipts/s: {median:,} (target {TARGET:,}); baseline {b_median:,}; "
+        f"{result['speedup_over_baseline']}x → {args.out}"
+    )
     return result
 
 
@@ -609,8 +744,10 @@ def pg_section(args: argparse.Namespace, result: dict) -> dict:
         for processes in (1, 2):
             run = multi_process_pg(args, processes)
             runs[str(processes)].append(run)
-            print(f"PostgreSQL, {processes} process(es): {run['receipts_per_s']:,} receipts/s",
-                  flush=True)  # fmt: skip
+            print(
+                f"PostgreSQL, {processes} process(es): {run['receipts_per_s']:,} receipts/s",
+                flush=True,
+            )
     section = {
         "claim": "the same accounting with every node on one PostgreSQL database: 1 and 2 "
         "ledger processes (each with its pricing process), credit leased from the database, "
@@ -640,12 +777,16 @@ def _pg_server(url: str) -> str:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            show = {k: conn.exec_driver_sql(f"SHOW {k}").scalar()
-                    for k in ("server_version", "fsync", "synchronous_commit")}  # fmt: skip
+            show = {
+                k: conn.exec_driver_sql(f"SHOW {k}").scalar()
+                for k in ("server_version", "fsync", "synchronous_commit")
+            }
     finally:
         engine.dispose()
-    return (f"PostgreSQL {show['server_version']} on this machine (the same 2 cores), fsync "
-            f"{show['fsync']}, synchronous_commit {show['synchronous_commit']}")  # fmt: skip
+    return (
+        f"PostgreSQL {show['server_version']} on this machine (the same 2 cores), fsync "
+        f"{show['fsync']}, synchronous_commit {show['synchronous_commit']}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,9 +65,20 @@ CONTRIBUTIONS = 24
 ATTENTION = ("eager", "sdpa")
 CHUNKING = ChunkingParams(max_words=32, max_chars=320)
 TINY = TinyBaseConfig(
-    vocab_size=2048, hidden_size=64, layers=2, heads=4, kv_heads=4, intermediate_size=128,
-    max_position=1024, seq_len=64, batch_size=8, steps=40, lr=5e-3, warmup_steps=5, seed=0,
-)  # fmt: skip
+    vocab_size=2048,
+    hidden_size=64,
+    layers=2,
+    heads=4,
+    kv_heads=4,
+    intermediate_size=128,
+    max_position=1024,
+    seq_len=64,
+    batch_size=8,
+    steps=40,
+    lr=5e-3,
+    warmup_steps=5,
+    seed=0,
+)
 
 
 def tiny_base() -> Path:
@@ -91,11 +102,20 @@ def snapshot_rows(target_chunks: int) -> list[dict[str, Any]]:
 
     def add(kind: str, **fields: Any) -> None:
         i = len(rows)
-        rows.append({
-            "record": i, "sha256": hashlib.sha256(f"{i}".encode()).hexdigest(), "kind": kind,
-            "text": None, "prompt": None, "completion": None, "messages": None, **fields,
-            "contribution": 1 + i % CONTRIBUTIONS, "contributor": f"0x{1 + i % CONTRIBUTIONS:040x}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "record": i,
+                "sha256": hashlib.sha256(f"{i}".encode()).hexdigest(),
+                "kind": kind,
+                "text": None,
+                "prompt": None,
+                "completion": None,
+                "messages": None,
+                **fields,
+                "contribution": 1 + i % CONTRIBUTIONS,
+                "contributor": f"0x{1 + i % CONTRIBUTIONS:040x}",
+            }
+        )
 
     for para in (SAMPLES / "ocean-facts.md").read_text().split("\n\n"):
         if para.strip() and not para.startswith("#"):
@@ -122,10 +142,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor() or platform.machine(),
-    )  # fmt: skip
+    )
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -159,12 +182,15 @@ def time_ablation(
         results = {}
         for mode in order:
             t0 = time.perf_counter()
-            results[mode] = attribute(model, tokenizer, aug, answer,
-                                      batch_size=None if mode == "batched" else 1)  # fmt: skip
+            results[mode] = attribute(
+                model, tokenizer, aug, answer, batch_size=None if mode == "batched" else 1
+            )
             elapsed = (time.perf_counter() - t0) * 1e3
             (batched_ms if mode == "batched" else sequential_ms).append(elapsed)
-        drops = [[e.detail["drop"] for e in sorted(r.evidence, key=lambda e: e.detail["rank"])]
-                 for r in results.values()]  # fmt: skip
+        drops = [
+            [e.detail["drop"] for e in sorted(r.evidence, key=lambda e: e.detail["rank"])]
+            for r in results.values()
+        ]
         worst = max(worst, max(abs(a - b) for a, b in zip(*drops, strict=True)))
         truncated += results["batched"].truncated
         lengths.append(len(tokenizer(aug.text)["input_ids"]))
@@ -191,8 +217,14 @@ def main(target_chunks: int, n_queries: int, ks: list[int], threads: int) -> dic
 
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         t0 = time.perf_counter()
-        built = build_index(rows, Path(tmp) / "index", snapshot="bench@1", root="0x" + "00" * 32,
-                            embedder=embedder, chunking=CHUNKING)  # fmt: skip
+        built = build_index(
+            rows,
+            Path(tmp) / "index",
+            snapshot="bench@1",
+            root="0x" + "00" * 32,
+            embedder=embedder,
+            chunking=CHUNKING,
+        )
         build_s = time.perf_counter() - t0
         index_bytes = sum(p.stat().st_size for p in (Path(tmp) / "index").iterdir())
         t0 = time.perf_counter()
@@ -218,8 +250,9 @@ def main(target_chunks: int, n_queries: int, ks: list[int], threads: int) -> dic
     ablation: dict[str, Any] = {}
     for attn in ATTENTION:
         model, tokenizer = load_base(base_dir, attn_implementation=attn)
-        ablation[attn] = {f"k{k}": time_ablation(model, tokenizer, retriever, queries, k)
-                          for k in ks}  # fmt: skip
+        ablation[attn] = {
+            f"k{k}": time_ablation(model, tokenizer, retriever, queries, k) for k in ks
+        }
     load_after = load()
 
     result = {

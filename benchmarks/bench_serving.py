@@ -40,12 +40,12 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, machine  # noqa: E402
+from common import CACHE, RESULTS, machine
 
-from openledger.factory.base import load_base, load_tokenizer  # noqa: E402
-from openledger.serving.adapters import load_adapter  # noqa: E402
-from openledger.serving.engine import Engine, EngineConfig  # noqa: E402
-from openledger.serving.sampling import SamplingParams  # noqa: E402
+from openledger.factory.base import load_base, load_tokenizer
+from openledger.serving.adapters import load_adapter
+from openledger.serving.engine import Engine, EngineConfig
+from openledger.serving.sampling import SamplingParams
 
 BATCH = 64
 PROMPT = 16
@@ -85,12 +85,23 @@ def write_adapters(base: Path, n: int, rank: int = RANK, prefix: str = "a") -> P
     cfg = json.loads((base / "config.json").read_text())
     hidden, layers = cfg["hidden_size"], cfg["num_hidden_layers"]
     config = {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(base),
-        "r": rank, "lora_alpha": 2 * rank, "target_modules": list(TARGETS), "lora_dropout": 0.0,
-        "bias": "none", "use_dora": False, "use_rslora": False, "fan_in_fan_out": False,
-        "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {},
-        "inference_mode": True, "init_lora_weights": True,
-    }  # fmt: skip
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(base),
+        "r": rank,
+        "lora_alpha": 2 * rank,
+        "target_modules": list(TARGETS),
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "use_dora": False,
+        "use_rslora": False,
+        "fan_in_fan_out": False,
+        "modules_to_save": None,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "inference_mode": True,
+        "init_lora_weights": True,
+    }
     g = torch.Generator().manual_seed(rank)
     for i in range(n):
         d = out / f"{prefix}{i}"
@@ -110,8 +121,10 @@ def write_adapters(base: Path, n: int, rank: int = RANK, prefix: str = "a") -> P
 
 def prompts(vocab: int, waves: int) -> list[list[list[int]]]:
     g = torch.Generator().manual_seed(0)
-    return [[torch.randint(3, vocab, (PROMPT,), generator=g).tolist() for _ in range(BATCH)]
-            for _ in range(waves)]  # fmt: skip
+    return [
+        [torch.randint(3, vocab, (PROMPT,), generator=g).tolist() for _ in range(BATCH)]
+        for _ in range(waves)
+    ]
 
 
 def assignment(n: int | None, waves: int) -> list[list[str | None]]:
@@ -124,10 +137,12 @@ def summary(tokens: int, seconds: float, tpots: list[float]) -> dict[str, Any]:
     tpots = sorted(tpots)
     q = statistics.quantiles(tpots, n=100) if len(tpots) > 1 else tpots * 99
     return {
-        "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 3),
-        "tokens": tokens, "tpot_p50_ms": round(statistics.median(tpots) * 1000, 3),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "seconds": round(seconds, 3),
+        "tokens": tokens,
+        "tpot_p50_ms": round(statistics.median(tpots) * 1000, 3),
         "tpot_p99_ms": round(q[98] * 1000, 3),
-    }  # fmt: skip
+    }
 
 
 def median_run(run: Any, repeats: int) -> dict[str, Any]:
@@ -146,8 +161,9 @@ def stamper(times: dict[int, list[float]], i: int) -> Any:
     return lambda event: stamps.append(event.at)
 
 
-def run_engine(engine: Engine, waves: list[list[list[int]]],
-               names: list[list[str | None]]) -> dict[str, Any]:  # fmt: skip
+def run_engine(
+    engine: Engine, waves: list[list[list[int]]], names: list[list[str | None]]
+) -> dict[str, Any]:
     params = SamplingParams(max_tokens=NEW, temperature=0, ignore_eos=True)
     tokens, tpots = 0, []
     start = time.perf_counter()
@@ -172,8 +188,9 @@ def make_engine(base: Path, adapters: Path | None, device: str, slots: int = 128
     model, tokenizer = load_base(base, dtype=dtype)
     model.to(device)
     resolve = (lambda name: adapters / name) if adapters else (lambda name: Path("/nonexistent"))
-    config = EngineConfig(max_batch=BATCH, max_ctx=PROMPT + NEW + 1, device_slots=slots,
-                          host_tier_bytes=8 << 30)  # fmt: skip
+    config = EngineConfig(
+        max_batch=BATCH, max_ctx=PROMPT + NEW + 1, device_slots=slots, host_tier_bytes=8 << 30
+    )
     return Engine(model, tokenizer, resolve, config)
 
 
@@ -196,18 +213,24 @@ class StepClock:
         return scores
 
 
-def hf_generate(model: Any, batch: list[list[int]], device: str,
-                **kwargs: Any) -> tuple[int, list[float]]:  # fmt: skip
+def hf_generate(
+    model: Any, batch: list[list[int]], device: str, **kwargs: Any
+) -> tuple[int, list[float]]:
     from transformers import LogitsProcessorList
 
     ids = torch.tensor(batch, device=device)
     clock = StepClock()
     with torch.no_grad():
         out = model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW, min_new_tokens=NEW,
-            do_sample=False, pad_token_id=-1, logits_processor=LogitsProcessorList([clock]),
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=NEW,
+            min_new_tokens=NEW,
+            do_sample=False,
+            pad_token_id=-1,
+            logits_processor=LogitsProcessorList([clock]),
             **kwargs,
-        )  # fmt: skip
+        )
     generated = out.shape[1] - ids.shape[1]
     tpot = (clock.stamps[-1] - clock.stamps[0]) / max(1, len(clock.stamps) - 1)
     return generated * len(batch), [tpot] * len(batch)
@@ -236,8 +259,9 @@ def peft_model(base: Path, adapters: Path, n: int, device: str) -> tuple[Any, fl
     return peft.to(device).eval(), load_s / n * 1000
 
 
-def run_peft_mixed(peft: Any, waves: list[list[list[int]]], names: list[list[str | None]],
-                   device: str) -> dict[str, Any]:  # fmt: skip
+def run_peft_mixed(
+    peft: Any, waves: list[list[list[int]]], names: list[list[str | None]], device: str
+) -> dict[str, Any]:
     tokens, tpots = 0, []
     start = time.perf_counter()
     for batch, adapters in zip(waves, names, strict=True):
@@ -247,8 +271,9 @@ def run_peft_mixed(peft: Any, waves: list[list[list[int]]], names: list[list[str
     return summary(tokens, time.perf_counter() - start, tpots)
 
 
-def run_peft_sequential(peft: Any, waves: list[list[list[int]]], names: list[list[str | None]],
-                        device: str) -> dict[str, Any]:  # fmt: skip
+def run_peft_sequential(
+    peft: Any, waves: list[list[list[int]]], names: list[list[str | None]], device: str
+) -> dict[str, Any]:
     tokens, tpots = 0, []
     start = time.perf_counter()
     for batch, adapters in zip(waves, names, strict=True):
@@ -282,8 +307,13 @@ def cold_load(base: Path, device: str, repeats: int = 20) -> dict[str, Any]:
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1000)
         engine.slots.release(slot)
-    return {"adapter_bytes": size, "rank": rank, "median_ms": round(statistics.median(times), 3),
-            "max_ms": round(max(times), 3), "repeats": repeats}  # fmt: skip
+    return {
+        "adapter_bytes": size,
+        "rank": rank,
+        "median_ms": round(statistics.median(times), 3),
+        "max_ms": round(max(times), 3),
+        "repeats": repeats,
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -378,7 +408,7 @@ def main() -> None:
             "device_slots": 128,
             "host_tier": "warmed before timing",
             "small": args.small,
-        },  # fmt: skip
+        },
         "machine": machine(),
     }
     if "1000" in ours:

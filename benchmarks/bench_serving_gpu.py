@@ -48,13 +48,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, machine  # noqa: E402
-from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper  # noqa: E402
+from common import CACHE, RESULTS, machine
+from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper
 
-from openledger.serving.adapters import LoraAdapter  # noqa: E402
-from openledger.serving.arch import NATIVE, DecoderShape  # noqa: E402
-from openledger.serving.engine import Engine, EngineConfig  # noqa: E402
-from openledger.serving.sampling import SamplingParams  # noqa: E402
+from openledger.serving.adapters import LoraAdapter
+from openledger.serving.arch import NATIVE, DecoderShape
+from openledger.serving.engine import Engine, EngineConfig
+from openledger.serving.sampling import SamplingParams
 
 FULL = LLAMA_1B
 SMALL = {
@@ -85,7 +85,6 @@ class ByteDetokenizer:
         return bytes(i % 256 for i in ids).decode("utf-8", errors="replace")
 
 
-
 def make_adapters(
     shapes: dict[str, tuple[int, int]], layers: int, n: int, device: torch.device
 ) -> dict[str, LoraAdapter]:
@@ -108,7 +107,6 @@ def make_adapters(
     return out
 
 
-
 def assignment(n: int | None, waves: int, batch: int) -> list[list[str | None]]:
     if n is None:
         return [[None] * batch for _ in range(waves)]
@@ -123,7 +121,6 @@ def pct(values: list[float], q: int) -> float:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
 
 
 def run_engine(

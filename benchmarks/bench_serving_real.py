@@ -45,12 +45,12 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, machine  # noqa: E402
-from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper  # noqa: E402
+from common import CACHE, RESULTS, machine
+from llama_shape import LLAMA_1B, RANK, TARGETS, build_model, prompts, stamper
 
-from openledger.serving.arch import NATIVE, DecoderShape  # noqa: E402
-from openledger.serving.engine import Engine, EngineConfig  # noqa: E402
-from openledger.serving.sampling import SamplingParams  # noqa: E402
+from openledger.serving.arch import NATIVE, DecoderShape
+from openledger.serving.engine import Engine, EngineConfig
+from openledger.serving.sampling import SamplingParams
 
 SHAPE = LLAMA_1B
 
@@ -62,7 +62,6 @@ class ByteDetokenizer:
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return bytes(i % 256 for i in ids).decode("utf-8", errors="replace")
-
 
 
 def write_adapters(model: torch.nn.Module, n: int, small: bool) -> Path:
@@ -110,7 +109,6 @@ def write_adapters(model: torch.nn.Module, n: int, small: bool) -> Path:
     return out
 
 
-
 def assignment(n: int | None, waves: int, batch: int) -> list[list[str | None]]:
     """Wave w gives row i the adapter ``(i·⌊N/batch⌋ + w) mod N``: every row its own adapter
     once N ≥ batch, spread over all N (so N = 64 and N = max use different adapters)."""
@@ -130,7 +128,6 @@ def summary(tokens: int, seconds: float, tpots: list[float]) -> dict[str, Any]:
         "tpot_p50_ms": round(statistics.median(tpots) * 1000, 2),
         "tpot_p99_ms": round(q[98] * 1000, 2),
     }
-
 
 
 def run_engine(

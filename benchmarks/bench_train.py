@@ -42,24 +42,38 @@ def rows(n: int, seed: int) -> list[dict]:
 
     out = []
     for i in range(n):
-        out.append({
-            "record": i, "sha256": f"{i:064x}", "kind": "prompt_completion", "text": None,
-            "prompt": f"What is known about {word()} {word()}?",
-            "completion": " ".join(word() for _ in range(rng.randint(12, 40))) + ".",
-            "messages": None, "contribution": 1 + i % 7, "contributor": "0x" + "11" * 20,
-        })  # fmt: skip
+        out.append(
+            {
+                "record": i,
+                "sha256": f"{i:064x}",
+                "kind": "prompt_completion",
+                "text": None,
+                "prompt": f"What is known about {word()} {word()}?",
+                "completion": " ".join(word() for _ in range(rng.randint(12, 40))) + ".",
+                "messages": None,
+                "contribution": 1 + i % 7,
+                "contributor": "0x" + "11" * 20,
+            }
+        )
     return out
 
 
-def hf_run(base_dir: Path, train, cfg: TrainConfig, out_dir: Path) -> float:  # noqa: ANN001
+def hf_run(base_dir: Path, train, cfg: TrainConfig, out_dir: Path) -> float:
     """Seconds of HF Trainer.train() for the same LoRA on the same examples."""
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer as HFTrainer
     from transformers import TrainingArguments
 
     model, tok = load_base(base_dir)
-    model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0,
-                                             target_modules=list(cfg.target_modules)))  # fmt: skip
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.rank,
+            lora_alpha=cfg.alpha,
+            lora_dropout=0.0,
+            target_modules=list(cfg.target_modules),
+        ),
+    )
     pad = tok.pad_token_id
 
     def collate(batch: list[dict]) -> dict:
@@ -76,12 +90,22 @@ def hf_run(base_dir: Path, train, cfg: TrainConfig, out_dir: Path) -> float:  # 
 
     data = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in train]
     args = TrainingArguments(
-        output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type="linear",
-        weight_decay=0.0, max_grad_norm=cfg.max_grad_norm, logging_steps=10, save_strategy="no",
-        report_to=[], seed=cfg.seed, use_cpu=True, dataloader_num_workers=0,
-        remove_unused_columns=False, disable_tqdm=True,
-    )  # fmt: skip
+        output_dir=str(out_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="linear",
+        weight_decay=0.0,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
     trainer = HFTrainer(model=model, args=args, train_dataset=data, data_collator=collate)
     out = trainer.train()
     return float(out.metrics["train_runtime"])
@@ -102,14 +126,23 @@ def main() -> dict:
         base_dir = build_tiny_base(tmp / "tiny-base", TinyBaseConfig(steps=60), progress=False)
         base_s = time.perf_counter() - t0
         model, tok = load_base(base_dir)
-        cfg = TrainConfig.from_mapping({
-            "rank": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"], "lr": 1e-3,
-            "epochs": args.epochs, "batch_size": args.batch_size,
-            "max_seq_len": args.max_seq_len, "eval_split": 0.1, "seed": args.seed,
-            "checkpoint_every": 10_000,
-        })  # fmt: skip
-        examples = build_examples(rows(args.rows, args.seed), tok,
-                                  max_seq_len=cfg.max_seq_len, snapshot="bench@1")  # fmt: skip
+        cfg = TrainConfig.from_mapping(
+            {
+                "rank": 8,
+                "alpha": 16,
+                "target_modules": ["q_proj", "v_proj"],
+                "lr": 1e-3,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "max_seq_len": args.max_seq_len,
+                "eval_split": 0.1,
+                "seed": args.seed,
+                "checkpoint_every": 10_000,
+            }
+        )
+        examples = build_examples(
+            rows(args.rows, args.seed), tok, max_seq_len=cfg.max_seq_len, snapshot="bench@1"
+        )
         train, evaluation = split_eval(examples, cfg.eval_split, cfg.seed)
         tokens = sum(len(e.input_ids) for e in train) * cfg.epochs
 
@@ -135,14 +168,14 @@ def main() -> dict:
             "run_wall_s_incl_evals_and_checkpoints": round(ours_wall, 2),
             "eval_ppl_base": result.base_eval_ppl,
             "eval_ppl_adapter": result.adapter_eval_ppl,
-        },  # fmt: skip
+        },
         "baseline": {
             "name": "transformers.Trainer + peft.get_peft_model, same LoRA, data, "
             "batch size, epochs, lr, linear schedule",
             "tokens_per_s": round(hf_tps, 1),
             "train_runtime_s": round(hf_seconds, 2),
             "tokens": tokens,
-        },  # fmt: skip
+        },
         "peak_rss_mb": round(peak_rss_mb, 1),
         "parameters": {
             "rows": args.rows,
@@ -155,13 +188,13 @@ def main() -> dict:
             "base": "tiny-base (60 pretraining steps)",
             "base_build_s": round(base_s, 1),
             "torch_threads": torch.get_num_threads(),
-        },  # fmt: skip
+        },
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
-        },  # fmt: skip
+        },
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     out = ROOT / "benchmarks" / "results" / "train.json"

@@ -57,19 +57,41 @@ def main() -> None:
                 min_stake=10 * OPEN,
                 signer=acc.signer("dave"),
             )
-            report = fuzz(create_app(node), operator_headers(node), examples=args.examples,
-                          budget_s=args.budget)  # fmt: skip
+            report = fuzz(
+                create_app(node),
+                operator_headers(node),
+                examples=args.examples,
+                budget_s=args.budget,
+            )
         finally:
             node.devnet.down()
             node.close()
-    doc = {**report.to_dict(), "examples_per_operation_and_mode": args.examples, "seed": SEED,
-           "modes": [m.value for m in MODES], "checks": [c.__name__ for c in CHECKS],
-           "load_average": os.getloadavg()[0], "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                    time.gmtime())}  # fmt: skip
+    doc = {
+        **report.to_dict(),
+        "examples_per_operation_and_mode": args.examples,
+        "seed": SEED,
+        "modes": [m.value for m in MODES],
+        "checks": [c.__name__ for c in CHECKS],
+        "load_average": os.getloadavg()[0],
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps({k: doc[k] for k in ("cases", "endpoints", "fuzzed", "server_errors",
-                                          "schema_violations", "seconds")}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                k: doc[k]
+                for k in (
+                    "cases",
+                    "endpoints",
+                    "fuzzed",
+                    "server_errors",
+                    "schema_violations",
+                    "seconds",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

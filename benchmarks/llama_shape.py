@@ -20,8 +20,9 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 RANK = 16
 
 
-def build_model(shape: dict[str, int], max_ctx: int, device: torch.device | str = "cpu",
-                **config: Any) -> Any:  # fmt: skip
+def build_model(
+    shape: dict[str, int], max_ctx: int, device: torch.device | str = "cpu", **config: Any
+) -> Any:
     """A random-weight Llama of ``shape`` in bfloat16 on ``device``, built without an fp32
     copy (``config``: more LlamaConfig fields)."""
     from transformers import LlamaConfig, LlamaForCausalLM

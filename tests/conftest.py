@@ -13,16 +13,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from openledger.config import Settings  # noqa: E402
-from openledger.home import init_home  # noqa: E402
-from openledger.node import Node  # noqa: E402
-from openledger.store.datanet_tables import ContributionRow, RecordRow  # noqa: E402
-from openledger.units import OPEN  # noqa: E402
+from openledger.config import Settings
+from openledger.home import init_home
+from openledger.node import Node
+from openledger.store.datanet_tables import ContributionRow, RecordRow
+from openledger.units import OPEN
 
 if TYPE_CHECKING:
     from tests.market import Market

@@ -69,9 +69,11 @@ def build_market(world: World, chain: Node) -> Market:
         )
         ids[who] = r.contribution_id
     bad = node.contributions.contribute(
-        "facts", [world.write("spam.txt", "buy cheap watches now")], stake=10 * OPEN,
+        "facts",
+        [world.write("spam.txt", "buy cheap watches now")],
+        stake=10 * OPEN,
         signer=acc.signer("frank"),
-    )  # fmt: skip
+    )
     for cid in ids.values():
         for v in ("bob", "carol"):
             node.reviews.review(cid, signer=acc.signer(v), approve=True)

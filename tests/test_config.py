@@ -37,8 +37,9 @@ def test_pricing_in_the_node_s_process_is_a_setting(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[ledger]\npricing_process = 0\n")
     assert Settings.load(env={"OPENLEDGER_HOME": str(tmp_path)}).ledger_pricing_process == 0
     with pytest.raises(ConfigError) as err:
-        Settings.load(env={"OPENLEDGER_HOME": str(tmp_path),
-                           "OPENLEDGER_LEDGER_PRICING_PROCESS": "2"})  # fmt: skip
+        Settings.load(
+            env={"OPENLEDGER_HOME": str(tmp_path), "OPENLEDGER_LEDGER_PRICING_PROCESS": "2"}
+        )
     assert err.value.field == "ledger_pricing_process" and "not 0 or 1" in err.value.message
 
 

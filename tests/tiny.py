@@ -18,8 +18,8 @@ from openledger.chain.bindings import Params
 from openledger.factory.base import load_base
 from openledger.factory.corpus import pydoc_topics, sample_datanet_texts
 from openledger.factory.tiny_config import TinyBaseConfig
-from openledger.ledger.credits import credit_row
-from openledger.ledger.params import ParamsCache
+from openledger.ledger.credit.events import credit_row
+from openledger.ledger.pricing.params import ParamsCache
 from openledger.node import Node
 from openledger.store.db import Database
 from openledger.store.factory_tables import JobRow, ModelRow
@@ -171,10 +171,20 @@ def offline_ledger(node: Node, credit: int = DEV_CREDIT) -> None:
             row = credit_row(s, node.accounts.address(name))
             row.deposited = row.deposited + credit
     params = Params(
-        version=1, treasury=node.accounts.operator_address(), platform_bps=1_000,
-        owner_bps=2_000, stakers_bps=2_000, contributors_bps=5_000, min_stake=10 * OPEN,
-        slash_bps=5_000, stake_unlock_delay=7 * 86_400, epoch_length=86_400,
-        max_file_bytes=10_000_000, max_files_per_day=20, escrow_withdraw_delay=86_400,
-        root_activation_delay=3_600, min_deposit=OPEN,
-    )  # fmt: skip
+        version=1,
+        treasury=node.accounts.operator_address(),
+        platform_bps=1_000,
+        owner_bps=2_000,
+        stakers_bps=2_000,
+        contributors_bps=5_000,
+        min_stake=10 * OPEN,
+        slash_bps=5_000,
+        stake_unlock_delay=7 * 86_400,
+        epoch_length=86_400,
+        max_file_bytes=10_000_000,
+        max_files_per_day=20,
+        escrow_withdraw_delay=86_400,
+        root_activation_delay=3_600,
+        min_deposit=OPEN,
+    )
     node.__dict__["params"] = ParamsCache(lambda: params.version, lambda: params)

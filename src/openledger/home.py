@@ -27,8 +27,13 @@ class InitResult:
     token_written: bool = False  # a new operator token (a new home, or one made before them)
 
 
-def init_home(settings: Settings, password: str, *, keystore_file: Path | None = None,
-              private_key: str | None = None) -> InitResult:  # fmt: skip
+def init_home(
+    settings: Settings,
+    password: str,
+    *,
+    keystore_file: Path | None = None,
+    private_key: str | None = None,
+) -> InitResult:
     """Create the node home; an existing one is kept (its keys are never replaced). The
     operator key is new, or an existing funded one: ``keystore_file`` (opened with
     ``password``) or ``private_key`` (encrypted with ``password``)."""
@@ -58,5 +63,10 @@ def init_home(settings: Settings, password: str, *, keystore_file: Path | None =
     layout.chain_dir.mkdir(exist_ok=True)
     db = Database.open(settings.db_url)
     db.dispose()
-    return InitResult(home=layout.root, operator=operator, dev_accounts=dev, created=created,
-                      token_written=token_written)  # fmt: skip
+    return InitResult(
+        home=layout.root,
+        operator=operator,
+        dev_accounts=dev,
+        created=created,
+        token_written=token_written,
+    )

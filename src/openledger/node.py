@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from openledger.governance.grants import GrantsService
     from openledger.governance.service import GovernanceService
     from openledger.ledger.access import AccessService
-    from openledger.ledger.audit import Auditor
-    from openledger.ledger.epochs import EpochService
-    from openledger.ledger.escrow import EscrowService
-    from openledger.ledger.paid import PaidInference
-    from openledger.ledger.params import ParamsCache
-    from openledger.ledger.receipts import ReceiptSigner
-    from openledger.ledger.rewards import RewardsService
+    from openledger.ledger.credit.escrow import EscrowService
+    from openledger.ledger.paid.inference import PaidInference
+    from openledger.ledger.pricing.params import ParamsCache
+    from openledger.ledger.receipts.canonical import ReceiptSigner
     from openledger.ledger.service import LedgerService
+    from openledger.ledger.settlement.audit import Auditor
+    from openledger.ledger.settlement.epochs import EpochService
+    from openledger.ledger.settlement.rewards import RewardsService
     from openledger.metrics import NodeMetrics
     from openledger.providers.router import ProviderRouter
     from openledger.providers.service import ProviderService
@@ -63,7 +63,7 @@ class ChainUp:
 class Node:
     """One OpenLedger node: settings in, services out (built lazily, once)."""
 
-    def __init__(self, settings: Settings, *, password_source=None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, *, password_source=None) -> None:
         self.settings = settings
         if password_source is None:
             from openledger.chain.accounts import prompt_password
@@ -116,12 +116,15 @@ class Node:
         """The chain event sync, with the ledger's handlers (credit from the escrow's events,
         datanet access fees, fresh protocol parameters after any change)."""
         from openledger.chain.sync import EventSync
-        from openledger.ledger import access, credits
+        from openledger.ledger import access
+        from openledger.ledger.credit import events as credits
 
         sync = EventSync(self.contracts, self.db, confirmations=self.settings.confirmations)
         credits.subscribe(sync)
-        access.subscribe(sync, access.Recorder(self.params, self.settings.chain_id,
-                                               self.accounts.operator_address))  # fmt: skip
+        access.subscribe(
+            sync,
+            access.Recorder(self.params, self.settings.chain_id, self.accounts.operator_address),
+        )
         for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
             sync.subscribe(f"ProtocolParams.{event}", lambda s, r: self.params.invalidate())
         from openledger.agents import service as agent_events
@@ -192,8 +195,9 @@ class Node:
     def _admit_export(self, datanet: str, version: int, account: str | None) -> object:
         return self.access.admit(datanet, version, "export", account)
 
-    def _admit_training(self, datanet: str, version: int, account: str | None,
-                        access: int | None) -> object:  # fmt: skip
+    def _admit_training(
+        self, datanet: str, version: int, account: str | None, access: int | None
+    ) -> object:
         return self.access.admit(datanet, version, "train", account, access=access)
 
     # -- model factory ---------------------------------------------------------------------
@@ -202,17 +206,27 @@ class Node:
         from openledger.factory.jobs import JobService
 
         s = self.settings
-        return JobService(self.db, self.snapshots, s.layout.jobs_dir,
-                          heartbeat_s=s.job_heartbeat_s, stale_after_s=s.job_stale_after_s,
-                          admit=self._admit_training,
-                          spend=lambda grant, job: self.access.spend(grant, job))  # fmt: skip
+        return JobService(
+            self.db,
+            self.snapshots,
+            s.layout.jobs_dir,
+            heartbeat_s=s.job_heartbeat_s,
+            stale_after_s=s.job_stale_after_s,
+            admit=self._admit_training,
+            spend=lambda grant, job: self.access.spend(grant, job),
+        )
 
     @cached_property
     def models(self) -> ModelService:
         from openledger.factory.publish import ModelService
 
-        return ModelService(self.db, self.jobs, self._contracts, self.settings.layout.models_dir,
-                            check_adapter=self._check_servable)  # fmt: skip
+        return ModelService(
+            self.db,
+            self.jobs,
+            self._contracts,
+            self.settings.layout.models_dir,
+            check_adapter=self._check_servable,
+        )
 
     def _check_servable(self, name: str, adapter_dir: Path, base: str) -> None:
         """Publishing refuses an adapter the serving engine could not serve on its base."""
@@ -227,22 +241,34 @@ class Node:
         from openledger.agents.service import AgentService
         from openledger.agents.wallet import AgentWallets
 
-        wallets = AgentWallets(self.settings.layout.keystore_dir, self.settings.chain_id,
-                               lambda: self.accounts.signer("operator"),
-                               self._password_source)  # fmt: skip
-        retrieval = AgentRetrieval(self.datanets, self.snapshots, lambda: self.attribution,
-                                   lambda: self.access)  # fmt: skip
-        return AgentService(self.db, self._contracts, self.models, self.datanets,
-                            wallets=wallets, credit=lambda a: self.ledger.credit(a),
-                            sync=self.sync_chain, retrieval=retrieval)  # fmt: skip
+        wallets = AgentWallets(
+            self.settings.layout.keystore_dir,
+            self.settings.chain_id,
+            lambda: self.accounts.signer("operator"),
+            self._password_source,
+        )
+        retrieval = AgentRetrieval(
+            self.datanets, self.snapshots, lambda: self.attribution, lambda: self.access
+        )
+        return AgentService(
+            self.db,
+            self._contracts,
+            self.models,
+            self.datanets,
+            wallets=wallets,
+            credit=lambda a: self.ledger.credit(a),
+            sync=self.sync_chain,
+            retrieval=retrieval,
+        )
 
     # -- proof of attribution -------------------------------------------------------------
     @cached_property
     def attribution(self) -> AttributionService:
         from openledger.attribution.service import AttributionService
 
-        return AttributionService(self.models, self.jobs, self.snapshots,
-                                  self.settings.layout.attribution_dir)  # fmt: skip
+        return AttributionService(
+            self.models, self.jobs, self.snapshots, self.settings.layout.attribution_dir
+        )
 
     # -- serving API -----------------------------------------------------------------------
     @cached_property
@@ -276,14 +302,15 @@ class Node:
     # -- ledger (payable inference) -------------------------------------------------------
     @cached_property
     def params(self) -> ParamsCache:
-        from openledger.ledger.params import ParamsCache
+        from openledger.ledger.pricing.params import ParamsCache
 
-        return ParamsCache(lambda: self.contracts.params.version(),
-                           lambda: self.contracts.params.snapshot())  # fmt: skip
+        return ParamsCache(
+            lambda: self.contracts.params.version(), lambda: self.contracts.params.snapshot()
+        )
 
     def receipt_signer(self) -> ReceiptSigner:
         """The operator key as the fast signer of receipts, jobs and statements (EIP-191)."""
-        from openledger.ledger.receipts import ReceiptSigner
+        from openledger.ledger.receipts.canonical import ReceiptSigner
 
         return ReceiptSigner(bytes(self.accounts.signer("operator").key))
 
@@ -304,26 +331,27 @@ class Node:
 
     @cached_property
     def epochs(self) -> EpochService:
-        from openledger.ledger.epochs import EpochService
+        from openledger.ledger.settlement.epochs import EpochService
 
-        return EpochService(self.db, self._contracts, self.params,
-                            lambda: self.accounts.signer("operator"))  # fmt: skip
+        return EpochService(
+            self.db, self._contracts, self.params, lambda: self.accounts.signer("operator")
+        )
 
     @cached_property
     def rewards(self) -> RewardsService:
-        from openledger.ledger.rewards import RewardsService
+        from openledger.ledger.settlement.rewards import RewardsService
 
         return RewardsService(self.db, self._contracts)
 
     @cached_property
     def escrow(self) -> EscrowService:
-        from openledger.ledger.escrow import EscrowService
+        from openledger.ledger.credit.escrow import EscrowService
 
         return EscrowService(self._contracts, self.params, self.sync_chain, self.ledger.credit)
 
     @cached_property
     def paid(self) -> PaidInference:
-        from openledger.ledger.paid import PaidInference
+        from openledger.ledger.paid.inference import PaidInference
 
         return PaidInference(self.ledger, self.serving, self.attribution)
 
@@ -332,12 +360,13 @@ class Node:
         """Datanet access fees: prices, payments, admission of exports and training."""
         from openledger.ledger.access import AccessService
 
-        return AccessService(self.db, self._contracts, self.sync_chain,
-                             self.accounts.operator_address)  # fmt: skip
+        return AccessService(
+            self.db, self._contracts, self.sync_chain, self.accounts.operator_address
+        )
 
     @cached_property
     def auditor(self) -> Auditor:
-        from openledger.ledger.audit import Auditor
+        from openledger.ledger.settlement.audit import Auditor
 
         return Auditor(self.db, self._contracts, self.accounts.operator_address())
 
@@ -362,8 +391,9 @@ class Node:
         """Hand the deployment to governance (deploying it first if missing)."""
         from openledger.governance.handover import hand_over
 
-        done = hand_over(self.client, self.accounts.signer(owner_name),
-                         self.settings.addresses_path, fund=fund)  # fmt: skip
+        done = hand_over(
+            self.client, self.accounts.signer(owner_name), self.settings.addresses_path, fund=fund
+        )
         for name in ("contracts", "sync"):
             self.__dict__.pop(name, None)
         self._params_changed()
@@ -392,8 +422,11 @@ class Node:
             registry = self.contracts.providers
             if registry is None:
                 return []
-            return [Route(p.address, p.endpoint, tuple(p.model_ids))
-                    for p in registry.providers() if p.active]  # fmt: skip
+            return [
+                Route(p.address, p.endpoint, tuple(p.model_ids))
+                for p in registry.providers()
+                if p.active
+            ]
 
         return ProviderRouter(routes, self.receipt_signer)
 
@@ -412,10 +445,13 @@ class Node:
         from openledger.serving.service import ServeConfig
 
         s = self.settings
-        engine = EngineConfig(max_batch=s.serve_max_batch, max_ctx=s.serve_max_ctx or None,
-                              device_slots=s.serve_device_slots,
-                              host_tier_bytes=s.serve_host_tier_mb << 20,
-                              max_lora_rank=s.serve_max_lora_rank)  # fmt: skip
+        engine = EngineConfig(
+            max_batch=s.serve_max_batch,
+            max_ctx=s.serve_max_ctx or None,
+            device_slots=s.serve_device_slots,
+            host_tier_bytes=s.serve_host_tier_mb << 20,
+            max_lora_rank=s.serve_max_lora_rank,
+        )
         return ServeConfig(s.serve_base, s.serve_device, engine)
 
     @cached_property
@@ -424,8 +460,9 @@ class Node:
         from openledger.providers.service import ProviderService
 
         home = self.settings.home / "provider"
-        return ProviderService(lambda: self.contracts, PulledModels(home),
-                               lambda: self.provider_serving)  # fmt: skip
+        return ProviderService(
+            lambda: self.contracts, PulledModels(home), lambda: self.provider_serving
+        )
 
     # -- metrics ---------------------------------------------------------------------------
     @cached_property
@@ -482,9 +519,13 @@ class Node:
         # Parameters change by proposal; `openledger chain advance` moves the devnet clock
         # through the waits (docs/governance.md).
         addresses = deploy_all(
-            self.client, operator, treasury=operator.address, operator=operator.address,
-            governance=DEVNET_GOVERNANCE, hand_over=True,
-        )  # fmt: skip
+            self.client,
+            operator,
+            treasury=operator.address,
+            operator=operator.address,
+            governance=DEVNET_GOVERNANCE,
+            hand_over=True,
+        )
         contracts = Contracts(self.client, addresses)
         for name in self.accounts.names():
             if name != "operator":
@@ -503,8 +544,10 @@ class Node:
         self.client.check()
         address = self.accounts.create_dev_account(name)
         token = self.contracts.token
-        deployer = (Addresses.load(self.settings.addresses_path).deployer
-                    or self.accounts.operator_address())  # fmt: skip
+        deployer = (
+            Addresses.load(self.settings.addresses_path).deployer
+            or self.accounts.operator_address()
+        )
         self.client.rpc("anvil_setBalance", [address, hex(DEV_ETH)])
         call = build(token, "transfer", address, DEV_OPEN_GRANT)
         self.client.rpc("anvil_impersonateAccount", [deployer])
@@ -514,15 +557,19 @@ class Node:
             self.client.wait_receipt(tx, label="fund the new account")
         finally:
             self.client.rpc("anvil_stopImpersonatingAccount", [deployer])
-        return {"name": name, "address": address, "eth": str(self.client.eth_balance(address)),
-                "open": str(token.balance_of(address)), "tx_hash": tx}  # fmt: skip
+        return {
+            "name": name,
+            "address": address,
+            "eth": str(self.client.eth_balance(address)),
+            "open": str(token.balance_of(address)),
+            "tx_hash": tx,
+        }
 
     def _devnet_only(self, what: str) -> None:
         from openledger.errors import ConflictError
 
         raise ConflictError(
-            f"The chain at {self.settings.rpc_url} is not the embedded devnet; {what} only "
-            "there.",
+            f"The chain at {self.settings.rpc_url} is not the embedded devnet; {what} only there.",
             field="chain",
             value=self.settings.rpc_url,
             fix="unset OPENLEDGER_CHAIN_URL to use the devnet (`openledger chain up`).",

@@ -42,17 +42,35 @@ def publish(node: Node, name: str, owner: str = "dave") -> int:
         job = JobRow(kind="train", status="succeeded", params={}, result={}, work_dir="")
         s.add(job)
         s.flush()
-        s.add(ModelRow(chain_id=mid, name=name, owner=signer.address, base="tiny-base",
-                       base_fingerprint="", adapter_sha="ab" * 32, adapter_dir="",
-                       snapshot_roots=[], index_hash="0x" + "00" * 32, price_in=10,
-                       price_out=20, job_id=job.id, card={}, tx_hash=res.tx_hash))  # fmt: skip
+        s.add(
+            ModelRow(
+                chain_id=mid,
+                name=name,
+                owner=signer.address,
+                base="tiny-base",
+                base_fingerprint="",
+                adapter_sha="ab" * 32,
+                adapter_dir="",
+                snapshot_roots=[],
+                index_hash="0x" + "00" * 32,
+                price_in=10,
+                price_out=20,
+                job_id=job.id,
+                card={},
+                tx_hash=res.tx_hash,
+            )
+        )
     return mid
 
 
 def other_node(chain: Node, home: Path) -> Node:
     """A second node home on the same devnet (its own store)."""
-    settings = replace(chain.settings, home=home, db_url=f"sqlite:///{home / 'openledger.db'}",
-                       addresses_file=chain.settings.addresses_path)  # fmt: skip
+    settings = replace(
+        chain.settings,
+        home=home,
+        db_url=f"sqlite:///{home / 'openledger.db'}",
+        addresses_file=chain.settings.addresses_path,
+    )
     init_home(settings, PASSWORD)
     return Node(settings, password_source=lambda: PASSWORD)
 
@@ -64,19 +82,29 @@ def nonce(node: Node, who: str) -> int:
 def test_create_show_list_pause_resume(dnode: Node) -> None:
     m1, m2 = publish(dnode, "m1"), publish(dnode, "m2")
     alice = dnode.accounts.signer("alice")
-    cfg = AgentConfig(model="m1", system_prompt="Answer in one sentence.", temperature=0.5,
-                      calls=("m2",), spend_cap=2 * OPEN)  # fmt: skip
+    cfg = AgentConfig(
+        model="m1",
+        system_prompt="Answer in one sentence.",
+        temperature=0.5,
+        calls=("m2",),
+        spend_cap=2 * OPEN,
+    )
     helper = dnode.agents.create("helper", cfg, price=OPEN // 100, signer=alice)
     assert (helper["name"], helper["model"], helper["model_id"], helper["owner"]) == (
-        "helper", "m1", m1, alice.address,
-    )  # fmt: skip
+        "helper",
+        "m1",
+        m1,
+        alice.address,
+    )
     assert helper["price"] == str(OPEN // 100) and helper["active"] and helper["depth"] == 1
     assert helper["config"] == cfg.to_json() and helper["config_hash"] == cfg.hash()
     assert helper["callee_models"] == [m2] and helper["callee_agents"] == []
     on_chain = dnode.contracts.agents.agent(helper["id"])
     assert ("0x" + on_chain.config_hash.hex(), on_chain.model_id, on_chain.owner) == (
-        cfg.hash(), m1, alice.address,
-    )  # fmt: skip
+        cfg.hash(),
+        m1,
+        alice.address,
+    )
     assert dnode.contracts.agents.callees(helper["id"]) == ([], [m2])
     # its own wallet: derived from the operator's key, kept as a keystore in the home
     operator = dnode.accounts.signer("operator")
@@ -88,9 +116,11 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
     assert key != derive_key(bytes(operator.key), 1, helper["id"])
 
     research = dnode.agents.create(
-        "agent/research", AgentConfig(model="m2", calls=("agent/helper", "m1")), price=0,
+        "agent/research",
+        AgentConfig(model="m2", calls=("agent/helper", "m1")),
+        price=0,
         signer=dnode.accounts.signer("bob"),
-    )  # fmt: skip
+    )
     assert research["depth"] == 2 and research["callee_agents"] == [helper["id"]]
     assert dnode.agents.get("agent/research") == research == dnode.agents.get(research["id"])
     assert dnode.agents.call_chain("research") == ["research", "helper"]
@@ -121,8 +151,9 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
 def test_fund_the_agents_wallet(dnode: Node) -> None:
     publish(dnode, "m1")
     agents = dnode.agents
-    helper = agents.create("helper", AgentConfig(model="m1"), price=0,
-                           signer=dnode.accounts.signer("alice"))  # fmt: skip
+    helper = agents.create(
+        "helper", AgentConfig(model="m1"), price=0, signer=dnode.accounts.signer("alice")
+    )
     assert agents.wallet("helper")["available"] == "0"
     doc = agents.fund("helper", 5 * OPEN, signer=dnode.accounts.signer("alice"))
     assert doc["wallet"] == helper["wallet"] and doc["funded"] == str(5 * OPEN)
@@ -156,20 +187,45 @@ def test_bad_input_is_refused_before_anything_is_sent(dnode: Node) -> None:
     assert agents.get("d4")["depth"] == 4
     count, sent = dnode.contracts.agents.agent_count(), nonce(dnode, "alice")
     cases = [
-        ("x1", AgentConfig(model="ghost"), NotFoundError, "--model",
-         "Model 'ghost' is not published"),
-        ("x2", AgentConfig(model="m1", calls=("ghost",)), NotFoundError, "calls",
-         "Model 'ghost' is not published"),
-        ("x3", AgentConfig(model="m1", calls=("agent/ghost",)), NotFoundError, "calls",
-         "agent/ghost, which does not exist"),
-        ("x4", AgentConfig(model="m1", calls=("agent/x4",)), ValidationError, "calls",
-         "would run in a cycle: x4 -> x4"),
-        ("x5", AgentConfig(model="m1", calls=("agent/d4",)), ValidationError, "calls",
-         "chain of 5 agents (x5 -> d4 -> d3 -> d2 -> d1); the limit is 4"),
+        (
+            "x1",
+            AgentConfig(model="ghost"),
+            NotFoundError,
+            "--model",
+            "Model 'ghost' is not published",
+        ),
+        (
+            "x2",
+            AgentConfig(model="m1", calls=("ghost",)),
+            NotFoundError,
+            "calls",
+            "Model 'ghost' is not published",
+        ),
+        (
+            "x3",
+            AgentConfig(model="m1", calls=("agent/ghost",)),
+            NotFoundError,
+            "calls",
+            "agent/ghost, which does not exist",
+        ),
+        (
+            "x4",
+            AgentConfig(model="m1", calls=("agent/x4",)),
+            ValidationError,
+            "calls",
+            "would run in a cycle: x4 -> x4",
+        ),
+        (
+            "x5",
+            AgentConfig(model="m1", calls=("agent/d4",)),
+            ValidationError,
+            "calls",
+            "chain of 5 agents (x5 -> d4 -> d3 -> d2 -> d1); the limit is 4",
+        ),
         ("d1", AgentConfig(model="m1"), ConflictError, "name", "already exists"),
         ("x6", AgentConfig(model="m1", retrieval=("nowhere",)), NotFoundError, None, "nowhere"),
         ("X 7", AgentConfig(model="m1"), ValidationError, "name", "is not allowed"),
-    ]  # fmt: skip
+    ]
     for name, cfg, error, field, text in cases:
         with pytest.raises(error) as info:
             agents.create(name, cfg, price=0, signer=alice)
@@ -183,8 +239,9 @@ def test_bad_input_is_refused_before_anything_is_sent(dnode: Node) -> None:
     assert agents.list()["total"] == 4
 
 
-def test_the_sync_brings_agents_registered_elsewhere(dnode: Node, chain: Node,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_the_sync_brings_agents_registered_elsewhere(
+    dnode: Node, chain: Node, tmp_path: Path
+) -> None:
     m1 = publish(dnode, "m1")
     cfg = AgentConfig(model="m1", system_prompt="hi")
     created = dnode.agents.create("helper", cfg, price=3, signer=dnode.accounts.signer("alice"))
@@ -197,8 +254,11 @@ def test_the_sync_brings_agents_registered_elsewhere(dnode: Node, chain: Node,
         with pytest.raises(ConflictError, match="has no wallet on this node"):
             other.agents.fund("helper", OPEN, signer=other.accounts.signer("alice"))
         assert (seen["id"], seen["model_id"], seen["config_hash"], seen["price"]) == (
-            created["id"], m1, cfg.hash(), "3",
-        )  # fmt: skip
+            created["id"],
+            m1,
+            cfg.hash(),
+            "3",
+        )
         registry = dnode.contracts.agents
         alice = dnode.accounts.signer("alice")
         registry.set_price(alice, created["id"], 7)
@@ -207,8 +267,10 @@ def test_the_sync_brings_agents_registered_elsewhere(dnode: Node, chain: Node,
         other.sync_chain()
         seen = other.agents.get("helper")
         assert (seen["price"], seen["active"], seen["owner"]) == (
-            "7", False, dnode.accounts.address("bob"),
-        )  # fmt: skip
+            "7",
+            False,
+            dnode.accounts.address("bob"),
+        )
         # the creating node keeps its configuration through its own sync of the same events
         dnode.sync_chain()
         mine = dnode.agents.get("helper")
@@ -224,8 +286,9 @@ def test_the_sync_brings_agents_registered_elsewhere(dnode: Node, chain: Node,
 def test_a_deployment_made_before_agents(chain: Node, tmp_path: Path) -> None:
     full = Addresses.load(chain.settings.addresses_path)
     path = tmp_path / "addresses.json"
-    replace(full, contracts={k: v for k, v in full.contracts.items()
-                             if k != "AgentRegistry"}).save(path)  # fmt: skip
+    replace(full, contracts={k: v for k, v in full.contracts.items() if k != "AgentRegistry"}).save(
+        path
+    )
     old = Contracts(chain.client, Addresses.load(path))
     assert old.agents is None and all(b.name != "AgentRegistry" for b in old.all())
     service = AgentService(chain.db, lambda: old, chain.models)
@@ -255,9 +318,28 @@ def test_cli(cli_home: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str])
     publish(cli_home, "m1")
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("You are a careful research assistant.", encoding="utf-8")
-    assert main(["agent", "create", "research", "--model", "m1", "--price", "0.25",
-                 "--system-prompt-file", str(prompt), "--temperature", "0.3",
-                 "--spend-cap", "5", "--as", "alice"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "agent",
+                "create",
+                "research",
+                "--model",
+                "m1",
+                "--price",
+                "0.25",
+                "--system-prompt-file",
+                str(prompt),
+                "--temperature",
+                "0.3",
+                "--spend-cap",
+                "5",
+                "--as",
+                "alice",
+            ]
+        )
+        == 0
+    )
     assert "agent/research registered on chain as #" in capsys.readouterr().out
     assert main(["agent", "show", "agent/research", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -10,12 +10,19 @@ from openledger.errors import NotFoundError, ValidationError
 
 
 def test_hash_is_of_the_canonical_json_and_survives_a_round_trip() -> None:
-    cfg = AgentConfig(model="facts-lora", system_prompt="Be brief.", temperature=0.7,
-                      retrieval=("facts",), calls=("agent/helper", "other-lora"),
-                      spend_cap=10**18)  # fmt: skip
+    cfg = AgentConfig(
+        model="facts-lora",
+        system_prompt="Be brief.",
+        temperature=0.7,
+        retrieval=("facts",),
+        calls=("agent/helper", "other-lora"),
+        spend_cap=10**18,
+    )
     doc = cfg.to_json()
-    assert doc["spend_cap"] == "1000000000000000000" and doc["calls"] == ["agent/helper",
-                                                                          "other-lora"]  # fmt: skip
+    assert doc["spend_cap"] == "1000000000000000000" and doc["calls"] == [
+        "agent/helper",
+        "other-lora",
+    ]
     assert AgentConfig.from_json(doc) == cfg and AgentConfig.from_json(doc).hash() == cfg.hash()
     assert cfg.hash().startswith("0x") and len(cfg.hash()) == 66
     assert AgentConfig(model="facts-lora", system_prompt="Be briefer.").hash() != cfg.hash()
@@ -88,7 +95,7 @@ def test_call_chain_refuses_cycles_and_unknown_agents() -> None:
 
 
 def test_audit_checks_the_links_of_agent_calls() -> None:
-    from openledger.ledger.audit import _check_links
+    from openledger.ledger.settlement.audit import _check_links
 
     wallet, other = "0x" + "aa" * 20, "0x" + "bb" * 20
     payers = {"0x01": wallet, "0x02": other}

@@ -33,23 +33,42 @@ ERIN = "Light from the Sun reaches the Earth in about eight minutes."  # tests/m
 @pytest.fixture
 def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
     node = market.node
-    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8,
-                            serve_max_ctx=256)  # fmt: skip
+    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=256)
     dave = node.accounts.signer("dave")
-    mid, _ = node.contracts.models.register_model(dave, "tiny-base", "ab" * 32,
-                                                  market.model["snapshot_roots"], "00" * 32,
-                                                  PRICE_IN, PRICE_OUT, "test")  # fmt: skip
-    register_models(node.db, str(tiny_base_dir), {MODEL: adapters_dir / "ad3"},
-                    owner=market.addr("dave"), price_in=PRICE_IN, price_out=PRICE_OUT,
-                    first_id=mid, snapshot_roots=market.model["snapshot_roots"])  # fmt: skip
+    mid, _ = node.contracts.models.register_model(
+        dave,
+        "tiny-base",
+        "ab" * 32,
+        market.model["snapshot_roots"],
+        "00" * 32,
+        PRICE_IN,
+        PRICE_OUT,
+        "test",
+    )
+    register_models(
+        node.db,
+        str(tiny_base_dir),
+        {MODEL: adapters_dir / "ad3"},
+        owner=market.addr("dave"),
+        price_in=PRICE_IN,
+        price_out=PRICE_OUT,
+        first_id=mid,
+        snapshot_roots=market.model["snapshot_roots"],
+    )
     keys = {"grace": node.api_keys.create("grace", "paid")["key"]}
     with TestClient(create_app(node), raise_server_exceptions=False) as client:
         yield Desk(node, client, keys, market)
 
 
 def reader(k: int = 2, **extra: object) -> AgentConfig:
-    return AgentConfig(model=MODEL, system_prompt=SYSTEM, max_tokens=4, retrieval=("facts",),
-                       retrieval_k=k, **extra)  # type: ignore[arg-type]  # fmt: skip
+    return AgentConfig(
+        model=MODEL,
+        system_prompt=SYSTEM,
+        max_tokens=4,
+        retrieval=("facts",),
+        retrieval_k=k,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def nonce(desk: Desk, who: str) -> int:
@@ -60,17 +79,24 @@ def test_the_retrieved_records_reach_the_prompt_and_the_receipt(desk: Desk) -> N
     node, market = desk.node, desk.market
     node.agents.create("reader", reader(), price=OPEN, signer=node.accounts.signer("dave"))
     runner = AgentRunner(node.agents, node.paid)
-    msgs = [{"role": "user", "content": "Tell me something."},
-            {"role": "assistant", "content": "Ask away."},
-            {"role": "user", "content": QUESTION}]  # fmt: skip
+    msgs = [
+        {"role": "user", "content": "Tell me something."},
+        {"role": "assistant", "content": "Ask away."},
+        {"role": "user", "content": QUESTION},
+    ]
     run = runner.prepare(node.agents.resolve("agent/reader"), msgs)
     # the best passage for the last user message is erin's record, first in the context
     assert len(run.passages) == 2 and run.passages[0].text == ERIN
     first = run.passages[0].source
     assert (first.datanet, first.version, first.contribution, first.contributor) == (
-        "facts", 1, market.contributions["erin"], market.addr("erin"))
-    assert run.system_prompt == (f"{SYSTEM}\n\nContext:\n[1] {ERIN}\n"
-                                 f"[2] {' '.join(run.passages[1].text.split())}")  # fmt: skip
+        "facts",
+        1,
+        market.contributions["erin"],
+        market.addr("erin"),
+    )
+    assert run.system_prompt == (
+        f"{SYSTEM}\n\nContext:\n[1] {ERIN}\n[2] {' '.join(run.passages[1].text.split())}"
+    )
     before = desk.available("grace")
     done = runner.answer(market.user, run, msgs)
 
@@ -78,14 +104,25 @@ def test_the_retrieved_records_reach_the_prompt_and_the_receipt(desk: Desk) -> N
     given = [{"role": "system", "content": run.system_prompt}, *msgs]
     assert done.prompt_tokens == len(node.serving.encode_chat(given))
     body = desk.receipt(node.ledger.public_id(done.receipt.seq))
-    asked = {"api": "agent.call", "messages": given, "max_tokens": 4, "temperature": 0.0,
-             "seed": None, "agent": "agent/reader"}  # fmt: skip
+    asked = {
+        "api": "agent.call",
+        "messages": given,
+        "max_tokens": 4,
+        "temperature": 0.0,
+        "seed": None,
+        "agent": "agent/reader",
+    }
     assert body["request_hash"] == request_hash(market.user, MODEL, asked)
     # the receipt names each record retrieved, so their contributors are traceable
     assert body["agent"]["retrieved"] == [p.source.to_body() for p in run.passages]
     assert body["agent"]["retrieved"][0] == {
-        "datanet": "facts", "version": 1, "record": first.record, "part": 0,
-        "contribution": market.contributions["erin"], "contributor": market.addr("erin")}
+        "datanet": "facts",
+        "version": 1,
+        "record": first.record,
+        "part": 0,
+        "contribution": market.contributions["erin"],
+        "contributor": market.addr("erin"),
+    }
     assert int(body["fee"]) == fee(done.prompt_tokens, done.completion_tokens) + OPEN
     assert before - desk.available("grace") == int(body["fee"])
     # the same answer as the model gives to that prompt directly
@@ -104,8 +141,12 @@ def test_over_v1_it_answers_alone_and_as_a_callee(desk: Desk) -> None:
     node, market = desk.node, desk.market
     dave = node.accounts.signer("dave")
     node.agents.create("reader", reader(), price=5, signer=dave)
-    node.agents.create("lead", AgentConfig(model=MODEL, max_tokens=3, calls=("agent/reader",)),
-                       price=0, signer=dave)  # fmt: skip
+    node.agents.create(
+        "lead",
+        AgentConfig(model=MODEL, max_tokens=3, calls=("agent/reader",)),
+        price=0,
+        signer=dave,
+    )
     node.agents.fund("lead", 2 * OPEN, signer=dave)
     msgs = [{"role": "user", "content": QUESTION}]
     grace = desk.available("grace")
@@ -135,24 +176,36 @@ def test_over_v1_it_answers_alone_and_as_a_callee(desk: Desk) -> None:
 def test_what_cannot_be_served_is_refused_at_registration(desk: Desk) -> None:
     node, market = desk.node, desk.market
     acc = node.accounts
-    node.datanets.create("unfrozen", description="no snapshot yet", validators=[
-        acc.address("bob")], quorum=1, min_stake=10 * OPEN, signer=acc.signer("carol"))  # fmt: skip
+    node.datanets.create(
+        "unfrozen",
+        description="no snapshot yet",
+        validators=[acc.address("bob")],
+        quorum=1,
+        min_stake=10 * OPEN,
+        signer=acc.signer("carol"),
+    )
     count, sent = node.contracts.agents.agent_count(), nonce(desk, "bob")
     with pytest.raises(NotFoundError) as info:
-        node.agents.create("x1", replace(reader(), retrieval=("nowhere",)), price=0,
-                           signer=acc.signer("bob"))  # fmt: skip
+        node.agents.create(
+            "x1", replace(reader(), retrieval=("nowhere",)), price=0, signer=acc.signer("bob")
+        )
     assert (info.value.field, info.value.value) == ("retrieval", "nowhere")
     assert "`openledger datanet list`" in info.value.fix
     with pytest.raises(ValidationError) as info:
-        node.agents.create("x2", replace(reader(), retrieval=("facts", "unfrozen")), price=0,
-                           signer=acc.signer("bob"))  # fmt: skip
+        node.agents.create(
+            "x2",
+            replace(reader(), retrieval=("facts", "unfrozen")),
+            price=0,
+            signer=acc.signer("bob"),
+        )
     assert (info.value.field, info.value.value) == ("retrieval", "unfrozen")
     assert "has no snapshot" in info.value.message
     assert "openledger datanet snapshot unfrozen" in info.value.fix
 
     # dave (the datanet's owner) prices exports: an agent would serve the records to anyone
-    node.access.plan_set_prices("facts", export=2 * OPEN, train=0,
-                                owner=market.addr("dave")).run(acc.signer("dave"))  # fmt: skip
+    node.access.plan_set_prices("facts", export=2 * OPEN, train=0, owner=market.addr("dave")).run(
+        acc.signer("dave")
+    )
     sent = nonce(desk, "bob")
     with pytest.raises(ValidationError) as info:
         node.agents.create("x3", reader(), price=0, signer=acc.signer("bob"))
@@ -179,8 +232,9 @@ def test_priced_later_or_no_room_refuses_the_call_and_charges_nothing(desk: Desk
     with pytest.raises(ValidationError, match="with even one") as info:
         runner.answer(market.user, node.agents.resolve("agent/bobs"), long)
     assert info.value.field == "messages"
-    node.access.plan_set_prices("facts", export=OPEN, train=0,
-                                owner=market.addr("dave")).run(acc.signer("dave"))  # fmt: skip
+    node.access.plan_set_prices("facts", export=OPEN, train=0, owner=market.addr("dave")).run(
+        acc.signer("dave")
+    )
     with pytest.raises(ConflictError) as info:
         runner.answer(market.user, node.agents.resolve("agent/bobs"), msgs)
     assert info.value.field == "retrieval" and "Nothing was charged" in info.value.fix

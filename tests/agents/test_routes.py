@@ -34,8 +34,15 @@ def api(dnode: Node) -> Iterator[tuple[Node, TestClient, dict[str, dict[str, str
 
 def test_create_read_fund_pause_with_node_held_accounts(api: Any) -> None:
     node, client, h = api
-    body = {"name": "helper", "model": "m1", "price": "0.5", "system_prompt": "Be brief.",
-            "calls": ["m1"], "spend_cap": "3", "as": "alice"}  # fmt: skip
+    body = {
+        "name": "helper",
+        "model": "m1",
+        "price": "0.5",
+        "system_prompt": "Be brief.",
+        "calls": ["m1"],
+        "spend_cap": "3",
+        "as": "alice",
+    }
     r = client.post("/agents", json=body, headers=h["operator"])
     assert r.status_code == 201, r.text
     doc = r.json()
@@ -84,8 +91,10 @@ def test_bad_input_is_refused_with_the_field(api: Any) -> None:
         assert r.status_code == status, (body, r.text)
         assert r.json()["field"] == field and r.json()["fix"], body
     assert client.get("/agents").json()["total"] == 0
-    assert client.post("/agents/ghost/fund", json={"amount": "2"},
-                       headers=h["alice"]).status_code == 404  # fmt: skip
+    assert (
+        client.post("/agents/ghost/fund", json={"amount": "2"}, headers=h["alice"]).status_code
+        == 404
+    )
 
 
 def test_a_wallets_key_gets_its_writes_prepared(api: Any) -> None:
@@ -107,15 +116,22 @@ def test_a_wallets_key_gets_its_writes_prepared(api: Any) -> None:
         hashes = []
         for tx in prepared["txs"]:
             nonce = w3.eth.get_transaction_count(me.address)
-            send = {"to": Web3.to_checksum_address(tx["to"]), "data": tx["data"], "value": 0,
-                    "chainId": int(tx["chainId"], 16), "gas": 2_000_000, "nonce": nonce,
-                    "gasPrice": 10**10}  # fmt: skip
+            send = {
+                "to": Web3.to_checksum_address(tx["to"]),
+                "data": tx["data"],
+                "value": 0,
+                "chainId": int(tx["chainId"], 16),
+                "gas": 2_000_000,
+                "nonce": nonce,
+                "gasPrice": 10**10,
+            }
             raw = me.sign_transaction(send).raw_transaction
             tx_hash = w3.eth.send_raw_transaction(raw)
             assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
             hashes.append("0x" + bytes(tx_hash).hex().removeprefix("0x"))
-        done = client.post("/wallet/submit", headers=auth,
-                           json={"pending": prepared["pending"], "hashes": hashes})  # fmt: skip
+        done = client.post(
+            "/wallet/submit", headers=auth, json={"pending": prepared["pending"], "hashes": hashes}
+        )
         assert done.status_code == 200, done.text
         return done.json()
 

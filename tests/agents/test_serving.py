@@ -46,8 +46,9 @@ class Desk:
     market: Market
 
     def post(self, path: str, who: str = "grace", **body: Any) -> Any:
-        return self.client.post(path, json=body,
-                                headers={"Authorization": f"Bearer {self.keys[who]}"})  # fmt: skip
+        return self.client.post(
+            path, json=body, headers={"Authorization": f"Bearer {self.keys[who]}"}
+        )
 
     def receipt(self, ref: str) -> dict[str, Any]:
         r = self.client.get(f"/receipts/{ref}", headers={"Authorization": ""})
@@ -61,15 +62,28 @@ class Desk:
 @pytest.fixture
 def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
     node = market.node
-    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8,
-                            serve_max_ctx=CTX)  # fmt: skip
+    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=CTX)
     dave = node.accounts.signer("dave")
-    mid, _ = node.contracts.models.register_model(dave, "tiny-base", "ab" * 32,
-                                                  market.model["snapshot_roots"], "00" * 32,
-                                                  PRICE_IN, PRICE_OUT, "test")  # fmt: skip
-    register_models(node.db, str(tiny_base_dir), {MODEL: adapters_dir / "ad3"},
-                    owner=market.addr("dave"), price_in=PRICE_IN, price_out=PRICE_OUT,
-                    first_id=mid, snapshot_roots=market.model["snapshot_roots"])  # fmt: skip
+    mid, _ = node.contracts.models.register_model(
+        dave,
+        "tiny-base",
+        "ab" * 32,
+        market.model["snapshot_roots"],
+        "00" * 32,
+        PRICE_IN,
+        PRICE_OUT,
+        "test",
+    )
+    register_models(
+        node.db,
+        str(tiny_base_dir),
+        {MODEL: adapters_dir / "ad3"},
+        owner=market.addr("dave"),
+        price_in=PRICE_IN,
+        price_out=PRICE_OUT,
+        first_id=mid,
+        snapshot_roots=market.model["snapshot_roots"],
+    )
     cfg = AgentConfig(model=MODEL, system_prompt=SYSTEM, temperature=0.0, max_tokens=3)
     node.agents.create("helper", cfg, price=AGENT_PRICE, signer=node.accounts.signer("bob"))
     deposit(node, "heidi", OPEN)
@@ -86,22 +100,35 @@ def test_an_agent_call_is_its_model_with_its_configuration_plus_its_price(desk: 
     doc = r.json()
     assert doc["model"] == "agent/helper"
     # the same call straight to the model, with the agent's system prompt and defaults
-    direct = desk.post("/v1/chat/completions", model=MODEL, max_tokens=3, temperature=0,
-                       messages=[{"role": "system", "content": SYSTEM}, *msgs]).json()  # fmt: skip
+    direct = desk.post(
+        "/v1/chat/completions",
+        model=MODEL,
+        max_tokens=3,
+        temperature=0,
+        messages=[{"role": "system", "content": SYSTEM}, *msgs],
+    ).json()
     assert doc["usage"] == direct["usage"] and doc["usage"]["completion_tokens"] == 3
     assert doc["choices"][0]["message"] == direct["choices"][0]["message"]
 
     body = desk.receipt(doc["receipt_id"])
     model_fee = fee(doc["usage"]["prompt_tokens"], doc["usage"]["completion_tokens"])
     agent = desk.node.agents.get("helper")
-    expect = {"id": agent["id"], "name": "helper", "owner": agent["owner"],
-              "price": str(AGENT_PRICE), "config_hash": agent["config_hash"],
-              "wallet": agent["wallet"]}  # fmt: skip
+    expect = {
+        "id": agent["id"],
+        "name": "helper",
+        "owner": agent["owner"],
+        "price": str(AGENT_PRICE),
+        "config_hash": agent["config_hash"],
+        "wallet": agent["wallet"],
+    }
     assert body["agent"] == expect
     assert body["fee"] == str(model_fee + AGENT_PRICE) and body["model"]["name"] == MODEL
     payouts = body["payouts"]
-    assert payouts[-1] == {"account": desk.market.addr("bob"), "role": "agent",
-                           "amount": str(AGENT_PRICE)}  # fmt: skip
+    assert payouts[-1] == {
+        "account": desk.market.addr("bob"),
+        "role": "agent",
+        "amount": str(AGENT_PRICE),
+    }
     model_part = sum(int(p["amount"]) for p in payouts[:-1])
     assert model_part + sum(int(v) for v in body["pools"].values()) == model_fee
     plain = desk.receipt(direct["receipt_id"])
@@ -120,13 +147,15 @@ def test_completions_take_the_agent_defaults_and_prompt(desk: Desk) -> None:
     r = desk.post("/v1/completions", model="agent/helper", prompt="Octopuses")
     assert r.status_code == 200, r.text
     doc = r.json()
-    direct = desk.post("/v1/completions", model=MODEL, prompt=f"{SYSTEM}\n\nOctopuses",
-                       max_tokens=3, temperature=0).json()  # fmt: skip
+    direct = desk.post(
+        "/v1/completions", model=MODEL, prompt=f"{SYSTEM}\n\nOctopuses", max_tokens=3, temperature=0
+    ).json()
     assert doc["usage"] == direct["usage"]
     assert doc["choices"][0]["text"] == direct["choices"][0]["text"]
     # what the caller sets wins over the agent's defaults
-    longer = desk.post("/v1/completions", model="agent/helper", prompt="Octopuses",
-                       max_tokens=5, temperature=0).json()  # fmt: skip
+    longer = desk.post(
+        "/v1/completions", model="agent/helper", prompt="Octopuses", max_tokens=5, temperature=0
+    ).json()
     assert longer["usage"]["completion_tokens"] == 5
 
 
@@ -171,8 +200,12 @@ def receipt_row(node: Node, link: str) -> dict[str, Any]:
     with node.db.session() as s:
         row = s.scalar(select(ReceiptRow).where(ReceiptRow.hash == link))
         assert row is not None, link
-        return {"seq": row.seq, "payer": row.payer, "fee": int(row.fee),
-                "body": json.loads(row.body)}  # fmt: skip
+        return {
+            "seq": row.seq,
+            "payer": row.payer,
+            "fee": int(row.fee),
+            "body": json.loads(row.body),
+        }
 
 
 def receipts(node: Node) -> int:
@@ -183,8 +216,12 @@ def receipts(node: Node) -> int:
 def test_an_agent_that_calls_pays_from_its_wallet_and_links_the_receipts(desk: Desk) -> None:
     node = desk.node
     carol = node.accounts.signer("carol")
-    cfg = AgentConfig(model=MODEL, system_prompt="Use what you were told.", max_tokens=3,
-                      calls=("agent/helper", MODEL))  # fmt: skip
+    cfg = AgentConfig(
+        model=MODEL,
+        system_prompt="Use what you were told.",
+        max_tokens=3,
+        calls=("agent/helper", MODEL),
+    )
     lead = node.agents.create("lead", cfg, price=OPEN, signer=carol)
     msgs = [{"role": "user", "content": "Tell me about octopuses."}]
     grace, count = desk.available("grace"), receipts(node)
@@ -207,7 +244,10 @@ def test_an_agent_that_calls_pays_from_its_wallet_and_links_the_receipts(desk: D
     assert via_helper["payer"] == via_model["payer"] == lead["wallet"]
     assert via_helper["body"]["agent"]["name"] == "helper"  # helper's price to bob, paid by lead
     assert via_helper["body"]["payouts"][-1] == {
-        "account": desk.market.addr("bob"), "role": "agent", "amount": str(AGENT_PRICE)}
+        "account": desk.market.addr("bob"),
+        "role": "agent",
+        "amount": str(AGENT_PRICE),
+    }
     assert "agent" not in via_model["body"] and via_model["body"]["model"]["name"] == MODEL
     assert via_helper["seq"] < via_model["seq"] < receipts(node)
     # the wallet paid the calls, the caller the answer (with what the callees said in it)
@@ -217,8 +257,9 @@ def test_an_agent_that_calls_pays_from_its_wallet_and_links_the_receipts(desk: D
     assert int(outer["fee"]) == fee(usage["prompt_tokens"], usage["completion_tokens"]) + OPEN
     assert grace - desk.available("grace") == int(outer["fee"])
     system = {"role": "system", "content": cfg.system_prompt}
-    alone = desk.post("/v1/chat/completions", model=MODEL, max_tokens=3, temperature=0,
-                      messages=[system, *msgs]).json()  # fmt: skip
+    alone = desk.post(
+        "/v1/chat/completions", model=MODEL, max_tokens=3, temperature=0, messages=[system, *msgs]
+    ).json()
     assert usage["prompt_tokens"] > alone["usage"]["prompt_tokens"]
 
     assert node.epochs.close()["status"] == "settled"
@@ -237,15 +278,18 @@ def test_calls_are_refused_over_the_cap_and_for_several_choices(desk: Desk) -> N
     grace, count = desk.available("grace"), receipts(node)
     r = desk.post("/v1/chat/completions", model="agent/capped", messages=msgs)
     assert r.status_code == 402, r.text
-    assert "agent/capped has spent 0 OPEN of its 0.01 OPEN cap this epoch" in r.json()[
-        "error"]["message"]  # fmt: skip
+    assert (
+        "agent/capped has spent 0 OPEN of its 0.01 OPEN cap this epoch"
+        in r.json()["error"]["message"]
+    )
     r = desk.post("/v1/chat/completions", model="agent/capped", messages=msgs, n=2)
     assert r.status_code == 400 and r.json()["error"]["param"] == "n"
     r = desk.post("/v1/completions", model="agent/capped", prompt="hi")
     assert r.status_code == 400 and "chat requests only" in r.json()["error"]["message"]
     # no room left for what the callees say: refused before any call is made
-    node.agents.create("roomy", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)),
-                       price=0, signer=carol)  # fmt: skip
+    node.agents.create(
+        "roomy", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)), price=0, signer=carol
+    )
     node.agents.fund("roomy", 5 * OPEN, signer=carol)
     serving = node.serving
     for k in range(1, 60):  # the longest message that fits alone, not with the callee's line
@@ -264,11 +308,15 @@ def test_calls_are_refused_over_the_cap_and_for_several_choices(desk: Desk) -> N
 def test_a_streamed_call_to_an_agent_that_calls(desk: Desk) -> None:
     node = desk.node
     carol = node.accounts.signer("carol")
-    node.agents.create("streamer", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)),
-                       price=5, signer=carol)  # fmt: skip
+    node.agents.create(
+        "streamer", AgentConfig(model=MODEL, max_tokens=3, calls=(MODEL,)), price=5, signer=carol
+    )
     node.agents.fund("streamer", 2 * OPEN, signer=carol)
-    body = {"model": "agent/streamer", "stream": True,
-            "messages": [{"role": "user", "content": "Honey?"}]}  # fmt: skip
+    body = {
+        "model": "agent/streamer",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Honey?"}],
+    }
     auth = {"Authorization": f"Bearer {desk.keys['grace']}"}
     with desk.client.stream("POST", "/v1/chat/completions", json=body, headers=auth) as r:
         assert r.status_code == 200

@@ -10,7 +10,7 @@ from openledger.node import Node
 from tests.conftest import free_port
 
 
-def _app(home: Settings):  # noqa: ANN202
+def _app(home: Settings):
     app = create_app(Node(home))
     router = APIRouter()
 

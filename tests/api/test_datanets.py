@@ -17,13 +17,16 @@ TEXT = "Saturn's moon Titan has lakes of liquid methane and ethane on its surfac
 
 @pytest.fixture
 def client(world: World) -> TestClient:
-    return TestClient(create_app(world.node), raise_server_exceptions=False,
-                      headers=operator_headers(world.node))
+    return TestClient(
+        create_app(world.node), raise_server_exceptions=False, headers=operator_headers(world.node)
+    )
 
 
 def test_create_list_show(client: TestClient) -> None:
-    r = client.post("/datanets", json={"name": "space", "validators": ["bob"], "quorum": 1,
-                                       "min_stake": "10", "as": "dave"})  # fmt: skip
+    r = client.post(
+        "/datanets",
+        json={"name": "space", "validators": ["bob"], "quorum": 1, "min_stake": "10", "as": "dave"},
+    )
     assert r.status_code == 201, r.text
     page = client.get("/datanets", params={"limit": 1}).json()
     assert page["total"] == 2 and len(page["items"]) == 1
@@ -38,8 +41,9 @@ def test_create_list_show(client: TestClient) -> None:
 
 def test_contribute_review_snapshot_export(client: TestClient) -> None:
     files = [("files", ("titan.txt", TEXT.encode(), "text/plain"))]
-    r = client.post("/datanets/facts/contributions", files=files,
-                    data={"stake": "10", "as": "alice"})  # fmt: skip
+    r = client.post(
+        "/datanets/facts/contributions", files=files, data={"stake": "10", "as": "alice"}
+    )
     assert r.status_code == 201, r.text
     cid = r.json()["contribution_id"]
     shown = client.get(f"/datanets/facts/contributions/{cid}").json()
@@ -47,8 +51,9 @@ def test_contribute_review_snapshot_export(client: TestClient) -> None:
     pending = client.get("/datanets/facts/contributions", params={"status": "pending"}).json()
     assert pending["total"] == 1 and pending["items"][0]["previews"][0]["text"].startswith("Saturn")
     for v in ("bob", "carol"):
-        rv = client.post(f"/datanets/facts/contributions/{cid}/reviews",
-                         json={"approve": True, "as": v})  # fmt: skip
+        rv = client.post(
+            f"/datanets/facts/contributions/{cid}/reviews", json={"approve": True, "as": v}
+        )
         assert rv.status_code == 200, rv.text
     assert client.get(f"/datanets/facts/contributions/{cid}").json()["status"] == "approved"
     snap = client.post("/datanets/facts/snapshots", json={"as": "dave"})
@@ -60,12 +65,14 @@ def test_contribute_review_snapshot_export(client: TestClient) -> None:
 
 def test_bad_upload_is_422_with_the_file_and_line(client: TestClient) -> None:
     files = [("files", ("rows.jsonl", b'{"text": "ok"}\n{"text": oops}\n', "application/json"))]
-    r = client.post("/datanets/facts/contributions", files=files,
-                    data={"stake": "10", "as": "alice"})  # fmt: skip
+    r = client.post(
+        "/datanets/facts/contributions", files=files, data={"stake": "10", "as": "alice"}
+    )
     assert r.status_code == 422
     body = r.json()
     assert "rows.jsonl" in body["message"] and "line 2" in body["message"]
     assert "-rows.jsonl" not in body["message"]  # the uploaded name, not the temporary file's
-    bad_stake = client.post("/datanets/facts/contributions", files=files,
-                            data={"stake": "ten", "as": "alice"})  # fmt: skip
+    bad_stake = client.post(
+        "/datanets/facts/contributions", files=files, data={"stake": "ten", "as": "alice"}
+    )
     assert bad_stake.status_code == 422 and bad_stake.json()["field"] == "stake"

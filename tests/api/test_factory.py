@@ -25,16 +25,19 @@ def test_queue_watch_publish(
     tiny_base = tiny_base_dir
     node = world.node
     s = node.settings
-    for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
-                       "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
-                       "OPENLEDGER_ADDRESSES": str(s.addresses_path)}.items():  # fmt: skip
+    for key, value in {
+        "OPENLEDGER_HOME": str(s.home),
+        "OPENLEDGER_DB_URL": s.db_url,
+        "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
+        "OPENLEDGER_ADDRESSES": str(s.addresses_path),
+    }.items():
         monkeypatch.setenv(key, value)
     ref = learnable_snapshot(world)
-    client = TestClient(create_app(node), raise_server_exceptions=False,
-                        headers=operator_headers(node))
+    client = TestClient(
+        create_app(node), raise_server_exceptions=False, headers=operator_headers(node)
+    )
 
-    bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base),
-                                     "config": {"rank": 0}})  # fmt: skip
+    bad = client.post("/jobs", json={"datanet": ref, "base": str(tiny_base), "config": {"rank": 0}})
     assert bad.status_code == 422 and bad.json()["field"] == "rank"
     assert client.post("/jobs", json={"datanet": "facts@7", "base": "x"}).status_code == 404
 
@@ -44,6 +47,7 @@ def test_queue_watch_publish(
     worker = JobWorker(node.jobs, interval=0.2)
     worker.start()
     try:
+
         def ended() -> bool:
             return client.get(f"/jobs/{job_id}").json()["status"] in ("succeeded", "failed")
 

@@ -22,8 +22,12 @@ EXAMPLES = 24 if THOROUGH else 3  # per operation and mode; make fuzz runs 120
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(world: World) -> None:
     start = time.monotonic()
-    report = fuzz(create_app(world.node), operator_headers(world.node), examples=EXAMPLES,
-                  budget_s=BUDGET_S if not THOROUGH else 10 * BUDGET_S)  # fmt: skip
+    report = fuzz(
+        create_app(world.node),
+        operator_headers(world.node),
+        examples=EXAMPLES,
+        budget_s=BUDGET_S if not THOROUGH else 10 * BUDGET_S,
+    )
     assert time.monotonic() - start < (120 if not THOROUGH else 1200)
     assert report.endpoints >= 90 and report.fuzzed == report.endpoints  # every operation
     assert report.cases >= EXAMPLES * report.endpoints  # positive and negative cases

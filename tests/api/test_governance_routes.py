@@ -19,8 +19,9 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture
 def client(chain: Node) -> Iterator[TestClient]:
     chain.gov_handover("operator", fund=100_000 * 10**18)
-    with TestClient(create_app(chain), raise_server_exceptions=False,
-                    headers=operator_headers(chain)) as client:
+    with TestClient(
+        create_app(chain), raise_server_exceptions=False, headers=operator_headers(chain)
+    ) as client:
         yield client
 
 

@@ -26,10 +26,13 @@ WEB = {"X-OpenLedger-Web": "1", "Content-Type": "application/json"}
 
 @pytest.fixture
 def client(home: Settings) -> Iterator[TestClient]:
-    node = Node(replace(home, api_json_max_bytes=200_000, api_upload_max_bytes=400_000),
-                password_source=lambda: PASSWORD)  # fmt: skip
-    with TestClient(create_app(node), base_url="http://127.0.0.1:8000",
-                    raise_server_exceptions=False) as c:  # fmt: skip
+    node = Node(
+        replace(home, api_json_max_bytes=200_000, api_upload_max_bytes=400_000),
+        password_source=lambda: PASSWORD,
+    )
+    with TestClient(
+        create_app(node), base_url="http://127.0.0.1:8000", raise_server_exceptions=False
+    ) as c:
         yield c
     node.close()
 
@@ -51,8 +54,7 @@ def test_the_decoder_itself_cannot_overflow_the_stack() -> None:
         "restore_recursion_limit(); "
         'exec(\'try:\\n json.loads("[" * 200000)\\nexcept RecursionError:\\n print("ok")\')'
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
 
 
@@ -72,7 +74,7 @@ def test_uploads_have_their_own_cap(client: TestClient) -> None:
             b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n'
             b"Content-Type: text/plain\r\n\r\n" + b"x" * size + b"\r\n--b--\r\n"
         )
-        return body, {"Content-Type": "multipart/form-data; boundary=b"}  # fmt: skip
+        return body, {"Content-Type": "multipart/form-data; boundary=b"}
 
     path = "/datanets/facts/contributions"
     body, headers = upload(300_000)  # over the JSON cap, under the upload cap: on to the route
@@ -82,8 +84,11 @@ def test_uploads_have_their_own_cap(client: TestClient) -> None:
     assert r.status_code == 413 and "400,000 bytes for an upload" in r.json()["message"]
     assert "several contributions" in r.json()["fix"]
     # without a Content-Length (chunked), the read stops at the cap
-    r = client.post(path, content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
-                    headers=headers)  # fmt: skip
+    r = client.post(
+        path,
+        content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+        headers=headers,
+    )
     assert r.status_code == 413
 
 
@@ -96,8 +101,9 @@ def test_lone_surrogates_are_400_pairs_pass() -> None:
 
 
 def test_lone_surrogate_over_http(client: TestClient) -> None:
-    r = client.post("/v1/completions", content=b'{"model": "m", "prompt": "a\\ud800b"}',
-                    headers=WEB)  # fmt: skip
+    r = client.post(
+        "/v1/completions", content=b'{"model": "m", "prompt": "a\\ud800b"}', headers=WEB
+    )
     assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"]
 
 
@@ -135,10 +141,15 @@ def test_utf8_text_of_every_plane_passes_the_scan_nul_does_not() -> None:
 
 @pytest.mark.parametrize(
     ("path", "field"),
-    [("/epochs/9223372036854775808", "number"), ("/jobs/9223372036854775808", "job"),
-     ("/datanets?offset=9223372036854775808", "offset"), ("/models?limit=100000", "limit"),
-     ("/grants/-1", "grant"), ("/datanets/x/contributions/99999999999999999999", "contribution")],
-)  # fmt: skip
+    [
+        ("/epochs/9223372036854775808", "number"),
+        ("/jobs/9223372036854775808", "job"),
+        ("/datanets?offset=9223372036854775808", "offset"),
+        ("/models?limit=100000", "limit"),
+        ("/grants/-1", "grant"),
+        ("/datanets/x/contributions/99999999999999999999", "contribution"),
+    ],
+)
 def test_out_of_range_numbers_are_422_naming_the_field(
     client: TestClient, path: str, field: str
 ) -> None:
@@ -149,10 +160,15 @@ def test_out_of_range_numbers_are_422_naming_the_field(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/datanets/9223372036854775808"), ("GET", "/datanets/99999999999999999999999"),
-     ("GET", "/datanets/%C2%B2"), ("GET", "/models/9223372036854775808"),
-     ("GET", "/models/%C2%B2"), ("POST", "/models/9223372036854775808/attribute")],
-)  # fmt: skip
+    [
+        ("GET", "/datanets/9223372036854775808"),
+        ("GET", "/datanets/99999999999999999999999"),
+        ("GET", "/datanets/%C2%B2"),
+        ("GET", "/models/9223372036854775808"),
+        ("GET", "/models/%C2%B2"),
+        ("POST", "/models/9223372036854775808/attribute"),
+    ],
+)
 def test_names_made_of_huge_or_unicode_digits_are_4xx(
     client: TestClient, method: str, path: str
 ) -> None:
@@ -178,10 +194,17 @@ def test_digits_id_takes_what_a_column_holds() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("..", "file0"), (".", "file0"), ("", "file0"), (None, "file0"),
-     ("../../etc/passwd", "passwd"), ("..\\..\\x.txt", "x.txt"), (".hidden.md", "hidden.md"),
-     ("a b.txt", "a_b.txt")],
-)  # fmt: skip
+    [
+        ("..", "file0"),
+        (".", "file0"),
+        ("", "file0"),
+        (None, "file0"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\x.txt", "x.txt"),
+        (".hidden.md", "hidden.md"),
+        ("a b.txt", "a_b.txt"),
+    ],
+)
 def test_upload_names_are_sanitised(raw: str | None, expected: str) -> None:
     assert safe_name(raw, 0) == expected
 

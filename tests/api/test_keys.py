@@ -73,9 +73,13 @@ def test_verify_gives_the_principal_from_a_fresh_node(
 ) -> None:
     doc = keys.create("operator")
     principal = keys.verify(doc["key"])
-    assert principal == ApiPrincipal(kind="key", address=node.accounts.operator_address(),
-                                     account="operator", scopes=frozenset({"inference", "read"}),
-                                     key_id=doc["key_id"])  # fmt: skip
+    assert principal == ApiPrincipal(
+        kind="key",
+        address=node.accounts.operator_address(),
+        account="operator",
+        scopes=frozenset({"inference", "read"}),
+        key_id=doc["key_id"],
+    )
     other = Node(home)  # a restarted node knows the key from the store alone
     try:
         assert other.api_keys.verify(doc["key"]) == principal
@@ -114,8 +118,15 @@ def test_list_all_or_one_account(keys: ApiKeyService) -> None:
     assert [k["key_id"] for k in keys.list("bob")] == [b["key_id"]]
     assert keys.list("carol") == []
     assert set(keys.list()[0]) == {
-        "key_id", "account", "address", "label", "created", "last_used", "revoked", "scopes",
-    }  # fmt: skip
+        "key_id",
+        "account",
+        "address",
+        "label",
+        "created",
+        "last_used",
+        "revoked",
+        "scopes",
+    }
 
 
 def test_unknown_account_names_the_field_and_the_fix(keys: ApiKeyService) -> None:
@@ -200,8 +211,11 @@ def _app(node: Node) -> FastAPI:
 
     @router.get("/test-whoami")
     def whoami(principal: PrincipalDep) -> dict[str, str]:
-        return {"key_id": principal.key_id, "account": principal.account,
-                "address": principal.address}  # fmt: skip
+        return {
+            "key_id": principal.key_id,
+            "account": principal.account,
+            "address": principal.address,
+        }
 
     app.include_router(router)
     return app
@@ -212,8 +226,11 @@ def test_principal_dependency(node: Node) -> None:
     doc = node.api_keys.create("carol", "ci")
     r = client.get("/test-whoami", headers={"Authorization": f"Bearer {doc['key']}"})
     assert r.status_code == 200
-    assert r.json() == {"key_id": doc["key_id"], "account": "carol",
-                        "address": node.accounts.address("carol")}  # fmt: skip
+    assert r.json() == {
+        "key_id": doc["key_id"],
+        "account": "carol",
+        "address": node.accounts.address("carol"),
+    }
     assert node.api_keys.list()[0]["last_used"] is not None
 
     r = client.get("/test-whoami")

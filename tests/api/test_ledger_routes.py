@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from openledger.app import create_app
 from openledger.attribution.types import Attribution, Share
-from openledger.ledger.beneficiaries import load_sets
-from openledger.ledger.pricing import divide_pools
+from openledger.ledger.pricing.fees import divide_pools
+from openledger.ledger.settlement.beneficiaries import load_sets
 from tests.market import Market
 
 pytestmark = pytest.mark.anvil
@@ -88,8 +88,10 @@ def test_bad_accounts_and_epochs_are_clear_errors(client: TestClient) -> None:
     r = client.get("/rewards/nobody")
     assert r.status_code == 404
     assert (r.json()["error"], r.json()["field"], r.json()["value"]) == (
-        "NotFoundError", "account", "nobody"
-    )  # fmt: skip
+        "NotFoundError",
+        "account",
+        "nobody",
+    )
     assert "alice" in r.json()["fix"]
     r = client.get("/rewards/0x1234")
     assert r.status_code == 422 and r.json()["field"] == "account"

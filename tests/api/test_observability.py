@@ -41,9 +41,16 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple], float]:
 def api(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[tuple]:
     node: Node = market.node
     node.settings = replace(node.settings, serve_device="cpu", serve_max_ctx=64)
-    register_models(node.db, str(tiny_base_dir), {MODEL: adapters_dir / "ad3"},
-                    owner=market.addr("dave"), price_in=20 * OPEN, price_out=30 * OPEN,
-                    first_id=1, snapshot_roots=market.model["snapshot_roots"])  # fmt: skip
+    register_models(
+        node.db,
+        str(tiny_base_dir),
+        {MODEL: adapters_dir / "ad3"},
+        owner=market.addr("dave"),
+        price_in=20 * OPEN,
+        price_out=30 * OPEN,
+        first_id=1,
+        snapshot_roots=market.model["snapshot_roots"],
+    )
     keys = {who: node.api_keys.create(who, "paid")["key"] for who in ("grace", "heidi")}
     with TestClient(create_app(node), raise_server_exceptions=False) as client:
         yield node, client, keys
@@ -84,8 +91,9 @@ def test_known_workload_reads_back_from_metrics(
 
     health = {"route": "/health", "method": "GET", "status": "200"}
     assert value("openledger_http_requests_total", **health) == 3
-    assert value("openledger_http_requests_total", route="unmatched", method="GET",
-                 status="404") == 1  # fmt: skip
+    assert (
+        value("openledger_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    )
     paid = {"route": "/v1/completions", "method": "POST"}
     assert value("openledger_http_requests_total", **paid, status="200") == 4
     assert value("openledger_http_requests_total", **paid, status="402") == 1
@@ -133,9 +141,10 @@ def test_known_workload_reads_back_from_metrics(
 
 def test_request_id_is_echoed_or_made(api: tuple) -> None:
     _, client, _ = api
-    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers[
-        "x-request-id"
-    ] == "abc-123"
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
     made = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
     assert made.headers["x-request-id"] != "bad id\twith spaces"
     assert len(made.headers["x-request-id"]) == 16
@@ -147,8 +156,11 @@ def test_made_up_paths_and_methods_do_not_grow_the_metrics(api: tuple) -> None:
         client.request(f"X{i}", f"/made/up/{i}")
         client.get(f"/made/up/{i}")
     samples = scrape(client)
-    series = {dict(labels)["method"] for (name, labels) in samples
-              if name == "openledger_http_requests_total"}  # fmt: skip
+    series = {
+        dict(labels)["method"]
+        for (name, labels) in samples
+        if name == "openledger_http_requests_total"
+    }
     assert series <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     other = (("method", "other"), ("route", "unmatched"), ("status", "404"))
     assert samples[("openledger_http_requests_total", other)] >= 40

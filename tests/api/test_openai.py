@@ -30,9 +30,13 @@ def node(
     tiny_base_dir: Path,
     adapters_dir: Path,
 ) -> Iterator[Node]:
-    node = serving_node(tmp_path_factory.mktemp("openai") / "home", tiny_base_dir,
-                        {"ad0": adapters_dir / "ad0", "ad5": adapters_dir / "ad5"},
-                        serve_max_ctx=MAX_CTX, serve_max_batch=8)  # fmt: skip
+    node = serving_node(
+        tmp_path_factory.mktemp("openai") / "home",
+        tiny_base_dir,
+        {"ad0": adapters_dir / "ad0", "ad5": adapters_dir / "ad5"},
+        serve_max_ctx=MAX_CTX,
+        serve_max_batch=8,
+    )
     yield node
     node.close()
 
@@ -98,19 +102,31 @@ def test_completion_usage_and_format(client: TestClient, node: Node) -> None:
     assert choice["index"] == 0 and choice["finish_reason"] == "length"
     assert isinstance(choice["text"], str) and choice["text"]
     prompt_tokens = len(node.serving.encode_prompt("The sun is"))
-    assert body["usage"] == {"prompt_tokens": prompt_tokens, "completion_tokens": 8,
-                             "total_tokens": prompt_tokens + 8}  # fmt: skip
+    assert body["usage"] == {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 8,
+        "total_tokens": prompt_tokens + 8,
+    }
     # greedy decoding is deterministic; the adapter changes what is sampled
     again = complete(client, prompt="The sun is", temperature=0, ignore_eos=True)
     assert again["choices"][0]["text"] == choice["text"]
-    texts = {m: complete(client, model=m, prompt="The sun is", seed=1, ignore_eos=True)
-             ["choices"][0]["text"] for m in ("ad0", "ad5")}  # fmt: skip
+    texts = {
+        m: complete(client, model=m, prompt="The sun is", seed=1, ignore_eos=True)["choices"][0][
+            "text"
+        ]
+        for m in ("ad0", "ad5")
+    }
     assert texts["ad0"] != texts["ad5"]
 
 
 def test_completion_stream_matches_the_plain_answer(client: TestClient) -> None:
-    body = {"model": "ad0", "prompt": "Water boils", "max_tokens": 10, "temperature": 0,
-            "ignore_eos": True}  # fmt: skip
+    body = {
+        "model": "ad0",
+        "prompt": "Water boils",
+        "max_tokens": 10,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
     plain = client.post("/v1/completions", json=body).json()
     chunks = sse(client, "/v1/completions", {**body, "stream_options": {"include_usage": True}})
     assert chunks[-1] == "[DONE]"
@@ -135,8 +151,14 @@ def test_n_choices_per_prompt_with_seeds(client: TestClient) -> None:
     many = complete(client, prompt=["Once upon", "The sun"], n=2, seed=3, ignore_eos=True)
     assert [c["index"] for c in many["choices"]] == [0, 1, 2, 3]
     assert [c["text"] for c in many["choices"][:2]] == [a["text"], b["text"]]
-    body = {"model": "ad0", "prompt": "Once upon", "n": 2, "seed": 3, "max_tokens": 8,
-            "ignore_eos": True}  # fmt: skip
+    body = {
+        "model": "ad0",
+        "prompt": "Once upon",
+        "n": 2,
+        "seed": 3,
+        "max_tokens": 8,
+        "ignore_eos": True,
+    }
     streamed = sse(client, "/v1/completions", body)
     texts = ["", ""]
     for chunk in streamed[:-1]:
@@ -146,8 +168,10 @@ def test_n_choices_per_prompt_with_seeds(client: TestClient) -> None:
 
 
 def test_seed_reproduces_sampled_text(client: TestClient) -> None:
-    runs = [complete(client, prompt="Bees make", seed=42, temperature=1, max_tokens=12)
-            for _ in range(2)]  # fmt: skip
+    runs = [
+        complete(client, prompt="Bees make", seed=42, temperature=1, max_tokens=12)
+        for _ in range(2)
+    ]
     assert runs[0]["choices"][0]["text"] == runs[1]["choices"][0]["text"]
 
 
@@ -168,35 +192,55 @@ def test_stop_sequence_trims_the_text(client: TestClient) -> None:
 
 
 def test_chat_completion(client: TestClient, node: Node) -> None:
-    r = client.post("/v1/chat/completions", json={"model": "ad5", "messages": CHAT,
-                    "max_completion_tokens": 6, "temperature": 0, "ignore_eos": True})  # fmt: skip
+    r = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "ad5",
+            "messages": CHAT,
+            "max_completion_tokens": 6,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"].startswith("chatcmpl-") and body["object"] == "chat.completion"
     [choice] = body["choices"]
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
     assert choice["finish_reason"] == "length"
-    plain = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
-              else m["content"][0]["text"]} for m in CHAT]  # fmt: skip
+    plain = [
+        {
+            "role": m["role"],
+            "content": m["content"] if isinstance(m["content"], str) else m["content"][0]["text"],
+        }
+        for m in CHAT
+    ]
     prompt_tokens = len(node.serving.encode_chat(plain))
     assert body["usage"]["prompt_tokens"] == prompt_tokens
     assert body["usage"]["completion_tokens"] == 6
 
-    chunks = sse(client, "/v1/chat/completions", {"model": "ad5", "messages": CHAT,
-                 "max_tokens": 6, "temperature": 0, "ignore_eos": True})  # fmt: skip
+    chunks = sse(
+        client,
+        "/v1/chat/completions",
+        {"model": "ad5", "messages": CHAT, "max_tokens": 6, "temperature": 0, "ignore_eos": True},
+    )
     assert chunks[-1] == "[DONE]"
     parts = chunks[:-1]
-    assert all(p["object"] == "chat.completion.chunk" and p["id"] == parts[0]["id"]
-               for p in parts)  # fmt: skip
+    assert all(p["object"] == "chat.completion.chunk" and p["id"] == parts[0]["id"] for p in parts)
     assert parts[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert parts[-1]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None,
-                                       "finish_reason": "length"}  # fmt: skip
+    assert parts[-1]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "length",
+    }
     text = "".join(p["choices"][0]["delta"].get("content", "") for p in parts)
     assert text == choice["message"]["content"]
 
     # without a limit, the answer may fill the rest of the context
-    rest = client.post("/v1/chat/completions", json={"model": "ad5", "messages": CHAT,
-                       "ignore_eos": True}).json()  # fmt: skip
+    rest = client.post(
+        "/v1/chat/completions", json={"model": "ad5", "messages": CHAT, "ignore_eos": True}
+    ).json()
     assert rest["usage"]["completion_tokens"] == MAX_CTX - prompt_tokens
     assert rest["choices"][0]["finish_reason"] == "length"
 
@@ -205,8 +249,10 @@ def test_chat_completion(client: TestClient, node: Node) -> None:
 
 
 def test_unknown_model_is_404_in_openai_format(client: TestClient) -> None:
-    for path, body in (("/v1/completions", {"prompt": "hi"}),
-                       ("/v1/chat/completions", {"messages": CHAT})):  # fmt: skip
+    for path, body in (
+        ("/v1/completions", {"prompt": "hi"}),
+        ("/v1/chat/completions", {"messages": CHAT}),
+    ):
         error = openai_error(client.post(path, json={"model": "nope", **body}), 404)
         assert error["type"] == "invalid_request_error" and error["code"] == "model_not_found"
         assert error["param"] == "model" and "nope" in error["message"]
@@ -220,11 +266,15 @@ def test_context_limit_is_400_naming_the_limit(client: TestClient) -> None:
     r = client.post("/v1/completions", json={"model": "ad0", "prompt": "hi", "max_tokens": 100})
     error = openai_error(r, 400)
     assert error["param"] == "max_tokens" and str(MAX_CTX) in error["message"]
-    r = client.post("/v1/chat/completions", json={"model": "ad0",
-                    "messages": [{"role": "user", "content": long}]})  # fmt: skip
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "ad0", "messages": [{"role": "user", "content": long}]},
+    )
     assert openai_error(r, 400)["param"] == "messages"
-    r = client.post("/v1/chat/completions", json={"model": "ad0", "messages": CHAT,
-                    "max_completion_tokens": 100})  # fmt: skip
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "ad0", "messages": CHAT, "max_completion_tokens": 100},
+    )
     assert openai_error(r, 400)["param"] == "max_completion_tokens"
 
 
@@ -272,9 +322,18 @@ def test_a_prompt_too_long_to_fit_is_refused_before_it_is_tokenised(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("temperature", 5), ("top_p", 0), ("max_tokens", 0), ("n", 9), ("stop", [""]),
-     ("seed", -1), ("logprobs", 3), ("prompt", 7), ("prompt", [])],
-)  # fmt: skip
+    [
+        ("temperature", 5),
+        ("top_p", 0),
+        ("max_tokens", 0),
+        ("n", 9),
+        ("stop", [""]),
+        ("seed", -1),
+        ("logprobs", 3),
+        ("prompt", 7),
+        ("prompt", []),
+    ],
+)
 def test_invalid_fields_are_400_naming_the_field(
     client: TestClient, field: str, value: Any
 ) -> None:
@@ -284,29 +343,41 @@ def test_invalid_fields_are_400_naming_the_field(
 
 
 def test_bad_bodies_are_400(client: TestClient) -> None:
-    r = client.post("/v1/completions", content=b'{"model": "ad0", "prompt": ',
-                    headers={"Content-Type": "application/json"})  # fmt: skip
+    r = client.post(
+        "/v1/completions",
+        content=b'{"model": "ad0", "prompt": ',
+        headers={"Content-Type": "application/json"},
+    )
     error = openai_error(r, 400)
     assert error["type"] == "invalid_request_error" and "JSON" in error["message"]
     assert openai_error(client.post("/v1/completions", json={"model": "ad0"}), 400)["param"] == (
         "prompt"
     )
     image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
-    r = client.post("/v1/chat/completions", json={"model": "ad0",
-                    "messages": [{"role": "user", "content": [image]}]})  # fmt: skip
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "ad0", "messages": [{"role": "user", "content": [image]}]},
+    )
     assert openai_error(r, 400)["param"].startswith("messages[0].content")
-    r = client.post("/v1/chat/completions", json={"model": "ad0",
-                    "messages": [{"role": "tool", "content": "x"}]})  # fmt: skip
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "ad0", "messages": [{"role": "tool", "content": "x"}]},
+    )
     assert openai_error(r, 400)["param"] == "messages[0].role"
     assert openai_error(client.get("/v1/nothing-here"), 404)["type"] == "invalid_request_error"
 
 
 def test_missing_or_wrong_key_is_401(client: TestClient) -> None:
     body = {"model": "ad0", "prompt": "hi"}
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer olk_" + "A" * 43},
-                    {"Authorization": "Basic abc"}):  # fmt: skip
-        for r in (client.post("/v1/completions", json=body, headers=headers),
-                  client.get("/v1/models", headers=headers)):  # fmt: skip
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer olk_" + "A" * 43},
+        {"Authorization": "Basic abc"},
+    ):
+        for r in (
+            client.post("/v1/completions", json=body, headers=headers),
+            client.get("/v1/models", headers=headers),
+        ):
             error = openai_error(r, 401)
             assert error["type"] == "authentication_error" and error["code"] == "invalid_api_key"
 

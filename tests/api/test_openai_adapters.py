@@ -26,9 +26,13 @@ def client(
     shutil.copytree(adapters_dir / "ad1", broken)
     data = (broken / "adapter_model.safetensors").read_bytes()
     (broken / "adapter_model.safetensors").write_bytes(data[: len(data) // 3])  # truncated
-    node = serving_node(root / "home", tiny_base_dir,
-                        {"good": adapters_dir / "ad0", "broken": broken},
-                        serve_max_ctx=96, serve_max_batch=4)  # fmt: skip
+    node = serving_node(
+        root / "home",
+        tiny_base_dir,
+        {"good": adapters_dir / "ad0", "broken": broken},
+        serve_max_ctx=96,
+        serve_max_batch=4,
+    )
     key = node.api_keys.create("alice", "tests")["key"]
     with TestClient(create_app(node), raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {key}"
@@ -43,8 +47,13 @@ def test_a_broken_adapter_is_a_4xx_and_the_batch_keeps_running(
     result: dict = {}
 
     def long_request() -> None:
-        body = {"model": "good", "prompt": "The river", "max_tokens": 90, "temperature": 0,
-                "ignore_eos": True}  # fmt: skip
+        body = {
+            "model": "good",
+            "prompt": "The river",
+            "max_tokens": 90,
+            "temperature": 0,
+            "ignore_eos": True,
+        }
         result["response"] = c.post("/v1/completions", json=body)
 
     worker = threading.Thread(target=long_request)

@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 
 from openledger.app import create_app
 from openledger.auth.operator_token import read_token
-from openledger.ledger.beneficiaries import load_sets
-from openledger.ledger.paid import attribution_view
-from openledger.ledger.receipts import check_served, content_hash, recover_signer
+from openledger.ledger.paid.inference import attribution_view
+from openledger.ledger.receipts.canonical import check_served, content_hash, recover_signer
 from openledger.ledger.service import request_hash
+from openledger.ledger.settlement.beneficiaries import load_sets
 from openledger.node import Node
 from openledger.serving.engine import Engine
 from openledger.serving.request import Request
@@ -78,11 +78,19 @@ class Shop:
 @pytest.fixture
 def shop(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Shop]:
     node = market.node
-    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=64,
-                            serve_max_ctx=MAX_CTX)  # fmt: skip
-    register_models(node.db, str(tiny_base_dir), {MODEL: adapters_dir / "ad3"},
-                    owner=market.addr("dave"), price_in=PRICE_IN, price_out=PRICE_OUT,
-                    first_id=1, snapshot_roots=market.model["snapshot_roots"])  # fmt: skip
+    node.settings = replace(
+        node.settings, serve_device="cpu", serve_max_batch=64, serve_max_ctx=MAX_CTX
+    )
+    register_models(
+        node.db,
+        str(tiny_base_dir),
+        {MODEL: adapters_dir / "ad3"},
+        owner=market.addr("dave"),
+        price_in=PRICE_IN,
+        price_out=PRICE_OUT,
+        first_id=1,
+        snapshot_roots=market.model["snapshot_roots"],
+    )
     keys = {who: node.api_keys.create(who, "paid")["key"] for who in ("grace", "heidi")}
     with TestClient(create_app(node), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {keys['grace']}"
@@ -124,17 +132,18 @@ def test_no_credit_is_402_before_the_engine_sees_anything(shop: Shop) -> None:
     calls = [
         ("/v1/completions", {"prompt": "The Amazon", "max_tokens": 4}),
         ("/v1/completions", {"prompt": ["a", "b"], "n": 2, "max_tokens": 4, "stream": True}),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
-                                  "stream": True}),
-    ]  # fmt: skip
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "stream": True}),
+    ]
     for path, body in calls:
         r = shop.client.post(path, json={"model": MODEL, **body}, headers=heidi)
         assert r.status_code == 402, r.text
         assert r.headers["content-type"] == "application/json"
         error = r.json()["error"]
         assert (error["type"], error["code"], error["param"]) == (
-            "insufficient_quota", "insufficient_quota", "credit"
-        )  # fmt: skip
+            "insufficient_quota",
+            "insufficient_quota",
+            "credit",
+        )
         assert shop.addr("heidi") in error["message"] and "deposit" in error["message"]
     assert engine.steps == steps
     assert (engine.stats()["running"], engine.stats()["waiting"]) == (0, 0)
@@ -169,8 +178,13 @@ def test_a_call_is_held_whole_all_choices_or_none(shop: Shop) -> None:
 
 
 def test_a_completion_is_charged_with_a_signed_receipt(shop: Shop) -> None:
-    body = {"model": MODEL, "prompt": "Honey never", "max_tokens": 5, "temperature": 0,
-            "ignore_eos": True}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "prompt": "Honey never",
+        "max_tokens": 5,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
     r = shop.client.post("/v1/completions", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -187,9 +201,18 @@ def test_a_completion_is_charged_with_a_signed_receipt(shop: Shop) -> None:
     assert (usage["prompt_tokens"] * PRICE_IN + 5 * PRICE_OUT) % 1000  # it was rounded up
     assert receipt["fee"] == str(charged)
     # the receipt commits to what was asked: the response id, the choice, prompt, sampling
-    asked = {"api": "completions", "id": out["id"], "choice": 0, "prompt": "Honey never",
-             "max_tokens": 5, "temperature": 0.0, "top_p": 1.0, "stop": [], "seed": None,
-             "ignore_eos": True}  # fmt: skip
+    asked = {
+        "api": "completions",
+        "id": out["id"],
+        "choice": 0,
+        "prompt": "Honey never",
+        "max_tokens": 5,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "stop": [],
+        "seed": None,
+        "ignore_eos": True,
+    }
     assert receipt["request_hash"] == request_hash(shop.addr("grace"), MODEL, asked)
     # the split: owner dave; the stakers' part pooled over the approved contributions only
     roles = {p["role"] for p in receipt["payouts"]}
@@ -212,8 +235,14 @@ def test_a_completion_is_charged_with_a_signed_receipt(shop: Shop) -> None:
 
 
 def test_several_prompts_and_choices_get_one_receipt_each(shop: Shop) -> None:
-    body = {"model": MODEL, "prompt": ["Light from", "Octopuses have"], "n": 2, "seed": 4,
-            "max_tokens": 3, "ignore_eos": True}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "prompt": ["Light from", "Octopuses have"],
+        "n": 2,
+        "seed": 4,
+        "max_tokens": 3,
+        "ignore_eos": True,
+    }
     out = shop.client.post("/v1/completions", json=body).json()
     ids = out["receipt_ids"]
     assert len(ids) == len(set(ids)) == 4 and out["receipt_id"] == ids[0]
@@ -228,8 +257,13 @@ def test_several_prompts_and_choices_get_one_receipt_each(shop: Shop) -> None:
 
 
 def test_streams_carry_the_receipt_on_their_last_chunk(shop: Shop) -> None:
-    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Say something"}],
-            "max_tokens": 4, "ignore_eos": True, "stream": True}  # fmt: skip
+    chat = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Say something"}],
+        "max_tokens": 4,
+        "ignore_eos": True,
+        "stream": True,
+    }
     with shop.client.stream("POST", "/v1/chat/completions", json=chat) as r:
         assert r.status_code == 200
         *chunks, last, done = sse(r)
@@ -242,23 +276,34 @@ def test_streams_carry_the_receipt_on_their_last_chunk(shop: Shop) -> None:
     assert receipt["tokens"]["completion"] == 4
 
     # with include_usage, the usage chunk is the last one and carries them
-    plain = {"model": MODEL, "prompt": "Water", "max_tokens": 3, "ignore_eos": True, "n": 2,
-             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    plain = {
+        "model": MODEL,
+        "prompt": "Water",
+        "max_tokens": 3,
+        "ignore_eos": True,
+        "n": 2,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with shop.client.stream("POST", "/v1/completions", json=plain) as r:
         *chunks, last, done = sse(r)
     assert last["choices"] == [] and last["usage"]["completion_tokens"] == 6
     assert len(last["receipt_ids"]) == 2 and last["receipt_id"] == last["receipt_ids"][0]
     receipts = [check_receipt(shop, i, "grace") for i in last["receipt_ids"]]
     assert sum(r["tokens"]["prompt"] for r in receipts) == last["usage"]["prompt_tokens"]
-    ends = {c["choices"][0]["index"]: c["choices"][0]["finish_reason"] for c in chunks
-            if c["choices"][0]["finish_reason"]}  # fmt: skip
+    ends = {
+        c["choices"][0]["index"]: c["choices"][0]["finish_reason"]
+        for c in chunks
+        if c["choices"][0]["finish_reason"]
+    }
     assert ends == {0: "length", 1: "length"}
     assert all("receipt_id" not in c for c in chunks)
 
 
 def test_receipts_by_public_id_are_public_by_number_or_hash_the_payers(shop: Shop) -> None:
-    out = shop.client.post("/v1/completions", json={"model": MODEL, "prompt": "Sun",
-                                                    "max_tokens": 2}).json()  # fmt: skip
+    out = shop.client.post(
+        "/v1/completions", json={"model": MODEL, "prompt": "Sun", "max_tokens": 2}
+    ).json()
     doc = shop.receipt(out["receipt_id"])  # no credential: the public id is enough
     assert doc["id"] == out["receipt_id"] and doc["seq"] == 1
     heidi = {"Authorization": f"Bearer {shop.keys['heidi']}"}
@@ -367,8 +412,13 @@ def test_clients_that_hang_up_pay_for_what_was_generated(shop: Shop) -> None:
     node.settings = replace(node.settings, serve_max_batch=2, serve_max_ctx=0)
     at, max_tokens = 8, 240
     pause = Pause(node.serving.engine, at)
-    body = {"model": MODEL, "prompt": "Once", "max_tokens": max_tokens, "ignore_eos": True,
-            "temperature": 0}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "prompt": "Once",
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+    }
     with serve(shop) as served:
         with (
             served.http("grace") as http,
@@ -385,8 +435,9 @@ def test_clients_that_hang_up_pay_for_what_was_generated(shop: Shop) -> None:
         pause.clear()
         # a plain call of 8 choices: two run (and stop at 8 tokens), six wait for a row;
         # the client hangs up once the engine holds one at 8 tokens (its holds are taken)
-        sock = _post_and_hang_up(served.url, shop.keys["grace"], "/v1/completions",
-                                 {**body, "n": 8})  # fmt: skip
+        sock = _post_and_hang_up(
+            served.url, shop.keys["grace"], "/v1/completions", {**body, "n": 8}
+        )
         try:
             assert pause.reached.wait(30), "no choice of the plain call reached 8 tokens"
         finally:
@@ -423,8 +474,12 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
     grace_before = shop.credit("grace")
 
     def grace(client: openai.OpenAI, i: int) -> list[str]:
-        args: dict[str, Any] = {"model": MODEL, "max_tokens": 2 + i % 5, "seed": i,
-                                "extra_body": {"ignore_eos": True}}  # fmt: skip
+        args: dict[str, Any] = {
+            "model": MODEL,
+            "max_tokens": 2 + i % 5,
+            "seed": i,
+            "extra_body": {"ignore_eos": True},
+        }
         if i % 4 == 0:
             chunks = list(client.completions.create(prompt=f"Item {i}", stream=True, **args))
             return chunks[-1].model_extra["receipt_ids"]
@@ -439,8 +494,10 @@ def test_64_concurrent_paying_clients_keep_the_books_exact(shop: Shop) -> None:
         return done.model_extra["receipt_ids"]
 
     def heidi(http: httpx.Client) -> str | None:
-        r = http.post("/v1/completions", json={"model": MODEL, "prompt": prompt,
-                                               "max_tokens": 4, "ignore_eos": True})  # fmt: skip
+        r = http.post(
+            "/v1/completions",
+            json={"model": MODEL, "prompt": prompt, "max_tokens": 4, "ignore_eos": True},
+        )
         if r.status_code == 402:
             assert r.json()["error"]["code"] == "insufficient_quota"
             return None

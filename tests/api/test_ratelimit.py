@@ -123,8 +123,9 @@ def test_paid_routes_are_limited_per_key_and_per_address(home: Settings) -> None
         body = assert_429(c.post("/v1/chat/completions", json=chat, headers=bob))
         assert "from this address" in body["error"]["message"]  # 3 from 10.0.0.1
         with other_address(c, "10.0.0.3") as elsewhere:  # bob from elsewhere: his key's
-            assert elsewhere.post("/v1/completions", json=UNSUPPORTED,
-                                  headers=bob).status_code == 400  # fmt: skip
+            assert (
+                elsewhere.post("/v1/completions", json=UNSUPPORTED, headers=bob).status_code == 400
+            )
             assert_429(elsewhere.post("/v1/completions", json=UNSUPPORTED, headers=bob))
         # the playground's paid chat counts per signed-in account
         with other_address(c, "10.0.0.4") as web:

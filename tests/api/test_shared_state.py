@@ -58,8 +58,9 @@ def _signed_in(c: TestClient, cookie: str) -> int:
 def test_nonces_and_sessions_are_shared_and_survive_a_restart(two: tuple[Node, Node]) -> None:
     a, b = two
     with _client(a) as ca, _client(b) as cb:
-        text = ca.post("/web/auth/message", json={"address": WALLET.address},
-                       headers=WEB).json()["message"]  # fmt: skip
+        text = ca.post("/web/auth/message", json={"address": WALLET.address}, headers=WEB).json()[
+            "message"
+        ]
         sig = WALLET.sign_message(encode_defunct(text=text)).signature.hex()
         signed = {"message": text, "signature": sig}
         r = cb.post("/web/auth/verify", json=signed, headers=WEB)  # A's nonce, taken by B
@@ -106,21 +107,25 @@ def test_a_write_prepared_by_one_process_is_recorded_by_another(
             assert [w["pending"] for w in waiting["items"]] == [prepared["pending"]]
             tx = wallet.send(prepared["txs"][0])
             a.client.wait_receipt(tx, label="delegate")
-            done = cb.post("/wallet/submit", json={"pending": prepared["pending"], "hashes": [tx]},
-                           headers=auth)  # fmt: skip
+            done = cb.post(
+                "/wallet/submit",
+                json={"pending": prepared["pending"], "hashes": [tx]},
+                headers=auth,
+            )
             assert done.status_code == 200, done.text
             token = a.contracts.token
             assert token.get_votes(wallet.address) == token.balance_of(wallet.address) > 0
             assert ca.get("/wallet/pending", headers=auth).json()["total"] == 0
-            again = ca.post("/governance/delegate", json={"delegatee": wallet.address},
-                            headers=auth).json()["wallet"]  # fmt: skip
-            r = ca.post("/wallet/submit", json={"pending": again["pending"], "hashes": [tx]},
-                        headers=auth)  # fmt: skip
+            again = ca.post(
+                "/governance/delegate", json={"delegatee": wallet.address}, headers=auth
+            ).json()["wallet"]
+            r = ca.post(
+                "/wallet/submit", json={"pending": again["pending"], "hashes": [tx]}, headers=auth
+            )
             assert r.status_code == 409 and r.json()["field"] == "tx_hash"
-            assert [w["pending"] for w in cb.get("/wallet/pending",
-                                                 headers=auth).json()["items"]] == [
-                again["pending"]
-            ]  # fmt: skip
+            assert [
+                w["pending"] for w in cb.get("/wallet/pending", headers=auth).json()["items"]
+            ] == [again["pending"]]
     finally:
         a.close()
         b.close()
@@ -136,8 +141,11 @@ def test_nul_characters_are_400_on_every_database(two: tuple[Node, Node]) -> Non
         assert r.status_code == 400 and r.json()["field"] == "body", r.text
         assert "NUL" in r.json()["message"]
         assert c.get("/web/api/keys").json()["items"] == []  # nothing was made
-        for url, field in (("/datanets/a%00b", "path"), ("/models/a%00b", "path"),
-                           ("/datanets?offset=0&x=%00", "query")):  # fmt: skip
+        for url, field in (
+            ("/datanets/a%00b", "path"),
+            ("/models/a%00b", "path"),
+            ("/datanets?offset=0&x=%00", "query"),
+        ):
             r = c.get(url)
             assert r.status_code == 400 and r.json()["field"] == field, (url, r.text)
         r = c.post("/v1/completions", json={"model": "m", "prompt": "a\u0000"})

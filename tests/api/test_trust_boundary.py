@@ -34,9 +34,17 @@ WEB = {"X-OpenLedger-Web": "1"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: writes that take no credential: they sign people in (still refused from another origin)
 SIGN_IN = {"/web/auth/message", "/web/auth/verify", "/web/auth/dev"}
-PARAMS = {"datanet": "facts", "contribution": "1", "proposal": "1", "grant": "1", "job": "1",
-          "model": "facts-model", "key_id": "olk_00000000", "receipt": "1",
-          "agent": "helper"}  # fmt: skip
+PARAMS = {
+    "datanet": "facts",
+    "contribution": "1",
+    "proposal": "1",
+    "grant": "1",
+    "job": "1",
+    "model": "facts-model",
+    "key_id": "olk_00000000",
+    "receipt": "1",
+    "agent": "helper",
+}
 
 
 @pytest.fixture
@@ -59,16 +67,23 @@ def url(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], path)
 
 
-def send(client: TestClient, method: str, path: str, headers: dict[str, str],
-         query: str = "", cookies: dict[str, str] | None = None) -> Any:  # fmt: skip
+def send(
+    client: TestClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    query: str = "",
+    cookies: dict[str, str] | None = None,
+) -> Any:
     target = url(path) + query
     client.cookies.clear()
     for k, v in (cookies or {}).items():
         client.cookies.set(k, v)
     if path.endswith("/contributions") and path.startswith("/datanets"):
         files = [("files", ("a.txt", b"Some new fact about the sea floor.", "text/plain"))]
-        return client.request(method, target, headers=headers, files=files,
-                              data={"stake": "10", "as": "alice"})  # fmt: skip
+        return client.request(
+            method, target, headers=headers, files=files, data={"stake": "10", "as": "alice"}
+        )
     if path.startswith("/web/api/datanets/") and path.endswith("/contributions"):
         files = [("files", ("a.txt", b"Some new fact about the sea floor.", "text/plain"))]
         return client.request(method, target, headers=headers, files=files, data={"stake": "10"})
@@ -78,8 +93,10 @@ def send(client: TestClient, method: str, path: str, headers: dict[str, str],
 def footprint(w: World) -> dict[str, Any]:
     node = w.node
     with node.db.session() as s:
-        rows = {t.name: s.scalar(select(func.count()).select_from(t))
-                for t in Base.metadata.sorted_tables}  # fmt: skip
+        rows = {
+            t.name: s.scalar(select(func.count()).select_from(t))
+            for t in Base.metadata.sorted_tables
+        }
     eth = node.client.w3.eth
     people = {n: node.accounts.address(n) for n in ("alice", "bob", "operator")}
     return {
@@ -116,13 +133,17 @@ def test_every_state_changing_route_refuses_who_may_not_write(
             else:  # bob's API key (write scope), acting for alice
                 r = send(client, method, path, bob, "?as=alice")
             if r.status_code != 403:
-                problems.append(f"{method} {path} as alice with bob's credential: "
-                                f"{r.status_code} {r.text[:120]}")  # fmt: skip
+                problems.append(
+                    f"{method} {path} as alice with bob's credential: "
+                    f"{r.status_code} {r.text[:120]}"
+                )
             if web:  # bob's own session, without the web app's header (a browser that
                 r = send(client, method, path, {}, "", session)  # sends no Origin)
                 if r.status_code != 401 or r.json().get("field") != "x-openledger-web":
-                    problems.append(f"{method} {path} without the web app's header: "
-                                    f"{r.status_code} {r.text[:120]}")  # fmt: skip
+                    problems.append(
+                        f"{method} {path} without the web app's header: "
+                        f"{r.status_code} {r.text[:120]}"
+                    )
         foreign = {**WEB, "Origin": "http://evil.example"}
         r = send(client, method, path, foreign, "", session)
         body = r.json()
@@ -142,9 +163,13 @@ def test_the_openapi_schema_declares_each_routes_credential(client: TestClient) 
     schemes = schema["components"]["securitySchemes"]
     assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"]) == ("http", "bearer")
     assert (schemes["session"]["in"], schemes["session"]["name"]) == ("cookie", "ol_session")
-    declared = {(m.upper(), re.sub(r"\{(\w+):\w+\}", r"{\1}", path)):
-                {k for s in op.get("security", []) for k in s}
-                for path, ops in schema["paths"].items() for m, op in ops.items()}  # fmt: skip
+    declared = {
+        (m.upper(), re.sub(r"\{(\w+):\w+\}", r"{\1}", path)): {
+            k for s in op.get("security", []) for k in s
+        }
+        for path, ops in schema["paths"].items()
+        for m, op in ops.items()
+    }
     problems = []
     for method, path in state_changing(app):
         want = set() if path in SIGN_IN else {"session" if path.startswith("/web/") else "bearer"}
@@ -152,8 +177,15 @@ def test_the_openapi_schema_declares_each_routes_credential(client: TestClient) 
         if got != want:
             problems.append(f"{method} {path} declares {got}, not {want}")
     # the reads: a 401 without a credential is a credential the schema must name
-    params = {**PARAMS, "version": "1", "number": "1", "name": "x", "path": "config.json",
-              "account": "0x" + "11" * 20, "address": "0x" + "22" * 20}  # fmt: skip
+    params = {
+        **PARAMS,
+        "version": "1",
+        "number": "1",
+        "name": "x",
+        "path": "config.json",
+        "account": "0x" + "11" * 20,
+        "address": "0x" + "22" * 20,
+    }
     reads = [(m, p) for m, p in declared if m == "GET"]
     assert len(reads) >= 30
     private = 0
@@ -177,14 +209,19 @@ def test_an_accounts_own_things_refuse_another_accounts_credential(
     # alice's job: bob can neither cancel, resume nor publish it
     snap = node.snapshots  # a job needs a snapshot: alice's approved contribution
     cid = node.contributions.contribute(
-        "facts", [world.write("a.txt", "Octopuses have three hearts and blue blood.")],
-        stake=10 * OPEN, signer=node.accounts.signer("alice"),
-    ).contribution_id  # fmt: skip
+        "facts",
+        [world.write("a.txt", "Octopuses have three hearts and blue blood.")],
+        stake=10 * OPEN,
+        signer=node.accounts.signer("alice"),
+    ).contribution_id
     for v in ("bob", "carol"):
         node.reviews.review(cid, signer=node.accounts.signer(v), approve=True)
     snap.snapshot("facts", signer=node.accounts.signer("dave"))
-    job = client.post("/jobs", json={"datanet": "facts@1", "base": "hub/some-model"},
-                      headers={"Authorization": f"Bearer {alice_key['key']}"})  # fmt: skip
+    job = client.post(
+        "/jobs",
+        json={"datanet": "facts@1", "base": "hub/some-model"},
+        headers={"Authorization": f"Bearer {alice_key['key']}"},
+    )
     assert job.status_code == 201 and job.json()["owner"] == node.accounts.address("alice")
     jid = job.json()["id"]
     for path in (f"/jobs/{jid}/cancel", f"/jobs/{jid}/resume"):
@@ -194,16 +231,25 @@ def test_an_accounts_own_things_refuse_another_accounts_credential(
     assert r.status_code == 403
     assert node.jobs.get(jid)["status"] == "queued"
     # the body's "as" naming another account, with bob's key
-    r = client.post(f"/datanets/facts/contributions/{cid}/withdraw", json={"as": "alice"},
-                    headers=bob)  # fmt: skip
+    r = client.post(
+        f"/datanets/facts/contributions/{cid}/withdraw", json={"as": "alice"}, headers=bob
+    )
     assert r.status_code == 403 and r.json()["field"] == "as"
     # the operator token may name a node account; an API key may not name even its own
     # node's operator
     op = operator_headers(node)
-    assert client.post("/governance/delegate", json={"as": "grace", "delegatee": "bob"},
-                       headers=bob).status_code == 403  # fmt: skip
-    assert client.post("/governance/delegate", json={"as": "grace", "delegatee": "grace"},
-                       headers=op).status_code == 200  # fmt: skip
+    assert (
+        client.post(
+            "/governance/delegate", json={"as": "grace", "delegatee": "bob"}, headers=bob
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            "/governance/delegate", json={"as": "grace", "delegatee": "grace"}, headers=op
+        ).status_code
+        == 200
+    )
     # alice's API key, revoked from bob's web session: 403, and it still works
     client.post("/web/auth/dev", json={"name": "bob"}, headers=WEB)
     for path in (f"/web/api/jobs/{jid}/cancel", f"/web/api/jobs/{jid}/resume"):
@@ -233,8 +279,9 @@ def test_off_the_devnet_the_node_signs_only_as_the_operator(
     monkeypatch.setattr(node, "settings", replace(node.settings, chain_id=10))
     before = footprint(world)
     # ... off it, not even the operator token makes the node sign as her
-    r = client.post("/governance/delegate", json={**body, "as": "alice"},
-                    headers=operator_headers(node))  # fmt: skip
+    r = client.post(
+        "/governance/delegate", json={**body, "as": "alice"}, headers=operator_headers(node)
+    )
     assert r.status_code == 403 and r.json()["field"] == "as", r.text
     assert "signs only as the operator" in r.json()["message"]
     # and her own key gets the write prepared for her wallet to sign and send

@@ -54,8 +54,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base_dir: Path) -> Tr
     work = tmp_path_factory.mktemp("attr-train")
     model, tokenizer = load_base(tiny_base_dir)
     examples = build_examples(data.rows, tokenizer, max_seq_len=64, snapshot="synthetic@1")
-    trainer = Trainer(model, tokenizer, examples, examples[:8], TrainConfig.from_mapping(TRAIN),
-                      work, progress=False)  # fmt: skip
+    trainer = Trainer(
+        model,
+        tokenizer,
+        examples,
+        examples[:8],
+        TrainConfig.from_mapping(TRAIN),
+        work,
+        progress=False,
+    )
     trainer.run(resume=False)
     return Trained(tiny_base_dir, work / "adapter", work, data, examples)
 

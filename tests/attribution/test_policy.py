@@ -16,8 +16,9 @@ def test_parse_single_mix_and_normalise() -> None:
     assert format_policy(parse_policy("gradient:0.7,spans:0.3")) == "gradient:0.7,spans:0.3"
 
 
-@pytest.mark.parametrize("bad", ["magic", "gradient:0", "gradient:-1", "gradient:x", ",",
-                                 "gradient:nan", "spans:inf"])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad", ["magic", "gradient:0", "gradient:-1", "gradient:x", ",", "gradient:nan", "spans:inf"]
+)
 def test_bad_policies_name_the_field(bad: str) -> None:
     with pytest.raises(ValidationError) as err:
         parse_policy(bad, field="attribution")
@@ -25,10 +26,13 @@ def test_bad_policies_name_the_field(bad: str) -> None:
 
 
 def _a(method: str, weights: dict[int, float]) -> Attribution:
-    shares = tuple(Share(c, f"0x{c}", w, w, (Evidence(c, w, f"text {c}", record=c),))
-                   for c, w in weights.items())  # fmt: skip
-    return Attribution(method, {"p": 1}, shares, evidence=tuple(e for s in shares
-                                                               for e in s.evidence))  # fmt: skip
+    shares = tuple(
+        Share(c, f"0x{c}", w, w, (Evidence(c, w, f"text {c}", record=c),))
+        for c, w in weights.items()
+    )
+    return Attribution(
+        method, {"p": 1}, shares, evidence=tuple(e for s in shares for e in s.evidence)
+    )
 
 
 def test_mix_weights_by_policy_and_keeps_unattributed() -> None:

@@ -158,21 +158,53 @@ def test_mixed_policy_and_datanet_indexes(
     ref = learnable_snapshot(cli_world, n=24)
     job = node.jobs.submit_train(ref, str(tiny_base_dir), FAST)
     run_job(node.jobs, node.snapshots, job["id"], progress=False)
-    assert main(["model", "publish", str(job["id"]), "--name", "mixed", "--as", "dave",
-                 "--attribution", "gradient:0.5,spans:0.3,rag:0.2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "model",
+                "publish",
+                str(job["id"]),
+                "--name",
+                "mixed",
+                "--as",
+                "dave",
+                "--attribution",
+                "gradient:0.5,spans:0.3,rag:0.2",
+            ]
+        )
+        == 0
+    )
     model = node.models.get("mixed")
     assert model["attribution_policy"] == {"gradient": 0.5, "rag": 0.2, "spans": 0.3}
     assert model["card"]["attribution_policy"] == model["attribution_policy"]
-    assert main(["model", "publish", str(job["id"]), "--name", "bad", "--as", "dave",
-                 "--attribution", "vibes"]) != 0  # fmt: skip
+    assert (
+        main(
+            [
+                "model",
+                "publish",
+                str(job["id"]),
+                "--name",
+                "bad",
+                "--as",
+                "dave",
+                "--attribution",
+                "vibes",
+            ]
+        )
+        != 0
+    )
     assert "vibes" in capsys.readouterr().err
 
     with pytest.raises(NotFoundError) as err:  # the policy needs all three indexes
         node.attribution.attribute("mixed", "What is the capital of", " The capital is")
     assert "attribution build mixed --method gradient" in err.value.fix
     for method in ("gradient", "spans", "rag"):
-        assert main(["attribution", "build", "mixed", "--method", method, "--proj-dim", "64",
-                     "--json"]) == 0  # fmt: skip
+        assert (
+            main(
+                ["attribution", "build", "mixed", "--method", method, "--proj-dim", "64", "--json"]
+            )
+            == 0
+        )
         summary = json.loads(capsys.readouterr().out)
         assert summary["method"] == method and summary["index_hash"]
     row = node.snapshots.table("facts", 1).to_pylist()[0]
@@ -188,8 +220,22 @@ def test_mixed_policy_and_datanet_indexes(
     assert "0x" + on_chain.index_hash.hex() == result.index_hash
 
     # datanet-level indexes: spans (tokenizer of a base) and rag
-    assert main(["attribution", "build", "--datanet", "facts", "--method", "spans",
-                 "--base", str(tiny_base_dir), "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "attribution",
+                "build",
+                "--datanet",
+                "facts",
+                "--method",
+                "spans",
+                "--base",
+                str(tiny_base_dir),
+                "--json",
+            ]
+        )
+        == 0
+    )
     spans = json.loads(capsys.readouterr().out)
     assert spans["datanet"] == "facts@1" and spans["documents"] == 24 and spans["segments"] == 1
     assert main(["attribution", "build", "--datanet", "facts", "--method", "spans"]) != 0

@@ -13,21 +13,32 @@ from openledger.attribution.snapshot_indexes import (
 from openledger.errors import ValidationError
 from openledger.factory.base import load_base
 
-TEXT = ("The lighthouse keeper of Varn island records the tides twice a day in a blue "
-        "ledger that has survived three storms.")  # fmt: skip
+TEXT = (
+    "The lighthouse keeper of Varn island records the tides twice a day in a blue "
+    "ledger that has survived three storms."
+)
 
 
 def _rows(n: int, start: int = 1) -> list[dict]:
-    return [{"record": i, "kind": "text", "text": f"{TEXT} Entry number {i} is long.",
-             "contribution": 1 + i % 3, "contributor": f"0x{i % 3:040x}"}
-            for i in range(start, start + n)]  # fmt: skip
+    return [
+        {
+            "record": i,
+            "kind": "text",
+            "text": f"{TEXT} Entry number {i} is long.",
+            "contribution": 1 + i % 3,
+            "contributor": f"0x{i % 3:040x}",
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def test_row_text_by_kind() -> None:
     assert row_text({"kind": "text", "text": "a b"}) == "a b"
     assert row_text({"kind": "prompt_completion", "prompt": "Q?", "completion": " A."}) == "Q? A."
-    chat = {"kind": "chat", "messages": [{"role": "user", "content": "hi"},
-                                         {"role": "assistant", "content": "hello"}]}  # fmt: skip
+    chat = {
+        "kind": "chat",
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    }
     assert row_text(chat) == "hi\nhello"
 
 
@@ -57,7 +68,7 @@ def test_spans_bad_input(tiny_base_dir: Path, tmp_path: Path) -> None:
     build_spans(_rows(2), tmp_path / "y", tok)
 
     class Other:
-        def __init__(self, inner):  # noqa: ANN001
+        def __init__(self, inner):
             self.inner = inner
 
         def get_vocab(self) -> dict[str, int]:

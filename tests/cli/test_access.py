@@ -21,8 +21,11 @@ def balance(chain: Node, who: str) -> int:
     return chain.contracts.token.balance_of(chain.accounts.address(who))
 
 
-def test_price_show_export_and_train(cli_env: Path, chain: Node,  # noqa: F811
-                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_price_show_export_and_train(
+    cli_env: Path,  # noqa: F811 - the fixture imported above
+    chain: Node,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     data = cli_env / "notes.md"
     data.write_text("# Bees\n\nBees communicate the direction of flowers with a waggle dance.\n")
     for argv in (
@@ -54,8 +57,9 @@ def test_price_show_export_and_train(cli_env: Path, chain: Node,  # noqa: F811
     assert "bees@1: 2 OPEN per export, due from grace" in captured.out
     assert "--pay" in captured.err and "Traceback" not in captured.err
     assert not target.exists() and balance(chain, "grace") == grace
-    assert main(["datanet", "export", "bees@1", "--as", "grace", "--pay",
-                 "--out", str(target)]) == 0  # fmt: skip
+    assert (
+        main(["datanet", "export", "bees@1", "--as", "grace", "--pay", "--out", str(target)]) == 0
+    )
     out = capsys.readouterr().out
     assert "paid 2 OPEN (access #1" in out and "waggle dance" in target.read_text()
     assert balance(chain, "grace") == grace - 2 * OPEN
@@ -69,20 +73,51 @@ def test_price_show_export_and_train(cli_env: Path, chain: Node,  # noqa: F811
     base.mkdir()
     (base / "config.json").write_text("{}")
     grace = balance(chain, "grace")
-    assert main(["train", "--datanet", "bees@1", "--base", str(base), "--as", "grace",
-                 "--detach"]) != 0  # fmt: skip
+    assert (
+        main(["train", "--datanet", "bees@1", "--base", str(base), "--as", "grace", "--detach"])
+        != 0
+    )
     captured = capsys.readouterr()
     assert "3.5 OPEN per training job, due from grace" in captured.out
     assert "--pay" in captured.err
     # a job that would be refused is refused before anything is paid
-    assert main(["train", "--datanet", "bees@1", "--base", str(cli_env / "nothing"),
-                 "--as", "grace", "--pay", "--detach"]) != 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--datanet",
+                "bees@1",
+                "--base",
+                str(cli_env / "nothing"),
+                "--as",
+                "grace",
+                "--pay",
+                "--detach",
+            ]
+        )
+        != 0
+    )
     assert "config.json" in capsys.readouterr().err
     assert balance(chain, "grace") == grace
     assert main(["jobs", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == []
-    assert main(["train", "--datanet", "bees@1", "--base", str(base), "--as", "grace",
-                 "--pay", "--detach", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--datanet",
+                "bees@1",
+                "--base",
+                str(base),
+                "--as",
+                "grace",
+                "--pay",
+                "--detach",
+                "--json",
+            ]
+        )
+        == 0
+    )
     job = json.loads(capsys.readouterr().out)
     assert job["params"]["access"]["reason"] == "paid" and job["status"] == "queued"
     assert balance(chain, "grace") == grace - 7 * OPEN // 2

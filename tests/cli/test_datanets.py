@@ -31,8 +31,22 @@ def cli_env(chain: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 def test_lifecycle(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = cli_env / "notes.md"
     data.write_text("# Bees\n\nBees communicate the direction of flowers with a waggle dance.\n")
-    assert main(["datanet", "create", "bees", "--validators", "bob", "--as", "dave",
-                 "--description", "about bees"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "datanet",
+                "create",
+                "bees",
+                "--validators",
+                "bob",
+                "--as",
+                "dave",
+                "--description",
+                "about bees",
+            ]
+        )
+        == 0
+    )
     assert main(["contribute", "bees", str(data), "--stake", "10", "--as", "alice"]) == 0
     assert "contribution #" in capsys.readouterr().out
     assert main(["review", "bees"]) == 0

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import update
 
 from openledger.cli.main import main
-from openledger.ledger.receipts import check_served
+from openledger.ledger.receipts.canonical import check_served
 from openledger.store.ledger_tables import ReceiptRow
 from tests.conftest import PASSWORD
-from tests.ledger.test_epochs import fast_forward, paid
+from tests.ledger.settlement.test_epochs import fast_forward, paid
 from tests.market import Market
 
 pytestmark = pytest.mark.anvil
@@ -20,9 +20,13 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture
 def cli(market: Market, monkeypatch: pytest.MonkeyPatch) -> Market:
     s = market.node.settings
-    for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
-                       "OPENLEDGER_CHAIN_PORT": str(s.chain_port), "OPENLEDGER_PASSWORD": PASSWORD,
-                       "OPENLEDGER_ADDRESSES": str(s.addresses_path)}.items():  # fmt: skip
+    for key, value in {
+        "OPENLEDGER_HOME": str(s.home),
+        "OPENLEDGER_DB_URL": s.db_url,
+        "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
+        "OPENLEDGER_PASSWORD": PASSWORD,
+        "OPENLEDGER_ADDRESSES": str(s.addresses_path),
+    }.items():
         monkeypatch.setenv(key, value)
     return market
 

@@ -156,12 +156,14 @@ def test_init_gives_a_home_made_before_operator_tokens_its_token(
 
 @pytest.mark.parametrize(
     ("argv", "said"),
-    [(["receipts", "show", "1000000000000000000000000000000"], "larger than"),
-     (["epoch", "show", "1000000000000000000000000000000"], "larger than"),
-     (["jobs", "show", "99999999999999999999999"], "larger than"),
-     (["deposit", "-5", "--as", "grace"], "-5 is negative"),
-     (["audit", "--epoch", "999"], "Epoch 999 was never sealed on this node")],
-)  # fmt: skip
+    [
+        (["receipts", "show", "1000000000000000000000000000000"], "larger than"),
+        (["epoch", "show", "1000000000000000000000000000000"], "larger than"),
+        (["jobs", "show", "99999999999999999999999"], "larger than"),
+        (["deposit", "-5", "--as", "grace"], "-5 is negative"),
+        (["audit", "--epoch", "999"], "Epoch 999 was never sealed on this node"),
+    ],
+)
 def test_bad_arguments_are_one_line_no_traceback(
     env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
 ) -> None:

@@ -29,7 +29,7 @@ def _one_json(text: str) -> dict:
 def test_json_errors_are_the_one_document_on_stdout(
     home,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("OPENLEDGER_HOME", str(home.home))
     assert main(["datanet", "show", "nope", "--json"]) == 1
@@ -40,8 +40,12 @@ def test_json_errors_are_the_one_document_on_stdout(
     assert captured.err == ""
     assert main(["credit", "--json"]) == 2  # a usage error is JSON too
     doc = _one_json(capsys.readouterr().out)
-    assert doc == {"error": "UsageError", "message": "Missing argument 'account'.",
-                   "fix": "see the command's --help.", "exit_code": 2}  # fmt: skip
+    assert doc == {
+        "error": "UsageError",
+        "message": "Missing argument 'account'.",
+        "fix": "see the command's --help.",
+        "exit_code": 2,
+    }
     assert main(["datanet", "show", "nope"]) == 1  # without --json: text on stderr
     captured = capsys.readouterr()
     assert captured.out == "" and "error:" in captured.err and "fix:" in captured.err
@@ -68,8 +72,14 @@ _WARNS = textwrap.dedent(
 
 def test_no_library_warnings_on_stderr(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", _WARNS], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _WARNS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) >= 1  # PEFT does raise it: the test can fail
     assert done.stderr == ""

@@ -34,8 +34,14 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy})))
 def _loaded(what: str, tmp_path: Path) -> list[str]:
     probe = _PROBE.replace("{heavy}", repr(set(HEAVY)))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OPENLEDGER_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", probe, what], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, what],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -51,8 +57,9 @@ def test_version_names_package_commit_and_abis(capsys: pytest.CaptureFixture[str
     assert main(["--version"]) == 0
     line = capsys.readouterr().out.strip()
     info = version_info()
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=False).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     assert info["version"] == openledger.__version__ == "0.1.0"
     if head:  # a git checkout (an installed wheel has no commit to name)
         assert info["commit"] == head

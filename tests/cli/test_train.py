@@ -17,9 +17,13 @@ pytestmark = pytest.mark.anvil
 @pytest.fixture
 def cli_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
     s = world.node.settings
-    for key, value in {"OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
-                       "OPENLEDGER_CHAIN_PORT": str(s.chain_port), "OPENLEDGER_PASSWORD": PASSWORD,
-                       "OPENLEDGER_ADDRESSES": str(s.addresses_path)}.items():  # fmt: skip
+    for key, value in {
+        "OPENLEDGER_HOME": str(s.home),
+        "OPENLEDGER_DB_URL": s.db_url,
+        "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
+        "OPENLEDGER_PASSWORD": PASSWORD,
+        "OPENLEDGER_ADDRESSES": str(s.addresses_path),
+    }.items():
         monkeypatch.setenv(key, value)
     return world
 
@@ -32,8 +36,10 @@ def test_train_from_yaml_then_publish(
 ) -> None:
     ref = learnable_snapshot(cli_world)
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(f"datanet: {ref}\nbase: {tiny_base_dir}\n"
-                   + "".join(f"{k}: {v}\n" for k, v in FAST.items() if k != "epochs"))  # fmt: skip
+    cfg.write_text(
+        f"datanet: {ref}\nbase: {tiny_base_dir}\n"
+        + "".join(f"{k}: {v}\n" for k, v in FAST.items() if k != "epochs")
+    )
     assert main(["train", "--config", str(cfg), "--epochs", "2", "--json"]) == 0
     job = json.loads(capsys.readouterr().out)  # stdout: the one JSON document
     assert job["status"] == "succeeded" and job["params"]["config"]["epochs"] == 2

@@ -26,7 +26,7 @@ PARAS = [
 ]
 
 
-def contribute(w: World, *paths, stake: int = 10 * OPEN, who: str = "alice", **kw):  # noqa: ANN002, ANN003, ANN201
+def contribute(w: World, *paths, stake: int = 10 * OPEN, who: str = "alice", **kw):
     return w.node.contributions.contribute(
         w.datanet, list(paths), stake=stake, signer=w.node.accounts.signer(who), **kw
     )
@@ -107,8 +107,9 @@ def test_exact_duplicate_names_the_contribution(world: World) -> None:
     first = contribute(world, world.write("a.txt", PARAS[0]))
     before = world.footprint()
     with pytest.raises(IngestError) as err:
-        contribute(world, world.write("new.txt", PARAS[1]), world.write("again.txt", PARAS[0]),
-                   who="erin")  # fmt: skip
+        contribute(
+            world, world.write("new.txt", PARAS[1]), world.write("again.txt", PARAS[0]), who="erin"
+        )
     assert err.value.rule == "exact_duplicate"
     assert f"contribution #{first.contribution_id}" in str(err.value)
     assert world.footprint()[:2] == before[:2] and world.footprint()[3] == before[3]
@@ -199,10 +200,14 @@ def test_a_reworded_copy_of_another_contributors_note_is_refused(world: World) -
 
 def test_different_facts_in_one_template_are_accepted(world: World) -> None:
     """Honest records that share a template (Jaccard 0.61-0.66) are not copies."""
-    mine = ["Q: What is the boiling point of water at sea level? A: 100 degrees Celsius.",
-            "Mercury is the closest planet to the Sun and has no moons."]  # fmt: skip
-    theirs = ["Q: What is the boiling point of ethanol at sea level? A: 78 degrees Celsius.",
-              "Venus is the second closest planet to the Sun and has no moons."]  # fmt: skip
+    mine = [
+        "Q: What is the boiling point of water at sea level? A: 100 degrees Celsius.",
+        "Mercury is the closest planet to the Sun and has no moons.",
+    ]
+    theirs = [
+        "Q: What is the boiling point of ethanol at sea level? A: 78 degrees Celsius.",
+        "Venus is the second closest planet to the Sun and has no moons.",
+    ]
     for a, b in zip(mine, theirs, strict=True):
         assert 0.6 <= jaccard(a, b) < 0.7
 

@@ -383,7 +383,7 @@ def test_crash_between_files_keeps_the_previous_commit(
     real_replace = os.replace
     calls = []
 
-    def crashing_replace(src, dst):  # noqa: ANN001, ANN202
+    def crashing_replace(src, dst):
         calls.append(dst)
         if len(calls) == 2:
             raise OSError("simulated crash")
@@ -419,7 +419,7 @@ def test_crash_at_any_replace_of_a_merge(
     real_replace = os.replace
     calls = []
 
-    def crashing_replace(src, dst):  # noqa: ANN001, ANN202
+    def crashing_replace(src, dst):
         calls.append(dst)
         if len(calls) == crash_at:
             raise OSError("simulated crash")

@@ -22,8 +22,12 @@ def _approve(w: World, cid: int) -> None:
 
 def _populate(w: World) -> list[int]:
     a = contribute(w, w.write("a.txt", PARAS[0] + "\n\n" + PARAS[1]))
-    chat = {"messages": [{"role": "user", "content": "Hearts of an octopus?"},
-                         {"role": "assistant", "content": PARAS[2]}]}  # fmt: skip
+    chat = {
+        "messages": [
+            {"role": "user", "content": "Hearts of an octopus?"},
+            {"role": "assistant", "content": PARAS[2]},
+        ]
+    }
     b = contribute(w, w.write("b.jsonl", json.dumps(chat) + "\n"), who="erin")
     _approve(w, a.contribution_id)
     _approve(w, b.contribution_id)
@@ -61,15 +65,19 @@ def test_snapshot_rules(world: World) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_export_round_trip_through_datasets(world: World, tmp_path, fmt: str) -> None:  # noqa: ANN001
+def test_export_round_trip_through_datasets(world: World, tmp_path, fmt: str) -> None:
     import datasets
 
     node = world.node
     _populate(world)
     node.snapshots.snapshot("facts", signer=node.accounts.signer("dave"))
     path = node.snapshots.export("facts@1", fmt, tmp_path / f"facts.{fmt}")
-    ds = datasets.load_dataset("json" if fmt == "jsonl" else "parquet", data_files=str(path),
-                               split="train", cache_dir=str(tmp_path / "hf"))  # fmt: skip
+    ds = datasets.load_dataset(
+        "json" if fmt == "jsonl" else "parquet",
+        data_files=str(path),
+        split="train",
+        cache_dir=str(tmp_path / "hf"),
+    )
     rows = node.snapshots.table("facts", 1).to_pylist()
     assert len(ds) == len(rows)
     assert ds["sha256"] == [r["sha256"] for r in rows]

@@ -14,8 +14,8 @@ from openledger.node import Node
 from openledger.units import OPEN
 from tests.conftest import operator_headers
 from tests.e2e.test_script_wallet import KEY, Script, serving
+from tests.ledger.settlement.test_epochs import fast_forward
 from tests.ledger.test_access import _expected_leaves
-from tests.ledger.test_epochs import fast_forward
 from tests.market import Market
 from tests.web.injected import TestWallet
 
@@ -35,22 +35,29 @@ def test_a_program_pays_to_train_and_the_epoch_pays_the_contributors(
     with serving(node) as url:
         me = Script(url, node.settings.rpc_url, node.settings.chain_id)  # holds KEY
         me.api_key()
-        owner = me.http.put("/datanets/facts/access", headers=operator_headers(node),
-                            json={"train": "9.000000000000000001", "as": "dave"})  # fmt: skip
+        owner = me.http.put(
+            "/datanets/facts/access",
+            headers=operator_headers(node),
+            json={"train": "9.000000000000000001", "as": "dave"},
+        )
         assert owner.status_code == 200, owner.text
         assert c.datanets.access_prices(1) == (0, TRAIN)
 
-        quote = me.http.get("/datanets/facts/access",
-                            params={"version": 1, "kind": "train"}).json()["quote"]  # fmt: skip
+        quote = me.http.get(
+            "/datanets/facts/access", params={"version": 1, "kind": "train"}
+        ).json()["quote"]
         assert quote["due"] and quote["price"] == str(TRAIN) and quote["account"] == me.address
         balance = c.token.balance_of(me.address)
         refused = me.http.post("/jobs", json=job)
         assert refused.status_code == 402 and refused.json()["field"] == "access"
         assert node.jobs.list()["items"] == [] and c.token.balance_of(me.address) == balance
 
-        paid = me.write("POST", "/datanets/facts/access", ["approve", "payAccess"],
-                        json={"version": 1, "kind": "train", "base": job["base"],
-                              "config": job["config"]})  # fmt: skip
+        paid = me.write(
+            "POST",
+            "/datanets/facts/access",
+            ["approve", "payAccess"],
+            json={"version": 1, "kind": "train", "base": job["base"], "config": job["config"]},
+        )
         assert (paid["payer"], paid["amount"], paid["used_by"]) == (me.address, str(TRAIN), None)
         assert c.token.balance_of(me.address) == balance - TRAIN
         queued = me.http.post("/jobs", json={**job, "access": paid["access"]})

@@ -13,8 +13,12 @@ pytestmark = pytest.mark.anvil
 
 
 def test_demo_runs_the_lifecycle_and_is_rerunnable(tmp_path: Path) -> None:
-    env = {**os.environ, "OPENLEDGER_HOME": str(tmp_path / "home"),
-           "OPENLEDGER_CHAIN_PORT": str(free_port()), "OPENLEDGER_PASSWORD": PASSWORD}  # fmt: skip
+    env = {
+        **os.environ,
+        "OPENLEDGER_HOME": str(tmp_path / "home"),
+        "OPENLEDGER_CHAIN_PORT": str(free_port()),
+        "OPENLEDGER_PASSWORD": PASSWORD,
+    }
     env.pop("OPENLEDGER_CHAIN_URL", None)
     cli = [sys.executable, "-m", "openledger.cli.main"]
 

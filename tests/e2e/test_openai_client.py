@@ -39,9 +39,12 @@ def served(
     tiny_base_dir: Path,
     adapters_dir: Path,
 ) -> Iterator[Served]:
-    node = serving_node(tmp_path_factory.mktemp("openai-e2e") / "home", tiny_base_dir,
-                        {"ad1": adapters_dir / "ad1", "ad6": adapters_dir / "ad6"},
-                        serve_max_batch=MAX_BATCH)  # fmt: skip
+    node = serving_node(
+        tmp_path_factory.mktemp("openai-e2e") / "home",
+        tiny_base_dir,
+        {"ad1": adapters_dir / "ad1", "ad6": adapters_dir / "ad6"},
+        serve_max_batch=MAX_BATCH,
+    )
     key = node.api_keys.create("bob", "e2e")["key"]
     try:
         with serve_in_thread(create_app(node)) as url:
@@ -57,8 +60,13 @@ def test_models_and_completions(served: Served) -> None:
     assert models["ad1"].owned_by == "0x" + "ab" * 20
     assert client.models.retrieve("ad6").id == "ad6"
 
-    args: dict[str, Any] = {"model": "ad1", "prompt": "The sea", "max_tokens": 6, "seed": 11,
-                            "extra_body": {"ignore_eos": True}}  # fmt: skip
+    args: dict[str, Any] = {
+        "model": "ad1",
+        "prompt": "The sea",
+        "max_tokens": 6,
+        "seed": 11,
+        "extra_body": {"ignore_eos": True},
+    }
     plain = client.completions.create(**args)
     assert plain.id.startswith("cmpl-") and plain.object == "text_completion"
     assert plain.usage is not None and plain.usage.completion_tokens == 6
@@ -70,9 +78,14 @@ def test_models_and_completions(served: Served) -> None:
 
 def test_chat_completions(served: Served) -> None:
     client = served.client()
-    args: dict[str, Any] = {"model": "ad6", "messages": CHAT, "max_completion_tokens": 5,
-                            "temperature": 0.7, "seed": 2,
-                            "extra_body": {"ignore_eos": True}}  # fmt: skip
+    args: dict[str, Any] = {
+        "model": "ad6",
+        "messages": CHAT,
+        "max_completion_tokens": 5,
+        "temperature": 0.7,
+        "seed": 2,
+        "extra_body": {"ignore_eos": True},
+    }
     plain = client.chat.completions.create(**args)
     assert plain.object == "chat.completion" and plain.id.startswith("chatcmpl-")
     message = plain.choices[0].message
@@ -122,8 +135,13 @@ def assert_freed(served: Served, steps: int, limit: int) -> None:
 
 def test_client_hanging_up_mid_stream_frees_the_engine(served: Served) -> None:
     max_tokens = 240
-    body = {"model": "ad1", "prompt": "Once", "max_tokens": max_tokens, "ignore_eos": True,
-            "stream": True}  # fmt: skip
+    body = {
+        "model": "ad1",
+        "prompt": "Once",
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "stream": True,
+    }
     steps = served.node.serving.engine.steps
     headers = {"Authorization": f"Bearer {served.key}"}
     with (
@@ -157,8 +175,12 @@ def test_concurrent_clients_share_the_engine(served: Served) -> None:
     client = served.client()
 
     def one(i: int) -> tuple[int, str | None]:
-        args: dict[str, Any] = {"model": ("ad1", "ad6")[i % 2], "max_tokens": 5 + i,
-                                "seed": i, "extra_body": {"ignore_eos": True}}  # fmt: skip
+        args: dict[str, Any] = {
+            "model": ("ad1", "ad6")[i % 2],
+            "max_tokens": 5 + i,
+            "seed": i,
+            "extra_body": {"ignore_eos": True},
+        }
         if i % 3 == 0:
             stream = client.completions.create(
                 prompt=f"Item {i}", stream=True, stream_options={"include_usage": True}, **args

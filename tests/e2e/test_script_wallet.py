@@ -24,7 +24,7 @@ from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node
 from openledger.units import OPEN
 from tests.conftest import free_port, operator_headers
-from tests.ledger.test_epochs import fast_forward
+from tests.ledger.settlement.test_epochs import fast_forward
 from tests.market import Market
 from tests.servers import serve_in_thread
 from tests.web.injected import TestWallet
@@ -51,15 +51,16 @@ class Script:
     def api_key(self) -> None:
         """Sign in with SIWE (the web app's endpoints, no browser) and make an API key."""
         web = {"X-OpenLedger-Web": "1"}
-        text = self.http.post("/web/auth/message", json={"address": self.address},
-                              headers=web).json()["message"]  # fmt: skip
+        text = self.http.post(
+            "/web/auth/message", json={"address": self.address}, headers=web
+        ).json()["message"]
         sig = self.account.sign_message(encode_defunct(text=text)).signature.hex()
-        r = self.http.post("/web/auth/verify", json={"message": text, "signature": sig},
-                           headers=web)  # fmt: skip
+        r = self.http.post(
+            "/web/auth/verify", json={"message": text, "signature": sig}, headers=web
+        )
         assert r.status_code == 200, r.text
         scopes = ["inference", "read", "write"]
-        r = self.http.post("/web/api/keys", headers=web,
-                           json={"label": "script", "scopes": scopes})  # fmt: skip
+        r = self.http.post("/web/api/keys", headers=web, json={"label": "script", "scopes": scopes})
         assert r.status_code == 201, r.text
         self.http.cookies.clear()  # from here on, the key only
         self.http.headers["Authorization"] = f"Bearer {r.json()['key']}"
@@ -82,13 +83,18 @@ class Script:
 
     def send(self, tx: dict[str, Any]) -> str:
         assert tx["from"] == self.address and int(tx["chainId"], 16) == self.chain_id
-        body: dict[str, Any] = {"from": self.address, "to": Web3.to_checksum_address(tx["to"]),
-                                "data": tx["data"], "value": int(tx["value"], 16)}  # fmt: skip
+        body: dict[str, Any] = {
+            "from": self.address,
+            "to": Web3.to_checksum_address(tx["to"]),
+            "data": tx["data"],
+            "value": int(tx["value"], 16),
+        }
         body["gas"] = int(self.w3.eth.estimate_gas(body) * 1.3) + 10_000
         body["nonce"] = self.w3.eth.get_transaction_count(self.address, "pending")
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
-        body.update(chainId=self.chain_id, maxFeePerGas=2 * base + 10**9,
-                    maxPriorityFeePerGas=10**9)  # fmt: skip
+        body.update(
+            chainId=self.chain_id, maxFeePerGas=2 * base + 10**9, maxPriorityFeePerGas=10**9
+        )
         del body["from"]
         raw = self.account.sign_transaction(body).raw_transaction
         tx_hash = self.w3.eth.send_raw_transaction(raw)
@@ -117,48 +123,72 @@ def test_a_script_with_its_own_key_contributes_reviews_votes_and_claims(
         nonce = me.w3.eth.get_transaction_count(me.address)
 
         # a datanet of its own, with itself as the validator
-        spec = {"name": "scripted", "validators": [me.address], "quorum": 1,
-                "min_stake": "10", "description": "reviewed by a script"}  # fmt: skip
+        spec = {
+            "name": "scripted",
+            "validators": [me.address],
+            "quorum": 1,
+            "min_stake": "10",
+            "description": "reviewed by a script",
+        }
         made = me.write("POST", "/datanets", ["createDatanet"], json=spec)
         assert made["name"] == "scripted" and made["owner"] == me.address
         # alice contributes to it (the operator token names a dev account: the node signs)
-        r = me.http.post("/datanets/scripted/contributions", headers=op,
-                         files=[("files", ("bees.txt", NOTE.replace("otters", "beavers")))],
-                         data={"stake": "10", "as": "alice"})  # fmt: skip
+        r = me.http.post(
+            "/datanets/scripted/contributions",
+            headers=op,
+            files=[("files", ("bees.txt", NOTE.replace("otters", "beavers")))],
+            data={"stake": "10", "as": "alice"},
+        )
         assert r.status_code == 201, r.text
         theirs = r.json()["contribution_id"]
         # the script reviews it
-        reviewed = me.write("POST", f"/datanets/scripted/contributions/{theirs}/reviews",
-                            ["review"], json={"approve": True})  # fmt: skip
+        reviewed = me.write(
+            "POST",
+            f"/datanets/scripted/contributions/{theirs}/reviews",
+            ["review"],
+            json={"approve": True},
+        )
         assert reviewed["status"] == "approved"
         assert node.contracts.datanets.contribution(theirs).status == 1  # approved on chain
 
         # it contributes to 'facts': approve + contribute, and the manifest signed by its key
-        mine = me.write("POST", "/datanets/facts/contributions", ["approve", "contribute"],
-                        files=[("files", ("otters.txt", NOTE))], data={"stake": "12"})  # fmt: skip
+        mine = me.write(
+            "POST",
+            "/datanets/facts/contributions",
+            ["approve", "contribute"],
+            files=[("files", ("otters.txt", NOTE))],
+            data={"stake": "12"},
+        )
         cid = mine["contribution_id"]
         on_chain = node.contracts.datanets.contribution(cid)
         assert (on_chain.contributor, on_chain.stake) == (me.address, 12 * OPEN)
         assert mine["contributor"] == me.address and mine["signature"].startswith("0x")
         for v in ("bob", "carol"):
-            r = me.http.post(f"/datanets/facts/contributions/{cid}/reviews", headers=op,
-                             json={"as": v, "approve": True})  # fmt: skip
+            r = me.http.post(
+                f"/datanets/facts/contributions/{cid}/reviews",
+                headers=op,
+                json={"as": v, "approve": True},
+            )
             assert r.status_code == 200, r.text
 
         # governance: it delegates to itself, alice proposes, it votes with its own key
         me.write("POST", "/governance/delegate", ["delegate"], json={"delegatee": me.address})
-        r = me.http.post("/governance/delegate", headers=op,
-                         json={"as": "alice", "delegatee": "alice"})  # fmt: skip
+        r = me.http.post(
+            "/governance/delegate", headers=op, json={"as": "alice", "delegatee": "alice"}
+        )
         assert r.status_code == 200, r.text
         advance_devnet_clock(node.client, 1)
-        r = me.http.post("/governance/proposals", headers=op,
-                         json={"as": "alice", "set": {"slash_bps": "4000"},
-                               "description": "slash 40 %"})  # fmt: skip
+        r = me.http.post(
+            "/governance/proposals",
+            headers=op,
+            json={"as": "alice", "set": {"slash_bps": "4000"}, "description": "slash 40 %"},
+        )
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
         advance_devnet_clock(node.client, CFG.voting_delay + 1)
-        voted = me.write("POST", f"/governance/proposals/{pid}/votes", ["castVote"],
-                         json={"support": "for"})  # fmt: skip
+        voted = me.write(
+            "POST", f"/governance/proposals/{pid}/votes", ["castVote"], json={"support": "for"}
+        )
         weight = node.contracts.token.get_votes(me.address)
         assert int(voted["weight"]) == weight > 0 and int(voted["votes"]["for"]) >= weight
 

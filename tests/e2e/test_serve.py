@@ -32,6 +32,7 @@ def test_serve_answers_health_and_docs(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
+
         def health() -> dict | None:
             if proc.poll() is not None:
                 raise AssertionError(proc.stdout.read().decode())

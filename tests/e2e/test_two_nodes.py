@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from openledger.config import Settings
 from openledger.home import init_home
-from openledger.ledger.leases import IDLE_RETURN_S, RENEW_S
+from openledger.ledger.credit.leases import IDLE_RETURN_S, RENEW_S
 from openledger.node import Node
 from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import OPEN
@@ -46,9 +46,13 @@ def fee(prompt_tokens: int, completion_tokens: int) -> int:
 
 
 def test_two_serve_processes_on_one_database_bucket_and_chain(
-    chain: Node, tiny_base_dir: Path, adapters_dir: Path, pg_url: str, tmp_path: Path,  # noqa: F811
+    chain: Node,
+    tiny_base_dir: Path,
+    adapters_dir: Path,
+    pg_url: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     with ExitStack() as stack:
         s3 = stack.enter_context(s3_server())
         make_bucket(s3, "ledger")
@@ -76,11 +80,23 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
         assert a.accounts.operator_address() == b.accounts.operator_address()
         make_operator(chain, a)  # the shared operator key settles on this chain
         acc = a.accounts
-        a.datanets.create("facts", description="", validators=[acc.address("bob")], quorum=1,
-                          min_stake=10 * OPEN, signer=acc.signer("dave"))  # fmt: skip
-        register_models(a.db, str(tiny_base_dir), {MODEL: adapters_dir / "ad3"},
-                        owner=acc.address("dave"), price_in=PRICE_IN, price_out=PRICE_OUT,
-                        first_id=1)  # fmt: skip
+        a.datanets.create(
+            "facts",
+            description="",
+            validators=[acc.address("bob")],
+            quorum=1,
+            min_stake=10 * OPEN,
+            signer=acc.signer("dave"),
+        )
+        register_models(
+            a.db,
+            str(tiny_base_dir),
+            {MODEL: adapters_dir / "ad3"},
+            owner=acc.address("dave"),
+            price_in=PRICE_IN,
+            price_out=PRICE_OUT,
+            first_id=1,
+        )
         deposit(a, "heidi", SMALL)
         deposit(a, "grace", SMALL)
         keys = {w: a.api_keys.create(w, "two nodes")["key"] for w in ("heidi", "grace")}
@@ -98,16 +114,24 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
 
         # a contribution made through node A (its file goes to the bucket) is reviewed
         # through node B
-        files = [("files", ("bees.txt", b"Bees make honey from the nectar of flowers.",
-                            "text/plain"))]  # fmt: skip
-        made = httpx.post(f"{urls['a']}/datanets/facts/contributions", files=files,
-                          data={"stake": "10", "as": "alice"}, headers=operator_headers(a),
-                          timeout=60)  # fmt: skip
+        files = [
+            ("files", ("bees.txt", b"Bees make honey from the nectar of flowers.", "text/plain"))
+        ]
+        made = httpx.post(
+            f"{urls['a']}/datanets/facts/contributions",
+            files=files,
+            data={"stake": "10", "as": "alice"},
+            headers=operator_headers(a),
+            timeout=60,
+        )
         assert made.status_code == 201, made.text
         cid = made.json()["contribution_id"]
-        reviewed = httpx.post(f"{urls['b']}/datanets/facts/contributions/{cid}/reviews",
-                              json={"approve": True, "as": "bob"}, headers=operator_headers(b),
-                              timeout=60)  # fmt: skip
+        reviewed = httpx.post(
+            f"{urls['b']}/datanets/facts/contributions/{cid}/reviews",
+            json={"approve": True, "as": "bob"},
+            headers=operator_headers(b),
+            timeout=60,
+        )
         assert reviewed.status_code == 200, reviewed.text
         shown = httpx.get(f"{urls['a']}/datanets/facts/contributions/{cid}", timeout=30).json()
         assert shown["status"] == "approved"
@@ -118,8 +142,12 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
         body = {"model": MODEL, "prompt": PROMPT, "max_tokens": 4, "ignore_eos": True}
         warm = []
         for n in nodes:
-            r = httpx.post(f"{urls[n]}/v1/completions", json=body, timeout=120,
-                           headers={"Authorization": f"Bearer {keys['grace']}"})  # fmt: skip
+            r = httpx.post(
+                f"{urls[n]}/v1/completions",
+                json=body,
+                timeout=120,
+                headers={"Authorization": f"Bearer {keys['grace']}"},
+            )
             assert r.status_code == 200, r.text
             warm.append(r.json())
 
@@ -160,8 +188,10 @@ def test_two_serve_processes_on_one_database_bucket_and_chain(
 
         # the books: one receipt per paid request, one hash chain, the credit debited exactly
         ids = [p["receipt_id"] for p in warm + paid]
-        docs = [httpx.get(f"{urls['b' if i % 2 else 'a']}/receipts/{rid}", timeout=30).json()
-                for i, rid in enumerate(ids)]  # fmt: skip
+        docs = [
+            httpx.get(f"{urls['b' if i % 2 else 'a']}/receipts/{rid}", timeout=30).json()
+            for i, rid in enumerate(ids)
+        ]
         docs.sort(key=lambda d: d["seq"])
         assert [d["seq"] for d in docs] == list(range(1, len(ids) + 1))
         assert [d["prev"] for d in docs[1:]] == [d["hash"] for d in docs[:-1]]

@@ -70,8 +70,10 @@ def test_load_tokenizer_matches_load_base_without_weights(
     tok = load_tokenizer(tiny_base_dir)
     assert tok.get_vocab() == full.get_vocab()
     assert (tok.eos_token_id, tok.pad_token_id, tok.bos_token_id) == (
-        full.eos_token_id, full.pad_token_id, full.bos_token_id,
-    )  # fmt: skip
+        full.eos_token_id,
+        full.pad_token_id,
+        full.bos_token_id,
+    )
     d = _copy(tiny_base_dir, tmp_path / "nopad")
     cfg = json.loads((d / "tokenizer_config.json").read_text())
     cfg.pop("pad_token", None)

@@ -25,11 +25,21 @@ def test_defaults_are_valid(model: Any) -> None:
 
 
 def test_from_mapping_reads_yaml_style_values() -> None:
-    cfg = TrainConfig.from_mapping({
-        "method": "DoRA", "rank": "16", "alpha": 32, "lr": "1e-3", "max-seq-len": 128,
-        "target_modules": "q_proj, k_proj,v_proj", "eval_every": None, "patience": None,
-        "group_by_length": "false", "max_grad_norm": None, "epochs": 2.0,
-    })  # fmt: skip
+    cfg = TrainConfig.from_mapping(
+        {
+            "method": "DoRA",
+            "rank": "16",
+            "alpha": 32,
+            "lr": "1e-3",
+            "max-seq-len": 128,
+            "target_modules": "q_proj, k_proj,v_proj",
+            "eval_every": None,
+            "patience": None,
+            "group_by_length": "false",
+            "max_grad_norm": None,
+            "epochs": 2.0,
+        }
+    )
     assert cfg.method == "dora" and cfg.rank == 16 and cfg.alpha == 32.0 and cfg.lr == 1e-3
     assert cfg.max_seq_len == 128 and cfg.epochs == 2
     assert cfg.target_modules == ("q_proj", "k_proj", "v_proj")

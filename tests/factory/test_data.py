@@ -161,8 +161,17 @@ def test_one_text_path_normalises_like_ingest(tok: Any) -> None:
         ("Question:  the sky?\r\n", "\tIt is blue.\r\nMostly.\r\n"),
     ]:
         assert encode_pair(tok, prompt, completion) == base
-    ex = one([row(1, "prompt_completion", prompt=" Question: the sky?",
-                  completion=" It is blue.\r\nMostly.")], tok)  # fmt: skip
+    ex = one(
+        [
+            row(
+                1,
+                "prompt_completion",
+                prompt=" Question: the sky?",
+                completion=" It is blue.\r\nMostly.",
+            )
+        ],
+        tok,
+    )
     assert (list(ex.input_ids), list(ex.labels)) == base
     assert encode_pair(tok, "Q?", "A.", eos=False)[0][-1] != tok.eos_token_id
 
@@ -184,13 +193,16 @@ def test_chat_with_template_masks_token_by_token(tok: Any) -> None:
     ex = one([row(2, "chat", messages=CHAT)], tok)
     # The expected sequence, built piece by piece by hand from the template.
     pieces = [
-        ("<|system|>\nAnswer briefly.<|eos|>\n<|user|>\nThe capital of France?<|eos|>\n"
-         "<|assistant|>\n", False),
+        (
+            "<|system|>\nAnswer briefly.<|eos|>\n<|user|>\nThe capital of France?<|eos|>\n"
+            "<|assistant|>\n",
+            False,
+        ),
         ("Paris.<|eos|>", True),
         ("\n<|user|>\nAnd of Italy?<|eos|>\n<|assistant|>\n", False),
         ("Rome.<|eos|>", True),
         ("\n", False),
-    ]  # fmt: skip
+    ]
     ids, labels = [], []
     for text, loss in pieces:
         t = enc(tok, text)
@@ -214,12 +226,15 @@ def test_chat_masks_with_the_tiny_base_template(tiny_base_dir: Path) -> None:
     _, base_tok = load_base(tiny_base_dir)
     ex = one([row(2, "chat", messages=CHAT)], base_tok)
     pieces = [
-        ("<|bos|><|system|>\nAnswer briefly.<|eos|><|user|>\nThe capital of France?<|eos|>"
-         "<|assistant|>\n", False),
+        (
+            "<|bos|><|system|>\nAnswer briefly.<|eos|><|user|>\nThe capital of France?<|eos|>"
+            "<|assistant|>\n",
+            False,
+        ),
         ("Paris.<|eos|>", True),
         ("<|user|>\nAnd of Italy?<|eos|><|assistant|>\n", False),
         ("Rome.<|eos|>", True),
-    ]  # fmt: skip
+    ]
     ids, labels = [], []
     for text, loss in pieces:
         t = enc(base_tok, text)
@@ -230,8 +245,11 @@ def test_chat_masks_with_the_tiny_base_template(tiny_base_dir: Path) -> None:
     assert list(ex.input_ids) == list(base_tok.apply_chat_template(CHAT)["input_ids"])
     assert ex.input_ids.count(base_tok.bos_token_id) == 1
     text = one([row(3, text="Paris.")], base_tok)
-    assert text.input_ids == (base_tok.bos_token_id, *enc(base_tok, "Paris."),
-                              base_tok.eos_token_id)  # fmt: skip
+    assert text.input_ids == (
+        base_tok.bos_token_id,
+        *enc(base_tok, "Paris."),
+        base_tok.eos_token_id,
+    )
 
 
 def test_chat_without_template_uses_documented_default(tok: Any) -> None:
@@ -407,8 +425,10 @@ def test_lineage_keeps_every_id(tok: Any) -> None:
 def test_collate_pads_dynamically(tok: Any) -> None:
     out = build_examples(
         [row(0, text="a"), row(1, text="The capital of France is Paris.")],
-        tok, max_seq_len=64, snapshot="dn@1",
-    )  # fmt: skip
+        tok,
+        max_seq_len=64,
+        snapshot="dn@1",
+    )
     b = collate(out, pad_id=tok.pad_token_id)
     width = max(len(e) for e in out)
     assert b["input_ids"].shape == (2, width)

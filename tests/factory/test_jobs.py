@@ -19,8 +19,17 @@ from tests.conftest import World
 
 pytestmark = pytest.mark.anvil
 
-FAST = {"epochs": 3, "batch_size": 4, "max_seq_len": 64, "rank": 4, "alpha": 8, "lr": 5e-3,
-        "eval_split": 0.2, "checkpoint_every": 5, "seed": 0}  # fmt: skip
+FAST = {
+    "epochs": 3,
+    "batch_size": 4,
+    "max_seq_len": 64,
+    "rank": 4,
+    "alpha": 8,
+    "lr": 5e-3,
+    "eval_split": 0.2,
+    "checkpoint_every": 5,
+    "seed": 0,
+}
 
 
 def _word(rng: random.Random) -> str:
@@ -30,14 +39,22 @@ def _word(rng: random.Random) -> str:
 def learnable_snapshot(world: World, n: int = 40) -> str:
     """A datanet of n prompt/completion facts ('capital of X?' -> 'Y.'), approved, frozen."""
     rng = random.Random(3)
-    lines = [json.dumps({"prompt": f"What is the capital of {_word(rng).title()}?",
-                         "completion": f"The capital is {_word(rng).title()} {_word(rng)}."})
-             for _ in range(n)]  # fmt: skip
+    lines = [
+        json.dumps(
+            {
+                "prompt": f"What is the capital of {_word(rng).title()}?",
+                "completion": f"The capital is {_word(rng).title()} {_word(rng)}.",
+            }
+        )
+        for _ in range(n)
+    ]
     node, acc = world.node, world.node.accounts
     c = node.contributions.contribute(
-        world.datanet, [world.write("caps.jsonl", "\n".join(lines) + "\n")], stake=10 * OPEN,
+        world.datanet,
+        [world.write("caps.jsonl", "\n".join(lines) + "\n")],
+        stake=10 * OPEN,
         signer=acc.signer("alice"),
-    )  # fmt: skip
+    )
     for v in ("bob", "carol"):
         node.reviews.review(c.contribution_id, signer=acc.signer(v), approve=True)
     node.snapshots.snapshot(world.datanet, signer=acc.signer("dave"))
@@ -80,9 +97,13 @@ def test_train_publish_and_load(world: World, tiny_base_dir: Path) -> None:
     lineage = json.loads(Path(r["lineage_path"]).read_text())["train"]
     assert {e["contribution"] for e in lineage} == {1} and all(e["contributor"] for e in lineage)
 
-    model = node.models.publish(job["id"], name="caps", price_in=OPEN // 1000,
-                                price_out=2 * OPEN // 1000,
-                                signer=node.accounts.signer("dave"))  # fmt: skip
+    model = node.models.publish(
+        job["id"],
+        name="caps",
+        price_in=OPEN // 1000,
+        price_out=2 * OPEN // 1000,
+        signer=node.accounts.signer("dave"),
+    )
     on_chain = node.contracts.models.model(model["id"])
     assert on_chain.adapter_hash.hex() == model["adapter_sha256"]
     assert node.contracts.models.snapshot_roots(model["id"]) == [
@@ -128,12 +149,21 @@ def test_sigkill_and_resume_gives_the_same_adapter(world: World, tiny_base_dir: 
     run_job(node.jobs, node.snapshots, whole["id"], progress=False)
 
     killed = node.jobs.submit_train(ref, str(tiny_base_dir), FAST)
-    env = {**os.environ, "KILL_AT_CALL": "13", "OPENLEDGER_HOME": str(node.settings.home),
-           "OPENLEDGER_CHAIN_PORT": str(node.settings.chain_port),
-           "OPENLEDGER_ADDRESSES": str(node.settings.addresses_path),
-           "OPENLEDGER_DB_URL": node.settings.db_url}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(killed["id"])], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = {
+        **os.environ,
+        "KILL_AT_CALL": "13",
+        "OPENLEDGER_HOME": str(node.settings.home),
+        "OPENLEDGER_CHAIN_PORT": str(node.settings.chain_port),
+        "OPENLEDGER_ADDRESSES": str(node.settings.addresses_path),
+        "OPENLEDGER_DB_URL": node.settings.db_url,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(killed["id"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr
     mid = node.jobs.get(killed["id"])
     assert mid["status"] == "running" and not mid["alive"]

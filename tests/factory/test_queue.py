@@ -62,10 +62,15 @@ def test_two_workers_run_each_of_20_jobs_exactly_once(db_url: str, tmp_path: Pat
         go = tmp_path / "go"
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         procs = [
-            subprocess.Popen([sys.executable, "-c", WORKER, db_url, str(go)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, db_url, str(go)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(2)
-        ]  # fmt: skip
+        ]
         deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)

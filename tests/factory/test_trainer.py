@@ -49,10 +49,14 @@ def tok() -> Any:
 def facts(n: int = 48, texts: int = 16) -> list[dict[str, Any]]:
     """A learnable set: templated facts, repeated."""
     rows = [
-        row(i, "prompt_completion", prompt=f"The colour of item {i % 8} is",
-            completion=f" {COLOURS[i % 8 % 4]}.")
+        row(
+            i,
+            "prompt_completion",
+            prompt=f"The colour of item {i % 8} is",
+            completion=f" {COLOURS[i % 8 % 4]}.",
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
     rows += [row(n + i, text="The capital of France is Paris.") for i in range(texts)]
     return rows
 
@@ -183,10 +187,16 @@ def test_trains_the_tiny_base_on_chat_and_prompts(tiny_base_dir: Path, tmp_path:
 
     model, base_tok = load_base(tiny_base_dir)
     rows = [
-        row(i, "chat", messages=[{"role": "user", "content": f"Colour of item {i % 8}?"},
-                                 {"role": "assistant", "content": COLOURS[i % 8 % 4]}])
+        row(
+            i,
+            "chat",
+            messages=[
+                {"role": "user", "content": f"Colour of item {i % 8}?"},
+                {"role": "assistant", "content": COLOURS[i % 8 % 4]},
+            ],
+        )
         for i in range(32)
-    ] + facts(16, 0)  # fmt: skip
+    ] + facts(16, 0)
     data = split_eval(build_examples(rows, base_tok, max_seq_len=64, snapshot="c@1"), 0.25)
     config = TrainConfig(lr=1e-2, epochs=2, batch_size=4, patience=None)
     res = Trainer(model, base_tok, *data, config, tmp_path, progress=False).run()
@@ -260,8 +270,7 @@ def test_crash_while_writing_a_checkpoint_resumes_from_the_previous_one(
         trainer(tok, data, config, work).run()
     monkeypatch.setattr(trainer_mod, "_publish", publish)
     ckpts = work / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step-")) == [
-        "step-000004"]  # fmt: skip
+    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step-")) == ["step-000004"]
     assert [p for p in ckpts.iterdir() if p.name.startswith(".tmp-step-000008")]
     assert max(r["step"] for r in read_metrics(work / "metrics.jsonl")) == 8
 
@@ -315,8 +324,7 @@ def test_sigkill_and_resume_equals_uninterrupted(
     work = tmp_path / "work"
     script = textwrap.dedent(CHILD.format(root=str(ROOT), kill_at=6, work=str(work)))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert not (work / "adapter").exists()
     assert [p.name for p in list_checkpoints(work)] == ["step-000004"]
@@ -338,8 +346,16 @@ def test_finished_run_is_not_trained_again(
     first = trainer(tok, data, cfg(eval_every=5), work).run()
     before = (work / "metrics.jsonl").read_bytes()
     out = io.StringIO()
-    again = Trainer(tiny_model(tok), tok, data[0], data[1], cfg(eval_every=5), work,
-                    progress=True, console=Console(file=out)).run()  # fmt: skip
+    again = Trainer(
+        tiny_model(tok),
+        tok,
+        data[0],
+        data[1],
+        cfg(eval_every=5),
+        work,
+        progress=True,
+        console=Console(file=out),
+    ).run()
     assert (work / "metrics.jsonl").read_bytes() == before
     assert again.steps == first.steps and again.best_eval_loss == first.best_eval_loss
     assert_same_adapter(work / "adapter", ref / "adapter")
@@ -354,8 +370,16 @@ def test_progress_bar_shows_loss_tokens_per_second_and_eta(tok: Any, tmp_path: P
 
     out = io.StringIO()
     data = split(tok, facts(16, 4))
-    Trainer(tiny_model(tok), tok, data[0], data[1], cfg(epochs=1), tmp_path, progress=True,
-            console=Console(file=out, width=120, force_terminal=False)).run()  # fmt: skip
+    Trainer(
+        tiny_model(tok),
+        tok,
+        data[0],
+        data[1],
+        cfg(epochs=1),
+        tmp_path,
+        progress=True,
+        console=Console(file=out, width=120, force_terminal=False),
+    ).run()
     text = out.getvalue()
     assert "loss" in text and "tok/s" in text and "eta" in text
 
@@ -408,9 +432,7 @@ def test_empty_train_split_is_refused(tok: Any, tmp_path: Path) -> None:
     assert err.value.field == "train" and "eval_split" in err.value.fix
 
 
-def test_eval_split_zero_trains_on_everything_without_evaluating(
-    tok: Any, tmp_path: Path
-) -> None:
+def test_eval_split_zero_trains_on_everything_without_evaluating(tok: Any, tmp_path: Path) -> None:
     train, evals = split(tok, facts(16, 0), eval_split=0.0)
     assert evals == [] and len(train) == 16
     res = trainer(tok, (train, evals), cfg(epochs=1, checkpoint_every=2), tmp_path).run()

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anvil
 LONG = {**FAST, "epochs": 30}  # ~240 steps: time to kill it half-way
 
 
-def _wait(what: str, check, timeout: float = 240.0, every: float = 0.02):  # noqa: ANN001, ANN202
+def _wait(what: str, check, timeout: float = 240.0, every: float = 0.02):
     return wait_until(check, timeout, every)  # ``what`` names the wait where it is called
 
 
@@ -41,10 +41,17 @@ def test_killed_workers_job_finishes_on_the_other(world: World, tiny_base_dir: P
         torch.set_num_threads(before)
     job = node.jobs.submit_train(ref, str(tiny_base_dir), LONG)["id"]
     s = node.settings
-    env = {**os.environ, "OPENLEDGER_HOME": str(s.home), "OPENLEDGER_DB_URL": s.db_url,
-           "OPENLEDGER_CHAIN_PORT": str(s.chain_port), "OPENLEDGER_PASSWORD": PASSWORD,
-           "OPENLEDGER_ADDRESSES": str(s.addresses_path), "OMP_NUM_THREADS": "1",
-           "OPENLEDGER_JOB_HEARTBEAT_S": "0.5", "OPENLEDGER_JOB_STALE_AFTER_S": "5"}  # fmt: skip
+    env = {
+        **os.environ,
+        "OPENLEDGER_HOME": str(s.home),
+        "OPENLEDGER_DB_URL": s.db_url,
+        "OPENLEDGER_CHAIN_PORT": str(s.chain_port),
+        "OPENLEDGER_PASSWORD": PASSWORD,
+        "OPENLEDGER_ADDRESSES": str(s.addresses_path),
+        "OMP_NUM_THREADS": "1",
+        "OPENLEDGER_JOB_HEARTBEAT_S": "0.5",
+        "OPENLEDGER_JOB_STALE_AFTER_S": "5",
+    }
     argv = [sys.executable, "-m", "openledger.cli.main", "jobs", "worker", "--interval", "0.2"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     a = subprocess.Popen(argv, **quiet)
@@ -58,9 +65,11 @@ def test_killed_workers_job_finishes_on_the_other(world: World, tiny_base_dir: P
         os.kill(running["pid"], signal.SIGKILL)  # the process training it ...
         a.kill()  # ... and its worker
         a.wait()
-        done = _wait("the job to finish on B",
-                     lambda: (d := node.jobs.get(job))["status"] in ("succeeded", "failed") and d,
-                     every=0.5)  # fmt: skip
+        done = _wait(
+            "the job to finish on B",
+            lambda: (d := node.jobs.get(job))["status"] in ("succeeded", "failed") and d,
+            every=0.5,
+        )
     finally:
         for p in (a, b):
             if p is not None and p.poll() is None:

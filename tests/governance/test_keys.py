@@ -97,10 +97,14 @@ def test_the_compute_share_never_exceeds_the_platform_share() -> None:
         plan_changes({"platform_bps": "500", "contributors_bps": "5500"}, lambda: current)
     assert "above platform_bps 500" in exc.value.message
     # lowering both: the compute share goes down first, then the split
-    calls = plan_changes({"platform_bps": "500", "contributors_bps": "5500",
-                          "compute_share_bps": "400"}, lambda: current)  # fmt: skip
+    calls = plan_changes(
+        {"platform_bps": "500", "contributors_bps": "5500", "compute_share_bps": "400"},
+        lambda: current,
+    )
     assert [c.fn for c in calls] == ["setParam", "setFeeSplit"]
     # raising both: the split makes room first
-    calls = plan_changes({"platform_bps": "2000", "contributors_bps": "4000",
-                          "compute_share_bps": "1500"}, lambda: current)  # fmt: skip
+    calls = plan_changes(
+        {"platform_bps": "2000", "contributors_bps": "4000", "compute_share_bps": "1500"},
+        lambda: current,
+    )
     assert [c.fn for c in calls] == ["setFeeSplit", "setParam"]

@@ -19,11 +19,11 @@ from openledger.errors import (
 )
 from openledger.governance.devnet import as_timelock
 from openledger.ledger.access import AccessDueError
-from openledger.ledger.pricing import allocate
-from openledger.ledger.receipts import canonical_json, content_hash, recover_signer
+from openledger.ledger.pricing.fees import allocate
+from openledger.ledger.receipts.canonical import canonical_json, content_hash, recover_signer
 from openledger.store.ledger_tables import AccessEarningRow, AccessRow
 from openledger.units import OPEN
-from tests.ledger.test_epochs import fast_forward, paid
+from tests.ledger.settlement.test_epochs import fast_forward, paid
 from tests.market import Market
 
 pytestmark = pytest.mark.anvil
@@ -34,8 +34,7 @@ TRAIN_PRICE = 12 * OPEN + 7
 
 def price(m: Market, export: int = EXPORT_PRICE, train: int = TRAIN_PRICE) -> dict:
     node = m.node
-    plan = node.access.plan_set_prices("facts", export=export, train=train,
-                                       owner=m.addr("dave"))  # fmt: skip
+    plan = node.access.plan_set_prices("facts", export=export, train=train, owner=m.addr("dave"))
     return plan.run(node.accounts.signer("dave"))
 
 
@@ -59,8 +58,9 @@ def test_prices_are_set_by_the_owner_within_the_bound(market: Market) -> None:
         node.access.plan_set_prices("facts", export=1, train=1, owner=market.addr("grace"))
     assert e.value.field == "as"
     with pytest.raises(ValidationError) as e:
-        node.access.plan_set_prices("facts", export=1_000 * OPEN + 1, train=0,
-                                    owner=market.addr("dave"))  # fmt: skip
+        node.access.plan_set_prices(
+            "facts", export=1_000 * OPEN + 1, train=0, owner=market.addr("dave")
+        )
     assert e.value.field == "export" and "max_access_price" in e.value.message
     assert "gov propose --set max_access_price" in e.value.fix
     assert (nonce(market, "dave"), nonce(market, "grace")) == before  # nothing sent
@@ -89,8 +89,9 @@ def test_contributors_and_the_owner_read_free_others_pay(market: Market, tmp_pat
     assert not refused.exists() and not list(tmp_path.glob("grace*"))
 
 
-def test_a_paid_export_is_recorded_once_and_opens_the_snapshot(market: Market,
-                                                               tmp_path: Path) -> None:  # fmt: skip
+def test_a_paid_export_is_recorded_once_and_opens_the_snapshot(
+    market: Market, tmp_path: Path
+) -> None:
     node = market.node
     price(market)
     c = node.contracts
@@ -124,8 +125,9 @@ def test_paying_is_refused_before_anything_is_sent(market: Market) -> None:
     # a short balance: the payer's nonce does not move
     poor = node.create_account("poor")["address"]
     grace = node.accounts.signer("grace")
-    node.contracts.token.transfer(node.accounts.signer("poor"), grace.address,
-                                  node.contracts.token.balance_of(poor) - OPEN)  # fmt: skip
+    node.contracts.token.transfer(
+        node.accounts.signer("poor"), grace.address, node.contracts.token.balance_of(poor) - OPEN
+    )
     before = node.client.w3.eth.get_transaction_count(poor)
     with pytest.raises(InsufficientFundsError) as e:
         node.access.plan_pay("facts", 1, "export", poor)
@@ -168,8 +170,9 @@ def _expected_leaves(m: Market, fees: list[int]) -> dict[str, int]:
     out = {m.node.contracts.timelock.address: 0, m.addr("dave"): 0}
     stakers = contributors = 0
     for fee in fees:
-        parts = allocate(fee, {"platform": 1000, "owner": 2000, "stakers": 2000,
-                               "contributors": 5000})  # fmt: skip
+        parts = allocate(
+            fee, {"platform": 1000, "owner": 2000, "stakers": 2000, "contributors": 5000}
+        )
         out[m.node.contracts.timelock.address] += parts["platform"]
         out[m.addr("dave")] += parts["owner"]
         stakers += parts["stakers"]

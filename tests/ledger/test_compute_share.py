@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from openledger.errors import ValidationError
-from openledger.ledger.compute import check_compute, output_hash, statement_digest
-from openledger.ledger.pricing import Beneficiary, FeeSplit, Members, split_fee
-from openledger.ledger.receipt_content import Charge, ComputeProof, Terms, price_charge
-from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.pricing.fees import Beneficiary, FeeSplit, Members, split_fee
+from openledger.ledger.receipts.canonical import ReceiptSigner
+from openledger.ledger.receipts.compute import check_compute, output_hash, statement_digest
+from openledger.ledger.receipts.content import Charge, ComputeProof, Terms, price_charge
 
 TREASURY, OWNER, PROVIDER = "0x" + "01" * 20, "0x" + "02" * 20, "0x" + "03" * 20
 MEMBERS = [Beneficiary(1, 1, "0x" + "04" * 20, records=3, stake=10)]

@@ -63,14 +63,23 @@ def test_padding_or_rewording_does_not_raise_a_contributors_payout(
         # his own record again, a word changed
         "again.txt": TRENCH.replace("ocean floor", "ocean bed"),
         # a file padded with near-copies of its own first record
-        "padded.md": "\n\n".join([PADDED, PADDED.replace("hold hands", "hold paws"),
-                                   PADDED.replace("the night", "each night")]),
-    }  # fmt: skip
+        "padded.md": "\n\n".join(
+            [
+                PADDED,
+                PADDED.replace("hold hands", "hold paws"),
+                PADDED.replace("the night", "each night"),
+            ]
+        ),
+    }
     for name, text in farming.items():
         before = world.footprint()
         with pytest.raises(IngestError) as err:
-            node.contributions.contribute("facts", [world.write(name, text)], stake=10 * OPEN,
-                                          signer=node.accounts.signer("frank"))  # fmt: skip
+            node.contributions.contribute(
+                "facts",
+                [world.write(name, text)],
+                stake=10 * OPEN,
+                signer=node.accounts.signer("frank"),
+            )
         assert err.value.rule == ("reworded_copy" if name == "copy.txt" else "near_duplicate")
         assert world.footprint() == before, name
     assert 0.76 <= jaccard(NOTE, farming["copy.txt"]) < 0.8  # under the near-duplicate bar

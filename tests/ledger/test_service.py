@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from openledger.attribution.types import Attribution, Share
 from openledger.errors import PaymentRequiredError, TransactionRevertedError, ValidationError
 from openledger.governance.devnet import pass_proposal
-from openledger.ledger.pricing import fee
-from openledger.ledger.receipts import (
+from openledger.ledger.pricing.fees import fee
+from openledger.ledger.receipts.canonical import (
     GENESIS,
     check_head,
     check_receipt,
@@ -41,8 +41,9 @@ pytestmark = pytest.mark.anvil
 
 
 def charge(m: Market, hold: Any, completion: int, i: int = 0, attribution: Any = None) -> Any:
-    return m.node.ledger.charge(hold, completion, request_hash=f"0x{i:064x}",
-                                attribution=attribution)  # fmt: skip
+    return m.node.ledger.charge(
+        hold, completion, request_hash=f"0x{i:064x}", attribution=attribution
+    )
 
 
 def available(node: Node, account: str) -> int:
@@ -101,8 +102,10 @@ def test_holds_count_against_available_until_released(market: Market) -> None:
     credit = node.ledger.credit(grace)
     assert credit["held"] == str(56 * OPEN) and credit["available"] == str(44 * OPEN)
     assert credit["deposited"] == str(100 * OPEN) and credit["charged"] == "0"
-    with pytest.raises(PaymentRequiredError, match="has 44 OPEN of inference credit; this "
-                       "request can cost up to 56 OPEN"):  # fmt: skip
+    with pytest.raises(
+        PaymentRequiredError,
+        match="has 44 OPEN of inference credit; this request can cost up to 56 OPEN",
+    ):
         node.ledger.reserve(grace, model, 0, 8_000_000)
     h2 = node.ledger.reserve(grace, model, 0, 6_000_000)  # 42 OPEN still fits
     assert node.ledger.credit(grace)["available"] == str(2 * OPEN)
@@ -131,10 +134,14 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     assert (r.seq, r.prev, b["payer"], b["chain_id"]) == (1, GENESIS, grace, 31337)
     assert b["tokens"] == {"prompt": 40, "completion": 10}
     assert b["prices"] == {"in": str(PRICE_IN), "out": str(PRICE_OUT)}
-    assert b["split"] == {"params_version": b["split"]["params_version"],
-                          "bps": [1000, 2000, 2000, 5000], "platform": str(19 * 10**12),
-                          "owner": str(38 * 10**12), "stakers": str(38 * 10**12),
-                          "contributors": str(95 * 10**12)}  # fmt: skip
+    assert b["split"] == {
+        "params_version": b["split"]["params_version"],
+        "bps": [1000, 2000, 2000, 5000],
+        "platform": str(19 * 10**12),
+        "owner": str(38 * 10**12),
+        "stakers": str(38 * 10**12),
+        "contributors": str(95 * 10**12),
+    }
     treasury = node.params.current().treasury
     alice, erin, frank = market.addr("alice"), market.addr("erin"), market.addr("frank")
     ids = market.contributions
@@ -145,8 +152,12 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     }
     # stakers' part and the unattributed part are pooled for the epoch's seal
     assert b["pools"] == {"staker": str(38 * 10**12), "unattributed": str(95 * 10**12)}
-    assert b["attribution"] == {"method": "none", "index_hash": None, "shares": [],
-                                "unattributed_ppb": 10**9}  # fmt: skip
+    assert b["attribution"] == {
+        "method": "none",
+        "index_hash": None,
+        "shares": [],
+        "unattributed_ppb": 10**9,
+    }
     # stored as returned: content hash of the canonical body, linked after the genesis hash;
     # the only receipt of its group is its head, which the node's operator signed
     operator = node.accounts.operator_address()
@@ -156,17 +167,26 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     assert recover_signer(r.hash, head_signature) == operator
     stored = node.ledger.receipt(1)
     public = node.ledger.public_id(1)
-    assert stored == {"id": public, "seq": 1, "hash": r.hash, "prev": GENESIS,
-                      "content_hash": r.content_hash, "epoch": None, "receipt": b,
-                      "head": {"seq": 1, "hash": r.hash, "signature": head_signature,
-                               "content_hashes": []}}  # fmt: skip
+    assert stored == {
+        "id": public,
+        "seq": 1,
+        "hash": r.hash,
+        "prev": GENESIS,
+        "content_hash": r.content_hash,
+        "epoch": None,
+        "receipt": b,
+        "head": {"seq": 1, "hash": r.hash, "signature": head_signature, "content_hashes": []},
+    }
     assert check_served(stored, operator) == ""
     assert node.ledger.receipt(r.hash)["seq"] == 1
     assert node.ledger.receipt(public) == stored  # the unguessable public id finds it too
     assert earnings_total(node) == expected
     with node.db.session() as s:
-        rows = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount)
-                         .where(EarningRow.receipt_seq == 1)).all()  # fmt: skip
+        rows = s.execute(
+            select(EarningRow.role, EarningRow.account, EarningRow.amount).where(
+                EarningRow.receipt_seq == 1
+            )
+        ).all()
         assert sorted((role, acc, int(a)) for role, acc, a in rows) == sorted(
             (role, acc, amount) for (role, acc), amount in got.items()
         )
@@ -184,8 +204,11 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
     node.epochs._seal()
     with node.db.session() as s:
         pooled = EarningRow.role.in_(["staker", "unattributed"])
-        sealed = s.execute(select(EarningRow.role, EarningRow.account, EarningRow.amount,
-                                  EarningRow.contribution_id).where(pooled)).all()  # fmt: skip
+        sealed = s.execute(
+            select(
+                EarningRow.role, EarningRow.account, EarningRow.amount, EarningRow.contribution_id
+            ).where(pooled)
+        ).all()
     ids = market.contributions
     assert {(r, a, c): int(v) for r, a, v, c in sealed} == {
         ("staker", alice, ids["alice"]): 6_333_333_333_333,
@@ -200,18 +223,26 @@ def test_charge_debits_exactly_the_fee_and_splits_it(market: Market) -> None:
 def test_attributed_charge_pays_the_named_contribution(market: Market) -> None:
     node = market.node
     erin = market.contributions["erin"]
-    a = Attribution("gradient", {}, (Share(erin, market.addr("erin"), 0.6, 1.0),),
-                    index_hash="0x" + "11" * 32)  # fmt: skip
+    a = Attribution(
+        "gradient", {}, (Share(erin, market.addr("erin"), 0.6, 1.0),), index_hash="0x" + "11" * 32
+    )
     r = charge(market, node.ledger.reserve(market.user, market.model, 40, 30), 10, attribution=a)
     assert r.body["attribution"] == {
-        "method": "gradient", "index_hash": "0x" + "11" * 32,
+        "method": "gradient",
+        "index_hash": "0x" + "11" * 32,
         "shares": [{"contribution": erin, "weight_ppb": 600_000_000}],
         "unattributed_ppb": 400_000_000,
-    }  # fmt: skip
+    }
     contributor = [p for p in r.body["payouts"] if p["role"] == "contributor"]
-    assert contributor == [{"account": market.addr("erin"), "role": "contributor",
-                            "amount": str(57 * 10**12), "datanet": contributor[0]["datanet"],
-                            "contribution": erin}]  # fmt: skip
+    assert contributor == [
+        {
+            "account": market.addr("erin"),
+            "role": "contributor",
+            "amount": str(57 * 10**12),
+            "datanet": contributor[0]["datanet"],
+            "contribution": erin,
+        }
+    ]
     assert r.body["pools"]["unattributed"] == str(38 * 10**12)
 
 
@@ -275,7 +306,7 @@ def test_a_failing_write_fails_the_waiting_requests_and_releases_their_holds(
         start.wait()
         try:
             charge(market, hold, 10, 100 + i)
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
@@ -369,8 +400,9 @@ def test_64_threads_never_overspend_a_small_deposit(market: Market) -> None:
                 with lock:
                     outcomes["402"] += 1
                 continue
-            r = node.ledger.charge(hold, rng.randint(1, 100), request_hash=f"0x{t:032x}{i:032x}",
-                                   attribution=None)  # fmt: skip
+            r = node.ledger.charge(
+                hold, rng.randint(1, 100), request_hash=f"0x{t:032x}{i:032x}", attribution=None
+            )
             seen = available(node, heidi)
             with lock:
                 outcomes["ok"] += 1
@@ -495,10 +527,11 @@ def test_a_request_that_cannot_be_priced_fails_alone(market: Market) -> None:
 
     results: dict[int, object] = {}
 
-    def go(i: int, hold, attribution) -> None:  # noqa: ANN001
+    def go(i: int, hold, attribution) -> None:
         try:
-            results[i] = ledger.charge(hold, 5, request_hash="0x" + "00" * 32,
-                                       attribution=attribution)  # fmt: skip
+            results[i] = ledger.charge(
+                hold, 5, request_hash="0x" + "00" * 32, attribution=attribution
+            )
         except ValidationError as exc:
             results[i] = exc
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.receipts.canonical import ReceiptSigner
 from openledger.providers.catalogue import PulledModels
 from openledger.providers.jobs import JobChecker
 from openledger.providers.server import create_provider_app

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openledger.ledger.compute import check_compute, job_hash
-from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.receipts.canonical import ReceiptSigner
+from openledger.ledger.receipts.compute import check_compute, job_hash
 from openledger.providers.jobs import make_job, sign_job
 from openledger.providers.router import ProviderRouter, RemoteRequest, Route
 from openledger.serving.request import Event
@@ -70,7 +70,7 @@ def test_a_provider_serves_the_tokens_its_engine_generates_and_signs_them(
 
 def test_a_statement_signed_by_another_key_is_refused(
     catalogue,
-    tiny_base_dir: Path,  # noqa: ANN001
+    tiny_base_dir: Path,
 ) -> None:
     gateway = ReceiptSigner(GATEWAY_KEY).address
     registered = ReceiptSigner(bytes([13] * 32)).address  # what the registry says it is

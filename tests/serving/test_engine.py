@@ -21,7 +21,7 @@ from tests.tiny import make_adapter
 GREEDY = SamplingParams(max_tokens=8, temperature=0, ignore_eos=True)
 
 
-def prompts(tokenizer, n: int) -> list[list[int]]:  # noqa: ANN001
+def prompts(tokenizer, n: int) -> list[list[int]]:
     texts = [f"Fact {i}: the river number {i} flows " + "north " * (i % 5) for i in range(n)]
     return [
         [tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False)["input_ids"]
@@ -131,7 +131,7 @@ def test_cold_adapter_loads_without_stalling_running_requests(
 ) -> None:
     gate = threading.Event()
 
-    def slow_loader(name: str, path: Path):  # noqa: ANN202
+    def slow_loader(name: str, path: Path):
         if name == "ad5":
             assert gate.wait(10)
         return load_adapter(name, path)
@@ -311,11 +311,20 @@ def test_all_seven_targets_ranks_4_to_64_and_dora_in_one_batch(
 ) -> None:
     """Ranks 4–64 on all seven projections, attention-only and MLP-only sets, a DoRA adapter
     and a base row in one batch: each row is its adapter merged into the base."""
-    plan = [(4, ALL_SEVEN, False), (8, ALL_SEVEN[:4], False), (16, ALL_SEVEN[4:], False),
-            (32, ALL_SEVEN, False), (64, ALL_SEVEN, False), (16, ALL_SEVEN, True)]  # fmt: skip
-    paths = {f"s{i}": make_adapter(tiny_base_dir, tmp_path / f"s{i}", rank=r, modules=m,
-                                   seed=50 + i, rslora=i == 3, dora=d)
-             for i, (r, m, d) in enumerate(plan)}  # fmt: skip
+    plan = [
+        (4, ALL_SEVEN, False),
+        (8, ALL_SEVEN[:4], False),
+        (16, ALL_SEVEN[4:], False),
+        (32, ALL_SEVEN, False),
+        (64, ALL_SEVEN, False),
+        (16, ALL_SEVEN, True),
+    ]
+    paths = {
+        f"s{i}": make_adapter(
+            tiny_base_dir, tmp_path / f"s{i}", rank=r, modules=m, seed=50 + i, rslora=i == 3, dora=d
+        )
+        for i, (r, m, d) in enumerate(plan)
+    }
     model, tokenizer = load_base(tiny_base_dir)
     engine = Engine(model, tokenizer, lambda n: paths[n], EngineConfig(max_batch=8))
     seen: dict[int, list[torch.Tensor]] = {}
@@ -326,8 +335,9 @@ def test_all_seven_targets_ranks_4_to_64_and_dora_in_one_batch(
     batch = prompts(tokenizer, len(names))
     for name in paths:
         engine.adapters.load_now(name)
-    requests = [engine.submit(p, adapter=n, params=GREEDY)
-                for p, n in zip(batch, names, strict=True)]  # fmt: skip
+    requests = [
+        engine.submit(p, adapter=n, params=GREEDY) for p, n in zip(batch, names, strict=True)
+    ]
     run_manually(engine, requests)
     assert engine.slots.rank == 64
     for request, name, prompt in zip(requests, names, batch, strict=True):

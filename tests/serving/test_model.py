@@ -24,12 +24,21 @@ def gqa_base(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A random Llama with 8 query heads sharing 2 key/value heads (GQA), tiny tokenizer."""
     tokenizer = load_tokenizer(tiny_base_dir)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
-    ))  # fmt: skip
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        )
+    )
     out = tmp_path_factory.mktemp("gqa") / "base"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -46,10 +55,12 @@ def capture(engine: Engine) -> dict[int, list[torch.Tensor]]:
 
 def test_grouped_query_attention_matches_the_merged_model(gqa_base: Path, tmp_path: Path) -> None:
     names = {}
-    for i, (rank, modules) in enumerate([(4, ("q_proj", "k_proj", "v_proj")), (8, ("o_proj",)),
-                                         (2, ("gate_proj", "down_proj"))]):  # fmt: skip
-        names[f"g{i}"] = make_adapter(gqa_base, tmp_path / f"g{i}", rank=rank, modules=modules,
-                                      seed=i)  # fmt: skip
+    for i, (rank, modules) in enumerate(
+        [(4, ("q_proj", "k_proj", "v_proj")), (8, ("o_proj",)), (2, ("gate_proj", "down_proj"))]
+    ):
+        names[f"g{i}"] = make_adapter(
+            gqa_base, tmp_path / f"g{i}", rank=rank, modules=modules, seed=i
+        )
     model, tokenizer = load_base(gqa_base)
     engine = Engine(model, tokenizer, lambda n: names[n], EngineConfig(max_batch=4))
     seen = capture(engine)

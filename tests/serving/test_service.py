@@ -19,7 +19,7 @@ from tests.tiny import make_adapter, register_models
 
 
 @pytest.fixture
-def node(home: Settings, tiny_base_dir: Path, adapters_dir: Path):  # noqa: ANN201
+def node(home: Settings, tiny_base_dir: Path, adapters_dir: Path):
     from dataclasses import replace
 
     node = Node(replace(home, serve_max_ctx=48), password_source=lambda: PASSWORD)
@@ -72,8 +72,9 @@ def test_tiers_and_engine_path_are_reported(node: Node) -> None:
     info = serving.engine_info()
     assert info["engine"] == "native" and info["warning"] is None
     assert info["tiers"] == {"host_tier_capacity_bytes": node.settings.serve_host_tier_mb << 20}
-    serving.submit("ad1", serving.encode_prompt("The river"),
-                   SamplingParams(max_tokens=2, temperature=0)).wait(30)  # fmt: skip
+    serving.submit(
+        "ad1", serving.encode_prompt("The river"), SamplingParams(max_tokens=2, temperature=0)
+    ).wait(30)
     assert serving.status("ad1") == {"loaded": True, "tier": "device"}
     tiers = serving.engine_info()["tiers"]
     assert tiers["device_slots"] == 2 * node.settings.serve_max_batch  # auto on CPU
@@ -105,16 +106,24 @@ def test_publishing_refuses_an_adapter_the_engine_cannot_serve(
     (renamed / "adapter_config.json").write_text(
         json.dumps({**cfg, "base_model_name_or_path": "org/another-base"})
     )
-    for path, message in ((too_big, "rank 8, above the engine's limit of 4"),
-                          (renamed, "was trained on 'org/another-base'")):  # fmt: skip
+    for path, message in (
+        (too_big, "rank 8, above the engine's limit of 4"),
+        (renamed, "was trained on 'org/another-base'"),
+    ):
         with node.db.session() as s:
-            job = JobRow(kind="train", status="succeeded", params={"base": base},
-                         result={"adapter_dir": str(path)}, work_dir="")  # fmt: skip
+            job = JobRow(
+                kind="train",
+                status="succeeded",
+                params={"base": base},
+                result={"adapter_dir": str(path)},
+                work_dir="",
+            )
             s.add(job)
             s.flush()
             job_id = job.id
         with pytest.raises(ValidationError, match=message) as info:
-            node.models.plan_publish(job_id, name="x-lora", price_in=1, price_out=1,
-                                     owner="0x" + "ab" * 20)  # fmt: skip
+            node.models.plan_publish(
+                job_id, name="x-lora", price_in=1, price_out=1, owner="0x" + "ab" * 20
+            )
         assert str(path) in info.value.message
     node.close()

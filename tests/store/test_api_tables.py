@@ -10,8 +10,15 @@ from openledger.store.api_tables import ApiKeyRow
 
 def test_api_keys_migration_round_trip(db: Database) -> None:
     with db.session() as s:
-        s.add(ApiKeyRow(key_id="olk_abcdefgh", key_hash="0" * 64, account="alice",
-                        address="0x" + "1" * 40, label="x"))  # fmt: skip
+        s.add(
+            ApiKeyRow(
+                key_id="olk_abcdefgh",
+                key_hash="0" * 64,
+                account="alice",
+                address="0x" + "1" * 40,
+                label="x",
+            )
+        )
     db.downgrade("0004")
     assert db.current_revision() == "0004"
     tables = set(inspect(db.engine).get_table_names())

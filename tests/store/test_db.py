@@ -232,8 +232,17 @@ def test_locked_session_serialises_read_then_write(db: Database) -> None:
     from openledger.store.ledger_tables import CreditRow
 
     with db.session() as s:
-        s.add(CreditRow(account="0xC0", deposited=0, withdrawn=0, charged=0, collected=0,
-                        pending_withdrawal=0, withdrawal_ready_at=0))  # fmt: skip
+        s.add(
+            CreditRow(
+                account="0xC0",
+                deposited=0,
+                withdrawn=0,
+                charged=0,
+                collected=0,
+                pending_withdrawal=0,
+                withdrawal_ready_at=0,
+            )
+        )
     errors: list[BaseException] = []
 
     def bump() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from openledger.ledger.writing import debit, insert_many
+from openledger.ledger.receipts.writer_db import debit, insert_many
 from openledger.store.db import Database
 from openledger.store.ledger_tables import CreditRow, EarningRow, ReceiptRow
 
@@ -14,18 +14,41 @@ def test_insert_many_round_trips_wei_text_and_timestamps(db: Database) -> None:
     stamp = datetime(2026, 11, 23, 15, 4, 5, 123456, tzinfo=UTC)
     big = 2**255 + 7  # wei beyond 64 bits: stored as exact decimal text
     receipts = [
-        {"seq": i, "hash": f"0x{i:064x}", "prev_hash": f"0x{i - 1:064x}",
-         "content_hash": f"0x{i + 100:064x}", "head_signature": "0xsig" if i == 2 else "",
-         "payer": "0xPayer", "model_id": 1, "fee": big + i, "epoch": None, "body": "{}",
-         "created_at": stamp}
+        {
+            "seq": i,
+            "hash": f"0x{i:064x}",
+            "prev_hash": f"0x{i - 1:064x}",
+            "content_hash": f"0x{i + 100:064x}",
+            "head_signature": "0xsig" if i == 2 else "",
+            "payer": "0xPayer",
+            "model_id": 1,
+            "fee": big + i,
+            "epoch": None,
+            "body": "{}",
+            "created_at": stamp,
+        }
         for i in (1, 2)
-    ]  # fmt: skip
+    ]
     earnings = [
-        {"receipt_seq": 1, "account": "0xA", "role": "owner", "amount": big, "model_id": 1,
-         "datanet_id": None, "contribution_id": None},
-        {"receipt_seq": 1, "account": "0xB", "role": "contributor", "amount": 5, "model_id": 1,
-         "datanet_id": 3, "contribution_id": 9},
-    ]  # fmt: skip
+        {
+            "receipt_seq": 1,
+            "account": "0xA",
+            "role": "owner",
+            "amount": big,
+            "model_id": 1,
+            "datanet_id": None,
+            "contribution_id": None,
+        },
+        {
+            "receipt_seq": 1,
+            "account": "0xB",
+            "role": "contributor",
+            "amount": 5,
+            "model_id": 1,
+            "datanet_id": 3,
+            "contribution_id": 9,
+        },
+    ]
     with db.session() as s:
         conn = s.connection()
         insert_many(conn, ReceiptRow.__table__, receipts)
@@ -75,7 +98,7 @@ def test_debit_adds_the_group_s_charges_and_returns_what_is_left(db: Database) -
                 updated_at=then,
             )
         )
-        s.commit()  # fmt: skip
+        s.commit()
     with db.session() as s:
         left, used = debit(s, {"0xA": 3, "0xC": 4}, stamp)  # 0xC has no synced deposit yet
         s.commit()
@@ -92,8 +115,18 @@ def test_debit_consumes_the_node_s_credit_leases(db: Database) -> None:
 
     stamp = datetime(2026, 11, 23, tzinfo=UTC)
     with db.session() as s:
-        s.add(CreditRow(account="0xA", deposited=1000, withdrawn=0, charged=0, collected=0,
-                        pending_withdrawal=0, withdrawal_ready_at=0, held=600))  # fmt: skip
+        s.add(
+            CreditRow(
+                account="0xA",
+                deposited=1000,
+                withdrawn=0,
+                charged=0,
+                collected=0,
+                pending_withdrawal=0,
+                withdrawal_ready_at=0,
+                held=600,
+            )
+        )
         s.add(CreditLeaseRow(account="0xA", node="n1", amount=500, renewed_at=stamp))
         s.add(CreditLeaseRow(account="0xA", node="n2", amount=100, renewed_at=stamp))
     with db.session() as s:  # holds of 120 settled by a fee of 70, on node n1

@@ -30,17 +30,26 @@ from tests.conftest import PASSWORD, World, free_port
 from tests.market import Market, build_market
 
 CHROMIUM = os.environ.get("OPENLEDGER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 MODEL = "facts-lora"
 QUESTION = "Tell me a fact."
 ANSWER_TOKENS = 24
 # the README's pictures are rewritten only on request (make screenshots); otherwise the same
 # checks run and the pictures go to a scratch folder, leaving the working tree as it was
-SHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-         if os.environ.get("OPENLEDGER_SCREENSHOTS") == "1"
-         else Path(tempfile.gettempdir()) / "openledger-screenshots")  # fmt: skip
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("OPENLEDGER_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "openledger-screenshots"
+)
 WIDTHS = {"mobile": (375, 812), "desktop": (1440, 900)}
 
 
@@ -48,10 +57,14 @@ def chromium_or_skip() -> str:
     if Path(CHROMIUM).exists():
         return CHROMIUM
     if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests "
-                    "(`make test` installs Debian's chromium).")  # fmt: skip
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make test` does) to run "
-                "the browser tests.")  # fmt: skip
+        pytest.fail(
+            f"{CHROMIUM} is missing; CI must run the browser tests "
+            "(`make test` installs Debian's chromium)."
+        )
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium (`make test` does) to run "
+        "the browser tests."
+    )
 
 
 @dataclass
@@ -68,14 +81,23 @@ class WebWorld:
 
 
 def _world(devnet: Node, home: Path, files: Path) -> World:
-    settings = replace(devnet.settings, home=home, db_url=f"sqlite:///{home / 'openledger.db'}",
-                       addresses_file=devnet.settings.addresses_path)  # fmt: skip
+    settings = replace(
+        devnet.settings,
+        home=home,
+        db_url=f"sqlite:///{home / 'openledger.db'}",
+        addresses_file=devnet.settings.addresses_path,
+    )
     init_home(settings, PASSWORD)
     node = Node(settings, password_source=lambda: PASSWORD)
     acc = node.accounts
-    node.datanets.create("facts", description="short factual paragraphs",
-                         validators=[acc.address("bob"), acc.address("carol")], quorum=2,
-                         min_stake=10 * OPEN, signer=acc.signer("dave"))  # fmt: skip
+    node.datanets.create(
+        "facts",
+        description="short factual paragraphs",
+        validators=[acc.address("bob"), acc.address("carol")],
+        quorum=2,
+        min_stake=10 * OPEN,
+        signer=acc.signer("dave"),
+    )
     files.mkdir()
 
     def write(name: str, text: str) -> Path:
@@ -95,9 +117,18 @@ def _caps_lines(n: int = 40) -> str:
     def word() -> str:
         return "".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3))
 
-    return "\n".join(json.dumps({"prompt": f"What is the capital of {word().title()}?",
-                                 "completion": f"The capital is {word().title()} {word()}."})
-                     for _ in range(n)) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            json.dumps(
+                {
+                    "prompt": f"What is the capital of {word().title()}?",
+                    "completion": f"The capital is {word().title()} {word()}.",
+                }
+            )
+            for _ in range(n)
+        )
+        + "\n"
+    )
 
 
 def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) -> tuple[str, int]:
@@ -110,12 +141,26 @@ def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) 
     node, acc = w.node, w.node.accounts
     price_in, price_out = 3 * OPEN // 1000, 7 * OPEN // 1000
     # registered on chain too, so that agents can run it (AgentRegistry checks the model)
-    mid, _ = node.contracts.models.register_model(acc.signer("dave"), str(base), "ab" * 32,
-                                                  market.model["snapshot_roots"], "00" * 32,
-                                                  price_in, price_out, "test")  # fmt: skip
-    register_models(node.db, str(base), {MODEL: adapter}, owner=acc.address("dave"),
-                    price_in=price_in, price_out=price_out, first_id=mid,
-                    snapshot_roots=[])  # fmt: skip
+    mid, _ = node.contracts.models.register_model(
+        acc.signer("dave"),
+        str(base),
+        "ab" * 32,
+        market.model["snapshot_roots"],
+        "00" * 32,
+        price_in,
+        price_out,
+        "test",
+    )
+    register_models(
+        node.db,
+        str(base),
+        {MODEL: adapter},
+        owner=acc.address("dave"),
+        price_in=price_in,
+        price_out=price_out,
+        first_id=mid,
+        snapshot_roots=[],
+    )
     ids = node.serving.encode_chat([{"role": "user", "content": QUESTION}])
     seeded = SamplingParams(max_tokens=ANSWER_TOKENS, temperature=0.7, seed=0)  # the page's
     answer = node.serving.submit(MODEL, ids, seeded).wait().text
@@ -124,9 +169,11 @@ def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) 
         "facts", [w.write("heidi.txt", answer.strip())], stake=10 * OPEN, signer=acc.signer("heidi")
     ).contribution_id
     caps = node.contributions.contribute(
-        "facts", [w.write("capitals.jsonl", _caps_lines())], stake=10 * OPEN,
+        "facts",
+        [w.write("capitals.jsonl", _caps_lines())],
+        stake=10 * OPEN,
         signer=acc.signer("alice"),
-    ).contribution_id  # fmt: skip
+    ).contribution_id
     for cid in (heidi, caps):
         for v in ("bob", "carol"):
             node.reviews.review(cid, signer=acc.signer(v), approve=True)
@@ -134,15 +181,27 @@ def _serve_traceable_model(w: World, market: Market, base: Path, adapter: Path) 
     rows = node.snapshots.table("facts", snap["version"]).to_pylist()
     service: AttributionService = node.attribution
     label = f"facts@{snap['version']}"
-    service._build_rows("spans", rows, service.index_dir(MODEL, "spans"), label, snap["root"],
-                        str(base), merge=False, force=True)  # fmt: skip
+    service._build_rows(
+        "spans",
+        rows,
+        service.index_dir(MODEL, "spans"),
+        label,
+        snap["root"],
+        str(base),
+        merge=False,
+        force=True,
+    )
     with node.db.session() as s:
         row = s.scalar(select(ModelRow).where(ModelRow.name == MODEL))
         row.snapshot_roots = [snap["root"]]
         row.attribution_policy = {"spans": 1.0}
         job = s.get(JobRow, row.job_id)
-        job.params = {"datanet": "facts", "version": snap["version"],
-                      "snapshot_root": snap["root"], "base": str(base)}  # fmt: skip
+        job.params = {
+            "datanet": "facts",
+            "version": snap["version"],
+            "snapshot_root": snap["root"],
+            "base": str(base),
+        }
     return answer, heidi
 
 
@@ -167,8 +226,9 @@ class _Worker(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def web(devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[WebWorld]:  # fmt: skip
+def web(
+    devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebWorld]:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
@@ -180,18 +240,19 @@ def web(devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPat
     root = tmp_path_factory.mktemp("web")
     w = _world(devnet_node, root / "home", root / "files")
     node = w.node
-    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8,
-                            serve_max_ctx=160)  # fmt: skip
+    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=160)
     try:
         market = build_market(w, devnet_node)
-        adapter = tiny.make_adapter(tiny_base_dir, root / "adapter", rank=8,
-                                    modules=("q_proj", "v_proj"), seed=103)  # fmt: skip
+        adapter = tiny.make_adapter(
+            tiny_base_dir, root / "adapter", rank=8, modules=("q_proj", "v_proj"), seed=103
+        )
         answer, heidi = _serve_traceable_model(w, market, tiny_base_dir, adapter)
         market.model = node.models.get(MODEL)  # what the market's paid requests pay for
         port = free_port()
         node.settings = replace(node.settings, api_port=port)  # its origin: sign-ins, writes
-        server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
-                                               log_level="warning"))  # fmt: skip
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
         thread.start()
         worker = _Worker(node)

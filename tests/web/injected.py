@@ -36,8 +36,9 @@ class TestWallet:
         msg = encode_defunct(hexstr=data) if hexed else encode_defunct(text=data)
         return "0x" + self.account.sign_message(msg).signature.hex().removeprefix("0x")
 
-    def send(self, tx: dict[str, Any], *, gas: int | None = None,
-             signer: LocalAccount | None = None) -> str:  # fmt: skip
+    def send(
+        self, tx: dict[str, Any], *, gas: int | None = None, signer: LocalAccount | None = None
+    ) -> str:
         """Sign and send ``tx`` (an eth_sendTransaction parameter) and wait until it is mined;
         its hash. ``gas`` fixed sends even what would revert; ``signer`` sends it from another
         account."""
@@ -45,10 +46,11 @@ class TestWallet:
         w3 = self.node.client.w3
         value = tx.get("value", 0)
         body: dict[str, Any] = {
-            "from": who.address, "to": Web3.to_checksum_address(tx["to"]),
+            "from": who.address,
+            "to": Web3.to_checksum_address(tx["to"]),
             "data": tx.get("data", "0x"),
             "value": int(value, 16) if isinstance(value, str) else int(value),
-        }  # fmt: skip
+        }
         body["gas"] = gas or int(w3.eth.estimate_gas(body) * 1.3) + 10_000
         body["nonce"] = w3.eth.get_transaction_count(who.address, "pending")
         body["chainId"] = self.node.settings.chain_id

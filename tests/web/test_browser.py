@@ -25,7 +25,7 @@ from web3 import Web3
 from openledger.errors import AuthError
 from openledger.store.datanet_tables import ContributionRow
 from openledger.units import OPEN, fmt_open
-from tests.ledger.test_epochs import fast_forward, paid
+from tests.ledger.settlement.test_epochs import fast_forward, paid
 from tests.web.conftest import QUESTION, WebWorld, shoot
 from tests.web.injected import TestWallet
 
@@ -39,10 +39,18 @@ def page(web: WebWorld) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else
-          errors.append(f"request failed: {r.url} {r.failure}"))  # fmt: skip
-    pg.on("request", lambda r: None if r.url.startswith(web.url) else errors.append(
-        f"left the node: {r.url}"))  # fmt: skip
+    pg.on(
+        "requestfailed",
+        lambda r: (
+            None
+            if "ERR_ABORTED" in (r.failure or "")
+            else errors.append(f"request failed: {r.url} {r.failure}")
+        ),
+    )
+    pg.on(
+        "request",
+        lambda r: None if r.url.startswith(web.url) else errors.append(f"left the node: {r.url}"),
+    )
     yield pg
     if errors or getattr(pg, "_failed", False):
         pg.screenshot(path="/tmp/web-fail.png")
@@ -163,7 +171,10 @@ def test_a_browser_wallet_signs_in_contributes_delegates_and_deposits(
     page.wait_for_selector("#contribute-status .ok")
     cid = int(re.search(r"Contribution #(\d+)", page.inner_text("#contribute-status")).group(1))
     assert [m for m, _ in seen if m in ("personal_sign", "eth_sendTransaction")] == [
-        "personal_sign", "eth_sendTransaction", "eth_sendTransaction"]  # fmt: skip
+        "personal_sign",
+        "eth_sendTransaction",
+        "eth_sendTransaction",
+    ]
     # each step was said next to the button, in a polite live region, then the line went
     steps = page.evaluate("window.__steps")
     assert [s["text"] for s in steps] == [
@@ -304,13 +315,15 @@ def test_create_a_datanet_and_take_back_a_rejected_stake(web: WebWorld, page: An
     assert node.contracts.token.balance_of(web.addr("frank")) - before == 5 * OPEN
 
 
-def test_a_validator_approves_from_the_review_queue(web: WebWorld, page: Any,
-                                                    tmp_path: Any) -> None:  # fmt: skip
+def test_a_validator_approves_from_the_review_queue(
+    web: WebWorld, page: Any, tmp_path: Any
+) -> None:
     acc = web.node.accounts
     path = tmp_path / "moon.txt"
     path.write_text("The Moon moves about four centimetres away from the Earth every year.")
-    cid = web.node.contributions.contribute("facts", [path], stake=20 * OPEN,
-                                            signer=acc.signer("frank")).contribution_id  # fmt: skip
+    cid = web.node.contributions.contribute(
+        "facts", [path], stake=20 * OPEN, signer=acc.signer("frank")
+    ).contribution_id
     sign_in(page, web, "bob")
     go(page, web, "review")
     item = page.locator(f'.review-item[data-id="{cid}"]')
@@ -337,9 +350,16 @@ def test_train_a_tiny_model_watch_the_loss_curve_and_publish(web: WebWorld, page
     page.click("#train-submit")
     assert "alpha" in page.inner_text("#train-status .error")
     assert page.get_attribute("#f-alpha", "aria-invalid") == "true"
-    for field, value in {"rank": "2", "alpha": "4", "lr": "5e-3", "epochs": "1",
-                         "batch_size": "8", "max_seq_len": "32", "eval_split": "0.2",
-                         "eval_every": "1"}.items():  # fmt: skip
+    for field, value in {
+        "rank": "2",
+        "alpha": "4",
+        "lr": "5e-3",
+        "epochs": "1",
+        "batch_size": "8",
+        "max_seq_len": "32",
+        "eval_split": "0.2",
+        "eval_every": "1",
+    }.items():
         page.fill(f"#f-{field}", value)
     page.click("#train-submit")
     page.wait_for_url(re.compile(r".*#/factory/jobs/\d+$"))
@@ -460,13 +480,16 @@ def test_an_owner_prices_a_datanet_and_another_account_pays_to_export_and_train(
         assert job["owner"] == grace and job["params"]["access"]["reason"] == "paid"
         assert token.balance_of(grace) == before - 5 * OPEN
         paid = node.access.list(payer=grace)["items"]
-        assert [(a["kind"], a["used_by"]) for a in paid] == [("train", f"job:{job['id']}"),
-                                                               ("export", None)]  # fmt: skip
+        assert [(a["kind"], a["used_by"]) for a in paid] == [
+            ("train", f"job:{job['id']}"),
+            ("export", None),
+        ]
         context.close()
         assert not errors, errors
     finally:  # the module's other tests read facts free
         node.access.plan_set_prices("facts", export=0, train=0, owner=m.addr("dave")).run(
-            node.accounts.signer("dave"))  # fmt: skip
+            node.accounts.signer("dave")
+        )
 
 
 def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
@@ -497,8 +520,10 @@ def test_chat_highlights_the_spans_and_links_them_to_their_contribution(
     assert f"{fmt_open(int(receipt['receipt']['fee']))}" in page.inner_text("#fee").replace(",", "")
     assert page.get_attribute("#receipt-link", "href") == f"#/receipts/{receipt_id}"
     rows = page.locator("#fee tr[data-role]")
-    shown = {rows.nth(i).get_attribute("data-role"): int(rows.nth(i).get_attribute("data-wei"))
-             for i in range(rows.count())}  # fmt: skip
+    shown = {
+        rows.nth(i).get_attribute("data-role"): int(rows.nth(i).get_attribute("data-wei"))
+        for i in range(rows.count())
+    }
     assert sum(shown.values()) == int(receipt["receipt"]["fee"])  # the whole fee, split
     assert {"platform", "owner"} <= set(shown)
     assert "#" + str(web.heidi) in page.inner_text("#shares")
@@ -593,8 +618,9 @@ def test_delegate_vote_and_apply_for_a_grant(web: WebWorld, page: Any) -> None:
     page.wait_for_selector("#delegate-status .ok")
     assert node.contracts.token.get_votes(alice) == node.contracts.token.balance_of(alice)
     fast_forward(node, 2)  # votes count from the next second
-    proposal = node.governance.propose(node.accounts.signer("alice"), {"slash_bps": "4000"},
-                                       "Slash 40 % instead of 50 %")  # fmt: skip
+    proposal = node.governance.propose(
+        node.accounts.signer("alice"), {"slash_bps": "4000"}, "Slash 40 % instead of 50 %"
+    )
     fast_forward(node, 61)  # past the devnet's voting delay: voting is open
     go(page, web, "governance")
     card = page.locator(f'.proposal[data-id="{proposal["id"]}"]')
@@ -696,11 +722,15 @@ def test_create_fund_and_try_an_agent_that_retrieves(web: WebWorld, page: Any) -
     rows = page.locator("#retrieved tbody tr")
     assert rows.count() == len(named)
     assert [int(rows.nth(i).get_attribute("data-contribution")) for i in range(len(named))] == [
-        r["contribution"] for r in named]  # fmt: skip
+        r["contribution"] for r in named
+    ]
     assert f"record {named[0]['record']}" in rows.nth(0).inner_text()
     spent = before - int(node.ledger.credit(web.addr("grace"))["available"])
     assert spent == int(body["fee"]) and body["payouts"][-1] == {
-        "account": web.addr("dave"), "role": "agent", "amount": str(OPEN // 2)}  # fmt: skip
+        "account": web.addr("dave"),
+        "role": "agent",
+        "amount": str(OPEN // 2),
+    }
     shoot(page, "playground-agent")
 
     page.click("#signout")

@@ -58,9 +58,17 @@ def _plan(what: str = "delegate") -> Plan:
 def test_an_offer_is_the_unsigned_transactions_for_the_account(db: Database) -> None:
     clock = Clock()
     offer = _writes(db, clock, []).offer(ALICE, _plan())
-    assert offer["txs"] == [{"from": ALICE, "to": "0x" + "cc" * 20, "data": "0x1234",
-                             "value": "0x0", "chainId": hex(31337), "label": "delegate",
-                             "contract": "OpenToken"}]  # fmt: skip
+    assert offer["txs"] == [
+        {
+            "from": ALICE,
+            "to": "0x" + "cc" * 20,
+            "data": "0x1234",
+            "value": "0x0",
+            "chainId": hex(31337),
+            "label": "delegate",
+            "contract": "OpenToken",
+        }
+    ]
     assert offer["sign"] is None and offer["what"] == "delegate"
     assert offer["expires"] == int((T0 + PENDING_TTL).timestamp())
     assert len(offer["pending"]) >= 24  # 18 random bytes, URL-safe

@@ -52,8 +52,9 @@ def test_the_page_and_every_asset_come_from_the_node(client: TestClient) -> None
 def test_wallet_sign_in_over_http(client: TestClient) -> None:
     r = client.post("/web/auth/message", json={"address": WALLET.address.lower()}, headers=WEB)
     text = r.json()["message"]
-    assert text.startswith("127.0.0.1:8000 wants you to sign in with your Ethereum account:\n"
-                           f"{WALLET.address}\n")  # fmt: skip
+    assert text.startswith(
+        f"127.0.0.1:8000 wants you to sign in with your Ethereum account:\n{WALLET.address}\n"
+    )
     assert "URI: http://127.0.0.1:8000\n" in text and "Chain ID: 31337\n" in text
     sig = WALLET.sign_message(encode_defunct(text=text)).signature.hex()
     r = client.post("/web/auth/verify", json={"message": text, "signature": sig}, headers=WEB)

@@ -45,12 +45,13 @@ class Clock:
         return self.t
 
 
-def sign(text: str, account=USER) -> str:  # noqa: ANN001
+def sign(text: str, account=USER) -> str:
     return account.sign_message(encode_defunct(text=text)).signature.hex()
 
 
-def signed(nonces: siwe.NonceBook, clock: Clock, account=USER, **changes: object  # noqa: ANN001
-           ) -> tuple[str, str]:  # fmt: skip
+def signed(
+    nonces: siwe.NonceBook, clock: Clock, account=USER, **changes: object
+) -> tuple[str, str]:
     msg = siwe.new_message(account.address, EXPECTED, nonces.issue(), now=clock())
     text = replace(msg, **changes).text()
     return text, sign(text, account)
@@ -62,7 +63,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path) -> Database:  # noqa: ANN001
+def db(tmp_path) -> Database:
     db = Database.open(f"sqlite:///{tmp_path / 'web.db'}")
     yield db
     db.dispose()
@@ -163,7 +164,7 @@ def test_malformed_messages_say_what_is_wrong(
     nonces: siwe.NonceBook,
     clock: Clock,
     edit,
-    match: str,  # noqa: ANN001
+    match: str,
 ) -> None:
     text, _ = signed(nonces, clock)
     with pytest.raises(AuthError, match=match):

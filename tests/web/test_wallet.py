@@ -26,7 +26,7 @@ from openledger.store.factory_tables import JobRow
 from openledger.units import OPEN
 from tests import tiny
 from tests.conftest import World
-from tests.ledger.test_epochs import fast_forward, paid
+from tests.ledger.settlement.test_epochs import fast_forward, paid
 from tests.market import Market
 from tests.web.injected import TestWallet
 
@@ -45,8 +45,9 @@ def wallet(world: World, chain: Node) -> TestWallet:
 @pytest.fixture
 def client(world: World, wallet: TestWallet) -> Iterator[TestClient]:
     with TestClient(create_app(world.node), base_url="http://127.0.0.1:8000") as c:
-        text = c.post("/web/auth/message", json={"address": wallet.address},
-                      headers=WEB).json()["message"]  # fmt: skip
+        text = c.post("/web/auth/message", json={"address": wallet.address}, headers=WEB).json()[
+            "message"
+        ]
         sig = wallet.account.sign_message(encode_defunct(text=text)).signature.hex()
         r = c.post("/web/auth/verify", json={"message": text, "signature": sig}, headers=WEB)
         assert r.status_code == 200 and r.json()["session"]["dev"] is None
@@ -59,22 +60,25 @@ def _rows(world: World) -> int:
 
 
 def _prepare_contribution(client: TestClient, world: World) -> dict[str, Any]:
-    r = client.post("/web/api/datanets/facts/contributions", headers=WEB,
-                    files={"files": ("wasps.txt", TEXT.encode())},
-                    data={"stake": "12"})  # fmt: skip
+    r = client.post(
+        "/web/api/datanets/facts/contributions",
+        headers=WEB,
+        files={"files": ("wasps.txt", TEXT.encode())},
+        data={"stake": "12"},
+    )
     assert r.status_code == 201, r.text
     return r.json()["wallet"]
 
 
-def _submit(client: TestClient, w: dict[str, Any], hashes: list[str], signature: Any = None
-            ) -> Any:  # fmt: skip
-    return client.post("/web/api/wallet/submit", headers=WEB,
-                       json={"pending": w["pending"], "hashes": hashes,
-                             "signature": signature})  # fmt: skip
+def _submit(client: TestClient, w: dict[str, Any], hashes: list[str], signature: Any = None) -> Any:
+    return client.post(
+        "/web/api/wallet/submit",
+        headers=WEB,
+        json={"pending": w["pending"], "hashes": hashes, "signature": signature},
+    )
 
 
-def test_contribute_from_the_wallet(client: TestClient, world: World,
-                                    wallet: TestWallet) -> None:  # fmt: skip
+def test_contribute_from_the_wallet(client: TestClient, world: World, wallet: TestWallet) -> None:
     before = _rows(world)
     w = _prepare_contribution(client, world)
     assert [t["label"] for t in w["txs"]] == ["approve", "contribute"]  # the stake's approve
@@ -90,8 +94,9 @@ def test_contribute_from_the_wallet(client: TestClient, world: World,
     on_chain = world.node.contracts.datanets.contribution(out["contribution_id"])
     assert (on_chain.contributor, on_chain.stake) == (wallet.address, 12 * OPEN)
     with world.node.db.session() as s:
-        row = s.scalar(select(ContributionRow).where(
-            ContributionRow.chain_id == out["contribution_id"]))  # fmt: skip
+        row = s.scalar(
+            select(ContributionRow).where(ContributionRow.chain_id == out["contribution_id"])
+        )
         assert (row.contributor, row.stake, row.tx_hash) == (wallet.address, 12 * OPEN, hashes[1])
         envelope = json.loads(world.node.blobs.get(row.manifest_sha))
     assert envelope["signature"] == signature  # the manifest, signed by the wallet
@@ -101,8 +106,9 @@ def test_contribute_from_the_wallet(client: TestClient, world: World,
     assert again.status_code == 404 and "No prepared write" in again.json()["message"]
 
 
-def test_a_reverted_transaction_is_refused(client: TestClient, world: World,
-                                           wallet: TestWallet) -> None:  # fmt: skip
+def test_a_reverted_transaction_is_refused(
+    client: TestClient, world: World, wallet: TestWallet
+) -> None:
     before = _rows(world)
     w = _prepare_contribution(client, world)
     signature = wallet.personal_sign(w["sign"])
@@ -110,13 +116,15 @@ def test_a_reverted_transaction_is_refused(client: TestClient, world: World,
     registry = world.node.contracts.datanets.address
     token = world.node.contracts.token
     # the allowance taken back before the contribute is mined: it reverts on chain
-    wallet.send({"to": token.address,
-                 "data": token.contract.encode_abi("approve", args=[registry, 0])})  # fmt: skip
+    wallet.send(
+        {"to": token.address, "data": token.contract.encode_abi("approve", args=[registry, 0])}
+    )
     reverted = wallet.send(w["txs"][1], gas=400_000)
     r = _submit(client, w, [approve, reverted], signature)
     assert r.status_code == 409, r.text
-    assert r.json()["message"] == (f"The contribute transaction {reverted} reverted on chain; "
-                                   "nothing was recorded.")  # fmt: skip
+    assert r.json()["message"] == (
+        f"The contribute transaction {reverted} reverted on chain; nothing was recorded."
+    )
     assert _rows(world) == before
     # the write still waits: sent again, properly, it is recorded
     hashes = [wallet.send(t) for t in w["txs"]]
@@ -124,8 +132,9 @@ def test_a_reverted_transaction_is_refused(client: TestClient, world: World,
     assert _rows(world) == before + 1
 
 
-def test_a_transaction_from_another_account_is_refused(client: TestClient, world: World,
-                                                       wallet: TestWallet) -> None:  # fmt: skip
+def test_a_transaction_from_another_account_is_refused(
+    client: TestClient, world: World, wallet: TestWallet
+) -> None:
     before = _rows(world)
     w = _prepare_contribution(client, world)
     approve = wallet.send(w["txs"][0])
@@ -133,14 +142,17 @@ def test_a_transaction_from_another_account_is_refused(client: TestClient, world
     theirs = wallet.send(w["txs"][1], gas=400_000, signer=bob)  # the same call, bob's key
     r = _submit(client, w, [approve, theirs], wallet.personal_sign(w["sign"]))
     assert r.status_code == 401, r.text
-    assert r.json()["message"] == (f"The contribute transaction {theirs} was sent by "
-                                   f"{bob.address}, not by the signed-in account "
-                                   f"{wallet.address}.")  # fmt: skip
+    assert r.json()["message"] == (
+        f"The contribute transaction {theirs} was sent by "
+        f"{bob.address}, not by the signed-in account "
+        f"{wallet.address}."
+    )
     assert _rows(world) == before
 
 
-def test_a_transaction_to_another_contract_is_refused(client: TestClient, world: World,
-                                                      wallet: TestWallet) -> None:  # fmt: skip
+def test_a_transaction_to_another_contract_is_refused(
+    client: TestClient, world: World, wallet: TestWallet
+) -> None:
     before = _rows(world)
     w = _prepare_contribution(client, world)
     approve = wallet.send(w["txs"][0])
@@ -149,8 +161,10 @@ def test_a_transaction_to_another_contract_is_refused(client: TestClient, world:
     r = _submit(client, w, [approve, elsewhere], wallet.personal_sign(w["sign"]))
     assert r.status_code == 422, r.text
     msg = r.json()["message"]
-    assert msg.startswith(f"The contribute transaction {elsewhere} was sent to {escrow}, not "
-                          "the prepared contribute call to the DatanetRegistry")  # fmt: skip
+    assert msg.startswith(
+        f"The contribute transaction {elsewhere} was sent to {escrow}, not "
+        "the prepared contribute call to the DatanetRegistry"
+    )
     assert _rows(world) == before
     # a manifest signed by another key is refused too
     bob = world.node.accounts.signer("bob")
@@ -161,8 +175,9 @@ def test_a_transaction_to_another_contract_is_refused(client: TestClient, world:
     assert _rows(world) == before
 
 
-def test_deposit_and_delegate_from_the_wallet(client: TestClient, world: World,
-                                              wallet: TestWallet) -> None:  # fmt: skip
+def test_deposit_and_delegate_from_the_wallet(
+    client: TestClient, world: World, wallet: TestWallet
+) -> None:
     node = world.node
     r = client.post("/web/api/deposit", json={"amount": "5"}, headers=WEB)
     w = r.json()["wallet"]
@@ -177,8 +192,9 @@ def test_deposit_and_delegate_from_the_wallet(client: TestClient, world: World,
     r = client.post("/web/api/deposit", json={"amount": "100000"}, headers=WEB)
     assert r.status_code == 422 and "less than the" in r.json()["message"]
 
-    w = client.post("/web/api/governance/delegate", json={"delegatee": ""},
-                    headers=WEB).json()["wallet"]  # fmt: skip
+    w = client.post("/web/api/governance/delegate", json={"delegatee": ""}, headers=WEB).json()[
+        "wallet"
+    ]
     assert [t["label"] for t in w["txs"]] == ["delegate"]
     r = _submit(client, w, [wallet.send(t) for t in w["txs"]])
     assert r.status_code == 200, r.text
@@ -188,8 +204,9 @@ def test_deposit_and_delegate_from_the_wallet(client: TestClient, world: World,
     )
 
 
-def _send_all(client: TestClient, wallet: TestWallet, r: Any,
-              labels: list[str]) -> tuple[dict[str, Any], list[str], dict[str, Any]]:  # fmt: skip
+def _send_all(
+    client: TestClient, wallet: TestWallet, r: Any, labels: list[str]
+) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """A prepared write (the route's answer ``r``) sent by the wallet and reported: the
     offer, the hashes and what the node answered."""
     assert r.status_code in (200, 201), r.text
@@ -205,10 +222,17 @@ def _send_all(client: TestClient, wallet: TestWallet, r: Any,
 
 def _own_datanet(client: TestClient, wallet: TestWallet) -> dict[str, Any]:
     """Datanet 'bees', created by the wallet: it owns it and is its only validator."""
-    r = client.post("/web/api/datanets", headers=WEB,
-                    json={"name": "bees", "description": "facts about bees",
-                          "validators": [wallet.address], "quorum": 1,
-                          "min_stake": "10"})  # fmt: skip
+    r = client.post(
+        "/web/api/datanets",
+        headers=WEB,
+        json={
+            "name": "bees",
+            "description": "facts about bees",
+            "validators": [wallet.address],
+            "quorum": 1,
+            "min_stake": "10",
+        },
+    )
     _, _, out = _send_all(client, wallet, r, ["createDatanet"])
     assert out["owner"] == wallet.address and out["validators"] == [wallet.address]
     return out
@@ -233,8 +257,7 @@ def test_review_from_the_wallet(client: TestClient, world: World, wallet: TestWa
     assert queue["validates"] == ["bees"]
     assert {i["id"] for i in queue["items"]} == {good, bad}
 
-    r = client.post(f"/web/api/contributions/{good}/review", json={"approve": True},
-                    headers=WEB)  # fmt: skip
+    r = client.post(f"/web/api/contributions/{good}/review", json={"approve": True}, headers=WEB)
     w = r.json()["wallet"]
     assert w["txs"][0]["to"] == node.contracts.datanets.address
     assert node.reviews.detail(good)["reviews"] == []  # nothing recorded before it is mined
@@ -247,16 +270,21 @@ def test_review_from_the_wallet(client: TestClient, world: World, wallet: TestWa
         (wallet.address, True, hashes[0])
     ]
     # a second review by the same validator is refused before anything is prepared
-    r = client.post(f"/web/api/contributions/{good}/review", json={"approve": False,
-                    "reason": "changed my mind"}, headers=WEB)  # fmt: skip
+    r = client.post(
+        f"/web/api/contributions/{good}/review",
+        json={"approve": False, "reason": "changed my mind"},
+        headers=WEB,
+    )
     assert r.status_code == 409 and "already approved" in r.json()["message"]
 
     # a rejection needs a reason: refused at once, nothing to send
-    r = client.post(f"/web/api/contributions/{bad}/review", json={"approve": False},
-                    headers=WEB)  # fmt: skip
+    r = client.post(f"/web/api/contributions/{bad}/review", json={"approve": False}, headers=WEB)
     assert r.status_code == 422 and "needs a reason" in r.json()["message"]
-    r = client.post(f"/web/api/contributions/{bad}/review",
-                    json={"approve": False, "reason": "spam"}, headers=WEB)  # fmt: skip
+    r = client.post(
+        f"/web/api/contributions/{bad}/review",
+        json={"approve": False, "reason": "spam"},
+        headers=WEB,
+    )
     _, hashes, out = _send_all(client, wallet, r, ["review"])
     assert out["status"] == "rejected"
     on_chain = node.contracts.datanets.contribution(bad)
@@ -274,19 +302,31 @@ def _finished_job(world: World, tmp_path: Path, snap: dict[str, Any], base: Path
     adapter of the tiny base stands in for a trained one, since publishing checks that the
     engine could serve it, then hashes and copies it (tests/factory/test_jobs.py trains and
     publishes for real)."""
-    adapter = tiny.make_adapter(base, tmp_path / "job" / "adapter", rank=2,
-                                modules=("q_proj", "v_proj"), seed=7)  # fmt: skip
+    adapter = tiny.make_adapter(
+        base, tmp_path / "job" / "adapter", rank=2, modules=("q_proj", "v_proj"), seed=7
+    )
     lineage = tmp_path / "job" / "training_examples.json"
     lineage.write_text('{"train": [], "eval": []}')
     with world.node.db.session() as s:
         job = JobRow(
-            kind="train", status="succeeded", work_dir=str(tmp_path / "job"),
-            params={"datanet": "bees", "version": snap["version"],
-                    "snapshot_root": snap["root"], "base": str(base),
-                    "config": {"method": "lora", "rank": 2}},
-            result={"adapter_dir": str(adapter), "lineage_path": str(lineage),
-                    "base_fingerprint": "tiny", "base_eval_ppl": 9.0, "adapter_eval_ppl": 7.0},
-        )  # fmt: skip
+            kind="train",
+            status="succeeded",
+            work_dir=str(tmp_path / "job"),
+            params={
+                "datanet": "bees",
+                "version": snap["version"],
+                "snapshot_root": snap["root"],
+                "base": str(base),
+                "config": {"method": "lora", "rank": 2},
+            },
+            result={
+                "adapter_dir": str(adapter),
+                "lineage_path": str(lineage),
+                "base_fingerprint": "tiny",
+                "base_eval_ppl": 9.0,
+                "adapter_eval_ppl": 7.0,
+            },
+        )
         s.add(job)
         s.flush()
         return job.id
@@ -308,7 +348,11 @@ def test_snapshot_and_publish_from_the_wallet(
     assert node.snapshots.list("bees") == []  # nothing recorded before it is mined
     _, hashes, snap = _send_all(client, wallet, r, ["commitSnapshot"])
     assert (snap["version"], snap["record_count"], snap["contributions"], snap["tx_hash"]) == (
-        1, 1, [cid], hashes[0])  # fmt: skip
+        1,
+        1,
+        [cid],
+        hashes[0],
+    )
     root, count, uri, _ = node.contracts.datanets.snapshot(dn["id"], 1)
     assert ("0x" + root.hex(), count) == (snap["root"], 1)
     assert [s["version"] for s in node.snapshots.list("bees")] == [1]
@@ -319,17 +363,32 @@ def test_snapshot_and_publish_from_the_wallet(
     assert r.status_code == 409 and "Nothing new since snapshot bees@1" in r.json()["message"]
 
     job = _finished_job(world, tmp_path, snap, tiny_base_dir)
-    r = client.post("/web/api/models", headers=WEB,
-                    json={"job": job, "name": "bees-tiny", "price_in": "0.004",
-                          "price_out": "0.008", "attribution": "gradient"})  # fmt: skip
+    r = client.post(
+        "/web/api/models",
+        headers=WEB,
+        json={
+            "job": job,
+            "name": "bees-tiny",
+            "price_in": "0.004",
+            "price_out": "0.008",
+            "attribution": "gradient",
+        },
+    )
     assert r.status_code == 201, r.text
     assert node.models.list()["total"] == 0  # nothing recorded before it is mined
     _, hashes, model = _send_all(client, wallet, r, ["registerModel"])
     assert (model["name"], model["owner"], model["job"], model["tx_hash"]) == (
-        "bees-tiny", wallet.address, job, hashes[0])  # fmt: skip
+        "bees-tiny",
+        wallet.address,
+        job,
+        hashes[0],
+    )
     on_chain = node.contracts.models.model(model["id"])
     assert (on_chain.owner, on_chain.adapter_hash.hex(), on_chain.price_in) == (
-        wallet.address, model["adapter_sha256"], 4 * OPEN // 1000)  # fmt: skip
+        wallet.address,
+        model["adapter_sha256"],
+        4 * OPEN // 1000,
+    )
     assert node.contracts.models.snapshot_roots(model["id"]) == [root]
     assert (Path(model["adapter_dir"]) / "README.md").exists()
     assert node.models.get("bees-tiny")["owner"] == wallet.address
@@ -347,12 +406,14 @@ def test_vote_from_the_wallet(client: TestClient, world: World, wallet: TestWall
     fast_forward(node, 2)  # votes count from the next second
     proposal = node.governance.propose(alice, {"slash_bps": "4000"}, "Slash 40 % instead of 50 %")
     pid = proposal["id"]
-    r = client.post(f"/web/api/governance/proposals/{pid}/votes", json={"support": "against"},
-                    headers=WEB)  # fmt: skip
+    r = client.post(
+        f"/web/api/governance/proposals/{pid}/votes", json={"support": "against"}, headers=WEB
+    )
     assert r.status_code == 409 and "opens after its snapshot" in r.json()["message"]
     fast_forward(node, 61)  # past the devnet's voting delay: voting is open
-    r = client.post(f"/web/api/governance/proposals/{pid}/votes", json={"support": "against"},
-                    headers=WEB)  # fmt: skip
+    r = client.post(
+        f"/web/api/governance/proposals/{pid}/votes", json={"support": "against"}, headers=WEB
+    )
     assert r.json()["wallet"]["txs"][0]["to"] == node.contracts.governor.address
     assert not node.contracts.governor.has_voted(pid, wallet.address)
     _, hashes, out = _send_all(client, wallet, r, ["castVote"])
@@ -361,8 +422,9 @@ def test_vote_from_the_wallet(client: TestClient, world: World, wallet: TestWall
     assert (out["voted"], out["weight"], out["tx_hash"]) == ("against", str(weight), hashes[0])
     assert int(node.governance.show(pid)["votes"]["against"]) == weight
     assert node.contracts.governor.has_voted(pid, wallet.address)
-    r = client.post(f"/web/api/governance/proposals/{pid}/votes", json={"support": "for"},
-                    headers=WEB)  # fmt: skip
+    r = client.post(
+        f"/web/api/governance/proposals/{pid}/votes", json={"support": "for"}, headers=WEB
+    )
     assert r.status_code == 409 and "already voted" in r.json()["message"]
 
 

@@ -29,10 +29,12 @@ def check_name(name: str, *, field_name: str = "name") -> str:
     bare = name.removeprefix(AGENT_PREFIX)
     if not NAME_RE.match(bare):
         raise ValidationError(
-            f"Agent name {name!r} is not allowed.", field=field_name, value=name,
+            f"Agent name {name!r} is not allowed.",
+            field=field_name,
+            value=name,
             fix="use 2-63 lower-case letters, digits, '.', '-' or '_', starting with a "
             "letter or digit.",
-        )  # fmt: skip
+        )
     return bare
 
 
@@ -55,10 +57,12 @@ def parse_callee(ref: str) -> Callee:
         return Callee("agent", check_name(ref, field_name="calls"))
     if not NAME_RE.match(ref):
         raise ValidationError(
-            f"{ref!r} in calls is neither a model name nor agent/NAME.", field="calls",
-            value=ref, fix="name a published model (`openledger model list`) or an agent as "
+            f"{ref!r} in calls is neither a model name nor agent/NAME.",
+            field="calls",
+            value=ref,
+            fix="name a published model (`openledger model list`) or an agent as "
             "agent/NAME (`openledger agent list`).",
-        )  # fmt: skip
+        )
     return Callee("model", ref)
 
 
@@ -84,44 +88,76 @@ class AgentConfig:
             return ValidationError(f"{name} = {value!r} {rule}.", field=name, value=value, fix=fix)
 
         if not isinstance(self.model, str) or not NAME_RE.match(self.model):
-            raise bad("model", self.model, "is not a model name",
-                      "name a published model (`openledger model list`).")  # fmt: skip
+            raise bad(
+                "model",
+                self.model,
+                "is not a model name",
+                "name a published model (`openledger model list`).",
+            )
         if not isinstance(self.system_prompt, str) or len(self.system_prompt) > MAX_SYSTEM_PROMPT:
-            raise bad("system_prompt", f"{len(str(self.system_prompt))} characters",
-                      f"is longer than {MAX_SYSTEM_PROMPT} characters",
-                      "shorten the system prompt.")  # fmt: skip
+            raise bad(
+                "system_prompt",
+                f"{len(str(self.system_prompt))} characters",
+                f"is longer than {MAX_SYSTEM_PROMPT} characters",
+                "shorten the system prompt.",
+            )
         if isinstance(self.temperature, bool) or not 0.0 <= float(self.temperature) <= 2.0:
-            raise bad("temperature", self.temperature, "is outside [0, 2]",
-                      "use 0 for greedy decoding or a value up to 2.")  # fmt: skip
+            raise bad(
+                "temperature",
+                self.temperature,
+                "is outside [0, 2]",
+                "use 0 for greedy decoding or a value up to 2.",
+            )
         if isinstance(self.top_p, bool) or not 0.0 < float(self.top_p) <= 1.0:
             raise bad("top_p", self.top_p, "is outside (0, 1]", "use e.g. 0.9, or 1.")
-        if (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
-                or not 1 <= self.max_tokens <= MAX_TOKENS):  # fmt: skip
-            raise bad("max_tokens", self.max_tokens, f"is outside [1, {MAX_TOKENS}]",
-                      "use e.g. 64.")  # fmt: skip
+        if (
+            isinstance(self.max_tokens, bool)
+            or not isinstance(self.max_tokens, int)
+            or not 1 <= self.max_tokens <= MAX_TOKENS
+        ):
+            raise bad(
+                "max_tokens", self.max_tokens, f"is outside [1, {MAX_TOKENS}]", "use e.g. 64."
+            )
         if len(self.retrieval) > MAX_RETRIEVAL or len(set(self.retrieval)) != len(self.retrieval):
-            raise bad("retrieval", list(self.retrieval),
-                      f"must be at most {MAX_RETRIEVAL} different datanets",
-                      "name each datanet once.")  # fmt: skip
+            raise bad(
+                "retrieval",
+                list(self.retrieval),
+                f"must be at most {MAX_RETRIEVAL} different datanets",
+                "name each datanet once.",
+            )
         for d in self.retrieval:
             if not isinstance(d, str) or not NAME_RE.match(d):
-                raise bad("retrieval", d, "is not a datanet name",
-                          "name a datanet (`openledger datanet list`).")  # fmt: skip
-        if (isinstance(self.retrieval_k, bool) or not isinstance(self.retrieval_k, int)
-                or not 1 <= self.retrieval_k <= MAX_RETRIEVAL_K):  # fmt: skip
-            raise bad("retrieval_k", self.retrieval_k, f"is outside [1, {MAX_RETRIEVAL_K}]",
-                      "use e.g. 3.")  # fmt: skip
+                raise bad(
+                    "retrieval",
+                    d,
+                    "is not a datanet name",
+                    "name a datanet (`openledger datanet list`).",
+                )
+        if (
+            isinstance(self.retrieval_k, bool)
+            or not isinstance(self.retrieval_k, int)
+            or not 1 <= self.retrieval_k <= MAX_RETRIEVAL_K
+        ):
+            raise bad(
+                "retrieval_k", self.retrieval_k, f"is outside [1, {MAX_RETRIEVAL_K}]", "use e.g. 3."
+            )
         callees = [parse_callee(c) for c in self.calls]
         if len({c.ref for c in callees}) != len(callees):
             raise bad("calls", list(self.calls), "names a callee twice", "name each once.")
         for kind in ("agent", "model"):
             n = sum(c.kind == kind for c in callees)
             if n > MAX_CALLEES:
-                raise bad("calls", list(self.calls),
-                          f"names {n} {kind}s, more than {MAX_CALLEES}",
-                          f"call at most {MAX_CALLEES} {kind}s.")  # fmt: skip
-        if (isinstance(self.spend_cap, bool) or not isinstance(self.spend_cap, int)
-                or self.spend_cap < 0):  # fmt: skip
+                raise bad(
+                    "calls",
+                    list(self.calls),
+                    f"names {n} {kind}s, more than {MAX_CALLEES}",
+                    f"call at most {MAX_CALLEES} {kind}s.",
+                )
+        if (
+            isinstance(self.spend_cap, bool)
+            or not isinstance(self.spend_cap, int)
+            or self.spend_cap < 0
+        ):
             raise bad(
                 "spend_cap",
                 self.spend_cap,
@@ -144,8 +180,9 @@ class AgentConfig:
         return doc
 
     def canonical(self) -> bytes:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode("utf-8")  # fmt: skip
+        return json.dumps(
+            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
 
     def hash(self) -> str:
         """``0x`` + sha256 of the canonical JSON: the hash AgentRegistry records."""
@@ -158,9 +195,11 @@ class AgentConfig:
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ValidationError(
-                f"Unknown configuration field(s): {', '.join(unknown)}.", field=unknown[0],
-                value=doc[unknown[0]], fix=f"use only {', '.join(sorted(known))}.",
-            )  # fmt: skip
+                f"Unknown configuration field(s): {', '.join(unknown)}.",
+                field=unknown[0],
+                value=doc[unknown[0]],
+                fix=f"use only {', '.join(sorted(known))}.",
+            )
         if "model" not in doc:
             raise ValidationError(
                 "The configuration names no model.",
@@ -182,7 +221,10 @@ class AgentConfig:
             try:
                 args["spend_cap"] = int(str(args["spend_cap"]))
             except ValueError as exc:
-                raise ValidationError("spend_cap is not a wei amount.", field="spend_cap",
-                                      value=args["spend_cap"],
-                                      fix="give it in wei, e.g. \"0\".") from exc  # fmt: skip
+                raise ValidationError(
+                    "spend_cap is not a wei amount.",
+                    field="spend_cap",
+                    value=args["spend_cap"],
+                    fix='give it in wei, e.g. "0".',
+                ) from exc
         return cls(**args)

@@ -18,8 +18,9 @@ MAX_DEPTH = 4  # AgentRegistry.MAX_DEPTH: the agent itself and up to 3 agents be
 Lookup = Callable[[str], "list[str] | None"]
 
 
-def call_chain(name: str, agent_callees: list[str], lookup: Lookup,
-               max_depth: int = MAX_DEPTH) -> list[str]:  # fmt: skip
+def call_chain(
+    name: str, agent_callees: list[str], lookup: Lookup, max_depth: int = MAX_DEPTH
+) -> list[str]:
     """The deepest chain of agent calls starting at ``name`` (``name`` first) when ``name``
     calls ``agent_callees``; raises on a cycle, an unknown agent or a chain deeper than
     ``max_depth``."""
@@ -31,19 +32,20 @@ def call_chain(name: str, agent_callees: list[str], lookup: Lookup,
             if callee in full:
                 cycle = " -> ".join([*full[full.index(callee) :], callee])
                 raise ValidationError(
-                    f"The calls of agent {name!r} would run in a cycle: {cycle}.", field="calls",
+                    f"The calls of agent {name!r} would run in a cycle: {cycle}.",
+                    field="calls",
                     value=f"agent/{callee}",
-                    fix=f"remove agent/{callee} from the calls, or call the model it runs "
-                    "instead.",
-                )  # fmt: skip
+                    fix=f"remove agent/{callee} from the calls, or call the model it runs instead.",
+                )
             below = lookup(callee)
             if below is None:
                 raise NotFoundError(
                     f"Agent {name!r} calls agent/{callee}, which does not exist.",
-                    field="calls", value=f"agent/{callee}",
+                    field="calls",
+                    value=f"agent/{callee}",
                     fix="create that agent first, or drop it from the calls "
                     "(`openledger agent list`).",
-                )  # fmt: skip
+                )
             chain = [agent, *deepest(callee, below, [*path, agent])]
             if len(chain) > len(best):
                 best = chain
@@ -54,7 +56,8 @@ def call_chain(name: str, agent_callees: list[str], lookup: Lookup,
         raise ValidationError(
             f"Agent {name!r} starts a chain of {len(chain)} agents "
             f"({' -> '.join(chain)}); the limit is {max_depth}.",
-            field="calls", value=f"agent/{chain[1]}",
+            field="calls",
+            value=f"agent/{chain[1]}",
             fix="call an agent with fewer agents below it, or call its model directly.",
-        )  # fmt: skip
+        )
     return chain

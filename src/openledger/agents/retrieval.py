@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openledger.errors import ConflictError, NotFoundError, ValidationError
-from openledger.ledger.receipt_content import AgentTerms
+from openledger.ledger.receipts.content import AgentTerms
 from openledger.units import fmt_open
 
 if TYPE_CHECKING:
@@ -53,9 +53,14 @@ class RetrievedRecord:
     contributor: str
 
     def to_body(self) -> dict[str, Any]:
-        return {"datanet": self.datanet, "version": self.version, "record": self.record,
-                "part": self.part, "contribution": self.contribution,
-                "contributor": self.contributor}  # fmt: skip
+        return {
+            "datanet": self.datanet,
+            "version": self.version,
+            "record": self.record,
+            "part": self.part,
+            "contribution": self.contribution,
+            "contributor": self.contributor,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,18 +111,24 @@ def last_user_message(messages: Sequence[dict[str, str]]) -> str:
         if m.get("role") == "user" and str(m.get("content") or "").strip():
             return str(m["content"])
     raise ValidationError(
-        "The conversation has no user message to retrieve context for.", field="messages",
-        value=len(messages), fix='end the conversation with {"role": "user", "content": …}.',
-    )  # fmt: skip
+        "The conversation has no user message to retrieve context for.",
+        field="messages",
+        value=len(messages),
+        fix='end the conversation with {"role": "user", "content": …}.',
+    )
 
 
 class AgentRetrieval:
     """The checks of an agent's retrieval and the search itself, with each snapshot's index
     built once (``<home>/attribution/datanets/NAME@V/rag``) and kept open."""
 
-    def __init__(self, datanets: DatanetService, snapshots: SnapshotService,
-                 attribution: Callable[[], AttributionService],
-                 access: Callable[[], AccessService] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        datanets: DatanetService,
+        snapshots: SnapshotService,
+        attribution: Callable[[], AttributionService],
+        access: Callable[[], AccessService] | None = None,
+    ) -> None:
         self.datanets = datanets
         self.snapshots = snapshots
         self._attribution = attribution
@@ -133,23 +144,28 @@ class AgentRetrieval:
             self.datanets.show(datanet)
         except NotFoundError as exc:
             raise NotFoundError(
-                f"No datanet {datanet!r} to retrieve from.", field="retrieval", value=datanet,
+                f"No datanet {datanet!r} to retrieve from.",
+                field="retrieval",
+                value=datanet,
                 fix="name a datanet of `openledger datanet list`, or drop it from retrieval.",
-            ) from exc  # fmt: skip
+            ) from exc
         try:
             snap = self.snapshots.get(datanet, None)
         except NotFoundError as exc:
             raise ValidationError(
                 f"Datanet {datanet!r} has no snapshot: an agent retrieves from the latest one.",
-                field="retrieval", value=datanet,
+                field="retrieval",
+                value=datanet,
                 fix=f"freeze one first (`openledger datanet snapshot {datanet}`), or drop it "
                 "from retrieval.",
-            ) from exc  # fmt: skip
+            ) from exc
         if not snap["record_count"]:
             raise ValidationError(
-                f"{datanet}@{snap['version']} holds no record to retrieve.", field="retrieval",
-                value=datanet, fix="approve some contributions and take a new snapshot first.",
-            )  # fmt: skip
+                f"{datanet}@{snap['version']} holds no record to retrieve.",
+                field="retrieval",
+                value=datanet,
+                fix="approve some contributions and take a new snapshot first.",
+            )
         return snap
 
     def check_access(self, datanet: str, version: int, owner: str, *, agent: str | None) -> None:
@@ -166,16 +182,21 @@ class AgentRetrieval:
         if grant.reason in FREE_READERS:
             return
         who = f"agent/{agent}" if agent else "The agent"
-        message = (f"{who} would serve {datanet}@{version}, priced at "
-                   f"{fmt_open(grant.price)} OPEN per export, to everyone who calls it; its "
-                   f"owner {owner} neither owns {datanet} nor contributed to that snapshot.")
-        fix = (f"retrieve only from datanets its owner contributed to or owns, ask {datanet}'s "
-               "owner to make it free (`openledger datanet price`), or drop it from retrieval; "
-               "a paid export lets its payer read the data, not serve it.")  # fmt: skip
+        message = (
+            f"{who} would serve {datanet}@{version}, priced at "
+            f"{fmt_open(grant.price)} OPEN per export, to everyone who calls it; its "
+            f"owner {owner} neither owns {datanet} nor contributed to that snapshot."
+        )
+        fix = (
+            f"retrieve only from datanets its owner contributed to or owns, ask {datanet}'s "
+            "owner to make it free (`openledger datanet price`), or drop it from retrieval; "
+            "a paid export lets its payer read the data, not serve it."
+        )
         if agent is None:
             raise ValidationError(message, field="retrieval", value=datanet, fix=fix)
-        raise ConflictError(message, field="retrieval", value=datanet,
-                            fix=fix + " Nothing was charged.")  # fmt: skip
+        raise ConflictError(
+            message, field="retrieval", value=datanet, fix=fix + " Nothing was charged."
+        )
 
     def check(self, datanets: Sequence[str], owner: str) -> None:
         """What registering an agent that retrieves from ``datanets`` needs (nothing is
@@ -198,8 +219,9 @@ class AgentRetrieval:
                 self._indexes[key] = found
             return found
 
-    def retrieve(self, agent: str, owner: str, datanets: Sequence[str], query: str,
-                 k: int) -> list[Passage]:  # fmt: skip
+    def retrieve(
+        self, agent: str, owner: str, datanets: Sequence[str], query: str, k: int
+    ) -> list[Passage]:
         """The ``k`` passages most similar to ``query`` over the latest snapshot of each of
         ``datanets`` together, best first (ties: in the order the datanets are named)."""
         found: list[tuple[float, int, int, Passage]] = []
@@ -209,8 +231,9 @@ class AgentRetrieval:
             self.check_access(name, version, owner, agent=agent)
             for hit in self.index(name, version, str(snap["root"])).search(query, k):
                 c = hit.chunk
-                source = RetrievedRecord(name, version, c.record, c.part, c.contribution,
-                                         c.contributor)  # fmt: skip
+                source = RetrievedRecord(
+                    name, version, c.record, c.part, c.contribution, c.contributor
+                )
                 found.append((-hit.score, order, hit.rank, Passage(c.text, hit.score, source)))
         found.sort(key=lambda t: t[:3])
         return [p for *_, p in found[:k]]

@@ -32,13 +32,13 @@ from sqlalchemy import select
 
 from openledger.agents.retrieval import last_user_message, render_context
 from openledger.errors import ConflictError, PaymentRequiredError, ValidationError
-from openledger.ledger.pricing import fee
+from openledger.ledger.pricing.fees import fee
 from openledger.store.ledger_tables import ReceiptRow
 from openledger.units import fmt_open
 
 if TYPE_CHECKING:
     from openledger.agents.service import AgentRun, AgentService
-    from openledger.ledger.paid import PaidCompletion, PaidInference
+    from openledger.ledger.paid.inference import PaidCompletion, PaidInference
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class Consulted:
     receipt_seq: int
 
 
-def with_answers(system_prompt: str, consulted: list[Consulted],
-                 messages: list[dict[str, str]]) -> list[dict[str, str]]:  # fmt: skip
+def with_answers(
+    system_prompt: str, consulted: list[Consulted], messages: list[dict[str, str]]
+) -> list[dict[str, str]]:
     """The conversation the agent's model answers: its system prompt, what each callee
     said, then the caller's messages."""
     head = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -60,8 +61,9 @@ def with_answers(system_prompt: str, consulted: list[Consulted],
     return [*head, *said, *messages]
 
 
-def fit(build: Callable[[list[Consulted]], list[int]], consulted: list[Consulted],
-        room: int) -> tuple[list[Consulted], list[int]]:  # fmt: skip
+def fit(
+    build: Callable[[list[Consulted]], list[int]], consulted: list[Consulted], room: int
+) -> tuple[list[Consulted], list[int]]:
     """Shorten the callees' answers (longest first, by a quarter) until the prompt that
     ``build`` tokenises is at most ``room`` tokens; returns the answers used and the ids."""
     ids = build(consulted)
@@ -104,8 +106,9 @@ class AgentRunner:
                     max_tokens, price = sub.config.max_tokens, sub.terms.price
                     walk(sub)
                 bound = max(ctx - max_tokens, 0)
-                need[wallet] += price + fee(bound, max_tokens, int(card["price_in"]),
-                                            int(card["price_out"]))  # fmt: skip
+                need[wallet] += price + fee(
+                    bound, max_tokens, int(card["price_in"]), int(card["price_out"])
+                )
 
         walk(run)
         return {w: (owners[w], amount) for w, amount in need.items()}
@@ -113,8 +116,9 @@ class AgentRunner:
     def spent(self, wallet: str) -> int:
         """What ``wallet`` was charged in the epoch still open (receipts not yet sealed)."""
         with self.agents.db.session() as s:
-            rows = s.scalars(select(ReceiptRow.fee).where(ReceiptRow.payer == wallet,
-                                                          ReceiptRow.epoch.is_(None)))  # fmt: skip
+            rows = s.scalars(
+                select(ReceiptRow.fee).where(ReceiptRow.payer == wallet, ReceiptRow.epoch.is_(None))
+            )
             return sum(int(f) for f in rows)
 
     def check(self, run: AgentRun) -> None:
@@ -124,17 +128,20 @@ class AgentRunner:
             name = agent.ref
             if not wallet:
                 raise PaymentRequiredError(
-                    f"{name} has no wallet on this node to pay for its calls.", field="model",
-                    value=name, fix="call it on the node it was created on.",
-                )  # fmt: skip
+                    f"{name} has no wallet on this node to pay for its calls.",
+                    field="model",
+                    value=name,
+                    fix="call it on the node it was created on.",
+                )
             available = int(self.agents.credit(wallet)["available"]) if self.agents.credit else 0
             if available < need:
                 raise PaymentRequiredError(
                     f"{name}'s wallet {wallet} has {fmt_open(max(available, 0))} OPEN of "
                     f"credit; its calls can cost up to {fmt_open(need)} OPEN.",
-                    field="model", value=name,
+                    field="model",
+                    value=name,
                     fix=f"its owner funds it: `openledger agent fund {agent.name} AMOUNT`.",
-                )  # fmt: skip
+                )
             cap = agent.config.spend_cap
             if cap:
                 spent = self.spent(wallet)
@@ -142,13 +149,16 @@ class AgentRunner:
                     raise PaymentRequiredError(
                         f"{name} has spent {fmt_open(spent)} OPEN of its "
                         f"{fmt_open(cap)} OPEN cap this epoch; its calls can cost up to "
-                        f"{fmt_open(need)} OPEN more.", field="model", value=name,
+                        f"{fmt_open(need)} OPEN more.",
+                        field="model",
+                        value=name,
                         fix="wait for the epoch to close (`openledger epoch close`), or ask "
                         "its owner for a higher spend_cap.",
-                    )  # fmt: skip
+                    )
 
-    def prepare(self, agent: AgentRun, messages: list[dict[str, str]],
-                max_tokens: int | None = None) -> AgentRun:  # fmt: skip
+    def prepare(
+        self, agent: AgentRun, messages: list[dict[str, str]], max_tokens: int | None = None
+    ) -> AgentRun:
         """``agent`` with the passages retrieved for ``messages`` in its prompt and named in
         its terms (``agent`` itself when it retrieves nothing): the top ``retrieval_k`` over
         its datanets, less the lowest ranked while the prompt (with a blank line for each
@@ -161,10 +171,17 @@ class AgentRunner:
         if retrieval is None:
             raise ConflictError(
                 f"{agent.ref} retrieves from datanets, which this node does not serve.",
-                field="model", value=agent.ref, fix="call it on the node it was created on.",
-            )  # fmt: skip
-        passages = retrieval.retrieve(agent.name, agent.terms.owner, cfg.retrieval,
-                                      last_user_message(messages), cfg.retrieval_k)  # fmt: skip
+                field="model",
+                value=agent.ref,
+                fix="call it on the node it was created on.",
+            )
+        passages = retrieval.retrieve(
+            agent.name,
+            agent.terms.owner,
+            cfg.retrieval,
+            last_user_message(messages),
+            cfg.retrieval_k,
+        )
         serving = self.paid.serving
         generate = cfg.max_tokens if max_tokens is None else max_tokens
         room = serving.engine.max_ctx - generate
@@ -182,9 +199,10 @@ class AgentRunner:
                 f"{agent.ref} puts the passages it retrieves into the prompt: with even one, "
                 f"the prompt ({size(min(1, len(passages)))} tokens) plus {generate} to "
                 f"generate exceeds the context of {serving.engine.max_ctx}.",
-                field="messages", value=len(messages),
+                field="messages",
+                value=len(messages),
                 fix="shorten the conversation or ask for fewer tokens (max_tokens).",
-            )  # fmt: skip
+            )
         kept = tuple(passages[:n])
         terms = replace(agent.terms, retrieved=tuple(p.source for p in kept))
         return replace(agent, passages=kept, terms=terms)
@@ -201,9 +219,11 @@ class AgentRunner:
                 f"{agent.ref} puts what its {len(blank)} callee(s) say into the "
                 f"prompt: {len(least)} tokens before they say anything, plus "
                 f"{max_tokens} to generate, exceeds the context of "
-                f"{serving.engine.max_ctx}.", field="messages", value=len(least),
+                f"{serving.engine.max_ctx}.",
+                field="messages",
+                value=len(least),
                 fix="shorten the conversation or ask for fewer tokens (max_tokens).",
-            )  # fmt: skip
+            )
 
     # -- the calls --------------------------------------------------------------------------
     def consult(self, run: AgentRun, messages: list[dict[str, str]]) -> list[Consulted]:
@@ -212,17 +232,30 @@ class AgentRunner:
         cfg = run.config
         for callee in cfg.callees:
             if callee.kind == "model":
-                pc = self.paid.chat(run.terms.wallet, callee.name, messages,
-                                    max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                    api="agent.call")  # fmt: skip
+                pc = self.paid.chat(
+                    run.terms.wallet,
+                    callee.name,
+                    messages,
+                    max_tokens=cfg.max_tokens,
+                    temperature=cfg.temperature,
+                    api="agent.call",
+                )
             else:
                 pc = self.answer(run.terms.wallet, self.agents.resolve(callee.ref), messages)
             out.append(Consulted(callee.ref, pc.text, pc.receipt.hash, pc.receipt.seq))
         return out
 
-    def answer(self, payer: str, agent: AgentRun, messages: list[dict[str, str]], *,
-               max_tokens: int | None = None, temperature: float | None = None,
-               seed: int | None = None, api: str = "agent.call") -> PaidCompletion:  # fmt: skip
+    def answer(
+        self,
+        payer: str,
+        agent: AgentRun,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        api: str = "agent.call",
+    ) -> PaidCompletion:
         """A call to ``agent`` paid by ``payer``: it retrieves (unless ``prepare`` did), it
         consults its callees (from its own wallet), then its model answers; the receipt
         names the records retrieved and the calls' receipts. ``max_tokens`` and
@@ -233,12 +266,21 @@ class AgentRunner:
         if getattr(agent.terms, "unretrieved", False):
             agent = self.prepare(agent, messages, max_tokens)
         final, _, inner = self.final_prompt(agent, messages, max_tokens)
-        return self.paid.chat(payer, agent.model, final, max_tokens=max_tokens,
-                              temperature=temperature, seed=seed, api=api, agent=agent.terms,
-                              inner=inner)  # fmt: skip
+        return self.paid.chat(
+            payer,
+            agent.model,
+            final,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            api=api,
+            agent=agent.terms,
+            inner=inner,
+        )
 
-    def final_prompt(self, agent: AgentRun, messages: list[dict[str, str]], max_tokens: int
-                     ) -> tuple[list[dict[str, str]], list[int], tuple[str, ...]]:  # fmt: skip
+    def final_prompt(
+        self, agent: AgentRun, messages: list[dict[str, str]], max_tokens: int
+    ) -> tuple[list[dict[str, str]], list[int], tuple[str, ...]]:
         """Consult ``agent``'s callees with ``messages`` (paid by its wallet, blocking), then
         the conversation its model answers: its system prompt, what they said (shortened,
         ``fit``, until the prompt leaves ``max_tokens`` of the context), then ``messages``;
@@ -248,7 +290,8 @@ class AgentRunner:
         serving = self.paid.serving
         room = serving.engine.max_ctx - max_tokens
         system = agent.system_prompt
-        consulted, ids = fit(lambda c: serving.encode_chat(
-            with_answers(system, c, messages)), consulted, room)  # fmt: skip
+        consulted, ids = fit(
+            lambda c: serving.encode_chat(with_answers(system, c, messages)), consulted, room
+        )
         final = with_answers(system, consulted, messages)
         return final, ids, tuple(c.receipt_hash for c in consulted)

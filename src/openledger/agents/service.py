@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from openledger.chain.tx import TxResult
     from openledger.datanets.registry import DatanetService
     from openledger.factory.publish import ModelService
-    from openledger.ledger.receipt_content import AgentTerms
+    from openledger.ledger.receipts.content import AgentTerms
 
 NOT_DEPLOYED_FIX = "run `openledger agent deploy --as operator` (once per deployment)."
 
@@ -129,9 +129,10 @@ class AgentService:
         agents = self.contracts().agents
         if agents is None:
             raise ContractNotDeployedError(
-                "This deployment has no AgentRegistry.", field="AgentRegistry",
+                "This deployment has no AgentRegistry.",
+                field="AgentRegistry",
                 fix=NOT_DEPLOYED_FIX,
-            )  # fmt: skip
+            )
         return agents
 
     def get(self, ref: str | int) -> dict[str, Any]:
@@ -140,20 +141,27 @@ class AgentService:
             row = _row(s, ref)
             if row is None:
                 raise NotFoundError(
-                    f"No agent {ref!r}.", field="agent", value=str(ref),
+                    f"No agent {ref!r}.",
+                    field="agent",
+                    value=str(ref),
                     fix="list them with `openledger agent list`, or create it with "
                     "`openledger agent create`.",
-                )  # fmt: skip
+                )
             return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
 
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:
             total = s.scalar(select(func.count()).select_from(AgentRow)) or 0
-            rows = list(s.scalars(select(AgentRow).order_by(AgentRow.chain_id)
-                                  .offset(offset).limit(limit)))  # fmt: skip
+            rows = list(
+                s.scalars(select(AgentRow).order_by(AgentRow.chain_id).offset(offset).limit(limit))
+            )
             names = _model_names(s, [r.model_id for r in rows])
-            return {"items": [agent_dict(r, names.get(r.model_id)) for r in rows],
-                    "total": total, "offset": offset, "limit": limit}  # fmt: skip
+            return {
+                "items": [agent_dict(r, names.get(r.model_id)) for r in rows],
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+            }
 
     def agent_callees(self, name: str) -> list[str] | None:
         """The names of the agents ``name`` may call (None: no such agent here)."""
@@ -181,45 +189,61 @@ class AgentService:
         its model is the one it was registered with, and its calls form no cycle and no
         chain over the limit."""
         from openledger.agents.retrieval import RetrievingTerms
-        from openledger.ledger.receipt_content import AgentTerms
+        from openledger.ledger.receipts.content import AgentTerms
 
         try:
             agent = self.get(ref)
         except NotFoundError as exc:
             raise NotFoundError(
-                f"No agent {ref!r}.", field="model", value=ref,
+                f"No agent {ref!r}.",
+                field="model",
+                value=ref,
                 fix="list the agents and models with GET /v1/models.",
-            ) from exc  # fmt: skip
+            ) from exc
         name = agent["name"]
         if not agent["active"]:
             raise ConflictError(
-                f"agent/{name} is paused by its owner.", field="model", value=f"agent/{name}",
+                f"agent/{name} is paused by its owner.",
+                field="model",
+                value=f"agent/{name}",
                 fix="call another agent or model, or ask its owner to run `openledger agent "
                 "resume`.",
-            )  # fmt: skip
+            )
         if agent["config"] is None:
             raise ConflictError(
-                f"agent/{name}'s configuration ({agent['config_hash']}) is not known on this "
-                "node.", field="model", value=f"agent/{name}",
+                f"agent/{name}'s configuration ({agent['config_hash']}) is not known on this node.",
+                field="model",
+                value=f"agent/{name}",
                 fix="call it on the node it was created on.",
-            )  # fmt: skip
+            )
         config = AgentConfig.from_json(agent["config"])
         if config.hash() != agent["config_hash"] or agent["model"] != config.model:
             raise ConflictError(
                 f"agent/{name}'s configuration here does not match its registration.",
-                field="model", value=f"agent/{name}",
+                field="model",
+                value=f"agent/{name}",
                 fix="run `openledger chain sync`; its owner may have changed it elsewhere.",
-            )  # fmt: skip
+            )
         self.call_chain(name)
-        args = (int(agent["id"]), name, agent["owner"], int(agent["price"]),
-                agent["config_hash"], agent["wallet"] or "")  # fmt: skip
-        terms = (RetrievingTerms(*args, retrieval=tuple(config.retrieval)) if config.retrieval
-                 else AgentTerms(*args))  # fmt: skip
+        args = (
+            int(agent["id"]),
+            name,
+            agent["owner"],
+            int(agent["price"]),
+            agent["config_hash"],
+            agent["wallet"] or "",
+        )
+        terms = (
+            RetrievingTerms(*args, retrieval=tuple(config.retrieval))
+            if config.retrieval
+            else AgentTerms(*args)
+        )
         return AgentRun(name, config.model, config, terms)
 
     # -- create ----------------------------------------------------------------------------
-    def create(self, name: str, config: AgentConfig, *, price: int, signer: LocalAccount
-               ) -> dict[str, Any]:  # fmt: skip
+    def create(
+        self, name: str, config: AgentConfig, *, price: int, signer: LocalAccount
+    ) -> dict[str, Any]:
         return self.plan_create(name, config, price=price, owner=signer.address).run(signer)
 
     def plan_create(self, name: str, config: AgentConfig, *, price: int, owner: str) -> Plan:
@@ -240,44 +264,67 @@ class AgentService:
                 fix="give the price per call in OPEN, e.g. --price 0.01.",
             )
         model = self._model(config.model, "--model")
-        callee_models = [self._model(c.name, "calls")["id"]
-                         for c in config.callees if c.kind == "model"]  # fmt: skip
+        callee_models = [
+            self._model(c.name, "calls")["id"] for c in config.callees if c.kind == "model"
+        ]
         agent_names = [c.name for c in config.callees if c.kind == "agent"]
         call_chain(name, agent_names, self.agent_callees, MAX_DEPTH)
         with self.db.session() as s:
             if _row(s, name) is not None:
-                raise ConflictError(f"An agent named {name!r} already exists.", field="name",
-                                    value=name, fix="choose another name.")  # fmt: skip
+                raise ConflictError(
+                    f"An agent named {name!r} already exists.",
+                    field="name",
+                    value=name,
+                    fix="choose another name.",
+                )
             q = select(AgentRow).where(AgentRow.name.in_(agent_names))
             rows = {r.name: r for r in s.scalars(q)}
             callee_agents = [rows[n].chain_id for n in agent_names]
         if config.retrieval:
             if self.retrieval is None:
                 raise ValidationError(
-                    "This node has no datanets to retrieve from.", field="retrieval",
-                    value=", ".join(config.retrieval), fix="drop --retrieve.",
-                )  # fmt: skip
+                    "This node has no datanets to retrieve from.",
+                    field="retrieval",
+                    value=", ".join(config.retrieval),
+                    fix="drop --retrieve.",
+                )
             # each exists, has a snapshot with records, and may be served by its owner
             self.retrieval.check(config.retrieval, owner)
         registry = self.registry()
         if registry.agent_id_of(name) != 0:
             raise ConflictError(
                 f"An agent named {name!r} is registered on chain (not yet synced here).",
-                field="name", value=name, fix="choose another name, or run `openledger "
+                field="name",
+                value=name,
+                fix="choose another name, or run `openledger "
                 "chain sync` and `openledger agent show`.",
-            )  # fmt: skip
+            )
         if self.wallets is not None:  # its wallet is made once it is mined: the key opens now
             self.wallets.check()
         digest = config.hash()
-        call = build(registry, "registerAgent", name, int(model["id"]),
-                     bytes.fromhex(digest[2:]), price, callee_agents, callee_models)  # fmt: skip
+        call = build(
+            registry,
+            "registerAgent",
+            name,
+            int(model["id"]),
+            bytes.fromhex(digest[2:]),
+            price,
+            callee_agents,
+            callee_models,
+        )
         args = {"name": name, "owner": owner, "config": config.to_json()}
         finish, resume = resumable("agents.finish_create", self.finish_create, args)
-        return Plan(registry.client, owner, [call], finish, what=f"create agent {name!r}",
-                    resume=resume)  # fmt: skip
+        return Plan(
+            registry.client, owner, [call], finish, what=f"create agent {name!r}", resume=resume
+        )
 
-    def finish_create(self, args: dict[str, Any], _payload: bytes | None,
-                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_create(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         """Write the row from the mined ``AgentRegistered`` (with the configuration)."""
         ev = self.registry().events(results[-1], "AgentRegistered")[0]
         wallet = self.wallets.ensure(int(ev["agent_id"])) if self.wallets else None
@@ -293,10 +340,12 @@ class AgentService:
             return self.models.get(name)
         except NotFoundError as exc:
             raise NotFoundError(
-                f"Model {name!r} is not published on this node.", field=field_name,
-                value=name, fix="publish it first (`openledger model publish`) or name one "
+                f"Model {name!r} is not published on this node.",
+                field=field_name,
+                value=name,
+                fix="publish it first (`openledger model publish`) or name one "
                 "of `openledger model list`.",
-            ) from exc  # fmt: skip
+            ) from exc
 
     # -- the agent's wallet -----------------------------------------------------------------
     def wallet(self, ref: str) -> dict[str, Any]:
@@ -310,9 +359,10 @@ class AgentService:
         if agent["wallet"] is None:
             raise ConflictError(
                 f"agent/{agent['name']} has no wallet on this node (it was created elsewhere).",
-                field="agent", value=agent["name"],
+                field="agent",
+                value=agent["name"],
                 fix="fund it through the node it was created on.",
-            )  # fmt: skip
+            )
         return str(agent["wallet"])
 
     def activity(self, ref: str, *, limit: int = 20) -> dict[str, Any]:
@@ -341,12 +391,18 @@ class AgentService:
                 select(EarningRow.amount, ReceiptRow.epoch)
                 .join(ReceiptRow, EarningRow.receipt_seq == ReceiptRow.seq)
                 .where(EarningRow.role == "agent", named)
-            ).all()  # fmt: skip
+            ).all()
         settled = sum(int(a) for a, epoch in earned if epoch is not None)
         total = sum(int(a) for a, _ in earned)
-        return {"agent": agent["name"], "calls_to": to, "calls_made": made, "calls": count,
-                "earned": str(total), "settled": str(settled),
-                "pending": str(total - settled)}  # fmt: skip
+        return {
+            "agent": agent["name"],
+            "calls_to": to,
+            "calls_made": made,
+            "calls": count,
+            "earned": str(total),
+            "settled": str(settled),
+            "pending": str(total - settled),
+        }
 
     def fund(self, ref: str, amount: int, *, signer: LocalAccount) -> dict[str, Any]:
         return self.plan_fund(ref, amount, payer=signer.address).run(signer)
@@ -365,31 +421,44 @@ class AgentService:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < max(minimum, 1):
             raise ValidationError(
                 f"Funding agent/{agent['name']} with {fmt_open(int(amount))} OPEN is below "
-                f"the minimum deposit of {fmt_open(minimum)} OPEN.", field="amount",
-                value=fmt_open(int(amount)), fix=f"fund at least {fmt_open(max(minimum, 1))} OPEN.",
-            )  # fmt: skip
+                f"the minimum deposit of {fmt_open(minimum)} OPEN.",
+                field="amount",
+                value=fmt_open(int(amount)),
+                fix=f"fund at least {fmt_open(max(minimum, 1))} OPEN.",
+            )
         balance = c.token.balance_of(payer)
         if balance < amount:
             raise ValidationError(
                 f"{payer} holds {fmt_open(balance)} OPEN, less than the {fmt_open(amount)} "
-                "OPEN to fund.", field="amount", value=fmt_open(amount),
+                "OPEN to fund.",
+                field="amount",
+                value=fmt_open(amount),
                 fix="fund at most the account's OPEN balance.",
-            )  # fmt: skip
+            )
         calls = []
         if c.token.allowance(payer, c.escrow.address) < amount:
             calls.append(build(c.token, "approve", c.escrow.address, amount))
         calls.append(build(c.escrow, "depositFor", wallet, amount))
         args = {"name": agent["name"], "wallet": wallet, "amount": str(amount)}
         finish, resume = resumable("agents.finish_fund", self.finish_fund, args)
-        return Plan(c.client, payer, calls, finish, what=f"fund agent/{agent['name']}",
-                    resume=resume)  # fmt: skip
+        return Plan(
+            c.client, payer, calls, finish, what=f"fund agent/{agent['name']}", resume=resume
+        )
 
-    def finish_fund(self, args: dict[str, Any], _payload: bytes | None,
-                    results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_fund(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         if self.sync is not None:
             self.sync()
-        return {"tx_hash": results[-1].tx_hash, "funded": args["amount"],
-                **self.wallet(args["name"])}  # fmt: skip
+        return {
+            "tx_hash": results[-1].tx_hash,
+            "funded": args["amount"],
+            **self.wallet(args["name"]),
+        }
 
     # -- price ------------------------------------------------------------------------------
     def set_price(self, ref: str, price: int, *, signer: LocalAccount) -> dict[str, Any]:
@@ -403,18 +472,31 @@ class AgentService:
         agent = self._owned(ref, owner, "reprice")
         if isinstance(price, bool) or not isinstance(price, int) or price < 0:
             raise ValidationError(
-                f"price = {price!r} is not a wei amount of 0 or more.", field="price",
-                value=price, fix="give the price per call in OPEN, e.g. 0.01.",
-            )  # fmt: skip
+                f"price = {price!r} is not a wei amount of 0 or more.",
+                field="price",
+                value=price,
+                fix="give the price per call in OPEN, e.g. 0.01.",
+            )
         registry = self.registry()
         call = build(registry, "setPrice", agent["id"], price)
         args = {"id": agent["id"], "price": str(price)}
         finish, resume = resumable("agents.finish_set_price", self.finish_set_price, args)
-        return Plan(registry.client, owner, [call], finish,
-                    what=f"reprice agent {agent['name']!r}", resume=resume)  # fmt: skip
+        return Plan(
+            registry.client,
+            owner,
+            [call],
+            finish,
+            what=f"reprice agent {agent['name']!r}",
+            resume=resume,
+        )
 
-    def finish_set_price(self, args: dict[str, Any], _payload: bytes | None,
-                         results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_set_price(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         with self.db.session() as s:
             row = s.scalar(select(AgentRow).where(AgentRow.chain_id == int(args["id"])))
             row.price = int(args["price"])
@@ -426,8 +508,10 @@ class AgentService:
         if agent["owner"].lower() != owner.lower():
             raise ForbiddenError(
                 f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can {what} it.",
-                field="--as", value=owner, fix="sign as the agent's owner.",
-            )  # fmt: skip
+                field="--as",
+                value=owner,
+                fix="sign as the agent's owner.",
+            )
         return agent
 
     # -- pause / resume --------------------------------------------------------------------
@@ -443,9 +527,10 @@ class AgentService:
         if agent["active"] == active:
             raise ConflictError(
                 f"Agent {agent['name']!r} is already {'active' if active else 'paused'}.",
-                field="agent", value=agent["name"],
+                field="agent",
+                value=agent["name"],
                 fix=f"`openledger agent {'pause' if active else 'resume'}` does the opposite.",
-            )  # fmt: skip
+            )
         registry = self.registry()
         call = build(registry, "setActive", agent["id"], active)
         args = {"id": agent["id"], "active": active}
@@ -453,8 +538,13 @@ class AgentService:
         what = f"{'resume' if active else 'pause'} agent {agent['name']!r}"
         return Plan(registry.client, owner, [call], finish, what=what, resume=resume)
 
-    def finish_set_active(self, args: dict[str, Any], _payload: bytes | None,
-                          results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_set_active(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         with self.db.session() as s:
             row = s.scalar(select(AgentRow).where(AgentRow.chain_id == int(args["id"])))
             row.active = bool(args["active"])
@@ -465,11 +555,19 @@ class AgentService:
 def _call(seq: int, epoch: int | None, body: dict[str, Any]) -> dict[str, Any]:
     """One receipt as an agent's activity lists it."""
     agent = body.get("agent") or {}
-    return {"seq": seq, "epoch": epoch, "created_at": body["created_at"], "payer": body["payer"],
-            "model": body["model"]["name"], "fee": body["fee"], "tokens": body["tokens"],
-            "agent": agent.get("name"), "agent_price": agent.get("price"),
-            "inner": len(agent.get("inner", [])),
-            "retrieved": agent.get("retrieved", [])}  # fmt: skip
+    return {
+        "seq": seq,
+        "epoch": epoch,
+        "created_at": body["created_at"],
+        "payer": body["payer"],
+        "model": body["model"]["name"],
+        "fee": body["fee"],
+        "tokens": body["tokens"],
+        "agent": agent.get("name"),
+        "agent_price": agent.get("price"),
+        "inner": len(agent.get("inner", [])),
+        "retrieved": agent.get("retrieved", []),
+    }
 
 
 # -- the event sync ------------------------------------------------------------------------
@@ -482,12 +580,19 @@ def _upsert_registered(s: Session, args: dict[str, Any], tx_hash: str) -> AgentR
     if isinstance(config_hash, bytes | bytearray):
         config_hash = "0x" + bytes(config_hash).hex()
     row = AgentRow(
-        chain_id=agent_id, name=str(args["name"]), owner=str(args["owner"]),
-        model_id=int(args["model_id"]), config_hash=str(config_hash), config=None,
-        price=int(args["price"]), active=True, depth=int(args["depth"]),
+        chain_id=agent_id,
+        name=str(args["name"]),
+        owner=str(args["owner"]),
+        model_id=int(args["model_id"]),
+        config_hash=str(config_hash),
+        config=None,
+        price=int(args["price"]),
+        active=True,
+        depth=int(args["depth"]),
         callee_agents=[int(a) for a in args["agent_callees"]],
-        callee_models=[int(m) for m in args["model_callees"]], tx_hash=tx_hash,
-    )  # fmt: skip
+        callee_models=[int(m) for m in args["model_callees"]],
+        tx_hash=tx_hash,
+    )
     s.add(row)
     s.flush()
     return row

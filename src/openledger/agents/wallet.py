@@ -38,9 +38,13 @@ def derive_key(operator_key: bytes, chain_id: int, agent_id: int) -> bytes:
 class AgentWallets:
     """The agent wallets of one node home."""
 
-    def __init__(self, keystore_dir: Path, chain_id: int,
-                 operator: Callable[[], LocalAccount],
-                 password: Callable[[], str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        keystore_dir: Path,
+        chain_id: int,
+        operator: Callable[[], LocalAccount],
+        password: Callable[[], str],
+    ) -> None:
         self.dir = keystore_dir / "agents"
         self.chain_id = chain_id
         self._operator = operator

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openledger.api.openai_schemas import usage_chunk
 from openledger.api.sse import Chunk, EventStream, paid_events
-from openledger.ledger.paid_call import PaidCall
+from openledger.ledger.paid.call import PaidCall
 from openledger.serving.stream_bridge import StreamBridge
 
 

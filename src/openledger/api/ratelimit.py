@@ -40,15 +40,19 @@ def parse_rate(text: str, field: str) -> tuple[int, float] | None:
     except ValueError:
         n, seconds = 0, 0.0
     if n < 1 or not seconds > 0 or not math.isfinite(seconds):
-        raise ConfigError(f"Rate limit {field} = {text!r} is not N/SECONDS.", field=field,
-                          value=text, fix='write e.g. "30/60" (30 a minute), or "0" for '
-                          "no limit.")  # fmt: skip
+        raise ConfigError(
+            f"Rate limit {field} = {text!r} is not N/SECONDS.",
+            field=field,
+            value=text,
+            fix='write e.g. "30/60" (30 a minute), or "0" for no limit.',
+        )
     return n, seconds
 
 
 class RateLimiter:
-    def __init__(self, rate: tuple[int, float] | None, what: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, rate: tuple[int, float] | None, what: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.what = what
         self.clock = clock
@@ -78,34 +82,50 @@ class RateLimiter:
         wait = max(1, math.ceil((1.0 - tokens) / per_s))
         raise RateLimitedError(
             f"Too many {self.what}: at most {capacity} every {period:g} s.",
-            retry_after=wait, field="rate", value=f"{capacity}/{period:g}",
+            retry_after=wait,
+            field="rate",
+            value=f"{capacity}/{period:g}",
             fix=f"wait {wait} s (Retry-After) and send fewer requests.",
-        )  # fmt: skip
+        )
 
     def _prune(self, now: float, per_s: float, capacity: int) -> None:
-        self._buckets = {k: v for k, v in self._buckets.items()
-                         if v[0] + (now - v[1]) * per_s < capacity}  # fmt: skip
+        self._buckets = {
+            k: v for k, v in self._buckets.items() if v[0] + (now - v[1]) * per_s < capacity
+        }
 
 
 class Limits:
     """The node's limits, from its settings (see the module docstring)."""
 
-    def __init__(self, signin: str, keys: str, paid: str, keys_ip: str = "0",
-                 paid_ip: str = "0", clock: Callable[[], float] = time.monotonic,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        signin: str,
+        keys: str,
+        paid: str,
+        keys_ip: str = "0",
+        paid_ip: str = "0",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.signin = RateLimiter(parse_rate(signin, "rate_signin"), "sign-in requests", clock)
         self.keys = RateLimiter(parse_rate(keys, "rate_keys"), "API keys created", clock)
-        self.keys_ip = RateLimiter(parse_rate(keys_ip, "rate_keys_ip"),
-                                   "API keys created from this address", clock)  # fmt: skip
+        self.keys_ip = RateLimiter(
+            parse_rate(keys_ip, "rate_keys_ip"), "API keys created from this address", clock
+        )
         self.paid = RateLimiter(parse_rate(paid, "rate_paid"), "paid requests", clock)
-        self.paid_ip = RateLimiter(parse_rate(paid_ip, "rate_paid_ip"),
-                                   "paid requests from this address", clock)  # fmt: skip
+        self.paid_ip = RateLimiter(
+            parse_rate(paid_ip, "rate_paid_ip"), "paid requests from this address", clock
+        )
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         """The limits a node's settings name (``rate_*``)."""
-        return cls(settings.rate_signin, settings.rate_keys, settings.rate_paid,
-                   settings.rate_keys_ip, settings.rate_paid_ip)  # fmt: skip
+        return cls(
+            settings.rate_signin,
+            settings.rate_keys,
+            settings.rate_paid,
+            settings.rate_keys_ip,
+            settings.rate_paid_ip,
+        )
 
     def sign_in(self, request: Request) -> None:
         self.signin.hit(client_address(request))

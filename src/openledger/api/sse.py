@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from openledger.errors import OpenLedgerError
 from openledger.http.errors import openai_error_for
-from openledger.ledger.paid_call import PaidCall
+from openledger.ledger.paid.call import PaidCall
 from openledger.serving.stream_bridge import StreamBridge
 
 log = logging.getLogger(__name__)

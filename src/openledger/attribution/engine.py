@@ -1,7 +1,7 @@
 """A policy's attribution of exact token ids, from attributors already loaded.
 
 The node (:mod:`openledger.attribution.service`) and a verifier that rebuilt the indexes
-from public artefacts (:mod:`openledger.ledger.verify`) both attribute through
+from public artefacts (:mod:`openledger.ledger.verification.verify`) both attribute through
 :func:`attribute_by_policy`, so the receipt and its recomputation take the same path.
 """
 

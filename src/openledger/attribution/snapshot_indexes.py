@@ -106,8 +106,13 @@ def build_training_spans(
     fresh = not force and (folder / "meta.json").exists() and records.exists()
     if fresh and json.loads(records.read_text()) == want:
         return SpanIndex.open(folder, expect_tokenizer=tokenizer_id(tokenizer))
-    index = build_spans_index(docs, folder, vocab_size=_vocab_size(tokenizer),
-                              tokenizer_id=tokenizer_id(tokenizer), overwrite=True)  # fmt: skip
+    index = build_spans_index(
+        docs,
+        folder,
+        vocab_size=_vocab_size(tokenizer),
+        tokenizer_id=tokenizer_id(tokenizer),
+        overwrite=True,
+    )
     write_atomic(records, json.dumps(want))
     return index
 

@@ -21,9 +21,11 @@ PREVIEW_CHARS = 160
 def query_hash(prompt: Sequence[int], completion: Sequence[int]) -> str:
     """``0x`` + sha256 of ``{"completion":[ids],"prompt":[ids]}`` (compact, sorted keys): what
     a receipt commits to about the tokens that were attributed."""
-    body = json.dumps({"completion": [int(t) for t in completion],
-                       "prompt": [int(t) for t in prompt]}, separators=(",", ":"),
-                      sort_keys=True)  # fmt: skip
+    body = json.dumps(
+        {"completion": [int(t) for t in completion], "prompt": [int(t) for t in prompt]},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
     return "0x" + hashlib.sha256(body.encode()).hexdigest()
 
 

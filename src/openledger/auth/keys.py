@@ -103,10 +103,13 @@ def parse_scopes(scopes: Iterable[str] | str | None) -> tuple[str, ...]:
     unknown = sorted(wanted - set(SCOPES))
     if unknown or not wanted:
         raise ValidationError(
-            f"Unknown scope(s) {', '.join(repr(u[:40]) for u in unknown)}." if unknown
-            else "No scope given.", field="scopes", value=",".join(sorted(wanted))[:80],
+            f"Unknown scope(s) {', '.join(repr(u[:40]) for u in unknown)}."
+            if unknown
+            else "No scope given.",
+            field="scopes",
+            value=",".join(sorted(wanted))[:80],
             fix=f"use one or more of: {', '.join(SCOPES)}.",
-        )  # fmt: skip
+        )
     return tuple(x for x in SCOPES if x in wanted)
 
 
@@ -120,15 +123,20 @@ class ApiKeyService:
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_lock = threading.Lock()
 
-    def create(self, account: str, label: str = "",
-               scopes: Iterable[str] | str | None = None) -> dict[str, Any]:  # fmt: skip
+    def create(
+        self, account: str, label: str = "", scopes: Iterable[str] | str | None = None
+    ) -> dict[str, Any]:
         """A new key for ``account`` (a node account's name, or a 0x address for a wallet's
         own key); the returned ``key`` is the only copy of the secret."""
         chosen = ",".join(parse_scopes(scopes))
         if account.startswith("0x"):
             if not is_address(account):
-                raise ValidationError(f"{account[:60]!r} is not an address.", field="account",
-                                      value=account[:60], fix="give a 0x address.")  # fmt: skip
+                raise ValidationError(
+                    f"{account[:60]!r} is not an address.",
+                    field="account",
+                    value=account[:60],
+                    fix="give a 0x address.",
+                )
             account = address = to_checksum_address(account)
         else:
             self._check_account(account)
@@ -146,9 +154,15 @@ class ApiKeyService:
                 key_id = secret[:KEY_ID_LEN]
                 if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.key_id == key_id)) is None:
                     break
-            row = ApiKeyRow(key_id=key_id, key_hash=hash_key(secret), account=account,
-                            address=address, label=label, created_at=self.clock(),
-                            scopes=chosen)  # fmt: skip
+            row = ApiKeyRow(
+                key_id=key_id,
+                key_hash=hash_key(secret),
+                account=account,
+                address=address,
+                label=label,
+                created_at=self.clock(),
+                scopes=chosen,
+            )
             s.add(row)
             s.flush()
             return {**key_dict(row), "key": secret}
@@ -178,8 +192,7 @@ class ApiKeyService:
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
             with self._cache_lock:
-                self._cache = {h: p for h, p in self._cache.items()
-                               if p[0].key_id != row.key_id}  # fmt: skip
+                self._cache = {h: p for h, p in self._cache.items() if p[0].key_id != row.key_id}
             return key_dict(row)
 
     def owner(self, key_id: str) -> str | None:

@@ -52,10 +52,11 @@ def read_token(home: Path) -> str:
             f"The node home {home} has no operator token ({path}): it was made before nodes "
             "had one, or the file was deleted. The CLI and the API need it to act as the "
             "node's own accounts.",
-            field="operator.token", value=str(path),
+            field="operator.token",
+            value=str(path),
             fix=f"run `OPENLEDGER_HOME={home} openledger init`: on an existing home it keeps "
             "the keys and the data and only writes the missing token (mode 0600).",
-        ) from exc  # fmt: skip
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"Cannot read the operator token {path}: {exc}.",
@@ -66,11 +67,17 @@ def read_token(home: Path) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"The operator token {path} can be read by other users (mode {oct(mode & 0o777)}).",
-            field="operator.token", value=str(path), fix=f"run `chmod 600 {path}`.",
-        )  # fmt: skip
+            field="operator.token",
+            value=str(path),
+            fix=f"run `chmod 600 {path}`.",
+        )
     if not _well_formed(token):
-        raise ConfigError(f"The operator token {path} is malformed.", field="operator.token",
-                          value=str(path), fix="delete it and run `openledger init`.")  # fmt: skip
+        raise ConfigError(
+            f"The operator token {path} is malformed.",
+            field="operator.token",
+            value=str(path),
+            fix="delete it and run `openledger init`.",
+        )
     return token
 
 
@@ -88,6 +95,8 @@ class OperatorToken:
 
     def verify(self, presented: str) -> None:
         if not self.matches(presented):
-            raise AuthError("Wrong operator token.", field="Authorization",
-                            fix=f"send the token in {token_path(self.home)} as "
-                            "`Authorization: Bearer olo_…`.")  # fmt: skip
+            raise AuthError(
+                "Wrong operator token.",
+                field="Authorization",
+                fix=f"send the token in {token_path(self.home)} as `Authorization: Bearer olo_…`.",
+            )

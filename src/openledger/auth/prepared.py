@@ -36,31 +36,52 @@ PENDING_TTL = timedelta(minutes=15)
 MAX_PER_ACCOUNT = 20
 MAX_HASHES = 8
 #: the service methods a prepared write may name as its finisher ("service.method")
-FINISHERS = frozenset({
-    "datanets.finish_create", "contributions.finish_contribute", "reviews.finish_review",
-    "reviews.finish_withdraw", "snapshots.finish_snapshot", "models.finish_publish",
-    "governance.finish_propose", "governance.finish_vote", "governance.finish_simple",
-    "governance.finish_delegate", "governance.finish_proposal", "grants.finish_apply",
-    "grants.finish_grant", "escrow.finish_deposit", "escrow.finish_request_withdrawal",
-    "escrow.finish_withdraw", "rewards.finish_claim", "access.finish_set_prices",
-    "access.finish_pay", "agents.finish_create", "agents.finish_set_active",
-    "agents.finish_fund", "agents.finish_set_price",
-})  # fmt: skip
+FINISHERS = frozenset(
+    {
+        "datanets.finish_create",
+        "contributions.finish_contribute",
+        "reviews.finish_review",
+        "reviews.finish_withdraw",
+        "snapshots.finish_snapshot",
+        "models.finish_publish",
+        "governance.finish_propose",
+        "governance.finish_vote",
+        "governance.finish_simple",
+        "governance.finish_delegate",
+        "governance.finish_proposal",
+        "grants.finish_apply",
+        "grants.finish_grant",
+        "escrow.finish_deposit",
+        "escrow.finish_request_withdrawal",
+        "escrow.finish_withdraw",
+        "rewards.finish_claim",
+        "access.finish_set_prices",
+        "access.finish_pay",
+        "agents.finish_create",
+        "agents.finish_set_active",
+        "agents.finish_fund",
+        "agents.finish_set_price",
+    }
+)
 
 Finisher = Callable[[dict[str, Any], bytes | None, list[Any], str | None], dict[str, Any]]
 
 
 def _call_dict(c: Call) -> dict[str, Any]:
-    return {"to": c.to, "data": c.data, "label": c.label, "contract": c.contract,
-            "value": c.value}  # fmt: skip
+    return {"to": c.to, "data": c.data, "label": c.label, "contract": c.contract, "value": c.value}
 
 
 class PreparedWrites:
     """The prepared writes of a node (see the module docstring)."""
 
-    def __init__(self, db: Database, client: Callable[[], ChainClient],
-                 finisher: Callable[[str], Finisher], *,
-                 clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: Database,
+        client: Callable[[], ChainClient],
+        finisher: Callable[[str], Finisher],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = db
         self._client = client
         self._finisher = finisher
@@ -82,14 +103,21 @@ class PreparedWrites:
             ).all()
             if mine:  # the oldest go: an account keeps at most MAX_PER_ACCOUNT waiting
                 s.execute(delete(PreparedWriteRow).where(PreparedWriteRow.id.in_(mine)))
-            s.add(PreparedWriteRow(
-                id=pid, account=account, kind=plan.resume.kind,
-                args=json.dumps(plan.resume.args), payload=plan.resume.payload,
-                calls=json.dumps([_call_dict(c) for c in plan.calls]),
-                message=plan.message.hex() if plan.message is not None else None,
-                what=plan.what[:300], state="waiting", created_at=now,
-                expires_at=now + PENDING_TTL,
-            ))  # fmt: skip
+            s.add(
+                PreparedWriteRow(
+                    id=pid,
+                    account=account,
+                    kind=plan.resume.kind,
+                    args=json.dumps(plan.resume.args),
+                    payload=plan.resume.payload,
+                    calls=json.dumps([_call_dict(c) for c in plan.calls]),
+                    message=plan.message.hex() if plan.message is not None else None,
+                    what=plan.what[:300],
+                    state="waiting",
+                    created_at=now,
+                    expires_at=now + PENDING_TTL,
+                )
+            )
         chain_id = plan.client.expected_chain_id
         txs = [c.unsigned(account, chain_id) for c in plan.calls]
         return {
@@ -105,13 +133,17 @@ class PreparedWrites:
             "expires": int((now + PENDING_TTL).timestamp()),
         }
 
-    def submit(self, account: str, pid: str, hashes: list[str],
-               signature: str | None) -> dict[str, Any]:  # fmt: skip
+    def submit(
+        self, account: str, pid: str, hashes: list[str], signature: str | None
+    ) -> dict[str, Any]:
         """Check the reported transactions against the prepared write, then record it."""
         if len(hashes) > MAX_HASHES:
-            raise ValidationError(f"{len(hashes)} hashes reported; a write has at most "
-                                  f"{MAX_HASHES} transactions.", field="hashes",
-                                  value=len(hashes), fix="report the prepared ones.")  # fmt: skip
+            raise ValidationError(
+                f"{len(hashes)} hashes reported; a write has at most {MAX_HASHES} transactions.",
+                field="hashes",
+                value=len(hashes),
+                fix="report the prepared ones.",
+            )
         row = self._take(account, pid)
         hashes = [h.lower() for h in hashes]
         marked = False
@@ -121,19 +153,22 @@ class PreparedWrites:
                 raise ValidationError(
                     f"This write takes {len(calls)} transaction(s) "
                     f"({', '.join(c.label for c in calls)}); {len(hashes)} were reported.",
-                    field="hashes", value=len(hashes), fix="send each prepared transaction "
-                    "in order and report every hash.",
-                )  # fmt: skip
+                    field="hashes",
+                    value=len(hashes),
+                    fix="send each prepared transaction in order and report every hash.",
+                )
             client = self._client()
             message = bytes.fromhex(row["message"]) if row["message"] is not None else None
             plan = Plan(client, account, calls, lambda r, s: {}, message=message)
             plan.check_signature(signature)
-            results = [check_sent(client, h, c, account)
-                       for h, c in zip(hashes, calls, strict=True)]  # fmt: skip
+            results = [
+                check_sent(client, h, c, account) for h, c in zip(hashes, calls, strict=True)
+            ]
             self._mark_used(pid, hashes)
             marked = True
-            out = self._finisher(row["kind"])(json.loads(row["args"]), row["payload"], results,
-                                              signature)  # fmt: skip
+            out = self._finisher(row["kind"])(
+                json.loads(row["args"]), row["payload"], results, signature
+            )
         except BaseException:
             self._put_back(pid, hashes if marked else [])
             raise
@@ -145,11 +180,18 @@ class PreparedWrites:
         """The account's prepared writes still waiting, newest first."""
         with self.db.session() as s:
             self._expire(s, self.clock())
-            rows = s.scalars(select(PreparedWriteRow).where(
-                PreparedWriteRow.account == account, PreparedWriteRow.state == "waiting",
-            ).order_by(PreparedWriteRow.created_at.desc())).all()  # fmt: skip
-            return [{"pending": r.id, "what": r.what,
-                     "expires": int(r.expires_at.timestamp())} for r in rows]  # fmt: skip
+            rows = s.scalars(
+                select(PreparedWriteRow)
+                .where(
+                    PreparedWriteRow.account == account,
+                    PreparedWriteRow.state == "waiting",
+                )
+                .order_by(PreparedWriteRow.created_at.desc())
+            ).all()
+            return [
+                {"pending": r.id, "what": r.what, "expires": int(r.expires_at.timestamp())}
+                for r in rows
+            ]
 
     # -- steps --------------------------------------------------------------------------------
     def _take(self, account: str, pid: str) -> dict[str, Any]:
@@ -159,39 +201,55 @@ class PreparedWrites:
             self._expire(s, now)
             taken = s.execute(
                 update(PreparedWriteRow)
-                .where(PreparedWriteRow.id == pid, PreparedWriteRow.account == account,
-                       PreparedWriteRow.state == "waiting")
+                .where(
+                    PreparedWriteRow.id == pid,
+                    PreparedWriteRow.account == account,
+                    PreparedWriteRow.state == "waiting",
+                )
                 .values(state="submitting")
-            ).rowcount  # fmt: skip
+            ).rowcount
             row = s.get(PreparedWriteRow, pid) if taken == 1 else None
             if row is None:
                 raise NotFoundError(
                     "No prepared write by that id is waiting for this account (it was "
                     "completed, is being reported right now, or expired after 15 minutes).",
-                    field="pending", value=pid[:40], fix="prepare the write again.",
-                )  # fmt: skip
-            return {"kind": row.kind, "args": row.args, "payload": row.payload,
-                    "calls": row.calls, "message": row.message}  # fmt: skip
+                    field="pending",
+                    value=pid[:40],
+                    fix="prepare the write again.",
+                )
+            return {
+                "kind": row.kind,
+                "args": row.args,
+                "payload": row.payload,
+                "calls": row.calls,
+                "message": row.message,
+            }
 
     def _mark_used(self, pid: str, hashes: list[str]) -> None:
         try:
             with self.db.session() as s:
-                s.add_all(UsedTxRow(tx_hash=h, prepared_id=pid, used_at=self.clock())
-                          for h in hashes)  # fmt: skip
+                s.add_all(
+                    UsedTxRow(tx_hash=h, prepared_id=pid, used_at=self.clock()) for h in hashes
+                )
         except sa_exc.IntegrityError as exc:
             raise ConflictError(
                 "A transaction reported here was already reported for another write.",
-                field="tx_hash", value=", ".join(hashes),
+                field="tx_hash",
+                value=", ".join(hashes),
                 fix="send the prepared transaction itself and report its hash.",
-            ) from exc  # fmt: skip
+            ) from exc
 
     def _put_back(self, pid: str, used: list[str]) -> None:
         with self.db.session() as s:
-            s.execute(update(PreparedWriteRow).where(PreparedWriteRow.id == pid)
-                      .values(state="waiting"))  # fmt: skip
+            s.execute(
+                update(PreparedWriteRow).where(PreparedWriteRow.id == pid).values(state="waiting")
+            )
             if used:
                 s.execute(delete(UsedTxRow).where(UsedTxRow.tx_hash.in_(used)))
 
     def _expire(self, s: Any, now: datetime) -> None:
-        s.execute(delete(PreparedWriteRow).where(PreparedWriteRow.expires_at < now,
-                                                 PreparedWriteRow.state == "waiting"))  # fmt: skip
+        s.execute(
+            delete(PreparedWriteRow).where(
+                PreparedWriteRow.expires_at < now, PreparedWriteRow.state == "waiting"
+            )
+        )

@@ -33,16 +33,20 @@ class Principal:
             raise ForbiddenError(
                 f"This {self.what} lacks the {scope!r} scope (it has: "
                 f"{', '.join(sorted(self.scopes)) or 'none'}).",
-                field="Authorization", value=self.key_id or self.address,
+                field="Authorization",
+                value=self.key_id or self.address,
                 fix=f"create a key with that scope: `openledger keys create --as ACCOUNT "
                 f"--scopes {','.join(sorted(self.scopes | {scope}))}` (or from the web app's "
                 "account page).",
-            )  # fmt: skip
+            )
 
     @property
     def what(self) -> str:
-        return {"operator": "operator token", "key": f"API key {self.key_id}",
-                "session": "web session"}[self.kind]  # fmt: skip
+        return {
+            "operator": "operator token",
+            "key": f"API key {self.key_id}",
+            "session": "web session",
+        }[self.kind]
 
     def owns(self, address: str | None) -> bool:
         """Whether the principal may act on something ``address`` owns."""
@@ -54,10 +58,11 @@ class Principal:
         return ForbiddenError(
             f"This {self.what} is bound to {self.account or self.address}; it cannot {what} "
             f"for {other}.",
-            field="as", value=other,
+            field="as",
+            value=other,
             fix="use a credential of that account (its own API key or web session); only "
             "the node's operator token names the node's own accounts.",
-        )  # fmt: skip
+        )
 
 
 # kept for the modules that name the API key's principal by its old name

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 
-def _account():  # noqa: ANN202 - eth_account's Account class
+def _account():
     """eth_account's ``Account`` (imported on first use: ~0.6 s that reads never pay)."""
     from eth_account import Account
 

@@ -142,8 +142,10 @@ class ProtocolParams(_Binding):
         return int(self._call(name))
 
     def snapshot(self) -> Params:
-        values = {n: self._get_or_zero(n) if n in LATER_PARAMS else self.get(n)
-                  for n in (*FEE_SPLIT, *SCALAR_PARAMS)}  # fmt: skip
+        values = {
+            n: self._get_or_zero(n) if n in LATER_PARAMS else self.get(n)
+            for n in (*FEE_SPLIT, *SCALAR_PARAMS)
+        }
         return Params(version=self.version(), treasury=self._call("treasury"), **values)
 
     def _get_or_zero(self, name: str) -> int:
@@ -476,8 +478,16 @@ class Proposal:
     description: str
 
 
-PROPOSAL_STATES = ("pending", "active", "canceled", "defeated", "succeeded", "queued",
-                   "expired", "executed")  # fmt: skip
+PROPOSAL_STATES = (
+    "pending",
+    "active",
+    "canceled",
+    "defeated",
+    "succeeded",
+    "queued",
+    "expired",
+    "executed",
+)
 VOTE_SUPPORT = {"against": 0, "for": 1, "abstain": 2}
 
 
@@ -508,8 +518,14 @@ class Governor(_Binding):
         calldatas: list[bytes],
         description: str,
     ) -> tuple[int, TxResult]:
-        result = self._send(signer, "propose", [Web3.to_checksum_address(t) for t in targets],
-                            values, calldatas, description)  # fmt: skip
+        result = self._send(
+            signer,
+            "propose",
+            [Web3.to_checksum_address(t) for t in targets],
+            values,
+            calldatas,
+            description,
+        )
         return int(self.events(result, "ProposalCreated")[0]["proposal_id"]), result
 
     def cast_vote(self, signer: LocalAccount, proposal_id: int, support: int) -> TxResult:
@@ -538,10 +554,17 @@ class Governor(_Binding):
         targets, values, calldatas = self._call("getActions", proposal_id)
         state = self.state(proposal_id) if raw[0] != "0x" + "00" * 20 else -1
         return Proposal(
-            proposal_id, str(raw[0]), *(int(x) for x in raw[1:8]), bool(raw[8]), bool(raw[9]),
-            state, [str(t) for t in targets], [int(v) for v in values],
-            [bytes(c) for c in calldatas], str(self._call("description", proposal_id)),
-        )  # fmt: skip
+            proposal_id,
+            str(raw[0]),
+            *(int(x) for x in raw[1:8]),
+            bool(raw[8]),
+            bool(raw[9]),
+            state,
+            [str(t) for t in targets],
+            [int(v) for v in values],
+            [bytes(c) for c in calldatas],
+            str(self._call("description", proposal_id)),
+        )
 
 
 class Timelock(_Binding):
@@ -590,8 +613,9 @@ class Grants(_Binding):
     def grant(self, grant_id: int) -> Grant:
         raw = self._call("grants", grant_id)
         ms = [int(m) for m in self._call("milestones", grant_id)]
-        return Grant(grant_id, str(raw[0]), *(int(x) for x in raw[1:6]), str(raw[6]),
-                     int(raw[7]), ms)  # fmt: skip
+        return Grant(
+            grant_id, str(raw[0]), *(int(x) for x in raw[1:6]), str(raw[6]), int(raw[7]), ms
+        )
 
     def grant_count(self) -> int:
         return int(self._call("grant_count"))
@@ -664,8 +688,16 @@ class AgentRegistry(_Binding):
         agent_callees: list[int],
         model_callees: list[int],
     ) -> tuple[int, TxResult]:
-        result = self._send(signer, "registerAgent", name, model_id, _b32(config_hash), price,
-                            list(agent_callees), list(model_callees))  # fmt: skip
+        result = self._send(
+            signer,
+            "registerAgent",
+            name,
+            model_id,
+            _b32(config_hash),
+            price,
+            list(agent_callees),
+            list(model_callees),
+        )
         return int(self.events(result, "AgentRegistered")[0]["agent_id"]), result
 
     def agent(self, agent_id: int) -> Agent:
@@ -684,8 +716,7 @@ class AgentRegistry(_Binding):
     def max_depth(self) -> int:
         return int(self._call("MAX_DEPTH"))
 
-    def set_config(self, signer: LocalAccount, agent_id: int, config_hash: bytes | str
-                   ) -> TxResult:  # fmt: skip
+    def set_config(self, signer: LocalAccount, agent_id: int, config_hash: bytes | str) -> TxResult:
         return self._send(signer, "setConfig", agent_id, _b32(config_hash))
 
     def set_price(self, signer: LocalAccount, agent_id: int, price: int) -> TxResult:
@@ -744,8 +775,15 @@ class ProviderRegistry(_Binding):
         account = Web3.to_checksum_address(address)
         endpoint, stake, active, unlock_at, registered_at = self._call("providers", account)
         models = tuple(int(m) for m in self._call("getModels", account))
-        return Provider(account, str(endpoint), int(stake), bool(active), int(unlock_at),
-                        int(registered_at), models)  # fmt: skip
+        return Provider(
+            account,
+            str(endpoint),
+            int(stake),
+            bool(active),
+            int(unlock_at),
+            int(registered_at),
+            models,
+        )
 
     def provider_count(self) -> int:
         """How many addresses ever registered (each once)."""

@@ -38,9 +38,15 @@ class Call:
 
     def unsigned(self, sender: str, chain_id: int) -> dict[str, Any]:
         """The transaction as ``eth_sendTransaction`` takes it."""
-        return {"from": sender, "to": self.to, "data": self.data, "value": hex(self.value),
-                "chainId": hex(chain_id), "label": self.label,
-                "contract": self.contract}  # fmt: skip
+        return {
+            "from": sender,
+            "to": self.to,
+            "data": self.data,
+            "value": hex(self.value),
+            "chainId": hex(chain_id),
+            "label": self.label,
+            "contract": self.contract,
+        }
 
 
 Finish = Callable[[list["TxResult"], str | None], dict[str, Any]]
@@ -77,9 +83,11 @@ def unpack(payload: bytes | None) -> list[bytes]:
 
 
 def resumable(
-    kind: str, method: Callable[..., dict[str, Any]], args: dict[str, Any],
+    kind: str,
+    method: Callable[..., dict[str, Any]],
+    args: dict[str, Any],
     payload: bytes | None = None,
-) -> tuple[Finish, Resume]:  # fmt: skip
+) -> tuple[Finish, Resume]:
     """A plan's ``finish`` and ``resume`` for ``method(args, payload, results, signature)``."""
     resume = Resume(kind, args, payload)
 
@@ -107,8 +115,11 @@ class Plan:
     def run(self, signer: LocalAccount) -> dict[str, Any]:
         """Sign and send with a key the node holds (each call after the one before is mined)."""
         if signer.address != self.sender:
-            raise AuthError(f"This write was prepared for {self.sender}, not {signer.address}.",
-                            field="account", value=signer.address)  # fmt: skip
+            raise AuthError(
+                f"This write was prepared for {self.sender}, not {signer.address}.",
+                field="account",
+                value=signer.address,
+            )
         signature = None
         if self.message is not None:
             from eth_account.messages import encode_defunct
@@ -126,8 +137,9 @@ class Plan:
         from eth_account.messages import encode_defunct
 
         try:
-            who = Account.recover_message(encode_defunct(primitive=self.message),
-                                          signature=signature or "")  # fmt: skip
+            who = Account.recover_message(
+                encode_defunct(primitive=self.message), signature=signature or ""
+            )
         except Exception as exc:  # malformed signature
             raise AuthError(
                 f"The signature is malformed ({exc}).",
@@ -137,12 +149,14 @@ class Plan:
             ) from exc
         if who != self.sender:
             raise AuthError(
-                f"The signature is {who}'s, not {self.sender}'s.", field="signature",
-                value=signature, fix="sign with the account you signed in with.",
-            )  # fmt: skip
+                f"The signature is {who}'s, not {self.sender}'s.",
+                field="signature",
+                value=signature,
+                fix="sign with the account you signed in with.",
+            )
 
 
-class Recorded(Exception):  # noqa: N818 - a signal, not an error
+class Recorded(Exception):
     """Raised by a :class:`Recorder` at the call it stops the service at."""
 
 
@@ -206,33 +220,43 @@ def check_sent(client: ChainClient, tx_hash: str, call: Call, sender: str) -> Tx
         )
     tx = client.transaction(tx_hash)
     if tx is None:
-        raise ValidationError(f"{what} is not known to the chain.", field="tx_hash",
-                              value=tx_hash, fix="send it from your wallet first, then report "
-                              "its hash.")  # fmt: skip
+        raise ValidationError(
+            f"{what} is not known to the chain.",
+            field="tx_hash",
+            value=tx_hash,
+            fix="send it from your wallet first, then report its hash.",
+        )
     if to_checksum_address(tx["from"]) != to_checksum_address(sender):
         raise AuthError(
             f"{what} was sent by {to_checksum_address(tx['from'])}, not by the signed-in "
-            f"account {sender}.", field="tx_hash", value=tx_hash,
+            f"account {sender}.",
+            field="tx_hash",
+            value=tx_hash,
             fix="send it from the account you signed in with.",
-        )  # fmt: skip
+        )
     to = to_checksum_address(tx["to"]) if tx.get("to") else None
     data = _hex(tx.get("input", tx.get("data", b""))).lower()
     if to != to_checksum_address(call.to) or data != call.data.lower():
         where = f"to {to}" if to != to_checksum_address(call.to) else "with other calldata"
         raise ValidationError(
             f"{what} was sent {where}, not the prepared {call.label} call to the "
-            f"{call.contract or 'contract'} at {call.to}.", field="tx_hash", value=tx_hash,
+            f"{call.contract or 'contract'} at {call.to}.",
+            field="tx_hash",
+            value=tx_hash,
             fix="send the transaction the page prepared, unchanged.",
-        )  # fmt: skip
+        )
     value = int(str(tx.get("value") or "0x0"), 16)
     if value != call.value:
-        raise ValidationError(f"{what} carries {value} wei, not {call.value}.",
-                              field="tx_hash", value=tx_hash)  # fmt: skip
+        raise ValidationError(
+            f"{what} carries {value} wei, not {call.value}.", field="tx_hash", value=tx_hash
+        )
     receipt = client.wait_receipt(tx_hash, label=call.label)
     if receipt["status"] != 1:
         raise TransactionRevertedError(
-            f"{what} reverted on chain; nothing was recorded.", reason="reverted",
-            field="tx_hash", value=tx_hash,
+            f"{what} reverted on chain; nothing was recorded.",
+            reason="reverted",
+            field="tx_hash",
+            value=tx_hash,
             fix="check the amounts and the state it relies on, then try again.",
-        )  # fmt: skip
+        )
     return TxResult(tx_hash=_hex(tx_hash), receipt=receipt)

@@ -157,8 +157,11 @@ class ChainClient:
         """Sign and send ``fn`` from ``signer``; wait for the receipt. A
         :class:`~openledger.chain.calls.Recorder` takes the call instead (a wallet sends it)."""
         if isinstance(signer, Recorder):
-            return signer.take(Call(to=fn.address, data=fn._encode_transaction_data(),
-                                    label=fn.fn_name, value=value))  # fmt: skip
+            return signer.take(
+                Call(
+                    to=fn.address, data=fn._encode_transaction_data(), label=fn.fn_name, value=value
+                )
+            )
         self.ensure_checked()
         params = {"from": signer.address, "value": value}
         try:

@@ -165,8 +165,9 @@ def _compile(name: str, digest: str) -> Artifact:
     if not bytecode.startswith("0x"):
         bytecode = "0x" + bytecode
     runtime = "0x" + str(out["bytecode_runtime"]).removeprefix("0x")
-    return Artifact(name=name, abi=list(out["abi"]), bytecode=bytecode, source_hash=digest,
-                    runtime=runtime)  # fmt: skip
+    return Artifact(
+        name=name, abi=list(out["abi"]), bytecode=bytecode, source_hash=digest, runtime=runtime
+    )
 
 
 def _check_name(name: str) -> None:

@@ -87,7 +87,7 @@ class Contracts:
                 if name in addresses.contracts:
                     client.require_code(name, addresses.contracts[name])
 
-        def bind(cls: type[b._Binding]):  # noqa: ANN202
+        def bind(cls: type[b._Binding]):
             return cls(client, addresses.contracts[cls.name], artifacts[cls.name].abi)
 
         self.token: b.OpenToken = bind(b.OpenToken)
@@ -139,9 +139,14 @@ class GovernanceConfig:
 
 MAINNET_GOVERNANCE = GovernanceConfig()
 DEVNET_GOVERNANCE = GovernanceConfig(
-    voting_delay=60, voting_period=600, proposal_threshold=1_000 * 10**18, quorum_bps=400,
-    timelock_delay=120, provider_min_stake=100 * 10**18, provider_exit_delay=120,
-)  # fmt: skip
+    voting_delay=60,
+    voting_period=600,
+    proposal_threshold=1_000 * 10**18,
+    quorum_bps=400,
+    timelock_delay=120,
+    provider_min_stake=100 * 10**18,
+    provider_exit_delay=120,
+)
 
 
 def default_governance(client: ChainClient) -> GovernanceConfig:
@@ -173,8 +178,14 @@ def deploy_governance(
         return address
 
     c = config
-    governor = deploy("Governor", contracts["OpenToken"], c.voting_delay, c.voting_period,
-                      c.proposal_threshold, c.quorum_bps)  # fmt: skip
+    governor = deploy(
+        "Governor",
+        contracts["OpenToken"],
+        c.voting_delay,
+        c.voting_period,
+        c.proposal_threshold,
+        c.quorum_bps,
+    )
     timelock = deploy("Timelock", c.timelock_delay, governor)
     gov = b.Governor(client, governor, artifacts["Governor"].abi)
     gas["Governor.initTimelock"] = gov.init_timelock(deployer, timelock).gas_used
@@ -205,9 +216,15 @@ def deploy_providers(
     from ``config``, by default the devnet's on the devnet chain id, else the mainnet's."""
     c = config or default_governance(client)
     art = compile_all()["ProviderRegistry"]
-    address, result = client.deploy(art.abi, art.bytecode, deployer, contracts["OpenToken"],
-                                    contracts["ProtocolParams"], c.provider_min_stake,
-                                    c.provider_exit_delay)  # fmt: skip
+    address, result = client.deploy(
+        art.abi,
+        art.bytecode,
+        deployer,
+        contracts["OpenToken"],
+        contracts["ProtocolParams"],
+        c.provider_min_stake,
+        c.provider_exit_delay,
+    )
     gas["ProviderRegistry"] = result.gas_used
     return {"ProviderRegistry": address}
 

@@ -144,14 +144,20 @@ class Devnet:
         self.layout.chain_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             str(anvil),
-            "--host", "127.0.0.1",
-            "--port", str(self.settings.chain_port),
-            "--chain-id", str(DEVNET_CHAIN_ID),
-            "--state", str(self.layout.chain_state),
-            "--state-interval", str(STATE_DUMP_INTERVAL_S),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.settings.chain_port),
+            "--chain-id",
+            str(DEVNET_CHAIN_ID),
+            "--state",
+            str(self.layout.chain_state),
+            "--state-interval",
+            str(STATE_DUMP_INTERVAL_S),
             "--preserve-historical-states",
-            "--network", "optimism",  # OP Stack mode: the L2 the node settles on in production
-        ]  # fmt: skip
+            "--network",
+            "optimism",  # OP Stack mode: the L2 the node settles on in production
+        ]
         log = open(self.layout.anvil_log, "ab")  # noqa: SIM115 - handed to the child process
         try:
             proc = subprocess.Popen(
@@ -190,8 +196,9 @@ class Devnet:
         from openledger.chain.head import rpc
         from openledger.chain.l2fees import install_predeploys
 
-        install_predeploys(lambda method, params: rpc(self.url, method, params, timeout=5.0),
-                           find_bedrock())  # fmt: skip
+        install_predeploys(
+            lambda method, params: rpc(self.url, method, params, timeout=5.0), find_bedrock()
+        )
 
     def _keep_clock_monotonic(self) -> None:
         """anvil restores blocks from ``--state`` but not a clock moved forward with

@@ -24,7 +24,7 @@ def rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: floa
         url, data=body.encode(), headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             doc = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ChainUnreachableError(

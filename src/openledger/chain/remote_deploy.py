@@ -139,7 +139,7 @@ class JournaledClient(ChainClient):
             self.say(f"{entry['label']}: sending the same signed transaction again")
             try:
                 self.w3.eth.send_raw_transaction(bytes.fromhex(entry["raw"][2:]))
-            except Exception as exc:  # noqa: BLE001 - still in the mempool: "already known"
+            except Exception as exc:
                 if "known" not in str(exc).lower() and "already" not in str(exc).lower():
                     raise self._reverted(None, exc, label=entry["label"]) from exc
             receipt = self.wait_receipt(entry["hash"], label=entry["label"])
@@ -173,7 +173,7 @@ class JournaledClient(ChainClient):
         params = {k: v for k, v in tx.items() if v is not None}
         try:
             return int(self.w3.eth.estimate_gas(params))  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - the chain's reason, as an error type
+        except Exception as exc:
             raise self._reverted(None, exc, label=label) from exc
 
     def _check_funds(self, sender: str, tx: dict[str, Any], label: str) -> None:

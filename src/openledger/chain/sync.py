@@ -205,23 +205,37 @@ class EventSync:
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
             if repo.get_cursor(s, self.name) != cursor:
                 return False
-            after = or_(ChainEvent.block_number > fork[0],
-                        and_(ChainEvent.block_number == fork[0],
-                             ChainEvent.log_index >= fork[1]))  # fmt: skip
-            rows = s.scalars(select(ChainEvent).where(after)
-                             .order_by(ChainEvent.block_number, ChainEvent.log_index))  # fmt: skip
-            removed = [ChainEventRecord(r.contract, r.event, r.block_number, r.log_index,
-                                        r.tx_hash, dict(r.args)) for r in rows]  # fmt: skip
+            after = or_(
+                ChainEvent.block_number > fork[0],
+                and_(ChainEvent.block_number == fork[0], ChainEvent.log_index >= fork[1]),
+            )
+            rows = s.scalars(
+                select(ChainEvent)
+                .where(after)
+                .order_by(ChainEvent.block_number, ChainEvent.log_index)
+            )
+            removed = [
+                ChainEventRecord(
+                    r.contract, r.event, r.block_number, r.log_index, r.tx_hash, dict(r.args)
+                )
+                for r in rows
+            ]
             s.execute(delete(ChainEvent).where(after))
-            s.execute(update(SyncCursor).where(SyncCursor.name == self.name)
-                      .values(block_number=resume[0], log_index=resume[1]))  # fmt: skip
+            s.execute(
+                update(SyncCursor)
+                .where(SyncCursor.name == self.name)
+                .values(block_number=resume[0], log_index=resume[1])
+            )
             for handler in self._undo if removed else ():
                 handler(s, removed)
         self.undone += len(removed)
         log.warning(
             "chain reorganised at block %s: %s applied event(s) undone; reading again from "
-            "block %s", fork[0], len(removed), resume[0] + (resume[1] == END_OF_BLOCK),
-        )  # fmt: skip
+            "block %s",
+            fork[0],
+            len(removed),
+            resume[0] + (resume[1] == END_OF_BLOCK),
+        )
         return True
 
     def _fetch(self, from_block: int, to_block: int) -> list[ChainEventRecord]:

@@ -12,8 +12,10 @@ from rich.table import Table
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open, print_json
 
-app = typer.Typer(help="Agents: a published model plus a configuration, registered on chain.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Agents: a published model plus a configuration, registered on chain.",
+    no_args_is_help=True,
+)
 
 As = Annotated[str, typer.Option("--as", help="Account that signs (operator, alice, …).")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -21,25 +23,33 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text."
 
 def _show(doc: dict[str, Any]) -> None:
     state = "active" if doc["active"] else "paused"
-    out.print(f"[bold]agent/{doc['name']}[/] (#{doc['id']}) — {state}, owner "
-              f"{context.label(doc['owner'])}")  # fmt: skip
+    out.print(
+        f"[bold]agent/{doc['name']}[/] (#{doc['id']}) — {state}, owner "
+        f"{context.label(doc['owner'])}"
+    )
     model = doc["model"] or f"#{doc['model_id']}"
-    out.print(f"model {model}; price {fmt_open(int(doc['price']))} OPEN per call; "
-              f"call depth {doc['depth']}")  # fmt: skip
+    out.print(
+        f"model {model}; price {fmt_open(int(doc['price']))} OPEN per call; "
+        f"call depth {doc['depth']}"
+    )
     out.print(f"configuration {doc['config_hash']}")
     if doc.get("credit") is not None:
         c = doc["credit"]
         available = fmt_open(int(c["available"]))
-        out.print(f"wallet {doc['wallet']}: {available} OPEN of credit available "
-                  f"(`openledger agent fund {doc['name']} AMOUNT` adds more)")  # fmt: skip
+        out.print(
+            f"wallet {doc['wallet']}: {available} OPEN of credit available "
+            f"(`openledger agent fund {doc['name']} AMOUNT` adds more)"
+        )
     cfg = doc["config"]
     if cfg is None:
         out.print("  (not known on this node: registered elsewhere)")
         return
     if cfg["system_prompt"]:
         out.print(f"  system prompt: {cfg['system_prompt'][:200]!r}")
-    out.print(f"  sampling: temperature {cfg['temperature']}, top_p {cfg['top_p']}, "
-              f"max_tokens {cfg['max_tokens']}")  # fmt: skip
+    out.print(
+        f"  sampling: temperature {cfg['temperature']}, top_p {cfg['top_p']}, "
+        f"max_tokens {cfg['max_tokens']}"
+    )
     if cfg["retrieval"]:
         out.print(f"  retrieval: {', '.join(cfg['retrieval'])} (top {cfg['retrieval_k']})")
     out.print(f"  calls: {', '.join(cfg['calls']) or 'nothing'}")
@@ -79,23 +89,36 @@ def create(
 
     if system_prompt_file is not None:
         if system_prompt:
-            raise ValidationError("Both --system-prompt and --system-prompt-file are given.",
-                                  field="--system-prompt-file", value=str(system_prompt_file),
-                                  fix="give one of them.")  # fmt: skip
+            raise ValidationError(
+                "Both --system-prompt and --system-prompt-file are given.",
+                field="--system-prompt-file",
+                value=str(system_prompt_file),
+                fix="give one of them.",
+            )
         try:
             system_prompt = system_prompt_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"Cannot read {system_prompt_file} ({exc}).",
-                                  field="--system-prompt-file", value=str(system_prompt_file),
-                                  fix="name a readable UTF-8 text file.") from exc  # fmt: skip
+            raise ValidationError(
+                f"Cannot read {system_prompt_file} ({exc}).",
+                field="--system-prompt-file",
+                value=str(system_prompt_file),
+                fix="name a readable UTF-8 text file.",
+            ) from exc
     config = AgentConfig(
-        model=model, system_prompt=system_prompt, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, retrieval=tuple(retrieve or ()), retrieval_k=retrieval_k,
-        calls=tuple(calls or ()), spend_cap=parse_open(spend_cap, field="--spend-cap"),
-    )  # fmt: skip
+        model=model,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        retrieval=tuple(retrieve or ()),
+        retrieval_k=retrieval_k,
+        calls=tuple(calls or ()),
+        spend_cap=parse_open(spend_cap, field="--spend-cap"),
+    )
     node = context.node()
-    doc = node.agents.create(name, config, price=parse_open(price, field="--price"),
-                             signer=node.accounts.signer(as_))  # fmt: skip
+    doc = node.agents.create(
+        name, config, price=parse_open(price, field="--price"), signer=node.accounts.signer(as_)
+    )
     if as_json:
         return print_json(doc)
     out.print(f"agent/{doc['name']} registered on chain as #{doc['id']} (tx {doc['tx_hash']})")
@@ -117,9 +140,15 @@ def list_(
     for col in ("id", "name", "model", "owner", "price (OPEN)", "depth", "state"):
         table.add_column(col)
     for a in page["items"]:
-        table.add_row(str(a["id"]), f"agent/{a['name']}", a["model"] or f"#{a['model_id']}",
-                      context.label(a["owner"]), fmt_open(int(a["price"])), str(a["depth"]),
-                      "active" if a["active"] else "paused")  # fmt: skip
+        table.add_row(
+            str(a["id"]),
+            f"agent/{a['name']}",
+            a["model"] or f"#{a['model_id']}",
+            context.label(a["owner"]),
+            fmt_open(int(a["price"])),
+            str(a["depth"]),
+            "active" if a["active"] else "paused",
+        )
     out.print(table)
 
 
@@ -145,13 +174,16 @@ def fund(
 ) -> None:
     """Deposit OPEN into the escrow for the agent's own wallet (what pays for its calls)."""
     node = context.node()
-    doc = node.agents.fund(agent, parse_open(amount, field="amount"),
-                           signer=node.accounts.signer(as_))  # fmt: skip
+    doc = node.agents.fund(
+        agent, parse_open(amount, field="amount"), signer=node.accounts.signer(as_)
+    )
     if as_json:
         return print_json(doc)
-    out.print(f"agent/{doc['agent']}'s wallet {doc['wallet']} funded with "
-              f"{fmt_open(int(doc['funded']))} OPEN; {fmt_open(int(doc['available']))} OPEN of "
-              f"credit available (tx {doc['tx_hash']})")  # fmt: skip
+    out.print(
+        f"agent/{doc['agent']}'s wallet {doc['wallet']} funded with "
+        f"{fmt_open(int(doc['funded']))} OPEN; {fmt_open(int(doc['available']))} OPEN of "
+        f"credit available (tx {doc['tx_hash']})"
+    )
 
 
 @app.command("price")
@@ -163,8 +195,9 @@ def price(
 ) -> None:
     """Set an agent's price per call (its owner only)."""
     node = context.node()
-    doc = node.agents.set_price(agent, parse_open(amount, field="price"),
-                                signer=node.accounts.signer(as_))  # fmt: skip
+    doc = node.agents.set_price(
+        agent, parse_open(amount, field="price"), signer=node.accounts.signer(as_)
+    )
     if as_json:
         return print_json(doc)
     out.print(f"agent/{doc['name']} now costs {fmt_open(int(doc['price']))} OPEN per call")
@@ -196,14 +229,14 @@ def deploy(as_: As = "operator", as_json: Json = False) -> None:
     from openledger.agents.service import deploy_registry
 
     node = context.node()
-    address = deploy_registry(node.client, node.accounts.signer(as_),
-                              node.settings.addresses_path)  # fmt: skip
+    address = deploy_registry(node.client, node.accounts.signer(as_), node.settings.addresses_path)
     for name in ("contracts", "sync"):
         node.__dict__.pop(name, None)
     if as_json:
         return print_json({"address": address, "deployed": address is not None})
-    out.print(f"AgentRegistry deployed at {address}" if address
-              else "AgentRegistry is already deployed")  # fmt: skip
+    out.print(
+        f"AgentRegistry deployed at {address}" if address else "AgentRegistry is already deployed"
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -25,13 +25,16 @@ def check_numbers(argv: list[str]) -> None:
         if _NEGATIVE.match(tok):
             raise ValidationError(
                 f"{where}: {tok} is negative; amounts, ids and counts are 0 or more.",
-                field=where, value=tok, fix=f"give a positive number (e.g. {tok[1:]}).",
-            )  # fmt: skip
+                field=where,
+                value=tok,
+                fix=f"give a positive number (e.g. {tok[1:]}).",
+            )
         if _INT.match(tok) and int(tok) > MAX_INT:
             raise ValidationError(
                 f"{where}: {tok[:40]}{'…' if len(tok) > 40 else ''} is larger than "
                 f"{MAX_INT:,} (2^63−1), the largest id, epoch or count there is.",
-                field=where, value=tok[:40],
+                field=where,
+                value=tok[:40],
                 fix="use an id the matching `list` command shows (e.g. `openledger jobs "
                 "list`, `openledger epoch list`).",
-            )  # fmt: skip
+            )

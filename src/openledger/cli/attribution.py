@@ -148,8 +148,9 @@ def attribute(
         table.add_column(col, justify="right" if col in ("share", "score") else "left")
     for s in result.shares:
         table.add_row(str(s.contribution), s.contributor, f"{s.weight:.1%}", f"{s.score:.4g}")
-    table.add_row("—", "unattributed (pro rata to approved records)",
-                  f"{result.unattributed:.1%}", "")  # fmt: skip
+    table.add_row(
+        "—", "unattributed (pro rata to approved records)", f"{result.unattributed:.1%}", ""
+    )
     out.print(table)
     ev = Table(title=f"Top {len(result.evidence)} pieces of evidence")
     for col in ("method", "record", "contribution", "score", "text"):

@@ -90,23 +90,40 @@ def status() -> None:
 
 @app.command()
 def deploy(
-    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain (an OP Stack L2 "
-                                     "or any EVM chain).", show_default=False)],
-    chain_id: Annotated[int, typer.Option("--chain-id", help="The chain id it must have.",
-                                          show_default=False)],
+    rpc: Annotated[
+        str,
+        typer.Option(
+            "--rpc",
+            help="JSON-RPC URL of the chain (an OP Stack L2 or any EVM chain).",
+            show_default=False,
+        ),
+    ],
+    chain_id: Annotated[
+        int, typer.Option("--chain-id", help="The chain id it must have.", show_default=False)
+    ],
     addresses: Annotated[
         Path | None,
-        typer.Option("--addresses", help="Where to write the addresses (default: "
-                      "<home>/chain/addresses-<chain id>.json).", show_default=False),
+        typer.Option(
+            "--addresses",
+            help="Where to write the addresses (default: <home>/chain/addresses-<chain id>.json).",
+            show_default=False,
+        ),
     ] = None,
     governance: Annotated[
         str,
-        typer.Option(help="Governance timings: mainnet (1 day delay, 5 days voting, 2 days "
-                     "timelock) or devnet."),
+        typer.Option(
+            help="Governance timings: mainnet (1 day delay, 5 days voting, 2 days "
+            "timelock) or devnet."
+        ),
     ] = "mainnet",
-    treasury: Annotated[str | None, typer.Option(help="Placeholder treasury for the "
-                                                 "constructor (the Timelock becomes the treasury "
-                                                 "at the handover).")] = None,
+    treasury: Annotated[
+        str | None,
+        typer.Option(
+            help="Placeholder treasury for the "
+            "constructor (the Timelock becomes the treasury "
+            "at the handover)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Deploy the whole contract set from the operator key (governance handover included) to
@@ -116,23 +133,40 @@ def deploy(
     from openledger.chain.remote_deploy import Deployment
 
     if governance not in ("mainnet", "devnet"):
-        raise ValidationError(f"Unknown governance timings {governance!r}.", field="--governance",
-                              value=governance, fix="use mainnet or devnet.")  # fmt: skip
+        raise ValidationError(
+            f"Unknown governance timings {governance!r}.",
+            field="--governance",
+            value=governance,
+            fix="use mainnet or devnet.",
+        )
     node = context.node()
     path = addresses or node.settings.layout.chain_dir / f"addresses-{chain_id}.json"
     client = ChainClient(rpc, chain_id=chain_id, timeout=node.settings.rpc_timeout)
     client.check()  # before the password is asked for: a wrong URL or chain id says so first
     signer = node.accounts.signer("operator")
     say = (lambda _: None) if as_json else out.print
-    report = Deployment(client, signer, path, treasury=treasury,
-                        governance=MAINNET_GOVERNANCE if governance == "mainnet"
-                        else DEVNET_GOVERNANCE, say=say).run()  # fmt: skip
+    report = Deployment(
+        client,
+        signer,
+        path,
+        treasury=treasury,
+        governance=MAINNET_GOVERNANCE if governance == "mainnet" else DEVNET_GOVERNANCE,
+        say=say,
+    ).run()
     a = report.addresses
-    doc = {"chain_id": a.chain_id, "addresses_file": str(path), "contracts": a.contracts,
-           "deployer": a.deployer, "deployed_block": a.deployed_block, "gas": a.gas,
-           "total_gas": sum(a.gas.values()), "cost_wei": str(report.cost_wei),
-           "sent": report.sent, "found": report.found,
-           "already_deployed": report.already_deployed}  # fmt: skip
+    doc = {
+        "chain_id": a.chain_id,
+        "addresses_file": str(path),
+        "contracts": a.contracts,
+        "deployer": a.deployer,
+        "deployed_block": a.deployed_block,
+        "gas": a.gas,
+        "total_gas": sum(a.gas.values()),
+        "cost_wei": str(report.cost_wei),
+        "sent": report.sent,
+        "found": report.found,
+        "already_deployed": report.already_deployed,
+    }
     if as_json:
         return print_json(doc)
     table = Table(title=f"OpenLedger on chain {a.chain_id} ({rpc})")
@@ -141,10 +175,14 @@ def deploy(
     for name, address in a.contracts.items():
         table.add_row(name, address, f"{a.gas.get(name, 0):,}")
     out.print(table)
-    out.print(f"total gas {doc['total_gas']:,}; paid {report.cost_wei / 1e18:.6f} ETH "
-              f"(L2 execution + L1 data fee); addresses in {path}")  # fmt: skip
-    out.print(f"use it: OPENLEDGER_CHAIN_URL={rpc} OPENLEDGER_CHAIN_ID={chain_id} "
-              f"OPENLEDGER_ADDRESSES={path}")  # fmt: skip
+    out.print(
+        f"total gas {doc['total_gas']:,}; paid {report.cost_wei / 1e18:.6f} ETH "
+        f"(L2 execution + L1 data fee); addresses in {path}"
+    )
+    out.print(
+        f"use it: OPENLEDGER_CHAIN_URL={rpc} OPENLEDGER_CHAIN_ID={chain_id} "
+        f"OPENLEDGER_ADDRESSES={path}"
+    )
 
 
 @app.command()

@@ -82,20 +82,26 @@ def show(datanet: str, as_json: Json = False) -> None:
         return _print_json(doc)
     out.print(f"[bold]{doc['name']}[/] (#{doc['id']}) — {doc['description']}")
     owner = context.label(doc["owner"])
-    out.print(f"owner {owner}; quorum {doc['quorum']} of {len(doc['validators'])}; "
-              f"min stake {fmt_open(int(doc['min_stake']))} OPEN")  # fmt: skip
+    out.print(
+        f"owner {owner}; quorum {doc['quorum']} of {len(doc['validators'])}; "
+        f"min stake {fmt_open(int(doc['min_stake']))} OPEN"
+    )
     for v in doc["validators"]:
         out.print(f"  validator {context.label(v)}")
     c = doc["contributions"]
-    out.print(f"contributions: {c['pending']} pending, {c['approved']} approved, "
-              f"{c['rejected']} rejected; {doc['approved_records']} approved records from "
-              f"{doc['contributors']} contributor(s)")  # fmt: skip
+    out.print(
+        f"contributions: {c['pending']} pending, {c['approved']} approved, "
+        f"{c['rejected']} rejected; {doc['approved_records']} approved records from "
+        f"{doc['contributors']} contributor(s)"
+    )
     for snap in doc["snapshots"]:
         out.print(f"  snapshot @{snap['version']}: {snap['records']} records, root {snap['root']}")
     p = doc["access_prices"]
     if int(p["export"]) or int(p["train"]):
-        out.print(f"access: {p['export_open']} OPEN per export, {p['train_open']} OPEN per "
-                  "training job (contributors and the owner free)")  # fmt: skip
+        out.print(
+            f"access: {p['export_open']} OPEN per export, {p['train_open']} OPEN per "
+            "training job (contributors and the owner free)"
+        )
     else:
         out.print("access: free (set a price with `openledger datanet price`)")
 
@@ -107,8 +113,10 @@ def snapshot(datanet: str, as_: As = "operator", as_json: Json = False) -> None:
     doc = node.snapshots.snapshot(datanet, signer=node.accounts.signer(as_))
     if as_json:
         return _print_json(doc)
-    out.print(f"snapshot {doc['datanet']}@{doc['version']}: {doc['record_count']} records from "
-              f"{len(doc['contributions'])} contribution(s), root {doc['root']}")  # fmt: skip
+    out.print(
+        f"snapshot {doc['datanet']}@{doc['version']}: {doc['record_count']} records from "
+        f"{len(doc['contributions'])} contribution(s), root {doc['root']}"
+    )
 
 
 @app.command("price")
@@ -131,19 +139,24 @@ def price(
     if export is None and train is None:
         if as_json:
             return _print_json(current)
-        return out.print(f"{current['datanet']}: {current['export_open']} OPEN per export, "
-                         f"{current['train_open']} OPEN per training job (bound "
-                         f"{fmt_open(int(current['max_access_price']))} OPEN)")  # fmt: skip
+        return out.print(
+            f"{current['datanet']}: {current['export_open']} OPEN per export, "
+            f"{current['train_open']} OPEN per training job (bound "
+            f"{fmt_open(int(current['max_access_price']))} OPEN)"
+        )
     new_export = int(current["export"]) if export is None else parse_open(export, field="--export")
     new_train = int(current["train"]) if train is None else parse_open(train, field="--train")
     signer = node.accounts.signer(as_)
-    plan = node.access.plan_set_prices(datanet, export=new_export, train=new_train,
-                                       owner=signer.address)  # fmt: skip
+    plan = node.access.plan_set_prices(
+        datanet, export=new_export, train=new_train, owner=signer.address
+    )
     doc = plan.run(signer)
     if as_json:
         return _print_json(doc)
-    out.print(f"{doc['datanet']}: {doc['export_open']} OPEN per export, {doc['train_open']} "
-              f"OPEN per training job (tx {doc['tx_hash']})")  # fmt: skip
+    out.print(
+        f"{doc['datanet']}: {doc['export_open']} OPEN per export, {doc['train_open']} "
+        f"OPEN per training job (tx {doc['tx_hash']})"
+    )
 
 
 def pay_first(ref: str, kind: str, account: str | None, pay: bool) -> int | None:
@@ -171,8 +184,10 @@ def pay_first(ref: str, kind: str, account: str | None, pay: bool) -> int | None
         node.access.admit(name, version, kind, address)  # the 402 with its fix
     signer = node.accounts.signer(account or "operator")
     doc = node.access.plan_pay(name, version, kind, signer.address).run(signer)
-    out.print(f"paid {doc['amount_open']} OPEN (access #{doc['access']}, tx {doc['tx_hash']}); "
-              "it reaches the snapshot's contributors and stakers at the next epoch")  # fmt: skip
+    out.print(
+        f"paid {doc['amount_open']} OPEN (access #{doc['access']}, tx {doc['tx_hash']}); "
+        "it reaches the snapshot's contributors and stakers at the next epoch"
+    )
     return int(doc["access"])
 
 
@@ -195,8 +210,12 @@ def export(
     from openledger.errors import ValidationError
 
     if format not in formats:  # refused before any price is shown or paid
-        raise ValidationError(f"Export format {format!r} is not supported.", field="format",
-                              value=format, fix=f"use one of: {', '.join(formats)}.")  # fmt: skip
+        raise ValidationError(
+            f"Export format {format!r} is not supported.",
+            field="format",
+            value=format,
+            fix=f"use one of: {', '.join(formats)}.",
+        )
     target = out_path or Path(f"{ref.replace('@', '-v')}.{format}")
     pay_first(ref, "export", as_, pay)
     account = _address(as_) if as_ else None
@@ -216,14 +235,20 @@ def contribute(
     """Contribute files to a datanet with a stake (all records or none)."""
     node = context.node()
     result = node.contributions.contribute(
-        datanet, files, stake=parse_open(stake, field="--stake"),
-        signer=node.accounts.signer(as_), column=column, approve=approve,
-    )  # fmt: skip
+        datanet,
+        files,
+        stake=parse_open(stake, field="--stake"),
+        signer=node.accounts.signer(as_),
+        column=column,
+        approve=approve,
+    )
     if as_json:
         return _print_json(result.to_dict())
-    out.print(f"contribution #{result.contribution_id} to {result.datanet!r}: "
-              f"{result.record_count} records, stake {fmt_open(result.stake)} OPEN, "
-              f"root {result.root} (tx {result.tx_hash})")  # fmt: skip
+    out.print(
+        f"contribution #{result.contribution_id} to {result.datanet!r}: "
+        f"{result.record_count} records, stake {fmt_open(result.stake)} OPEN, "
+        f"root {result.root} (tx {result.tx_hash})"
+    )
 
 
 def review(datanet: str, offset: int = 0, limit: int = 20, as_json: Json = False) -> None:
@@ -235,13 +260,17 @@ def review(datanet: str, offset: int = 0, limit: int = 20, as_json: Json = False
             for r in c["reviews"]:
                 r["validator_name"] = context.names().get(r["validator"].lower())
         return _print_json(page)
-    out.print(f"{page['total']} pending contribution(s); quorum {page['quorum']} of "
-              f"{len(page['validators'])}")  # fmt: skip
+    out.print(
+        f"{page['total']} pending contribution(s); quorum {page['quorum']} of "
+        f"{len(page['validators'])}"
+    )
     for c in page["items"]:
-        out.print(f"\n[bold]#{c['id']}[/] by {context.label(c['contributor'])}: "
-                  f"{c['record_count']} records, "
-                  f"stake {fmt_open(int(c['stake']))} OPEN at risk, "
-                  f"{c['approvals']} approve / {c['rejections']} reject")  # fmt: skip
+        out.print(
+            f"\n[bold]#{c['id']}[/] by {context.label(c['contributor'])}: "
+            f"{c['record_count']} records, "
+            f"stake {fmt_open(int(c['stake']))} OPEN at risk, "
+            f"{c['approvals']} approve / {c['rejections']} reject"
+        )
         for p in c["previews"]:
             out.print(f"   {p['location']}: {p['text']}", highlight=False)
         for r in c["reviews"]:

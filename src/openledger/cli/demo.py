@@ -200,9 +200,12 @@ def _factory(node: Node, tiny_steps: int | None) -> None:
         f"{done['loss_curve']}"
     )
     model = node.models.publish(
-        job["id"], name=MODEL, price_in=PRICE_IN, price_out=PRICE_OUT,
+        job["id"],
+        name=MODEL,
+        price_in=PRICE_IN,
+        price_out=PRICE_OUT,
         signer=node.accounts.signer("dave"),
-    )  # fmt: skip
+    )
     out.print(
         f"dave published {MODEL!r}: ModelRegistry #{model['id']}, adapter sha256 "
         f"{model['adapter_sha256'][:16]}…, snapshot root {model['snapshot_roots'][0][:18]}…, "

@@ -64,7 +64,7 @@ def running(node: Node, model: str) -> Iterator[str]:
     """The provider serving this node's requests for ``model``; yields its address."""
     from openledger.app import create_app
     from openledger.home import init_home
-    from openledger.ledger.receipts import ReceiptSigner
+    from openledger.ledger.receipts.canonical import ReceiptSigner
     from openledger.providers.jobs import JobChecker
     from openledger.providers.server import create_provider_app
 

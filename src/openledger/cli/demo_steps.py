@@ -34,6 +34,8 @@ AGENT_PRICE = OPEN // 20  # 0.05 OPEN per call, to its owner
 AGENT_FUND = OPEN  # its wallet's credit (the minimum deposit): pays for calls it makes
 AGENT_K = 2
 AGENT_QUESTION = "How long does light from the Sun take to reach the Earth?"
+
+
 @dataclass(frozen=True)
 class Question:
     """A question of the demo, whose data holds the answer, and its key fact."""
@@ -48,11 +50,11 @@ QUESTIONS = (
     Question("The Mariana Trench in the western Pacific reaches", "alice", "eleven kilometres"),
     Question("Coral reefs cover less than", "alice", "one percent"),
     Question("The Gulf Stream carries warm water", "alice", "Gulf of Mexico"),
-    Question("How long does light from the Sun take to reach the Earth?", "erin",
-             "eight minutes"),
+    Question("How long does light from the Sun take to reach the Earth?", "erin", "eight minutes"),
     Question("Which planet has the longest day?", "erin", "Venus"),
-    Question("Why does the Moon always show us the same face?", "erin", "tidally locked",
-             chat=True),
+    Question(
+        "Why does the Moon always show us the same face?", "erin", "tidally locked", chat=True
+    ),
     Question("How do honeybees tell each other where the flowers are?", "heidi", "dance"),
     Question("Why do fireflies glow?", "heidi", "chemical reaction"),
     Question("Why do crickets chirp?", "heidi", "scraper"),
@@ -162,15 +164,20 @@ def _pay(node: Node) -> None:
     facts = tops = 0
     for q in QUESTIONS:
         if q.chat:
-            pc = node.paid.chat(user, MODEL, [{"role": "user", "content": q.prompt}],
-                                max_tokens=MAX_TOKENS)  # fmt: skip
+            pc = node.paid.chat(
+                user, MODEL, [{"role": "user", "content": q.prompt}], max_tokens=MAX_TOKENS
+            )
         else:
             pc = node.paid.complete(user, MODEL, q.prompt, max_tokens=MAX_TOKENS)
         fee = int(pc.receipt.body["fee"])
         spent += fee
         shares = pc.attribution.shares[:3] if pc.attribution else []
-        who = ", ".join(f"{names.get(s.contributor, s.contributor[:10])} {s.weight:.0%}"
-                        for s in shares) or "none (paid by records)"  # fmt: skip
+        who = (
+            ", ".join(
+                f"{names.get(s.contributor, s.contributor[:10])} {s.weight:.0%}" for s in shares
+            )
+            or "none (paid by records)"
+        )
         compute = pc.receipt.body.get("compute")
         served = f", served by {names.get(compute['provider'], 'a provider')}" if compute else ""
         unattributed = pc.attribution.unattributed if pc.attribution else 1.0
@@ -214,11 +221,14 @@ def _agent(node: Node, datanet: str) -> None:
         agent = node.agents.get(AGENT)
         out.print(f"agent/{AGENT} exists already (AgentRegistry #{agent['id']})")
     except NotFoundError:
-        config = AgentConfig(model=MODEL, system_prompt="Answer from the context.",
-                             max_tokens=MAX_TOKENS, retrieval=(datanet,),
-                             retrieval_k=AGENT_K)  # fmt: skip
-        agent = node.agents.create(AGENT, config, price=AGENT_PRICE,
-                                   signer=acc.signer(owner_name))  # fmt: skip
+        config = AgentConfig(
+            model=MODEL,
+            system_prompt="Answer from the context.",
+            max_tokens=MAX_TOKENS,
+            retrieval=(datanet,),
+            retrieval_k=AGENT_K,
+        )
+        agent = node.agents.create(AGENT, config, price=AGENT_PRICE, signer=acc.signer(owner_name))
         out.print(
             f"{owner_name} created agent/{AGENT} (AgentRegistry #{agent['id']}): {MODEL} with "
             f"the top {AGENT_K} passages of {datanet}'s latest snapshot in its prompt, "
@@ -237,8 +247,9 @@ def _agent(node: Node, datanet: str) -> None:
     run = runner.prepare(node.agents.resolve(AGENT), msgs)
     pc = runner.answer(acc.address(USER), run, msgs)
     fee, answer = int(pc.receipt.body["fee"]), " ".join(pc.text.split())
-    out.print(f"[bold]{USER}[/] → agent/{AGENT}: {AGENT_QUESTION!r}\n  {answer[:90]!r}",
-              highlight=False)  # fmt: skip
+    out.print(
+        f"[bold]{USER}[/] → agent/{AGENT}: {AGENT_QUESTION!r}\n  {answer[:90]!r}", highlight=False
+    )
     for i, p in enumerate(run.passages, start=1):
         src = p.source
         out.print(
@@ -264,8 +275,7 @@ def _access(node: Node, datanet: str) -> None:
     owner_name = names_of(node).get(owner, owner[:10])
     prices = access.prices(datanet)
     if (int(prices["export"]), int(prices["train"])) != (EXPORT_PRICE, TRAIN_PRICE):
-        plan = access.plan_set_prices(datanet, export=EXPORT_PRICE, train=TRAIN_PRICE,
-                                      owner=owner)  # fmt: skip
+        plan = access.plan_set_prices(datanet, export=EXPORT_PRICE, train=TRAIN_PRICE, owner=owner)
         plan.run(acc.signer(owner_name))
     out.print(
         f"{owner_name} (the owner) priced {datanet}: {fmt_open(EXPORT_PRICE)} OPEN per snapshot "
@@ -282,8 +292,10 @@ def _access(node: Node, datanet: str) -> None:
             "to its contributors and stakers at this epoch"
         )
     else:
-        out.print(f"{USER} paid for {datanet}@{quote['version']} already (access "
-                  f"#{quote['access']}): exports it again free")  # fmt: skip
+        out.print(
+            f"{USER} paid for {datanet}@{quote['version']} already (access "
+            f"#{quote['access']}): exports it again free"
+        )
     path = node.settings.home / "exports" / f"{datanet}-{USER}.jsonl"
     node.snapshots.export(f"{datanet}@{quote['version']}", "jsonl", path, account=user)
     out.print(f"{USER} exported it to {path}")
@@ -361,8 +373,11 @@ def _rows(node: Node, datanet: str) -> list[Row]:
     if timelock is not None and treasury == timelock.address:
         names.setdefault(treasury, "Timelock")  # governance holds the treasury
     dn_owner = node.datanets.show(datanet)["owner"]  # earns the owner's part of access fees
-    for addr, role in ((owner, "model owner"), (dn_owner, "datanet owner"),
-                       (treasury, "treasury (platform)")):  # fmt: skip
+    for addr, role in (
+        (owner, "model owner"),
+        (dn_owner, "datanet owner"),
+        (treasury, "treasury (platform)"),
+    ):
         if addr in rows and rows[addr].role == "model owner" and role == "datanet owner":
             rows[addr].role = "model + datanet owner"  # the table stays within 160 columns
         elif addr in rows:
@@ -372,8 +387,9 @@ def _rows(node: Node, datanet: str) -> list[Row]:
     try:  # the agent's owner earns its price
         agent_owner = node.agents.get(AGENT)["owner"]
         if agent_owner not in rows:
-            rows[agent_owner] = Row(agent_owner, names.get(agent_owner, agent_owner[:10]),
-                                    "agent owner")  # fmt: skip
+            rows[agent_owner] = Row(
+                agent_owner, names.get(agent_owner, agent_owner[:10]), "agent owner"
+            )
     except NotFoundError:
         pass
     registry = node.contracts.providers  # compute providers earn their share of what they serve
@@ -381,8 +397,9 @@ def _rows(node: Node, datanet: str) -> list[Row]:
         if p.address in rows:
             rows[p.address].role += " + compute provider"
         elif p.registered_at:
-            rows[p.address] = Row(p.address, names.get(p.address, p.address[:10]),
-                                  "compute provider")  # fmt: skip
+            rows[p.address] = Row(
+                p.address, names.get(p.address, p.address[:10]), "compute provider"
+            )
     for row in rows.values():
         e = node.rewards.earnings(row.address)
         row.earned = int(e["settled"])
@@ -445,8 +462,13 @@ def _table(rows: list[Row]) -> None:
         by.add_column(col, justify="right")
     for i, r in enumerate(contributors + others):
         parts = [r.parts.get(h, 0) for h, _, _ in EARNING_PARTS]
-        by.add_row(r.name, fmt_open(r.earned - sum(parts)), *(fmt_open(p) for p in parts),
-                   fmt_open(r.earned), end_section=i == len(contributors) - 1)  # fmt: skip
+        by.add_row(
+            r.name,
+            fmt_open(r.earned - sum(parts)),
+            *(fmt_open(p) for p in parts),
+            fmt_open(r.earned),
+            end_section=i == len(contributors) - 1,
+        )
     out.print(by)
     out.print(
         "attributed share: the account's part of the fees paid by attribution weight. "
@@ -500,8 +522,8 @@ def _check(node: Node, rows: list[Row], epoch: int | None) -> None:
 def _verify(node: Node, epoch: int | None) -> None:
     """Anyone can check the attribution: one receipt, then the whole epoch, recomputed from
     the public artefacts (what `openledger verify receipt` and `audit --attribution` do)."""
-    from openledger.ledger.proofs import LocalSource, audit_attribution, epoch_receipts
-    from openledger.ledger.verify import verify_receipt
+    from openledger.ledger.verification.proofs import LocalSource, audit_attribution, epoch_receipts
+    from openledger.ledger.verification.verify import verify_receipt
 
     if epoch is None:
         return
@@ -512,8 +534,9 @@ def _verify(node: Node, epoch: int | None) -> None:
     rid = node.ledger.public_id(seqs[0])
     v = verify_receipt(LocalSource(node), rid)
     for c in v.checks:
-        out.print(f"  {'[green]✓[/]' if c.ok else '[red]✗[/]'} {c.name}: {c.detail}",
-                  highlight=False)  # fmt: skip
+        out.print(
+            f"  {'[green]✓[/]' if c.ok else '[red]✗[/]'} {c.name}: {c.detail}", highlight=False
+        )
     out.print(
         f"`openledger verify receipt {rid}`: {'match' if v.ok else 'MISMATCH'} — the index "
         f"rebuilt from the adapter and snapshot on chain, {len(v.weights)} weights recomputed "
@@ -526,8 +549,9 @@ def _verify(node: Node, epoch: int | None) -> None:
         + ("every one matches" if report["ok"] else f"{len(report['failed'])} DIFFER")
     )
     if not (v.ok and report["ok"]):
-        raise CheckFailed([f"{f['receipt']}: {f['checks']}" for f in report["failed"]]
-                          or [str(v.to_dict())])  # fmt: skip
+        raise CheckFailed(
+            [f"{f['receipt']}: {f['checks']}" for f in report["failed"]] or [str(v.to_dict())]
+        )
 
 
 def _chart(rows: list[Row], out_png: Path) -> Path:
@@ -539,10 +563,20 @@ def _chart(rows: list[Row], out_png: Path) -> Path:
     fig = Figure(figsize=(7, 0.6 * len(rows) + 1.4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.barh([y + 0.2 for y in ys], [r.earned / OPEN for r in rows], 0.4,
-            color="tab:green", label="earned (claimed)")  # fmt: skip
-    ax.barh([y - 0.2 for y in ys], [r.slashed / OPEN for r in rows], 0.4,
-            color="tab:red", label="slashed")  # fmt: skip
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [r.earned / OPEN for r in rows],
+        0.4,
+        color="tab:green",
+        label="earned (claimed)",
+    )
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [r.slashed / OPEN for r in rows],
+        0.4,
+        color="tab:red",
+        label="slashed",
+    )
     for y, r in zip(ys, rows, strict=True):
         if r.earned:
             ax.text(r.earned / OPEN, y + 0.2, f" {fmt_open(r.earned)[:8]}", va="center")

@@ -200,13 +200,20 @@ def audit(
     epoch: Annotated[int, typer.Option("--epoch", help="The epoch to recompute.")],
     attribution: Annotated[
         bool,
-        typer.Option("--attribution", help="Also recompute the receipts' attribution weights "
-                     "from the public artefacts (docs/attribution-verify.md)."),
+        typer.Option(
+            "--attribution",
+            help="Also recompute the receipts' attribution weights "
+            "from the public artefacts (docs/attribution-verify.md).",
+        ),
     ] = False,
     sample: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="With --attribution: recompute K receipts (a "
-                     "sample anyone can redraw; default all, up to 100)."),
+        typer.Option(
+            "--sample",
+            min=1,
+            help="With --attribution: recompute K receipts (a "
+            "sample anyone can redraw; default all, up to 100).",
+        ),
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -220,14 +227,15 @@ def audit(
         raise NotFoundError(
             f"Epoch {epoch} was never sealed on this node, so there is nothing to audit"
             + (f" (the last sealed epoch is {last})." if last else " (none is sealed yet)."),
-            field="--epoch", value=epoch,
+            field="--epoch",
+            value=epoch,
             fix="audit a sealed epoch (`openledger epoch list`); `openledger epoch close` "
             "seals the receipts since the last one.",
-        )  # fmt: skip
+        )
     doc = report.to_dict()
     weights = None
     if attribution:
-        from openledger.ledger.proofs import audit_attribution
+        from openledger.ledger.verification.proofs import audit_attribution
 
         weights = audit_attribution(node, epoch, sample=sample)
         doc["attribution"] = {k: v for k, v in weights.items() if k != "results"}
@@ -247,8 +255,9 @@ def audit(
             )
             for f in weights["failed"]:
                 for c in f["checks"]:
-                    out.print(f"  [red]✗[/] {f['receipt']}: {c['name']}: {c['detail']}",
-                              highlight=False)
+                    out.print(
+                        f"  [red]✗[/] {f['receipt']}: {c['name']}: {c['detail']}", highlight=False
+                    )
     if not report.ok:
         raise AuditFailedError(
             f"the audit of epoch {epoch} failed: {len(report.problems)} problem(s); the first: "
@@ -264,13 +273,16 @@ def audit(
             f"the attribution of {len(weights['failed'])} receipt(s) of epoch {epoch} does not "
             f"recompute; the first: {f['receipt']}: {f['checks'][0]['name']}: "
             f"{f['checks'][0]['detail']}.",
-            field="attribution", value=epoch,
+            field="attribution",
+            value=epoch,
             fix="the weights the operator signed are not what the public artefacts give: "
             "report it with `openledger verify receipt ID --json`.",
         )
     if not as_json:
-        out.print("[green]✓[/] every receipt, signature and the root match"
-                  + (" and every attribution recomputes" if weights is not None else ""))
+        out.print(
+            "[green]✓[/] every receipt, signature and the root match"
+            + (" and every attribution recomputes" if weights is not None else "")
+        )
 
 
 @receipts_app.command("show")

@@ -150,14 +150,19 @@ def main(argv: list[str] | None = None) -> int:
         if not json_mode():
             exc.show()
             return exc.exit_code
-        doc = {"error": "UsageError", "message": exc.format_message(),
-               "fix": "see the command's --help."}  # fmt: skip
+        doc = {
+            "error": "UsageError",
+            "message": exc.format_message(),
+            "fix": "see the command's --help.",
+        }
         return _fail(exc.exit_code, doc, exc.format_message())
     except (OSError, ValueError, OverflowError) as exc:  # an argument no check foresaw
         if os.environ.get("OPENLEDGER_DEBUG"):
             raise
-        fix = ("check the arguments (`--help`); set OPENLEDGER_DEBUG=1 for the traceback, and "
-               "report it: every error should say what to do.")  # fmt: skip
+        fix = (
+            "check the arguments (`--help`); set OPENLEDGER_DEBUG=1 for the traceback, and "
+            "report it: every error should say what to do."
+        )
         doc = {"error": type(exc).__name__, "message": str(exc), "fix": fix}
         return _fail(1, doc, f"{type(exc).__name__}: {exc}", fix)
     finally:

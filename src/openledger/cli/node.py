@@ -19,15 +19,22 @@ DEVICES = ("auto", "cpu", "cuda")
 def init(
     import_keystore: Annotated[
         Path | None,
-        typer.Option("--import-keystore", help="Use this encrypted keystore (its password: "
-                     "OPENLEDGER_PASSWORD or the prompt) as the operator key.",
-                     exists=False, show_default=False),
+        typer.Option(
+            "--import-keystore",
+            help="Use this encrypted keystore (its password: "
+            "OPENLEDGER_PASSWORD or the prompt) as the operator key.",
+            exists=False,
+            show_default=False,
+        ),
     ] = None,
     private_key_env: Annotated[
         str | None,
-        typer.Option("--private-key-env", help="Take the operator's private key from this "
-                     "environment variable (stored encrypted with the password).",
-                     show_default=False),
+        typer.Option(
+            "--private-key-env",
+            help="Take the operator's private key from this "
+            "environment variable (stored encrypted with the password).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -37,22 +44,34 @@ def init(
     from openledger.home import init_home
 
     if import_keystore is not None and private_key_env is not None:
-        raise ValidationError("--import-keystore and --private-key-env both name a key.",
-                              field="--import-keystore", value=str(import_keystore),
-                              fix="give one of them.")  # fmt: skip
+        raise ValidationError(
+            "--import-keystore and --private-key-env both name a key.",
+            field="--import-keystore",
+            value=str(import_keystore),
+            fix="give one of them.",
+        )
     if import_keystore is not None and not import_keystore.is_file():
-        raise NotFoundError(f"No keystore file at {import_keystore}.", field="--import-keystore",
-                            value=str(import_keystore), fix="give the path of a keystore JSON "
-                            "file (geth / eth-account format).")  # fmt: skip
+        raise NotFoundError(
+            f"No keystore file at {import_keystore}.",
+            field="--import-keystore",
+            value=str(import_keystore),
+            fix="give the path of a keystore JSON file (geth / eth-account format).",
+        )
     settings = context.settings()
     key = private_key_from_env(private_key_env) if private_key_env else None
     fresh = not settings.layout.operator_keystore.exists()
     password = prompt_password(confirm=import_keystore is None) if fresh else ""
     result = init_home(settings, password, keystore_file=import_keystore, private_key=key)
     if as_json:
-        return print_json({"home": str(result.home), "operator": result.operator,
-                           "created": result.created, "dev_accounts": result.dev_accounts,
-                           "token_written": result.token_written})  # fmt: skip
+        return print_json(
+            {
+                "home": str(result.home),
+                "operator": result.operator,
+                "created": result.created,
+                "dev_accounts": result.dev_accounts,
+                "token_written": result.token_written,
+            }
+        )
     state = "created" if result.created else "already existed (keys kept)"
     out.print(f"node home {result.home} {state}")
     out.print(f"operator {result.operator}  (keystore {settings.layout.operator_keystore})")
@@ -87,8 +106,10 @@ def accounts_create(
     doc = context.node().create_account(name)
     if as_json:
         return print_json(doc)
-    out.print(f"account {name} {doc['address']} created with {fmt_open(int(doc['open']))} OPEN "
-              f"and {int(doc['eth']) // 10**18:,} ETH; use it with --as {name}")  # fmt: skip
+    out.print(
+        f"account {name} {doc['address']} created with {fmt_open(int(doc['open']))} OPEN "
+        f"and {int(doc['eth']) // 10**18:,} ETH; use it with --as {name}"
+    )
 
 
 def serve(
@@ -111,14 +132,19 @@ def serve(
     ] = None,
     provider: Annotated[
         bool,
-        typer.Option("--provider", help="Run as a compute provider: serve the pulled models' "
-                     "jobs for the gateways given with --gateway, signed with this home's key "
-                     "(docs/providers.md)."),
+        typer.Option(
+            "--provider",
+            help="Run as a compute provider: serve the pulled models' "
+            "jobs for the gateways given with --gateway, signed with this home's key "
+            "(docs/providers.md).",
+        ),
     ] = False,
     gateway: Annotated[
         list[str] | None,
-        typer.Option("--gateway", help="With --provider: a gateway's operator address whose "
-                     "jobs are served (repeat)."),
+        typer.Option(
+            "--gateway",
+            help="With --provider: a gateway's operator address whose jobs are served (repeat).",
+        ),
     ] = None,
 ) -> None:
     """Run the node: the JSON API, the OpenAI-compatible /v1, the job worker and, on the
@@ -128,15 +154,23 @@ def serve(
     from openledger.app import create_app
     from openledger.factory.worker import JobWorker
     from openledger.heap import freeze_startup_heap
-    from openledger.ledger.loop import SettlementLoop
+    from openledger.ledger.settlement.loop import SettlementLoop
     from openledger.logs import configure as configure_logging
 
     if device is not None and device not in DEVICES:
-        raise ValidationError(f"unknown device {device!r}.", field="--device", value=device,
-                              fix="use auto, cpu or cuda.")  # fmt: skip
+        raise ValidationError(
+            f"unknown device {device!r}.",
+            field="--device",
+            value=device,
+            fix="use auto, cpu or cuda.",
+        )
     if max_batch is not None and max_batch < 1:
-        raise ValidationError(f"--max-batch {max_batch} is below 1.", field="--max-batch",
-                              value=max_batch, fix="use 1 or more.")  # fmt: skip
+        raise ValidationError(
+            f"--max-batch {max_batch} is below 1.",
+            field="--max-batch",
+            value=max_batch,
+            fix="use 1 or more.",
+        )
     configure_logging(context.log_format())
     overrides = {"serve_device": device, "serve_max_batch": max_batch, "serve_base": base}
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -147,8 +181,10 @@ def serve(
     node = context.node()
     try:
         engine = node.serving.engine  # load the base now, not on the first request
-        out.print(f"OpenLoRA: adapters of {node.serving.base} on {engine.model.device}, "
-                  f"batch {engine.config.max_batch}, context {engine.max_ctx} tokens")  # fmt: skip
+        out.print(
+            f"OpenLoRA: adapters of {node.serving.base} on {engine.model.device}, "
+            f"batch {engine.config.max_batch}, context {engine.max_ctx} tokens"
+        )
     except NotFoundError:
         out.print("OpenLoRA: no model published yet; /v1 serves once one is.")
     try:

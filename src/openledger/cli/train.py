@@ -38,9 +38,11 @@ def _load_config(path: Path | None) -> dict[str, Any]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError(
-            f"Cannot read the training config {path}: {exc}.", field="--config",
-            value=str(path), fix="pass a YAML file of training keys (see --help).",
-        ) from exc  # fmt: skip
+            f"Cannot read the training config {path}: {exc}.",
+            field="--config",
+            value=str(path),
+            fix="pass a YAML file of training keys (see --help).",
+        ) from exc
     if not isinstance(doc, dict):
         raise ValidationError(
             f"The training config {path} is not a mapping.",
@@ -248,10 +250,13 @@ def publish(
 
     node = context.node()
     doc = node.models.publish(
-        job, name=name, price_in=parse_open(price_in, field="--price-in"),
-        price_out=parse_open(price_out, field="--price-out"), signer=node.accounts.signer(as_),
+        job,
+        name=name,
+        price_in=parse_open(price_in, field="--price-in"),
+        price_out=parse_open(price_out, field="--price-out"),
+        signer=node.accounts.signer(as_),
         attribution_policy=parse_policy(attribution),
-    )  # fmt: skip
+    )
     if as_json:
         return _print_json(doc)
     out.print(

@@ -47,15 +47,15 @@ def receipt(
 ) -> None:
     """Rebuild the model's attribution index from its public artefacts and recompute the
     receipt's weights; says match or names every contribution that differs (exit 1)."""
-    from openledger.ledger.verify import verify_receipt
+    from openledger.ledger.verification.verify import verify_receipt
 
     settings = context.settings()
     if node_url is None:
-        from openledger.ledger.proofs import LocalSource
+        from openledger.ledger.verification.proofs import LocalSource
 
         source: Any = LocalSource(context.node())
     else:
-        from openledger.ledger.remote_source import RemoteSource
+        from openledger.ledger.verification.remote_source import RemoteSource
 
         source = RemoteSource(node_url, token=token, rpc_url=rpc or settings.rpc_url)
     v = verify_receipt(source, ref)

@@ -65,13 +65,16 @@ def _copy_error(r: Record, j: float, threshold: float, of: str) -> IngestError:
         f"{r.source} {r.location}: a reworded copy (Jaccard {j:.2f} of character 5-grams ≥ "
         f"{threshold}) of {of}. Copies with a few words changed add no data, and would take "
         "a share of the fees from the record they copy.",
-        file=r.source, location=r.location, rule="reworded_copy",
+        file=r.source,
+        location=r.location,
+        rule="reworded_copy",
         fix="contribute only new material in your own words; one record per fact.",
-    )  # fmt: skip
+    )
 
 
-def check_within(index: NearDupIndex, records: list[Record], sigs: np.ndarray,
-                 threshold: float) -> None:  # fmt: skip
+def check_within(
+    index: NearDupIndex, records: list[Record], sigs: np.ndarray, threshold: float
+) -> None:
     """Records of one contribution must not be near-duplicates of each other either: the
     unattributed part is paid pro rata to approved records, so padding a file with
     near-copies of its own records would raise its share. Candidates share an LSH band (as
@@ -93,9 +96,11 @@ def check_within(index: NearDupIndex, records: list[Record], sigs: np.ndarray,
                 raise IngestError(
                     f"{r.source} {r.location}: near duplicate (estimated Jaccard {score:.2f} ≥ "
                     f"{threshold}) of {a.source} {a.location} in the same contribution.",
-                    file=r.source, location=r.location, rule="near_duplicate",
+                    file=r.source,
+                    location=r.location,
+                    rule="near_duplicate",
                     fix="keep one of the two; near-copies of a record do not add data.",
-                )  # fmt: skip
+                )
 
 
 def _day_start(now: datetime) -> datetime:
@@ -141,9 +146,15 @@ class ContributionService:
         approve: bool = True,
         display_names: list[str] | None = None,
     ) -> ContributionResult:
-        plan = self.plan_contribute(datanet, paths, stake=stake, contributor=signer.address,
-                                    column=column, approve=approve,
-                                    display_names=display_names)  # fmt: skip
+        plan = self.plan_contribute(
+            datanet,
+            paths,
+            stake=stake,
+            contributor=signer.address,
+            column=column,
+            approve=approve,
+            display_names=display_names,
+        )
         done = plan.run(signer)
         return ContributionResult(**{**done, "stake": int(done["stake"])})
 
@@ -202,10 +213,14 @@ class ContributionService:
         names = display_names or [p.name for p in paths]
         contents = [p.read_bytes() for p in paths]
         files = [
-            {"name": n, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-             "records": sum(1 for r in records if r.source == n)}
+            {
+                "name": n,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "records": sum(1 for r in records if r.source == n),
+            }
             for n, data in zip(names, contents, strict=True)
-        ]  # fmt: skip
+        ]
         root = "0x" + contribution_root(records).hex()
         manifest = build_manifest(
             datanet_chain_id=dn_chain,
@@ -221,53 +236,100 @@ class ContributionService:
         registry = contracts.datanets
         if approve and contracts.token.allowance(contributor, registry.address) < stake:
             calls.append(build(contracts.token, "approve", registry.address, stake))
-        calls.append(build(registry, "contribute", dn_chain, bytes.fromhex(root[2:]),
-                           len(records), stake))  # fmt: skip
+        calls.append(
+            build(registry, "contribute", dn_chain, bytes.fromhex(root[2:]), len(records), stake)
+        )
         if self.before_chain is not None:
             self.before_chain()
 
         args = {
-            "dn_id": dn_id, "dn_name": dn_name, "contributor": contributor, "root": root,
+            "dn_id": dn_id,
+            "dn_name": dn_name,
+            "contributor": contributor,
+            "root": root,
             "records": [[r.canonical_json().decode(), r.source, r.location] for r in records],
-            "files": files, "manifest": manifest, "stake": stake, "now": now.isoformat(),
-        }  # fmt: skip
-        finish, resume = resumable("contributions.finish_contribute", self.finish_contribute,
-                                   args, pack(contents))  # fmt: skip
-        return Plan(registry.client, contributor, calls, finish,
-                    message=canonical_bytes(manifest), resume=resume,
-                    what=f"contribute {len(records)} record(s) to {dn_name!r} with a stake of "
-                    f"{stake / 10**18:g} OPEN")  # fmt: skip
+            "files": files,
+            "manifest": manifest,
+            "stake": stake,
+            "now": now.isoformat(),
+        }
+        finish, resume = resumable(
+            "contributions.finish_contribute", self.finish_contribute, args, pack(contents)
+        )
+        return Plan(
+            registry.client,
+            contributor,
+            calls,
+            finish,
+            message=canonical_bytes(manifest),
+            resume=resume,
+            what=f"contribute {len(records)} record(s) to {dn_name!r} with a stake of "
+            f"{stake / 10**18:g} OPEN",
+        )
 
     def finish_contribute(
-        self, args: dict[str, Any], payload: bytes | None, results: list[TxResult],
+        self,
+        args: dict[str, Any],
+        payload: bytes | None,
+        results: list[TxResult],
         signature: str | None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """The off-chain side of a mined contribution: blobs, rows, the near-duplicate index."""
         registry = self.contracts().datanets
         result = results[-1]
         chain_id = int(registry.events(result, "ContributionSubmitted")[0]["contribution_id"])
-        records = [Record.from_canonical(json.loads(c), source, location)
-                   for c, source, location in args["records"]]  # fmt: skip
+        records = [
+            Record.from_canonical(json.loads(c), source, location)
+            for c, source, location in args["records"]
+        ]
         sigs = self.neardup.signatures(records)
         index = self.neardup.index_for(args["dn_id"])
         files = args["files"]
         manifest_sha = self._record(
-            args["dn_id"], chain_id, result.tx_hash, args["contributor"], records, sigs, index,
-            unpack(payload), files, args["manifest"], str(signature), args["stake"],
+            args["dn_id"],
+            chain_id,
+            result.tx_hash,
+            args["contributor"],
+            records,
+            sigs,
+            index,
+            unpack(payload),
+            files,
+            args["manifest"],
+            str(signature),
+            args["stake"],
             datetime.fromisoformat(args["now"]),
-        )  # fmt: skip
+        )
         out = ContributionResult(
-            contribution_id=chain_id, datanet=args["dn_name"], contributor=args["contributor"],
-            record_count=len(records), root=args["root"], stake=args["stake"],
-            manifest_sha=manifest_sha, signature=str(signature), tx_hash=result.tx_hash,
+            contribution_id=chain_id,
+            datanet=args["dn_name"],
+            contributor=args["contributor"],
+            record_count=len(records),
+            root=args["root"],
+            stake=args["stake"],
+            manifest_sha=manifest_sha,
+            signature=str(signature),
+            tx_hash=result.tx_hash,
             files=files,
-        )  # fmt: skip
+        )
         return out.to_dict()
 
-    def _record(self, dn_id: int, chain_id: int, tx_hash: str, contributor: str,
-                records: list[Record], sigs: np.ndarray, index: NearDupIndex,
-                contents: list[bytes], files: list[dict[str, Any]], manifest: dict[str, Any],
-                signature: str, stake: int, now: datetime) -> str:  # fmt: skip
+    def _record(
+        self,
+        dn_id: int,
+        chain_id: int,
+        tx_hash: str,
+        contributor: str,
+        records: list[Record],
+        sigs: np.ndarray,
+        index: NearDupIndex,
+        contents: list[bytes],
+        files: list[dict[str, Any]],
+        manifest: dict[str, Any],
+        signature: str,
+        stake: int,
+        now: datetime,
+    ) -> str:
         """The off-chain side of a mined contribution: blobs, rows, the near-duplicate index."""
         created: list[str] = []
         try:
@@ -278,22 +340,36 @@ class ContributionService:
             self._put_new(created, manifest_sha, lambda: self.blobs.put(envelope))
             with self.db.session() as s:
                 row = ContributionRow(
-                    datanet_id=dn_id, contributor=contributor, root=manifest["root"],
-                    record_count=len(records), stake=stake, files=files,
-                    file_count=len(files), manifest_sha=manifest_sha, signature=signature,
-                    tx_hash=tx_hash, created_at=now, chain_id=chain_id,
-                )  # fmt: skip
+                    datanet_id=dn_id,
+                    contributor=contributor,
+                    root=manifest["root"],
+                    record_count=len(records),
+                    stake=stake,
+                    files=files,
+                    file_count=len(files),
+                    manifest_sha=manifest_sha,
+                    signature=signature,
+                    tx_hash=tx_hash,
+                    created_at=now,
+                    chain_id=chain_id,
+                )
                 s.add(row)
                 s.flush()
                 record_rows = [
                     RecordRow(
-                        datanet_id=dn_id, contribution_id=row.id, position=i, sha256=r.sha256,
-                        dedup_key=r.sha256, kind=r.kind,
-                        content=r.canonical_json().decode(), source=r.source[:256],
-                        location=r.location[:64], char_len=r.char_len,
+                        datanet_id=dn_id,
+                        contribution_id=row.id,
+                        position=i,
+                        sha256=r.sha256,
+                        dedup_key=r.sha256,
+                        kind=r.kind,
+                        content=r.canonical_json().decode(),
+                        source=r.source[:256],
+                        location=r.location[:64],
+                        char_len=r.char_len,
                     )
                     for i, r in enumerate(records)
-                ]  # fmt: skip
+                ]
                 s.add_all(record_rows)
                 s.flush()
                 record_ids = [r.id for r in record_rows]
@@ -342,8 +418,14 @@ class ContributionService:
             fix="contribute only new material; rephrasing an existing record does not count.",
         )
 
-    def _check_copies(self, index: NearDupIndex, records: list[Record], sigs: np.ndarray,
-                      threshold: float, contributor: str) -> None:  # fmt: skip
+    def _check_copies(
+        self,
+        index: NearDupIndex,
+        records: list[Record],
+        sigs: np.ndarray,
+        threshold: float,
+        contributor: str,
+    ) -> None:
         """A record must not be a reworded copy of another contributor's record: two words
         changed in someone else's note leave its character 5-gram Jaccard at about 0.76,
         under the near-duplicate threshold, yet the copy would take a share of the
@@ -355,19 +437,26 @@ class ContributionService:
         if not found:
             return
         with self.db.session() as s:
-            stored = {rid: (record_text(content), who) for rid, content, who in s.execute(
-                select(RecordRow.id, RecordRow.content, ContributionRow.contributor)
-                .join(ContributionRow, RecordRow.contribution_id == ContributionRow.id)
-                .where(RecordRow.id.in_({key for _, key, _ in found}))
-            )}  # fmt: skip
+            stored = {
+                rid: (record_text(content), who)
+                for rid, content, who in s.execute(
+                    select(RecordRow.id, RecordRow.content, ContributionRow.contributor)
+                    .join(ContributionRow, RecordRow.contribution_id == ContributionRow.id)
+                    .where(RecordRow.id.in_({key for _, key, _ in found}))
+                )
+            }
             for row, key, _est in found:
                 if key not in stored or stored[key][1].lower() == contributor.lower():
                     continue
                 exact = jaccard(stored[key][0], records[row].content_text)
                 if exact >= threshold:
                     cid, where = q.contribution_of_records(s, [key]).get(key, (0, "?"))
-                    raise _copy_error(records[row], exact, threshold, f"another contributor's "
-                                      f"record, {where} in contribution #{cid}")  # fmt: skip
+                    raise _copy_error(
+                        records[row],
+                        exact,
+                        threshold,
+                        f"another contributor's record, {where} in contribution #{cid}",
+                    )
 
     def _check_funds(self, contracts: Contracts, who: str, stake: int, approve: bool) -> None:
         balance = contracts.token.balance_of(who)

@@ -44,10 +44,11 @@ class IngestLimits:
             raise ValidationError(
                 f"Ingest limit copy_threshold={self.copy_threshold} is over "
                 f"near_dup_threshold={self.near_dup_threshold}.",
-                field="copy_threshold", value=self.copy_threshold,
+                field="copy_threshold",
+                value=self.copy_threshold,
                 fix="make copy_threshold at most near_dup_threshold (a reworded copy is less "
                 "similar than a near duplicate).",
-            )  # fmt: skip
+            )
         if self.chunk_chars > self.max_record_chars:
             raise ValidationError(
                 f"Ingest limit chunk_chars={self.chunk_chars} is over "

@@ -79,9 +79,12 @@ def list_contributions(
         where.append(ContributionRow.status == status)
     total = s.scalar(select(func.count()).select_from(ContributionRow).where(*where)) or 0
     rows = s.scalars(
-        select(ContributionRow).where(*where).order_by(ContributionRow.chain_id)
-        .offset(offset).limit(limit)
-    )  # fmt: skip
+        select(ContributionRow)
+        .where(*where)
+        .order_by(ContributionRow.chain_id)
+        .offset(offset)
+        .limit(limit)
+    )
     return list(rows), total
 
 
@@ -168,9 +171,11 @@ def reviews_of(s: Session, contribution_id: int) -> list[ReviewRow]:
 
 def latest_snapshot(s: Session, datanet_id: int) -> SnapshotRow | None:
     return s.scalar(
-        select(SnapshotRow).where(SnapshotRow.datanet_id == datanet_id)
-        .order_by(SnapshotRow.version.desc()).limit(1)
-    )  # fmt: skip
+        select(SnapshotRow)
+        .where(SnapshotRow.datanet_id == datanet_id)
+        .order_by(SnapshotRow.version.desc())
+        .limit(1)
+    )
 
 
 def get_snapshot(s: Session, datanet: DatanetRow, version: int | None) -> SnapshotRow:

@@ -62,9 +62,11 @@ def check_validators(validators: list[str], quorum: int) -> list[str]:
         addr = to_checksum_address(v)
         if addr in out:
             raise ValidationError(
-                f"Validator {addr} is listed twice.", field="validators", value=addr,
+                f"Validator {addr} is listed twice.",
+                field="validators",
+                value=addr,
                 fix="list each validator once.",
-            )  # fmt: skip
+            )
         out.append(addr)
     if not 1 <= len(out) <= MAX_VALIDATORS:
         raise ValidationError(
@@ -100,13 +102,25 @@ class DatanetService:
         signer: LocalAccount,
     ) -> dict[str, Any]:
         plan = self.plan_create(
-            name, description=description, validators=validators, quorum=quorum,
-            min_stake=min_stake, owner=signer.address,
-        )  # fmt: skip
+            name,
+            description=description,
+            validators=validators,
+            quorum=quorum,
+            min_stake=min_stake,
+            owner=signer.address,
+        )
         return plan.run(signer)
 
-    def plan_create(self, name: str, *, description: str, validators: list[str], quorum: int,
-                    min_stake: int, owner: str) -> Plan:  # fmt: skip
+    def plan_create(
+        self,
+        name: str,
+        *,
+        description: str,
+        validators: list[str],
+        quorum: int,
+        min_stake: int,
+        owner: str,
+    ) -> Plan:
         """The checks and ``createDatanet``; the metadata blob and row are written once mined."""
         if not NAME_RE.match(name):
             raise ValidationError(
@@ -132,16 +146,35 @@ class DatanetService:
         meta = json.dumps({"name": name, "description": description}, sort_keys=True).encode()
         uri = f"blob:{hashlib.sha256(meta).hexdigest()}"
         registry = self.contracts().datanets
-        args = {"name": name, "description": description, "owner": owner, "validators": checked,
-                "quorum": quorum, "min_stake": min_stake, "uri": uri}  # fmt: skip
+        args = {
+            "name": name,
+            "description": description,
+            "owner": owner,
+            "validators": checked,
+            "quorum": quorum,
+            "min_stake": min_stake,
+            "uri": uri,
+        }
         finish, resume = resumable("datanets.finish_create", self.finish_create, args)
-        call = build(registry, "createDatanet", uri, [to_checksum_address(v) for v in checked],
-                     quorum, min_stake)  # fmt: skip
-        return Plan(registry.client, owner, [call], finish, what=f"create datanet {name!r}",
-                    resume=resume)  # fmt: skip
+        call = build(
+            registry,
+            "createDatanet",
+            uri,
+            [to_checksum_address(v) for v in checked],
+            quorum,
+            min_stake,
+        )
+        return Plan(
+            registry.client, owner, [call], finish, what=f"create datanet {name!r}", resume=resume
+        )
 
-    def finish_create(self, args: dict[str, Any], _payload: bytes | None,
-                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_create(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         """The off-chain side of a mined ``createDatanet``: the metadata blob and the row."""
         registry = self.contracts().datanets
         chain_id = int(registry.events(results[-1], "DatanetCreated")[0]["datanet_id"])
@@ -184,10 +217,11 @@ class DatanetService:
                 ).all()
             )
             records = s.scalar(
-                select(func.count()).select_from(RecordRow)
+                select(func.count())
+                .select_from(RecordRow)
                 .join(ContributionRow, RecordRow.contribution_id == ContributionRow.id)
                 .where(RecordRow.datanet_id == row.id, ContributionRow.status == "approved")
-            )  # fmt: skip
+            )
             contributors = s.scalar(
                 select(func.count(func.distinct(ContributionRow.contributor))).where(
                     ContributionRow.datanet_id == row.id
@@ -200,8 +234,12 @@ class DatanetService:
                 "approved_records": int(records or 0),
                 "contributors": int(contributors or 0),
                 "snapshots": [
-                    {"version": sn.version, "root": sn.root, "records": sn.record_count,
-                     "created_at": sn.created_at.isoformat()}
+                    {
+                        "version": sn.version,
+                        "root": sn.root,
+                        "records": sn.record_count,
+                        "created_at": sn.created_at.isoformat(),
+                    }
                     for sn in snaps
                 ],
-            }  # fmt: skip
+            }

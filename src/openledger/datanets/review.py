@@ -31,8 +31,11 @@ from openledger.store.datanet_tables import (
 )
 from openledger.store.db import Database
 
-STATUS = {DatanetRegistry.PENDING: "pending", DatanetRegistry.APPROVED: "approved",
-          DatanetRegistry.REJECTED: "rejected"}  # fmt: skip
+STATUS = {
+    DatanetRegistry.PENDING: "pending",
+    DatanetRegistry.APPROVED: "approved",
+    DatanetRegistry.REJECTED: "rejected",
+}
 PREVIEW_RECORDS = 3
 
 
@@ -76,14 +79,23 @@ class ReviewService:
             for row in rows:
                 item = contribution_dict(row, dn.name)
                 item["previews"] = [
-                    {"location": f"{r.source} {r.location}", "kind": r.kind,
-                     "text": _preview(r.content)}
+                    {
+                        "location": f"{r.source} {r.location}",
+                        "kind": r.kind,
+                        "text": _preview(r.content),
+                    }
                     for r in q.records_of(s, row.id, limit=PREVIEW_RECORDS)
-                ]  # fmt: skip
+                ]
                 item["reviews"] = [_review_dict(v) for v in q.reviews_of(s, row.id)]
                 items.append(item)
-            return {"items": items, "total": total, "offset": offset, "limit": limit,
-                    "quorum": dn.quorum, "validators": dn.validators}  # fmt: skip
+            return {
+                "items": items,
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+                "quorum": dn.quorum,
+                "validators": dn.validators,
+            }
 
     def listing(
         self, datanet: str | int, *, status: str | None = None, offset: int = 0, limit: int = 50
@@ -115,19 +127,27 @@ class ReviewService:
                 "reviews": [_review_dict(v) for v in q.reviews_of(s, row.id)],
                 "records": {
                     "items": [
-                        {"position": r.position, "sha256": r.sha256, "kind": r.kind,
-                         "location": f"{r.source} {r.location}", "content": json.loads(r.content)}
+                        {
+                            "position": r.position,
+                            "sha256": r.sha256,
+                            "kind": r.kind,
+                            "location": f"{r.source} {r.location}",
+                            "content": json.loads(r.content),
+                        }
                         for r in records
                     ],
-                    "total": row.record_count, "offset": offset, "limit": limit,
+                    "total": row.record_count,
+                    "offset": offset,
+                    "limit": limit,
                 },
-            }  # fmt: skip
+            }
 
     def review(
         self, contribution_id: int, *, signer: LocalAccount, approve: bool, reason: str = ""
     ) -> dict[str, Any]:
-        plan = self.plan_review(contribution_id, validator=signer.address, approve=approve,
-                                reason=reason)  # fmt: skip
+        plan = self.plan_review(
+            contribution_id, validator=signer.address, approve=approve, reason=reason
+        )
         return plan.run(signer)
 
     def plan_review(
@@ -168,23 +188,44 @@ class ReviewService:
                 )
         contracts = self.contracts()
 
-        args = {"contribution_id": contribution_id, "validator": validator, "approve": approve,
-                "reason": reason}  # fmt: skip
+        args = {
+            "contribution_id": contribution_id,
+            "validator": validator,
+            "approve": approve,
+            "reason": reason,
+        }
         finish, resume = resumable("reviews.finish_review", self.finish_review, args)
         call = build(contracts.datanets, "review", contribution_id, approve)
         verdict = "approve" if approve else "reject"
-        return Plan(contracts.client, validator, [call], finish, resume=resume,
-                    what=f"{verdict} contribution #{contribution_id}")  # fmt: skip
+        return Plan(
+            contracts.client,
+            validator,
+            [call],
+            finish,
+            resume=resume,
+            what=f"{verdict} contribution #{contribution_id}",
+        )
 
-    def finish_review(self, args: dict[str, Any], _payload: bytes | None,
-                      results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_review(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         """The review row, and the contribution mirrored from the chain (decided or not)."""
         contracts = self.contracts()
         with self.db.session() as s:
             row = q.get_contribution(s, args["contribution_id"])
-            s.add(ReviewRow(contribution_id=row.id, validator=args["validator"],
-                            approve=args["approve"], reason=args["reason"],
-                            tx_hash=results[-1].tx_hash))  # fmt: skip
+            s.add(
+                ReviewRow(
+                    contribution_id=row.id,
+                    validator=args["validator"],
+                    approve=args["approve"],
+                    reason=args["reason"],
+                    tx_hash=results[-1].tx_hash,
+                )
+            )
             removed = self._mirror(s, row, contracts)
             out = contribution_dict(row, s.get(DatanetRow, row.datanet_id).name)
             datanet_id = row.datanet_id
@@ -234,20 +275,32 @@ class ReviewService:
 
         args = {"contribution_id": contribution_id, "amount": amount}
         finish, resume = resumable("reviews.finish_withdraw", self.finish_withdraw, args)
-        return Plan(contracts.client, contributor,
-                    [build(contracts.datanets, "withdrawStake", contribution_id)], finish,
-                    what=f"take back the stake of contribution #{contribution_id}",
-                    resume=resume)  # fmt: skip
+        return Plan(
+            contracts.client,
+            contributor,
+            [build(contracts.datanets, "withdrawStake", contribution_id)],
+            finish,
+            what=f"take back the stake of contribution #{contribution_id}",
+            resume=resume,
+        )
 
-    def finish_withdraw(self, args: dict[str, Any], _payload: bytes | None,
-                        results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_withdraw(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         contracts = self.contracts()
         with self.db.session() as s:
             row = q.get_contribution(s, args["contribution_id"])
             self._mirror(s, row, contracts)
             name = s.get(DatanetRow, row.datanet_id).name
-            return {**contribution_dict(row, name), "amount": str(args["amount"]),
-                    "withdraw_tx": results[-1].tx_hash}  # fmt: skip
+            return {
+                **contribution_dict(row, name),
+                "amount": str(args["amount"]),
+                "withdraw_tx": results[-1].tx_hash,
+            }
 
     def refresh(self, contribution_id: int) -> dict[str, Any]:
         """Re-read a contribution's state from the chain (decisions made elsewhere)."""
@@ -279,8 +332,9 @@ class ReviewService:
             row.decided_at = datetime.fromtimestamp(c.decided_at, UTC)
         if row.status == "rejected" and was != "rejected":
             ids = [r.id for r in q.records_of(s, row.id)]
-            s.execute(update(RecordRow).where(RecordRow.contribution_id == row.id)
-                      .values(dedup_key=None))  # fmt: skip
+            s.execute(
+                update(RecordRow).where(RecordRow.contribution_id == row.id).values(dedup_key=None)
+            )
             return ids
         return []
 
@@ -290,5 +344,10 @@ def _preview(content: str, n: int = 160) -> str:
 
 
 def _review_dict(v: ReviewRow) -> dict[str, Any]:
-    return {"validator": v.validator, "approve": v.approve, "reason": v.reason,
-            "tx_hash": v.tx_hash, "created_at": v.created_at.isoformat()}  # fmt: skip
+    return {
+        "validator": v.validator,
+        "approve": v.approve,
+        "reason": v.reason,
+        "tx_hash": v.tx_hash,
+        "created_at": v.created_at.isoformat(),
+    }

@@ -105,18 +105,24 @@ class SnapshotService:
             for i, (rec, con) in enumerate(pairs):
                 content = json.loads(rec.content)
                 messages = content.get("messages")
-                rows.append({
-                    "record": i,
-                    "sha256": rec.sha256,
-                    "kind": rec.kind,
-                    "text": content.get("text"),
-                    "prompt": content.get("prompt"),
-                    "completion": content.get("completion"),
-                    "messages": [{"role": m[0], "content": m[1]} if isinstance(m, list | tuple)
-                                 else m for m in messages] if messages else None,
-                    "contribution": con.chain_id,
-                    "contributor": con.contributor,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "record": i,
+                        "sha256": rec.sha256,
+                        "kind": rec.kind,
+                        "text": content.get("text"),
+                        "prompt": content.get("prompt"),
+                        "completion": content.get("completion"),
+                        "messages": [
+                            {"role": m[0], "content": m[1]} if isinstance(m, list | tuple) else m
+                            for m in messages
+                        ]
+                        if messages
+                        else None,
+                        "contribution": con.chain_id,
+                        "contributor": con.contributor,
+                    }
+                )
             contributions = sorted({con.chain_id for _, con in pairs})
         if not rows:
             raise ValidationError(
@@ -170,17 +176,31 @@ class SnapshotService:
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         registry = contracts.datanets
 
-        args = {"dn_id": dn_id, "name": name, "root": "0x" + root.hex(), "record_count": len(rows),
-                "contributions": contributions, "parquet_sha": parquet_sha,
-                "manifest_sha": manifest_sha}  # fmt: skip
-        finish, resume = resumable("snapshots.finish_snapshot", self.finish_snapshot, args,
-                                   pack([parquet, manifest_bytes]))  # fmt: skip
+        args = {
+            "dn_id": dn_id,
+            "name": name,
+            "root": "0x" + root.hex(),
+            "record_count": len(rows),
+            "contributions": contributions,
+            "parquet_sha": parquet_sha,
+            "manifest_sha": manifest_sha,
+        }
+        finish, resume = resumable(
+            "snapshots.finish_snapshot", self.finish_snapshot, args, pack([parquet, manifest_bytes])
+        )
         call = build(registry, "commitSnapshot", dn_chain, root, len(rows), f"blob:{manifest_sha}")
-        return Plan(contracts.client, sender, [call], finish, resume=resume,
-                    what=f"freeze snapshot of {name!r} ({len(rows)} records)")  # fmt: skip
+        return Plan(
+            contracts.client,
+            sender,
+            [call],
+            finish,
+            resume=resume,
+            what=f"freeze snapshot of {name!r} ({len(rows)} records)",
+        )
 
-    def finish_snapshot(self, args: dict[str, Any], payload: bytes | None,
-                        results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_snapshot(
+        self, args: dict[str, Any], payload: bytes | None, results: list[TxResult], _sig: str | None
+    ) -> dict[str, Any]:
         """The Parquet and manifest blobs and the snapshot row, once the commit is mined."""
         registry = self.contracts().datanets
         version = int(registry.events(results[-1], "SnapshotCommitted")[0]["version"])
@@ -188,11 +208,15 @@ class SnapshotService:
             self.blobs.put(blob)
         with self.db.session() as s:
             row = SnapshotRow(
-                datanet_id=args["dn_id"], version=version, root=args["root"],
-                record_count=args["record_count"], contribution_ids=args["contributions"],
-                parquet_sha=args["parquet_sha"], manifest_sha=args["manifest_sha"],
+                datanet_id=args["dn_id"],
+                version=version,
+                root=args["root"],
+                record_count=args["record_count"],
+                contribution_ids=args["contributions"],
+                parquet_sha=args["parquet_sha"],
+                manifest_sha=args["manifest_sha"],
                 tx_hash=results[-1].tx_hash,
-            )  # fmt: skip
+            )
             s.add(row)
             s.flush()
             return snapshot_dict(row, args["name"])

@@ -178,9 +178,11 @@ class JobService:
     def list(self, status: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         if status is not None and status not in JOB_STATUSES:
             raise ValidationError(
-                f"Unknown job status {status!r}.", field="status", value=status,
+                f"Unknown job status {status!r}.",
+                field="status",
+                value=status,
                 fix=f"use one of: {', '.join(JOB_STATUSES)}.",
-            )  # fmt: skip
+            )
         with self.db.session() as s:
             q = select(JobRow).order_by(JobRow.id.desc())
             if status:
@@ -201,9 +203,11 @@ class JobService:
                 row.cancel_requested = True
             else:
                 raise ConflictError(
-                    f"Job {job_id} is already {row.status}.", field="job", value=job_id,
+                    f"Job {job_id} is already {row.status}.",
+                    field="job",
+                    value=job_id,
                     fix="only queued or running jobs can be cancelled.",
-                )  # fmt: skip
+                )
             return job_dict(row)
 
     def requeue(self, job_id: int) -> dict[str, Any]:
@@ -214,14 +218,20 @@ class JobService:
         stale = row.status == "running" and not self._alive(doc)
         if row.status not in RESUMABLE and not stale:
             raise ConflictError(
-                f"Job {job_id} is {row.status}; it cannot be resumed.", field="job",
-                value=job_id, fix="resume only failed, cancelled or crashed jobs.",
-            )  # fmt: skip
-        if not self._swap(row, status="queued", worker=None, pid=None, cancel_requested=False,
-                          error=None):  # fmt: skip
-            raise ConflictError(f"Job {job_id} changed while it was being requeued.",
-                                field="job", value=job_id, fix="look again: `openledger jobs "
-                                f"show {job_id}`.")  # fmt: skip
+                f"Job {job_id} is {row.status}; it cannot be resumed.",
+                field="job",
+                value=job_id,
+                fix="resume only failed, cancelled or crashed jobs.",
+            )
+        if not self._swap(
+            row, status="queued", worker=None, pid=None, cancel_requested=False, error=None
+        ):
+            raise ConflictError(
+                f"Job {job_id} changed while it was being requeued.",
+                field="job",
+                value=job_id,
+                fix=f"look again: `openledger jobs show {job_id}`.",
+            )
         return self.get(job_id)
 
     def claim(self, job_id: int, *, resume: bool = False, worker: str | None = None) -> dict:
@@ -239,10 +249,17 @@ class JobService:
             raise self._not_claimable(row, resume)
         mine = worker if adopt else new_worker_id()
         now = _now()
-        if not self._swap(row, status="running", worker=mine, pid=os.getpid(),
-                          heartbeat_at=now, cancel_requested=False, error=None,
-                          started_at=row.started_at or now,
-                          attempts=row.attempts + (0 if adopt else 1)):  # fmt: skip
+        if not self._swap(
+            row,
+            status="running",
+            worker=mine,
+            pid=os.getpid(),
+            heartbeat_at=now,
+            cancel_requested=False,
+            error=None,
+            started_at=row.started_at or now,
+            attempts=row.attempts + (0 if adopt else 1),
+        ):
             with self.db.session() as s:
                 raise self._not_claimable(self._row(s, job_id), resume)
         self.worker_id = mine
@@ -263,21 +280,29 @@ class JobService:
         with self.db.session() as s:
             done = s.execute(
                 update(JobRow)
-                .where(JobRow.id == seen.id, JobRow.status == seen.status,
-                       JobRow.worker.is_(None) if seen.worker is None
-                       else JobRow.worker == seen.worker,
-                       JobRow.attempts == seen.attempts)
+                .where(
+                    JobRow.id == seen.id,
+                    JobRow.status == seen.status,
+                    JobRow.worker.is_(None)
+                    if seen.worker is None
+                    else JobRow.worker == seen.worker,
+                    JobRow.attempts == seen.attempts,
+                )
                 .values(**values)
                 .returning(JobRow.id)
-            ).first()  # fmt: skip
+            ).first()
         return done is not None
 
     def claim_next(self, worker: str, kinds: tuple[str, ...] = ("train",)) -> int | None:
         """Claim the oldest queued job for ``worker``; its id, or None when none is queued.
         One conditional ``UPDATE … RETURNING`` (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
         concurrent workers take different rows without waiting on each other)."""
-        pick = (select(JobRow.id).where(JobRow.status == "queued", JobRow.kind.in_(kinds))
-                .order_by(JobRow.id).limit(1))  # fmt: skip
+        pick = (
+            select(JobRow.id)
+            .where(JobRow.status == "queued", JobRow.kind.in_(kinds))
+            .order_by(JobRow.id)
+            .limit(1)
+        )
         if not self.db.is_sqlite:
             pick = pick.with_for_update(skip_locked=True)
         now = _now()
@@ -285,12 +310,18 @@ class JobService:
             got = s.execute(
                 update(JobRow)
                 .where(JobRow.id == pick.scalar_subquery(), JobRow.status == "queued")
-                .values(status="running", worker=worker, pid=None, heartbeat_at=now,
-                        cancel_requested=False, error=None,
-                        started_at=func.coalesce(JobRow.started_at, now),
-                        attempts=JobRow.attempts + 1)
+                .values(
+                    status="running",
+                    worker=worker,
+                    pid=None,
+                    heartbeat_at=now,
+                    cancel_requested=False,
+                    error=None,
+                    started_at=func.coalesce(JobRow.started_at, now),
+                    attempts=JobRow.attempts + 1,
+                )
                 .returning(JobRow.id)
-            ).first()  # fmt: skip
+            ).first()
         return None if got is None else int(got[0])
 
     def heartbeat(self, job_id: int, worker: str) -> bool:
@@ -322,8 +353,9 @@ class JobService:
                 out.append(row.id)
         return out
 
-    def finish(self, job_id: int, status: str, *, result: dict | None = None,
-               error: str | None = None) -> bool:  # fmt: skip
+    def finish(
+        self, job_id: int, status: str, *, result: dict | None = None, error: str | None = None
+    ) -> bool:
         """Record the outcome, if the job is still this process's claim (else False: it was
         requeued and another worker owns it now)."""
         mine = getattr(self, "worker_id", None)
@@ -332,8 +364,9 @@ class JobService:
             if mine is not None:
                 q = q.where(JobRow.worker == mine)
             got = s.execute(
-                q.values(status=status, result=result, error=error, finished_at=_now())
-                .returning(JobRow.id)
+                q.values(status=status, result=result, error=error, finished_at=_now()).returning(
+                    JobRow.id
+                )
             ).first()
         return got is not None
 
@@ -371,9 +404,11 @@ class JobService:
         row = s.get(JobRow, job_id)
         if row is None:
             raise NotFoundError(
-                f"No job {job_id}.", field="job", value=job_id,
+                f"No job {job_id}.",
+                field="job",
+                value=job_id,
                 fix="list jobs with `openledger jobs list`.",
-            )  # fmt: skip
+            )
         return row
 
 
@@ -407,9 +442,12 @@ def spawn_runner(job_id: int, env: dict[str, str] | None = None) -> subprocess.P
     """Run a job in its own process (`openledger jobs run ID`), logging to its work dir."""
     return subprocess.Popen(
         [sys.executable, "-m", "openledger.cli.main", "jobs", "run", str(job_id), "--quiet"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 __all__ = ["JobService", "cancel_checker", "job_dict", "spawn_runner"]

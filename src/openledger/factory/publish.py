@@ -73,12 +73,21 @@ def model_card(name: str, job: dict[str, Any], adapter_sha: str) -> tuple[dict[s
         "adapter_sha256": adapter_sha,
         "data": [{"datanet": p["datanet"], "version": p["version"], "root": p["snapshot_root"]}],
         "hyperparameters": p["config"],
-        "metrics": {k: r.get(k) for k in ("base_eval_ppl", "adapter_eval_ppl", "best_eval_loss",
-                                          "steps", "stopped_early", "tokens_per_s")},
+        "metrics": {
+            k: r.get(k)
+            for k in (
+                "base_eval_ppl",
+                "adapter_eval_ppl",
+                "best_eval_loss",
+                "steps",
+                "stopped_early",
+                "tokens_per_s",
+            )
+        },
         "examples": {"train": r.get("train_examples"), "eval": r.get("eval_examples")},
         "held_out_records": held_out,
         "job": job["id"],
-    }  # fmt: skip
+    }
     m = card["metrics"]
     if held_out:
         evaluation = f"""## Evaluation (held-out split of the snapshot)
@@ -135,48 +144,78 @@ class ModelService:
     #: (wired by node.py to the serving engine's check: the factory does not import it)
     check_adapter: Callable[[str, Path, str], None] | None = None
 
-    def publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
-                signer: LocalAccount, attribution_policy: dict[str, float] | None = None,
-                ) -> dict[str, Any]:  # fmt: skip
-        return self.plan_publish(job_id, name=name, price_in=price_in, price_out=price_out,
-                                 owner=signer.address,
-                                 attribution_policy=attribution_policy).run(signer)  # fmt: skip
+    def publish(
+        self,
+        job_id: int,
+        *,
+        name: str,
+        price_in: int,
+        price_out: int,
+        signer: LocalAccount,
+        attribution_policy: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        return self.plan_publish(
+            job_id,
+            name=name,
+            price_in=price_in,
+            price_out=price_out,
+            owner=signer.address,
+            attribution_policy=attribution_policy,
+        ).run(signer)
 
-    def plan_publish(self, job_id: int, *, name: str, price_in: int, price_out: int,
-                     owner: str, attribution_policy: dict[str, float] | None = None,
-                     ) -> Plan:  # fmt: skip
+    def plan_publish(
+        self,
+        job_id: int,
+        *,
+        name: str,
+        price_in: int,
+        price_out: int,
+        owner: str,
+        attribution_policy: dict[str, float] | None = None,
+    ) -> Plan:
         """The checks and ``registerModel``; the adapter is copied into the models folder and
         the row written once the registration is mined."""
         if not NAME_RE.match(name):
             raise ValidationError(
-                f"Model name {name!r} is not allowed.", field="--name", value=name,
+                f"Model name {name!r} is not allowed.",
+                field="--name",
+                value=name,
                 fix="use 2-63 lower-case letters, digits, '.', '-' or '_'.",
-            )  # fmt: skip
+            )
         for field_name, price in (("--price-in", price_in), ("--price-out", price_out)):
             if price < 0:
-                raise ValidationError(f"{field_name} is negative.", field=field_name,
-                                      value=price, fix="use a price of 0 or more.")  # fmt: skip
+                raise ValidationError(
+                    f"{field_name} is negative.",
+                    field=field_name,
+                    value=price,
+                    fix="use a price of 0 or more.",
+                )
         job = self.jobs.get(job_id)
         if job["status"] != "succeeded":
             raise ConflictError(
                 f"Job {job_id} is {job['status']}; only a finished training can be published.",
-                field="job", value=job_id,
+                field="job",
+                value=job_id,
                 fix="wait for it, or resume it with `openledger jobs resume`.",
-            )  # fmt: skip
+            )
         adapter = Path(job["result"]["adapter_dir"])
         if not (adapter / ADAPTER_FILE).exists():
             raise NotFoundError(
-                f"Job {job_id}'s adapter is missing from {adapter}.", field="job", value=job_id,
+                f"Job {job_id}'s adapter is missing from {adapter}.",
+                field="job",
+                value=job_id,
                 fix="re-run the job: `openledger jobs resume`.",
-            )  # fmt: skip
+            )
         if self.check_adapter is not None:
             self.check_adapter(name, adapter, job["params"]["base"])
         with self.db.session() as s:
             if s.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
                 raise ConflictError(
-                    f"A model named {name!r} is already published.", field="--name",
-                    value=name, fix="choose another name.",
-                )  # fmt: skip
+                    f"A model named {name!r} is already published.",
+                    field="--name",
+                    value=name,
+                    fix="choose another name.",
+                )
         policy = dict(attribution_policy or DEFAULT_POLICY)
         adapter_sha = hashlib.sha256((adapter / ADAPTER_FILE).read_bytes()).hexdigest()
         card, readme = model_card(name, job, adapter_sha)
@@ -185,20 +224,45 @@ class ModelService:
         card_sha = hashlib.sha256(json.dumps(card, sort_keys=True).encode()).hexdigest()
         models = self.contracts().models
         raw_roots = [bytes.fromhex(r.removeprefix("0x")) for r in roots]
-        call = build(models, "registerModel", job["params"]["base"][-128:],
-                     bytes.fromhex(adapter_sha), raw_roots, bytes.fromhex(ZERO32[2:]), price_in,
-                     price_out, f"sha256:{card_sha}")  # fmt: skip
+        call = build(
+            models,
+            "registerModel",
+            job["params"]["base"][-128:],
+            bytes.fromhex(adapter_sha),
+            raw_roots,
+            bytes.fromhex(ZERO32[2:]),
+            price_in,
+            price_out,
+            f"sha256:{card_sha}",
+        )
 
-        args = {"job_id": job_id, "name": name, "owner": owner, "base": job["params"]["base"],
-                "adapter": str(adapter), "lineage_path": job["result"]["lineage_path"],
-                "readme": readme, "card": card, "roots": roots, "adapter_sha": adapter_sha,
-                "price_in": price_in, "price_out": price_out, "policy": policy}  # fmt: skip
+        args = {
+            "job_id": job_id,
+            "name": name,
+            "owner": owner,
+            "base": job["params"]["base"],
+            "adapter": str(adapter),
+            "lineage_path": job["result"]["lineage_path"],
+            "readme": readme,
+            "card": card,
+            "roots": roots,
+            "adapter_sha": adapter_sha,
+            "price_in": price_in,
+            "price_out": price_out,
+            "policy": policy,
+        }
         finish, resume = resumable("models.finish_publish", self.finish_publish, args)
-        return Plan(models.client, owner, [call], finish, what=f"publish model {name!r}",
-                    resume=resume)  # fmt: skip
+        return Plan(
+            models.client, owner, [call], finish, what=f"publish model {name!r}", resume=resume
+        )
 
-    def finish_publish(self, args: dict[str, Any], _payload: bytes | None,
-                       results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_publish(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         """Copy the adapter with its card into the models folder and write the row."""
         models = self.contracts().models
         chain_id = int(models.events(results[-1], "ModelRegistered")[0]["model_id"])
@@ -215,26 +279,36 @@ class ModelService:
         staging.rename(target)
         with self.db.session() as s:
             row = ModelRow(
-                chain_id=chain_id, name=name, owner=args["owner"], base=args["base"],
+                chain_id=chain_id,
+                name=name,
+                owner=args["owner"],
+                base=args["base"],
                 base_fingerprint=str(card["base_fingerprint"] or ""),
-                adapter_sha=args["adapter_sha"], adapter_dir=str(target),
-                snapshot_roots=args["roots"], index_hash=ZERO32, price_in=args["price_in"],
-                price_out=args["price_out"], job_id=args["job_id"], card=card,
-                tx_hash=results[-1].tx_hash, attribution_policy=args["policy"],
-            )  # fmt: skip
+                adapter_sha=args["adapter_sha"],
+                adapter_dir=str(target),
+                snapshot_roots=args["roots"],
+                index_hash=ZERO32,
+                price_in=args["price_in"],
+                price_out=args["price_out"],
+                job_id=args["job_id"],
+                card=card,
+                tx_hash=results[-1].tx_hash,
+                attribution_policy=args["policy"],
+            )
             s.add(row)
             s.flush()
             return model_dict(row)
 
-    def set_index_hash(self, name: str, index_hash: str, *, signer: LocalAccount
-                       ) -> dict[str, Any]:  # fmt: skip
+    def set_index_hash(self, name: str, index_hash: str, *, signer: LocalAccount) -> dict[str, Any]:
         """Record the model's attribution index hash on chain (owner only), then here."""
         model = self.get(name)
         if model["owner"].lower() != signer.address.lower():
             raise ConflictError(
                 f"Only the owner of {name!r} ({model['owner']}) can set its index hash.",
-                field="--as", value=signer.address, fix="sign as the model's owner.",
-            )  # fmt: skip
+                field="--as",
+                value=signer.address,
+                fix="sign as the model's owner.",
+            )
         self.contracts().models.set_index_hash(signer, model["id"], index_hash)
         with self.db.session() as s:
             row = s.scalar(select(ModelRow).where(ModelRow.name == model["name"]))
@@ -246,8 +320,12 @@ class ModelService:
         with self.db.session() as s:
             total = s.scalar(select(func.count()).select_from(ModelRow)) or 0
             rows = s.scalars(select(ModelRow).order_by(ModelRow.id).offset(offset).limit(limit))
-            return {"items": [model_dict(r) for r in rows], "total": total,
-                    "offset": offset, "limit": limit}  # fmt: skip
+            return {
+                "items": [model_dict(r) for r in rows],
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+            }
 
     def get(self, ref: str | int) -> dict[str, Any]:
         with self.db.session() as s:
@@ -256,7 +334,9 @@ class ModelService:
                 row = s.scalar(select(ModelRow).where(ModelRow.chain_id == chain_id))
             if row is None:
                 raise NotFoundError(
-                    f"No published model {ref!r}.", field="model", value=str(ref),
+                    f"No published model {ref!r}.",
+                    field="model",
+                    value=str(ref),
                     fix="list them with `openledger model list`.",
-                )  # fmt: skip
+                )
             return model_dict(row)

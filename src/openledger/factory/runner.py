@@ -32,8 +32,14 @@ def _log(work: Path) -> logging.Logger:
     return logger
 
 
-def run_job(jobs: JobService, snapshots: SnapshotService, job_id: int, *,
-            resume: bool = False, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+def run_job(
+    jobs: JobService,
+    snapshots: SnapshotService,
+    job_id: int,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Claim the job, train (resuming from its newest checkpoint), record the outcome."""
     job = jobs.claim(job_id, resume=resume)
     lost = jobs.keep_alive(job_id)  # the heartbeat: while it beats, no other worker takes it
@@ -43,23 +49,36 @@ def run_job(jobs: JobService, snapshots: SnapshotService, job_id: int, *,
         lost.stop()  # type: ignore[attr-defined]
 
 
-def _run(jobs: JobService, snapshots: SnapshotService, job: dict[str, Any], *, resume: bool,
-         progress: bool, lost: Any) -> dict[str, Any]:  # fmt: skip
+def _run(
+    jobs: JobService,
+    snapshots: SnapshotService,
+    job: dict[str, Any],
+    *,
+    resume: bool,
+    progress: bool,
+    lost: Any,
+) -> dict[str, Any]:
     job_id = job["id"]
     work = Path(job["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
     log = _log(work)
     params = job["params"]
-    log.info("job %s %s (pid %s): %s", job_id, "resumed" if resume else "started",
-             job["pid"], json.dumps(params))  # fmt: skip
+    log.info(
+        "job %s %s (pid %s): %s",
+        job_id,
+        "resumed" if resume else "started",
+        job["pid"],
+        json.dumps(params),
+    )
     try:
         config = TrainConfig.from_mapping(params["config"])
         model, tokenizer = load_base(params["base"])
         config.validate(model)
         table = snapshots.table(params["datanet"], params["version"])
         ref = f"{params['datanet']}@{params['version']}"
-        examples = build_examples(table.to_pylist(), tokenizer, max_seq_len=config.max_seq_len,
-                                  snapshot=ref)  # fmt: skip
+        examples = build_examples(
+            table.to_pylist(), tokenizer, max_seq_len=config.max_seq_len, snapshot=ref
+        )
         if not examples:  # every record truncated away or empty
             raise ValidationError(
                 f"Snapshot {ref} yields no training examples at max_seq_len {config.max_seq_len}.",

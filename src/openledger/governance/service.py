@@ -116,10 +116,13 @@ class GovernanceService:
     def plan(self, sets: dict[str, str]) -> list[Change]:
         """Validate ``KEY=VALUE`` changes against the table of keys (nothing is sent)."""
         params = self.contracts().params
-        return plan_changes(sets, lambda: {
-            **{k: params.get(k) for k in FEE_SPLIT_KEYS},
-            "compute_share_bps": params.snapshot().compute_share_bps,
-        })  # fmt: skip
+        return plan_changes(
+            sets,
+            lambda: {
+                **{k: params.get(k) for k in FEE_SPLIT_KEYS},
+                "compute_share_bps": params.snapshot().compute_share_bps,
+            },
+        )
 
     def _check_can_propose(self, proposer: str) -> None:
         c = self.contracts()
@@ -156,15 +159,23 @@ class GovernanceService:
         self._check_can_propose(proposer)
         calls = [self._encode(ch) for ch in changes]
         gov = self.contracts().governor
-        call = build(gov, "propose", [Web3.to_checksum_address(t) for t, _ in calls],
-                     [0] * len(calls), [d for _, d in calls], description)  # fmt: skip
+        call = build(
+            gov,
+            "propose",
+            [Web3.to_checksum_address(t) for t, _ in calls],
+            [0] * len(calls),
+            [d for _, d in calls],
+            description,
+        )
 
         finish, resume = resumable("governance.finish_propose", self.finish_propose, {})
-        return Plan(gov.client, proposer, [call], finish, what=f"propose: {description}",
-                    resume=resume)  # fmt: skip
+        return Plan(
+            gov.client, proposer, [call], finish, what=f"propose: {description}", resume=resume
+        )
 
-    def finish_propose(self, _args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                       _sig: str | None) -> dict:  # fmt: skip
+    def finish_propose(
+        self, _args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
+    ) -> dict:
         created = self.contracts().governor.events(results[-1], "ProposalCreated")
         pid = int(created[0]["proposal_id"])
         return {**self.show(pid), "tx_hash": _tx(results[-1])}
@@ -273,15 +284,24 @@ class GovernanceService:
             )
         call = build(c.governor, "castVote", pid, b.VOTE_SUPPORT[support])
 
-        finish, resume = resumable("governance.finish_vote", self.finish_vote,
-                                   {"pid": pid, "support": support, "weight": weight})  # fmt: skip
-        return Plan(c.client, voter, [call], finish, what=f"vote {support} on proposal {pid}",
-                    resume=resume)  # fmt: skip
+        finish, resume = resumable(
+            "governance.finish_vote",
+            self.finish_vote,
+            {"pid": pid, "support": support, "weight": weight},
+        )
+        return Plan(
+            c.client, voter, [call], finish, what=f"vote {support} on proposal {pid}", resume=resume
+        )
 
-    def finish_vote(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                    _sig: str | None) -> dict:  # fmt: skip
-        return {**self.show(args["pid"]), "voted": args["support"],
-                "weight": str(args["weight"]), "tx_hash": _tx(results[-1])}  # fmt: skip
+    def finish_vote(
+        self, args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
+    ) -> dict:
+        return {
+            **self.show(args["pid"]),
+            "voted": args["support"],
+            "weight": str(args["weight"]),
+            "tx_hash": _tx(results[-1]),
+        }
 
     def queue(self, signer: LocalAccount, pid: int) -> dict:
         return self.plan_queue(signer.address, pid).run(signer)
@@ -328,19 +348,28 @@ class GovernanceService:
     def _plan_simple(self, sender: str, fn: str, pid: int) -> Plan:
         gov = self.contracts().governor
 
-        finish, resume = resumable("governance.finish_simple", self.finish_simple,
-                                   {"fn": fn, "pid": pid})  # fmt: skip
-        return Plan(gov.client, sender, [build(gov, fn, pid)], finish,
-                    what=f"{fn} proposal {pid}", resume=resume)  # fmt: skip
+        finish, resume = resumable(
+            "governance.finish_simple", self.finish_simple, {"fn": fn, "pid": pid}
+        )
+        return Plan(
+            gov.client,
+            sender,
+            [build(gov, fn, pid)],
+            finish,
+            what=f"{fn} proposal {pid}",
+            resume=resume,
+        )
 
-    def finish_simple(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                      _sig: str | None) -> dict:  # fmt: skip
+    def finish_simple(
+        self, args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
+    ) -> dict:
         if args["fn"] == "execute":
             self._on_executed()
         return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
 
-    def finish_proposal(self, args: dict[str, Any], _payload: bytes | None,
-                        results: list[Any], _sig: str | None) -> dict:  # fmt: skip
+    def finish_proposal(
+        self, args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
+    ) -> dict:
         """A proposal as it is after a wallet's call to it (cancel)."""
         return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
 
@@ -356,13 +385,23 @@ class GovernanceService:
         c = self._contracts()
         to = Web3.to_checksum_address(delegatee)
 
-        finish, resume = resumable("governance.finish_delegate", self.finish_delegate,
-                                   {"delegator": delegator, "delegatee": to})  # fmt: skip
-        return Plan(c.client, delegator, [build(c.token, "delegate", to)], finish,
-                    what=f"delegate your votes to {to}", resume=resume)  # fmt: skip
+        finish, resume = resumable(
+            "governance.finish_delegate",
+            self.finish_delegate,
+            {"delegator": delegator, "delegatee": to},
+        )
+        return Plan(
+            c.client,
+            delegator,
+            [build(c.token, "delegate", to)],
+            finish,
+            what=f"delegate your votes to {to}",
+            resume=resume,
+        )
 
-    def finish_delegate(self, args: dict[str, Any], _payload: bytes | None, results: list[Any],
-                        _sig: str | None) -> dict:  # fmt: skip
+    def finish_delegate(
+        self, args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
+    ) -> dict:
         token = self._contracts().token
         return {
             "delegator": args["delegator"],

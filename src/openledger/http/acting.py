@@ -44,17 +44,21 @@ def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
             names = [n for n in node.accounts.names() if node.accounts.address(n) == address]
             if not names:
                 raise ForbiddenError(
-                    f"{address} is not an account this node holds a key for.", field="as",
-                    value=name, fix="name the operator or a dev account, or let that "
+                    f"{address} is not an account this node holds a key for.",
+                    field="as",
+                    value=name,
+                    fix="name the operator or a dev account, or let that "
                     "account write with its own credential.",
-                )  # fmt: skip
+                )
             name = names[0]
         address = node.accounts.address(name)  # an unknown name: NotFoundError
         if not _node_signs_for(node, name):
             raise ForbiddenError(
                 f"Off the devnet the node signs only as the operator, not as {name!r}.",
-                field="as", value=name, fix="let that account write with its own key.",
-            )  # fmt: skip
+                field="as",
+                value=name,
+                fix="let that account write with its own key.",
+            )
         return Actor(address, name)
     if as_ is not None and as_.strip():
         wanted = as_.strip()
@@ -76,9 +80,14 @@ def act(node: Node, who: Actor, plan: Plan) -> dict[str, Any]:
 
 
 def act_recorded(
-    node: Node, who: Actor, send: Callable[[Any], dict[str, Any]], kind: str,
-    method: Callable[..., dict[str, Any]], args: dict[str, Any], what: str,
-) -> dict[str, Any]:  # fmt: skip
+    node: Node,
+    who: Actor,
+    send: Callable[[Any], dict[str, Any]],
+    kind: str,
+    method: Callable[..., dict[str, Any]],
+    args: dict[str, Any],
+    what: str,
+) -> dict[str, Any]:
     """:func:`act` for a service that sends directly: the node runs ``send(signer)``; for a
     wallet the calls ``send`` would make (its checks run) are recorded and offered, and
     ``method`` (the Resume ``kind``) records the rest once they are mined."""

@@ -34,8 +34,12 @@ def principal_of(request: Request, node: NodeDep) -> Principal:
     secret = bearer_secret(request.headers.get(HEADER))
     if secret.startswith(TOKEN_PREFIX):
         node.operator_token.verify(secret)
-        return Principal(kind="operator", address=node.accounts.operator_address(),
-                         account="operator", scopes=frozenset(SCOPES))  # fmt: skip
+        return Principal(
+            kind="operator",
+            address=node.accounts.operator_address(),
+            account="operator",
+            scopes=frozenset(SCOPES),
+        )
     return node.api_keys.verify(secret)
 
 

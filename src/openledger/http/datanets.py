@@ -15,8 +15,15 @@ from openledger.node import Node
 from openledger.units import parse_open
 
 
-def contribution_for(node: Node, contribution: int, account: str | None, offset: int,
-                     limit: int, *, everyone: bool = False) -> dict[str, Any]:  # fmt: skip
+def contribution_for(
+    node: Node,
+    contribution: int,
+    account: str | None,
+    offset: int,
+    limit: int,
+    *,
+    everyone: bool = False,
+) -> dict[str, Any]:
     """:meth:`ReviewService.detail` as ``account`` may read it (records withheld on a priced
     datanet from an account that may not read them; ``everyone``: the operator)."""
     doc = node.reviews.detail(contribution, offset=offset, limit=limit)
@@ -32,16 +39,18 @@ def export_file(node: Node, datanet: str, version: int, fmt: str, account: str) 
     tmp = tempfile.TemporaryDirectory(prefix="export-")
     name = f"{datanet}-v{version}.{fmt}"
     try:
-        path = node.snapshots.export(f"{datanet}@{version}", fmt, Path(tmp.name) / name,
-                                     account=account)  # fmt: skip
+        path = node.snapshots.export(
+            f"{datanet}@{version}", fmt, Path(tmp.name) / name, account=account
+        )
     except BaseException:
         tmp.cleanup()
         raise
     return FileResponse(path, filename=name, background=BackgroundTask(tmp.cleanup))
 
 
-def plan_prices(node: Node, datanet: str, export: str | None, train: str | None,
-                owner: str) -> Plan:  # fmt: skip
+def plan_prices(
+    node: Node, datanet: str, export: str | None, train: str | None, owner: str
+) -> Plan:
     """The plan that sets a datanet's access prices, given in OPEN (None: unchanged)."""
     current = node.access.prices(datanet)
     ex = int(current["export"]) if export is None else parse_open(export, field="export")

@@ -72,9 +72,10 @@ def openai_error_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """The status and OpenAI error body for any exception (a 500 for unexpected ones)."""
     if not isinstance(exc, OpenLedgerError):
         return 500, openai_error_body(
-            "The server had an error while processing the request.", "server_error",
+            "The server had an error while processing the request.",
+            "server_error",
             code="internal_error",
-        )  # fmt: skip
+        )
     status = 400 if exc.http_status == 422 else exc.http_status
     param, code = exc.field, None
     if isinstance(exc, AuthError):
@@ -128,9 +129,10 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     param = _param(first.get("loc", ()))
     if param is None:
         message = (
-            "The request has no JSON body." if kind == "missing" else
-            "The request body is not a JSON object."
-        ) + " Fix: send a JSON object with Content-Type: application/json."  # fmt: skip
+            "The request has no JSON body."
+            if kind == "missing"
+            else "The request body is not a JSON object."
+        ) + " Fix: send a JSON object with Content-Type: application/json."
     else:
         given = first.get("input")
         shown = "" if kind == "missing" else f" (got {json.dumps(given, default=str)[:80]})"
@@ -166,9 +168,10 @@ def validation_error(exc: RequestValidationError) -> tuple[int, OpenLedgerError]
     if first.get("type") == "json_invalid":
         reason = (first.get("ctx") or {}).get("error", "")
         return 400, ValidationError(
-            f"The request body is not valid JSON ({reason}).", field="body",
+            f"The request body is not valid JSON ({reason}).",
+            field="body",
             fix="send a JSON object with Content-Type: application/json.",
-        )  # fmt: skip
+        )
     where = first.get("loc", ())
     param = _param(where) or (where[0] if where else "body")
     kind = first.get("type", "")
@@ -214,9 +217,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
             )
         return openai_error(status, message, type_=type_, code=code)
     status = exc.status_code
-    body = {"error": _HTTP_NAMES.get(status, "HTTPError"),
-            "message": f"{exc.detail}: {request.method} {request.url.path[:200]}.",
-            "fix": "see the API's routes at /docs."}  # fmt: skip
+    body = {
+        "error": _HTTP_NAMES.get(status, "HTTPError"),
+        "message": f"{exc.detail}: {request.method} {request.url.path[:200]}.",
+        "fix": "see the API's routes at /docs.",
+    }
     return JSONResponse(status_code=status, content=body, headers=exc.headers)
 
 
@@ -225,11 +230,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     if is_openai_path(request):
         status, body = openai_error_for(exc)
         return JSONResponse(status_code=status, content=body)
-    return JSONResponse(status_code=500, content={
-        "error": "InternalError",
-        "message": "The node had an unexpected error; it is in the node's log.",
-        "fix": "try again; if it persists, report it with the time of the request.",
-    })  # fmt: skip
+    return JSONResponse(
+        status_code=500,
+        content={
+            "error": "InternalError",
+            "message": "The node had an unexpected error; it is in the node's log.",
+            "fix": "try again; if it persists, report it with the time of the request.",
+        },
+    )
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -246,11 +254,19 @@ ERROR_SCHEMA: dict[str, Any] = {
 OPENAI_ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
-        "message": {"type": "string"}, "type": {"type": "string"},
-        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]},
-    }}},
-}  # fmt: skip
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:

@@ -91,10 +91,11 @@ def _not_utf8(body: bytes) -> OpenLedgerError | None:
     if where is None:
         return None
     return ValidationError(
-        f"The JSON body is not UTF-8 text (byte {where}: {body[where:where + 4]!r}).",
-        field="body", value=where,
+        f"The JSON body is not UTF-8 text (byte {where}: {body[where : where + 4]!r}).",
+        field="body",
+        value=where,
         fix="send JSON encoded as UTF-8, without a byte-order mark (RFC 8259).",
-    )  # fmt: skip
+    )
 
 
 def json_problem(body: bytes, max_depth: int) -> OpenLedgerError | None:
@@ -112,24 +113,29 @@ def json_problem(body: bytes, max_depth: int) -> OpenLedgerError | None:
             if depth > max_depth:
                 return ValidationError(
                     f"The JSON body nests arrays and objects deeper than {max_depth} levels.",
-                    field="body", value=depth,
+                    field="body",
+                    value=depth,
                     fix=f"send at most {max_depth} levels of nesting.",
-                )  # fmt: skip
+                )
         elif not in_string and tok in (b"]", b"}"):
             depth -= 1
         elif in_string and m.group(2) is not None:
             return ValidationError(
                 "The JSON body holds a NUL character (\\u0000), which no text field takes "
-                "(PostgreSQL cannot store one).", field="body", value="\\u0000",
+                "(PostgreSQL cannot store one).",
+                field="body",
+                value="\\u0000",
                 fix="remove the NUL characters from the strings you send.",
-            )  # fmt: skip
+            )
         elif in_string and m.group(1) is not None:
             return ValidationError(
                 f"The JSON body holds a lone surrogate escape {m.group(1).decode()!r}, which "
-                "is not text.", field="body", value=m.group(1).decode(),
+                "is not text.",
+                field="body",
+                value=m.group(1).decode(),
                 fix="send valid Unicode: a \\uD800-\\uDBFF escape only followed by a "
                 "\\uDC00-\\uDFFF one.",
-            )  # fmt: skip
+            )
     return None
 
 
@@ -150,15 +156,19 @@ def _nul_in_target(scope: Scope) -> OpenLedgerError | None:
     one, and PostgreSQL refuses it in a query (a 500 otherwise)."""
     if "\x00" in scope.get("path", ""):
         return ValidationError(
-            "The request's path holds a NUL character (%00).", field="path",
-            value=scope["path"].replace("\x00", "%00"), fix="remove it from the URL.",
-        )  # fmt: skip
+            "The request's path holds a NUL character (%00).",
+            field="path",
+            value=scope["path"].replace("\x00", "%00"),
+            fix="remove it from the URL.",
+        )
     query = scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
         return ValidationError(
-            "The query string holds a NUL character (%00).", field="query",
-            value=query.decode("latin-1").replace("\x00", "%00"), fix="remove it from the URL.",
-        )  # fmt: skip
+            "The query string holds a NUL character (%00).",
+            field="query",
+            value=query.decode("latin-1").replace("\x00", "%00"),
+            fix="remove it from the URL.",
+        )
     return None
 
 
@@ -195,8 +205,7 @@ class RequestGuard:
             await _refusal(scope, problem)(scope, receive, send)
             return
         multipart = headers.get("content-type", "").lower().startswith("multipart/")
-        cap = (self.settings.api_upload_max_bytes if multipart
-               else self.settings.api_json_max_bytes)  # fmt: skip
+        cap = self.settings.api_upload_max_bytes if multipart else self.settings.api_json_max_bytes
         try:
             declared = int(headers.get("content-length", "0") or 0)
         except ValueError:
@@ -206,12 +215,17 @@ class RequestGuard:
                 raise _TooLarge
             body, more = await self._read(receive, cap)
         except _TooLarge:
-            await _refusal(scope, PayloadTooLargeError(
-                f"The request body is larger than this node takes ({cap:,} bytes for "
-                f"{'an upload' if multipart else 'a request'}).", field="body",
-                value=max(declared, cap + 1), fix="send a smaller body"
-                + (", or split the files over several contributions." if multipart else "."),
-            ))(scope, receive, send)  # fmt: skip
+            await _refusal(
+                scope,
+                PayloadTooLargeError(
+                    f"The request body is larger than this node takes ({cap:,} bytes for "
+                    f"{'an upload' if multipart else 'a request'}).",
+                    field="body",
+                    value=max(declared, cap + 1),
+                    fix="send a smaller body"
+                    + (", or split the files over several contributions." if multipart else "."),
+                ),
+            )(scope, receive, send)
             return
         if not multipart and body and _is_json(headers, body):
             bad = json_problem(body, self.settings.api_json_max_depth)
@@ -227,10 +241,12 @@ class RequestGuard:
             shown = origin or f"Sec-Fetch-Site: {site}"
             return ForbiddenError(
                 f"This request came from another site ({shown}); the node takes writes only "
-                "from its own pages and from programs.", field="Origin", value=shown,
+                "from its own pages and from programs.",
+                field="Origin",
+                value=shown,
                 fix="use the node's own web app, or call the API from a program with an "
                 "API key (programs send no Origin header).",
-            )  # fmt: skip
+            )
         return None
 
     @staticmethod

@@ -46,7 +46,8 @@ def check_prompt_chars(tokenizer: Any, max_ctx: int, chars: int, field: str) -> 
             f"this model's maximum context length is {max_ctx} tokens, and a prompt of "
             f"{chars:,} characters cannot fit it (at most {limit:,} characters could: no token "
             f"covers more than {limit // max_ctx}).",
-            field=field, value=chars,
+            field=field,
+            value=chars,
             fix=f"send a prompt of well under {limit:,} characters (and check its tokens "
             "against the context).",
-        )  # fmt: skip
+        )

@@ -49,9 +49,9 @@ from openledger.errors import (
     TransactionRevertedError,
     ValidationError,
 )
-from openledger.ledger import beneficiaries as bene
-from openledger.ledger.pricing import FeeSplit, Members, Payout, divide_pools, split_fee
-from openledger.ledger.receipts import canonical_json, check_head, hash_hex
+from openledger.ledger.pricing.fees import FeeSplit, Members, Payout, divide_pools, split_fee
+from openledger.ledger.receipts.canonical import canonical_json, check_head, hash_hex
+from openledger.ledger.settlement import beneficiaries as bene
 from openledger.store.datanet_tables import ContributionRow, DatanetRow, SnapshotRow
 from openledger.store.db import WRITE_LOCK_KEY, Database
 from openledger.store.ledger_tables import (
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from openledger.chain.client import TxResult
     from openledger.chain.deploy import Contracts
     from openledger.chain.sync import ChainEventRecord, EventSync
-    from openledger.ledger.params import ParamsCache
+    from openledger.ledger.pricing.params import ParamsCache
 
 ACCESS_VERSION = 1
 KIND_CODES = {kind: code for code, kind in enumerate(ACCESS_KINDS)}  # payAccess's uint8
@@ -98,8 +98,9 @@ def access_body(
 ) -> dict[str, Any]:
     """The canonical content of an access record: who paid what for which snapshot, and the
     fee's split (payouts to named accounts, pools divided at the seal over ``set_hash``)."""
-    sp = split_fee(amount, split, treasury=treasury, owner=owner, contributions=members,
-                   attribution={})  # fmt: skip
+    sp = split_fee(
+        amount, split, treasury=treasury, owner=owner, contributions=members, attribution={}
+    )
     return {
         "v": ACCESS_VERSION,
         "type": "access",
@@ -112,7 +113,7 @@ def access_body(
             "params_version": split.version,
             "bps": list(split.bps),
             **{role: str(v) for role, v in sp.parts.items()},
-        },  # fmt: skip
+        },
         "treasury": treasury,
         "owner": owner,
         "beneficiaries": set_hash,
@@ -127,21 +128,35 @@ def check_body(body: dict[str, Any], set_body: dict[str, Any] | None) -> str:
         return f"its beneficiary set {body['beneficiaries']} is missing or altered"
     split = body["split"]
     again = access_body(
-        chain_id=body["chain_id"], operator=body["operator"], created_at=body["created_at"],
-        access=body["access"], amount=int(body["fee"]),
+        chain_id=body["chain_id"],
+        operator=body["operator"],
+        created_at=body["created_at"],
+        access=body["access"],
+        amount=int(body["fee"]),
         split=FeeSplit(*split["bps"], version=split["params_version"]),
-        treasury=body["treasury"], owner=body["owner"], set_hash=body["beneficiaries"],
+        treasury=body["treasury"],
+        owner=body["owner"],
+        set_hash=body["beneficiaries"],
         members=bene.from_body(set_body),
-    )  # fmt: skip
+    )
     if again != body:
         return "its split differs from the one recomputed from its own inputs"
     return ""
 
 
 def _payout_rows(access_id: int, payouts: Iterable[Payout]) -> list[dict[str, Any]]:
-    return [{"access_id": access_id, "account": p.account, "role": p.role, "amount": p.amount,
-             "datanet_id": p.datanet, "contribution_id": p.contribution}
-            for p in payouts if p.amount]  # fmt: skip
+    return [
+        {
+            "access_id": access_id,
+            "account": p.account,
+            "role": p.role,
+            "amount": p.amount,
+            "datanet_id": p.datanet,
+            "contribution_id": p.contribution,
+        }
+        for p in payouts
+        if p.amount
+    ]
 
 
 @dataclass(frozen=True)
@@ -153,11 +168,13 @@ class Recorder:
     operator: Callable[[], str]
 
     def __call__(self, s: Session, rec: ChainEventRecord) -> None:
-        self.record(s, rec.args, tx_hash=rec.tx_hash, block=rec.block_number,
-                    log_index=rec.log_index)  # fmt: skip
+        self.record(
+            s, rec.args, tx_hash=rec.tx_hash, block=rec.block_number, log_index=rec.log_index
+        )
 
-    def record(self, s: Session, args: dict[str, Any], *, tx_hash: str, block: int,
-               log_index: int) -> AccessRow:  # fmt: skip
+    def record(
+        self, s: Session, args: dict[str, Any], *, tx_hash: str, block: int, log_index: int
+    ) -> AccessRow:
         access_id = int(args["access_id"])
         found = s.get(AccessRow, access_id)
         if found is not None:
@@ -166,8 +183,15 @@ class Recorder:
         kind = ACCESS_KINDS[int(args["kind"])]
         amount, payer = int(args["amount"]), to_checksum_address(args["payer"])
         dn = s.scalar(select(DatanetRow).where(DatanetRow.chain_id == datanet_id))
-        snap = None if dn is None else s.scalar(select(SnapshotRow).where(
-            SnapshotRow.datanet_id == dn.id, SnapshotRow.version == version))  # fmt: skip
+        snap = (
+            None
+            if dn is None
+            else s.scalar(
+                select(SnapshotRow).where(
+                    SnapshotRow.datanet_id == dn.id, SnapshotRow.version == version
+                )
+            )
+        )
         # a snapshot this node never recorded has no known contributors: its stakers' and
         # contributors' parts then go to the treasury (as a split with no beneficiaries does)
         members = bene.training_contributions(s, [snap.root]) if snap is not None else []
@@ -179,25 +203,49 @@ class Recorder:
             )
         p = self.params.current()
         body = access_body(
-            chain_id=self.chain_id, operator=self.operator(),
+            chain_id=self.chain_id,
+            operator=self.operator(),
             created_at=utcnow().replace(microsecond=0).isoformat(),
-            access={"id": access_id, "tx_hash": tx_hash, "payer": payer, "datanet": datanet_id,
-                    "name": dn.name if dn is not None else None, "version": version,
-                    "snapshot_root": snap.root if snap is not None else None, "kind": kind},
-            amount=amount, split=p.split, treasury=p.treasury,
-            owner=dn.owner if dn is not None else p.treasury, set_hash=set_hash,
+            access={
+                "id": access_id,
+                "tx_hash": tx_hash,
+                "payer": payer,
+                "datanet": datanet_id,
+                "name": dn.name if dn is not None else None,
+                "version": version,
+                "snapshot_root": snap.root if snap is not None else None,
+                "kind": kind,
+            },
+            amount=amount,
+            split=p.split,
+            treasury=p.treasury,
+            owner=dn.owner if dn is not None else p.treasury,
+            set_hash=set_hash,
             members=members,
-        )  # fmt: skip
+        )
         text = canonical_json(body).decode()
         row = AccessRow(
-            access_id=access_id, tx_hash=tx_hash, block_number=block, log_index=log_index,
-            payer=payer, datanet_id=datanet_id, version=version, kind=kind, amount=amount,
-            body=text, content_hash=hash_hex(text.encode()), signature="",
-        )  # fmt: skip
+            access_id=access_id,
+            tx_hash=tx_hash,
+            block_number=block,
+            log_index=log_index,
+            payer=payer,
+            datanet_id=datanet_id,
+            version=version,
+            kind=kind,
+            amount=amount,
+            body=text,
+            content_hash=hash_hex(text.encode()),
+            signature="",
+        )
         s.add(row)
         s.flush()
-        payouts = [Payout(x["account"], x["role"], int(x["amount"]), x.get("datanet"),
-                          x.get("contribution")) for x in body["payouts"]]  # fmt: skip
+        payouts = [
+            Payout(
+                x["account"], x["role"], int(x["amount"]), x.get("datanet"), x.get("contribution")
+            )
+            for x in body["payouts"]
+        ]
         rows = _payout_rows(access_id, payouts)
         if rows:
             s.execute(AccessEarningRow.__table__.insert(), rows)
@@ -212,8 +260,9 @@ def subscribe(sync: EventSync, recorder: Recorder) -> None:
 
 
 def unsealed_count(s: Session) -> int:
-    return int(s.scalar(select(func.count()).select_from(AccessRow)
-                        .where(AccessRow.epoch.is_(None))) or 0)  # fmt: skip
+    return int(
+        s.scalar(select(func.count()).select_from(AccessRow).where(AccessRow.epoch.is_(None))) or 0
+    )
 
 
 def _pool_sums(rows: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -228,8 +277,9 @@ def _pool_sums(rows: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
 
 def divide_open_pools(s: Session) -> list[Payout]:
     """The pools of the access records not in an epoch yet, divided as the seal would."""
-    rows = s.execute(select(AccessRow.body, AccessRow.access_id)
-                     .where(AccessRow.epoch.is_(None))).all()  # fmt: skip
+    rows = s.execute(
+        select(AccessRow.body, AccessRow.access_id).where(AccessRow.epoch.is_(None))
+    ).all()
     sums = _pool_sums(rows)
     if not sums:
         return []
@@ -242,8 +292,9 @@ def seal(s: Session, number: int, sign: Callable[[str], str]) -> dict[str, int]:
     """Inside an epoch's seal: sign the unsealed access records, give them the epoch
     ``number``, divide their pools (shares recorded on the last of them) and return what
     they add to each account's cumulative earnings."""
-    rows = s.scalars(select(AccessRow).where(AccessRow.epoch.is_(None))
-                     .order_by(AccessRow.access_id)).all()  # fmt: skip
+    rows = s.scalars(
+        select(AccessRow).where(AccessRow.epoch.is_(None)).order_by(AccessRow.access_id)
+    ).all()
     if not rows:
         return {}
     for row in rows:
@@ -275,9 +326,12 @@ def epoch_summary(s: Session, number: int) -> dict[str, Any]:
 
 
 def audit(
-    s: Session, number: int, operator: str, sets: dict[str, Any],
+    s: Session,
+    number: int,
+    operator: str,
+    sets: dict[str, Any],
     events: Callable[[int, int], dict[int, dict[str, Any]]],
-) -> tuple[dict[str, int], list[str]]:  # fmt: skip
+) -> tuple[dict[str, int], list[str]]:
     """Recompute the access records of epochs 1…``number``: each body (canonical, content
     hash, operator signature), its split from its own inputs, its event on chain (payer,
     datanet, snapshot, kind, amount, transaction), the access ids without a gap; then each
@@ -285,11 +339,18 @@ def audit(
     problems found. ``events(from_block, to_block)`` gives the chain's ``AccessPaid`` events
     by access id."""
     rows = s.execute(
-        select(AccessRow.access_id, AccessRow.body, AccessRow.content_hash, AccessRow.signature,
-               AccessRow.epoch, AccessRow.block_number, AccessRow.tx_hash)
+        select(
+            AccessRow.access_id,
+            AccessRow.body,
+            AccessRow.content_hash,
+            AccessRow.signature,
+            AccessRow.epoch,
+            AccessRow.block_number,
+            AccessRow.tx_hash,
+        )
         .where(AccessRow.epoch.is_not(None), AccessRow.epoch <= number)
         .order_by(AccessRow.access_id)
-    ).all()  # fmt: skip
+    ).all()
     leaves: dict[str, int] = defaultdict(int)
     problems: list[str] = []
     if not rows:
@@ -322,9 +383,18 @@ def audit(
             continue
         ev, a = chain.get(access_id), body["access"]
         mine = (a["payer"], a["datanet"], a["version"], a["kind"], body["fee"], a["tx_hash"])
-        theirs = None if ev is None else (
-            to_checksum_address(ev["payer"]), int(ev["datanet_id"]), int(ev["version"]),
-            ACCESS_KINDS[int(ev["kind"])], str(int(ev["amount"])), ev["tx_hash"])  # fmt: skip
+        theirs = (
+            None
+            if ev is None
+            else (
+                to_checksum_address(ev["payer"]),
+                int(ev["datanet_id"]),
+                int(ev["version"]),
+                ACCESS_KINDS[int(ev["kind"])],
+                str(int(ev["amount"])),
+                ev["tx_hash"],
+            )
+        )
         if theirs is None:
             problems.append(f"{where}: no AccessPaid event with this id is on chain")
             continue
@@ -359,10 +429,16 @@ class Grant:
     access: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"datanet": self.datanet, "version": self.version, "kind": self.kind,
-                "account": self.account, "price": str(self.price),
-                "price_open": fmt_open(self.price), "reason": self.reason,
-                "access": self.access}  # fmt: skip
+        return {
+            "datanet": self.datanet,
+            "version": self.version,
+            "kind": self.kind,
+            "account": self.account,
+            "price": str(self.price),
+            "price_open": fmt_open(self.price),
+            "reason": self.reason,
+            "access": self.access,
+        }
 
 
 class AccessDueError(PaymentRequiredError):
@@ -375,24 +451,42 @@ class AccessDueError(PaymentRequiredError):
 
 def _kind(kind: str) -> str:
     if kind not in KIND_CODES:
-        raise ValidationError(f"Access kind {kind!r} is not known.", field="kind", value=kind,
-                              fix=f"use one of: {', '.join(ACCESS_KINDS)}.")  # fmt: skip
+        raise ValidationError(
+            f"Access kind {kind!r} is not known.",
+            field="kind",
+            value=kind,
+            fix=f"use one of: {', '.join(ACCESS_KINDS)}.",
+        )
     return kind
 
 
 def access_dict(row: AccessRow, name: str | None = None) -> dict[str, Any]:
-    return {"access": row.access_id, "payer": row.payer, "datanet_id": row.datanet_id,
-            "datanet": name, "version": row.version, "kind": row.kind,
-            "amount": str(row.amount), "amount_open": fmt_open(row.amount),
-            "tx_hash": row.tx_hash, "epoch": row.epoch, "used_by": row.used_by,
-            "content_hash": row.content_hash}  # fmt: skip
+    return {
+        "access": row.access_id,
+        "payer": row.payer,
+        "datanet_id": row.datanet_id,
+        "datanet": name,
+        "version": row.version,
+        "kind": row.kind,
+        "amount": str(row.amount),
+        "amount_open": fmt_open(row.amount),
+        "tx_hash": row.tx_hash,
+        "epoch": row.epoch,
+        "used_by": row.used_by,
+        "content_hash": row.content_hash,
+    }
 
 
 class AccessService:
     """Prices, quotes, payments and admissions of datanet access (see the module doc)."""
 
-    def __init__(self, db: Database, contracts: Callable[[], Contracts],
-                 sync: Callable[[], int], operator: Callable[[], str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: Database,
+        contracts: Callable[[], Contracts],
+        sync: Callable[[], int],
+        operator: Callable[[], str],
+    ) -> None:
         self.db = db
         self._contracts = contracts
         self._sync = sync
@@ -412,12 +506,17 @@ class AccessService:
             name, chain_id = dn.name, dn.chain_id
         export, train = self._on_chain_prices(chain_id)
         bound = self._contracts().params.snapshot().max_access_price
-        return {"datanet": name, "id": chain_id, "export": str(export), "train": str(train),
-                "export_open": fmt_open(export), "train_open": fmt_open(train),
-                "max_access_price": str(bound)}  # fmt: skip
+        return {
+            "datanet": name,
+            "id": chain_id,
+            "export": str(export),
+            "train": str(train),
+            "export_open": fmt_open(export),
+            "train_open": fmt_open(train),
+            "max_access_price": str(bound),
+        }
 
-    def plan_set_prices(self, datanet: str | int, *, export: int, train: int,
-                        owner: str) -> Plan:  # fmt: skip
+    def plan_set_prices(self, datanet: str | int, *, export: int, train: int, owner: str) -> Plan:
         """The checks and ``setAccessPrices`` (the datanet's owner only, each price at most
         ``max_access_price``)."""
         with self.db.session() as s:
@@ -426,32 +525,50 @@ class AccessService:
         if to_checksum_address(owner) != to_checksum_address(dn_owner):
             raise ForbiddenError(
                 f"Only the owner of {name!r}, {dn_owner}, sets its access prices.",
-                field="as", value=owner, fix="set them as the datanet's owner.",
-            )  # fmt: skip
+                field="as",
+                value=owner,
+                fix="set them as the datanet's owner.",
+            )
         contracts = self._contracts()
         bound = contracts.params.snapshot().max_access_price
         for field, value in (("export", export), ("train", train)):
             if value < 0:
-                raise ValidationError(f"The {field} price is negative.", field=field,
-                                      value=value, fix="use 0 (free) or more.")  # fmt: skip
+                raise ValidationError(
+                    f"The {field} price is negative.",
+                    field=field,
+                    value=value,
+                    fix="use 0 (free) or more.",
+                )
             if value > bound:
                 raise ValidationError(
                     f"An access price of {fmt_open(value)} OPEN per {field} is above the "
                     f"bound of {fmt_open(bound)} OPEN (ProtocolParams.max_access_price).",
-                    field=field, value=fmt_open(value),
+                    field=field,
+                    value=fmt_open(value),
                     fix=f"ask at most {fmt_open(bound)} OPEN, or propose a higher bound: "
                     f"`openledger gov propose --set max_access_price=AMOUNT`.",
-                )  # fmt: skip
+                )
         registry = contracts.datanets
         args = {"datanet": name, "id": chain_id, "export": str(export), "train": str(train)}
         finish, resume = resumable("access.finish_set_prices", self.finish_set_prices, args)
         call = build(registry, "setAccessPrices", chain_id, export, train)
-        return Plan(contracts.client, to_checksum_address(owner), [call], finish, resume=resume,
-                    what=f"price {name!r}: {fmt_open(export)} OPEN per export, "
-                    f"{fmt_open(train)} OPEN per training job")  # fmt: skip
+        return Plan(
+            contracts.client,
+            to_checksum_address(owner),
+            [call],
+            finish,
+            resume=resume,
+            what=f"price {name!r}: {fmt_open(export)} OPEN per export, "
+            f"{fmt_open(train)} OPEN per training job",
+        )
 
-    def finish_set_prices(self, args: dict[str, Any], _payload: bytes | None,
-                          results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_set_prices(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         return {**self.prices(args["id"]), "tx_hash": results[-1].tx_hash}
 
     # -- who pays -------------------------------------------------------------------------
@@ -461,8 +578,9 @@ class AccessService:
         dn = q.get_datanet(s, ref)
         return dn, q.get_snapshot(s, dn, version)
 
-    def quote(self, datanet: str | int, version: int | None, kind: str,
-              account: str | None) -> dict[str, Any]:  # fmt: skip
+    def quote(
+        self, datanet: str | int, version: int | None, kind: str, account: str | None
+    ) -> dict[str, Any]:
         """What ``account`` (None: the operator) pays to ``kind`` a snapshot now: the price,
         whether it is due, and why not when it is not."""
         try:
@@ -471,8 +589,15 @@ class AccessService:
         except AccessDueError as exc:
             return {**exc.grant.to_dict(), "due": True}
 
-    def admit(self, datanet: str | int, version: int | None, kind: str, account: str | None,
-              *, access: int | None = None) -> Grant:  # fmt: skip
+    def admit(
+        self,
+        datanet: str | int,
+        version: int | None,
+        kind: str,
+        account: str | None,
+        *,
+        access: int | None = None,
+    ) -> Grant:
         """The grant under which ``account`` may ``kind`` the snapshot, or a
         :class:`AccessDueError` (402) that names the price and how to pay it. A training
         access is found here but spent only by :meth:`spend`."""
@@ -481,9 +606,14 @@ class AccessService:
         with self.db.session() as s:
             dn, snap = self._snapshot(s, str(datanet), version)
             name, chain_id, v, owner = dn.name, dn.chain_id, snap.version, dn.owner
-            contributors = set(s.scalars(select(ContributionRow.contributor).where(
-                ContributionRow.chain_id.in_(list(snap.contribution_ids)),
-                ContributionRow.status == "approved")))  # fmt: skip
+            contributors = set(
+                s.scalars(
+                    select(ContributionRow.contributor).where(
+                        ContributionRow.chain_id.in_(list(snap.contribution_ids)),
+                        ContributionRow.status == "approved",
+                    )
+                )
+            )
         price = self._on_chain_prices(chain_id)[KIND_CODES[kind]]
         base = Grant(name, v, kind, account, price, "free")
         if price == 0:
@@ -500,22 +630,26 @@ class AccessService:
         raise AccessDueError(
             f"{name}@{v} is priced at {fmt_open(price)} OPEN per {what}, and {account} has "
             f"no unspent payment for it (contributors and the owner read it free).",
-            grant=Grant(name, v, kind, account, price, "payment due"), field="access",
+            grant=Grant(name, v, kind, account, price, "payment due"),
+            field="access",
             value=f"{name}@{v}",
             fix=f"pay first: `openledger {cli} {name}@{v} --pay --as ACCOUNT` (CLI), "
             f"POST /datanets/{name}/access "
             f'{{"version": {v}, "kind": "{kind}"}} (API), or the Model Factory form; '
             "nothing was charged.",
-        )  # fmt: skip
+        )
 
-    def _paid(self, chain_id: int, version: int, kind: str, account: str,
-              access: int | None) -> int | None:  # fmt: skip
+    def _paid(
+        self, chain_id: int, version: int, kind: str, account: str, access: int | None
+    ) -> int | None:
         self._sync()  # a payment made through another process or a wallet counts at once
         with self.db.session() as s:
             query = select(AccessRow.access_id).where(
-                AccessRow.payer == account, AccessRow.datanet_id == chain_id,
-                AccessRow.version == version, AccessRow.kind == kind,
-            )  # fmt: skip
+                AccessRow.payer == account,
+                AccessRow.datanet_id == chain_id,
+                AccessRow.version == version,
+                AccessRow.kind == kind,
+            )
             if kind == "train":
                 query = query.where(AccessRow.used_by.is_(None))
             if access is not None:
@@ -528,15 +662,21 @@ class AccessService:
         if grant.reason != "paid" or grant.kind != "train":
             return
         with self.db.locked_session(WRITE_LOCK_KEY) as s:
-            done = s.execute(update(AccessRow).where(
-                AccessRow.access_id == grant.access, AccessRow.used_by.is_(None),
-            ).values(used_by=f"job:{job}")).rowcount  # fmt: skip
+            done = s.execute(
+                update(AccessRow)
+                .where(
+                    AccessRow.access_id == grant.access,
+                    AccessRow.used_by.is_(None),
+                )
+                .values(used_by=f"job:{job}")
+            ).rowcount
         if done != 1:
             raise ConflictError(
                 f"The training access #{grant.access} was spent by another job meanwhile.",
-                field="access", value=grant.access, fix="pay for this job again, or use the "
-                "job that spent it.",
-            )  # fmt: skip
+                field="access",
+                value=grant.access,
+                fix="pay for this job again, or use the job that spent it.",
+            )
 
     def withheld(self, contribution: int, account: str | None) -> dict[str, Any] | None:
         """None when ``account`` (None: a request without a credential) may read the
@@ -549,12 +689,16 @@ class AccessService:
             dn = s.get(DatanetRow, row.datanet_id)
             assert dn is not None  # foreign key
             name, chain_id = dn.name, dn.chain_id
-            readers = {to_checksum_address(a) for a in [dn.owner, row.contributor,
-                                                         *dn.validators]}  # fmt: skip
-            versions = [v for v, ids in s.execute(
-                select(SnapshotRow.version, SnapshotRow.contribution_ids)
-                .where(SnapshotRow.datanet_id == dn.id).order_by(SnapshotRow.version.desc())
-            ) if row.chain_id in ids]  # fmt: skip
+            readers = {to_checksum_address(a) for a in [dn.owner, row.contributor, *dn.validators]}
+            versions = [
+                v
+                for v, ids in s.execute(
+                    select(SnapshotRow.version, SnapshotRow.contribution_ids)
+                    .where(SnapshotRow.datanet_id == dn.id)
+                    .order_by(SnapshotRow.version.desc())
+                )
+                if row.chain_id in ids
+            ]
         price = self._on_chain_prices(chain_id)[KIND_CODES["export"]]
         if price == 0:
             return None
@@ -572,17 +716,20 @@ class AccessService:
             "message": f"{name} is priced at {fmt_open(price)} OPEN per export: its records are "
             "read by its owner, validators and contributors and by accounts that paid for "
             "an export of a snapshot holding them.",
-            "price": str(price), "price_open": fmt_open(price),
+            "price": str(price),
+            "price_open": fmt_open(price),
             "version": versions[0] if versions else None,
-            "fix": (f"pay for an export of {where} (POST /datanets/{name}/access "
-                    f'{{"version": {versions[0]}, "kind": "export"}}, or `openledger datanet '
-                    f"export {where} --pay`), then read with that account's credential."
-                    if versions else "it is in no snapshot yet: its validators review it."),
-        }  # fmt: skip
+            "fix": (
+                f"pay for an export of {where} (POST /datanets/{name}/access "
+                f'{{"version": {versions[0]}, "kind": "export"}}, or `openledger datanet '
+                f"export {where} --pay`), then read with that account's credential."
+                if versions
+                else "it is in no snapshot yet: its validators review it."
+            ),
+        }
 
     # -- paying ---------------------------------------------------------------------------
-    def plan_pay(self, datanet: str | int, version: int | None, kind: str,
-                 payer: str) -> Plan:  # fmt: skip
+    def plan_pay(self, datanet: str | int, version: int | None, kind: str, payer: str) -> Plan:
         """``approve`` (when the allowance is short) and ``payAccess`` from ``payer``; the
         access is recorded from its event once mined. Refused, with nothing sent, when the
         snapshot is free for ``payer`` or the balance is short."""
@@ -596,24 +743,30 @@ class AccessService:
                 raise ConflictError(
                     f"{grant.datanet}@{grant.version} is free to {kind} for {payer} "
                     f"({'no price is set' if grant.reason == 'free' else 'its ' + grant.reason}); "
-                    "nothing to pay.", field="access", value=grant.reason,
+                    "nothing to pay.",
+                    field="access",
+                    value=grant.reason,
                     fix="export or train without paying.",
-                )  # fmt: skip
+                )
             if kind == "export":
                 raise ConflictError(
                     f"{payer} already paid to export {grant.datanet}@{grant.version} (access "
                     f"#{grant.access}); an export payment covers later exports of it.",
-                    field="access", value=grant.access, fix="export without paying again.",
-                )  # fmt: skip
+                    field="access",
+                    value=grant.access,
+                    fix="export without paying again.",
+                )
         contracts = self._contracts()
         balance = contracts.token.balance_of(payer)
         if balance < grant.price:
             raise InsufficientFundsError(
                 f"{payer} holds {fmt_open(balance)} OPEN, less than the {fmt_open(grant.price)} "
                 f"OPEN to {kind} {grant.datanet}@{grant.version}; nothing was sent.",
-                reason="exceeds balance", field="balance", value=fmt_open(balance),
+                reason="exceeds balance",
+                field="balance",
+                value=fmt_open(balance),
                 fix=f"top up the account with at least {fmt_open(grant.price - balance)} OPEN.",
-            )  # fmt: skip
+            )
         registry = contracts.datanets
         with self.db.session() as s:
             chain_id = q.get_datanet(s, grant.datanet).chain_id
@@ -621,22 +774,41 @@ class AccessService:
         if contracts.token.allowance(payer, registry.address) < grant.price:
             calls.append(build(contracts.token, "approve", registry.address, grant.price))
         calls.append(build(registry, "payAccess", chain_id, grant.version, KIND_CODES[kind]))
-        args = {"datanet": grant.datanet, "version": grant.version, "kind": kind,
-                "payer": payer, "price": str(grant.price)}  # fmt: skip
+        args = {
+            "datanet": grant.datanet,
+            "version": grant.version,
+            "kind": kind,
+            "payer": payer,
+            "price": str(grant.price),
+        }
         finish, resume = resumable("access.finish_pay", self.finish_pay, args)
         what = "export" if kind == "export" else "training job"
-        return Plan(contracts.client, payer, calls, finish, resume=resume,
-                    what=f"pay {fmt_open(grant.price)} OPEN to {kind} "
-                    f"{grant.datanet}@{grant.version} (one {what})")  # fmt: skip
+        return Plan(
+            contracts.client,
+            payer,
+            calls,
+            finish,
+            resume=resume,
+            what=f"pay {fmt_open(grant.price)} OPEN to {kind} "
+            f"{grant.datanet}@{grant.version} (one {what})",
+        )
 
-    def finish_pay(self, args: dict[str, Any], _payload: bytes | None,
-                   results: list[TxResult], _sig: str | None) -> dict[str, Any]:  # fmt: skip
+    def finish_pay(
+        self,
+        args: dict[str, Any],
+        _payload: bytes | None,
+        results: list[TxResult],
+        _sig: str | None,
+    ) -> dict[str, Any]:
         """A mined ``payAccess``: the event sync records it (once); its record."""
         paid = self._contracts().datanets.events(results[-1], "AccessPaid")
         if not paid:
-            raise ValidationError("The reported transaction paid no access fee.",
-                                  field="tx_hash", value=results[-1].tx_hash,
-                                  fix="report the payAccess transaction.")  # fmt: skip
+            raise ValidationError(
+                "The reported transaction paid no access fee.",
+                field="tx_hash",
+                value=results[-1].tx_hash,
+                fix="report the payAccess transaction.",
+            )
         self._sync()
         return self.get(int(paid[0]["access_id"]))
 
@@ -646,15 +818,26 @@ class AccessService:
             row = s.get(AccessRow, access_id)
             if row is None:
                 raise NotFoundError(
-                    f"No access #{access_id} is recorded on this node.", field="access",
-                    value=access_id, fix="wait for the node's chain sync, then look again.",
-                )  # fmt: skip
+                    f"No access #{access_id} is recorded on this node.",
+                    field="access",
+                    value=access_id,
+                    fix="wait for the node's chain sync, then look again.",
+                )
             name = s.scalar(select(DatanetRow.name).where(DatanetRow.chain_id == row.datanet_id))
-            return {**access_dict(row, name), "record": json.loads(row.body),
-                    "signature": row.signature or None}  # fmt: skip
+            return {
+                **access_dict(row, name),
+                "record": json.loads(row.body),
+                "signature": row.signature or None,
+            }
 
-    def list(self, *, payer: str | None = None, datanet: str | None = None,
-             offset: int = 0, limit: int = 50) -> dict[str, Any]:  # fmt: skip
+    def list(
+        self,
+        *,
+        payer: str | None = None,
+        datanet: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
         with self.db.session() as s:
             query = select(AccessRow, DatanetRow.name).outerjoin(
                 DatanetRow, DatanetRow.chain_id == AccessRow.datanet_id
@@ -663,10 +846,10 @@ class AccessService:
                 query = query.where(AccessRow.payer == to_checksum_address(payer))
             if datanet:
                 query = query.where(AccessRow.datanet_id == q.get_datanet(s, datanet).chain_id)
-            rows = s.execute(query.order_by(AccessRow.access_id.desc())
-                             .offset(offset).limit(limit)).all()  # fmt: skip
-            return {"items": [access_dict(r, n) for r, n in rows], "offset": offset,
-                    "limit": limit}  # fmt: skip
+            rows = s.execute(
+                query.order_by(AccessRow.access_id.desc()).offset(offset).limit(limit)
+            ).all()
+            return {"items": [access_dict(r, n) for r, n in rows], "offset": offset, "limit": limit}
 
     def epochs_with(self, numbers: Iterable[int]) -> dict[int, dict[str, Any]]:
         with self.db.session() as s:

@@ -1,4 +1,4 @@
-"""Paid inference: credit holds before compute, then fee, split, receipt and accounting.
+"""The ledger service: credit holds before compute, then fee, split, receipt and accounting.
 
 The flow of one request (``api/routes/openai.py`` and ``demo`` use the same calls):
 
@@ -13,12 +13,12 @@ The flow of one request (``api/routes/openai.py`` and ``demo`` use the same call
 ``LedgerService`` is the façade the node, the API and the demo use; the work is done by
 its parts, one job each:
 
-- ``credit_book.CreditBook``: holds in memory against the credit this node has *leased* in
-  the database (``ledger.leases``), the lease keeper, credit reads;
-- ``receipt_writer.ReceiptWriter``: the pricing stage (``pricer``) and the writer thread
+- ``credit.book.CreditBook``: holds in memory against the credit this node has *leased* in
+  the database (``credit.leases``), the lease keeper, credit reads;
+- ``receipts.writer.ReceiptWriter``: the pricing stage (``pricing.pricer``) and the writer thread
   that commits waiting requests in groups, one transaction and one operator signature each;
-- ``beneficiaries.BeneficiaryCache``: each model's beneficiary set, read once a minute;
-- ``receipt_reads`` / ``receipt_ids``: stored receipts and their public ids.
+- ``settlement.beneficiaries.BeneficiaryCache``: each model's beneficiary set, read once a minute;
+- ``receipts.reads`` / ``receipts.ids``: stored receipts and their public ids.
 """
 
 from __future__ import annotations
@@ -32,17 +32,22 @@ from typing import Any
 
 from openledger.attribution.types import Attribution
 from openledger.errors import StoreError
-from openledger.ledger.beneficiaries import BeneficiaryCache
-from openledger.ledger.credit_book import CreditBook, Hold
-from openledger.ledger.leases import IDLE_RETURN_S
-from openledger.ledger.params import ParamsCache
-from openledger.ledger.pricer import Pricer
-from openledger.ledger.receipt_content import AgentTerms
-from openledger.ledger.receipt_ids import receipt_ids
-from openledger.ledger.receipt_reads import list_receipts, receipt_doc
-from openledger.ledger.receipt_writer import ReceiptWriter
-from openledger.ledger.receipts import ReceiptSigner, SignedReceipt, canonical_json, hash_hex
-from openledger.ledger.writing import PendingReceipt
+from openledger.ledger.credit.book import CreditBook, Hold
+from openledger.ledger.credit.leases import IDLE_RETURN_S
+from openledger.ledger.pricing.params import ParamsCache
+from openledger.ledger.pricing.pricer import Pricer
+from openledger.ledger.receipts.canonical import (
+    ReceiptSigner,
+    SignedReceipt,
+    canonical_json,
+    hash_hex,
+)
+from openledger.ledger.receipts.content import AgentTerms
+from openledger.ledger.receipts.ids import receipt_ids
+from openledger.ledger.receipts.reads import list_receipts, receipt_doc
+from openledger.ledger.receipts.writer import ReceiptWriter
+from openledger.ledger.receipts.writer_db import PendingReceipt
+from openledger.ledger.settlement.beneficiaries import BeneficiaryCache
 from openledger.store.db import Database
 
 
@@ -115,7 +120,7 @@ class LedgerService:
     ) -> Hold:
         """Hold the largest fee this request can cost, or raise PaymentRequiredError (402):
         in memory against this node's lease, leasing more from the database when it runs
-        short (ledger/leases.py). A call to ``agent`` holds its price on top."""
+        short (ledger/credit/leases.py). A call to ``agent`` holds its price on top."""
         return self.book.reserve(account, model, prompt_tokens, max_tokens, agent=agent)
 
     def return_idle_leases(self, idle_s: float = IDLE_RETURN_S) -> None:

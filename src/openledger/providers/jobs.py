@@ -17,8 +17,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from openledger.errors import AuthError, ValidationError
-from openledger.ledger.compute import job_hash
-from openledger.ledger.receipts import ReceiptSigner, recover_signer
+from openledger.ledger.receipts.canonical import ReceiptSigner, recover_signer
+from openledger.ledger.receipts.compute import job_hash
 from openledger.serving.sampling import SamplingParams
 
 JOB_VERSION = 1
@@ -63,7 +63,7 @@ class JobChecker:
     """A provider's gate: the signature is an accepted gateway's, the job is fresh, its id
     unseen, its fields well-formed. Thread-safe."""
 
-    def __init__(self, gateways: Collection[str], *, clock=time.time) -> None:  # noqa: ANN001
+    def __init__(self, gateways: Collection[str], *, clock=time.time) -> None:
         self.gateways = {g.lower() for g in gateways}
         self._clock = clock
         self._seen: OrderedDict[str, None] = OrderedDict()

@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 
 from openledger.errors import ChainError, ConflictError, OpenLedgerError, StoreError
-from openledger.ledger.compute import job_hash, output_hash, statement_signer
-from openledger.ledger.receipt_content import ComputeProof
-from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.receipts.canonical import ReceiptSigner
+from openledger.ledger.receipts.compute import job_hash, output_hash, statement_signer
+from openledger.ledger.receipts.content import ComputeProof
 from openledger.providers.jobs import make_job, sign_job
 from openledger.serving.request import Completion, Event
 from openledger.serving.sampling import SamplingParams, TextStream
@@ -231,7 +231,7 @@ class ProviderRouter:
                 self._in_flight[route.address] = self._in_flight.get(route.address, 0) + 1
             try:
                 started = self._stream(request, route, digest, body)
-            except Exception as exc:  # noqa: BLE001 - any failure: next provider or error
+            except Exception as exc:
                 started, last = bool(request.tokens), exc
                 if not isinstance(exc, ProviderError | httpx.HTTPError):
                     log.exception("provider %s failed a request", route.address)

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from openledger.errors import ConflictError, OpenLedgerError, PayloadTooLargeError
-from openledger.ledger.compute import output_hash, statement_digest
-from openledger.ledger.receipts import ReceiptSigner
+from openledger.ledger.receipts.canonical import ReceiptSigner
+from openledger.ledger.receipts.compute import output_hash, statement_digest
 from openledger.providers.jobs import JobChecker
 from openledger.serving.request import Event
 from openledger.serving.service import ServingService

@@ -29,9 +29,15 @@ MAX_ENDPOINT = 256
 
 
 def provider_dict(p: Provider) -> dict[str, Any]:
-    return {"address": p.address, "endpoint": p.endpoint, "stake": str(p.stake),
-            "active": p.active, "unlock_at": p.unlock_at, "registered_at": p.registered_at,
-            "model_ids": list(p.model_ids)}  # fmt: skip
+    return {
+        "address": p.address,
+        "endpoint": p.endpoint,
+        "stake": str(p.stake),
+        "active": p.active,
+        "unlock_at": p.unlock_at,
+        "registered_at": p.registered_at,
+        "model_ids": list(p.model_ids),
+    }
 
 
 class ProviderService:
@@ -49,9 +55,10 @@ class ProviderService:
         registry = self._contracts().providers
         if registry is None:
             raise ContractNotDeployedError(
-                "this deployment has no ProviderRegistry.", field="addresses",
+                "this deployment has no ProviderRegistry.",
+                field="addresses",
                 fix="deploy it once: openledger provider deploy.",
-            )  # fmt: skip
+            )
         return registry
 
     # ------------------------------------------------------------------ models
@@ -77,10 +84,12 @@ class ProviderService:
                 serving.submit(name, ids, SamplingParams(max_tokens=1, temperature=0)).wait(120)
             except Exception as exc:
                 raise ValidationError(
-                    f"this provider cannot serve {name!r}: {exc}", field="model", value=name,
+                    f"this provider cannot serve {name!r}: {exc}",
+                    field="model",
+                    value=name,
                     fix="pull it again (openledger provider pull NAME --gateway URL) and serve "
                     "it on the base it was trained on (its base must load on this machine).",
-                ) from exc  # fmt: skip
+                ) from exc
 
     # ------------------------------------------------------------------ the registry
 
@@ -92,22 +101,28 @@ class ProviderService:
         if not endpoint.startswith(("http://", "https://")) or len(endpoint) > MAX_ENDPOINT:
             raise ValidationError(
                 f"endpoint {endpoint[:80]!r} is not an http(s) URL of at most "
-                f"{MAX_ENDPOINT} characters.", field="endpoint", value=endpoint[:80],
+                f"{MAX_ENDPOINT} characters.",
+                field="endpoint",
+                value=endpoint[:80],
                 fix="give the URL gateways reach this provider at, e.g. http://host:8100.",
-            )  # fmt: skip
+            )
         if not 1 <= len(models) <= MAX_MODELS or len(set(models)) != len(models):
             raise ValidationError(
                 f"a provider lists 1 to {MAX_MODELS} distinct models, got {len(models)}.",
-                field="models", value=len(models), fix="name each model once.",
-            )  # fmt: skip
+                field="models",
+                value=len(models),
+                fix="name each model once.",
+            )
         cards = [self.catalogue.get(m) for m in models]
         registry = self._registry()
         least = registry.min_stake()
         if stake < least:
             raise ValidationError(
                 f"a stake of {stake} wei is below the registry's minimum of {least}.",
-                field="stake", value=str(stake), fix=f"stake at least {least} wei of OPEN.",
-            )  # fmt: skip
+                field="stake",
+                value=str(stake),
+                fix=f"stake at least {least} wei of OPEN.",
+            )
         self.check_loadable(models)
         contracts = self._contracts()
         contracts.token.approve(signer, registry.address, stake)

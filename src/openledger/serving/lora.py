@@ -339,8 +339,9 @@ class LoraSlots(ResidentSlots):
             dora_rescale(y, g, offset, part)
         return y
 
-    def _apply_segments(self, layer: int, group: str, x: torch.Tensor, y: torch.Tensor,
-                        bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    def _apply_segments(
+        self, layer: int, group: str, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         pool = self._pools.get((layer, group))
         if pool is None or not self._segments:
             return y

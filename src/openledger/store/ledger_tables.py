@@ -41,7 +41,7 @@ class CreditRow(Base):
 class CreditLeaseRow(Base):
     """Credit of ``account`` one node holds for the paid requests it serves: taken from the
     account's available credit under the database's write lock, so nodes on one database
-    never hold more than there is between them (ledger/leases.py). A lease not renewed for
+    never hold more than there is between them (ledger/credit/leases.py). A lease not renewed for
     ``LEASE_TTL_S`` (its node died) goes back to the account."""
 
     __tablename__ = "ledger_credit_leases"

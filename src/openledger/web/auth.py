@@ -39,8 +39,14 @@ def host_allowed(host: str, settings: Settings) -> bool:
 
 
 class WebAuth:
-    def __init__(self, settings: Settings, accounts: AccountBook, db: Database, *,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        accounts: AccountBook,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.accounts = accounts
         self.clock = clock
@@ -52,8 +58,9 @@ class WebAuth:
         return self.settings.chain_id == DEVNET_CHAIN_ID
 
     def expected(self, host: str, scheme: str = "http") -> siwe.Expected:
-        return siwe.Expected(domain=host, origin=f"{scheme}://{host}",
-                             chain_id=self.settings.chain_id)  # fmt: skip
+        return siwe.Expected(
+            domain=host, origin=f"{scheme}://{host}", chain_id=self.settings.chain_id
+        )
 
     def message(self, address: str, expected: siwe.Expected) -> str:
         """A fresh sign-in message for ``address`` (its nonce works once, for 5 minutes)."""
@@ -68,18 +75,22 @@ class WebAuth:
         """The node's named dev accounts (devnet only; empty on any other chain)."""
         if not self.devnet:
             return []
-        return [{"name": n, "address": self.accounts.address(n)}
-                for n in self.accounts.names() if n in DEV_NAMES]  # fmt: skip
+        return [
+            {"name": n, "address": self.accounts.address(n)}
+            for n in self.accounts.names()
+            if n in DEV_NAMES
+        ]
 
     def dev_sign_in(self, name: str, expected: siwe.Expected) -> tuple[Session, str]:
         """Sign in as a dev account: the node signs the SIWE message with its dev key and
         verifies it like any other. Refused on any chain but the devnet."""
         if not self.devnet or expected.chain_id != DEVNET_CHAIN_ID:
             raise AuthError(
-                f"Dev accounts are refused on chain id {expected.chain_id}: their keys are "
-                "public.", field="account", value=name,
+                f"Dev accounts are refused on chain id {expected.chain_id}: their keys are public.",
+                field="account",
+                value=name,
                 fix="sign in with your own wallet.",
-            )  # fmt: skip
+            )
         if name not in DEV_NAMES:
             raise NotFoundError(
                 f"No dev account named {name[:40]!r}.",
@@ -107,10 +118,12 @@ class WebAuth:
         if name is None:
             raise AuthError(
                 f"This node holds no key for {session.address}, so it cannot send this "
-                "transaction for you.", field="account", value=session.address,
+                "transaction for you.",
+                field="account",
+                value=session.address,
                 fix="send it from your wallet (the page offers it where it can), or use the "
                 "CLI with your own key.",
-            )  # fmt: skip
+            )
         try:
             return self.accounts.signer(name)
         except ConfigError as exc:  # not the devnet after all
@@ -118,9 +131,13 @@ class WebAuth:
 
     def principal(self, session: Session) -> Principal:
         """A session as a principal: its account (a dev name on the devnet), every scope."""
-        return Principal(kind="session", address=session.address,
-                         account=self.dev_name(session.address), scopes=frozenset(SCOPES),
-                         session_id=session.id)  # fmt: skip
+        return Principal(
+            kind="session",
+            address=session.address,
+            account=self.dev_name(session.address),
+            scopes=frozenset(SCOPES),
+            session_id=session.id,
+        )
 
 
 # ---------------------------------------------------------------------------- HTTP
@@ -145,10 +162,12 @@ def _expected(request: Request, auth: WebAuth) -> siwe.Expected:
     if not host_allowed(host, auth.settings):
         allowed = ", ".join(sorted(node_hosts(auth.settings)))
         raise AuthError(
-            f"This node does not take sign-ins for the host {host[:80]!r}.", field="host",
-            value=host[:80], fix=f"open the node as one of: {allowed} (set api.host/api.port, "
+            f"This node does not take sign-ins for the host {host[:80]!r}.",
+            field="host",
+            value=host[:80],
+            fix=f"open the node as one of: {allowed} (set api.host/api.port, "
             "or list more names in api.web_hosts / OPENLEDGER_WEB_HOSTS).",
-        )  # fmt: skip
+        )
     return auth.expected(host, request.url.scheme)
 
 
@@ -162,18 +181,25 @@ def current_session(request: Request, auth: AuthDep) -> Session | None:
 def from_web_app(request: Request) -> None:
     """Writes need the web app's header, which a cross-site form cannot send."""
     if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
-        raise AuthError("This request did not come from the web app.", field=CSRF_HEADER,
-                        fix="use the node's own pages.")  # fmt: skip
+        raise AuthError(
+            "This request did not come from the web app.",
+            field=CSRF_HEADER,
+            fix="use the node's own pages.",
+        )
 
 
-def require_session(request: Request, auth: AuthDep,
-                    _: Annotated[str | None, Security(cookie)]) -> Session:  # fmt: skip
+def require_session(
+    request: Request, auth: AuthDep, _: Annotated[str | None, Security(cookie)]
+) -> Session:
     """The signed-in account (401 otherwise), for a request from the web app."""
     from_web_app(request)
     session = current_session(request, auth)
     if session is None:
-        raise AuthError("You are not signed in (or your session expired).", field="session",
-                        fix="sign in again.")  # fmt: skip
+        raise AuthError(
+            "You are not signed in (or your session expired).",
+            field="session",
+            fix="sign in again.",
+        )
     return session
 
 
@@ -220,9 +246,15 @@ class DevRequest(BaseModel):
 
 
 def _set_cookie(response: Response, token: str, request: Request) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https",
-                        max_age=int(get_auth(request).sessions.ttl))  # fmt: skip
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+        max_age=int(get_auth(request).sessions.ttl),
+    )
 
 
 def _session_view(auth: WebAuth, session: Session | None) -> dict[str, Any]:
@@ -248,8 +280,9 @@ def message(body: MessageRequest, request: Request, auth: AuthDep) -> dict[str, 
 
 
 @router.post("/verify", dependencies=[Depends(sign_in_limit)])
-def verify(body: VerifyRequest, request: Request, response: Response,
-           auth: AuthDep) -> dict[str, Any]:  # fmt: skip
+def verify(
+    body: VerifyRequest, request: Request, response: Response, auth: AuthDep
+) -> dict[str, Any]:
     session, token = auth.sign_in(body.message, body.signature, _expected(request, auth))
     _set_cookie(response, token, request)
     return _session_view(auth, session)
@@ -264,8 +297,9 @@ def dev(body: DevRequest, request: Request, response: Response, auth: AuthDep) -
 
 
 @router.post("/logout", dependencies=[Depends(only_own_account)])
-def logout(request: Request, response: Response, auth: AuthDep,
-           session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def logout(
+    request: Request, response: Response, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Sign out: the session is revoked in the database (the cookie no longer works
     anywhere, even if it was copied) and the cookie is deleted."""
     auth.sessions.revoke(request.cookies.get(COOKIE))

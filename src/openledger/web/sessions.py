@@ -38,8 +38,12 @@ class Session:
     id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "dev": self.dev, "chain_id": self.chain_id,
-                "expires": int(self.expires)}  # fmt: skip
+        return {
+            "address": self.address,
+            "dev": self.dev,
+            "chain_id": self.chain_id,
+            "expires": int(self.expires),
+        }
 
 
 def _digest(token: str) -> str:
@@ -51,8 +55,9 @@ def _at(ts: float) -> datetime:
 
 
 class SessionStore:
-    def __init__(self, db: Database, ttl: float = SESSION_TTL_S,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, db: Database, ttl: float = SESSION_TTL_S, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db = db
         self.ttl = ttl
         self.clock = clock
@@ -61,9 +66,14 @@ class SessionStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = float(int(self.clock() + self.ttl))
         with self.db.session() as s:
-            row = WebSessionRow(token_hash=_digest(token), address=address, dev=dev,
-                                chain_id=chain_id, created_at=_at(self.clock()),
-                                expires_at=_at(expires))  # fmt: skip
+            row = WebSessionRow(
+                token_hash=_digest(token),
+                address=address,
+                dev=dev,
+                chain_id=chain_id,
+                created_at=_at(self.clock()),
+                expires_at=_at(expires),
+            )
             s.add(row)
             s.flush()
             sid = row.id
@@ -89,8 +99,9 @@ class SessionStore:
         with self.db.session() as s:
             done = s.execute(
                 update(WebSessionRow)
-                .where(WebSessionRow.token_hash == _digest(token),
-                       WebSessionRow.revoked_at.is_(None))
+                .where(
+                    WebSessionRow.token_hash == _digest(token), WebSessionRow.revoked_at.is_(None)
+                )
                 .values(revoked_at=_at(self.clock()))
-            ).rowcount  # fmt: skip
+            ).rowcount
         return done == 1

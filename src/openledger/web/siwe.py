@@ -67,10 +67,18 @@ class SiweMessage:
         lines = [f"{self.domain} {_INTRO}", self.address, ""]
         if self.statement is not None:
             lines += [self.statement, ""]
-        lines += [f"URI: {self.uri}", f"Version: {self.version}", f"Chain ID: {self.chain_id}",
-                  f"Nonce: {self.nonce}", f"Issued At: {self.issued_at}"]  # fmt: skip
-        optional = (("Expiration Time", self.expiration_time), ("Not Before", self.not_before),
-                    ("Request ID", self.request_id))  # fmt: skip
+        lines += [
+            f"URI: {self.uri}",
+            f"Version: {self.version}",
+            f"Chain ID: {self.chain_id}",
+            f"Nonce: {self.nonce}",
+            f"Issued At: {self.issued_at}",
+        ]
+        optional = (
+            ("Expiration Time", self.expiration_time),
+            ("Not Before", self.not_before),
+            ("Request ID", self.request_id),
+        )
         for label, attr in optional:
             if attr is not None:
                 lines.append(f"{label}: {attr}")
@@ -80,8 +88,9 @@ class SiweMessage:
         return "\n".join(lines)
 
 
-def _bad(message: str, fix: str = "ask the node for a new sign-in message and sign it."
-         ) -> AuthError:  # fmt: skip
+def _bad(
+    message: str, fix: str = "ask the node for a new sign-in message and sign it."
+) -> AuthError:
     return AuthError(message, field="message", fix=fix)
 
 
@@ -92,12 +101,15 @@ def parse(text: str) -> SiweMessage:
         raise _bad("The sign-in message is too short to be an EIP-4361 message.")
     head = _HEADER.match(lines[0])
     if head is None:
-        raise _bad("The sign-in message's first line is not '<domain> wants you to sign in "
-                   "with your Ethereum account:'.")  # fmt: skip
+        raise _bad(
+            "The sign-in message's first line is not '<domain> wants you to sign in "
+            "with your Ethereum account:'."
+        )
     address = lines[1].strip()
     if not is_checksum_address(address):
-        raise _bad(f"The sign-in message's address {address!r} is not an EIP-55 checksummed "
-                   "address.")  # fmt: skip
+        raise _bad(
+            f"The sign-in message's address {address!r} is not an EIP-55 checksummed address."
+        )
     if lines[2] != "":
         raise _bad("The sign-in message needs an empty line after the address.")
     i, statement = 3, None
@@ -120,8 +132,9 @@ def parse(text: str) -> SiweMessage:
             break
         label, sep, value = line.partition(": ")
         if not sep or label not in _FIELDS:
-            raise _bad(f"Line {i} of the sign-in message ({line[:60]!r}) is not a field of "
-                       "EIP-4361.")  # fmt: skip
+            raise _bad(
+                f"Line {i} of the sign-in message ({line[:60]!r}) is not a field of EIP-4361."
+            )
         if label not in order[pos:]:
             raise _bad(f"The field {label!r} is repeated or out of order.")
         pos = order.index(label) + 1
@@ -139,12 +152,19 @@ def parse(text: str) -> SiweMessage:
         if key in values:
             parse_time(values[key], key)
     return SiweMessage(
-        domain=head["domain"], address=address, statement=statement, uri=values["uri"],
-        version=values["version"], chain_id=int(values["chain_id"]), nonce=values["nonce"],
-        issued_at=values["issued_at"], expiration_time=values.get("expiration_time"),
-        not_before=values.get("not_before"), request_id=values.get("request_id"),
+        domain=head["domain"],
+        address=address,
+        statement=statement,
+        uri=values["uri"],
+        version=values["version"],
+        chain_id=int(values["chain_id"]),
+        nonce=values["nonce"],
+        issued_at=values["issued_at"],
+        expiration_time=values.get("expiration_time"),
+        not_before=values.get("not_before"),
+        request_id=values.get("request_id"),
         resources=tuple(resources),
-    )  # fmt: skip
+    )
 
 
 def parse_time(value: str, name: str = "time") -> float:
@@ -152,8 +172,9 @@ def parse_time(value: str, name: str = "time") -> float:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise _bad(f"{name.replace('_', ' ').capitalize()} {value!r} is not an RFC 3339 "
-                   "time.") from exc  # fmt: skip
+        raise _bad(
+            f"{name.replace('_', ' ').capitalize()} {value!r} is not an RFC 3339 time."
+        ) from exc
     if dt.tzinfo is None:
         raise _bad(f"{name.replace('_', ' ').capitalize()} {value!r} has no time zone.")
     return dt.timestamp()
@@ -170,16 +191,18 @@ def recover(text: str, signature: str) -> str:
     except Exception as exc:  # malformed hex, wrong length, invalid point
         raise AuthError(
             "The signature is not a valid Ethereum signature of the sign-in message.",
-            field="signature", fix="sign the message exactly as given, with personal_sign.",
-        ) from exc  # fmt: skip
+            field="signature",
+            fix="sign the message exactly as given, with personal_sign.",
+        ) from exc
 
 
 class NonceBook:
     """Nonces this node issued, in its database: each expires after ``ttl`` seconds and works
     once, whichever API process issued it and whichever takes the sign-in."""
 
-    def __init__(self, db: Database, ttl: float = NONCE_TTL_S,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, db: Database, ttl: float = NONCE_TTL_S, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db = db
         self.ttl = ttl
         self.clock = clock
@@ -200,19 +223,22 @@ class NonceBook:
                 update(SiweNonceRow)
                 .where(SiweNonceRow.nonce == nonce[:64], SiweNonceRow.used_at.is_(None))
                 .values(used_at=_at(now))
-            ).rowcount  # fmt: skip
-            expires = s.scalar(select(SiweNonceRow.expires_at).where(
-                SiweNonceRow.nonce == nonce[:64]))  # fmt: skip
+            ).rowcount
+            expires = s.scalar(
+                select(SiweNonceRow.expires_at).where(SiweNonceRow.nonce == nonce[:64])
+            )
         if taken != 1:
             raise AuthError(
-                "This sign-in nonce is unknown or was already used.", field="nonce",
+                "This sign-in nonce is unknown or was already used.",
+                field="nonce",
                 fix="ask the node for a new sign-in message (each one works once).",
-            )  # fmt: skip
+            )
         if expires is None or now >= expires.timestamp():
             raise AuthError(
-                f"This sign-in nonce expired (nonces last {int(self.ttl)} s).", field="nonce",
+                f"This sign-in nonce expired (nonces last {int(self.ttl)} s).",
+                field="nonce",
                 fix="ask the node for a new sign-in message and sign it promptly.",
-            )  # fmt: skip
+            )
 
 
 def _at(ts: float) -> datetime:
@@ -228,23 +254,33 @@ class Expected:
     chain_id: int
 
 
-def verify(text: str, signature: str, expected: Expected, nonces: NonceBook,
-           clock: Callable[[], float] = time.time) -> SiweMessage:  # fmt: skip
+def verify(
+    text: str,
+    signature: str,
+    expected: Expected,
+    nonces: NonceBook,
+    clock: Callable[[], float] = time.time,
+) -> SiweMessage:
     """Check a signed sign-in message (see the module docstring); returns it."""
     msg = parse(text)
     nonces.consume(msg.nonce)  # a nonce is spent by any attempt that names it
     if msg.domain != expected.domain:
-        raise _bad(f"The message is for {msg.domain!r}, not this node ({expected.domain!r}).",
-                   "sign in on the node's own page.")  # fmt: skip
+        raise _bad(
+            f"The message is for {msg.domain!r}, not this node ({expected.domain!r}).",
+            "sign in on the node's own page.",
+        )
     if not (msg.uri == expected.origin or msg.uri.startswith(expected.origin + "/")):
-        raise _bad(f"The message's URI {msg.uri!r} is not on {expected.origin}.",
-                   "sign in on the node's own page.")  # fmt: skip
+        raise _bad(
+            f"The message's URI {msg.uri!r} is not on {expected.origin}.",
+            "sign in on the node's own page.",
+        )
     if msg.chain_id != expected.chain_id:
         raise AuthError(
             f"The message is for chain id {msg.chain_id}; this node runs on chain id "
-            f"{expected.chain_id}.", field="chain_id",
+            f"{expected.chain_id}.",
+            field="chain_id",
             fix=f"switch your wallet to chain id {expected.chain_id} and sign in again.",
-        )  # fmt: skip
+        )
     now = clock()
     if msg.expiration_time is not None and now >= parse_time(msg.expiration_time):
         raise _bad("The sign-in message has expired.")
@@ -255,20 +291,29 @@ def verify(text: str, signature: str, expected: Expected, nonces: NonceBook,
     if recover(text, signature) != msg.address:
         raise AuthError(
             "The signature was not made by the address in the sign-in message.",
-            field="signature", fix="sign with the account named in the message.",
-        )  # fmt: skip
+            field="signature",
+            fix="sign with the account named in the message.",
+        )
     return msg
 
 
-def new_message(address: str, expected: Expected, nonce: str, *, now: float,
-                ttl: float = NONCE_TTL_S) -> SiweMessage:  # fmt: skip
+def new_message(
+    address: str, expected: Expected, nonce: str, *, now: float, ttl: float = NONCE_TTL_S
+) -> SiweMessage:
     """The message this node asks ``address`` to sign."""
     if not is_address(address):
-        raise ValidationError(f"{address!r} is not an Ethereum address.", field="address",
-                              fix="pass the address as the wallet gives it.")  # fmt: skip
+        raise ValidationError(
+            f"{address!r} is not an Ethereum address.",
+            field="address",
+            fix="pass the address as the wallet gives it.",
+        )
     return SiweMessage(
-        domain=expected.domain, address=to_checksum_address(address), statement=STATEMENT,
+        domain=expected.domain,
+        address=to_checksum_address(address),
+        statement=STATEMENT,
         uri=expected.origin,
-        chain_id=expected.chain_id, nonce=nonce, issued_at=rfc3339(now),
+        chain_id=expected.chain_id,
+        nonce=nonce,
+        issued_at=rfc3339(now),
         expiration_time=rfc3339(now + ttl),
-    )  # fmt: skip
+    )

@@ -30,13 +30,18 @@ def act(node: Node, auth: WebAuth, session: Session, plan: Plan) -> dict[str, An
     return acting.act(node, session_actor(auth, session), plan)
 
 
-def act_recorded(node: Node, auth: WebAuth, session: Session,
-                 send: Callable[[Any], dict[str, Any]], kind: str,
-                 method: Callable[..., dict[str, Any]], args: dict[str, Any],
-                 what: str) -> dict[str, Any]:  # fmt: skip
+def act_recorded(
+    node: Node,
+    auth: WebAuth,
+    session: Session,
+    send: Callable[[Any], dict[str, Any]],
+    kind: str,
+    method: Callable[..., dict[str, Any]],
+    args: dict[str, Any],
+    what: str,
+) -> dict[str, Any]:
     """``http.acting.act_recorded`` for the signed-in account."""
-    return acting.act_recorded(node, session_actor(auth, session), send, kind, method, args,
-                               what)  # fmt: skip
+    return acting.act_recorded(node, session_actor(auth, session), send, kind, method, args, what)
 
 
 OwnAccount = [Depends(only_own_account)]
@@ -45,8 +50,7 @@ router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
 class SubmitBody(BaseModel):
     pending: Annotated[str, Field(max_length=64)]
-    hashes: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list,
-                                                              max_length=8)  # fmt: skip
+    hashes: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=8)
     signature: Annotated[str | None, Field(max_length=200)] = None
 
 

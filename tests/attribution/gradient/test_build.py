@@ -22,7 +22,7 @@ from openledger.errors import ConflictError, ValidationError
 from tests.attribution.conftest import Trained
 
 
-def plan(t: Trained, **params) -> BuildPlan:  # noqa: ANN003
+def plan(t: Trained, **params) -> BuildPlan:
     return BuildPlan(
         spec=ModelSpec(str(t.base_dir), str(t.adapter_dir)),
         examples=t.examples,
@@ -60,7 +60,7 @@ def test_an_interrupted_build_resumes_where_it_stopped(
     calls = {"n": 0}
     real = build_mod.write_shard
 
-    def crash_on_third(folder, index, features):  # noqa: ANN001, ANN202
+    def crash_on_third(folder, index, features):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt

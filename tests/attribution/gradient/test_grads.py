@@ -17,7 +17,7 @@ from openledger.factory.config import TrainConfig
 from openledger.factory.train_ops import wrap
 
 
-def _peft(base_dir, **cfg):  # noqa: ANN001, ANN202
+def _peft(base_dir, **cfg):
     model, _ = load_base(base_dir, attn_implementation="eager")
     torch.manual_seed(0)
     pm = wrap(model, TrainConfig(**cfg))
@@ -39,7 +39,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("cap", [1 << 16, 16])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_fused_equals_vmap(tiny_base_dir, cap: int, reduction: str) -> None:  # noqa: ANN001, F811
+def test_fused_equals_vmap(tiny_base_dir, cap: int, reduction: str) -> None:
     pm = _peft(tiny_base_dir, rank=4, target_modules=("q_proj", "v_proj", "down_proj"))
     proj = Projection.for_modules(module_shapes(pm), k=48, seed=3, cap=cap)
     ids, labels = _batch()
@@ -49,7 +49,7 @@ def test_fused_equals_vmap(tiny_base_dir, cap: int, reduction: str) -> None:  # 
     assert torch.allclose(fused, ref, atol=1e-5, rtol=1e-4)
 
 
-def test_unprojected_vmap_gradient_is_the_autograd_gradient(tiny_base_dir) -> None:  # noqa: ANN001, F811
+def test_unprojected_vmap_gradient_is_the_autograd_gradient(tiny_base_dir) -> None:
     pm = _peft(tiny_base_dir, rank=2, target_modules=("q_proj",))
     proj = Projection.for_modules(module_shapes(pm), k=8, seed=0)
     ids, labels = _batch()
@@ -62,7 +62,7 @@ def test_unprojected_vmap_gradient_is_the_autograd_gradient(tiny_base_dir) -> No
     assert torch.allclose(per_example[0][0][1], grad, atol=1e-6)
 
 
-def test_a_padded_example_gets_the_gradient_it_gets_alone(tiny_base_dir) -> None:  # noqa: ANN001, F811
+def test_a_padded_example_gets_the_gradient_it_gets_alone(tiny_base_dir) -> None:
     pm = _peft(tiny_base_dir, rank=4, target_modules=("q_proj", "v_proj"))
     proj = Projection.for_modules(module_shapes(pm), k=32, seed=3)
     ids, labels = _batch()
@@ -72,7 +72,7 @@ def test_a_padded_example_gets_the_gradient_it_gets_alone(tiny_base_dir) -> None
     assert torch.allclose(together, alone, atol=1e-5, rtol=1e-4)
 
 
-def test_dora_uses_vmap_and_fused_refuses_it(tiny_base_dir) -> None:  # noqa: ANN001, F811
+def test_dora_uses_vmap_and_fused_refuses_it(tiny_base_dir) -> None:
     pm = _peft(tiny_base_dir, method="dora", rank=2, target_modules=("q_proj",))
     proj = Projection.for_modules(module_shapes(pm), k=8, seed=0)
     assert isinstance(make_grads(pm, proj), VmapGrads)
@@ -83,7 +83,7 @@ def test_dora_uses_vmap_and_fused_refuses_it(tiny_base_dir) -> None:  # noqa: AN
     assert make_grads(pm, proj)(ids, labels).shape == (5, 8)
 
 
-def test_bad_reduction_and_no_lora(tiny_base_dir) -> None:  # noqa: ANN001, F811
+def test_bad_reduction_and_no_lora(tiny_base_dir) -> None:
     pm = _peft(tiny_base_dir, rank=2, target_modules=("q_proj",))
     proj = Projection.for_modules(module_shapes(pm), k=8, seed=0)
     with pytest.raises(ValidationError) as err:

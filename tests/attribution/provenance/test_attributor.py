@@ -14,10 +14,15 @@ from openledger.attribution.types import query_hash
 from tests.attribution.conftest import Trained, loaded
 
 
-def _attributor(t: Trained, folder: Path, examples=None) -> ProvenanceAttributor:  # noqa: ANN001
+def _attributor(t: Trained, folder: Path, examples=None) -> ProvenanceAttributor:
     model, tok = loaded(t)
-    build(examples if examples is not None else t.examples, folder, vocab_size=len(tok),
-          tokenizer_id=tokenizer_id(tok), identity={"model": "m"})  # fmt: skip
+    build(
+        examples if examples is not None else t.examples,
+        folder,
+        vocab_size=len(tok),
+        tokenizer_id=tokenizer_id(tok),
+        identity={"model": "m"},
+    )
     return ProvenanceAttributor.for_model(ProvenanceIndex(folder), model, tok, model_name="m")
 
 

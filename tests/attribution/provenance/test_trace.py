@@ -38,9 +38,10 @@ class Docs:
     def sources(self, gram: Sequence[int]) -> tuple[Source, ...]:
         n = len(gram)
         return tuple(
-            src for src, toks in self.docs
+            src
+            for src, toks in self.docs
             if any(toks[i : i + n] == list(gram) for i in range(len(toks) - n + 1))
-        )  # fmt: skip
+        )
 
     def longest(self, seq: Sequence[int]) -> list[int]:
         out = []
@@ -51,7 +52,7 @@ class Docs:
             out.append(n)
         return out
 
-    def attribute(self, prompt: list[int], completion: list[int], weights=None, worth=None, **kw):  # noqa: ANN001, ANN003, ANN201
+    def attribute(self, prompt: list[int], completion: list[int], weights=None, worth=None, **kw):
         seq = prompt + completion
         kw.setdefault("min_len", 2)  # these documents are short: bigrams are distinctive
         matches = match_positions(seq, self.longest(seq), self.count, self.sources, **kw)

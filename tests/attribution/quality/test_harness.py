@@ -54,8 +54,15 @@ def test_clinics_have_owners_overlap_a_sybil_noise_and_three_kinds_of_query() ->
 
 
 def test_reduced_harness(tiny_base_dir: Path, tmp_path: Path) -> None:
-    cfg = HarnessConfig(clinics=4, diseases_per_clinic=3, train_queries=12, noise_records=4,
-                        loco=False, lds_subsets=0, proj_dim=256)  # fmt: skip
+    cfg = HarnessConfig(
+        clinics=4,
+        diseases_per_clinic=3,
+        train_queries=12,
+        noise_records=4,
+        loco=False,
+        lds_subsets=0,
+        proj_dim=256,
+    )
     cfg.train.update(epochs=40, lr=2e-2)
     r = run(tiny_base_dir, tmp_path, cfg, say=lambda _: None)
     train, unseen = r["top1"]["train"], r["top1"]["unseen"]

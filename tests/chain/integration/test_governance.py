@@ -47,8 +47,9 @@ def test_handover_of_a_deployment_made_before_governance(chain: Node, tmp_path: 
     """`openledger gov handover` on an older deployment (no Governor, Timelock, Grants):
     deploys them, records them in the addresses file and hands over; idempotent."""
     op = chain.accounts.signer("operator")
-    full = deploy_all(chain.client, op, treasury=op.address, operator=op.address,
-                      governance=CFG, hand_over=False)  # fmt: skip
+    full = deploy_all(
+        chain.client, op, treasury=op.address, operator=op.address, governance=CFG, hand_over=False
+    )
     old = {k: v for k, v in full.contracts.items() if k not in GOVERNANCE_CONTRACT_NAMES}
     path = tmp_path / "addresses.json"
     replace(full, contracts=old).save(path)

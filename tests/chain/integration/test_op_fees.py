@@ -22,15 +22,16 @@ from openledger.node import Node
 pytestmark = pytest.mark.anvil
 
 
-def _fjord_fee(client, data: bytes) -> tuple[int, int]:  # noqa: ANN001
+def _fjord_fee(client, data: bytes) -> tuple[int, int]:
     """The Fjord rule, recomputed from the oracle's parameters and its L1 gas (the FastLZ
     size estimate × 16, truncated to whole bytes: the tolerance it leaves)."""
     abi = bedrock_artifact(find_bedrock(), "GasPriceOracle")["abi"]
     oracle = client.w3.eth.contract(address=GAS_PRICE_ORACLE, abi=abi)
     l1_gas_used = oracle.functions.getL1GasUsed(data).call()  # (fastlz-estimated size) × 16
-    scaled = (oracle.functions.baseFeeScalar().call() * 16 * oracle.functions.l1BaseFee().call()
-              + oracle.functions.blobBaseFeeScalar().call()
-              * oracle.functions.blobBaseFee().call())  # fmt: skip
+    scaled = (
+        oracle.functions.baseFeeScalar().call() * 16 * oracle.functions.l1BaseFee().call()
+        + oracle.functions.blobBaseFeeScalar().call() * oracle.functions.blobBaseFee().call()
+    )
     return l1_gas_used * scaled // (16 * 10**6), scaled // 10**6 + 1
 
 
@@ -62,14 +63,19 @@ def test_prepared_writes_carry_their_costs(devnet_node: Node, tmp_path: Path) ->
     from tests.conftest import PASSWORD
 
     home = tmp_path / "home"
-    settings = replace(devnet_node.settings, home=home, db_url=f"sqlite:///{home / 'db'}",
-                       addresses_file=devnet_node.settings.addresses_path)  # fmt: skip
+    settings = replace(
+        devnet_node.settings,
+        home=home,
+        db_url=f"sqlite:///{home / 'db'}",
+        addresses_file=devnet_node.settings.addresses_path,
+    )
     init_home(settings, PASSWORD)
     node = Node(settings, password_source=lambda: PASSWORD)
     try:
         dave = node.accounts.address("dave")
-        plan = node.datanets.plan_create("fees-test", description="", validators=[dave],
-                                         quorum=1, min_stake=10**19, owner=dave)  # fmt: skip
+        plan = node.datanets.plan_create(
+            "fees-test", description="", validators=[dave], quorum=1, min_stake=10**19, owner=dave
+        )
         offer = node.prepared.offer(dave, plan)
         assert len(offer["costs"]) == len(offer["txs"]) == 1
         cost = offer["costs"][0]

@@ -25,8 +25,11 @@ def test_the_devnet_registry_through_the_binding(chain: Node) -> None:
     c = chain.contracts
     reg = c.providers
     assert reg is not None and reg in c.all()
-    assert (reg.min_stake(), reg.exit_delay()) == (100 * OPEN, 120) == (
-        CFG.provider_min_stake, CFG.provider_exit_delay)  # fmt: skip
+    assert (
+        (reg.min_stake(), reg.exit_delay())
+        == (100 * OPEN, 120)
+        == (CFG.provider_min_stake, CFG.provider_exit_delay)
+    )
     assert reg.owner() == c.timelock.address  # handed to governance at deploy
     alice, bob = chain.accounts.signer("alice"), chain.accounts.signer("bob")
     c.token.approve(alice, reg.address, 200 * OPEN)
@@ -34,11 +37,20 @@ def test_the_devnet_registry_through_the_binding(chain: Node) -> None:
         reg.register(alice, URL, [1, 2], 99 * OPEN)
     result = reg.register(alice, URL, [1, 2], 150 * OPEN)
     (ev,) = reg.events(result, "ProviderRegistered")
-    assert (ev["provider"], ev["stake"], list(ev["model_ids"])) == (alice.address, 150 * OPEN,
-                                                                    [1, 2])  # fmt: skip
+    assert (ev["provider"], ev["stake"], list(ev["model_ids"])) == (
+        alice.address,
+        150 * OPEN,
+        [1, 2],
+    )
     p = reg.provider(alice.address)
     assert (p.address, p.endpoint, p.stake, p.active, p.unlock_at, p.model_ids) == (
-        alice.address, URL, 150 * OPEN, True, 0, (1, 2))  # fmt: skip
+        alice.address,
+        URL,
+        150 * OPEN,
+        True,
+        0,
+        (1, 2),
+    )
     assert p.registered_at > 0 and reg.serves(alice.address, 2) and not reg.serves(bob.address, 2)
     reg.add_stake(alice, 50 * OPEN)
     reg.set_models(alice, [3])
@@ -84,11 +96,13 @@ def test_deploy_on_a_deployment_made_before_it(chain: Node, tmp_path: Path) -> N
     assert deploy_provider_registry(chain.client, op, handed) is None
 
     # a deployment not yet handed over: the deployer owns it; `gov handover` moves it
-    mine = deploy_all(chain.client, op, treasury=op.address, operator=op.address,
-                      governance=CFG, hand_over=False)  # fmt: skip
+    mine = deploy_all(
+        chain.client, op, treasury=op.address, operator=op.address, governance=CFG, hand_over=False
+    )
     path = tmp_path / "mine.json"
-    replace(mine, contracts={k: v for k, v in mine.contracts.items()
-                             if k != "ProviderRegistry"}).save(path)  # fmt: skip
+    replace(
+        mine, contracts={k: v for k, v in mine.contracts.items() if k != "ProviderRegistry"}
+    ).save(path)
     assert deploy_provider_registry(chain.client, op, path) is not None
     c = Contracts(chain.client, Addresses.load(path))
     assert c.providers.owner() == op.address

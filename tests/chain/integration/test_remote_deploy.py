@@ -42,9 +42,11 @@ def foreign(tmp_path: Path) -> Iterator[str]:
     """A second anvil: chain id 4242, no automatic mining (the test mines)."""
     port = free_port()
     anvil = find_anvil(Settings.load(env={"OPENLEDGER_HOME": str(tmp_path / "x")}))
-    proc = subprocess.Popen([str(anvil), "--port", str(port), "--chain-id", str(CHAIN_ID),
-                             "--no-mining"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(anvil), "--port", str(port), "--chain-id", str(CHAIN_ID), "--no-mining"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -67,7 +69,7 @@ def _web_page() -> Iterator[str]:
     """An HTTP server that answers every request with a web page."""
 
     class Page(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the handler's name
+        def do_POST(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.end_headers()
@@ -92,8 +94,14 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "openledger.cli.main", *argv], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "openledger.cli.main", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_copy(
@@ -107,8 +115,20 @@ def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_c
     rpc(foreign, "anvil_setBalance", [key.address, hex(100 * 10**18)])
     addresses = home / "chain" / f"addresses-{CHAIN_ID}.json"
     journal = addresses.with_name(addresses.name + ".partial")
-    argv = [sys.executable, "-m", "openledger.cli.main", "chain", "deploy", "--rpc", foreign,
-            "--chain-id", str(CHAIN_ID), "--governance", "devnet", "--json"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "openledger.cli.main",
+        "chain",
+        "deploy",
+        "--rpc",
+        foreign,
+        "--chain-id",
+        str(CHAIN_ID),
+        "--governance",
+        "devnet",
+        "--json",
+    ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pending = None
     try:
@@ -132,8 +152,18 @@ def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_c
     # the node that had it in its mempool lost it: resuming must send the same bytes again
     rpc(foreign, "anvil_dropTransaction", [pending["hash"]])
     rpc(foreign, "evm_setAutomine", [True])
-    resumed = _cli(env, "chain", "deploy", "--rpc", foreign, "--chain-id", str(CHAIN_ID),
-                   "--governance", "devnet", "--json")  # fmt: skip
+    resumed = _cli(
+        env,
+        "chain",
+        "deploy",
+        "--rpc",
+        foreign,
+        "--chain-id",
+        str(CHAIN_ID),
+        "--governance",
+        "devnet",
+        "--json",
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     doc = json.loads(resumed.stdout)
     assert len(doc["found"]) == 5 and pending["label"] in doc["found"]
@@ -147,8 +177,11 @@ def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_c
     with_code = [a for a in created if rpc(foreign, "eth_getCode", [a, "latest"]) != "0x"]
     assert sorted(with_code) == sorted(doc["contracts"].values())  # one copy of each, no more
     # the handover: the Timelock owns ProtocolParams, RewardDistributor and Grants
-    settings = {"OPENLEDGER_CHAIN_URL": foreign, "OPENLEDGER_CHAIN_ID": str(CHAIN_ID),
-                "OPENLEDGER_ADDRESSES": str(addresses)}  # fmt: skip
+    settings = {
+        "OPENLEDGER_CHAIN_URL": foreign,
+        "OPENLEDGER_CHAIN_ID": str(CHAIN_ID),
+        "OPENLEDGER_ADDRESSES": str(addresses),
+    }
     from openledger.node import Node
 
     node = Node(Settings.load(env={"OPENLEDGER_HOME": str(home), **settings}))
@@ -161,9 +194,11 @@ def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_c
 
 
 def test_bad_chains_keys_and_funds_are_refused_with_nothing_written(
-    foreign: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    foreign: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     rpc(foreign, "evm_setAutomine", [True])
     key = Account.create()
     store = tmp_path / "key.json"

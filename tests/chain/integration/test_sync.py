@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture
-def db(tmp_path):  # noqa: ANN001, ANN201 - a store of its own: the shared chain is reverted per test
+def db(tmp_path):
     database = Database.open(f"sqlite:///{tmp_path / 'sync.db'}")
     yield database
     database.dispose()
@@ -62,7 +62,7 @@ def test_a_failing_handler_rolls_back_the_batch(chain: Node, db: Database) -> No
     chain.contracts.datanets.create_datanet(owner, "ipfs://x", [owner.address], 1, OPEN)
     events_before = _count(db)
 
-    def boom(session, record):  # noqa: ANN001
+    def boom(session, record):
         raise RuntimeError("handler crashed")
 
     failing = _fresh_sync(chain, db)

@@ -48,8 +48,11 @@ def test_a_reorganised_deposit_is_undone_in_the_store(dnode: Node) -> None:
     node.sync_chain()
     assert _deposited(node, "grace") == before and _events(node) == events
     assert node.sync.undone >= 1
-    metrics = {s.name: s.value for f in text_string_to_metric_families(
-        NodeMetrics(node).render().decode()) for s in f.samples}  # fmt: skip
+    metrics = {
+        s.name: s.value
+        for f in text_string_to_metric_families(NodeMetrics(node).render().decode())
+        for s in f.samples
+    }
     assert metrics["openledger_chain_reorg_undone_events_total"] == node.sync.undone
     _deposit(node, "grace", 2 * OPEN)  # and the sync goes on from the fork
     node.sync_chain()

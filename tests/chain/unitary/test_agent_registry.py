@@ -21,8 +21,16 @@ def agents(factories: dict[str, Any], models: Any, system: Any) -> Any:
     return registry
 
 
-def register(agents: Any, who: str, name: str, *, model: int = 1, calls: list[int] = (),
-             models: list[int] = (), price: int = OPEN) -> int:  # fmt: skip
+def register(
+    agents: Any,
+    who: str,
+    name: str,
+    *,
+    model: int = 1,
+    calls: list[int] = (),
+    models: list[int] = (),
+    price: int = OPEN,
+) -> int:
     with boa.env.prank(who):
         return agents.registerAgent(name, model, h(name), price, list(calls), list(models))
 
@@ -32,12 +40,26 @@ def test_register(agents: Any, models: Any, system: Any) -> None:
     aid = register(agents, system.alice, "helper", model=2, models=[1, 3], price=5 * OPEN)
     (ev,) = events(agents, "AgentRegistered")
     assert (ev.agent_id, ev.owner, ev.model_id, ev.name, ev.config_hash, ev.price, ev.depth) == (
-        1, system.alice, 2, "helper", h("helper"), 5 * OPEN, 1,
-    )  # fmt: skip
+        1,
+        system.alice,
+        2,
+        "helper",
+        h("helper"),
+        5 * OPEN,
+        1,
+    )
     assert list(ev.agent_callees) == [] and list(ev.model_callees) == [1, 3]
     assert aid == 1 and agents.agentCount() == 1 and agents.agentIdOf("helper") == 1
-    assert agents.agents(1) == (system.alice, 2, h("helper"), 5 * OPEN, True, 1, "helper",
-                                boa.env.timestamp)  # fmt: skip
+    assert agents.agents(1) == (
+        system.alice,
+        2,
+        h("helper"),
+        5 * OPEN,
+        True,
+        1,
+        "helper",
+        boa.env.timestamp,
+    )
     assert agents.getCallees(1) == ([], [1, 3])
     outer = register(agents, system.bob, "outer", calls=[1])
     assert agents.agents(outer)[5] == 2 and agents.getCallees(outer) == ([1], [])

@@ -92,8 +92,13 @@ def test_pay_access(datanets: Any, token: Any, system: Any, datanet: int) -> Non
         first = datanets.payAccess(datanet, 1, EXPORT)
     (ev,) = events(datanets, "AccessPaid")
     assert (ev.access_id, ev.payer, ev.datanet_id, ev.version, ev.kind, ev.amount) == (
-        1, payer, datanet, 1, EXPORT, 5 * OPEN,
-    )  # fmt: skip
+        1,
+        payer,
+        datanet,
+        1,
+        EXPORT,
+        5 * OPEN,
+    )
     with boa.env.prank(payer):
         second = datanets.payAccess(datanet, 1, TRAIN)
     (ev,) = events(datanets, "AccessPaid")
@@ -105,8 +110,9 @@ def test_pay_access(datanets: Any, token: Any, system: Any, datanet: int) -> Non
     assert token.allowance(payer, datanets.address) == 0
 
 
-def test_pay_access_charges_the_capped_price(datanets: Any, token: Any, system: Any,
-                                             datanet: int) -> None:  # fmt: skip
+def test_pay_access_charges_the_capped_price(
+    datanets: Any, token: Any, system: Any, datanet: int
+) -> None:
     set_prices(system, datanet, 0, 80 * OPEN)
     set_bound(system, 30 * OPEN)
     system.approve(system.bob, datanets.address)
@@ -155,8 +161,9 @@ def test_a_datanet_without_snapshots_cannot_be_paid(datanets: Any, system: Any) 
         datanets.payAccess(did, 1, EXPORT)
 
 
-def test_fees_fund_the_distributors_roots(datanets: Any, token: Any, system: Any,
-                                          datanet: int) -> None:  # fmt: skip
+def test_fees_fund_the_distributors_roots(
+    datanets: Any, token: Any, system: Any, datanet: int
+) -> None:
     """What payAccess pays counts as received by the distributor: a root whose total is the
     fees can be posted, one wei more cannot."""
     set_prices(system, datanet, 7 * OPEN, 0)

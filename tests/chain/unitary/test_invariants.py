@@ -710,8 +710,9 @@ class AccessFeeMachine(_Anchored):
         if self.pending_at and boa.env.timestamp < self.pending_at:
             return
         total_weight = sum(shares) or 1
-        entries = {a: self.received * s // total_weight for a, s in zip(self.payers, shares,
-                                                                        strict=True)}  # fmt: skip
+        entries = {
+            a: self.received * s // total_weight for a, s in zip(self.payers, shares, strict=True)
+        }
         entries = {a: max(v, self.entitled.get(a, 0)) for a, v in entries.items()}
         tree = MerkleTree(entries)
         self.epoch += 1

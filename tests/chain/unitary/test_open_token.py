@@ -94,11 +94,29 @@ def test_no_mint_or_owner_functions(token: Any) -> None:
     for forbidden in ("mint", "set_minter", "is_minter", "burn", "burn_from", "owner"):
         assert forbidden not in names
     expected = {
-        "name", "symbol", "decimals", "totalSupply", "balanceOf", "allowance", "transfer",
-        "approve", "transferFrom", "permit", "nonces", "DOMAIN_SEPARATOR", "eip712Domain",
-        "clock", "CLOCK_MODE", "delegates", "delegate", "getVotes", "getPastVotes",
-        "getPastTotalSupply", "numCheckpoints", "checkpoints",
-    }  # fmt: skip
+        "name",
+        "symbol",
+        "decimals",
+        "totalSupply",
+        "balanceOf",
+        "allowance",
+        "transfer",
+        "approve",
+        "transferFrom",
+        "permit",
+        "nonces",
+        "DOMAIN_SEPARATOR",
+        "eip712Domain",
+        "clock",
+        "CLOCK_MODE",
+        "delegates",
+        "delegate",
+        "getVotes",
+        "getPastVotes",
+        "getPastTotalSupply",
+        "numCheckpoints",
+        "checkpoints",
+    }
     assert names == expected
 
 

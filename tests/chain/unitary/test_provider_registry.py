@@ -33,11 +33,18 @@ def factory(factories: dict[str, Any]) -> Any:
     return factories["ProviderRegistry"]
 
 
-def deploy(factory: Any, system: System, token: str | None = None, *, min_stake: int = MIN,
-           delay: int = DELAY) -> Any:  # fmt: skip
+def deploy(
+    factory: Any,
+    system: System,
+    token: str | None = None,
+    *,
+    min_stake: int = MIN,
+    delay: int = DELAY,
+) -> Any:
     with boa.env.prank(system.deployer):
-        return factory.deploy(token or system.token.address, system.params.address, min_stake,
-                              delay)  # fmt: skip
+        return factory.deploy(
+            token or system.token.address, system.params.address, min_stake, delay
+        )
 
 
 @pytest.fixture
@@ -48,8 +55,9 @@ def reg(factory: Any, system: System) -> Any:
     return registry
 
 
-def register(reg: Any, who: str, models: list[int] = (1, 2), stake: int = MIN,
-             endpoint: str = URL) -> None:  # fmt: skip
+def register(
+    reg: Any, who: str, models: list[int] = (1, 2), stake: int = MIN, endpoint: str = URL
+) -> None:
     with boa.env.prank(who):
         reg.register(endpoint, list(models), stake)
 
@@ -58,11 +66,17 @@ def test_constructor(factory: Any, reg: Any, system: System) -> None:
     assert reg.owner() == system.deployer
     assert (reg.token(), reg.params()) == (system.token.address, system.params.address)
     assert (reg.minStake(), reg.exitDelay(), reg.providerCount(), reg.totalStaked()) == (
-        MIN, DELAY, 0, 0)  # fmt: skip
+        MIN,
+        DELAY,
+        0,
+        0,
+    )
     assert reg.MAX_MODELS() == 16 and reg.MAX_EXIT_DELAY() == 365 * DAY
     with boa.env.prank(system.deployer):
-        for args in ((ZERO, system.params.address, MIN, DELAY),
-                     (system.token.address, ZERO, MIN, DELAY)):  # fmt: skip
+        for args in (
+            (ZERO, system.params.address, MIN, DELAY),
+            (system.token.address, ZERO, MIN, DELAY),
+        ):
             with boa.reverts("ProviderRegistry: zero address"):
                 factory.deploy(*args)
         with boa.reverts("ProviderRegistry: exit delay too long"):
@@ -74,7 +88,11 @@ def test_register(reg: Any, system: System) -> None:
     register(reg, system.alice, [7, 3], 150 * OPEN)
     (ev,) = events(reg, "ProviderRegistered")
     assert (ev.provider, ev.endpoint, list(ev.model_ids), ev.stake) == (
-        system.alice, URL, [7, 3], 150 * OPEN)  # fmt: skip
+        system.alice,
+        URL,
+        [7, 3],
+        150 * OPEN,
+    )
     assert reg.providers(system.alice) == (URL, 150 * OPEN, True, 0, boa.env.timestamp)
     assert reg.getModels(system.alice) == [7, 3]
     assert reg.serves(system.alice, 7) and reg.serves(system.alice, 3)
@@ -125,8 +143,11 @@ def test_active_provider_changes(reg: Any, system: System) -> None:
         assert (ev.provider, list(ev.model_ids)) == (system.alice, [2, 9])
         assert not reg.serves(system.alice, 1) and reg.serves(system.alice, 2)
         assert reg.serves(system.alice, 9) and reg.getModels(system.alice) == [2, 9]
-        for models, reason in (([], "no models"), ([0], "zero model id"),
-                               ([3, 3], "duplicate model id")):  # fmt: skip
+        for models, reason in (
+            ([], "no models"),
+            ([0], "zero model id"),
+            ([3, 3], "duplicate model id"),
+        ):
             with boa.reverts(f"ProviderRegistry: {reason}"):
                 reg.setModels(models)
         reg.setEndpoint("http://other")
@@ -137,8 +158,12 @@ def test_active_provider_changes(reg: Any, system: System) -> None:
     assert reg.providers(system.alice)[:2] == ("http://other", MIN + 5 * OPEN)
     assert system.token.balanceOf(reg.address) == reg.totalStaked() == MIN + 5 * OPEN
     with boa.env.prank(system.bob):  # not registered
-        for call in (lambda: reg.addStake(OPEN), lambda: reg.setModels([1]),
-                     lambda: reg.setEndpoint("x"), reg.exit):  # fmt: skip
+        for call in (
+            lambda: reg.addStake(OPEN),
+            lambda: reg.setModels([1]),
+            lambda: reg.setEndpoint("x"),
+            reg.exit,
+        ):
             with boa.reverts("ProviderRegistry: not an active provider"):
                 call()
 
@@ -153,8 +178,12 @@ def test_exit_and_withdraw(reg: Any, system: System) -> None:
         (ev,) = events(reg, "ProviderExited")
         assert (ev.provider, ev.unlock_at) == (system.alice, boa.env.timestamp + DELAY)
         assert not reg.serves(system.alice, 1) and reg.providers(system.alice)[2] is False
-        for call in (reg.exit, lambda: reg.addStake(OPEN), lambda: reg.setModels([1]),
-                     lambda: reg.setEndpoint("x")):  # fmt: skip
+        for call in (
+            reg.exit,
+            lambda: reg.addStake(OPEN),
+            lambda: reg.setModels([1]),
+            lambda: reg.setEndpoint("x"),
+        ):
             with boa.reverts("ProviderRegistry: not an active provider"):
                 call()
         with boa.reverts("ProviderRegistry: already registered"):
@@ -187,7 +216,12 @@ def test_slash(reg: Any, system: System) -> None:
         reg.slash(system.alice, MIN, "bad receipts")
         (ev,) = events(reg, "ProviderSlashed")
         assert (ev.provider, ev.amount, ev.stake, ev.treasury, ev.reason) == (
-            system.alice, MIN, 2 * MIN, treasury, "bad receipts")  # fmt: skip
+            system.alice,
+            MIN,
+            2 * MIN,
+            treasury,
+            "bad receipts",
+        )
         with boa.reverts("ProviderRegistry: not registered"):
             reg.slash(system.bob, MIN, "")
         with boa.reverts("ProviderRegistry: nothing to slash"):
@@ -213,8 +247,11 @@ def test_slash(reg: Any, system: System) -> None:
 
 
 def test_owner_settings(reg: Any, system: System) -> None:
-    for call in (lambda: reg.setMinStake(1), lambda: reg.setExitDelay(1),
-                 lambda: reg.transfer_ownership(system.bob)):  # fmt: skip
+    for call in (
+        lambda: reg.setMinStake(1),
+        lambda: reg.setExitDelay(1),
+        lambda: reg.transfer_ownership(system.bob),
+    ):
         with boa.env.prank(system.alice), boa.reverts("ProviderRegistry: caller is not the owner"):
             call()
     register(reg, system.alice)  # exits under the old delay
@@ -441,8 +478,7 @@ class ProviderMachine(RuleBasedStateMachine):
                 assert (stake, active, registered_at) == (0, False, 0)
                 assert self.reg.getModels(a) == []
             else:
-                assert (stake, active, unlock_at) == (rec["stake"], rec["active"],
-                                                      rec["unlock_at"])  # fmt: skip
+                assert (stake, active, unlock_at) == (rec["stake"], rec["active"], rec["unlock_at"])
                 assert registered_at != 0 and list(self.reg.getModels(a)) == rec["models"]
             for m in range(6):
                 expected = rec is not None and rec["active"] and m in rec["models"]

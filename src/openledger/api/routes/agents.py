@@ -66,8 +66,9 @@ def show_wallet(agent: Name, node: NodeDep, principal: Reader) -> dict[str, Any]
 def create_agent(body: CreateBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Register an agent owned by the credential's account."""
     who = actor(node, principal, body.as_)
-    plan = node.agents.plan_create(body.name, body.config(), price=body.price_wei(),
-                                   owner=who.address)  # fmt: skip
+    plan = node.agents.plan_create(
+        body.name, body.config(), price=body.price_wei(), owner=who.address
+    )
     return act(node, who, plan)
 
 

@@ -21,8 +21,9 @@ class AttributeRequest(BaseModel):
 
 
 @router.post("/models/{model}/attribute")
-def attribute(model: str, body: AttributeRequest, node: NodeDep,
-              principal: Inferrer) -> dict[str, Any]:  # fmt: skip
+def attribute(
+    model: str, body: AttributeRequest, node: NodeDep, principal: Inferrer
+) -> dict[str, Any]:
     """Which contributions made this completion likely (the model's attribution policy)."""
     result = node.attribution.attribute(model, body.prompt, body.completion, top=body.top)
     return result.to_dict()

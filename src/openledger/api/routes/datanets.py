@@ -27,6 +27,7 @@ NOBODY = "0x" + "00" * 20  # a request without a credential: never a contributor
 
 router = APIRouter(prefix="/datanets", tags=["datanets"])
 
+
 class Signer(BaseModel):
     as_: AsField = None
 
@@ -45,24 +46,34 @@ class Review(Signer):
 
 
 class AccessPrices(Signer):
-    export: Name | None = Field(None, description="OPEN per snapshot export (0: free); "
-                                "omitted: unchanged.")  # fmt: skip
-    train: Name | None = Field(None, description="OPEN per training job on a snapshot (0: "
-                               "free); omitted: unchanged.")  # fmt: skip
+    export: Name | None = Field(
+        None, description="OPEN per snapshot export (0: free); omitted: unchanged."
+    )
+    train: Name | None = Field(
+        None, description="OPEN per training job on a snapshot (0: free); omitted: unchanged."
+    )
 
 
 class PayAccess(Signer):
     version: IdField = Field(description="The snapshot version.")
     kind: Annotated[str, Field(max_length=16, description="export or train")]
-    base: Annotated[str | None, Field(max_length=1000, description="kind train: the job's "
-                                      "base model, checked (with config) before anything is "
-                                      "paid")] = None  # fmt: skip
-    config: dict[str, Any] = Field(default_factory=dict, max_length=64,
-                                   description="kind train: the job's training keys")  # fmt: skip
+    base: Annotated[
+        str | None,
+        Field(
+            max_length=1000,
+            description="kind train: the job's "
+            "base model, checked (with config) before anything is "
+            "paid",
+        ),
+    ] = None
+    config: dict[str, Any] = Field(
+        default_factory=dict, max_length=64, description="kind train: the job's training keys"
+    )
 
 
-Version = Annotated[int | None, Query(ge=1, le=MAX_INT, description="Snapshot version "
-                                      "(default: the latest).")]  # fmt: skip
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_INT, description="Snapshot version (default: the latest).")
+]
 
 
 @router.get("")
@@ -118,41 +129,53 @@ async def contribute(
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         paths, names = await save_uploads(files, Path(tmp))
         plan = await run_in_threadpool(
-            node.contributions.plan_contribute, datanet, paths,
-            stake=parse_open(stake, field="stake"), contributor=who.address,
-            column=column or None, display_names=names,
-        )  # fmt: skip
+            node.contributions.plan_contribute,
+            datanet,
+            paths,
+            stake=parse_open(stake, field="stake"),
+            contributor=who.address,
+            column=column or None,
+            display_names=names,
+        )
     return await run_in_threadpool(act, node, who, plan)
 
 
 @router.get("/{datanet}/contributions/{contribution}")
 def show_contribution(
-    datanet: str, contribution: IdPath, node: NodeDep, principal: MaybePrincipal,
-    offset: Offset = 0, limit: Limit = 50,
-) -> dict[str, Any]:  # fmt: skip
+    datanet: str,
+    contribution: IdPath,
+    node: NodeDep,
+    principal: MaybePrincipal,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> dict[str, Any]:
     """A contribution, its reviews and a page of its records. On a priced datanet the
     records are left out (``records.withheld`` says why and how to read them) unless the
     credential's account may read them: its owner, validators, the contributor, or an
     account that may export a snapshot holding it."""
     account = None if principal is None else principal.address
     operator = principal is not None and principal.kind == "operator"
-    return contribution_for(node, contribution, None if operator else account, offset, limit,
-                            everyone=operator)  # fmt: skip
+    return contribution_for(
+        node, contribution, None if operator else account, offset, limit, everyone=operator
+    )
 
 
 @router.post("/{datanet}/contributions/{contribution}/reviews")
-def review(datanet: str, contribution: IdPath, body: Review, node: NodeDep,
-           principal: Writer) -> dict[str, Any]:  # fmt: skip
+def review(
+    datanet: str, contribution: IdPath, body: Review, node: NodeDep, principal: Writer
+) -> dict[str, Any]:
     """Approve or reject, as the acting account (a validator of the datanet)."""
     who = actor(node, principal, body.as_)
-    plan = node.reviews.plan_review(contribution, validator=who.address, approve=body.approve,
-                                    reason=body.reason)  # fmt: skip
+    plan = node.reviews.plan_review(
+        contribution, validator=who.address, approve=body.approve, reason=body.reason
+    )
     return act(node, who, plan)
 
 
 @router.post("/{datanet}/contributions/{contribution}/withdraw")
-def withdraw(datanet: str, contribution: IdPath, body: Signer, node: NodeDep,
-             principal: Writer) -> dict[str, Any]:  # fmt: skip
+def withdraw(
+    datanet: str, contribution: IdPath, body: Signer, node: NodeDep, principal: Writer
+) -> dict[str, Any]:
     """Take back a decided contribution's stake (the contributor only)."""
     who = actor(node, principal, body.as_)
     return act(node, who, node.reviews.plan_withdraw(contribution, contributor=who.address))
@@ -178,11 +201,15 @@ def show_snapshot(datanet: str, version: IdPath, node: NodeDep) -> dict[str, Any
 
 @router.get("/{datanet}/snapshots/{version}/export")
 def export_snapshot(
-    datanet: str, version: IdPath, node: NodeDep, principal: MaybePrincipal,
-    format: Annotated[str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}.",
-                                 max_length=16)] = "jsonl",
+    datanet: str,
+    version: IdPath,
+    node: NodeDep,
+    principal: MaybePrincipal,
+    format: Annotated[
+        str, Query(description=f"One of {', '.join(EXPORT_FORMATS)}.", max_length=16)
+    ] = "jsonl",
     as_: Annotated[str | None, Query(alias="as", max_length=64)] = None,
-) -> FileResponse:  # fmt: skip
+) -> FileResponse:
     """The snapshot as a file. A priced snapshot needs the credential (``read`` scope) of an
     account that paid for its export (POST /datanets/{datanet}/access), contributed to it or
     owns the datanet: 402 otherwise, and nothing leaves."""
@@ -197,20 +224,27 @@ def export_snapshot(
             f"{g.datanet}@{g.version} is priced at {g.to_dict()['price_open']} OPEN per "
             "export; only an account that paid for it, contributed to it or owns it exports "
             "it, and this request sends no credential.",
-            field="Authorization", value=f"{g.datanet}@{g.version}",
+            field="Authorization",
+            value=f"{g.datanet}@{g.version}",
             fix=f"send this request with that account's API key (read scope); to pay, "
             f'POST /datanets/{g.datanet}/access {{"version": {g.version}, "kind": "export"}}.',
-        ) from exc  # fmt: skip
+        ) from exc
 
 
 @router.get("/{datanet}/access")
 def access_prices(
-    datanet: str, node: NodeDep, principal: MaybePrincipal, version: Version = None,
-    kind: Annotated[str | None, Query(max_length=16, description="export or train: also "
-                                      "quote what `account` pays")] = None,
-    account: Annotated[str | None, Query(max_length=64, description="Address (default: the "
-                                         "credential's account)")] = None,
-) -> dict[str, Any]:  # fmt: skip
+    datanet: str,
+    node: NodeDep,
+    principal: MaybePrincipal,
+    version: Version = None,
+    kind: Annotated[
+        str | None,
+        Query(max_length=16, description="export or train: also quote what `account` pays"),
+    ] = None,
+    account: Annotated[
+        str | None, Query(max_length=64, description="Address (default: the credential's account)")
+    ] = None,
+) -> dict[str, Any]:
     """A datanet's access prices (per export, per training job) and the bound; with
     ``kind``, what ``account`` pays now for that snapshot (free for its contributors and
     owner, or already paid)."""
@@ -218,15 +252,19 @@ def access_prices(
     if kind is not None:
         who = account or (principal.address if principal is not None else None)
         if who is None:
-            raise ValidationError("A quote needs the account it is for.", field="account",
-                                  fix="pass ?account=0x… or send a credential.")  # fmt: skip
+            raise ValidationError(
+                "A quote needs the account it is for.",
+                field="account",
+                fix="pass ?account=0x… or send a credential.",
+            )
         doc["quote"] = node.access.quote(datanet, version, kind, node.accounts.resolve(who))
     return doc
 
 
 @router.put("/{datanet}/access")
-def set_access_prices(datanet: str, body: AccessPrices, node: NodeDep,
-                      principal: Writer) -> dict[str, Any]:  # fmt: skip
+def set_access_prices(
+    datanet: str, body: AccessPrices, node: NodeDep, principal: Writer
+) -> dict[str, Any]:
     """Set a datanet's access prices in OPEN (its owner only; each at most the governable
     max_access_price)."""
     who = actor(node, principal, body.as_)

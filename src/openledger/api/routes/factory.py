@@ -35,9 +35,10 @@ class TrainRequest(BaseModel):
         default_factory=dict, description="Training keys (method, rank, …)", max_length=64
     )
     access: IdField | None = Field(
-        None, description="The paid training access to spend on a priced snapshot "
-        "(POST /datanets/{datanet}/access); default: any unspent one of the account."
-    )  # fmt: skip
+        None,
+        description="The paid training access to spend on a priced snapshot "
+        "(POST /datanets/{datanet}/access); default: any unspent one of the account.",
+    )
     as_: AsField = None
 
 
@@ -70,13 +71,18 @@ def submit(body: TrainRequest, node: NodeDep, principal: Writer) -> dict[str, An
     who = actor(node, principal, body.as_)
     # the operator token's own jobs are the node's; with "as" the job is that account's
     owner = None if principal.kind == "operator" and not body.as_ else who.address
-    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=owner,
-                                  payer=who.address, access=body.access)  # fmt: skip
+    return node.jobs.submit_train(
+        body.datanet, body.base, body.config, owner=owner, payer=who.address, access=body.access
+    )
 
 
 @router.get("/jobs")
-def list_jobs(node: NodeDep, status: Annotated[str | None, Query(max_length=16)] = None,
-              offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
+def list_jobs(
+    node: NodeDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> dict[str, Any]:
     return node.jobs.list(status=status, offset=offset, limit=limit)
 
 
@@ -94,8 +100,12 @@ def job_metrics(job: IdPath, node: NodeDep) -> dict[str, Any]:
 def loss_curve(job: IdPath, node: NodeDep) -> FileResponse:
     path = node.jobs.get(job)["loss_curve"]
     if not path:
-        raise NotFoundError(f"Job {job} has no loss curve yet.", field="job", value=job,
-                            fix="it is drawn at the first evaluation.")  # fmt: skip
+        raise NotFoundError(
+            f"Job {job} has no loss curve yet.",
+            field="job",
+            value=job,
+            fix="it is drawn at the first evaluation.",
+        )
     return FileResponse(Path(path), media_type="image/png")
 
 
@@ -129,8 +139,11 @@ def publish(body: PublishRequest, node: NodeDep, principal: Writer) -> dict[str,
     who = actor(node, principal, body.as_)
     own_job(node, principal, body.job)
     plan = node.models.plan_publish(
-        body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
-        price_out=parse_open(body.price_out, field="price_out"), owner=who.address,
+        body.job,
+        name=body.name,
+        price_in=parse_open(body.price_in, field="price_in"),
+        price_out=parse_open(body.price_out, field="price_out"),
+        owner=who.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
-    )  # fmt: skip
+    )
     return act(node, who, plan)

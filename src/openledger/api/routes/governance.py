@@ -89,9 +89,15 @@ def execute(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) ->
 def cancel(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
     gov = node.governance
-    return act_recorded(node, who, lambda signer: gov.cancel(signer, proposal),
-                        "governance.finish_proposal", gov.finish_proposal, {"pid": proposal},
-                        f"cancel proposal {proposal}")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: gov.cancel(signer, proposal),
+        "governance.finish_proposal",
+        gov.finish_proposal,
+        {"pid": proposal},
+        f"cancel proposal {proposal}",
+    )
 
 
 @router.post("/delegate")

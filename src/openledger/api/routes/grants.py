@@ -24,8 +24,9 @@ class Signer(BaseModel):
 class ApplyBody(Signer):
     tier: Name = Field(description="exploration, building or expansion")
     amount: Name = Field(description="OPEN, e.g. '30000'")
-    milestones: list[Name] = Field(description="OPEN per milestone, summing to the amount",
-                                   max_length=16)  # fmt: skip
+    milestones: list[Name] = Field(
+        description="OPEN per milestone, summing to the amount", max_length=16
+    )
     metadata_uri: Name = ""
 
 
@@ -46,9 +47,13 @@ def apply(body: ApplyBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Apply; a tier's bounds or milestones that do not sum to the amount are a 422."""
     who = actor(node, principal, body.as_)
     milestones = [parse_open(m, field="milestones") for m in body.milestones]
-    plan = node.grants.plan_apply(who.address, body.tier,
-                                  parse_open(body.amount, field="amount"), milestones,
-                                  body.metadata_uri)  # fmt: skip
+    plan = node.grants.plan_apply(
+        who.address,
+        body.tier,
+        parse_open(body.amount, field="amount"),
+        milestones,
+        body.metadata_uri,
+    )
     return act(node, who, plan)
 
 
@@ -65,15 +70,27 @@ def release(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> di
     """Release the next milestone (committee), or propose it."""
     who = actor(node, principal, body.as_)
     grants = node.grants
-    return act_recorded(node, who, lambda signer: grants.release(signer, grant),
-                        "grants.finish_grant", grants.finish_grant, {"gid": grant},
-                        f"release the next milestone of grant {grant}")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: grants.release(signer, grant),
+        "grants.finish_grant",
+        grants.finish_grant,
+        {"gid": grant},
+        f"release the next milestone of grant {grant}",
+    )
 
 
 @router.post("/{grant}/cancel")
 def cancel(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
     grants = node.grants
-    return act_recorded(node, who, lambda signer: grants.cancel_grant(signer, grant),
-                        "grants.finish_grant", grants.finish_grant, {"gid": grant},
-                        f"cancel grant {grant}")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: grants.cancel_grant(signer, grant),
+        "grants.finish_grant",
+        grants.finish_grant,
+        {"gid": grant},
+        f"cancel grant {grant}",
+    )

@@ -21,7 +21,7 @@ from openledger.http.acting import act_recorded, actor
 from openledger.http.bounds import AsField, IdPath, Limit, Name, Offset
 from openledger.http.credentials import MaybePrincipal, Reader, Writer
 from openledger.http.deps import NodeDep
-from openledger.ledger.receipt_ids import is_public_id
+from openledger.ledger.receipts.ids import is_public_id
 from openledger.units import fmt_open, parse_open
 
 router = APIRouter(tags=["ledger"])
@@ -37,9 +37,10 @@ def show_receipt(receipt: str, node: NodeDep, principal: MaybePrincipal) -> dict
     if principal is None:
         raise AuthError(
             "Reading a receipt by sequence number or hash needs its payer's API key.",
-            field="Authorization", fix="send `Authorization: Bearer olk_…`, or read it by its "
+            field="Authorization",
+            fix="send `Authorization: Bearer olk_…`, or read it by its "
             "public id (rc_…, the receipt_id of the response).",
-        )  # fmt: skip
+        )
     doc = node.ledger.receipt(receipt)
     if not principal.owns(doc["receipt"].get("payer")):
         raise principal.forbid(f"receipt {receipt[:80]}", "read")
@@ -75,10 +76,15 @@ def deposit(body: AmountBody, node: NodeDep, principal: Writer) -> dict[str, Any
     """Move OPEN into the inference escrow as the account's credit (approve, then deposit)."""
     who = actor(node, principal, body.as_)
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(node, who, lambda signer: node.escrow.deposit(signer, amount),
-                        "escrow.finish_deposit", node.escrow.finish_deposit,
-                        {"account": who.address, "amount": amount},
-                        f"deposit {fmt_open(amount)} OPEN as inference credit")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: node.escrow.deposit(signer, amount),
+        "escrow.finish_deposit",
+        node.escrow.finish_deposit,
+        {"account": who.address, "amount": amount},
+        f"deposit {fmt_open(amount)} OPEN as inference credit",
+    )
 
 
 @router.post("/credit/withdrawals")
@@ -86,18 +92,29 @@ def request_withdrawal(body: AmountBody, node: NodeDep, principal: Writer) -> di
     """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
     who = actor(node, principal, body.as_)
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(node, who, lambda signer: node.escrow.request_withdrawal(signer, amount),
-                        "escrow.finish_request_withdrawal", node.escrow.finish_request_withdrawal,
-                        {"account": who.address, "amount": amount},
-                        f"ask for {fmt_open(amount)} OPEN of credit back")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: node.escrow.request_withdrawal(signer, amount),
+        "escrow.finish_request_withdrawal",
+        node.escrow.finish_request_withdrawal,
+        {"account": who.address, "amount": amount},
+        f"ask for {fmt_open(amount)} OPEN of credit back",
+    )
 
 
 @router.post("/credit/withdrawals/complete")
 def complete_withdrawal(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
-    return act_recorded(node, who, node.escrow.withdraw, "escrow.finish_withdraw",
-                        node.escrow.finish_withdraw, {"account": who.address},
-                        "complete the credit withdrawal")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        node.escrow.withdraw,
+        "escrow.finish_withdraw",
+        node.escrow.finish_withdraw,
+        {"account": who.address},
+        "complete the credit withdrawal",
+    )
 
 
 @router.get("/rewards/{account}")
@@ -117,9 +134,15 @@ def claim(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Claim everything the account can claim now: ``claim(account, cumulative, proof)``."""
     who = actor(node, principal, body.as_)
     before = node.rewards.claimable(who.address)
-    return act_recorded(node, who, lambda signer: node.rewards.claim(who.address, signer),
-                        "rewards.finish_claim", node.rewards.finish_claim, {"before": before},
-                        f"claim {fmt_open(int(before['claimable']))} OPEN of rewards")  # fmt: skip
+    return act_recorded(
+        node,
+        who,
+        lambda signer: node.rewards.claim(who.address, signer),
+        "rewards.finish_claim",
+        node.rewards.finish_claim,
+        {"before": before},
+        f"claim {fmt_open(int(before['claimable']))} OPEN of rewards",
+    )
 
 
 @router.get("/epochs")

@@ -52,7 +52,7 @@ from openledger.http.credentials import Inferrer
 from openledger.http.deps import NodeDep
 from openledger.http.errors import fields_renamed
 from openledger.http.prompt_budget import check_prompt_chars
-from openledger.ledger.paid_call import PaidCall, committed_request
+from openledger.ledger.paid.call import PaidCall, committed_request
 from openledger.serving.stream_bridge import StreamBridge
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -80,9 +80,18 @@ def _agent_cards(node: Any, models: dict[str, ModelCard]) -> list[ModelCard]:
         for a in page["items"]:
             card = models.get(a["model"] or "")
             if card is not None and a["active"] and a["config"] is not None:
-                out.append(agent_card(card, a["name"], a["owner"], int(a["id"]), runs=a["model"],
-                                      price=a["price"], config_hash=a["config_hash"],
-                                      calls=a["config"]["calls"]))  # fmt: skip
+                out.append(
+                    agent_card(
+                        card,
+                        a["name"],
+                        a["owner"],
+                        int(a["id"]),
+                        runs=a["model"],
+                        price=a["price"],
+                        config_hash=a["config_hash"],
+                        calls=a["config"]["calls"],
+                    )
+                )
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
             return out
@@ -91,9 +100,16 @@ def _agent_cards(node: Any, models: dict[str, ModelCard]) -> list[ModelCard]:
 @router.get("/models/agent/{name}", response_model=ModelCard)
 def show_agent(name: str, node: NodeDep, principal: Inferrer) -> ModelCard:
     a = node.agents.resolve(f"agent/{name}")
-    return agent_card(show_model(a.model, node, principal), a.name, a.terms.owner, a.terms.id,
-                      runs=a.model, price=str(a.terms.price), config_hash=a.terms.config_hash,
-                      calls=list(a.config.calls))  # fmt: skip
+    return agent_card(
+        show_model(a.model, node, principal),
+        a.name,
+        a.terms.owner,
+        a.terms.id,
+        runs=a.model,
+        price=str(a.terms.price),
+        config_hash=a.terms.config_hash,
+        calls=list(a.config.calls),
+    )
 
 
 @router.get("/models/{model}", response_model=ModelCard)
@@ -118,9 +134,11 @@ async def completions(
     if agent is not None and (agent.config.calls or agent.config.retrieval):
         what = "calls other models" if agent.config.calls else "retrieves from datanets"
         raise ValidationError(
-            f"{agent.ref} {what}; it answers chat requests only.", field="model",
-            value=body.model, fix="use POST /v1/chat/completions.",
-        )  # fmt: skip
+            f"{agent.ref} {what}; it answers chat requests only.",
+            field="model",
+            value=body.model,
+            fix="use POST /v1/chat/completions.",
+        )
     body = body.with_defaults(agent.config) if agent else body
     model = agent.model if agent else body.model
     prompts = body.prompts()
@@ -143,8 +161,9 @@ async def completions(
         ids = [encoded[i // n] for i in range(len(params))]
         run.check(serving, ids, params)
         for i, p in enumerate(params):  # a prompt is billed on its first choice only
-            asked = committed_request("completions", head["id"], i, p, terms,
-                                      prompt=prompts[i // n])  # fmt: skip
+            asked = committed_request(
+                "completions", head["id"], i, p, terms, prompt=prompts[i // n]
+            )
             call.add(prompts[i // n], len(ids[i]) if i % n == 0 else 0, p.max_tokens, asked)
         call.start(lambda: run.submit(serving, model, ids, params))
         return sum(len(e) for e in encoded)
@@ -152,13 +171,20 @@ async def completions(
     prompt_tokens = await paid_run.start(start, run, call)
     if body.stream:
         return paid_run.stream(
-            run, call, head, "text_completion", prompt_tokens, body.include_usage,
+            run,
+            call,
+            head,
+            "text_completion",
+            prompt_tokens,
+            body.include_usage,
             on_text=lambda i, text: completion_chunk(head, i, text, None),
             on_end=lambda i, reason: completion_chunk(head, i, "", reason),
-        )  # fmt: skip
+        )
     texts, reasons, paid = await paid_run.finish(run, call, request)
-    choices = [CompletionChoice(index=i, text=text, finish_reason=reason)
-               for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))]  # fmt: skip
+    choices = [
+        CompletionChoice(index=i, text=text, finish_reason=reason)
+        for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))
+    ]
     tokens = usage(prompt_tokens, run.completion_tokens)
     return PaidCompletion(**head, choices=choices, usage=tokens, **paid)
 
@@ -179,8 +205,9 @@ async def chat_completions(
     if agent is not None and agent.config.retrieval:  # its passages go into its prompt
         prepare = AgentRunner(node.agents, node.paid).prepare
         with fields_renamed({"max_tokens": body.max_tokens_field}):
-            agent = await run_in_threadpool(prepare, agent, caller_messages,
-                                            body.requested_max_tokens)  # fmt: skip
+            agent = await run_in_threadpool(
+                prepare, agent, caller_messages, body.requested_max_tokens
+            )
     messages = caller_messages
     if agent is not None and agent.system_prompt:
         messages = [{"role": "system", "content": agent.system_prompt}, *messages]
@@ -189,8 +216,10 @@ async def chat_completions(
         if n != 1:
             raise ValidationError(
                 f"{agent.ref} calls other models, so it answers one choice at a time.",
-                field="n", value=n, fix="ask for n=1.",
-            )  # fmt: skip
+                field="n",
+                value=n,
+                fix="ask for n=1.",
+            )
         await run_in_threadpool(runner.check, agent)
     head = {"id": new_id("chatcmpl"), "created": now(), "model": body.model}
     run = StreamBridge(asyncio.get_running_loop())
@@ -219,8 +248,9 @@ async def chat_completions(
             if runner is not None and agent is not None:
                 runner.check_room(agent, caller_messages, max_tokens)
             for i, p in enumerate(params):
-                asked = committed_request("chat.completions", head["id"], i, p, terms,
-                                          messages=messages)  # fmt: skip
+                asked = committed_request(
+                    "chat.completions", head["id"], i, p, terms, messages=messages
+                )
                 call.add(prompt, held if i == 0 else 0, p.max_tokens, asked)
 
             def consult_and_submit() -> None:
@@ -239,15 +269,23 @@ async def chat_completions(
     prompt_tokens = await paid_run.start(start, run, call)
     if body.stream:
         return paid_run.stream(
-            run, call, head, "chat.completion.chunk", prompt_tokens, body.include_usage,
-            first=[chat_chunk(head, i, {"role": "assistant", "content": ""}, None)
-                   for i in range(n)],
+            run,
+            call,
+            head,
+            "chat.completion.chunk",
+            prompt_tokens,
+            body.include_usage,
+            first=[
+                chat_chunk(head, i, {"role": "assistant", "content": ""}, None) for i in range(n)
+            ],
             on_text=lambda i, text: chat_chunk(head, i, {"content": text}, None),
             on_end=lambda i, reason: chat_chunk(head, i, {}, reason),
-        )  # fmt: skip
+        )
     texts, reasons, paid = await paid_run.finish(run, call, request)
-    choices = [ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=reason)
-               for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))]  # fmt: skip
+    choices = [
+        ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=reason)
+        for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))
+    ]
     tokens = usage(prompt_tokens, run.completion_tokens)
     return PaidChatCompletion(**head, choices=choices, usage=tokens, **paid)
 

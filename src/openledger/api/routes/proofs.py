@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse
 from openledger.errors import AuthError
 from openledger.http.credentials import MaybePrincipal
 from openledger.http.deps import NodeDep
-from openledger.ledger.proofs import ProofService
-from openledger.ledger.receipt_ids import is_public_id
+from openledger.ledger.receipts.ids import is_public_id
+from openledger.ledger.verification.proofs import ProofService
 
 router = APIRouter(tags=["attribution"])
 FileName = Annotated[str, Path(max_length=255, description="A file name from the proof.")]

@@ -22,8 +22,7 @@ router = APIRouter(prefix="/wallet", tags=["wallet"])
 
 class SubmitBody(BaseModel):
     pending: Annotated[str, Field(max_length=64)]
-    hashes: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list,
-                                                              max_length=8)  # fmt: skip
+    hashes: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=8)
     signature: Annotated[str | None, Field(max_length=200)] = None
 
 

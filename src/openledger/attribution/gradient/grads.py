@@ -72,9 +72,7 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-position next-token cross-entropy (n, t); 0 where the label is ignored."""
     shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
     flat = F.cross_entropy(
-        (logits if logits.dtype == torch.float64 else logits.float()).reshape(
-            -1, logits.shape[-1]
-        ),
+        (logits if logits.dtype == torch.float64 else logits.float()).reshape(-1, logits.shape[-1]),
         shifted.reshape(-1),
         ignore_index=IGNORE,
         reduction="none",

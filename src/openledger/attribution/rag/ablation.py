@@ -169,8 +169,10 @@ def answer_logprobs(
 
 def model_max_length(model: Any, tokenizer: Any) -> int:
     """The longest sequence the model takes: its position limit, or the tokenizer's if lower."""
-    limits = [getattr(model.config, "max_position_embeddings", None),
-              getattr(tokenizer, "model_max_length", None)]  # fmt: skip
+    limits = [
+        getattr(model.config, "max_position_embeddings", None),
+        getattr(tokenizer, "model_max_length", None),
+    ]
     usable = [int(x) for x in limits if isinstance(x, int) and 0 < x < _UNSET_MAX_LENGTH]
     if not usable:
         raise ValidationError(
@@ -351,8 +353,13 @@ def attribution_from_ablation(
             "logp_without": without,
             "sha256": c.sha256,
         }
-        ev = Evidence(contribution=c.contribution, score=drop, preview=preview(c.text),
-                      record=c.record, detail=detail)  # fmt: skip
+        ev = Evidence(
+            contribution=c.contribution,
+            score=drop,
+            preview=preview(c.text),
+            record=c.record,
+            detail=detail,
+        )
         evidence.append((r, ev, weight))
     evidence.sort(key=lambda t: (-t[1].score, t[0].rank))
     scores: dict[int, float] = {}
@@ -414,5 +421,6 @@ def attribute(
         "chat": chat,
     }
     name = model_name or getattr(model.config, "name_or_path", None) or None
-    return attribution_from_ablation(augmented.chunks, ablation, params=params, model=name,
-                                     index_hash=augmented.index_hash)  # fmt: skip
+    return attribution_from_ablation(
+        augmented.chunks, ablation, params=params, model=name, index_hash=augmented.index_hash
+    )

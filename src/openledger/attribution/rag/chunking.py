@@ -43,8 +43,10 @@ class ChunkingParams:
     max_chars: int = 600
 
     def validate(self) -> None:
-        for name, value, least in (("max_words", self.max_words, 1),
-                                   ("max_chars", self.max_chars, 16)):  # fmt: skip
+        for name, value, least in (
+            ("max_words", self.max_words, 1),
+            ("max_chars", self.max_chars, 16),
+        ):
             if not isinstance(value, int) or value < least:
                 raise ValidationError(
                     f"chunking {name}={value!r} is invalid: it must be an integer ≥ {least}.",
@@ -150,7 +152,7 @@ def _pieces(sentence: list[str], params: ChunkingParams) -> Iterator[list[str]]:
         yield run
 
 
-def split_text(text: str, params: ChunkingParams = ChunkingParams()) -> list[str]:  # noqa: B008
+def split_text(text: str, params: ChunkingParams = ChunkingParams()) -> list[str]:
     """Cut ``text`` into chunk texts by the rule in the module docstring."""
     chunks: list[str] = []
     current: list[str] = []
@@ -173,7 +175,7 @@ def split_text(text: str, params: ChunkingParams = ChunkingParams()) -> list[str
 
 def chunk_rows(
     rows: Iterable[Mapping[str, Any]],
-    params: ChunkingParams = ChunkingParams(),  # noqa: B008 - frozen dataclass
+    params: ChunkingParams = ChunkingParams(),
 ) -> list[Chunk]:
     """All chunks of ``rows`` in row order, numbered from 0 (their index ids).
 

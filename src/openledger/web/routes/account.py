@@ -42,33 +42,51 @@ class KeyBody(BaseModel):
 
 
 @router.post("/deposit")
-def deposit(body: AmountBody, node: NodeDep, auth: AuthDep,
-            session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def deposit(body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Move OPEN into the inference escrow as credit (a wallet approves, then deposits)."""
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(node, auth, session, lambda signer: node.escrow.deposit(signer, amount),
-                        "escrow.finish_deposit", node.escrow.finish_deposit,
-                        {"account": session.address, "amount": amount},
-                        f"deposit {fmt_open(amount)} OPEN as inference credit")  # fmt: skip
+    return act_recorded(
+        node,
+        auth,
+        session,
+        lambda signer: node.escrow.deposit(signer, amount),
+        "escrow.finish_deposit",
+        node.escrow.finish_deposit,
+        {"account": session.address, "amount": amount},
+        f"deposit {fmt_open(amount)} OPEN as inference credit",
+    )
 
 
 @router.post("/withdrawals")
-def request_withdrawal(body: AmountBody, node: NodeDep, auth: AuthDep,
-                       session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def request_withdrawal(
+    body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(node, auth, session,
-                        lambda signer: node.escrow.request_withdrawal(signer, amount),
-                        "escrow.finish_request_withdrawal", node.escrow.finish_request_withdrawal,
-                        {"account": session.address, "amount": amount},
-                        f"ask for {fmt_open(amount)} OPEN of credit back")  # fmt: skip
+    return act_recorded(
+        node,
+        auth,
+        session,
+        lambda signer: node.escrow.request_withdrawal(signer, amount),
+        "escrow.finish_request_withdrawal",
+        node.escrow.finish_request_withdrawal,
+        {"account": session.address, "amount": amount},
+        f"ask for {fmt_open(amount)} OPEN of credit back",
+    )
 
 
 @router.post("/withdrawals/complete")
 def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return act_recorded(node, auth, session, node.escrow.withdraw, "escrow.finish_withdraw",
-                        node.escrow.finish_withdraw, {"account": session.address},
-                        "complete the credit withdrawal")  # fmt: skip
+    return act_recorded(
+        node,
+        auth,
+        session,
+        node.escrow.withdraw,
+        "escrow.finish_withdraw",
+        node.escrow.finish_withdraw,
+        {"account": session.address},
+        "complete the credit withdrawal",
+    )
 
 
 def _key_account(auth: WebAuth, session: Session) -> str:
@@ -83,20 +101,23 @@ def list_keys(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, An
 
 
 @router.post("/keys", status_code=201)
-def create_key(body: KeyBody, request: Request, node: NodeDep, auth: AuthDep,
-               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def create_key(
+    body: KeyBody, request: Request, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """A new API key bound to the signed-in account (the secret is shown once)."""
     request.app.state.limits.key_created(request, session.address)
     return node.api_keys.create(_key_account(auth, session), body.label, body.scopes)
 
 
 @router.post("/keys/{key_id}/revoke")
-def revoke_key(key_id: Annotated[str, Path(max_length=64)], node: NodeDep, auth: AuthDep,
-               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def revoke_key(
+    key_id: Annotated[str, Path(max_length=64)], node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     owner = node.api_keys.owner(key_id)
     if owner is None:
-        raise NotFoundError(f"No API key {key_id!r}.", field="key", value=key_id,
-                            fix="pick one of the keys listed.")  # fmt: skip
+        raise NotFoundError(
+            f"No API key {key_id!r}.", field="key", value=key_id, fix="pick one of the keys listed."
+        )
     if owner.lower() != session.address.lower():
         raise auth.principal(session).forbid(f"the API key {key_id}", "revoke it")
     return node.api_keys.revoke(key_id)

@@ -49,18 +49,19 @@ def list_agents(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/agents", status_code=201)
-def create(body: CreateBody, node: NodeDep, auth: AuthDep,
-           session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def create(body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Register an agent owned by the signed-in account (the node signs for a dev account,
     a wallet sends the registration itself)."""
-    plan = node.agents.plan_create(body.name, body.config(), price=body.price_wei(),
-                                   owner=session.address)  # fmt: skip
+    plan = node.agents.plan_create(
+        body.name, body.config(), price=body.price_wei(), owner=session.address
+    )
     return act(node, auth, session, plan)
 
 
 @router.post("/agents/{agent}/fund")
-def fund(agent: Name, body: AmountBody, node: NodeDep, auth: AuthDep,
-         session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def fund(
+    agent: Name, body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Deposit OPEN from the signed-in account as the agent's wallet's credit (approve first
     when the allowance is short)."""
     amount = parse_open(body.amount, field="amount")

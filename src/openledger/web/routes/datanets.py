@@ -62,19 +62,27 @@ def create_datanet(
 
 @router.post("/datanets/{datanet}/contributions", status_code=201)
 async def contribute(
-    datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep,
-    files: Annotated[list[UploadFile], File()], stake: Annotated[str, Form(max_length=80)],
+    datanet: str,
+    node: NodeDep,
+    auth: AuthDep,
+    session: SessionDep,
+    files: Annotated[list[UploadFile], File()],
+    stake: Annotated[str, Form(max_length=80)],
     column: Annotated[str | None, Form(max_length=200)] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Contribute the uploaded files with a stake, signed by the signed-in account (a wallet
     signs the manifest and sends approve + contribute; the node records it once mined)."""
     with tempfile.TemporaryDirectory(prefix="web-upload-") as tmp:
         paths, names = await save_uploads(files, Path(tmp))
         plan = await run_in_threadpool(
-            node.contributions.plan_contribute, datanet, paths,
-            stake=parse_open(stake, field="stake"), contributor=session.address,
-            column=column or None, display_names=names,
-        )  # fmt: skip
+            node.contributions.plan_contribute,
+            datanet,
+            paths,
+            stake=parse_open(stake, field="stake"),
+            contributor=session.address,
+            column=column or None,
+            display_names=names,
+        )
     return await run_in_threadpool(act, node, auth, session, plan)
 
 
@@ -99,10 +107,12 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/contributions/{contribution}/review")
-def review(contribution: IdPath, body: ReviewBody, node: NodeDep, auth: AuthDep,
-           session: SessionDep) -> dict[str, Any]:  # fmt: skip
-    plan = node.reviews.plan_review(contribution, validator=session.address,
-                                    approve=body.approve, reason=body.reason)  # fmt: skip
+def review(
+    contribution: IdPath, body: ReviewBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
+    plan = node.reviews.plan_review(
+        contribution, validator=session.address, approve=body.approve, reason=body.reason
+    )
     return act(node, auth, session, plan)
 
 
@@ -117,15 +127,15 @@ def withdraw_stake(
 
 
 @router.post("/datanets/{datanet}/snapshots", status_code=201)
-def snapshot(datanet: str, node: NodeDep, auth: AuthDep,
-             session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     plan = node.snapshots.plan_snapshot(datanet, sender=session.address)
     return act(node, auth, session, plan)
 
 
 @router.put("/datanets/{datanet}/access")
-def set_prices(datanet: str, body: PricesBody, node: NodeDep, auth: AuthDep,
-               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def set_prices(
+    datanet: str, body: PricesBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Set the datanet's access prices in OPEN (its owner only, each at most the governable
     max_access_price)."""
     plan = plan_prices(node, datanet, body.export, body.train, session.address)
@@ -134,9 +144,12 @@ def set_prices(datanet: str, body: PricesBody, node: NodeDep, auth: AuthDep,
 
 @router.get("/datanets/{datanet}/snapshots/{version}/export")
 def export(
-    datanet: str, version: IdPath, node: NodeDep, session: SessionDep,
+    datanet: str,
+    version: IdPath,
+    node: NodeDep,
+    session: SessionDep,
     format: Annotated[str, Query(max_length=16)] = "jsonl",
-) -> FileResponse:  # fmt: skip
+) -> FileResponse:
     """The snapshot as a file for the signed-in account: a priced one only if it paid for
     its export (POST /web/api/datanets/{datanet}/access, kind export), contributed to it
     or owns the datanet (402 otherwise, and nothing leaves)."""
@@ -144,8 +157,9 @@ def export(
 
 
 @router.get("/contributions/{contribution}")
-def contribution(contribution: IdPath, node: NodeDep, session: SessionDep, offset: Offset = 0,
-                 limit: Limit = 50) -> dict[str, Any]:  # fmt: skip
+def contribution(
+    contribution: IdPath, node: NodeDep, session: SessionDep, offset: Offset = 0, limit: Limit = 50
+) -> dict[str, Any]:
     """A contribution with its records as the signed-in account may read them (on a priced
     datanet: its owner, validators, the contributor, or an account that may export a
     snapshot holding it; ``records.withheld`` otherwise)."""

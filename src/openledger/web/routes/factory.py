@@ -61,13 +61,15 @@ def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]
     """Queue a training job (the node's worker runs it); a priced snapshot needs the signed-in
     account's paid training access (``POST /web/api/datanets/{datanet}/access`` first),
     unless it contributed to the snapshot or owns the datanet."""
-    return node.jobs.submit_train(body.datanet, body.base, body.config, owner=session.address,
-                                  access=body.access)  # fmt: skip
+    return node.jobs.submit_train(
+        body.datanet, body.base, body.config, owner=session.address, access=body.access
+    )
 
 
 @router.post("/datanets/{datanet}/access", status_code=201)
-def pay_access(datanet: str, body: PayBody, node: NodeDep, auth: AuthDep,
-               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def pay_access(
+    datanet: str, body: PayBody, node: NodeDep, auth: AuthDep, session: SessionDep
+) -> dict[str, Any]:
     """Pay a snapshot's access fee from the signed-in account (the node signs for a dev
     account; a wallet sends approve and payAccess itself). With ``base`` (and ``config``)
     the training job it is for is checked before anything is paid."""
@@ -84,8 +86,9 @@ def own_job(node: NodeDep, auth: AuthDep, session: SessionDep, job: int) -> None
     if owner is None and auth.dev_name(session.address) is not None:
         return
     if owner is None or owner.lower() != session.address.lower():
-        raise auth.principal(session).forbid(f"job {job} (queued by {owner or 'the node'})",
-                                             "act on it")  # fmt: skip
+        raise auth.principal(session).forbid(
+            f"job {job} (queued by {owner or 'the node'})", "act on it"
+        )
 
 
 @router.post("/jobs/{job}/cancel")
@@ -105,16 +108,18 @@ def resume(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> di
 
 
 @router.post("/models", status_code=201)
-def publish(body: PublishBody, node: NodeDep, auth: AuthDep,
-            session: SessionDep) -> dict[str, Any]:  # fmt: skip
+def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Publish a job the signed-in account queued (or, on the devnet, one of the node's own
     jobs, as the demo's are) as a model it owns."""
     owner = node.jobs.get(body.job).get("owner")
     if owner is not None and owner.lower() != session.address.lower():
         raise auth.principal(session).forbid(f"job {body.job} (queued by {owner})", "publish")
     plan = node.models.plan_publish(
-        body.job, name=body.name, price_in=parse_open(body.price_in, field="price_in"),
-        price_out=parse_open(body.price_out, field="price_out"), owner=session.address,
+        body.job,
+        name=body.name,
+        price_in=parse_open(body.price_in, field="price_in"),
+        price_out=parse_open(body.price_out, field="price_out"),
+        owner=session.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
-    )  # fmt: skip
+    )
     return act(node, auth, session, plan)

@@ -93,9 +93,13 @@ def execute(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep)
 def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Apply for an OpenCircle grant (tier bounds and milestone sums checked first)."""
     milestones = [parse_open(m.strip(), field="milestones") for m in body.milestones if m.strip()]
-    plan = node.grants.plan_apply(session.address, body.tier,
-                                  parse_open(body.amount, field="amount"), milestones,
-                                  body.metadata_uri)  # fmt: skip
+    plan = node.grants.plan_apply(
+        session.address,
+        body.tier,
+        parse_open(body.amount, field="amount"),
+        milestones,
+        body.metadata_uri,
+    )
     return act(node, auth, session, plan)
 
 

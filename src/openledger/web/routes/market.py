@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from openledger.errors import NotFoundError
 from openledger.http.deps import NodeDep
-from openledger.ledger.receipt_ids import is_public_id
-from openledger.ledger.receipts import check_served
+from openledger.ledger.receipts.canonical import check_served
+from openledger.ledger.receipts.ids import is_public_id
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_agent_chat, run_chat
@@ -32,18 +32,34 @@ class ChatBody(BaseModel):
 
 
 @router.post("/chat")
-async def chat(body: ChatBody, request: Request, node: NodeDep,
-               session: SessionDep) -> dict[str, Any]:  # fmt: skip
+async def chat(
+    body: ChatBody, request: Request, node: NodeDep, session: SessionDep
+) -> dict[str, Any]:
     """One paid chat turn, paid from the account's inference credit; ``agent/NAME`` calls
     an agent (its price on top, docs/agents.md)."""
     request.app.state.limits.paid_request(request, session.address)
     if body.model.startswith("agent/"):
-        return await run_in_threadpool(run_agent_chat, node.agents, node.paid, session.address,
-                                       body.model, body.messages, max_tokens=body.max_tokens,
-                                       temperature=body.temperature, seed=body.seed)  # fmt: skip
-    return await run_in_threadpool(run_chat, node.paid, session.address, body.model,
-                                   body.messages, max_tokens=body.max_tokens,
-                                   temperature=body.temperature, seed=body.seed)  # fmt: skip
+        return await run_in_threadpool(
+            run_agent_chat,
+            node.agents,
+            node.paid,
+            session.address,
+            body.model,
+            body.messages,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            seed=body.seed,
+        )
+    return await run_in_threadpool(
+        run_chat,
+        node.paid,
+        session.address,
+        body.model,
+        body.messages,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        seed=body.seed,
+    )
 
 
 @router.get("/rewards")
@@ -54,12 +70,17 @@ def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
     models = {str(m["id"]): m["name"] for m in node.models.list(0, 500)["items"]}
     epochs = {str(e["epoch"]): e for e in node.epochs.list()}
     timeline = [
-        {"epoch": k, "amount": v,
-         "at": (epochs.get(k) or {}).get("settled_at") or (epochs.get(k) or {}).get("created_at")}
+        {
+            "epoch": k,
+            "amount": v,
+            "at": (epochs.get(k) or {}).get("settled_at")
+            or (epochs.get(k) or {}).get("created_at"),
+        }
         for k, v in earnings["by_epoch"].items()
-    ]  # fmt: skip
-    timeline.sort(key=lambda r: (r["epoch"] == "open", int(r["epoch"]) if r["epoch"].isdigit()
-                                 else 0))  # fmt: skip
+    ]
+    timeline.sort(
+        key=lambda r: (r["epoch"] == "open", int(r["epoch"]) if r["epoch"].isdigit() else 0)
+    )
     return {
         "earnings": earnings,
         "names": {"datanet": datanets, "model": models},
@@ -74,10 +95,16 @@ def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain (sent by
     the node for a dev account, by the wallet otherwise)."""
     c = node.rewards.claimable(session.address)
-    out = act_recorded(node, auth, session,
-                       lambda signer: node.rewards.claim(session.address, signer),
-                       "rewards.finish_claim", node.rewards.finish_claim, {"before": c},
-                       f"claim {fmt_open(int(c['claimable']))} OPEN of rewards")  # fmt: skip
+    out = act_recorded(
+        node,
+        auth,
+        session,
+        lambda signer: node.rewards.claim(session.address, signer),
+        "rewards.finish_claim",
+        node.rewards.finish_claim,
+        {"before": c},
+        f"claim {fmt_open(int(c['claimable']))} OPEN of rewards",
+    )
     if "wallet" in out or "balance" in out:
         return out
     balance = node.contracts.token.balance_of(session.address)  # nothing was claimable
@@ -85,14 +112,17 @@ def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/receipts/{receipt}/check")
-def check_receipt(receipt: Annotated[str, Path(max_length=80)],
-                  node: NodeDep) -> dict[str, Any]:  # fmt: skip
+def check_receipt(receipt: Annotated[str, Path(max_length=80)], node: NodeDep) -> dict[str, Any]:
     """Whether a receipt as served proves itself (content hash, chain link, the operator's
     signed head): the same check anyone can run with the document and the operator address.
     By its public id only (``rc_…``), as ``GET /receipts/{id}`` serves it to anyone."""
     if not is_public_id(receipt):
-        raise NotFoundError(f"No receipt {receipt!r} by that public id.", field="receipt",
-                            value=receipt, fix="use the receipt's public id (rc_…).")  # fmt: skip
+        raise NotFoundError(
+            f"No receipt {receipt!r} by that public id.",
+            field="receipt",
+            value=receipt,
+            fix="use the receipt's public id (rc_…).",
+        )
     doc = node.ledger.receipt(receipt)
     operator = node.accounts.operator_address()
     problem = check_served(doc, operator)

@@ -27,8 +27,9 @@ TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
         # keys made before scopes existed served /v1 and read their own receipts and credit
-        batch.add_column(sa.Column("scopes", sa.String(200), nullable=False,
-                                   server_default="inference,read"))  # fmt: skip
+        batch.add_column(
+            sa.Column("scopes", sa.String(200), nullable=False, server_default="inference,read")
+        )
     with op.batch_alter_table("api_keys") as batch:
         batch.alter_column("scopes", server_default=None)
     with op.batch_alter_table("jobs") as batch:
@@ -77,11 +78,12 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=False),
         sa.CheckConstraint(
             "state IN ('waiting', 'submitting', 'done')", name=op.f("ck_prepared_writes_state")
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prepared_writes")),
     )
-    op.create_index(op.f("ix_prepared_writes_account_created_at"), "prepared_writes",
-                    ["account", "created_at"])  # fmt: skip
+    op.create_index(
+        op.f("ix_prepared_writes_account_created_at"), "prepared_writes", ["account", "created_at"]
+    )
     op.create_table(
         "used_tx_hashes",
         sa.Column("tx_hash", sa.String(66), nullable=False),
