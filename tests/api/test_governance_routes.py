@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from openledger.app import create_app
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
-from openledger.governance.service import advance_devnet_clock
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.node import Node
 from tests.conftest import operator_headers
 

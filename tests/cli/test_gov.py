@@ -9,7 +9,7 @@ import pytest
 
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
 from openledger.cli.main import main
-from openledger.governance.service import advance_devnet_clock
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.node import Node
 from tests.conftest import PASSWORD
 

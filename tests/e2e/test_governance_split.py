@@ -8,7 +8,7 @@ import pytest
 
 from openledger.attribution.types import Attribution, Share
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
-from openledger.governance.service import advance_devnet_clock
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.node import Node
 from tests.market import Market
 

@@ -20,7 +20,7 @@ from web3 import Web3
 
 from openledger.app import create_app
 from openledger.chain.deploy import DEVNET_GOVERNANCE as CFG
-from openledger.governance.service import advance_devnet_clock
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.node import Node
 from openledger.units import OPEN
 from tests.conftest import free_port, operator_headers

@@ -64,9 +64,9 @@ from openledger.store.models import utcnow
 from openledger.units import fmt_open
 
 if TYPE_CHECKING:
-    from openledger.chain.client import TxResult
     from openledger.chain.deploy import Contracts
     from openledger.chain.sync import ChainEventRecord, EventSync
+    from openledger.chain.tx import TxResult
     from openledger.ledger.pricing.params import ParamsCache
 
 ACCESS_VERSION = 1

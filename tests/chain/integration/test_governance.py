@@ -17,8 +17,8 @@ from openledger.errors import (
     TransactionRevertedError,
     ValidationError,
 )
+from openledger.governance.devnet import advance_devnet_clock
 from openledger.governance.handover import hand_over
-from openledger.governance.service import advance_devnet_clock
 from openledger.node import Node
 from openledger.units import OPEN
 
