@@ -2,12 +2,14 @@
 
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from openledger.app import create_app
 from openledger.config import Settings
 from openledger.errors import NotFoundError, ValidationError
+from openledger.http.bounds import AsField
 from openledger.node import Node
-from tests.conftest import free_port
+from tests.conftest import free_port, operator_headers
 
 
 def _app(home: Settings):
@@ -62,3 +64,33 @@ def test_openapi_docs(home: Settings) -> None:
     client = TestClient(create_app(Node(home)))
     assert client.get("/openapi.json").json()["info"]["title"] == "OpenLedger node"
     assert client.get("/docs").status_code == 200
+
+
+def test_a_service_field_is_named_as_the_request_names_it(home: Settings) -> None:
+    """A service says `account`; a route whose request takes it as `as` answers `as`, one
+    that takes `account` itself keeps `account`."""
+    node = Node(home)
+    client = TestClient(create_app(node), raise_server_exceptions=False)
+    body = {"name": "bees", "validators": [], "as": "mallory"}
+    r = client.post("/datanets", json=body, headers=operator_headers(node))
+    assert r.status_code == 404, r.text
+    assert r.json()["field"] == "as" and r.json()["value"] == "mallory"
+
+    app = create_app(node)
+    router = APIRouter()
+
+    class Body(BaseModel):
+        as_: AsField = None
+
+    @router.post("/acting")
+    def acting(body: Body) -> dict:
+        raise NotFoundError("No account named 'x'.", field="account", value=body.as_)
+
+    @router.get("/quote")
+    def quote(account: str) -> dict:
+        raise NotFoundError("No account named 'x'.", field="account", value=account)
+
+    app.include_router(router)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/acting", json={"as": "x"}).json()["field"] == "as"
+    assert client.get("/quote", params={"account": "x"}).json()["field"] == "account"

@@ -63,7 +63,7 @@ def test_unknown_name_lists_the_known_ones(home: Settings) -> None:
     book = AccountBook(home)
     with pytest.raises(NotFoundError) as err:
         book.signer("mallory")
-    assert "alice" in err.value.fix and err.value.field == "--as"
+    assert "alice" in err.value.fix and err.value.field == "account"
 
 
 def test_dev_accounts_refused_off_devnet(home: Settings) -> None:

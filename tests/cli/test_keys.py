@@ -66,3 +66,16 @@ def test_unknown_account_and_key_are_clear_errors(
     assert main(["keys", "revoke", "olk_nothere0"]) == 1
     err = capsys.readouterr().err
     assert "olk_nothere0" in err and "openledger keys list" in err
+
+
+def test_the_service_field_is_said_as_the_command_flag(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service names the field `account`; `keys create` takes it as --as."""
+    assert main(["keys", "create", "--as", "mallory", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["error"] == "NotFoundError" and doc["field"] == "--as"
+    assert doc["value"] == "mallory" and "openledger accounts" in doc["fix"]
+    assert main(["keys", "revoke", "olk_nothere0", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["field"] == "key_id" and "openledger keys list" in doc["fix"]

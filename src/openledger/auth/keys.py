@@ -144,7 +144,7 @@ class ApiKeyService:
         if len(label) > LABEL_MAX:
             raise ValidationError(
                 f"The label is {len(label)} characters long; at most {LABEL_MAX} are kept.",
-                field="--label",
+                field="label",
                 value=label[:40] + "…",
                 fix=f"use a label of at most {LABEL_MAX} characters.",
             )
@@ -185,9 +185,9 @@ class ApiKeyService:
             if row is None:
                 raise NotFoundError(
                     f"No API key with id {key_id!r}.",
-                    field="KEY_ID",
+                    field="key_id",
                     value=key_id,
-                    fix="run `openledger keys list` to see the key ids (olk_ and 8 characters).",
+                    fix="list the account's API keys to see their ids (olk_ and 8 characters).",
                 )
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
@@ -222,7 +222,7 @@ class ApiKeyService:
             raise AuthError(
                 "The API key is malformed.",
                 field=HEADER,
-                fix=f"send the whole key as printed by `openledger keys create` "
+                fix=f"send the whole key as it was shown when it was created "
                 f"({KEY_PREFIX} and {KEY_LEN - len(KEY_PREFIX)} more characters).",
             )
         key_id = secret[:KEY_ID_LEN]
@@ -234,14 +234,14 @@ class ApiKeyService:
                     f"Unknown API key {key_id}….",
                     field=HEADER,
                     value=key_id,
-                    fix="check the key, or create one with `openledger keys create --as ACCOUNT`.",
+                    fix="check the key, or create a new API key for the account.",
                 )
             if row.revoked_at is not None:
                 raise AuthError(
                     f"The API key {key_id} was revoked at {row.revoked_at.isoformat()}.",
                     field=HEADER,
                     value=key_id,
-                    fix="create a new key with `openledger keys create --as ACCOUNT`.",
+                    fix="create a new API key for the account.",
                 )
             if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
                 stale = now - LAST_USED_EVERY
@@ -265,7 +265,7 @@ class ApiKeyService:
         if account not in names:
             raise NotFoundError(
                 f"No account named {account!r} on this node.",
-                field="--as",
+                field="account",
                 value=account,
-                fix=f"use one of: {', '.join(names)} (`openledger accounts` lists them).",
+                fix=f"use one of: {', '.join(names)}.",
             )

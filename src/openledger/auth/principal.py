@@ -35,9 +35,8 @@ class Principal:
                 f"{', '.join(sorted(self.scopes)) or 'none'}).",
                 field="Authorization",
                 value=self.key_id or self.address,
-                fix=f"create a key with that scope: `openledger keys create --as ACCOUNT "
-                f"--scopes {','.join(sorted(self.scopes | {scope}))}` (or from the web app's "
-                "account page).",
+                fix="create an API key for the account with the scopes "
+                f"{','.join(sorted(self.scopes | {scope}))}.",
             )
 
     @property

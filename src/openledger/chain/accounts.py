@@ -277,7 +277,7 @@ class AccountBook:
             known = ", ".join(self.names())
             raise NotFoundError(
                 f"No account named {name!r} in {self.settings.home}.",
-                field="--as",
+                field="account",
                 value=name,
                 fix=f"use one of: {known}.",
             )
@@ -285,7 +285,7 @@ class AccountBook:
             raise ConfigError(
                 f"Account {name!r} is a devnet account with a public key; it is refused on "
                 f"chain id {self.settings.chain_id}.",
-                field="--as",
+                field="account",
                 value=name,
                 fix="sign with the operator keystore or your own key on real chains.",
             )

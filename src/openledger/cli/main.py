@@ -32,6 +32,7 @@ from openledger.cli import verify as verify_cli
 from openledger.cli.argv import check_numbers
 from openledger.cli.context import set_settings
 from openledger.cli.demo import demo
+from openledger.cli.fields import cli_field, cli_fix
 from openledger.cli.format import documents_written, json_mode, print_json, set_json_mode
 from openledger.config import Settings
 from openledger.errors import OpenLedgerError
@@ -141,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except OpenLedgerError as exc:
-        return _fail(exc.exit_code, exc.to_dict(), exc.message, exc.fix)
+        doc, fix = exc.to_dict(), cli_fix(exc)
+        if exc.field is not None:  # the domain's word as this command says it (--as)
+            doc["field"] = cli_field(exc.field, typer.main.get_command(app), args)
+        if fix is not None:
+            doc["fix"] = fix
+        return _fail(exc.exit_code, doc, exc.message, fix)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

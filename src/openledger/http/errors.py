@@ -7,6 +7,9 @@ unknown route or method with 404/405, anything unexpected with 500 (logged; the 
 says nothing of the cause). Under /v1 every failure, whatever raised it, answers as OpenAI's
 API does, so OpenAI clients raise their usual exceptions: ``{"error": {"message", "type",
 "param", "code"}}``. A 429 carries ``Retry-After``.
+
+A service names its field in the domain's words (``account``); the answer names it as the
+route's request does (``as``), where the route takes it under another name.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from openledger.errors import (
@@ -152,12 +156,54 @@ def _headers(exc: BaseException) -> dict[str, str] | None:
     return None
 
 
+# A domain word the requests say otherwise, where a route takes it under that name.
+REQUEST_NAMES = {"account": "as"}
+
+
+def _route_names(request: Request) -> set[str]:
+    """Every name the route's request takes: path, query, header and form parameters, and
+    the fields of its JSON body (aliases, as sent)."""
+    stack = [getattr(request.scope.get("route"), "dependant", None)]
+    names: set[str] = set()
+    while stack:
+        dependant = stack.pop()
+        if dependant is None:
+            continue
+        stack.extend(dependant.dependencies)
+        for param in (
+            *dependant.path_params,
+            *dependant.query_params,
+            *dependant.header_params,
+            *dependant.body_params,
+        ):
+            names.add(param.alias)
+            model = param.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(f.alias or n for n, f in model.model_fields.items())
+    return names
+
+
+def request_field(field: str | None, request: Request) -> str | None:
+    """A service's ``field`` (a domain word) as the request names it: ``account`` is ``as``
+    on a route that takes ``as`` and no ``account``; any other stays as it is."""
+    if field is None or field not in REQUEST_NAMES:
+        return field
+    names = _route_names(request)
+    return REQUEST_NAMES[field] if REQUEST_NAMES[field] in names and field not in names else field
+
+
 async def _openledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenLedgerError)
+    field = request_field(exc.field, request)
     if is_openai_path(request):
         status, body = openai_error_for(exc)
+        if body["error"]["param"] is not None:
+            body["error"]["param"] = field
         return JSONResponse(status_code=status, content=body, headers=_headers(exc))
-    return JSONResponse(status_code=exc.http_status, content=exc.to_dict(), headers=_headers(exc))
+    doc = exc.to_dict()
+    if field is not None:
+        doc["field"] = field
+    return JSONResponse(status_code=exc.http_status, content=doc, headers=_headers(exc))
 
 
 def validation_error(exc: RequestValidationError) -> tuple[int, OpenLedgerError]:
