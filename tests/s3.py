@@ -8,10 +8,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from tests.servers import wait_until
 
 
 def _free_port() -> int:
@@ -39,15 +40,17 @@ def s3_server() -> Iterator[dict[str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError("moto_server exited before it answered")
             try:
                 urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-                break
+                return True
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+                return False
+
+        wait_until(up, timeout=30, every=0.1)
         yield {**S3_ENV, "AWS_ENDPOINT_URL": url}
     finally:
         proc.terminate()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -383,12 +382,10 @@ class Pause:
         if not held:
             return
         self.reached.set()
-        deadline = time.monotonic() + self.wait_s
-        while not all(r.cancelled for r in held):
-            if time.monotonic() > deadline:
-                self.timed_out = True
-                return
-            time.sleep(0.002)
+        cancelled = wait_until(
+            lambda: all(r.cancelled for r in held), timeout=self.wait_s, every=0.002, fail=False
+        )
+        self.timed_out = not cancelled
 
 
 def _post_and_hang_up(url: str, key: str, path: str, body: dict[str, Any]) -> socket.socket:

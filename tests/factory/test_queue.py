@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sqlalchemy import select, update
 from openledger.factory.jobs import JobService, new_worker_id
 from openledger.store.db import Database
 from openledger.store.factory_tables import JobRow
+from tests.servers import wait_until
 from tests.store.conftest import db_url, pg_url, sqlite_url  # noqa: F401 - fixtures
 
 WORKER = """
@@ -71,9 +71,7 @@ def test_two_workers_run_each_of_20_jobs_exactly_once(db_url: str, tmp_path: Pat
             )
             for _ in range(2)
         ]
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(list(tmp_path.glob("ready-*"))) >= 2, timeout=60, fail=False)
         go.touch()
         outs = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
@@ -129,12 +127,11 @@ def test_keep_alive_beats_until_stopped_and_notices_a_lost_claim(sqlite_url: str
         assert claimed["status"] == "running" and claimed["pid"] == os.getpid()
         lost = jobs.keep_alive(job)
         before = jobs.get(job)["heartbeat_at"]
-        time.sleep(0.3)
-        assert jobs.get(job)["heartbeat_at"] > before and not lost()
+        wait_until(lambda: jobs.get(job)["heartbeat_at"] > before, timeout=5)
+        assert not lost()
         with db.session() as s:  # another worker took it over
             s.execute(update(JobRow).where(JobRow.id == job).values(worker="elsewhere:1:x"))
-        time.sleep(0.3)
-        assert lost()
+        assert wait_until(lost, timeout=5)
         lost.stop()  # type: ignore[attr-defined]
         with pytest.raises(Exception, match="cannot be started"):
             jobs.claim(job)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,11 +29,20 @@ from openledger.chain.l2fees import estimate_cost, l1_fee
 from openledger.cli.main import main
 from openledger.config import Settings
 from tests.conftest import PASSWORD, free_port
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
 CHAIN_ID = 4242
 CONTRACTS = len(CONTRACT_NAMES)  # the whole set, governance included
+
+
+def _answers(url: str) -> bool:
+    try:
+        rpc(url, "eth_chainId", timeout=0.5)
+        return True
+    except Exception:
+        return False
 
 
 @pytest.fixture
@@ -49,15 +57,7 @@ def foreign(tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                rpc(url, "eth_chainId", timeout=0.5)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_until(lambda: _answers(url), timeout=30, every=0.1)
         yield url
     finally:
         proc.terminate()
@@ -132,16 +132,17 @@ def test_deploy_killed_while_a_transaction_is_pending_resumes_without_a_second_c
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pending = None
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # mine one transaction at a time
+
+        def mine_up_to_the_fifth() -> dict | None:  # mine one transaction at a time
             txs = json.loads(journal.read_text())["txs"] if journal.exists() else {}
             waiting = [e for e in txs.values() if not e["done"]]
             if waiting and sum(e["done"] for e in txs.values()) >= 4:
-                pending = waiting[0]  # the fifth: signed, sent, not mined
-                break
+                return waiting[0]  # the fifth: signed, sent, not mined
             if waiting and rpc(foreign, "eth_getTransactionByHash", [waiting[0]["hash"]]):
                 rpc(foreign, "evm_mine")
-            time.sleep(0.02)
+            return None
+
+        pending = wait_until(mine_up_to_the_fifth, timeout=180, fail=False)
         assert pending is not None, "the deploy never got to its fifth transaction"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -5,7 +5,6 @@ leases go back, a dead node's leases expire, a withdrawal request cuts them."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from openledger.store.datanet_tables import ContributionRow, DatanetRow, Snapsho
 from openledger.store.db import Database
 from openledger.store.ledger_tables import CreditLeaseRow, CreditRow, ReceiptRow
 from openledger.units import OPEN
+from tests.servers import wait_until
 from tests.store.conftest import db_url, pg_url, sqlite_url  # noqa: F401 - fixtures
 
 PAYER = to_checksum_address("0x" + "aa" * 20)
@@ -201,7 +201,8 @@ def test_a_dead_nodes_lease_expires_and_a_withdrawal_cuts_leases(sqlite_url: str
             s.flush()
             trim_to_available(s, PAYER)
         assert credit_row(db).held == OPEN and leases(db) == {live.node_id: OPEN}
-        time.sleep(2.5)  # the keeper sees its smaller lease, then returns what is idle
+        # the keeper sees its smaller lease, then returns what is idle
+        wait_until(lambda: leases(db) == {live.node_id: HOLD}, timeout=10, fail=False)
         assert live.credit(PAYER)["leased"] == str(HOLD)  # what its request in flight holds
         assert leases(db) == {live.node_id: HOLD} and credit_row(db).held == HOLD
         live.close()

@@ -8,6 +8,7 @@ from openledger.attribution.types import Attribution, Share
 from openledger.errors import ConflictError
 from openledger.node import Node
 from tests.market import Market
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -159,12 +160,7 @@ def test_the_settlement_loop_syncs_and_closes_when_due(market: Market) -> None:
     node.epochs.after_step = None
     loop.start()  # a half-settled epoch is due at once
     try:
-        import time
-
-        for _ in range(200):
-            if node.epochs.get(1)["status"] == "settled":
-                break
-            time.sleep(0.05)
+        wait_until(lambda: node.epochs.get(1)["status"] == "settled", timeout=10, fail=False)
     finally:
         loop.stop()
     assert node.epochs.get(1)["status"] == "settled" and loop.last_error is None
