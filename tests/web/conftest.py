@@ -12,7 +12,6 @@ import contextlib
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from openledger.store.factory_tables import JobRow, ModelRow
 from openledger.units import OPEN
 from tests.conftest import PASSWORD, World, free_port
 from tests.market import Market, build_market
+from tests.servers import serve_in_thread
 
 CHROMIUM = os.environ.get("OPENLEDGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -229,7 +229,6 @@ class _Worker(threading.Thread):
 def web(
     devnet_node: Node, tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebWorld]:
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from openledger.app import create_app
@@ -250,26 +249,15 @@ def web(
         market.model = node.models.get(MODEL)  # what the market's paid requests pay for
         port = free_port()
         node.settings = replace(node.settings, api_port=port)  # its origin: sign-ins, writes
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
         worker = _Worker(node)
         worker.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        with sync_playwright() as pw:
+        with serve_in_thread(create_app(node), port=port) as url, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
-                yield WebWorld(market, node, f"http://127.0.0.1:{port}", answer, heidi, browser)
+                yield WebWorld(market, node, url, answer, heidi, browser)
             finally:
                 browser.close()
-        server.should_exit = True
         worker.stop.set()
-        thread.join(10)
         worker.join(30)
     finally:
         node.close()
