@@ -12,6 +12,7 @@ from openledger.errors import NotFoundError
 from openledger.http.deps import NodeDep
 from openledger.ledger.receipts.canonical import check_served
 from openledger.ledger.receipts.ids import is_public_id
+from openledger.ledger.settlement.timeline import earnings_view
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_agent_chat, run_chat
@@ -65,26 +66,14 @@ async def chat(
 @router.get("/rewards")
 def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """The account's earnings with names, per epoch for the chart, and what it can claim."""
-    earnings = node.rewards.earnings(session.address)
-    datanets = {str(d["id"]): d["name"] for d in node.datanets.list(0, 500)["items"]}
-    models = {str(m["id"]): m["name"] for m in node.models.list(0, 500)["items"]}
-    epochs = {str(e["epoch"]): e for e in node.epochs.list()}
-    timeline = [
-        {
-            "epoch": k,
-            "amount": v,
-            "at": (epochs.get(k) or {}).get("settled_at")
-            or (epochs.get(k) or {}).get("created_at"),
-        }
-        for k, v in earnings["by_epoch"].items()
-    ]
-    timeline.sort(
-        key=lambda r: (r["epoch"] == "open", int(r["epoch"]) if r["epoch"].isdigit() else 0)
+    view = earnings_view(
+        node.rewards.earnings(session.address),
+        datanets=node.datanets.list(0, 500)["items"],
+        models=node.models.list(0, 500)["items"],
+        epochs=node.epochs.list(),
     )
     return {
-        "earnings": earnings,
-        "names": {"datanet": datanets, "model": models},
-        "timeline": timeline,
+        **view,
         "claimable": tile(lambda: node.rewards.claimable(session.address)),
         "balance": tile(lambda: str(node.contracts.token.balance_of(session.address))),
     }
