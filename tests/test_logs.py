@@ -45,3 +45,4 @@ def test_unknown_log_format_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--log-format", "xml", "datanet", "list"]) == 1
     err = capsys.readouterr().err
     assert "Unknown log format 'xml'" in err and "json or text" in err
+    assert err.startswith("error: --log-format: ")  # the service's log_format, as the CLI says it

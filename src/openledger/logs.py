@@ -76,7 +76,7 @@ def check_format(value: str | None) -> str | None:
 
         raise ValidationError(
             f"Unknown log format {value!r}.",
-            field="--log-format",
+            field="log_format",
             value=value,
             fix="use json or text (or leave it out: text on a terminal, JSON otherwise).",
         )

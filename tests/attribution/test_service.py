@@ -46,7 +46,7 @@ def test_build_attribute_register_and_stale(
     model = _published(cli_world, tiny_base_dir, {"gradient": 1.0})
     with pytest.raises(NotFoundError) as err:
         node.attribution.attribute("caps", "What is the capital of X?", "The capital is Y.")
-    assert "openledger attribution build caps --method gradient" in err.value.fix
+    assert "build the model's gradient attribution index" in err.value.fix
 
     assert (
         main(
@@ -143,7 +143,7 @@ def test_build_attribute_register_and_stale(
     node.attribution._attributors.clear()
     with pytest.raises(ConflictError) as err:
         node.attribution.attribute("caps", "x", "y")
-    assert "stale" in err.value.message and "--force" in err.value.fix
+    assert "stale" in err.value.message and "rebuild its gradient index" in err.value.fix
     assert main(["attribution", "build", "caps", "--proj-dim", "128", "--force"]) == 0
     assert node.attribution.attribute("caps", prompt, " The capital is").shares
     shutil.rmtree(index_dir)
@@ -197,7 +197,7 @@ def test_mixed_policy_and_datanet_indexes(
 
     with pytest.raises(NotFoundError) as err:  # the policy needs all three indexes
         node.attribution.attribute("mixed", "What is the capital of", " The capital is")
-    assert "attribution build mixed --method gradient" in err.value.fix
+    assert "gradient attribution index" in err.value.fix
     for method in ("gradient", "spans", "rag"):
         assert (
             main(

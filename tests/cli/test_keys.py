@@ -79,3 +79,5 @@ def test_the_service_field_is_said_as_the_command_flag(
     assert main(["keys", "revoke", "olk_nothere0", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["field"] == "key_id" and "openledger keys list" in doc["fix"]
+    assert main(["keys", "create", "--as", "mallory"]) == 1  # text: the option before it
+    assert capsys.readouterr().err.startswith("error: --as: No account named 'mallory'")

@@ -81,7 +81,7 @@ def test_load_tokenizer_matches_load_base_without_weights(
     assert load_tokenizer(d).pad_token == "<|eos|>"
     with pytest.raises(NotFoundError) as err:
         load_tokenizer(tmp_path / "missing")
-    assert err.value.field == "--base"
+    assert err.value.field == "base"
 
 
 def test_hub_id_offline_is_not_found_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,9 +89,9 @@ def test_hub_id_offline_is_not_found_with_the_fix(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(NotFoundError) as err:
         load_base("openledger-test/definitely-not-cached")
     exc = err.value
-    assert exc.field == "--base" and exc.value == "openledger-test/definitely-not-cached"
+    assert exc.field == "base" and exc.value == "openledger-test/definitely-not-cached"
     assert "HF_HUB_OFFLINE" in exc.message and "openledger-test/definitely-not-cached" in str(exc)
-    assert "openledger factory tiny-base" in (exc.fix or "")
+    assert "tiny base" in (exc.fix or "")
     assert "local Hugging Face directory" in (exc.fix or "")
     assert "pre-download" in (exc.fix or "")
 
@@ -99,7 +99,7 @@ def test_hub_id_offline_is_not_found_with_the_fix(monkeypatch: pytest.MonkeyPatc
 def test_missing_directory_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as err:
         load_base(tmp_path / "nope")
-    assert err.value.field == "--base" and "no such directory" in err.value.message
+    assert err.value.field == "base" and "no such directory" in err.value.message
     with pytest.raises(NotFoundError):
         load_base("./relative/nope")
 
@@ -118,7 +118,7 @@ def test_not_a_model_directory(
     d = _copy(tiny_base_dir, tmp_path / "broken", skip=skip)
     with pytest.raises(ValidationError) as err:
         load_base(d)
-    assert err.value.field == "--base" and err.value.value == str(d)
+    assert err.value.field == "base" and err.value.value == str(d)
     assert expected in err.value.message and err.value.fix
 
 
@@ -149,7 +149,7 @@ def test_broken_weights_and_config(tiny_base_dir: Path, tmp_path: Path) -> None:
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValidationError) as err:
         load_base(d)
-    assert "--base" in err.value.message
+    assert "base " in err.value.message
 
     d = _copy(tiny_base_dir, tmp_path / "badjson")
     (d / "config.json").write_text("{not json")

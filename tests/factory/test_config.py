@@ -81,19 +81,19 @@ def test_not_a_mapping() -> None:
 @pytest.mark.parametrize(
     ("changes", "field", "fix_part"),
     [
-        ({"rank": 0}, "rank", "--rank"),
-        ({"alpha": 0}, "alpha", "--alpha"),
-        ({"eval_split": -0.1}, "eval_split", "--eval-split"),
-        ({"eval_split": 1.0}, "eval_split", "--eval-split"),
-        ({"lr": 0.0}, "lr", "--lr"),
-        ({"epochs": 0}, "epochs", "--epochs"),
-        ({"batch_size": 0}, "batch_size", "--batch-size"),
-        ({"max_seq_len": 4}, "max_seq_len", "--max-seq-len"),
+        ({"rank": 0}, "rank", "e.g. 8"),
+        ({"alpha": 0}, "alpha", "twice the rank"),
+        ({"eval_split": -0.1}, "eval_split", "e.g. 0.1"),
+        ({"eval_split": 1.0}, "eval_split", "e.g. 0.1"),
+        ({"lr": 0.0}, "lr", "1e-4"),
+        ({"epochs": 0}, "epochs", "e.g. 1"),
+        ({"batch_size": 0}, "batch_size", "e.g. 8"),
+        ({"max_seq_len": 4}, "max_seq_len", "e.g. 256"),
         ({"method": "full"}, "method", "lora, dora, qlora"),
         ({"dropout": 1.0}, "dropout", "0"),
-        ({"patience": 0}, "patience", "--patience"),
-        ({"keep_checkpoints": 0}, "keep_checkpoints", "--keep-checkpoints"),
-        ({"eval_every": 0}, "eval_every", "--eval-every"),
+        ({"patience": 0}, "patience", "e.g. 3"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints", "e.g. 2"),
+        ({"eval_every": 0}, "eval_every", "e.g. 50"),
         ({"schedule": "step"}, "schedule", "cosine"),
         ({"target_modules": ()}, "target_modules", "q_proj"),
     ],
@@ -134,7 +134,7 @@ def test_qlora_on_cpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as err:
         TrainConfig(method="qlora").validate()
     assert err.value.field == "method" and err.value.value == "qlora"
-    assert "GPU" in str(err.value) and "--method lora" in err.value.fix
+    assert "GPU" in str(err.value) and "the method lora" in err.value.fix
 
 
 def test_qlora_without_bitsandbytes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

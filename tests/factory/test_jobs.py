@@ -70,7 +70,7 @@ def test_bad_requests(world: World, tiny_base_dir: Path) -> None:
         jobs.submit_train("facts@9", str(tiny_base_dir), FAST)
     with pytest.raises(NotFoundError) as err:
         jobs.submit_train(ref, str(tiny_base_dir / "nope"), FAST)
-    assert err.value.field == "--base"
+    assert err.value.field == "base"
     with pytest.raises(ValidationError) as err:
         jobs.submit_train(ref, str(tiny_base_dir), {**FAST, "rank": 0})
     assert err.value.field == "rank"

@@ -115,7 +115,7 @@ def test_existing_out_dir_is_left_untouched(tmp_path: Path) -> None:
     corpus = small_corpus(30_000)
     with pytest.raises(ConflictError) as err:
         build_tiny_base(out, tiny, corpus=corpus, progress=False)
-    assert err.value.field == "--out" and "--overwrite" in (err.value.fix or "")
+    assert err.value.field == "out" and "--overwrite" in (err.value.fix or "")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     build_tiny_base(out, tiny, corpus=corpus, progress=False, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "config.json").exists()

@@ -22,7 +22,7 @@ METHODS = ("provenance", "gradient", "spans", "rag")
 
 
 def parse_policy(
-    text: str | Mapping[str, float] | None, field: str = "--attribution"
+    text: str | Mapping[str, float] | None, field: str = "attribution"
 ) -> dict[str, float]:
     """``"gradient:0.7,spans:0.3"`` (or a mapping) → {method: weight}, weights summing to 1."""
     if text is None:

@@ -193,9 +193,9 @@ class AttributionService:
             if not base:
                 raise ValidationError(
                     "A span index needs the tokenizer of the models it will trace.",
-                    field="--base",
+                    field="base",
                     value=None,
-                    fix="pass --base with the base model (a local directory or hub id).",
+                    fix="name the base model (a local directory or hub id).",
                 )
             folder = self.root / "datanets" / name / f"spans-{_slug(base)}"
         elif method == "rag":
@@ -203,9 +203,9 @@ class AttributionService:
         else:
             raise ValidationError(
                 f"Datanet indexes are spans or rag, not {method!r}.",
-                field="--method",
+                field="method",
                 value=method,
-                fix="use --method spans or --method rag.",
+                fix="use the method spans or rag.",
             )
         summary = self._build_rows(
             method, rows, folder, label, snap["root"], base, merge=merge, force=force
@@ -256,7 +256,7 @@ class AttributionService:
             f"Model {model['name']!r} has no {method} attribution index.",
             field="model",
             value=model["name"],
-            fix=f"build it: `openledger attribution build {model['name']} --method {method}`.",
+            fix=f"build the model's {method} attribution index first.",
         )
 
     def index(self, model_ref: str | int) -> tuple[dict[str, Any], GradientIndex]:
@@ -273,8 +273,7 @@ class AttributionService:
                 f"{model['adapter_sha256'][:16]}….",
                 field="index",
                 value=str(folder),
-                fix=f"rebuild it: `openledger attribution build {model['name']} --method "
-                "gradient --force`.",
+                fix="rebuild its gradient index (replacing the stale one) for the current adapter.",
             )
         return model, index
 
@@ -316,8 +315,8 @@ class AttributionService:
                 "adapter.",
                 field="index",
                 value=str(folder),
-                fix=f"rebuild it: `openledger attribution build {model['name']} --method "
-                "provenance --force`.",
+                fix="rebuild its provenance index (replacing the stale one) for the current "
+                "adapter.",
             )
         return model, index
 
@@ -464,7 +463,7 @@ def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValidationError(
             f"Attribution method {method!r} is not known.",
-            field="--method",
+            field="method",
             value=method,
             fix=f"use one of {', '.join(METHODS)}.",
         )

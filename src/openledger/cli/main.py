@@ -1,7 +1,9 @@
 """The ``openledger`` command: a thin shell over the node's services.
 
 Every ``openledger.errors`` failure is printed as one clear message (no traceback) and the
-process exits non-zero.
+process exits non-zero. Its field, a domain word, is named as the command's option
+(``cli/fields.py``): in the JSON document's ``field``, and before the message when the message
+does not name the option itself.
 """
 
 from __future__ import annotations
@@ -142,12 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except OpenLedgerError as exc:
-        doc, fix = exc.to_dict(), cli_fix(exc)
+        doc, text, fix = exc.to_dict(), exc.message, cli_fix(exc)
         if exc.field is not None:  # the domain's word as this command says it (--as)
-            doc["field"] = cli_field(exc.field, typer.main.get_command(app), args)
+            doc["field"] = flag = cli_field(exc.field, typer.main.get_command(app), args)
+            if flag.startswith("--") and flag not in text:
+                text = f"{flag}: {text}"
         if fix is not None:
             doc["fix"] = fix
-        return _fail(exc.exit_code, doc, exc.message, fix)
+        return _fail(exc.exit_code, doc, text, fix)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -1,6 +1,6 @@
 """Base models: load a local Hugging Face directory or a hub id through ``from_pretrained``.
 
-``--base`` takes either
+A base (``--base`` on the command line, ``base`` in the API) is either
 
 * a local directory written by ``save_pretrained`` (a real model, or the offline default
   built by ``openledger factory tiny-base``), loaded with ``local_files_only=True``; or
@@ -29,9 +29,9 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from openledger.errors import NotFoundError, ValidationError
 
-FIELD = "--base"
+FIELD = "base"
 
-TINY_BASE_HINT = "build the offline default with `openledger factory tiny-base`"
+TINY_BASE_HINT = "ask the node's operator to build the offline default (the tiny base)"
 
 #: Files that hold weights, in the formats ``from_pretrained`` reads.
 WEIGHT_FILES = (
@@ -140,7 +140,7 @@ def _load_local(
             f"(missing or mismatched: {detail}{more}).",
             field=FIELD,
             value=str(path),
-            fix="re-save the model with `save_pretrained`, or point --base at the directory "
+            fix="re-save the model with `save_pretrained`, or name as the base the directory "
             "whose config.json belongs to these weights.",
         )
     try:
@@ -176,7 +176,7 @@ def _check_model_dir(path: Path) -> None:
         if (path / "adapter_config.json").is_file():
             raise invalid(
                 "it holds a LoRA adapter (adapter_config.json), not a base model",
-                "pass the adapter's base model as --base (see base_model_name_or_path in "
+                "name the adapter's base model as the base (see base_model_name_or_path in "
                 "adapter_config.json).",
             )
         raise invalid(

@@ -95,42 +95,42 @@ class TrainConfig:
         at_least = "must be at least"
         checks: list[tuple[bool, str, str, str]] = [
             (self.method in METHODS, "method", "is unknown", f"use one of {', '.join(METHODS)}."),
-            (self.rank >= 1, "rank", f"{at_least} 1", "use e.g. --rank 8."),
-            (self.alpha > 0, "alpha", "must be positive", "use e.g. --alpha 16 (twice the rank)."),
+            (self.rank >= 1, "rank", f"{at_least} 1", "use e.g. 8."),
+            (self.alpha > 0, "alpha", "must be positive", "use e.g. 16 (twice the rank)."),
             (0 <= self.dropout < 1, "dropout", "must be in [0, 1)", "use 0 or e.g. 0.05."),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be positive", "use --lr 1e-4."),
-            (self.epochs >= 1, "epochs", f"{at_least} 1", "use e.g. --epochs 1."),
-            (self.batch_size >= 1, "batch_size", f"{at_least} 1", "use e.g. --batch-size 8."),
-            (self.max_seq_len >= 8, "max_seq_len", f"{at_least} 8", "use --max-seq-len 256."),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be positive", "use e.g. 1e-4."),
+            (self.epochs >= 1, "epochs", f"{at_least} 1", "use e.g. 1."),
+            (self.batch_size >= 1, "batch_size", f"{at_least} 1", "use e.g. 8."),
+            (self.max_seq_len >= 8, "max_seq_len", f"{at_least} 8", "use e.g. 256."),
             (
                 0 <= self.eval_split < 1,
                 "eval_split",
                 "must be at least 0 and below 1",
-                "hold out e.g. --eval-split 0.1, or 0 to train on every record.",
+                "hold out e.g. 0.1, or 0 to train on every record.",
             ),
             (
                 self.eval_every is None or self.eval_every >= 1,
                 "eval_every",
                 f"{at_least} 1 (or unset: once per epoch)",
-                "use e.g. --eval-every 50.",
+                "use e.g. 50.",
             ),
             (
                 self.patience is None or self.patience >= 1,
                 "patience",
                 f"{at_least} 1 (or unset: no early stopping)",
-                "use e.g. --patience 3.",
+                "use e.g. 3.",
             ),
             (
                 self.checkpoint_every >= 1,
                 "checkpoint_every",
                 f"{at_least} 1",
-                "use e.g. --checkpoint-every 20.",
+                "use e.g. 20.",
             ),
             (
                 self.keep_checkpoints >= 1,
                 "keep_checkpoints",
                 f"{at_least} 1 (resuming needs one)",
-                "use e.g. --keep-checkpoints 2.",
+                "use e.g. 2.",
             ),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0", "use 0 or e.g. 0.01."),
             (self.warmup_steps >= 0, "warmup_steps", "must be >= 0", "use 0 or e.g. 10."),
@@ -184,7 +184,7 @@ class TrainConfig:
                 "max_seq_len",
                 self.max_seq_len,
                 f"max_seq_len {self.max_seq_len} is longer than the model's context ({limit})",
-                f"use --max-seq-len {limit} or less.",
+                f"use a max_seq_len of {limit} or less.",
             )
 
 
@@ -222,14 +222,14 @@ def _check_qlora() -> None:
             "method",
             "qlora",
             "qlora trains on a 4-bit base and needs a CUDA GPU; none is available here",
-            "use --method lora on CPU (or --method dora).",
+            "use the method lora on CPU (or dora).",
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         _bad(
             "method",
             "qlora",
             "qlora needs the bitsandbytes package, which is not installed",
-            "pip install bitsandbytes, or use --method lora.",
+            "have the operator pip install bitsandbytes on the node, or use the method lora.",
         )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from openledger.datanets.snapshots import SnapshotService, parse_ref
-from openledger.errors import ConflictError, NotFoundError, ValidationError
+from openledger.errors import ConflictError, NotFoundError, Requester, ValidationError
 from openledger.factory.config import TrainConfig
 from openledger.factory.metrics import read_metrics
 from openledger.procs import pid_alive
@@ -166,6 +166,20 @@ class JobService:
         doc["alive"] = doc["status"] == "running" and self._alive(doc)
         return doc
 
+    def own(
+        self, job_id: int, requester: Requester, *, nodes_own: bool = False, what: str = "act on it"
+    ) -> dict[str, Any]:
+        """The job, if ``requester`` may ``what`` it: the account that queued it (or the
+        operator), and with ``nodes_own`` anyone for the node's own jobs (queued without an
+        owner, as the CLI's and the demo's are); a 403 otherwise."""
+        doc = self.get(job_id)
+        owner = doc.get("owner")
+        if owner is None and nodes_own:
+            return doc
+        if not requester.owns(owner):
+            raise requester.forbid(f"job {job_id} (queued by {owner or 'the node'})", what)
+        return doc
+
     def _alive(self, doc: dict[str, Any]) -> bool:
         if _same_host_dead(doc["worker"], doc["pid"]):
             return False
@@ -230,7 +244,7 @@ class JobService:
                 f"Job {job_id} changed while it was being requeued.",
                 field="job",
                 value=job_id,
-                fix=f"look again: `openledger jobs show {job_id}`.",
+                fix="look at the job again.",
             )
         return self.get(job_id)
 
@@ -272,7 +286,7 @@ class JobService:
             f"Job {row.id} is {row.status}{where}; it cannot be {verb}.",
             field="job",
             value=row.id,
-            fix="resume only failed, cancelled or crashed jobs; `openledger jobs show`.",
+            fix="resume only failed, cancelled or crashed jobs; see the job's status.",
         )
 
     def _swap(self, seen: JobRow, **values: Any) -> bool:
@@ -407,7 +421,7 @@ class JobService:
                 f"No job {job_id}.",
                 field="job",
                 value=job_id,
-                fix="list jobs with `openledger jobs list`.",
+                fix="name one of the account's training jobs.",
             )
         return row
 
@@ -418,10 +432,10 @@ def _check_base(base: str) -> None:
     if looks_local and not (path / "config.json").exists():
         raise NotFoundError(
             f"No Hugging Face model directory at {base!r} (no config.json).",
-            field="--base",
+            field="base",
             value=base,
-            fix="pass a model directory, a hub id, or build the offline default with "
-            "`openledger factory tiny-base`.",
+            fix="name a model directory or a hub id, or ask the node's operator to build the "
+            "offline default (the tiny base).",
         )
 
 

@@ -178,11 +178,11 @@ class ModelService:
         if not NAME_RE.match(name):
             raise ValidationError(
                 f"Model name {name!r} is not allowed.",
-                field="--name",
+                field="name",
                 value=name,
                 fix="use 2-63 lower-case letters, digits, '.', '-' or '_'.",
             )
-        for field_name, price in (("--price-in", price_in), ("--price-out", price_out)):
+        for field_name, price in (("price_in", price_in), ("price_out", price_out)):
             if price < 0:
                 raise ValidationError(
                     f"{field_name} is negative.",
@@ -196,7 +196,7 @@ class ModelService:
                 f"Job {job_id} is {job['status']}; only a finished training can be published.",
                 field="job",
                 value=job_id,
-                fix="wait for it, or resume it with `openledger jobs resume`.",
+                fix="wait for it to finish, or resume it.",
             )
         adapter = Path(job["result"]["adapter_dir"])
         if not (adapter / ADAPTER_FILE).exists():
@@ -204,7 +204,7 @@ class ModelService:
                 f"Job {job_id}'s adapter is missing from {adapter}.",
                 field="job",
                 value=job_id,
-                fix="re-run the job: `openledger jobs resume`.",
+                fix="resume the job to train it again.",
             )
         if self.check_adapter is not None:
             self.check_adapter(name, adapter, job["params"]["base"])
@@ -212,7 +212,7 @@ class ModelService:
             if s.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
                 raise ConflictError(
                     f"A model named {name!r} is already published.",
-                    field="--name",
+                    field="name",
                     value=name,
                     fix="choose another name.",
                 )
@@ -305,9 +305,9 @@ class ModelService:
         if model["owner"].lower() != signer.address.lower():
             raise ConflictError(
                 f"Only the owner of {name!r} ({model['owner']}) can set its index hash.",
-                field="--as",
+                field="account",
                 value=signer.address,
-                fix="sign as the model's owner.",
+                fix="act as the model's owner.",
             )
         self.contracts().models.set_index_hash(signer, model["id"], index_hash)
         with self.db.session() as s:
@@ -315,6 +315,21 @@ class ModelService:
             row.index_hash = index_hash
             s.flush()
             return model_dict(row)
+
+    def bases(self) -> list[str]:
+        """The base models to offer a training job: this node's tiny base once it is built,
+        then the bases of published models (one that is a local directory only while it is
+        there), each once."""
+        found: list[str] = []
+        tiny = self.models_dir / "tiny-base"
+        if (tiny / "config.json").exists():
+            found.append(str(tiny))
+        for m in self.list(0, 500)["items"]:
+            if m["base"] not in found and (
+                not m["base"].startswith("/") or (Path(m["base"]) / "config.json").exists()
+            ):
+                found.append(m["base"])
+        return found
 
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:
@@ -337,6 +352,6 @@ class ModelService:
                     f"No published model {ref!r}.",
                     field="model",
                     value=str(ref),
-                    fix="list them with `openledger model list`.",
+                    fix="name a model published on this node.",
                 )
             return model_dict(row)

@@ -84,7 +84,7 @@ def _run(
                 f"Snapshot {ref} yields no training examples at max_seq_len {config.max_seq_len}.",
                 field="datanet",
                 value=ref,
-                fix="train on a snapshot with approved records, or raise --max-seq-len.",
+                fix="train on a snapshot with approved records, or raise max_seq_len.",
             )
         train, evaluation = split_eval(examples, config.eval_split, config.seed)
         trainer = Trainer(model, tokenizer, train, evaluation, config, work, progress=progress)

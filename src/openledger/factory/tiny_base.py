@@ -246,8 +246,8 @@ def _check_target(out_dir: Path, overwrite: bool) -> None:
         if out_dir.is_dir() and not any(out_dir.iterdir()):
             return
         raise ConflictError(
-            f"--out {str(out_dir)!r} already exists; it was left untouched.",
-            field="--out",
+            f"The folder {str(out_dir)!r} already exists; it was left untouched.",
+            field="out",
             value=str(out_dir),
             fix="pass --overwrite to replace it, or choose another --out directory.",
         )

@@ -29,8 +29,8 @@ def wrap(model: Any, cfg: TrainConfig) -> Any:
                 "qlora trains on a base loaded in 4-bit; this one is not quantised.",
                 field="method",
                 value=cfg.method,
-                fix="load the base with a BitsAndBytesConfig(load_in_4bit=True), or use "
-                "--method lora.",
+                fix="load the base with a BitsAndBytesConfig(load_in_4bit=True), or use the "
+                "method lora.",
             )
         from peft import prepare_model_for_kbit_training
 

@@ -85,7 +85,7 @@ def test_meta_hash_covers_every_file(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "meta.json").read_text())["index_hash"] == other["index_hash"]
 
 
-def test_opening_a_missing_index_names_the_build_command(tmp_path: Path) -> None:
+def test_opening_a_missing_index_says_to_build_it(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as err:
         GradientIndex(tmp_path)
-    assert "openledger attribution build" in (err.value.fix or "")
+    assert "build the model's gradient attribution index" in (err.value.fix or "")

@@ -130,7 +130,7 @@ def test_another_embedding_model_or_dimension_is_refused(
         open_index(sample_index.path, embedder=other_model)
     assert err.value.field == "embedding_model"
     assert err.value.value == "sentence-transformers/all-MiniLM-L6-v2"
-    assert "openledger rag index" in (err.value.fix or "")
+    assert "retrieval index" in (err.value.fix or "")
     other_dim = dataclasses.replace(embedder, dim=768)
     with pytest.raises(ValidationError) as err:
         open_index(sample_index.path, embedder=other_dim)
@@ -153,7 +153,7 @@ def test_damaged_folders_are_refused(
     assert sample_index.path is not None
     with pytest.raises(NotFoundError) as err:
         open_index(tmp_path / "nowhere", embedder=embedder)
-    assert err.value.field == "index" and "openledger rag index" in (err.value.fix or "")
+    assert err.value.field == "index" and "retrieval index" in (err.value.fix or "")
 
     chunks = _copy(sample_index.path, tmp_path / "chunks")
     (chunks / CHUNKS_FILE).write_text((chunks / CHUNKS_FILE).read_text().replace("Pacific", "X"))

@@ -107,7 +107,7 @@ class GradientAttributor:
                 "The index was built for other LoRA modules than this model has.",
                 field="index",
                 value=str(index.root),
-                fix="rebuild it: `openledger attribution build MODEL --method gradient --force`.",
+                fix="rebuild the model's gradient index (replacing this one).",
             )
         proj = meta["projection"]
         self.projection = Projection.for_modules(

@@ -50,8 +50,8 @@ def checkpoint_refs(model: dict[str, Any], jobs: JobService, count: int) -> list
     """The published adapter, then the ``count - 1`` latest training checkpoints."""
     if count < 1:
         raise ValidationError(
-            f"--checkpoints {count} is below 1.",
-            field="--checkpoints",
+            f"checkpoints {count} is below 1.",
+            field="checkpoints",
             value=count,
             fix="use 1 (the published adapter) or more.",
         )
@@ -63,10 +63,10 @@ def checkpoint_refs(model: dict[str, Any], jobs: JobService, count: int) -> list
     if len(found) < count - 1:
         raise ValidationError(
             f"Model {model['name']!r} has {len(found)} training checkpoints on this node; "
-            f"--checkpoints {count} needs {count - 1} besides the published adapter.",
-            field="--checkpoints",
+            f"checkpoints {count} needs {count - 1} besides the published adapter.",
+            field="checkpoints",
             value=count,
-            fix=f"use --checkpoints {len(found) + 1} or fewer (or retrain with a larger "
+            fix=f"use {len(found) + 1} checkpoints or fewer (or retrain with a larger "
             "keep_checkpoints).",
         )
     return refs + [

@@ -212,7 +212,7 @@ class GradientIndex:
                 f"No gradient index at {self.root}.",
                 field="index",
                 value=str(self.root),
-                fix="build it with `openledger attribution build MODEL --method gradient`.",
+                fix="build the model's gradient attribution index first.",
             )
         self.meta: dict[str, Any] = json.loads(path.read_text())
         if self.meta.get("format") != FORMAT:
@@ -221,7 +221,7 @@ class GradientIndex:
                 f"version reads format {FORMAT}.",
                 field="index",
                 value=str(self.root),
-                fix="rebuild it with `openledger attribution build MODEL --method gradient`.",
+                fix="rebuild the model's gradient attribution index.",
             )
 
     @property

@@ -33,7 +33,7 @@ class ModelSpec:
                 f"No adapter in {adapter}.",
                 field="adapter_dir",
                 value=str(adapter),
-                fix="publish the model first (`openledger model publish JOB --name NAME`).",
+                fix="publish the model first (from its finished training job).",
             )
         peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
         peft_model.to(dtype)  # the adapter's weights too (PEFT keeps them in float32)

@@ -139,7 +139,7 @@ class ProvenanceIndex:
                 f"No provenance index at {self.folder}.",
                 field="index",
                 value=str(self.folder),
-                fix="build it with `openledger attribution build MODEL --method provenance`.",
+                fix="build the model's provenance attribution index first.",
             )
         self.meta: dict[str, Any] = json.loads(path.read_text())
         self.params = ProvenanceParams(**self.meta["params"]).validate()
@@ -163,5 +163,5 @@ class ProvenanceIndex:
             f"The provenance index at {self.folder} {what}.",
             field="index",
             value=str(self.folder),
-            fix="rebuild it with `openledger attribution build MODEL --method provenance --force`.",
+            fix="rebuild the model's provenance index (replacing this one).",
         )

@@ -48,8 +48,8 @@ FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 CHUNKS_FILE = "chunks.jsonl"
 META_FILE = "meta.json"
-COMMAND = "`openledger rag index DATANET`"
-REBUILD = f"rebuild it with {COMMAND}"
+COMMAND = "the datanet's retrieval index (method rag)"
+REBUILD = f"rebuild {COMMAND}"
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ def build_in_memory(
             f"Snapshot {snapshot!r} has no rows: there is nothing to index.",
             field="snapshot",
             value=snapshot,
-            fix="index a snapshot with approved records (`openledger datanet snapshot NAME` "
-            "freezes them).",
+            fix="index a snapshot with approved records (a snapshot freezes the records "
+            "validators approved).",
         )
     chunks = chunk_rows(rows, chunking)
     if not chunks:
@@ -282,7 +282,7 @@ def _check_target(out_dir: Path, overwrite: bool) -> None:
             f"Index folder {str(out_dir)!r} already exists; it was left untouched.",
             field="out",
             value=str(out_dir),
-            fix="pass overwrite=True (--overwrite) to replace it, or choose another folder.",
+            fix="overwrite it, or choose another folder.",
         )
 
 
@@ -304,7 +304,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             f"No retrieval index at {str(path)!r} ({META_FILE} is missing).",
             field="index",
             value=str(path),
-            fix=f"build one first with {COMMAND}.",
+            fix=f"build {COMMAND} first.",
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

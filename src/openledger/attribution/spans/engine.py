@@ -129,8 +129,8 @@ class SpanIndex:
                 f"not {expect_tokenizer!r}; its token ids would not mean the same text.",
                 field="tokenizer",
                 value=expect_tokenizer,
-                fix="Open the index built for this model's tokenizer, or rebuild it "
-                "(openledger attribution build MODEL --method spans).",
+                fix="Open the index built for this model's tokenizer, or rebuild the "
+                "model's span index.",
             )
         return cls(path, meta, mmap=mmap, verify=verify)
 

@@ -225,7 +225,7 @@ def read_meta(path: Path) -> dict:
             f"There is no span index at {path} (no {META}).",
             field="path",
             value=str(path),
-            fix="Build one with build_index (openledger attribution build MODEL --method spans).",
+            fix="Build one with build_index (the model's span index, method spans).",
         )
     try:
         meta = json.loads(meta_path.read_bytes())
