@@ -184,7 +184,9 @@ class Node:
     def reviews(self) -> ReviewService:
         from openledger.datanets.review import ReviewService
 
-        return ReviewService(self.db, self._contracts, self.neardup)
+        return ReviewService(
+            self.db, self._contracts, self.neardup, withheld=lambda c, a: self.access.withheld(c, a)
+        )
 
     @cached_property
     def snapshots(self) -> SnapshotService:

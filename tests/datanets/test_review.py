@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from openledger.datanets.review import slashed
 from openledger.errors import AuthError, ConflictError, ValidationError
 from openledger.units import OPEN
 from tests.conftest import World
@@ -74,3 +77,49 @@ def test_only_validators_review(world: World) -> None:
             c.contribution_id, signer=world.node.accounts.signer("erin"), approve=True
         )
     assert "not a validator" in err.value.message
+
+
+def test_slashed_rounds_down_as_the_registry_does() -> None:
+    assert slashed(30 * OPEN, 1_000) == 3 * OPEN
+    assert slashed(7, 1_500) == 1  # 1.05 wei, rounded down
+    assert slashed(5, 0) == 0
+
+
+def test_review_queue_of_a_validator(world: World) -> None:
+    node, acc = world.node, world.node.accounts
+    c = contribute(world, world.write("a.txt", PARAS[0]), stake=20 * OPEN)
+    slash_bps = node.contracts.params.get("slash_bps")
+    bob = node.reviews.queue(acc.address("bob"))
+    assert bob["slash_bps"] == slash_bps and bob["validates"] == ["facts"]
+    (item,) = bob["items"]
+    assert item["id"] == c.contribution_id and item["datanet"] == "facts"
+    assert item["at_risk"] == str(20 * OPEN * slash_bps // 10_000)
+    assert item["reviewed"] is False and item["quorum"] == 2 and item["previews"]
+    node.reviews.review(c.contribution_id, signer=acc.signer("bob"), approve=True)
+    assert node.reviews.queue(acc.address("bob"))["items"][0]["reviewed"] is True
+    assert node.reviews.queue(acc.address("carol"))["items"][0]["reviewed"] is False
+    erin = node.reviews.queue(acc.address("erin"))  # validates nothing
+    assert (erin["items"], erin["validates"]) == ([], [])
+
+
+def test_detail_for_withholds_records_only_where_access_says_so(world: World) -> None:
+    c = contribute(world, world.write("a.txt", PARAS[0]))
+    asked: list[tuple[int, str | None]] = []
+
+    def withheld(contribution: int, account: str | None) -> dict | None:
+        asked.append((contribution, account))
+        return None if account == "0xreader" else {"reason": "priced"}
+
+    reviews = dataclasses.replace(world.node.reviews, withheld=withheld)
+    full = reviews.detail(c.contribution_id)
+    assert full["records"]["items"]
+    assert reviews.detail_for(c.contribution_id, "0xreader") == full
+    hidden = reviews.detail_for(c.contribution_id, None, limit=10)
+    assert hidden["records"] == {
+        **full["records"],
+        "items": [],
+        "limit": 10,
+        "withheld": {"reason": "priced"},
+    }
+    assert reviews.detail_for(c.contribution_id, None, everyone=True) == full
+    assert asked == [(c.contribution_id, "0xreader"), (c.contribution_id, None)]

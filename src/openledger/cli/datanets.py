@@ -144,8 +144,8 @@ def price(
             f"{current['train_open']} OPEN per training job (bound "
             f"{fmt_open(int(current['max_access_price']))} OPEN)"
         )
-    new_export = int(current["export"]) if export is None else parse_open(export, field="--export")
-    new_train = int(current["train"]) if train is None else parse_open(train, field="--train")
+    new_export = None if export is None else parse_open(export, field="--export")
+    new_train = None if train is None else parse_open(train, field="--train")
     signer = node.accounts.signer(as_)
     plan = node.access.plan_set_prices(
         datanet, export=new_export, train=new_train, owner=signer.address

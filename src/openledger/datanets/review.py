@@ -67,6 +67,9 @@ class ReviewService:
     db: Database
     contracts: Callable[[], Contracts]
     neardup: NearDupRegistry
+    #: why an account may not read a contribution's records (None: it may); the node's
+    #: ``AccessService.withheld`` (None here: every account reads every record)
+    withheld: Callable[[int, str | None], dict[str, Any] | None] | None = None
 
     def pending(self, datanet: str | int, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         """Pending contributions of a datanet with previews of their first records."""
@@ -96,6 +99,25 @@ class ReviewService:
                 "quorum": dn.quorum,
                 "validators": dn.validators,
             }
+
+    def queue(self, validator: str) -> dict[str, Any]:
+        """The review queue of ``validator``: the pending contributions (the first 100 of
+        each) of every datanet it validates, each with what a rejection slashes of its stake
+        (``at_risk``, at the protocol's ``slash_bps``), whether ``validator`` reviewed it
+        already and its datanet's quorum; and the names of the datanets it validates."""
+        slash_bps = self.contracts().params.snapshot().slash_bps
+        with self.db.session() as s:
+            rows, _ = q.list_datanets(s, 0, q.MAX_PAGE)
+            validates = [dn.name for dn in rows if validator in dn.validators]
+        items = []
+        for name in validates:
+            pending = self.pending(name, 0, 100)
+            for item in pending["items"]:
+                item["at_risk"] = str(slashed(int(item["stake"]), slash_bps))
+                item["reviewed"] = any(r["validator"] == validator for r in item["reviews"])
+                item["quorum"] = pending["quorum"]
+                items.append(item)
+        return {"items": items, "slash_bps": slash_bps, "validates": validates}
 
     def listing(
         self, datanet: str | int, *, status: str | None = None, offset: int = 0, limit: int = 50
@@ -141,6 +163,27 @@ class ReviewService:
                     "limit": limit,
                 },
             }
+
+    def detail_for(
+        self,
+        contribution_id: int,
+        account: str | None,
+        *,
+        everyone: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """:meth:`detail` as ``account`` may read it (None: a request without a credential):
+        on a priced datanet the records are left out for an account that may not read them,
+        and ``records.withheld`` says why and how to (``everyone``: the operator, who reads
+        them all)."""
+        doc = self.detail(contribution_id, offset=offset, limit=limit)
+        withheld = (
+            None if everyone or self.withheld is None else self.withheld(contribution_id, account)
+        )
+        if withheld is not None:
+            doc["records"] = {**doc["records"], "items": [], "withheld": withheld}
+        return doc
 
     def review(
         self, contribution_id: int, *, signer: LocalAccount, approve: bool, reason: str = ""
@@ -337,6 +380,12 @@ class ReviewService:
             )
             return ids
         return []
+
+
+def slashed(stake: int, slash_bps: int) -> int:
+    """What a rejection slashes of ``stake`` at ``slash_bps`` (basis points, rounded down as
+    DatanetRegistry does)."""
+    return stake * slash_bps // 10_000
 
 
 def _preview(content: str, n: int = 160) -> str:

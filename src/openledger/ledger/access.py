@@ -516,12 +516,18 @@ class AccessService:
             "max_access_price": str(bound),
         }
 
-    def plan_set_prices(self, datanet: str | int, *, export: int, train: int, owner: str) -> Plan:
+    def plan_set_prices(
+        self, datanet: str | int, *, export: int | None, train: int | None, owner: str
+    ) -> Plan:
         """The checks and ``setAccessPrices`` (the datanet's owner only, each price at most
-        ``max_access_price``)."""
+        ``max_access_price``); a price of None stays what it is now."""
         with self.db.session() as s:
             dn = q.get_datanet(s, datanet)
             name, chain_id, dn_owner = dn.name, dn.chain_id, dn.owner
+        if export is None or train is None:
+            now_export, now_train = self._on_chain_prices(chain_id)
+            export = now_export if export is None else export
+            train = now_train if train is None else train
         if to_checksum_address(owner) != to_checksum_address(dn_owner):
             raise ForbiddenError(
                 f"Only the owner of {name!r}, {dn_owner}, sets its access prices.",

@@ -17,7 +17,7 @@ from openledger.errors import PaymentRequiredError, ValidationError
 from openledger.http.acting import act, actor
 from openledger.http.bounds import MAX_INT, AsField, IdField, IdPath, Limit, Name, Offset, Text
 from openledger.http.credentials import MaybePrincipal, Writer
-from openledger.http.datanets import contribution_for, export_file, plan_prices
+from openledger.http.datanets import export_file, price_wei
 from openledger.http.deps import NodeDep
 from openledger.http.uploads import save_uploads
 from openledger.ledger.access import AccessDueError
@@ -155,8 +155,12 @@ def show_contribution(
     account that may export a snapshot holding it."""
     account = None if principal is None else principal.address
     operator = principal is not None and principal.kind == "operator"
-    return contribution_for(
-        node, contribution, None if operator else account, offset, limit, everyone=operator
+    return node.reviews.detail_for(
+        contribution,
+        None if operator else account,
+        everyone=operator,
+        offset=offset,
+        limit=limit,
     )
 
 
@@ -268,7 +272,13 @@ def set_access_prices(
     """Set a datanet's access prices in OPEN (its owner only; each at most the governable
     max_access_price)."""
     who = actor(node, principal, body.as_)
-    return act(node, who, plan_prices(node, datanet, body.export, body.train, who.address))
+    plan = node.access.plan_set_prices(
+        datanet,
+        export=price_wei(body.export, "export"),
+        train=price_wei(body.train, "train"),
+        owner=who.address,
+    )
+    return act(node, who, plan)
 
 
 @router.post("/{datanet}/access", status_code=201)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from openledger.http.bounds import IdField, IdPath, Limit, Name, Offset, Text
-from openledger.http.datanets import contribution_for, export_file, plan_prices
+from openledger.http.datanets import export_file, price_wei
 from openledger.http.deps import NodeDep
 from openledger.http.uploads import save_uploads
 from openledger.units import parse_open
@@ -90,20 +90,7 @@ async def contribute(
 def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
     """Pending contributions of every datanet the account validates, with previews, the
     reviews so far and the stake at risk (what a rejection slashes)."""
-    slash_bps = node.contracts.params.snapshot().slash_bps
-    out, validates = [], []
-    for dn in node.datanets.list(0, 500)["items"]:
-        if session.address not in dn["validators"]:
-            continue
-        validates.append(dn["name"])
-        pending = node.reviews.pending(dn["name"], 0, 100)
-        for item in pending["items"]:
-            stake = int(item["stake"])
-            item["at_risk"] = str(stake * slash_bps // 10_000)
-            item["reviewed"] = any(r["validator"] == session.address for r in item["reviews"])
-            item["quorum"] = pending["quorum"]
-            out.append(item)
-    return {"items": out, "slash_bps": slash_bps, "validates": validates}
+    return node.reviews.queue(session.address)
 
 
 @router.post("/contributions/{contribution}/review")
@@ -138,7 +125,12 @@ def set_prices(
 ) -> dict[str, Any]:
     """Set the datanet's access prices in OPEN (its owner only, each at most the governable
     max_access_price)."""
-    plan = plan_prices(node, datanet, body.export, body.train, session.address)
+    plan = node.access.plan_set_prices(
+        datanet,
+        export=price_wei(body.export, "export"),
+        train=price_wei(body.train, "train"),
+        owner=session.address,
+    )
     return act(node, auth, session, plan)
 
 
@@ -163,4 +155,4 @@ def contribution(
     """A contribution with its records as the signed-in account may read them (on a priced
     datanet: its owner, validators, the contributor, or an account that may export a
     snapshot holding it; ``records.withheld`` otherwise)."""
-    return contribution_for(node, contribution, session.address, offset, limit)
+    return node.reviews.detail_for(contribution, session.address, offset=offset, limit=limit)
