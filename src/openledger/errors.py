@@ -7,7 +7,7 @@ traceback and exits non-zero, the API returns it as JSON with ``http_status``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 
 class OpenLedgerError(Exception):
@@ -82,6 +82,16 @@ class ForbiddenError(OpenLedgerError):
     a request from another site."""
 
     http_status = 403
+
+
+class Requester(Protocol):
+    """Who asks a service for something that is not everyone's (``auth.principal.Principal``
+    is one): whether it may act on what ``address`` owns, and the 403 that refuses it. The
+    service decides; the requester words the refusal for its credential."""
+
+    def owns(self, address: str | None) -> bool: ...
+
+    def forbid(self, other: str, what: str = "act") -> ForbiddenError: ...
 
 
 class PayloadTooLargeError(OpenLedgerError):

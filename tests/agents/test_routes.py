@@ -143,3 +143,34 @@ def test_a_wallets_key_gets_its_writes_prepared(api: Any) -> None:
     assert write("/agents/mine/pause", {}, ["setActive"])["active"] is False
     r = client.put("/agents/mine/price", json={"price": "2"}, headers=auth)
     assert [t["label"] for t in r.json()["wallet"]["txs"]] == ["setPrice"]
+
+
+def test_an_agents_wallet_and_activity_are_its_owners_to_read(api: Any) -> None:
+    """AgentService.wallet_for, activity_for and shows_wallet: the checks both faces ask."""
+    from openledger.auth.principal import SCOPES, Principal
+    from openledger.errors import ForbiddenError
+
+    node, client, h = api
+    body = {"name": "helper", "model": "m1", "as": "alice"}
+    assert client.post("/agents", json=body, headers=h["operator"]).status_code == 201
+
+    def who(kind: str, name: str) -> Principal:
+        address = node.accounts.address(name)
+        return Principal(kind=kind, address=address, account=name, scopes=frozenset(SCOPES))
+
+    alice, bob, operator = who("session", "alice"), who("key", "bob"), who("operator", "operator")
+    agent = node.agents.get("helper")
+    assert node.agents.wallet_for("helper", alice) == node.agents.wallet("helper")
+    assert node.agents.wallet_for("helper", operator)["wallet"] == agent["wallet"]
+    with pytest.raises(ForbiddenError) as err:
+        node.agents.wallet_for("helper", bob)
+    assert "cannot read for agent/helper's wallet" in err.value.message
+    activity = node.agents.activity_for("agent/helper", alice)
+    assert activity == {**node.agents.activity("helper"), "wallet": agent["wallet"]}
+    with pytest.raises(ForbiddenError) as err:
+        node.agents.activity_for("helper", bob)
+    assert "cannot read for agent/helper's activity" in err.value.message
+    listed = node.agents.list()["items"][0]
+    assert node.agents.shows_wallet(listed, alice) and node.agents.shows_wallet(listed, operator)
+    assert not node.agents.shows_wallet(listed, bob)
+    assert not node.agents.shows_wallet({**listed, "wallet": None}, alice)

@@ -24,6 +24,7 @@ from openledger.errors import (
     ContractNotDeployedError,
     ForbiddenError,
     NotFoundError,
+    Requester,
     ValidationError,
 )
 from openledger.store.agent_tables import AgentRow
@@ -364,6 +365,39 @@ class AgentService:
                 fix="fund it through the node it was created on.",
             )
         return str(agent["wallet"])
+
+    def wallet_for(self, ref: str, requester: Requester) -> dict[str, Any]:
+        """:meth:`wallet`, for the agent's owner (or the operator) only: a 403 for anyone
+        else."""
+        self._readable(ref, requester, "wallet")
+        return self.wallet(ref)
+
+    def activity_for(self, ref: str, requester: Requester) -> dict[str, Any]:
+        """:meth:`activity`, for the agent's owner (or the operator) only, each call with
+        its receipt's public id (``id``), and ``wallet``: the agent's wallet address (None:
+        it has none on this node)."""
+        from openledger.ledger.receipts.ids import receipt_ids
+
+        agent = self._readable(ref, requester, "activity")
+        out = self.activity(ref)
+        ids = receipt_ids(self.db)
+        for key in ("calls_to", "calls_made"):
+            out[key] = [{**c, "id": ids.public(c["seq"])} for c in out[key]]
+        out["wallet"] = agent["wallet"]
+        return out
+
+    @staticmethod
+    def shows_wallet(agent: dict[str, Any], requester: Requester) -> bool:
+        """Whether ``requester`` may read the wallet of ``agent`` (an item of :meth:`list`):
+        it has one on this node and ``requester`` owns it (or is the operator)."""
+        return bool(agent["wallet"]) and requester.owns(agent["owner"])
+
+    def _readable(self, ref: str, requester: Requester, what: str) -> dict[str, Any]:
+        """The agent, if ``requester`` may read its ``what`` (its owner, or the operator)."""
+        agent = self.get(ref)
+        if not requester.owns(agent["owner"]):
+            raise requester.forbid(f"agent/{agent['name']}'s {what}", "read")
+        return agent
 
     def activity(self, ref: str, *, limit: int = 20) -> dict[str, Any]:
         """What the agent did, from this node's receipts: the latest ``limit`` calls made to

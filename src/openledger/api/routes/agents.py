@@ -56,10 +56,7 @@ def show_agent(agent: Name, node: NodeDep) -> dict[str, Any]:
 @router.get("/{agent}/wallet")
 def show_wallet(agent: Name, node: NodeDep, principal: Reader) -> dict[str, Any]:
     """The agent's own account and its inference credit (its owner or the operator)."""
-    doc = node.agents.get(agent)
-    if not principal.owns(doc["owner"]):
-        raise principal.forbid(f"agent/{doc['name']}'s wallet", "read")
-    return node.agents.wallet(agent)
+    return node.agents.wallet_for(agent, principal)
 
 
 @router.post("", status_code=201)

@@ -14,13 +14,11 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from openledger.attribution.policy import parse_policy
-from openledger.auth.principal import Principal
 from openledger.errors import NotFoundError
 from openledger.http.acting import act, actor
 from openledger.http.bounds import AsField, IdField, IdPath, Limit, Name, Offset
 from openledger.http.credentials import Writer
 from openledger.http.deps import NodeDep
-from openledger.node import Node
 from openledger.units import parse_open
 
 router = APIRouter(tags=["factory"])
@@ -51,15 +49,6 @@ class PublishRequest(BaseModel):
     attribution: Name = Field(
         "gradient", description="gradient, spans, rag or a mix, e.g. gradient:0.7,spans:0.3"
     )
-
-
-def own_job(node: Node, principal: Principal, job: int) -> dict[str, Any]:
-    """The job, if the principal may act on it (its owner, or the operator token)."""
-    doc = node.jobs.get(job)
-    owner = doc.get("owner")
-    if principal.kind != "operator" and not principal.owns(owner):
-        raise principal.forbid(f"job {job} (queued by {owner or 'the node'})", "act on it")
-    return doc
 
 
 @router.post("/jobs", status_code=201)
@@ -111,14 +100,14 @@ def loss_curve(job: IdPath, node: NodeDep) -> FileResponse:
 
 @router.post("/jobs/{job}/cancel")
 def cancel(job: IdPath, node: NodeDep, principal: Writer) -> dict[str, Any]:
-    own_job(node, principal, job)
+    node.jobs.own(job, principal)
     return node.jobs.cancel(job)
 
 
 @router.post("/jobs/{job}/resume", status_code=202)
 def resume(job: IdPath, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Resume a failed, cancelled or crashed job from its newest checkpoint."""
-    own_job(node, principal, job)
+    node.jobs.own(job, principal)
     node.jobs.requeue(job)
     return node.jobs.get(job)
 
@@ -137,7 +126,7 @@ def show_model(model: str, node: NodeDep) -> dict[str, Any]:
 def publish(body: PublishRequest, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Publish a finished job's adapter, owned by the acting account (the job's owner)."""
     who = actor(node, principal, body.as_)
-    own_job(node, principal, body.job)
+    node.jobs.own(body.job, principal)
     plan = node.models.plan_publish(
         body.job,
         name=body.name,

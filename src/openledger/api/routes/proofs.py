@@ -12,10 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from openledger.errors import AuthError
 from openledger.http.credentials import MaybePrincipal
 from openledger.http.deps import NodeDep
-from openledger.ledger.receipts.ids import is_public_id
 from openledger.ledger.verification.proofs import ProofService
 
 router = APIRouter(tags=["attribution"])
@@ -27,19 +25,7 @@ def attribution_proof(receipt: str, node: NodeDep, principal: MaybePrincipal) ->
     """The receipt, the operator, where ModelRegistry is, the model's card and index
     parameters, the routes of its adapter, base and snapshot, and — for the payer or the
     operator — the tokens attributed: everything `openledger verify receipt` needs."""
-    if not is_public_id(receipt) and principal is None:
-        raise AuthError(
-            "A proof is asked for by the receipt's public id (rc_…).",
-            field="receipt",
-            value=receipt[:80],
-            fix="use the receipt_id of the response, or send the payer's API key.",
-        )
-    doc = node.ledger.receipt(receipt)
-    payer = doc["receipt"].get("payer")
-    if principal is not None and not is_public_id(receipt) and not principal.owns(payer):
-        raise principal.forbid(f"receipt {receipt[:80]}", "read")
-    mine = principal is not None and principal.owns(payer)
-    return ProofService(node).proof(str(doc.get("id") or receipt), with_query=mine)
+    return ProofService(node).proof_for(receipt, principal)
 
 
 @router.get("/models/{model}/artefacts")

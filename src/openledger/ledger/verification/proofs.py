@@ -18,7 +18,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from openledger.errors import NotFoundError
+from openledger.errors import AuthError, NotFoundError, Requester
+from openledger.ledger.receipts.ids import is_public_id
 from openledger.ledger.verification.verify import (
     ADAPTER_FILE,
     CARD_FILE,
@@ -38,6 +39,25 @@ class ProofService:
         self.node = node
 
     # ------------------------------------------------------------------ the proof
+
+    def proof_for(self, ref: str, requester: Requester | None) -> dict[str, Any]:
+        """The proof of receipt ``ref`` as ``requester`` (None: a request without a
+        credential) may read it: by its public id (``rc_…``) anyone; by sequence number or
+        hash only its payer or the operator. The attributed tokens are only for those two."""
+        public = is_public_id(ref)
+        if not public and requester is None:
+            raise AuthError(
+                "A proof is asked for by the receipt's public id (rc_…).",
+                field="receipt",
+                value=ref[:80],
+                fix="use the receipt_id of the response, or send the payer's API key.",
+            )
+        doc = self.node.ledger.receipt(ref)
+        payer = doc["receipt"].get("payer")
+        if requester is not None and not public and not requester.owns(payer):
+            raise requester.forbid(f"receipt {ref[:80]}", "read")
+        mine = requester is not None and requester.owns(payer)
+        return self.proof(str(doc.get("id") or ref), with_query=mine)
 
     def proof(self, ref: str, *, with_query: bool) -> dict[str, Any]:
         node = self.node

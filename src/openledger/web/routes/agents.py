@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from openledger.http.agents import AgentFields
 from openledger.http.bounds import Name
 from openledger.http.deps import NodeDep
-from openledger.node import Node
 from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.routes import tile
@@ -30,20 +29,12 @@ class AmountBody(BaseModel):
     amount: Name
 
 
-def _own(address: str, owner: str) -> bool:
-    return address.lower() == owner.lower()
-
-
-def _public_ids(node: Node, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**c, "id": node.ledger.public_id(c["seq"])} for c in calls]
-
-
 @router.get("/agents")
-def list_agents(node: NodeDep, session: SessionDep) -> dict[str, Any]:
+def list_agents(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Every agent known here; the credit of the wallets of the signed-in account's own."""
-    page = node.agents.list(0, 500)
+    page, me = node.agents.list(0, 500), auth.principal(session)
     for a in page["items"]:
-        mine = _own(session.address, a["owner"]) and a["wallet"]
+        mine = node.agents.shows_wallet(a, me)
         a["credit"] = tile(lambda a=a: node.agents.wallet(a["name"])) if mine else None
     return page
 
@@ -72,11 +63,6 @@ def fund(
 def activity(agent: Name, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """The agent's wallet and credit, the latest calls to it and by it (with their receipts'
     public ids) and its earnings: its owner's to read, as its wallet is over the JSON API."""
-    doc = node.agents.get(agent)
-    if not _own(session.address, doc["owner"]):
-        raise auth.principal(session).forbid(f"agent/{doc['name']}'s activity", "read")
-    out = node.agents.activity(agent)
-    out["calls_to"] = _public_ids(node, out["calls_to"])
-    out["calls_made"] = _public_ids(node, out["calls_made"])
-    out["wallet"] = tile(lambda: node.agents.wallet(agent)) if doc["wallet"] else None
+    out = node.agents.activity_for(agent, auth.principal(session))
+    out["wallet"] = tile(lambda: node.agents.wallet(agent)) if out["wallet"] else None
     return out

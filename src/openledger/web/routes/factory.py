@@ -82,13 +82,8 @@ def pay_access(
 def own_job(node: NodeDep, auth: AuthDep, session: SessionDep, job: int) -> None:
     """The signed-in account may act on jobs it queued, and a dev account on the devnet on
     the node's own jobs (as the demo's are); anything else is a 403."""
-    owner = node.jobs.get(job).get("owner")
-    if owner is None and auth.dev_name(session.address) is not None:
-        return
-    if owner is None or owner.lower() != session.address.lower():
-        raise auth.principal(session).forbid(
-            f"job {job} (queued by {owner or 'the node'})", "act on it"
-        )
+    dev = auth.dev_name(session.address) is not None
+    node.jobs.own(job, auth.principal(session), nodes_own=dev)
 
 
 @router.post("/jobs/{job}/cancel")
@@ -111,9 +106,7 @@ def resume(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> di
 def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Publish a job the signed-in account queued (or, on the devnet, one of the node's own
     jobs, as the demo's are) as a model it owns."""
-    owner = node.jobs.get(body.job).get("owner")
-    if owner is not None and owner.lower() != session.address.lower():
-        raise auth.principal(session).forbid(f"job {body.job} (queued by {owner})", "publish")
+    node.jobs.own(body.job, auth.principal(session), nodes_own=True, what="publish")
     plan = node.models.plan_publish(
         body.job,
         name=body.name,
