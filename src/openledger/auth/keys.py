@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
 from sqlalchemy import or_, select, update
 
 from openledger.auth.principal import DEFAULT_SCOPES, SCOPES, ApiPrincipal, Principal
@@ -130,17 +129,10 @@ class ApiKeyService:
         own key); the returned ``key`` is the only copy of the secret."""
         chosen = ",".join(parse_scopes(scopes))
         if account.startswith("0x"):
-            if not is_address(account):
-                raise ValidationError(
-                    f"{account[:60]!r} is not an address.",
-                    field="account",
-                    value=account[:60],
-                    fix="give a 0x address.",
-                )
-            account = address = to_checksum_address(account)
+            account = address = self.accounts.resolve(account)
         else:
             self._check_account(account)
-            address = self.accounts.address(account)
+            address = self.accounts.resolve(account)
         if len(label) > LABEL_MAX:
             raise ValidationError(
                 f"The label is {len(label)} characters long; at most {LABEL_MAX} are kept.",

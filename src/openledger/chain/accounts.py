@@ -18,6 +18,7 @@ from openledger.errors import (
     ConflictError,
     KeystoreError,
     NotFoundError,
+    OpenLedgerError,
     ValidationError,
 )
 from openledger.fsutil import write_atomic
@@ -212,13 +213,16 @@ class AccountBook:
         return self._dev_entry(name)["address"]
 
     def resolve(self, account: str) -> str:
-        """A 0x address (checksummed) or the address of a named account of this node."""
-        if account.startswith("0x"):
+        """The address ``account`` names: a 0x address (or its 40 hex digits alone, which no
+        account name can be), checksummed; else the address of a named account of this
+        node. The one place a name-or-address becomes an address: the CLI, both HTTP faces
+        and the services all call it."""
+        if account.startswith("0x") or is_address(account):
             if not is_address(account):
                 raise ValidationError(
-                    f"{account!r} is not an address.",
+                    f"{account[:60]!r} is not an address.",
                     field="account",
-                    value=account,
+                    value=account[:60],
                     fix="give a 0x address of 40 hex digits or an account name (alice, operator…).",
                 )
             return to_checksum_address(account)
@@ -226,6 +230,14 @@ class AccountBook:
             return self.address(account)
         except NotFoundError as exc:
             raise NotFoundError(exc.message, field="account", value=account, fix=exc.fix) from exc
+
+    def refers_to(self, account: str, address: str) -> bool:
+        """Whether ``account`` (a name or an address, as :meth:`resolve` takes it) names
+        ``address``; a name or address that names nothing is not it either."""
+        try:
+            return self.resolve(account).lower() == address.lower()
+        except OpenLedgerError:
+            return False
 
     def create_dev_account(self, name: str) -> str:
         """A new devnet account ``name`` with a fresh random key, kept in the home's dev

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from openledger.chain.addr import is_address
 from openledger.cli import context
 from openledger.cli.format import fmt_open, out, parse_open, print_json
 from openledger.datanets.formats import EXPORT_FORMATS
@@ -25,7 +24,7 @@ def _print_json(doc: Any) -> None:
 
 
 def _address(ref: str) -> str:
-    return ref if is_address(ref) else context.node().accounts.address(ref)
+    return context.node().accounts.resolve(ref)
 
 
 @app.command("create")

@@ -16,7 +16,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from openledger.auth.keys import HEADER, bearer_secret
 from openledger.auth.operator_token import TOKEN_PREFIX
 from openledger.auth.principal import SCOPES, Principal
-from openledger.errors import OpenLedgerError
 from openledger.http.deps import NodeDep
 
 bearer = HTTPBearer(
@@ -88,9 +87,5 @@ def only_own_account(request: Request) -> None:
     principal = principal_of(request, node)
     if principal.kind == "operator":
         return
-    try:
-        same = node.accounts.resolve(wanted).lower() == principal.address.lower()
-    except OpenLedgerError:  # an unknown name is not this account either
-        same = False
-    if not same:
+    if not node.accounts.refers_to(wanted, principal.address):  # an unknown name is not it
         raise principal.forbid(wanted[:64])

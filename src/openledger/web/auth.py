@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from openledger.auth.principal import SCOPES, Principal
 from openledger.chain.accounts import DEV_NAMES, AccountBook
 from openledger.config import DEVNET_CHAIN_ID, Settings
-from openledger.errors import AuthError, ConfigError, NotFoundError, OpenLedgerError
+from openledger.errors import AuthError, ConfigError, NotFoundError
 from openledger.http.guard import node_hosts
 from openledger.store.db import Database
 from openledger.web import siwe
@@ -216,11 +216,7 @@ def only_own_account(request: Request) -> None:
     if session is None:
         return  # the route's own check answers 401
     node = request.app.state.node
-    try:
-        same = node.accounts.resolve(wanted).lower() == session.address.lower()
-    except OpenLedgerError:  # an unknown name is not this account either
-        same = False
-    if not same:
+    if not node.accounts.refers_to(wanted, session.address):  # an unknown name is not it
         raise auth.principal(session).forbid(wanted[:64])
 
 
