@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openledger.attribution.types import Attribution
-from openledger.errors import StoreError
+from openledger.errors import NotFoundError, StoreError
 from openledger.ledger.credit.book import CreditBook, Hold
 from openledger.ledger.credit.leases import IDLE_RETURN_S
 from openledger.ledger.pricing.params import ParamsCache
@@ -40,10 +40,11 @@ from openledger.ledger.receipts.canonical import (
     ReceiptSigner,
     SignedReceipt,
     canonical_json,
+    check_served,
     hash_hex,
 )
 from openledger.ledger.receipts.content import AgentTerms
-from openledger.ledger.receipts.ids import receipt_ids
+from openledger.ledger.receipts.ids import is_public_id, receipt_ids
 from openledger.ledger.receipts.reads import list_receipts, receipt_doc
 from openledger.ledger.receipts.writer import ReceiptWriter
 from openledger.ledger.receipts.writer_db import PendingReceipt
@@ -200,6 +201,21 @@ class LedgerService:
         """A stored receipt by public id (``rc_…``), sequence number or hash, with the proof
         of its place (``receipt_reads``)."""
         return receipt_doc(self.db, ref)
+
+    def check_served(self, ref: str, operator: str) -> dict[str, Any]:
+        """Whether receipt ``ref`` as it is served proves itself (content hash, chain link,
+        ``operator``'s signed head): the check anyone can run with the document and the
+        operator's address. By its public id only (``rc_…``), as anyone may read it."""
+        if not is_public_id(ref):
+            raise NotFoundError(
+                f"No receipt {ref!r} by that public id.",
+                field="receipt",
+                value=ref,
+                fix="use the receipt's public id (rc_…).",
+            )
+        doc = self.receipt(ref)
+        problem = check_served(doc, operator)
+        return {"id": doc["id"], "ok": not problem, "problem": problem, "operator": operator}
 
     def public_id(self, seq: int) -> str:
         """The unguessable public id of receipt ``seq`` (``receipt_ids``)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -44,16 +43,7 @@ class PublishBody(BaseModel):
 @router.get("/bases")
 def bases(node: NodeDep) -> dict[str, Any]:
     """Base models to offer: the node's tiny base if built, and those of published models."""
-    found: list[str] = []
-    tiny = node.settings.layout.models_dir / "tiny-base"
-    if (tiny / "config.json").exists():
-        found.append(str(tiny))
-    for m in node.models.list(0, 500)["items"]:
-        if m["base"] not in found and (
-            not m["base"].startswith("/") or (Path(m["base"]) / "config.json").exists()
-        ):
-            found.append(m["base"])
-    return {"items": found}
+    return {"items": node.models.bases()}
 
 
 @router.post("/jobs", status_code=201)

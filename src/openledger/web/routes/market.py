@@ -8,10 +8,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from openledger.errors import NotFoundError
 from openledger.http.deps import NodeDep
-from openledger.ledger.receipts.canonical import check_served
-from openledger.ledger.receipts.ids import is_public_id
 from openledger.ledger.settlement.timeline import earnings_view
 from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
@@ -105,14 +102,4 @@ def check_receipt(receipt: Annotated[str, Path(max_length=80)], node: NodeDep) -
     """Whether a receipt as served proves itself (content hash, chain link, the operator's
     signed head): the same check anyone can run with the document and the operator address.
     By its public id only (``rc_…``), as ``GET /receipts/{id}`` serves it to anyone."""
-    if not is_public_id(receipt):
-        raise NotFoundError(
-            f"No receipt {receipt!r} by that public id.",
-            field="receipt",
-            value=receipt,
-            fix="use the receipt's public id (rc_…).",
-        )
-    doc = node.ledger.receipt(receipt)
-    operator = node.accounts.operator_address()
-    problem = check_served(doc, operator)
-    return {"id": doc["id"], "ok": not problem, "problem": problem, "operator": operator}
+    return node.ledger.check_served(receipt, node.accounts.operator_address())
