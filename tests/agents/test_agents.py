@@ -130,7 +130,7 @@ def test_create_show_list_pause_resume(dnode: Node) -> None:
     before = nonce(dnode, "bob")
     with pytest.raises(ForbiddenError, match="Only the owner of agent 'helper'") as info:
         dnode.agents.set_active("helper", False, signer=dnode.accounts.signer("bob"))
-    assert info.value.field == "--as" and nonce(dnode, "bob") == before
+    assert info.value.field == "account" and nonce(dnode, "bob") == before
     assert dnode.agents.set_active("helper", False, signer=alice)["active"] is False
     assert dnode.contracts.agents.agent(helper["id"]).active is False
     with pytest.raises(ConflictError, match="already paused"):
@@ -191,7 +191,7 @@ def test_bad_input_is_refused_before_anything_is_sent(dnode: Node) -> None:
             "x1",
             AgentConfig(model="ghost"),
             NotFoundError,
-            "--model",
+            "model",
             "Model 'ghost' is not published",
         ),
         (
@@ -294,7 +294,7 @@ def test_a_deployment_made_before_agents(chain: Node, tmp_path: Path) -> None:
     service = AgentService(chain.db, lambda: old, chain.models)
     with pytest.raises(ContractNotDeployedError, match="no AgentRegistry") as info:
         service.registry()
-    assert "openledger agent deploy" in info.value.fix
+    assert "deploy the AgentRegistry" in info.value.fix
     op = chain.accounts.signer("operator")
     address = deploy_registry(chain.client, op, path)
     assert address is not None and deploy_registry(chain.client, op, path) is None
@@ -352,7 +352,7 @@ def test_cli(cli_home: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "agent/research" in capsys.readouterr().out
     assert main(["agent", "pause", "research", "--as", "bob"]) != 0
     err = capsys.readouterr().err
-    assert "Only the owner" in err and "fix: sign as" in err and "Traceback" not in err
+    assert "error: --as: Only the owner" in err and "fix: act as" in err and "Traceback" not in err
     assert main(["agent", "fund", "research", "3", "--as", "alice"]) == 0
     assert "funded with 3 OPEN; 3 OPEN of credit available" in capsys.readouterr().out
     assert main(["agent", "show", "research"]) == 0
@@ -363,6 +363,6 @@ def test_cli(cli_home: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "paused" in capsys.readouterr().out
     assert main(["agent", "create", "r2", "--model", "nope", "--as", "alice"]) != 0
     err = capsys.readouterr().err
-    assert "Model 'nope' is not published" in err and "openledger model publish" in err
+    assert "Model 'nope' is not published" in err and "publish it first" in err
     assert main(["agent", "deploy", "--as", "operator"]) == 0
     assert "already deployed" in capsys.readouterr().out

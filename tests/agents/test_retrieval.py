@@ -190,7 +190,7 @@ def test_what_cannot_be_served_is_refused_at_registration(desk: Desk) -> None:
             "x1", replace(reader(), retrieval=("nowhere",)), price=0, signer=acc.signer("bob")
         )
     assert (info.value.field, info.value.value) == ("retrieval", "nowhere")
-    assert "`openledger datanet list`" in info.value.fix
+    assert "name a datanet of this node" in info.value.fix
     with pytest.raises(ValidationError) as info:
         node.agents.create(
             "x2",
@@ -200,7 +200,7 @@ def test_what_cannot_be_served_is_refused_at_registration(desk: Desk) -> None:
         )
     assert (info.value.field, info.value.value) == ("retrieval", "unfrozen")
     assert "has no snapshot" in info.value.message
-    assert "openledger datanet snapshot unfrozen" in info.value.fix
+    assert "take a snapshot" in info.value.fix
 
     # dave (the datanet's owner) prices exports: an agent would serve the records to anyone
     node.access.plan_set_prices("facts", export=2 * OPEN, train=0, owner=market.addr("dave")).run(

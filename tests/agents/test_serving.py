@@ -230,7 +230,7 @@ def test_an_agent_that_calls_pays_from_its_wallet_and_links_the_receipts(desk: D
     assert r.status_code == 402, r.text  # its wallet is empty: refused before any compute
     error = r.json()["error"]["message"]
     assert f"agent/lead's wallet {lead['wallet']} has 0 OPEN" in error
-    assert "openledger agent fund lead" in error
+    assert "fund the agent's wallet" in error
     assert desk.available("grace") == grace and receipts(node) == count
 
     node.agents.fund("lead", 5 * OPEN, signer=carol)

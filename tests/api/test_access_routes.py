@@ -65,7 +65,7 @@ def test_prices_quotes_and_refusals(client: TestClient, market: Market) -> None:
     anon = client.get("/datanets/facts/snapshots/1/export")
     assert anon.status_code == 402 and anon.json()["field"] == "Authorization"
     r = client.get("/datanets/facts/snapshots/1/export", headers=grace)
-    assert r.status_code == 402 and "POST /datanets/facts/access" in r.json()["fix"]
+    assert r.status_code == 402 and "pay the access fee" in r.json()["fix"]
     r = client.post("/jobs", json={"datanet": "facts@1", "base": "some/hub-model"}, headers=grace)
     assert r.status_code == 402 and r.json()["field"] == "access"
     assert client.get("/jobs").json()["items"] == []
@@ -77,14 +77,14 @@ def test_prices_quotes_and_refusals(client: TestClient, market: Market) -> None:
         headers=grace,
         json={"version": 1, "kind": "train", "base": "/nonexistent/base"},
     )
-    assert refused.status_code == 404 and refused.json()["field"] == "--base"
+    assert refused.status_code == 404 and refused.json()["field"] == "base"
     assert node.contracts.token.balance_of(market.addr("grace")) == before
     # the records of a contribution in the snapshot are not a way around the price
     alice_c = f"/datanets/facts/contributions/{market.contributions['alice']}"
     assert client.get(alice_c).json()["records"]["items"] == []
     withheld = client.get(alice_c, headers=grace).json()["records"]
     assert withheld["items"] == [] and withheld["withheld"]["price"] == str(4 * OPEN)
-    assert "POST /datanets/facts/access" in withheld["withheld"]["fix"]
+    assert "pay the access fee" in withheld["withheld"]["fix"]
     for reader in ("alice", "erin", "bob", "dave"):  # contributors, a validator, the owner
         assert client.get(alice_c, headers=key(market, reader)).json()["records"]["items"]
     assert client.get(alice_c, headers=op).json()["records"]["items"]
@@ -185,7 +185,7 @@ def test_the_factory_form_pays_then_queues(market: Market, tmp_path: Path) -> No
         headers=web,
         json={"version": 1, "kind": "train", "base": str(tmp_path / "missing")},
     )
-    assert refused.status_code == 404 and refused.json()["field"] == "--base"
+    assert refused.status_code == 404 and refused.json()["field"] == "base"
     assert node.contracts.token.balance_of(market.addr("grace")) == before
     base = tmp_path / "base"
     base.mkdir()

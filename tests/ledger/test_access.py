@@ -62,7 +62,7 @@ def test_prices_are_set_by_the_owner_within_the_bound(market: Market) -> None:
             "facts", export=1_000 * OPEN + 1, train=0, owner=market.addr("dave")
         )
     assert e.value.field == "export" and "max_access_price" in e.value.message
-    assert "gov propose --set max_access_price" in e.value.fix
+    assert "propose a higher bound" in e.value.fix
     assert (nonce(market, "dave"), nonce(market, "grace")) == before  # nothing sent
 
 
@@ -83,7 +83,7 @@ def test_contributors_and_the_owner_read_free_others_pay(market: Market, tmp_pat
         node.snapshots.export("facts@1", "jsonl", refused, account=market.addr("grace"))
     assert (
         e.value.http_status == 402
-        and "--pay" in e.value.fix
+        and "pay the access fee of facts@1 for an export" in e.value.fix
         and "nothing was charged" in e.value.fix
     )
     assert not refused.exists() and not list(tmp_path.glob("grace*"))

@@ -85,7 +85,7 @@ def test_short_credit_is_a_402_naming_the_account_and_the_amounts(market: Market
         "140.003 OPEN (1000 prompt + up to 20000000 completion tokens at 0.003/0.007 OPEN "
         "per 1k)."
     )
-    assert "openledger deposit" in e.fix
+    assert "deposit OPEN into the InferenceEscrow" in e.fix
     heidi = market.addr("heidi")  # never deposited
     with pytest.raises(PaymentRequiredError, match=f"account {heidi} has 0 OPEN"):
         node.ledger.reserve(heidi, market.model, 1, 1)

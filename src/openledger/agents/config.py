@@ -60,8 +60,7 @@ def parse_callee(ref: str) -> Callee:
             f"{ref!r} in calls is neither a model name nor agent/NAME.",
             field="calls",
             value=ref,
-            fix="name a published model (`openledger model list`) or an agent as "
-            "agent/NAME (`openledger agent list`).",
+            fix="name a published model or an agent as agent/NAME.",
         )
     return Callee("model", ref)
 
@@ -92,7 +91,7 @@ class AgentConfig:
                 "model",
                 self.model,
                 "is not a model name",
-                "name a published model (`openledger model list`).",
+                "name a published model.",
             )
         if not isinstance(self.system_prompt, str) or len(self.system_prompt) > MAX_SYSTEM_PROMPT:
             raise bad(
@@ -131,7 +130,7 @@ class AgentConfig:
                     "retrieval",
                     d,
                     "is not a datanet name",
-                    "name a datanet (`openledger datanet list`).",
+                    "name a datanet.",
                 )
         if (
             isinstance(self.retrieval_k, bool)
@@ -204,7 +203,7 @@ class AgentConfig:
             raise ValidationError(
                 "The configuration names no model.",
                 field="model",
-                fix="name a published model (`openledger model list`).",
+                fix="name a published model.",
             )
         args = dict(doc)
         for key in ("retrieval", "calls"):

@@ -43,8 +43,7 @@ def call_chain(
                     f"Agent {name!r} calls agent/{callee}, which does not exist.",
                     field="calls",
                     value=f"agent/{callee}",
-                    fix="create that agent first, or drop it from the calls "
-                    "(`openledger agent list`).",
+                    fix="create that agent first, or drop it from the calls.",
                 )
             chain = [agent, *deepest(callee, below, [*path, agent])]
             if len(chain) > len(best):

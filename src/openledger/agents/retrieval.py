@@ -147,7 +147,7 @@ class AgentRetrieval:
                 f"No datanet {datanet!r} to retrieve from.",
                 field="retrieval",
                 value=datanet,
-                fix="name a datanet of `openledger datanet list`, or drop it from retrieval.",
+                fix="name a datanet of this node, or drop it from retrieval.",
             ) from exc
         try:
             snap = self.snapshots.get(datanet, None)
@@ -156,8 +156,7 @@ class AgentRetrieval:
                 f"Datanet {datanet!r} has no snapshot: an agent retrieves from the latest one.",
                 field="retrieval",
                 value=datanet,
-                fix=f"freeze one first (`openledger datanet snapshot {datanet}`), or drop it "
-                "from retrieval.",
+                fix="ask its owner to take a snapshot of it first, or drop it from retrieval.",
             ) from exc
         if not snap["record_count"]:
             raise ValidationError(
@@ -189,7 +188,7 @@ class AgentRetrieval:
         )
         fix = (
             f"retrieve only from datanets its owner contributed to or owns, ask {datanet}'s "
-            "owner to make it free (`openledger datanet price`), or drop it from retrieval; "
+            "owner to set its export price to 0, or drop it from retrieval; "
             "a paid export lets its payer read the data, not serve it."
         )
         if agent is None:

@@ -140,7 +140,7 @@ class AgentRunner:
                     f"credit; its calls can cost up to {fmt_open(need)} OPEN.",
                     field="model",
                     value=name,
-                    fix=f"its owner funds it: `openledger agent fund {agent.name} AMOUNT`.",
+                    fix="ask its owner to fund the agent's wallet.",
                 )
             cap = agent.config.spend_cap
             if cap:
@@ -152,8 +152,7 @@ class AgentRunner:
                         f"{fmt_open(need)} OPEN more.",
                         field="model",
                         value=name,
-                        fix="wait for the epoch to close (`openledger epoch close`), or ask "
-                        "its owner for a higher spend_cap.",
+                        fix="wait for the epoch to close, or ask its owner for a higher spend_cap.",
                     )
 
     def prepare(

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from openledger.factory.publish import ModelService
     from openledger.ledger.receipts.content import AgentTerms
 
-NOT_DEPLOYED_FIX = "run `openledger agent deploy --as operator` (once per deployment)."
+NOT_DEPLOYED_FIX = "ask the node's operator to deploy the AgentRegistry (once per deployment)."
 
 
 def agent_dict(row: AgentRow, model_name: str | None) -> dict[str, Any]:
@@ -145,8 +145,7 @@ class AgentService:
                     f"No agent {ref!r}.",
                     field="agent",
                     value=str(ref),
-                    fix="list them with `openledger agent list`, or create it with "
-                    "`openledger agent create`.",
+                    fix="name one of this node's agents, or create it first.",
                 )
             return agent_dict(row, _model_names(s, [row.model_id]).get(row.model_id))
 
@@ -207,8 +206,7 @@ class AgentService:
                 f"agent/{name} is paused by its owner.",
                 field="model",
                 value=f"agent/{name}",
-                fix="call another agent or model, or ask its owner to run `openledger agent "
-                "resume`.",
+                fix="call another agent or model, or ask its owner to resume it.",
             )
         if agent["config"] is None:
             raise ConflictError(
@@ -223,7 +221,8 @@ class AgentService:
                 f"agent/{name}'s configuration here does not match its registration.",
                 field="model",
                 value=f"agent/{name}",
-                fix="run `openledger chain sync`; its owner may have changed it elsewhere.",
+                fix="wait for this node to sync the chain; its owner may have changed it "
+                "elsewhere.",
             )
         self.call_chain(name)
         args = (
@@ -260,11 +259,11 @@ class AgentService:
         if isinstance(price, bool) or not isinstance(price, int) or price < 0:
             raise ValidationError(
                 f"price = {price!r} is not a wei amount of 0 or more.",
-                field="--price",
+                field="price",
                 value=price,
-                fix="give the price per call in OPEN, e.g. --price 0.01.",
+                fix="give the price per call in OPEN, e.g. 0.01.",
             )
-        model = self._model(config.model, "--model")
+        model = self._model(config.model, "model")
         callee_models = [
             self._model(c.name, "calls")["id"] for c in config.callees if c.kind == "model"
         ]
@@ -287,7 +286,7 @@ class AgentService:
                     "This node has no datanets to retrieve from.",
                     field="retrieval",
                     value=", ".join(config.retrieval),
-                    fix="drop --retrieve.",
+                    fix="drop the datanets to retrieve from.",
                 )
             # each exists, has a snapshot with records, and may be served by its owner
             self.retrieval.check(config.retrieval, owner)
@@ -297,8 +296,7 @@ class AgentService:
                 f"An agent named {name!r} is registered on chain (not yet synced here).",
                 field="name",
                 value=name,
-                fix="choose another name, or run `openledger "
-                "chain sync` and `openledger agent show`.",
+                fix="choose another name, or wait for this node to sync the chain.",
             )
         if self.wallets is not None:  # its wallet is made once it is mined: the key opens now
             self.wallets.check()
@@ -344,8 +342,7 @@ class AgentService:
                 f"Model {name!r} is not published on this node.",
                 field=field_name,
                 value=name,
-                fix="publish it first (`openledger model publish`) or name one "
-                "of `openledger model list`.",
+                fix="publish it first, or name a model published on this node.",
             ) from exc
 
     # -- the agent's wallet -----------------------------------------------------------------
@@ -542,9 +539,9 @@ class AgentService:
         if agent["owner"].lower() != owner.lower():
             raise ForbiddenError(
                 f"Only the owner of agent {agent['name']!r} ({agent['owner']}) can {what} it.",
-                field="--as",
+                field="account",
                 value=owner,
-                fix="sign as the agent's owner.",
+                fix="act as the agent's owner.",
             )
         return agent
 
@@ -563,7 +560,7 @@ class AgentService:
                 f"Agent {agent['name']!r} is already {'active' if active else 'paused'}.",
                 field="agent",
                 value=agent["name"],
-                fix=f"`openledger agent {'pause' if active else 'resume'}` does the opposite.",
+                fix=f"{'pause' if active else 'resume'} it instead, if that was meant.",
             )
         registry = self.registry()
         call = build(registry, "setActive", agent["id"], active)

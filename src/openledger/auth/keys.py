@@ -51,8 +51,8 @@ def _missing_key() -> AuthError:
     return AuthError(
         "No API key given.",
         field=HEADER,
-        fix="send the header `Authorization: Bearer olk_…`; create a key with "
-        "`openledger keys create --as ACCOUNT`.",
+        fix="send the header `Authorization: Bearer olk_…` with an API key of the account "
+        "(create one first if it has none).",
     )
 
 

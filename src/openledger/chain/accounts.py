@@ -264,9 +264,9 @@ class AccountBook:
         if name in entries:
             raise ConflictError(
                 f"The account {name!r} exists already ({entries[name]['address']}).",
-                field="NAME",
+                field="name",
                 value=name,
-                fix=f"use it with --as {name}, or choose another name.",
+                fix=f"act as {name}, or choose another name.",
             )
         acct = _account().create()
         entries[name] = {"address": acct.address, "private_key": acct.key.hex(), "created": True}

@@ -466,7 +466,7 @@ class ContributionService:
                 f"{stake / 10**18:g} OPEN.",
                 field="stake",
                 value=stake,
-                fix="lower --stake or top up the account's OPEN.",
+                fix="lower the stake or top up the account's OPEN.",
             )
         allowance = contracts.token.allowance(who, contracts.datanets.address)
         if not approve and allowance < stake:
@@ -475,8 +475,7 @@ class ContributionService:
                 f"than the stake of {stake / 10**18:g} OPEN.",
                 field="allowance",
                 value=allowance,
-                fix="approve the DatanetRegistry for the stake first, or let the node approve "
-                "(--approve).",
+                fix="approve the DatanetRegistry for the stake first, or let the node approve it.",
             )
 
     def _put_new(self, created: list[str], sha: str, put: Callable[[], str]) -> None:

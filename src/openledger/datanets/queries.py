@@ -46,7 +46,7 @@ def get_datanet(s: Session, ref: str | int) -> DatanetRow:
             f"No datanet named {ref!r}.",
             field="datanet",
             value=str(ref),
-            fix="list them with `openledger datanet list`, or create it first.",
+            fix="name one of this node's datanets, or create it first.",
         )
     return row
 
@@ -65,7 +65,7 @@ def get_contribution(s: Session, chain_id: int) -> ContributionRow:
             f"No contribution #{chain_id}.",
             field="contribution",
             value=chain_id,
-            fix="see `openledger review DATANET` or `openledger datanet show DATANET`.",
+            fix="see the datanet's contributions for their numbers.",
         )
     return row
 
@@ -193,7 +193,7 @@ def get_snapshot(s: Session, datanet: DatanetRow, version: int | None) -> Snapsh
             f"Datanet {datanet.name!r} has no {which}.",
             field="version",
             value=version,
-            fix=f"freeze one with `openledger datanet snapshot {datanet.name}`.",
+            fix="ask the datanet's owner to take a snapshot of its approved records.",
         )
     return row
 

@@ -73,14 +73,14 @@ def check_validators(validators: list[str], quorum: int) -> list[str]:
             f"A datanet needs 1 to {MAX_VALIDATORS} validators, got {len(out)}.",
             field="validators",
             value=len(out),
-            fix="pass --validators ADDR,ADDR,...",
+            fix=f"name 1 to {MAX_VALIDATORS} validators (addresses).",
         )
     if not 1 <= quorum <= len(out):
         raise ValidationError(
             f"Quorum {quorum} must be between 1 and the number of validators ({len(out)}).",
             field="quorum",
             value=quorum,
-            fix=f"use --quorum 1..{len(out)}.",
+            fix=f"use a quorum of 1 to {len(out)}.",
         )
     return out
 

@@ -129,7 +129,7 @@ class SnapshotService:
                 f"Datanet {dn.name!r} has no approved records to freeze.",
                 field="datanet",
                 value=dn.name,
-                fix="wait until validators approve contributions (`openledger review`).",
+                fix="wait until validators approve contributions.",
             )
         root = SimpleMerkleTree.from_leaves([bytes.fromhex(r["sha256"]) for r in rows]).root
         return rows, root, contributions
@@ -157,9 +157,9 @@ class SnapshotService:
         if sender != owner:
             raise AuthError(
                 f"Only the datanet's owner {owner} can commit its snapshots.",
-                field="--as",
+                field="account",
                 value=sender,
-                fix="run the command as the datanet's owner.",
+                fix="take the snapshot as the datanet's owner.",
             )
         parquet = _parquet_bytes(_table(rows))
         parquet_sha = hashlib.sha256(parquet).hexdigest()

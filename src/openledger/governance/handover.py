@@ -34,7 +34,7 @@ def hand_over(
         if owner_now != owner.address:
             raise AuthError(
                 f"ProtocolParams is owned by {owner_now}, not {owner.address}.",
-                field="--as",
+                field="account",
                 value=owner.address,
                 fix="run the handover as the current owner (the deployer, usually operator).",
             )
@@ -51,7 +51,7 @@ def hand_over(
     if contracts.params.owner() not in (owner.address, tl):
         raise AuthError(
             f"ProtocolParams is owned by {contracts.params.owner()}, not {owner.address}.",
-            field="--as",
+            field="account",
             value=owner.address,
             fix="run the handover as the current owner.",
         )

@@ -288,28 +288,28 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not key or not value.strip():
             raise ValidationError(
-                f"--set {pair!r} is not KEY=VALUE.",
-                field="--set",
+                f"The change {pair!r} is not KEY=VALUE.",
+                field="set",
                 value=pair,
-                fix="write e.g. --set platform_bps=500.",
+                fix="write e.g. platform_bps=500.",
             )
         if key not in KEYS:
             raise ValidationError(
                 f"{key!r} is not a governable key.",
-                field="--set",
+                field="set",
                 value=key,
                 fix=f"use one of: {', '.join(KEYS)}.",
             )
         if key in out:
             raise ValidationError(
-                f"{key} is set twice.", field="--set", value=key, fix="set each key once."
+                f"{key} is set twice.", field="set", value=key, fix="set each key once."
             )
         out[key] = value
     if not out:
         raise ValidationError(
             "A proposal needs at least one change.",
-            field="--set",
-            fix="add --set KEY=VALUE (see `openledger gov keys`).",
+            field="set",
+            fix=f"set at least one KEY=VALUE; the keys are {', '.join(KEYS)}.",
         )
     return out
 

@@ -551,8 +551,8 @@ class AccessService:
                     f"bound of {fmt_open(bound)} OPEN (ProtocolParams.max_access_price).",
                     field=field,
                     value=fmt_open(value),
-                    fix=f"ask at most {fmt_open(bound)} OPEN, or propose a higher bound: "
-                    f"`openledger gov propose --set max_access_price=AMOUNT`.",
+                    fix=f"ask at most {fmt_open(bound)} OPEN, or propose a higher bound "
+                    "(a governance proposal that sets max_access_price).",
                 )
         registry = contracts.datanets
         args = {"datanet": name, "id": chain_id, "export": str(export), "train": str(train)}
@@ -632,17 +632,14 @@ class AccessService:
         if paid is not None:
             return Grant(name, v, kind, account, price, "paid", paid)
         what = "export" if kind == "export" else "training job"
-        cli = "datanet export" if kind == "export" else "train --datanet"
         raise AccessDueError(
             f"{name}@{v} is priced at {fmt_open(price)} OPEN per {what}, and {account} has "
             f"no unspent payment for it (contributors and the owner read it free).",
             grant=Grant(name, v, kind, account, price, "payment due"),
             field="access",
             value=f"{name}@{v}",
-            fix=f"pay first: `openledger {cli} {name}@{v} --pay --as ACCOUNT` (CLI), "
-            f"POST /datanets/{name}/access "
-            f'{{"version": {v}, "kind": "{kind}"}} (API), or the Model Factory form; '
-            "nothing was charged.",
+            fix=f"pay the access fee of {name}@{v} for {'an' if kind == 'export' else 'a'} "
+            f"{what} first; nothing was charged.",
         )
 
     def _paid(
@@ -726,9 +723,8 @@ class AccessService:
             "price_open": fmt_open(price),
             "version": versions[0] if versions else None,
             "fix": (
-                f"pay for an export of {where} (POST /datanets/{name}/access "
-                f'{{"version": {versions[0]}, "kind": "export"}}, or `openledger datanet '
-                f"export {where} --pay`), then read with that account's credential."
+                f"pay the access fee for an export of {where}, then read with that "
+                "account's credential."
                 if versions
                 else "it is in no snapshot yet: its validators review it."
             ),

@@ -54,5 +54,5 @@ class PulledModels:
             f"this provider has not pulled a model {ref!r}.",
             field="model",
             value=ref,
-            fix="pull it first: openledger provider pull NAME --gateway URL.",
+            fix="the provider pulls it from its gateway first.",
         )

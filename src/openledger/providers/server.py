@@ -79,7 +79,7 @@ def create_provider_app(
                 f"{card['id']}); the job asks for {job['adapter_sha256']} (id {job['model_id']}).",
                 field="adapter_sha256",
                 value=job["adapter_sha256"],
-                fix="pull the model again (openledger provider pull) or route elsewhere.",
+                fix="the provider pulls the model again, or the job goes to another provider.",
             )
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()

@@ -115,7 +115,7 @@ def read_config(name: str, path: Path, *, allow_conv1d: bool = False) -> dict:
             f"adapter {name!r}: {str(path)!r} holds no {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}.",
             field="adapter",
             value=name,
-            fix="re-publish the model (`openledger model publish`) or restore its directory.",
+            fix="publish the model again, or restore its directory.",
         )
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -138,7 +138,7 @@ def read_config(name: str, path: Path, *, allow_conv1d: bool = False) -> dict:
             name,
             cfg_path,
             f"it is a {cfg.get('peft_type')} adapter, not LoRA",
-            "serve LoRA or DoRA adapters (the Model Factory's --method lora or dora).",
+            "serve LoRA or DoRA adapters (the Model Factory's methods lora or dora).",
         )
     unsupported = [
         (bool(cfg.get("lora_bias")), "it trains LoRA biases"),
@@ -156,7 +156,7 @@ def read_config(name: str, path: Path, *, allow_conv1d: bool = False) -> dict:
                 cfg_path,
                 what,
                 "merge it into a base model with PEFT's "
-                "merge_and_unload and serve that, or retrain with --method lora.",
+                "merge_and_unload and serve that, or retrain with the method lora.",
             )
     return cfg
 
@@ -253,8 +253,8 @@ def _check_module(
             name,
             file,
             f"the tensor {key!r} adapts {module!r}, which {where} does not have",
-            f"serve adapters of {', '.join(known)} only (train with --target-modules "
-            "naming those), or serve it on the base it was trained for.",
+            f"serve adapters of {', '.join(known)} only (train with target_modules naming "
+            "those), or serve it on the base it was trained for.",
         )
     if fit is not None and layer >= fit.layers:
         raise _invalid(
@@ -295,7 +295,7 @@ def _check_shapes(
             name,
             file,
             f"layer {layer} {module} has rank {rank}, above the engine's limit of {fit.max_rank}",
-            f"retrain with --rank {fit.max_rank} or less, or raise [serve] max_lora_rank.",
+            f"retrain with a rank of {fit.max_rank} or less, or raise [serve] max_lora_rank.",
         )
 
 

@@ -126,7 +126,7 @@ def load_raw_adapter(
                 name,
                 file,
                 f"{module} has rank {tensor.shape[0]}, above the engine's limit of {fit.max_rank}",
-                f"retrain with --rank {fit.max_rank} or less, or raise [serve] max_lora_rank.",
+                f"retrain with a rank of {fit.max_rank} or less, or raise [serve] max_lora_rank.",
             )
     for key, tensor in tensors.items():
         if key.endswith(".lora_B.weight"):

@@ -120,7 +120,7 @@ class ServingService:
                         "this node has no model to serve yet.",
                         field="model",
                         value="",
-                        fix="publish one (`openledger model publish`) or set [serve] base.",
+                        fix="publish a model first, or have the operator set [serve] base.",
                     )
                 device, dtype = pick_device(self.config.device)
                 model, tokenizer = self._load(base, dtype=dtype)

@@ -37,7 +37,7 @@ def _choose_columns(
                 None,
                 "bad_column",
                 f'no column "{column}"; the columns are: {listed}',
-                fix="pass --column with one of the columns above.",
+                fix="choose one of the columns above.",
                 field="column",
                 value=column,
             )
@@ -54,7 +54,7 @@ def _choose_columns(
         None,
         "bad_column",
         f"no text column chosen and none of {accepted}; the columns are: {listed}",
-        fix="pass --column NAME with the column that holds the text.",
+        fix="choose the column that holds the text.",
         field="column",
     )
 
@@ -159,7 +159,7 @@ def parse_parquet(path: Path, name: str, limits: IngestLimits, column: str | Non
                 "bad_column",
                 f'column "{col}" has type {data.type}, expected string (or, for chat, '
                 "a list of {role, content} structs)",
-                fix="pass --column with a string column, or write the column as strings.",
+                fix="choose a string column, or write the column as strings.",
                 field="column",
                 value=col,
             )

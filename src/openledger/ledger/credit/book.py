@@ -45,8 +45,7 @@ def credit_short(account: str, available: int, cost: str, *, fewer: str) -> Paym
         f"account {account} has {format_open(have)} OPEN of inference credit; {cost}.",
         field="credit",
         value=str(have),
-        fix="deposit OPEN into the InferenceEscrow (`openledger deposit AMOUNT --as ACCOUNT`) "
-        f"or ask for {fewer}.",
+        fix=f"deposit OPEN into the InferenceEscrow as credit first, or ask for {fewer}.",
     )
 
 

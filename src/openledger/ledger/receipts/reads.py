@@ -19,8 +19,7 @@ def _not_found(ref: int | str) -> NotFoundError:
         f"no receipt {str(ref)[:80]!r} on this node.",
         field="receipt",
         value=str(ref)[:80],
-        fix="use the receipt_id a response returned (rc_…), or list yours with "
-        "`GET /receipts` (`openledger receipts list`).",
+        fix="use the receipt_id a response returned (rc_…), or list the account's receipts.",
     )
 
 

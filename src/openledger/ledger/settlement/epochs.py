@@ -240,11 +240,11 @@ class EpochService:
             value=epoch.number,
             fix=(
                 "an account's escrow balance is below what it was charged (a withdrawal "
-                "completed before the epoch closed?): check `openledger credit ACCOUNT` for "
-                "the accounts of this epoch, then run `openledger epoch close` again."
+                "completed before the epoch closed?): check the credit of the accounts of "
+                "this epoch, then close the epoch again."
                 if "insufficient" in exc.reason
                 else "settle with the key the escrow names as its operator (`operator()`), "
-                "or have the owner call setOperator; then run `openledger epoch close` again."
+                "or have the owner call setOperator; then close the epoch again."
             ),
         )
 
@@ -262,8 +262,8 @@ class EpochService:
                     f"(until {datetime.fromtimestamp(ready_at, UTC).isoformat()}).",
                     field="epoch",
                     value=epoch.number,
-                    fix="run `openledger epoch close` again after that time (the node's "
-                    "epoch timer retries by itself); nothing is lost meanwhile.",
+                    fix="close the epoch again after that time (the node's epoch timer "
+                    "retries by itself); nothing is lost meanwhile.",
                 )
             tx = distributor.post_root(
                 self._operator(), epoch.number, epoch.root, epoch.total, epoch.head_hash
@@ -285,7 +285,7 @@ class EpochService:
                     f"no epoch {number} on this node.",
                     field="epoch",
                     value=number,
-                    fix="list the epochs with `openledger epoch list`.",
+                    fix="name one of the node's epochs.",
                 )
             s.expunge(row)
             return row

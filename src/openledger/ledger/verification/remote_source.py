@@ -40,10 +40,9 @@ class RemoteSource:
         except httpx.HTTPError as exc:
             raise ConfigError(
                 f"No OpenLedger node answers at {self.url} ({type(exc).__name__}).",
-                field="--node",
+                field="node",
                 value=self.url,
-                fix="pass the URL of a running node (`openledger serve`), e.g. "
-                "http://127.0.0.1:8000.",
+                fix="give the URL of a running node's API, e.g. http://127.0.0.1:8000.",
             ) from exc
         if r.status_code == 404:
             raise NotFoundError(
@@ -55,14 +54,14 @@ class RemoteSource:
         if r.status_code in (401, 403):
             raise AuthError(
                 _message(r),
-                field="--token",
+                field="token",
                 value=None,
-                fix="pass the payer's API key or the operator token with --token "
-                "to recompute (the tokens attributed are private).",
+                fix="give the payer's API key or the operator token to recompute (the tokens "
+                "attributed are private).",
             )
         if r.status_code >= 400:
             raise ConflictError(
-                _message(r), field="--node", value=self.url, fix="see the node's message."
+                _message(r), field="node", value=self.url, fix="see the node's message."
             )
         return r
 

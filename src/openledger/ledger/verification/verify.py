@@ -356,8 +356,7 @@ def rebuild_indexes(
                 f"Model {art.name!r} publishes no {method} index parameters.",
                 field="index",
                 value=method,
-                fix="build and publish its index on the node "
-                f"(`openledger attribution build {art.name} --method {method}`).",
+                fix=f"ask the model's owner to build and publish its {method} index on the node.",
             )
         target = folder / method
         if method == "provenance":
@@ -405,7 +404,7 @@ def _rebuild_gradient(
             "checkpoints, which are not public artefacts: it cannot be rebuilt by others.",
             field="checkpoints",
             value=len(checkpoints),
-            fix="build it from the published adapter alone (`--checkpoints 1`).",
+            fix="build it from the published adapter alone (1 checkpoint).",
         )
     identity_keys = (
         "model",
