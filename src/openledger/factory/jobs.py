@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from openledger.datanets.snapshots import SnapshotService, parse_ref
-from openledger.errors import ConflictError, NotFoundError, Requester, ValidationError
+from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.factory.config import TrainConfig
 from openledger.factory.metrics import read_metrics
 from openledger.procs import pid_alive
@@ -164,20 +164,6 @@ class JobService:
         doc["metrics"] = {"steps": len(metrics), "last": metrics[-1] if metrics else None}
         doc["loss_curve"] = str(work / "loss.png") if (work / "loss.png").exists() else None
         doc["alive"] = doc["status"] == "running" and self._alive(doc)
-        return doc
-
-    def own(
-        self, job_id: int, requester: Requester, *, nodes_own: bool = False, what: str = "act on it"
-    ) -> dict[str, Any]:
-        """The job, if ``requester`` may ``what`` it: the account that queued it (or the
-        operator), and with ``nodes_own`` anyone for the node's own jobs (queued without an
-        owner, as the CLI's and the demo's are); a 403 otherwise."""
-        doc = self.get(job_id)
-        owner = doc.get("owner")
-        if owner is None and nodes_own:
-            return doc
-        if not requester.owns(owner):
-            raise requester.forbid(f"job {job_id} (queued by {owner or 'the node'})", what)
         return doc
 
     def _alive(self, doc: dict[str, Any]) -> bool:
