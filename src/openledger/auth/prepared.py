@@ -51,6 +51,7 @@ FINISHERS = frozenset(
         "governance.finish_proposal",
         "grants.finish_apply",
         "grants.finish_grant",
+        "grants.finish_proposal",
         "escrow.finish_deposit",
         "escrow.finish_request_withdrawal",
         "escrow.finish_withdraw",

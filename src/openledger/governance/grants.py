@@ -9,11 +9,13 @@ through ``GovernanceService.plan_proposal``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
 from openledger.chain import bindings as b
+from openledger.chain.addr import to_checksum_address
 from openledger.chain.calls import Plan, build, resumable
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.governance.keys import Change
@@ -50,7 +52,7 @@ class GrantsService:
                 f"No grant {gid}.",
                 field="id",
                 value=gid,
-                fix="list them with `openledger grants list`.",
+                fix="pick one of the grants listed.",
             )
         x = g.grant(gid)
         return {
@@ -178,19 +180,19 @@ class GrantsService:
         )
         return self.governance.plan_proposal(proposer, changes, text)
 
-    def _by_committee_or_proposal(self, signer: LocalAccount, gid: int, fn: str, text: str) -> dict:
-        c = self.governance.contracts()
-        if c.grants.committee() == signer.address or c.grants.owner() == signer.address:
-            result = (
-                c.grants.release(signer, gid) if fn == "release" else c.grants.cancel(signer, gid)
-            )
-            return {**self.grant(gid), "tx_hash": str(result.tx_hash)}
-        changes = [Change("Grants", fn, (gid,), text)]
-        plan = self.governance.plan_proposal(signer.address, changes, text)
-        return {"proposal": plan.run(signer)}
+    def finish_proposal(
+        self, args: dict[str, Any], payload: bytes | None, results: list[Any], sig: str | None
+    ) -> dict:
+        """A release or cancellation proposed through governance: the proposal created."""
+        return {"proposal": self.governance.finish_propose(args, payload, results, sig)}
 
     def release(self, signer: LocalAccount, gid: int) -> dict:
         """Release the next milestone: directly as the committee, else by a proposal."""
+        return self.plan_release(signer.address, gid).run(signer)
+
+    def plan_release(self, sender: str, gid: int) -> Plan:
+        """``release(gid)`` sent by the committee (or the owner); anyone else proposes it
+        (the plan is then ``GovernanceService.plan_proposal``'s, answering ``{"proposal"}``)."""
         g = self.grant(gid)
         if g["status"] != "approved":
             raise ConflictError(
@@ -200,8 +202,8 @@ class GrantsService:
                 fix="only an approved grant pays milestones.",
             )
         n = g["next_milestone"]
-        return self._by_committee_or_proposal(
-            signer,
+        return self._plan_by_committee_or_proposal(
+            sender,
             gid,
             "release",
             f"OpenCircle: release milestone {n + 1} of grant {gid} "
@@ -211,6 +213,9 @@ class GrantsService:
     def cancel_grant(self, signer: LocalAccount, gid: int) -> dict:
         """Cancel: the applicant withdraws a pending application; the committee cancels
         directly; anyone else proposes it. Unreleased funds go back to the treasury."""
+        return self.plan_cancel_grant(signer.address, gid).run(signer)
+
+    def plan_cancel_grant(self, sender: str, gid: int) -> Plan:
         g = self.grant(gid)
         if g["status"] not in ("pending", "approved"):
             raise ConflictError(
@@ -219,13 +224,31 @@ class GrantsService:
                 value=gid,
                 fix="only a pending or approved grant can be cancelled.",
             )
-        if g["status"] == "pending" and g["applicant"] == signer.address:
-            result = self._grants().cancel(signer, gid)
-            return {**self.grant(gid), "tx_hash": str(result.tx_hash)}
+        sender = to_checksum_address(sender)
+        if g["status"] == "pending" and g["applicant"] == sender:
+            return self._plan_direct(sender, gid, "cancel", f"withdraw your application {gid}")
         rest = int(g["amount"]) - int(g["released"])
-        return self._by_committee_or_proposal(
-            signer,
+        return self._plan_by_committee_or_proposal(
+            sender,
             gid,
             "cancel",
             f"OpenCircle: cancel grant {gid} ({fmt_open(rest)} OPEN back to the treasury)",
         )
+
+    def _plan_direct(self, sender: str, gid: int, fn: str, what: str) -> Plan:
+        """``fn(gid)`` on Grants, sent by ``sender``; finished with the grant as it is after."""
+        g = self._grants()
+        finish, resume = resumable("grants.finish_grant", self.finish_grant, {"gid": gid})
+        return Plan(g.client, sender, [build(g, fn, gid)], finish, what=what, resume=resume)
+
+    def _plan_by_committee_or_proposal(self, sender: str, gid: int, fn: str, text: str) -> Plan:
+        """``fn(gid)`` sent directly by the committee or the owner; a proposal of it by
+        anyone else."""
+        sender = to_checksum_address(sender)
+        g = self._grants()
+        if sender in (g.committee(), g.owner()):
+            return self._plan_direct(sender, gid, fn, text.removeprefix("OpenCircle: "))
+        changes = [Change("Grants", fn, (gid,), text)]
+        plan = self.governance.plan_proposal(sender, changes, text)
+        finish, resume = resumable("grants.finish_proposal", self.finish_proposal, {})
+        return replace(plan, finish=finish, resume=resume)

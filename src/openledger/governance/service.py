@@ -23,6 +23,7 @@ from openledger.chain.deploy import Contracts
 from openledger.errors import (
     ConflictError,
     ContractNotDeployedError,
+    ForbiddenError,
     NotFoundError,
     ValidationError,
 )
@@ -59,8 +60,7 @@ class GovernanceService:
             raise ContractNotDeployedError(
                 "This deployment has no Governor, Timelock and Grants.",
                 field="addresses",
-                fix="run `openledger gov handover --as operator` to deploy them and hand the "
-                "protocol to governance.",
+                fix="the operator deploys them and hands the protocol to governance first.",
             )
         return c
 
@@ -132,7 +132,7 @@ class GovernanceService:
             raise ValidationError(
                 f"{proposer} has {fmt_open(votes)} OPEN of delegated votes; proposing needs "
                 f"{fmt_open(threshold)} (proposal_threshold).",
-                field="--as",
+                field="account",
                 value=proposer,
                 fix="delegate enough OPEN to this account first (`openledger delegate ADDRESS "
                 "--as HOLDER`; votes count from the next second).",
@@ -152,7 +152,7 @@ class GovernanceService:
         if len(description) > 512:
             raise ValidationError(
                 f"The description has {len(description)} characters; at most 512 fit.",
-                field="--description",
+                field="description",
                 value=len(description),
                 fix="shorten it.",
             )
@@ -187,7 +187,7 @@ class GovernanceService:
                 f"No proposal {pid}.",
                 field="id",
                 value=pid,
-                fix="list them with `openledger gov list`.",
+                fix="pick one of the proposals listed.",
             )
         return gov.proposal(pid)
 
@@ -269,7 +269,7 @@ class GovernanceService:
         if c.governor.has_voted(pid, voter):
             raise ConflictError(
                 f"{voter} already voted on proposal {pid}.",
-                field="--as",
+                field="account",
                 value=voter,
                 fix="each account votes once.",
             )
@@ -277,7 +277,7 @@ class GovernanceService:
         if weight == 0:
             raise ValidationError(
                 f"{voter} had no delegated votes at proposal {pid}'s snapshot ({p.snapshot}).",
-                field="--as",
+                field="account",
                 value=voter,
                 fix="votes count only if delegated before the snapshot; delegate now "
                 "(`openledger delegate ADDRESS --as ACCOUNT`) to vote on later proposals.",
@@ -333,7 +333,7 @@ class GovernanceService:
                 f"Proposal {pid} is {state}, not queued.",
                 field="id",
                 value=pid,
-                fix="queue it first (`openledger gov queue ID`).",
+                fix="queue it first.",
             )
         now = self._now()
         if now < p.eta:
@@ -374,9 +374,42 @@ class GovernanceService:
         return {**self.show(args["pid"]), "tx_hash": _tx(results[-1])}
 
     def cancel(self, signer: LocalAccount, pid: int) -> dict:
-        self._proposal(pid)
-        result = self.contracts().governor.cancel(signer, pid)
-        return {**self.show(pid), "tx_hash": _tx(result)}
+        return self.plan_cancel(signer.address, pid).run(signer)
+
+    def plan_cancel(self, sender: str, pid: int) -> Plan:
+        """``cancel(pid)``: by its proposer while it is pending, by the guardian at any time
+        before it is executed (a queued proposal is cancelled in the Timelock too)."""
+        p = self._proposal(pid)
+        gov = self.contracts().governor
+        state = STATES[p.state]
+        sender = Web3.to_checksum_address(sender)
+        if state in ("canceled", "executed"):
+            raise ConflictError(
+                f"Proposal {pid} is {state} already.",
+                field="id",
+                value=pid,
+                fix="only a proposal not yet executed or cancelled can be cancelled.",
+            )
+        if not (sender == p.proposer and state == "pending"):
+            guardian = gov.guardian()
+            if sender != guardian or int(guardian, 16) == 0:
+                who = "its proposer while it is pending, or the guardian"
+                raise ForbiddenError(
+                    f"{sender} cannot cancel proposal {pid} ({state}): only {who} can.",
+                    field="account",
+                    value=sender,
+                    fix="vote against it instead, or ask the guardian.",
+                )
+
+        finish, resume = resumable("governance.finish_proposal", self.finish_proposal, {"pid": pid})
+        return Plan(
+            gov.client,
+            sender,
+            [build(gov, "cancel", pid)],
+            finish,
+            what=f"cancel proposal {pid}",
+            resume=resume,
+        )
 
     def delegate(self, signer: LocalAccount, delegatee: str) -> dict:
         return self.plan_delegate(signer.address, delegatee).run(signer)

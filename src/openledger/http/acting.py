@@ -13,13 +13,12 @@ app's ``/web/api/wallet/submit``). Off the devnet the node signs only as the ope
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from openledger.auth.principal import Principal
 from openledger.chain.accounts import OPERATOR
-from openledger.chain.calls import Plan, Recorder, resumable
+from openledger.chain.calls import Plan
 from openledger.config import DEVNET_CHAIN_ID
 from openledger.errors import ForbiddenError, OpenLedgerError
 from openledger.node import Node
@@ -73,29 +72,10 @@ def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
 
 
 def act(node: Node, who: Actor, plan: Plan) -> dict[str, Any]:
-    """Send ``plan`` with the node's key for ``who``, or offer it to ``who``'s wallet."""
+    """Send ``plan`` with the node's key for ``who``, or offer it to ``who``'s wallet. A plan
+    with nothing to send or sign (a claim with nothing claimable) is finished at once."""
+    if not plan.calls and plan.message is None:
+        return plan.finish([], None)
     if who.name is not None:
         return plan.run(node.accounts.signer(who.name))
     return {"wallet": node.prepared.offer(who.address, plan)}
-
-
-def act_recorded(
-    node: Node,
-    who: Actor,
-    send: Callable[[Any], dict[str, Any]],
-    kind: str,
-    method: Callable[..., dict[str, Any]],
-    args: dict[str, Any],
-    what: str,
-) -> dict[str, Any]:
-    """:func:`act` for a service that sends directly: the node runs ``send(signer)``; for a
-    wallet the calls ``send`` would make (its checks run) are recorded and offered, and
-    ``method`` (the Resume ``kind``) records the rest once they are mined."""
-    if who.name is not None:
-        return send(node.accounts.signer(who.name))
-    calls, done = Recorder.calls_of(who.address, send, node.contracts.addresses.contracts)
-    if not calls:  # the service had nothing to send
-        return done
-    finish, resume = resumable(kind, method, args)
-    plan = Plan(node.client, who.address, calls, finish, what=what, resume=resume)
-    return act(node, who, plan)

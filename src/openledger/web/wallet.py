@@ -5,7 +5,6 @@ which checks them and records the write, exactly as for API clients (``http.acti
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -28,20 +27,6 @@ def act(node: Node, auth: WebAuth, session: Session, plan: Plan) -> dict[str, An
     """Send ``plan`` with the node's dev key for a dev account; otherwise offer it to the
     wallet (``{"wallet": {...}}``: the page sends it and reports to ``/wallet/submit``)."""
     return acting.act(node, session_actor(auth, session), plan)
-
-
-def act_recorded(
-    node: Node,
-    auth: WebAuth,
-    session: Session,
-    send: Callable[[Any], dict[str, Any]],
-    kind: str,
-    method: Callable[..., dict[str, Any]],
-    args: dict[str, Any],
-    what: str,
-) -> dict[str, Any]:
-    """``http.acting.act_recorded`` for the signed-in account."""
-    return acting.act_recorded(node, session_actor(auth, session), send, kind, method, args, what)
 
 
 OwnAccount = [Depends(only_own_account)]

@@ -56,3 +56,34 @@ def test_a_wrong_proof_reverts_with_a_clear_reason(market: Market) -> None:
         )
     assert "RewardDistributor: invalid proof" in exc.value.message
     assert node.contracts.rewards.claimed(erin) == 0
+
+
+def test_plan_claim(market: Market) -> None:
+    """Nothing claimable: no calls, and the finish says so with the balance. Settled: one
+    ``claim`` call, which anyone may send for the account; its finish (the same Resume a
+    wallet's report takes) says what was paid and the balance after."""
+    node, token = market.node, market.node.contracts.token
+    erin, op = market.addr("erin"), node.accounts.address("operator")
+    plan = node.rewards.plan_claim(op, erin)
+    assert plan.calls == [] and plan.resume is not None
+    assert plan.resume.kind == "rewards.finish_claim"
+    doc = plan.run(node.accounts.signer("operator"))
+    assert (doc["paid"], doc["paid_open"], doc["tx_hash"]) == ("0", "0", None)
+    assert doc["balance"] == str(token.balance_of(erin))
+
+    paid(market, 2)
+    node.epochs.close()
+    fast_forward(node)
+    c = node.rewards.claimable(erin)
+    assert int(c["claimable"]) > 0
+    plan = node.rewards.plan_claim(op, erin)
+    assert plan.sender == op
+    assert [(x.contract, x.label) for x in plan.calls] == [("RewardDistributor", "claim")]
+    assert plan.resume is not None and plan.resume.args == {"before": c}
+    before = token.balance_of(erin)
+    results = [node.client.send_call(x, node.accounts.signer("operator")) for x in plan.calls]
+    doc = node.finisher(plan.resume.kind)(plan.resume.args, None, results, None)
+    assert doc["paid"] == c["claimable"] and doc["claimable"] == "0"
+    assert doc["balance"] == str(before + int(c["claimable"])) == str(token.balance_of(erin))
+    assert doc["tx_hash"] == results[0].tx_hash
+    assert node.rewards.plan_claim(erin, erin).calls == []

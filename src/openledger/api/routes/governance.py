@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from openledger.governance.keys import parse_sets
-from openledger.http.acting import act, act_recorded, actor
+from openledger.http.acting import act, actor
 from openledger.http.bounds import AsField, IdPath, Name, Text
 from openledger.http.credentials import Writer
 from openledger.http.deps import NodeDep
@@ -88,16 +88,7 @@ def execute(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) ->
 @router.post("/proposals/{proposal}/cancel")
 def cancel(proposal: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
-    gov = node.governance
-    return act_recorded(
-        node,
-        who,
-        lambda signer: gov.cancel(signer, proposal),
-        "governance.finish_proposal",
-        gov.finish_proposal,
-        {"pid": proposal},
-        f"cancel proposal {proposal}",
-    )
+    return act(node, who, node.governance.plan_cancel(who.address, proposal))
 
 
 @router.post("/delegate")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.http.acting import act, act_recorded, actor
+from openledger.http.acting import act, actor
 from openledger.http.bounds import AsField, IdPath, Name
 from openledger.http.credentials import Writer
 from openledger.http.deps import NodeDep
@@ -69,28 +69,10 @@ def approve(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> di
 def release(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Release the next milestone (committee), or propose it."""
     who = actor(node, principal, body.as_)
-    grants = node.grants
-    return act_recorded(
-        node,
-        who,
-        lambda signer: grants.release(signer, grant),
-        "grants.finish_grant",
-        grants.finish_grant,
-        {"gid": grant},
-        f"release the next milestone of grant {grant}",
-    )
+    return act(node, who, node.grants.plan_release(who.address, grant))
 
 
 @router.post("/{grant}/cancel")
 def cancel(grant: IdPath, body: Signer, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
-    grants = node.grants
-    return act_recorded(
-        node,
-        who,
-        lambda signer: grants.cancel_grant(signer, grant),
-        "grants.finish_grant",
-        grants.finish_grant,
-        {"gid": grant},
-        f"cancel grant {grant}",
-    )
+    return act(node, who, node.grants.plan_cancel_grant(who.address, grant))

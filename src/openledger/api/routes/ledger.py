@@ -17,12 +17,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from openledger.errors import AuthError
-from openledger.http.acting import act_recorded, actor
+from openledger.http.acting import act, actor
 from openledger.http.bounds import AsField, IdPath, Limit, Name, Offset
 from openledger.http.credentials import MaybePrincipal, Reader, Writer
 from openledger.http.deps import NodeDep
 from openledger.ledger.receipts.ids import is_public_id
-from openledger.units import fmt_open, parse_open
+from openledger.units import parse_open
 
 router = APIRouter(tags=["ledger"])
 
@@ -76,15 +76,7 @@ def deposit(body: AmountBody, node: NodeDep, principal: Writer) -> dict[str, Any
     """Move OPEN into the inference escrow as the account's credit (approve, then deposit)."""
     who = actor(node, principal, body.as_)
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(
-        node,
-        who,
-        lambda signer: node.escrow.deposit(signer, amount),
-        "escrow.finish_deposit",
-        node.escrow.finish_deposit,
-        {"account": who.address, "amount": amount},
-        f"deposit {fmt_open(amount)} OPEN as inference credit",
-    )
+    return act(node, who, node.escrow.plan_deposit(who.address, amount))
 
 
 @router.post("/credit/withdrawals")
@@ -92,29 +84,13 @@ def request_withdrawal(body: AmountBody, node: NodeDep, principal: Writer) -> di
     """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
     who = actor(node, principal, body.as_)
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(
-        node,
-        who,
-        lambda signer: node.escrow.request_withdrawal(signer, amount),
-        "escrow.finish_request_withdrawal",
-        node.escrow.finish_request_withdrawal,
-        {"account": who.address, "amount": amount},
-        f"ask for {fmt_open(amount)} OPEN of credit back",
-    )
+    return act(node, who, node.escrow.plan_request_withdrawal(who.address, amount))
 
 
 @router.post("/credit/withdrawals/complete")
 def complete_withdrawal(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     who = actor(node, principal, body.as_)
-    return act_recorded(
-        node,
-        who,
-        node.escrow.withdraw,
-        "escrow.finish_withdraw",
-        node.escrow.finish_withdraw,
-        {"account": who.address},
-        "complete the credit withdrawal",
-    )
+    return act(node, who, node.escrow.plan_withdraw(who.address))
 
 
 @router.get("/rewards/{account}")
@@ -133,16 +109,7 @@ def show_rewards(account: str, node: NodeDep) -> dict[str, Any]:
 def claim(body: SignerBody, node: NodeDep, principal: Writer) -> dict[str, Any]:
     """Claim everything the account can claim now: ``claim(account, cumulative, proof)``."""
     who = actor(node, principal, body.as_)
-    before = node.rewards.claimable(who.address)
-    return act_recorded(
-        node,
-        who,
-        lambda signer: node.rewards.claim(who.address, signer),
-        "rewards.finish_claim",
-        node.rewards.finish_claim,
-        {"before": before},
-        f"claim {fmt_open(int(before['claimable']))} OPEN of rewards",
-    )
+    return act(node, who, node.rewards.plan_claim(who.address, who.address))
 
 
 @router.get("/epochs")

@@ -1,8 +1,11 @@
 """Inference credit on chain: deposit into the InferenceEscrow, withdraw after the delay.
 
-Each call checks what the contract would refuse first (minimum deposit, token balance,
-withdrawal delay), so the user reads the rule and the numbers instead of a bare revert,
-then sends the transaction and syncs its event, so the credit is usable at once.
+Each write is a plan (``chain.calls``): ``plan_<verb>`` checks what the contract would refuse
+first (minimum deposit, token balance, withdrawal delay), so the user reads the rule and the
+numbers instead of a bare revert, and builds the calls; ``finish_<verb>`` syncs the event
+once they are mined, so the credit is usable at once, and answers with the credit. The node
+runs a plan with a key it holds (``deposit``, ``request_withdrawal``, ``withdraw``) or a
+wallet sends it (``auth.prepared``); both end in the same finish.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from openledger.chain.client import TxResult
+from openledger.chain.addr import to_checksum_address
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.deploy import Contracts
+from openledger.chain.tx import TxResult
 from openledger.errors import ConflictError, ValidationError
 from openledger.ledger.pricing.params import ParamsCache
 from openledger.units import fmt_open
@@ -37,7 +42,21 @@ class EscrowService:
         self._sync = sync
         self._credit = credit
 
+    # -- with a key the node holds ----------------------------------------------------------
     def deposit(self, signer: LocalAccount, amount: int) -> dict[str, Any]:
+        return self.plan_deposit(signer.address, amount).run(signer)
+
+    def request_withdrawal(self, signer: LocalAccount, amount: int) -> dict[str, Any]:
+        return self.plan_request_withdrawal(signer.address, amount).run(signer)
+
+    def withdraw(self, signer: LocalAccount) -> dict[str, Any]:
+        return self.plan_withdraw(signer.address).run(signer)
+
+    # -- plans ------------------------------------------------------------------------------
+    def plan_deposit(self, account: str, amount: int) -> Plan:
+        """``approve`` (when the allowance is short), then ``deposit(amount)``: refused before
+        anything is sent below the minimum deposit or beyond the account's OPEN."""
+        account = to_checksum_address(account)
         c = self._contracts()
         minimum = self.params.current().min_deposit
         if amount < max(minimum, 1):
@@ -48,51 +67,71 @@ class EscrowService:
                 value=fmt_open(amount),
                 fix=f"deposit at least {fmt_open(max(minimum, 1))} OPEN.",
             )
-        balance = c.token.balance_of(signer.address)
+        balance = c.token.balance_of(account)
         if balance < amount:
             raise ValidationError(
-                f"{signer.address} holds {fmt_open(balance)} OPEN, less than the "
+                f"{account} holds {fmt_open(balance)} OPEN, less than the "
                 f"{fmt_open(amount)} OPEN to deposit.",
                 field="amount",
                 value=fmt_open(amount),
                 fix="deposit at most the account's OPEN balance.",
             )
-        c.token.ensure_allowance(signer, c.escrow.address, amount)
-        tx = c.escrow.deposit(signer, amount)
-        self._sync()
-        return {"tx_hash": tx.tx_hash, "amount": str(amount), **self._credit(signer.address)}
+        calls = []
+        if c.token.allowance(account, c.escrow.address) < amount:
+            calls.append(build(c.token, "approve", c.escrow.address, amount))
+        calls.append(build(c.escrow, "deposit", amount))
+        finish, resume = resumable(
+            "escrow.finish_deposit", self.finish_deposit, {"account": account, "amount": amount}
+        )
+        return Plan(
+            c.client,
+            account,
+            calls,
+            finish,
+            what=f"deposit {fmt_open(amount)} OPEN as inference credit",
+            resume=resume,
+        )
 
-    def request_withdrawal(self, signer: LocalAccount, amount: int) -> dict[str, Any]:
+    def plan_request_withdrawal(self, account: str, amount: int) -> Plan:
+        """``requestWithdrawal(amount)``: a positive amount up to the escrow balance."""
+        account = to_checksum_address(account)
         c = self._contracts()
-        on_chain = c.escrow.balance_of(signer.address)
+        on_chain = c.escrow.balance_of(account)
         if amount <= 0 or amount > on_chain:
             raise ValidationError(
-                f"cannot withdraw {fmt_open(amount)} OPEN: {signer.address} has "
+                f"cannot withdraw {fmt_open(amount)} OPEN: {account} has "
                 f"{fmt_open(on_chain)} OPEN in the escrow.",
                 field="amount",
                 value=fmt_open(amount),
                 fix="ask for a positive amount up to the escrow balance (fees of served "
                 "requests are collected at the next epoch and are not withdrawable).",
             )
-        tx = c.escrow.request_withdrawal(signer, amount)
-        self._sync()
-        _, ready_at = c.escrow.pending_withdrawal(signer.address)
-        return {
-            "tx_hash": tx.tx_hash,
-            "amount": str(amount),
-            "ready_at": ready_at,
-            **self._credit(signer.address),
-        }
+        finish, resume = resumable(
+            "escrow.finish_request_withdrawal",
+            self.finish_request_withdrawal,
+            {"account": account, "amount": amount},
+        )
+        return Plan(
+            c.client,
+            account,
+            [build(c.escrow, "requestWithdrawal", amount)],
+            finish,
+            what=f"ask for {fmt_open(amount)} OPEN of credit back",
+            resume=resume,
+        )
 
-    def withdraw(self, signer: LocalAccount) -> dict[str, Any]:
+    def plan_withdraw(self, account: str) -> Plan:
+        """``withdraw()``: once a request exists and its delay has passed."""
+        account = to_checksum_address(account)
         c = self._contracts()
-        amount, ready_at = c.escrow.pending_withdrawal(signer.address)
+        amount, ready_at = c.escrow.pending_withdrawal(account)
         if ready_at == 0:
             raise ValidationError(
-                f"{signer.address} has no withdrawal request.",
+                f"{account} has no withdrawal request.",
                 field="withdrawal",
-                value=signer.address,
-                fix="request one first: `openledger withdraw AMOUNT --as ACCOUNT`.",
+                value=account,
+                fix="request a withdrawal of an amount first; it can be completed after "
+                "the withdrawal delay.",
             )
         now = c.client.timestamp()
         if now < ready_at:
@@ -102,19 +141,21 @@ class EscrowService:
                 "ProtocolParams.escrow_withdraw_delay).",
                 field="withdrawal",
                 value=fmt_open(amount),
-                fix="run `openledger withdraw --as ACCOUNT` again after that time; the "
-                "credit stays reserved meanwhile.",
+                fix="complete the withdrawal after that time; the credit stays reserved meanwhile.",
             )
-        tx = c.escrow.withdraw(signer)
-        paid = c.escrow.events(tx, "Withdrawn")
-        self._sync()
-        return {
-            "tx_hash": tx.tx_hash,
-            "paid": str(int(paid[0]["amount"]) if paid else 0),
-            **self._credit(signer.address),
-        }
+        finish, resume = resumable(
+            "escrow.finish_withdraw", self.finish_withdraw, {"account": account}
+        )
+        return Plan(
+            c.client,
+            account,
+            [build(c.escrow, "withdraw")],
+            finish,
+            what="complete the credit withdrawal",
+            resume=resume,
+        )
 
-    # -- the off-chain side of a wallet's escrow calls (``Resume`` finishers) -----------------
+    # -- the off-chain side, once the calls are mined (``Resume`` finishers) ------------------
     def finish_deposit(
         self,
         args: dict[str, Any],

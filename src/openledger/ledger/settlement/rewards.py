@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
+from openledger.chain.calls import Plan, build, resumable
 from openledger.chain.deploy import Contracts
 from openledger.chain.merkle import MerkleTree
 from openledger.errors import ConflictError
@@ -136,27 +137,42 @@ class RewardsService:
         return out
 
     def claim(self, account: str, signer: LocalAccount) -> dict[str, Any]:
-        """Send ``claim(account, cumulative, proof)``; returns what was paid and the tx.
-        With nothing left to claim, nothing is sent and ``paid`` is 0."""
+        """Send ``claim(account, cumulative, proof)`` from ``signer``; what was paid and the
+        tx. With nothing left to claim, nothing is sent and ``paid`` is 0."""
+        return self.plan_claim(signer.address, account).run(signer)
+
+    def plan_claim(self, sender: str, account: str) -> Plan:
+        """``claim(account, cumulative, proof)`` sent by ``sender`` (anyone may send an
+        account's claim: the OPEN goes to the account). With nothing claimable the plan has
+        no calls, and its finish says so."""
         c = self.claimable(account)
-        if int(c["claimable"]) == 0:
-            return {**c, "paid": "0", "tx_hash": None}
         rewards = self._contracts().rewards
-        tx = rewards.claim(
-            signer, c["account"], int(c["cumulative"]), [bytes.fromhex(p[2:]) for p in c["proof"]]
+        calls = []
+        if int(c["claimable"]) > 0:
+            proof = [bytes.fromhex(p[2:]) for p in c["proof"]]
+            calls.append(build(rewards, "claim", c["account"], int(c["cumulative"]), proof))
+        finish, resume = resumable("rewards.finish_claim", self.finish_claim, {"before": c})
+        return Plan(
+            rewards.client,
+            Web3.to_checksum_address(sender),
+            calls,
+            finish,
+            what=f"claim {fmt_open(int(c['claimable']))} OPEN of rewards",
+            resume=resume,
         )
-        return self._claimed(c, tx)
 
     def finish_claim(
         self, args: dict[str, Any], _payload: bytes | None, results: list[Any], _sig: str | None
     ) -> dict[str, Any]:
-        """A claim a wallet sent (``args["before"]``: ``claimable`` when it was prepared)."""
-        return self._claimed(args["before"], results[-1])
-
-    def _claimed(self, c: dict[str, Any], tx: Any) -> dict[str, Any]:
-        """What a mined claim paid, and the account's OPEN balance after it: the same answer
-        whether the node or the account's own wallet sent it."""
+        """What a mined claim paid (``args["before"]``: ``claimable`` when it was planned),
+        and the account's OPEN balance after it: the same answer whether the node or the
+        account's own wallet sent it. No results: nothing was claimable, nothing was sent."""
+        c = args["before"]
         contracts = self._contracts()
+        balance = str(contracts.token.balance_of(c["account"]))
+        if not results:
+            return {**c, "paid": "0", "paid_open": fmt_open(0), "tx_hash": None, "balance": balance}
+        tx = results[-1]
         paid = contracts.rewards.events(tx, "Claimed")
         amount = int(paid[0]["amount"]) if paid else int(c["claimable"])
         return {
@@ -166,7 +182,7 @@ class RewardsService:
             "tx_hash": tx.tx_hash,
             "claimable": "0",
             "claimed": str(int(c["claimed"]) + amount),
-            "balance": str(contracts.token.balance_of(c["account"])),
+            "balance": balance,
         }
 
 

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from openledger.errors import NotFoundError
 from openledger.http.bounds import Name
 from openledger.http.deps import NodeDep
-from openledger.units import fmt_open, parse_open
+from openledger.units import parse_open
 from openledger.web.auth import AuthDep, SessionDep, WebAuth
 from openledger.web.routes import tile
 from openledger.web.sessions import Session
-from openledger.web.wallet import OwnAccount, act_recorded
+from openledger.web.wallet import OwnAccount, act
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -45,16 +45,7 @@ class KeyBody(BaseModel):
 def deposit(body: AmountBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Move OPEN into the inference escrow as credit (a wallet approves, then deposits)."""
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(
-        node,
-        auth,
-        session,
-        lambda signer: node.escrow.deposit(signer, amount),
-        "escrow.finish_deposit",
-        node.escrow.finish_deposit,
-        {"account": session.address, "amount": amount},
-        f"deposit {fmt_open(amount)} OPEN as inference credit",
-    )
+    return act(node, auth, session, node.escrow.plan_deposit(session.address, amount))
 
 
 @router.post("/withdrawals")
@@ -63,30 +54,13 @@ def request_withdrawal(
 ) -> dict[str, Any]:
     """Ask the escrow for unused credit back (paid after the withdrawal delay)."""
     amount = parse_open(body.amount, field="amount")
-    return act_recorded(
-        node,
-        auth,
-        session,
-        lambda signer: node.escrow.request_withdrawal(signer, amount),
-        "escrow.finish_request_withdrawal",
-        node.escrow.finish_request_withdrawal,
-        {"account": session.address, "amount": amount},
-        f"ask for {fmt_open(amount)} OPEN of credit back",
-    )
+    plan = node.escrow.plan_request_withdrawal(session.address, amount)
+    return act(node, auth, session, plan)
 
 
 @router.post("/withdrawals/complete")
 def complete_withdrawal(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return act_recorded(
-        node,
-        auth,
-        session,
-        node.escrow.withdraw,
-        "escrow.finish_withdraw",
-        node.escrow.finish_withdraw,
-        {"account": session.address},
-        "complete the credit withdrawal",
-    )
+    return act(node, auth, session, node.escrow.plan_withdraw(session.address))
 
 
 def _key_account(auth: WebAuth, session: Session) -> str:

@@ -10,11 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from openledger.http.deps import NodeDep
 from openledger.ledger.settlement.timeline import earnings_view
-from openledger.units import fmt_open
 from openledger.web.auth import AuthDep, SessionDep
 from openledger.web.chat import run_agent_chat, run_chat
 from openledger.web.routes import tile
-from openledger.web.wallet import OwnAccount, act_recorded
+from openledger.web.wallet import OwnAccount, act
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -80,21 +79,8 @@ def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
     """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain (sent by
     the node for a dev account, by the wallet otherwise)."""
-    c = node.rewards.claimable(session.address)
-    out = act_recorded(
-        node,
-        auth,
-        session,
-        lambda signer: node.rewards.claim(session.address, signer),
-        "rewards.finish_claim",
-        node.rewards.finish_claim,
-        {"before": c},
-        f"claim {fmt_open(int(c['claimable']))} OPEN of rewards",
-    )
-    if "wallet" in out or "balance" in out:
-        return out
-    balance = node.contracts.token.balance_of(session.address)  # nothing was claimable
-    return {**out, "balance": str(balance), "paid_open": fmt_open(int(out["paid"]))}
+    plan = node.rewards.plan_claim(session.address, session.address)
+    return act(node, auth, session, plan)
 
 
 @router.get("/receipts/{receipt}/check")
