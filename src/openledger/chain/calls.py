@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from openledger.chain.addr import to_checksum_address
@@ -154,45 +154,6 @@ class Plan:
                 value=signature,
                 fix="sign with the account you signed in with.",
             )
-
-
-class Recorded(Exception):
-    """Raised by a :class:`Recorder` at the call it stops the service at."""
-
-
-class Recorder:
-    """A stand-in signer for a service that sends directly (it has no ``plan_*`` of its own):
-    ``ChainClient.transact`` hands it the calls instead of sending them. An ``approve`` goes
-    on (the service ignores its result); the first other call stops the service, so its
-    checks ran and nothing after the send did."""
-
-    def __init__(self, address: str, names: Mapping[str, str] | None = None) -> None:
-        self.address = address
-        self.calls: list[Call] = []
-        # contract name by address, so that messages about a call name its contract
-        self._names = {a.lower(): n for n, a in (names or {}).items()}
-
-    def take(self, call: Call) -> Any:
-        if not call.contract:
-            call = replace(call, contract=self._names.get(call.to.lower(), ""))
-        self.calls.append(call)
-        if call.label != "approve":
-            raise Recorded(call.label)
-        return TxResult(tx_hash="0x" + "00" * 32, receipt={"logs": [], "status": 1})  # type: ignore[typeddict-item]
-
-    @classmethod
-    def calls_of(
-        cls, address: str, send: Callable[[Any], Any], names: Mapping[str, str] | None = None
-    ) -> tuple[list[Call], Any]:
-        """The calls ``send(signer)`` would make from ``address``, up to its main one; or, when
-        it sends nothing (nothing to do), no calls and what it returned. ``names``: contract
-        name → address, to name each call's contract."""
-        rec = cls(address, names)
-        try:
-            out = send(rec)
-        except Recorded:
-            return rec.calls, None
-        return [], out
 
 
 def build(binding: Any, fn: str, *args: Any) -> Call:

@@ -23,7 +23,7 @@ from web3.exceptions import (
 )
 from web3.types import TxReceipt
 
-from openledger.chain.calls import Call, Recorder
+from openledger.chain.calls import Call
 from openledger.chain.tx import TxResult
 from openledger.errors import (
     ChainUnreachableError,
@@ -35,11 +35,10 @@ from openledger.errors import (
 
 # revert reasons that mean "you lack funds or allowance" rather than "the rule said no"
 _FUNDS_HINTS: dict[str, str] = {
-    "insufficient allowance": "approve the contract for at least the amount first "
-    "(the CLI does this for you with --approve).",
+    "insufficient allowance": "approve the contract for at least the amount first.",
     "exceeds balance": "top up the account's OPEN balance, or use a smaller amount.",
     "insufficient funds": "the account needs ETH for gas; on the devnet use a dev account "
-    "or fund it with `openledger chain fund`.",
+    "or have the operator fund it.",
 }
 
 
@@ -154,14 +153,7 @@ class ChainClient:
             raise self._unreachable(exc) from exc
 
     def transact(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> TxResult:
-        """Sign and send ``fn`` from ``signer``; wait for the receipt. A
-        :class:`~openledger.chain.calls.Recorder` takes the call instead (a wallet sends it)."""
-        if isinstance(signer, Recorder):
-            return signer.take(
-                Call(
-                    to=fn.address, data=fn._encode_transaction_data(), label=fn.fn_name, value=value
-                )
-            )
+        """Sign and send ``fn`` from ``signer``; wait for the receipt."""
         self.ensure_checked()
         params = {"from": signer.address, "value": value}
         try:

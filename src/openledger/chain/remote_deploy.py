@@ -24,7 +24,6 @@ from typing import Any
 from web3.exceptions import TransactionNotFound
 
 from openledger.chain.addr import keccak256, to_checksum_address
-from openledger.chain.calls import Recorder
 from openledger.chain.client import ChainClient
 from openledger.chain.compile import compile_all
 from openledger.chain.deploy import MAINNET_GOVERNANCE, Addresses, GovernanceConfig, deploy_all
@@ -73,8 +72,6 @@ class JournaledClient(ChainClient):
         return to_checksum_address(str(result.receipt["contractAddress"])), result
 
     def transact(self, fn: Any, signer: Any, *, value: int = 0) -> TxResult:
-        if isinstance(signer, Recorder):
-            return super().transact(fn, signer, value=value)
         tx = {
             "from": signer.address,
             "to": fn.address,
