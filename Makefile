@@ -42,13 +42,16 @@ lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# pytest-xdist workers for make test (tests/parallel.py); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+
 # The store tests also run against a real PostgreSQL unless OPENLEDGER_TEST_PG=0.
 test: venv node browser lint
 	@if [ "$${OPENLEDGER_TEST_PG:-1}" != "0" ]; then \
 		url=$$(set -o pipefail; bash scripts/pg-test-server.sh start | tail -n 1) || exit 1; \
 		export OPENLEDGER_TEST_PG_URL="$$url"; \
 	fi; \
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 # The same suite with the contracts' state machines and the API fuzzing drawing more examples.
 test-thorough:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests import parallel  # on an xdist worker, limits torch's threads: before torch loads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -35,9 +36,18 @@ THOROUGH = os.environ.get("OPENLEDGER_TEST_THOROUGH") == "1"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1 (on an xdist worker, never one another worker gets)."""
+    return parallel.free_port()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    parallel.order_and_group(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    return parallel.make_scheduler(config, log)
 
 
 def operator_headers(node: Node) -> dict[str, str]:
