@@ -86,8 +86,9 @@ class ForbiddenError(OpenLedgerError):
 
 class Requester(Protocol):
     """Who asks a service for something that is not everyone's (``auth.principal.Principal``
-    is one): whether it may act on what ``address`` owns, and the 403 that refuses it. The
-    service decides; the requester words the refusal for its credential."""
+    is one): whether it may act on what ``address`` owns (``None``: what the node itself
+    owns, such as the jobs queued from its CLI; only the operator does), and the 403 that
+    refuses it. The service decides; the requester words the refusal for its credential."""
 
     def owns(self, address: str | None) -> bool: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openledger.config import Settings
 from openledger.units import OPEN
@@ -157,6 +157,33 @@ class Node:
         with self.db.session() as s:
             cursor = repo.get_cursor(s, "chain")
         return cursor == (head, END_OF_BLOCK)
+
+    def health(self) -> dict[str, Any]:
+        """Whether the store and the chain answer: ``store`` (its schema revision) and
+        ``chain`` (chain id, block, URL), each with ``ok`` (and the error when it does not
+        answer); ``status`` is ``ok`` only when both do, else ``degraded``."""
+        from sqlalchemy import text
+
+        from openledger.errors import OpenLedgerError
+
+        checks: dict[str, Any] = {}
+        try:
+            with self.db.session() as s:
+                s.execute(text("SELECT 1"))
+            checks["store"] = {"ok": True, "revision": self.db.current_revision()}
+        except OpenLedgerError as exc:
+            checks["store"] = {"ok": False, "error": exc.message}
+        try:
+            checks["chain"] = {
+                "ok": True,
+                "chain_id": self.client.check(),
+                "block": self.client.block_number(),
+                "url": self.settings.rpc_url,
+            }
+        except OpenLedgerError as exc:
+            checks["chain"] = {"ok": False, "error": exc.message, "fix": exc.fix}
+        ok = all(c["ok"] for c in checks.values())
+        return {"status": "ok" if ok else "degraded", **checks}
 
     # -- datanets --------------------------------------------------------------------------
     def _contracts(self) -> Contracts:
@@ -463,7 +490,11 @@ class Node:
 
         home = self.settings.home / "provider"
         return ProviderService(
-            lambda: self.contracts, PulledModels(home), lambda: self.provider_serving
+            lambda: self.contracts,
+            PulledModels(home),
+            lambda: self.provider_serving,
+            served=lambda: self.provider_router.served,
+            earnings=lambda account: self.rewards.earnings(account),
         )
 
     # -- metrics ---------------------------------------------------------------------------

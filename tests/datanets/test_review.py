@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from openledger.auth.principal import SCOPES, Principal
 from openledger.datanets.review import slashed
 from openledger.errors import AuthError, ConflictError, ValidationError
 from openledger.units import OPEN
@@ -121,5 +122,14 @@ def test_detail_for_withholds_records_only_where_access_says_so(world: World) ->
         "limit": 10,
         "withheld": {"reason": "priced"},
     }
-    assert reviews.detail_for(c.contribution_id, None, everyone=True) == full
-    assert asked == [(c.contribution_id, "0xreader"), (c.contribution_id, None)]
+    operator = Principal("operator", "0xoperator", "operator", frozenset(SCOPES))
+    assert reviews.detail_for(c.contribution_id, "0xoperator", requester=operator) == full
+    key = Principal("key", "0xother", None, frozenset(SCOPES), key_id="olk_abcd1234")
+    assert reviews.detail_for(c.contribution_id, "0xother", requester=key)["records"][
+        "withheld"
+    ] == {"reason": "priced"}
+    assert asked == [
+        (c.contribution_id, "0xreader"),
+        (c.contribution_id, None),
+        (c.contribution_id, "0xother"),
+    ]

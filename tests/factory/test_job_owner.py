@@ -1,8 +1,10 @@
-"""JobService.own: who may cancel, resume or publish a job (the routes of both faces ask it)."""
+"""JobService.own: who may cancel, resume or publish a job (the routes of both faces ask it);
+JobService.submit_train_for: whose job a request queues."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +76,48 @@ def test_the_nodes_own_jobs_only_where_the_face_allows_them(jobs: JobService) ->
 def test_an_unknown_job_is_a_404_before_any_owner_check(jobs: JobService) -> None:
     with pytest.raises(NotFoundError):
         jobs.own(99, _principal("key", BOB))
+
+
+def _queued_as(
+    jobs: JobService,
+    monkeypatch: pytest.MonkeyPatch,
+    requester: Principal,
+    account: str,
+    named: bool,
+) -> dict:
+    """What ``submit_train_for`` hands to ``submit_train`` (the queueing itself is tested
+    end to end in test_jobs.py)."""
+    seen: dict = {}
+
+    def submit_train(
+        datanet: str, base: str, config: dict, owner: str | None = None, **kw: Any
+    ) -> dict:
+        seen.update(datanet=datanet, base=base, config=config, owner=owner, **kw)
+        return {"id": 1, "owner": owner}
+
+    monkeypatch.setattr(jobs, "submit_train", submit_train)
+    out = jobs.submit_train_for(
+        requester, "facts@1", "base", {"rank": 4}, account=account, named=named, access=7
+    )
+    assert out == {"id": 1, "owner": seen["owner"]}
+    assert (seen["datanet"], seen["base"], seen["config"]) == ("facts@1", "base", {"rank": 4})
+    assert (seen["payer"], seen["access"]) == (account, 7)  # the acting account always pays
+    return seen
+
+
+def test_the_operator_naming_no_account_queues_the_nodes_own_job(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = _principal("operator", BOB, "operator")
+    assert _queued_as(jobs, monkeypatch, operator, BOB, named=False)["owner"] is None
+
+
+def test_a_job_queued_for_a_named_account_or_by_a_key_is_that_accounts(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = _principal("operator", BOB, "operator")
+    assert _queued_as(jobs, monkeypatch, operator, ALICE, named=True)["owner"] == ALICE
+    assert _queued_as(jobs, monkeypatch, operator, BOB, named=True)["owner"] == BOB
+    key = _principal("key", ALICE, "alice")
+    assert _queued_as(jobs, monkeypatch, key, ALICE, named=False)["owner"] == ALICE
+    assert _queued_as(jobs, monkeypatch, key, ALICE, named=True)["owner"] == ALICE

@@ -10,7 +10,7 @@ chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,24 @@ class AgentService:
                 "offset": offset,
                 "limit": limit,
             }
+
+    def offered(self, models: Container[str]) -> list[dict[str, Any]]:
+        """The agents offered as models (``agent/NAME`` in ``GET /v1/models``,
+        docs/agents.md): every active agent whose configuration is known here and whose
+        model is one of ``models`` (those this node serves), as items of :meth:`list`, in
+        its order."""
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.list(offset, 200)
+            out += [
+                a
+                for a in page["items"]
+                if (a["model"] or "") in models and a["active"] and a["config"] is not None
+            ]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return out
 
     def agent_callees(self, name: str) -> list[str] | None:
         """The names of the agents ``name`` may call (None: no such agent here)."""

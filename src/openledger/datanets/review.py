@@ -21,7 +21,7 @@ from openledger.chain.tx import TxResult
 from openledger.datanets import queries as q
 from openledger.datanets.neardup import NearDupRegistry
 from openledger.datanets.records import Record
-from openledger.errors import AuthError, ConflictError, ValidationError
+from openledger.errors import AuthError, ConflictError, Requester, ValidationError
 from openledger.store.datanet_tables import (
     CONTRIBUTION_STATUSES,
     ContributionRow,
@@ -169,15 +169,16 @@ class ReviewService:
         contribution_id: int,
         account: str | None,
         *,
-        everyone: bool = False,
+        requester: Requester | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> dict[str, Any]:
         """:meth:`detail` as ``account`` may read it (None: a request without a credential):
         on a priced datanet the records are left out for an account that may not read them,
-        and ``records.withheld`` says why and how to (``everyone``: the operator, who reads
-        them all)."""
+        and ``records.withheld`` says why and how to. A ``requester`` who speaks for the node
+        (the operator: ``requester.owns(None)``) reads them all."""
         doc = self.detail(contribution_id, offset=offset, limit=limit)
+        everyone = requester is not None and requester.owns(None)
         withheld = (
             None if everyone or self.withheld is None else self.withheld(contribution_id, account)
         )

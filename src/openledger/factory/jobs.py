@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from openledger.datanets.snapshots import SnapshotService, parse_ref
-from openledger.errors import ConflictError, NotFoundError, ValidationError
+from openledger.errors import ConflictError, NotFoundError, Requester, ValidationError
 from openledger.factory.config import TrainConfig
 from openledger.factory.metrics import read_metrics
 from openledger.procs import pid_alive
@@ -153,6 +153,24 @@ class JobService:
                     s.delete(s.get(JobRow, doc["id"]))
                 raise
         return doc
+
+    def submit_train_for(
+        self,
+        requester: Requester,
+        datanet: str,
+        base: str,
+        config: TrainConfig | dict[str, Any],
+        *,
+        account: str,
+        named: bool,
+        access: int | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`submit_train` for a request that acts for ``account`` (it pays any
+        training access), ``named`` when it named that account itself (``as``). The job is
+        ``account``'s, except that one asked by whoever speaks for the node (the operator:
+        ``requester.owns(None)``) without naming an account is the node's own (no owner)."""
+        owner = None if requester.owns(None) and not named else account
+        return self.submit_train(datanet, base, config, owner=owner, payer=account, access=access)
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, job_id: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Compute providers as a service (docs/providers.md): pull the models to serve, check they
-load, register on chain with a stake, list, exit and withdraw.
+load, register on chain with a stake, list, exit and withdraw; and, for a gateway, the
+directory of providers with what each served and earned here (``directory``, ``detail``).
 
 A provider is an OpenLedger home whose operator key is the provider's key: it signs the
 registration and every compute statement. Its models are pulled from a gateway into the
@@ -10,7 +11,7 @@ serve is refused before any stake moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from openledger.errors import ContractNotDeployedError, ValidationError
@@ -46,10 +47,18 @@ class ProviderService:
         contracts: Callable[[], Contracts],
         catalogue: PulledModels,
         serving: Callable[[], ServingService],
+        *,
+        served: Callable[[], Mapping[str, int]] = dict,
+        earnings: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
+        """``served``: the requests this gateway has had each provider finish since it
+        started (``ProviderRouter.served``); ``earnings``: what an account earned on this
+        gateway (``RewardsService.earnings``)."""
         self._contracts = contracts
         self.catalogue = catalogue
         self._serving = serving
+        self._served = served
+        self._earnings = earnings
 
     def _registry(self) -> Any:
         registry = self._contracts().providers
@@ -141,6 +150,21 @@ class ProviderService:
 
     def show(self, address: str) -> dict[str, Any]:
         return provider_dict(self._registry().provider(address))
+
+    def directory(self) -> list[dict[str, Any]]:
+        """Every registered provider (:meth:`list`: active and exited), with ``served``: the
+        requests this gateway has had it finish since it started."""
+        served = self._served()
+        return [{**p, "served": served.get(p["address"], 0)} for p in self.list()]
+
+    def detail(self, address: str) -> dict[str, Any]:
+        """One provider as ProviderRegistry holds it (:meth:`show`), with ``served`` (as in
+        :meth:`directory`) and ``earnings``: what it earned on this gateway."""
+        doc = self.show(address)
+        doc["served"] = self._served().get(doc["address"], 0)
+        if self._earnings is not None:
+            doc["earnings"] = self._earnings(doc["address"])
+        return doc
 
     def exit(self, signer: LocalAccount) -> dict[str, Any]:
         registry = self._registry()

@@ -154,13 +154,8 @@ def show_contribution(
     credential's account may read them: its owner, validators, the contributor, or an
     account that may export a snapshot holding it."""
     account = None if principal is None else principal.address
-    operator = principal is not None and principal.kind == "operator"
     return node.reviews.detail_for(
-        contribution,
-        None if operator else account,
-        everyone=operator,
-        offset=offset,
-        limit=limit,
+        contribution, account, requester=principal, offset=offset, limit=limit
     )
 
 

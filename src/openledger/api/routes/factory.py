@@ -58,10 +58,14 @@ def submit(body: TrainRequest, node: NodeDep, principal: Writer) -> dict[str, An
     snapshot the account spends a paid training access (402 without one; nothing is charged
     and nothing queued), unless it contributed to the snapshot or owns the datanet."""
     who = actor(node, principal, body.as_)
-    # the operator token's own jobs are the node's; with "as" the job is that account's
-    owner = None if principal.kind == "operator" and not body.as_ else who.address
-    return node.jobs.submit_train(
-        body.datanet, body.base, body.config, owner=owner, payer=who.address, access=body.access
+    return node.jobs.submit_train_for(
+        principal,
+        body.datanet,
+        body.base,
+        body.config,
+        account=who.address,
+        named=bool(body.as_),
+        access=body.access,
     )
 
 

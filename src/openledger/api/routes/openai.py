@@ -72,29 +72,22 @@ def list_models(node: NodeDep, principal: Inferrer) -> ModelList:
 
 
 def _agent_cards(node: Any, models: dict[str, ModelCard]) -> list[ModelCard]:
-    """The active agents whose model this node serves, as ``agent/NAME`` (docs/agents.md):
-    the model's prices per token, the agent's price per call in ``agent``."""
-    out, offset = [], 0
-    while True:
-        page = node.agents.list(offset, 200)
-        for a in page["items"]:
-            card = models.get(a["model"] or "")
-            if card is not None and a["active"] and a["config"] is not None:
-                out.append(
-                    agent_card(
-                        card,
-                        a["name"],
-                        a["owner"],
-                        int(a["id"]),
-                        runs=a["model"],
-                        price=a["price"],
-                        config_hash=a["config_hash"],
-                        calls=a["config"]["calls"],
-                    )
-                )
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            return out
+    """The agents offered as models (``AgentService.offered``), as ``agent/NAME``
+    (docs/agents.md): the model's prices per token, the agent's price per call in
+    ``agent``."""
+    return [
+        agent_card(
+            models[a["model"]],
+            a["name"],
+            a["owner"],
+            int(a["id"]),
+            runs=a["model"],
+            price=a["price"],
+            config_hash=a["config_hash"],
+            calls=a["config"]["calls"],
+        )
+        for a in node.agents.offered(models)
+    ]
 
 
 @router.get("/models/agent/{name}", response_model=ModelCard)

@@ -19,8 +19,7 @@ router = APIRouter(prefix="/providers", tags=["providers"])
 def list_providers(node: NodeDep) -> dict[str, Any]:
     """Every registered provider (active and exited), with the requests this gateway has
     had each one finish since it started."""
-    served = node.provider_router.served
-    items = [{**p, "served": served.get(p["address"], 0)} for p in node.providers.list()]
+    items = node.providers.directory()
     return {"items": items, "total": len(items)}
 
 
@@ -34,9 +33,4 @@ def show_provider(address: str, node: NodeDep) -> dict[str, Any]:
             value=address[:60],
             fix="give the provider's 0x… address (GET /providers lists them).",
         )
-    doc = node.providers.show(address)
-    return {
-        **doc,
-        "served": node.provider_router.served.get(doc["address"], 0),
-        "earnings": node.rewards.earnings(doc["address"]),
-    }
+    return node.providers.detail(address)
