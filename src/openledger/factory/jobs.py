@@ -184,6 +184,20 @@ class JobService:
         doc["alive"] = doc["status"] == "running" and self._alive(doc)
         return doc
 
+    def own(
+        self, job_id: int, requester: Requester, *, nodes_own: bool = False, what: str = "act on it"
+    ) -> dict[str, Any]:
+        """The job, if ``requester`` may ``what`` it: the account that queued it (or the
+        operator), and with ``nodes_own`` anyone for the node's own jobs (queued without an
+        owner, as the CLI's and the demo's are); a 403 otherwise."""
+        doc = self.get(job_id)
+        owner = doc.get("owner")
+        if owner is None and nodes_own:
+            return doc
+        if not requester.owns(owner):
+            raise requester.forbid(f"job {job_id} (queued by {owner or 'the node'})", what)
+        return doc
+
     def _alive(self, doc: dict[str, Any]) -> bool:
         if _same_host_dead(doc["worker"], doc["pid"]):
             return False

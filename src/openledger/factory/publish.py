@@ -316,6 +316,21 @@ class ModelService:
             s.flush()
             return model_dict(row)
 
+    def bases(self) -> list[str]:
+        """The base models to offer a training job: this node's tiny base once it is built,
+        then the bases of published models (one that is a local directory only while it is
+        there), each once."""
+        found: list[str] = []
+        tiny = self.models_dir / "tiny-base"
+        if (tiny / "config.json").exists():
+            found.append(str(tiny))
+        for m in self.list(0, 500)["items"]:
+            if m["base"] not in found and (
+                not m["base"].startswith("/") or (Path(m["base"]) / "config.json").exists()
+            ):
+                found.append(m["base"])
+        return found
+
     def list(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         with self.db.session() as s:
             total = s.scalar(select(func.count()).select_from(ModelRow)) or 0
