@@ -80,7 +80,7 @@ def test_create_read_fund_pause_with_node_held_accounts(api: Any) -> None:
 def test_bad_input_is_refused_with_the_field(api: Any) -> None:
     node, client, h = api
     cases = [
-        ({"name": "a1", "model": "ghost"}, 404, "--model"),
+        ({"name": "a1", "model": "ghost"}, 404, "model"),
         ({"name": "a1", "model": "m1", "temperature": 3}, 422, "temperature"),
         ({"name": "a1", "model": "m1", "calls": ["agent/a1"]}, 422, "calls"),
         ({"name": "a1", "model": "m1", "price": "lots"}, 422, "price"),

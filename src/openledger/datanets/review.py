@@ -203,7 +203,7 @@ class ReviewService:
             raise ValidationError(
                 "A rejection needs a reason.",
                 field="reason",
-                fix="pass --reason '…' so the contributor learns why the stake was slashed.",
+                fix="give a reason, so the contributor learns why the stake was slashed.",
             )
         with self.db.session() as s:
             row = q.get_contribution(s, contribution_id)
@@ -212,7 +212,7 @@ class ReviewService:
             if validator not in dn.validators:
                 raise AuthError(
                     f"{validator} is not a validator of datanet {dn.name!r}.",
-                    field="--as",
+                    field="account",
                     value=validator,
                     fix=f"review as one of: {', '.join(dn.validators)}.",
                 )
@@ -287,7 +287,7 @@ class ReviewService:
             if row.contributor != contributor:
                 raise AuthError(
                     f"Contribution #{contribution_id} belongs to {row.contributor}.",
-                    field="--as",
+                    field="account",
                     value=contributor,
                     fix="withdraw as the contributor.",
                 )
