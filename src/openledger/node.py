@@ -390,7 +390,11 @@ class Node:
         from openledger.ledger.access import AccessService
 
         return AccessService(
-            self.db, self._contracts, self.sync_chain, self.accounts.operator_address
+            self.db,
+            self._contracts,
+            self.sync_chain,
+            self.accounts.operator_address,
+            check_training=lambda ref, base, config: self.jobs.check_train(ref, base, config),
         )
 
     @cached_property

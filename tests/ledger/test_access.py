@@ -14,6 +14,7 @@ from openledger.errors import (
     ConflictError,
     ForbiddenError,
     InsufficientFundsError,
+    NotFoundError,
     PaymentRequiredError,
     ValidationError,
 )
@@ -133,6 +134,17 @@ def test_paying_is_refused_before_anything_is_sent(market: Market) -> None:
         node.access.plan_pay("facts", 1, "export", poor)
     assert e.value.http_status == 402 and "top up" in e.value.fix
     assert node.client.w3.eth.get_transaction_count(poor) == before
+    # a payment for a training job the Model Factory would refuse: refused first
+    erin = market.addr("erin")
+    before = node.client.w3.eth.get_transaction_count(grace.address)
+    with pytest.raises(NotFoundError) as e:
+        node.access.plan_pay("facts", 1, "train", grace.address, training=("/no/base", {}))
+    assert e.value.field == "base"
+    with pytest.raises(NotFoundError):
+        node.access.plan_pay("facts", 9, "train", grace.address, training=("/no/base", {}))
+    assert node.client.w3.eth.get_transaction_count(grace.address) == before
+    with pytest.raises(ConflictError):  # a valid job: on to the payment's own checks
+        node.access.plan_pay("facts", 1, "train", erin, training=("hub/base", {}))
     # straight to the contract without an allowance: the chain refuses and names the fix
     with pytest.raises(InsufficientFundsError) as e:
         node.contracts.datanets.pay_access(grace, 1, 1, node.contracts.datanets.EXPORT)

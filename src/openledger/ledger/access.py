@@ -486,11 +486,15 @@ class AccessService:
         contracts: Callable[[], Contracts],
         sync: Callable[[], int],
         operator: Callable[[], str],
+        check_training: Callable[[str, str, Any], Any] | None = None,
     ) -> None:
         self.db = db
         self._contracts = contracts
         self._sync = sync
         self._operator = operator
+        # the Model Factory's checks of a training job (``JobService.check_train``: snapshot
+        # ref, base, configuration), wired by the node; the ledger does not import factory/
+        self._check_training = check_training
 
     # -- prices ---------------------------------------------------------------------------
     def _on_chain_prices(self, chain_id: int) -> tuple[int, int]:
@@ -731,10 +735,23 @@ class AccessService:
         }
 
     # -- paying ---------------------------------------------------------------------------
-    def plan_pay(self, datanet: str | int, version: int | None, kind: str, payer: str) -> Plan:
+    def plan_pay(
+        self,
+        datanet: str | int,
+        version: int | None,
+        kind: str,
+        payer: str,
+        *,
+        training: tuple[str, Any] | None = None,
+    ) -> Plan:
         """``approve`` (when the allowance is short) and ``payAccess`` from ``payer``; the
         access is recorded from its event once mined. Refused, with nothing sent, when the
-        snapshot is free for ``payer`` or the balance is short."""
+        snapshot is free for ``payer`` or the balance is short. ``training``: the (base,
+        configuration) of the job the payment is for, checked first, so a job that would be
+        refused costs nothing."""
+        if training is not None and self._check_training is not None:
+            ref = f"{datanet}@{version}" if version is not None else str(datanet)
+            self._check_training(ref, *training)
         payer = to_checksum_address(payer)
         try:
             grant = self.admit(datanet, version, kind, payer)

@@ -285,6 +285,6 @@ def pay_access(datanet: str, body: PayAccess, node: NodeDep, principal: Writer) 
     ``config``) the training job it is for is checked first, so a job that would be refused
     costs nothing."""
     who = actor(node, principal, body.as_)
-    if body.base is not None:
-        node.jobs.check_train(f"{datanet}@{body.version}", body.base, body.config)
-    return act(node, who, node.access.plan_pay(datanet, body.version, body.kind, who.address))
+    training = (body.base, body.config) if body.base is not None else None
+    plan = node.access.plan_pay(datanet, body.version, body.kind, who.address, training=training)
+    return act(node, who, plan)

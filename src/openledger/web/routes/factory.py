@@ -63,9 +63,10 @@ def pay_access(
     """Pay a snapshot's access fee from the signed-in account (the node signs for a dev
     account; a wallet sends approve and payAccess itself). With ``base`` (and ``config``)
     the training job it is for is checked before anything is paid."""
-    if body.base is not None:
-        node.jobs.check_train(f"{datanet}@{body.version}", body.base, body.config)
-    plan = node.access.plan_pay(datanet, body.version, body.kind, session.address)
+    training = (body.base, body.config) if body.base is not None else None
+    plan = node.access.plan_pay(
+        datanet, body.version, body.kind, session.address, training=training
+    )
     return act(node, auth, session, plan)
 
 
