@@ -26,6 +26,9 @@ COMMANDS = {
     ("AccessDueError", "access"): "`--pay` pays it",
     ("PaymentRequiredError", "credit"): "`openledger deposit AMOUNT --as ACCOUNT`",
     ("ContractNotDeployedError", "AgentRegistry"): "`openledger agent deploy --as operator`",
+    ("ValidationError", "votes"): "`openledger delegate ADDRESS --as HOLDER`",
+    ("ValidationError", "withdrawal"): "`openledger withdraw AMOUNT --as ACCOUNT`",
+    ("ConflictError", "withdrawal"): "`openledger withdraw --as ACCOUNT`",
 }
 
 

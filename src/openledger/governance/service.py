@@ -132,10 +132,9 @@ class GovernanceService:
             raise ValidationError(
                 f"{proposer} has {fmt_open(votes)} OPEN of delegated votes; proposing needs "
                 f"{fmt_open(threshold)} (proposal_threshold).",
-                field="account",
-                value=proposer,
-                fix="delegate enough OPEN to this account first (`openledger delegate ADDRESS "
-                "--as HOLDER`; votes count from the next second).",
+                field="votes",
+                value=fmt_open(votes),
+                fix="delegate enough OPEN to this account first; votes count from the next second.",
             )
 
     def propose(self, signer: LocalAccount, sets: dict[str, str], description: str) -> dict:
@@ -277,10 +276,10 @@ class GovernanceService:
         if weight == 0:
             raise ValidationError(
                 f"{voter} had no delegated votes at proposal {pid}'s snapshot ({p.snapshot}).",
-                field="account",
-                value=voter,
-                fix="votes count only if delegated before the snapshot; delegate now "
-                "(`openledger delegate ADDRESS --as ACCOUNT`) to vote on later proposals.",
+                field="votes",
+                value="0",
+                fix="votes count only if delegated before the snapshot; delegate now to vote "
+                "on later proposals.",
             )
         call = build(c.governor, "castVote", pid, b.VOTE_SUPPORT[support])
 

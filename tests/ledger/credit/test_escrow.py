@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from openledger.chain.calls import Plan
+from openledger.cli.fields import cli_fix
 from openledger.errors import ConflictError, ValidationError
 from openledger.node import Node
 from openledger.units import OPEN
@@ -67,6 +68,7 @@ def test_plan_request_withdrawal_and_withdraw(dnode: Node) -> None:
     with pytest.raises(ValidationError, match="has no withdrawal request") as exc:
         escrow.plan_withdraw(heidi)
     assert exc.value.field == "withdrawal" and "openledger" not in (exc.value.fix or "")
+    assert "(`openledger withdraw AMOUNT --as ACCOUNT`)" in (cli_fix(exc.value) or "")  # the CLI's
     escrow.deposit(signer, 5 * OPEN)
     for wrong in (0, 6 * OPEN):
         with pytest.raises(ValidationError, match="OPEN in the escrow") as exc:
@@ -84,6 +86,7 @@ def test_plan_request_withdrawal_and_withdraw(dnode: Node) -> None:
     with pytest.raises(ConflictError, match="is in its delay until") as exc:
         escrow.plan_withdraw(heidi)
     assert exc.value.field == "withdrawal" and "openledger" not in (exc.value.fix or "")
+    assert "(`openledger withdraw --as ACCOUNT`)" in (cli_fix(exc.value) or "")
     fast_forward(dnode, dnode.params.current().escrow_withdraw_delay + 1)
     plan = escrow.plan_withdraw(heidi)
     assert _labels(plan) == [("InferenceEscrow", "withdraw")]
