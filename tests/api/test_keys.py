@@ -19,8 +19,9 @@ from openledger.auth.keys import (
     bearer_secret,
     hash_key,
 )
+from openledger.auth.principal import Principal
 from openledger.config import Settings
-from openledger.errors import AuthError, NotFoundError, ValidationError
+from openledger.errors import AuthError, ForbiddenError, NotFoundError, ValidationError
 from openledger.http.credentials import AnyPrincipal as PrincipalDep
 from openledger.node import Node
 from openledger.store.api_tables import ApiKeyRow
@@ -157,6 +158,17 @@ def test_revoked_key_is_refused_and_revoking_again_changes_nothing(
         keys.verify(doc["key"])
     assert exc.value.http_status == 401 and "create a new API key" in exc.value.fix
     assert doc["key"] not in str(exc.value.to_dict())
+
+
+def test_revoking_for_a_requester_needs_the_keys_account(keys: ApiKeyService) -> None:
+    doc = keys.create("alice")
+    bob = Principal("session", keys.create("bob")["address"], "bob", frozenset())
+    with pytest.raises(ForbiddenError) as exc:
+        keys.revoke(doc["key_id"], requester=bob)
+    assert exc.value.http_status == 403 and doc["key_id"] in exc.value.message
+    assert keys.verify(doc["key"]).account == "alice"  # still valid
+    alice = Principal("session", doc["address"], "alice", frozenset())
+    assert keys.revoke(doc["key_id"], requester=alice)["revoked"]
 
 
 def test_revoke_unknown_key(keys: ApiKeyService) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import or_, select, update
 
 from openledger.auth.principal import DEFAULT_SCOPES, SCOPES, ApiPrincipal, Principal
 from openledger.chain.accounts import AccountBook
-from openledger.errors import AuthError, NotFoundError, ValidationError
+from openledger.errors import AuthError, NotFoundError, Requester, ValidationError
 from openledger.store.api_tables import ApiKeyRow
 from openledger.store.db import Database
 from openledger.store.models import utcnow
@@ -170,8 +170,9 @@ class ApiKeyService:
         with self.db.session() as s:
             return [key_dict(row) for row in s.scalars(query)]
 
-    def revoke(self, key_id: str) -> dict[str, Any]:
-        """Revoke a key at once. Revoking a revoked key changes nothing and is not an error."""
+    def revoke(self, key_id: str, requester: Requester | None = None) -> dict[str, Any]:
+        """Revoke a key at once. Revoking a revoked key changes nothing and is not an error.
+        With ``requester``, only for the account the key is bound to (or the operator)."""
         with self.db.session() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id.strip()))
             if row is None:
@@ -181,6 +182,8 @@ class ApiKeyService:
                     value=key_id,
                     fix="list the account's API keys to see their ids (olk_ and 8 characters).",
                 )
+            if requester is not None and not requester.owns(row.address):
+                raise requester.forbid(f"the API key {row.key_id}", "revoke it")
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
             with self._cache_lock:

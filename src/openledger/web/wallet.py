@@ -5,28 +5,55 @@ which checks them and records the write, exactly as for API clients (``http.acti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from openledger.auth.principal import Principal
 from openledger.chain.calls import Plan
 from openledger.http import acting
 from openledger.http.acting import Actor
 from openledger.http.deps import NodeDep
 from openledger.node import Node
-from openledger.web.auth import SessionDep, WebAuth, only_own_account
+from openledger.web.auth import AuthDep, SessionDep, WebAuth, only_own_account
 from openledger.web.sessions import Session
 
 
-def session_actor(auth: WebAuth, session: Session) -> Actor:
-    return Actor(session.address, auth.dev_name(session.address))
+@dataclass(frozen=True)
+class Writer:
+    """The signed-in account, as a web route that writes or checks ownership acts for it."""
+
+    node: Node
+    auth: WebAuth
+    session: Session
+
+    @property
+    def address(self) -> str:
+        return self.session.address
+
+    @cached_property
+    def dev_name(self) -> str | None:
+        """Its dev-account name on the devnet (the node holds that key), else None."""
+        return self.auth.dev_name(self.session.address)
+
+    @property
+    def principal(self) -> Principal:
+        return self.auth.principal(self.session)
+
+    def act(self, plan: Plan) -> dict[str, Any]:
+        """Send ``plan`` with the node's dev key for a dev account; otherwise offer it to the
+        wallet (``{"wallet": {...}}``: the page sends it and reports to ``/wallet/submit``)."""
+        return acting.act(self.node, Actor(self.address, self.dev_name), plan)
 
 
-def act(node: Node, auth: WebAuth, session: Session, plan: Plan) -> dict[str, Any]:
-    """Send ``plan`` with the node's dev key for a dev account; otherwise offer it to the
-    wallet (``{"wallet": {...}}``: the page sends it and reports to ``/wallet/submit``)."""
-    return acting.act(node, session_actor(auth, session), plan)
+def get_writer(node: NodeDep, auth: AuthDep, session: SessionDep) -> Writer:
+    return Writer(node, auth, session)
+
+
+WriterDep = Annotated[Writer, Depends(get_writer)]
 
 
 OwnAccount = [Depends(only_own_account)]

@@ -18,8 +18,8 @@ from openledger.http.datanets import export_file, price_wei
 from openledger.http.deps import NodeDep
 from openledger.http.uploads import save_uploads
 from openledger.units import parse_open
-from openledger.web.auth import AuthDep, SessionDep
-from openledger.web.wallet import OwnAccount, act
+from openledger.web.auth import SessionDep
+from openledger.web.wallet import OwnAccount, WriterDep
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -43,9 +43,7 @@ class ReviewBody(BaseModel):
 
 
 @router.post("/datanets", status_code=201)
-def create_datanet(
-    body: CreateBody, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def create_datanet(body: CreateBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Create a datanet owned by the signed-in account (validators: addresses, or on the
     devnet the node's account names)."""
     validators = [node.accounts.resolve(v.strip()) for v in body.validators if v.strip()]
@@ -55,17 +53,16 @@ def create_datanet(
         validators=validators,
         quorum=body.quorum,
         min_stake=parse_open(body.min_stake, field="min_stake"),
-        owner=session.address,
+        owner=writer.address,
     )
-    return act(node, auth, session, plan)
+    return writer.act(plan)
 
 
 @router.post("/datanets/{datanet}/contributions", status_code=201)
 async def contribute(
     datanet: str,
     node: NodeDep,
-    auth: AuthDep,
-    session: SessionDep,
+    writer: WriterDep,
     files: Annotated[list[UploadFile], File()],
     stake: Annotated[str, Form(max_length=80)],
     column: Annotated[str | None, Form(max_length=200)] = None,
@@ -79,11 +76,11 @@ async def contribute(
             datanet,
             paths,
             stake=parse_open(stake, field="stake"),
-            contributor=session.address,
+            contributor=writer.address,
             column=column or None,
             display_names=names,
         )
-    return await run_in_threadpool(act, node, auth, session, plan)
+    return await run_in_threadpool(writer.act, plan)
 
 
 @router.get("/review-queue")
@@ -95,43 +92,39 @@ def review_queue(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 @router.post("/contributions/{contribution}/review")
 def review(
-    contribution: IdPath, body: ReviewBody, node: NodeDep, auth: AuthDep, session: SessionDep
+    contribution: IdPath, body: ReviewBody, node: NodeDep, writer: WriterDep
 ) -> dict[str, Any]:
     plan = node.reviews.plan_review(
-        contribution, validator=session.address, approve=body.approve, reason=body.reason
+        contribution, validator=writer.address, approve=body.approve, reason=body.reason
     )
-    return act(node, auth, session, plan)
+    return writer.act(plan)
 
 
 @router.post("/contributions/{contribution}/withdraw")
-def withdraw_stake(
-    contribution: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def withdraw_stake(contribution: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Take back a decided contribution's stake (approved: after the unlock delay;
     rejected: the part not slashed)."""
-    plan = node.reviews.plan_withdraw(contribution, contributor=session.address)
-    return act(node, auth, session, plan)
+    plan = node.reviews.plan_withdraw(contribution, contributor=writer.address)
+    return writer.act(plan)
 
 
 @router.post("/datanets/{datanet}/snapshots", status_code=201)
-def snapshot(datanet: str, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    plan = node.snapshots.plan_snapshot(datanet, sender=session.address)
-    return act(node, auth, session, plan)
+def snapshot(datanet: str, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
+    plan = node.snapshots.plan_snapshot(datanet, sender=writer.address)
+    return writer.act(plan)
 
 
 @router.put("/datanets/{datanet}/access")
-def set_prices(
-    datanet: str, body: PricesBody, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def set_prices(datanet: str, body: PricesBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Set the datanet's access prices in OPEN (its owner only, each at most the governable
     max_access_price)."""
     plan = node.access.plan_set_prices(
         datanet,
         export=price_wei(body.export, "export"),
         train=price_wei(body.train, "train"),
-        owner=session.address,
+        owner=writer.address,
     )
-    return act(node, auth, session, plan)
+    return writer.act(plan)
 
 
 @router.get("/datanets/{datanet}/snapshots/{version}/export")

@@ -11,8 +11,8 @@ from openledger.attribution.policy import parse_policy
 from openledger.http.bounds import IdField, IdPath, Name
 from openledger.http.deps import NodeDep
 from openledger.units import parse_open
-from openledger.web.auth import AuthDep, SessionDep
-from openledger.web.wallet import OwnAccount, act
+from openledger.web.auth import SessionDep
+from openledger.web.wallet import OwnAccount, Writer, WriterDep
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -57,53 +57,48 @@ def train(body: TrainBody, node: NodeDep, session: SessionDep) -> dict[str, Any]
 
 
 @router.post("/datanets/{datanet}/access", status_code=201)
-def pay_access(
-    datanet: str, body: PayBody, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def pay_access(datanet: str, body: PayBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Pay a snapshot's access fee from the signed-in account (the node signs for a dev
     account; a wallet sends approve and payAccess itself). With ``base`` (and ``config``)
     the training job it is for is checked before anything is paid."""
     training = (body.base, body.config) if body.base is not None else None
-    plan = node.access.plan_pay(
-        datanet, body.version, body.kind, session.address, training=training
-    )
-    return act(node, auth, session, plan)
+    plan = node.access.plan_pay(datanet, body.version, body.kind, writer.address, training=training)
+    return writer.act(plan)
 
 
-def own_job(node: NodeDep, auth: AuthDep, session: SessionDep, job: int) -> None:
+def own_job(writer: Writer, job: int) -> None:
     """The signed-in account may act on jobs it queued, and a dev account on the devnet on
     the node's own jobs (as the demo's are); anything else is a 403."""
-    dev = auth.dev_name(session.address) is not None
-    node.jobs.own(job, auth.principal(session), nodes_own=dev)
+    writer.node.jobs.own(job, writer.principal, nodes_own=writer.dev_name is not None)
 
 
 @router.post("/jobs/{job}/cancel")
-def cancel(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def cancel(job: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Ask a job the signed-in account queued to stop at its next check."""
-    own_job(node, auth, session, job)
+    own_job(writer, job)
     return node.jobs.cancel(job)
 
 
 @router.post("/jobs/{job}/resume", status_code=202)
-def resume(job: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def resume(job: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Queue a failed, cancelled or crashed job of the signed-in account again (it resumes
     from its newest checkpoint)."""
-    own_job(node, auth, session, job)
+    own_job(writer, job)
     node.jobs.requeue(job)
     return node.jobs.get(job)
 
 
 @router.post("/models", status_code=201)
-def publish(body: PublishBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def publish(body: PublishBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Publish a job the signed-in account queued (or, on the devnet, one of the node's own
     jobs, as the demo's are) as a model it owns."""
-    node.jobs.own(body.job, auth.principal(session), nodes_own=True, what="publish")
+    node.jobs.own(body.job, writer.principal, nodes_own=True, what="publish")
     plan = node.models.plan_publish(
         body.job,
         name=body.name,
         price_in=parse_open(body.price_in, field="price_in"),
         price_out=parse_open(body.price_out, field="price_out"),
-        owner=session.address,
+        owner=writer.address,
         attribution_policy=parse_policy(body.attribution, field="attribution"),
     )
-    return act(node, auth, session, plan)
+    return writer.act(plan)

@@ -13,9 +13,9 @@ from openledger.governance.keys import parse_sets
 from openledger.http.bounds import IdPath, Name, Text
 from openledger.http.deps import NodeDep
 from openledger.units import parse_open
-from openledger.web.auth import AuthDep, SessionDep
+from openledger.web.auth import SessionDep
 from openledger.web.routes import tile
-from openledger.web.wallet import OwnAccount, act
+from openledger.web.wallet import OwnAccount, WriterDep
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -53,60 +53,48 @@ def my_votes(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/governance/delegate")
-def delegate(
-    body: DelegateBody, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def delegate(body: DelegateBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     to = node.accounts.resolve(body.delegatee.strip()) if body.delegatee.strip() else None
-    return act(
-        node, auth, session, node.governance.plan_delegate(session.address, to or session.address)
-    )
+    return writer.act(node.governance.plan_delegate(writer.address, to or writer.address))
 
 
 @router.post("/governance/proposals", status_code=201)
-def propose(body: ProposeBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def propose(body: ProposeBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     sets = parse_sets([f"{k}={v}" for k, v in body.set.items()])
-    return act(
-        node, auth, session, node.governance.plan_propose(session.address, sets, body.description)
-    )
+    return writer.act(node.governance.plan_propose(writer.address, sets, body.description))
 
 
 @router.post("/governance/proposals/{proposal}/votes")
-def vote(
-    proposal: IdPath, body: VoteBody, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
-    return act(
-        node, auth, session, node.governance.plan_vote(session.address, proposal, body.support)
-    )
+def vote(proposal: IdPath, body: VoteBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
+    return writer.act(node.governance.plan_vote(writer.address, proposal, body.support))
 
 
 @router.post("/governance/proposals/{proposal}/queue")
-def queue(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return act(node, auth, session, node.governance.plan_queue(session.address, proposal))
+def queue(proposal: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
+    return writer.act(node.governance.plan_queue(writer.address, proposal))
 
 
 @router.post("/governance/proposals/{proposal}/execute")
-def execute(proposal: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
-    return act(node, auth, session, node.governance.plan_execute(session.address, proposal))
+def execute(proposal: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
+    return writer.act(node.governance.plan_execute(writer.address, proposal))
 
 
 @router.post("/grants", status_code=201)
-def apply(body: ApplyBody, node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def apply(body: ApplyBody, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Apply for an OpenCircle grant (tier bounds and milestone sums checked first)."""
     milestones = [parse_open(m.strip(), field="milestones") for m in body.milestones if m.strip()]
     plan = node.grants.plan_apply(
-        session.address,
+        writer.address,
         body.tier,
         parse_open(body.amount, field="amount"),
         milestones,
         body.metadata_uri,
     )
-    return act(node, auth, session, plan)
+    return writer.act(plan)
 
 
 @router.post("/grants/{grant}/approve", status_code=201)
-def propose_approval(
-    grant: IdPath, node: NodeDep, auth: AuthDep, session: SessionDep
-) -> dict[str, Any]:
+def propose_approval(grant: IdPath, node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Propose that governance approves the grant (returns the proposal)."""
-    out = act(node, auth, session, node.grants.plan_propose_approval(session.address, grant))
+    out = writer.act(node.grants.plan_propose_approval(writer.address, grant))
     return out if "wallet" in out else {"proposal": out}

@@ -10,10 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from openledger.http.deps import NodeDep
 from openledger.ledger.settlement.timeline import earnings_view
-from openledger.web.auth import AuthDep, SessionDep
+from openledger.web.auth import SessionDep
 from openledger.web.chat import run_agent_chat, run_chat
 from openledger.web.routes import tile
-from openledger.web.wallet import OwnAccount, act
+from openledger.web.wallet import OwnAccount, WriterDep
 
 router = APIRouter(prefix="/web/api", tags=["web"], dependencies=OwnAccount)
 
@@ -76,11 +76,11 @@ def rewards(node: NodeDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/claim")
-def claim(node: NodeDep, auth: AuthDep, session: SessionDep) -> dict[str, Any]:
+def claim(node: NodeDep, writer: WriterDep) -> dict[str, Any]:
     """Claim everything claimable now: ``claim(account, cumulative, proof)`` on chain (sent by
     the node for a dev account, by the wallet otherwise)."""
-    plan = node.rewards.plan_claim(session.address, session.address)
-    return act(node, auth, session, plan)
+    plan = node.rewards.plan_claim(writer.address, writer.address)
+    return writer.act(plan)
 
 
 @router.get("/receipts/{receipt}/check")
