@@ -115,7 +115,7 @@ def read_config(name: str, path: Path, *, allow_conv1d: bool = False) -> dict:
             f"adapter {name!r}: {str(path)!r} holds no {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}.",
             field="adapter",
             value=name,
-            fix="publish the model again, or restore its directory.",
+            fix="re-publish the model, or restore its directory.",
         )
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
