@@ -123,7 +123,9 @@ class Node:
         credits.subscribe(sync)
         access.subscribe(
             sync,
-            access.Recorder(self.params, self.settings.chain_id, self.accounts.operator_address),
+            access.AccessPaidHandler(
+                self.params, self.settings.chain_id, self.accounts.operator_address
+            ),
         )
         for event in ("ParamChanged", "FeeSplitChanged", "TreasuryChanged"):
             sync.subscribe(f"ProtocolParams.{event}", lambda s, r: self.params.invalidate())

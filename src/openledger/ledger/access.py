@@ -160,7 +160,7 @@ def _payout_rows(access_id: int, payouts: Iterable[Payout]) -> list[dict[str, An
 
 
 @dataclass(frozen=True)
-class Recorder:
+class AccessPaidHandler:
     """Turns an ``AccessPaid`` event into an :class:`AccessRow` (the event sync's handler)."""
 
     params: ParamsCache
@@ -252,8 +252,8 @@ class Recorder:
         return row
 
 
-def subscribe(sync: EventSync, recorder: Recorder) -> None:
-    sync.subscribe("DatanetRegistry.AccessPaid", recorder)
+def subscribe(sync: EventSync, handler: AccessPaidHandler) -> None:
+    sync.subscribe("DatanetRegistry.AccessPaid", handler)
 
 
 # ---- settlement -------------------------------------------------------------------------------
