@@ -460,7 +460,7 @@ class AgentService:
         """``approve`` (when the allowance is short) and ``InferenceEscrow.depositFor`` the
         agent's wallet: credit it spends on the calls it makes. Refused before anything is
         sent below the minimum deposit or beyond the payer's OPEN."""
-        from openledger.chain.calls import Plan, build, resumable
+        from openledger.chain.calls import Plan, approval, build, resumable
         from openledger.units import fmt_open
 
         agent = self.get(ref)
@@ -484,9 +484,7 @@ class AgentService:
                 value=fmt_open(amount),
                 fix="fund at most the account's OPEN balance.",
             )
-        calls = []
-        if c.token.allowance(payer, c.escrow.address) < amount:
-            calls.append(build(c.token, "approve", c.escrow.address, amount))
+        calls = approval(c.token, payer, c.escrow.address, amount)
         calls.append(build(c.escrow, "depositFor", wallet, amount))
         args = {"name": agent["name"], "wallet": wallet, "amount": str(amount)}
         finish, resume = resumable("agents.finish_fund", self.finish_fund, args)

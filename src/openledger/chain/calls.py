@@ -162,6 +162,14 @@ def build(binding: Any, fn: str, *args: Any) -> Call:
     return Call(to=binding.address, data=data, label=fn, contract=binding.name)
 
 
+def approval(token: Any, owner: str, spender: str, amount: int) -> list[Call]:
+    """``[approve(spender, amount)]`` on ``token`` when ``owner``'s allowance for ``spender``
+    is short of ``amount``, else no call: the first step of a plan that moves OPEN."""
+    if token.allowance(owner, spender) >= amount:
+        return []
+    return [build(token, "approve", spender, amount)]
+
+
 def _hex(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()

@@ -22,7 +22,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
-from openledger.chain.calls import Plan, build, pack, resumable, unpack
+from openledger.chain.calls import Plan, approval, build, pack, resumable, unpack
 from openledger.chain.deploy import Contracts
 from openledger.chain.tx import TxResult
 from openledger.datanets import queries as q
@@ -232,10 +232,8 @@ class ContributionService:
             stake=stake,
             created_at=now.isoformat(),
         )
-        calls = []
         registry = contracts.datanets
-        if approve and contracts.token.allowance(contributor, registry.address) < stake:
-            calls.append(build(contracts.token, "approve", registry.address, stake))
+        calls = approval(contracts.token, contributor, registry.address, stake) if approve else []
         calls.append(
             build(registry, "contribute", dn_chain, bytes.fromhex(root[2:]), len(records), stake)
         )

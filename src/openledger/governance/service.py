@@ -27,14 +27,11 @@ from openledger.errors import (
     NotFoundError,
     ValidationError,
 )
-from openledger.governance.devnet import advance_devnet_clock
 from openledger.governance.grants import GrantsService
 from openledger.governance.keys import FEE_SPLIT_KEYS, KEYS, Change, plan_changes, show_value
 from openledger.units import fmt_open
 
 STATES = b.PROPOSAL_STATES
-
-__all__ = ["GovernanceService", "advance_devnet_clock"]
 
 
 def _tx(result: Any) -> str:

@@ -38,7 +38,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from openledger.chain.addr import to_checksum_address
-from openledger.chain.calls import Plan, build, resumable
+from openledger.chain.calls import Plan, approval, build, resumable
 from openledger.datanets import queries as q
 from openledger.errors import (
     ConflictError,
@@ -789,9 +789,7 @@ class AccessService:
         registry = contracts.datanets
         with self.db.session() as s:
             chain_id = q.get_datanet(s, grant.datanet).chain_id
-        calls = []
-        if contracts.token.allowance(payer, registry.address) < grant.price:
-            calls.append(build(contracts.token, "approve", registry.address, grant.price))
+        calls = approval(contracts.token, payer, registry.address, grant.price)
         calls.append(build(registry, "payAccess", chain_id, grant.version, KIND_CODES[kind]))
         args = {
             "datanet": grant.datanet,

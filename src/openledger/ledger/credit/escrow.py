@@ -17,7 +17,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from openledger.chain.addr import to_checksum_address
-from openledger.chain.calls import Plan, build, resumable
+from openledger.chain.calls import Plan, approval, build, resumable
 from openledger.chain.deploy import Contracts
 from openledger.chain.tx import TxResult
 from openledger.errors import ConflictError, ValidationError
@@ -76,9 +76,7 @@ class EscrowService:
                 value=fmt_open(amount),
                 fix="deposit at most the account's OPEN balance.",
             )
-        calls = []
-        if c.token.allowance(account, c.escrow.address) < amount:
-            calls.append(build(c.token, "approve", c.escrow.address, amount))
+        calls = approval(c.token, account, c.escrow.address, amount)
         calls.append(build(c.escrow, "deposit", amount))
         finish, resume = resumable(
             "escrow.finish_deposit", self.finish_deposit, {"account": account, "amount": amount}
