@@ -49,3 +49,10 @@ def test_refers_to(home: Settings) -> None:
     assert not book.refers_to("bob", ANVIL_1)
     assert not book.refers_to("mallory", ANVIL_1)  # an unknown name is not it either
     assert not book.refers_to("0xnope", ANVIL_1)
+
+
+def test_name_of_names_only_the_accounts_the_node_holds(home: Settings) -> None:
+    book = AccountBook(home)
+    assert book.name_of(ANVIL_1.lower()) == "alice"
+    assert book.name_of(book.operator_address()) == "operator"
+    assert book.name_of("0x" + "9" * 40) is None

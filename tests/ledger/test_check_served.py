@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from openledger.errors import NotFoundError
+from openledger.auth.principal import Principal
+from openledger.errors import AuthError, ForbiddenError, NotFoundError
 from openledger.ledger import service as ledger_service
 from openledger.ledger.service import LedgerService
 
@@ -49,3 +50,20 @@ def test_only_by_public_id() -> None:
         LedgerService.check_served(_ledger({}), "7", OPERATOR)
     assert (err.value.field, err.value.value) == ("receipt", "7")
     assert err.value.message == "No receipt '7' by that public id."
+
+
+def test_receipt_for_by_public_id_to_anyone_else_to_its_payer() -> None:
+    payer = "0x" + "1" * 40
+    doc = {"receipt": {"payer": payer}}
+    ledger = SimpleNamespace(receipt=lambda ref: doc)
+    assert LedgerService.receipt_for(ledger, PUBLIC, None) is doc
+    with pytest.raises(AuthError) as err:
+        LedgerService.receipt_for(ledger, "7", None)
+    assert err.value.http_status == 401 and "rc_" in err.value.fix
+    other = Principal("key", "0x" + "2" * 40, None, frozenset())
+    with pytest.raises(ForbiddenError) as denied:
+        LedgerService.receipt_for(ledger, "7", other)
+    assert "receipt 7" in denied.value.message
+    assert LedgerService.receipt_for(ledger, "7", Principal("key", payer, None, frozenset())) is doc
+    operator = Principal("operator", OPERATOR, "operator", frozenset())
+    assert LedgerService.receipt_for(ledger, "0x" + "ab" * 32, operator) is doc

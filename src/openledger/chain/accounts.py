@@ -231,6 +231,12 @@ class AccountBook:
         except NotFoundError as exc:
             raise NotFoundError(exc.message, field="account", value=account, fix=exc.fix) from exc
 
+    def name_of(self, address: str) -> str | None:
+        """The name of this node's account at ``address`` (the operator or a dev account),
+        None when the node holds no key for it."""
+        wanted = address.lower()
+        return next((n for n in self.names() if self.address(n).lower() == wanted), None)
+
     def refers_to(self, account: str, address: str) -> bool:
         """Whether ``account`` (a name or an address, as :meth:`resolve` takes it) names
         ``address``; a name or address that names nothing is not it either."""

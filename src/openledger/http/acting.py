@@ -20,7 +20,7 @@ from openledger.auth.principal import Principal
 from openledger.chain.accounts import OPERATOR
 from openledger.chain.calls import Plan
 from openledger.config import DEVNET_CHAIN_ID
-from openledger.errors import ForbiddenError, OpenLedgerError
+from openledger.errors import ForbiddenError
 from openledger.node import Node
 
 
@@ -40,8 +40,8 @@ def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
         name = (as_ or OPERATOR).strip()
         if name.startswith("0x"):
             address = node.accounts.resolve(name)
-            names = [n for n in node.accounts.names() if node.accounts.address(n) == address]
-            if not names:
+            held = node.accounts.name_of(address)
+            if held is None:
                 raise ForbiddenError(
                     f"{address} is not an account this node holds a key for.",
                     field="as",
@@ -49,7 +49,7 @@ def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
                     fix="name the operator or a dev account, or let that "
                     "account write with its own credential.",
                 )
-            name = names[0]
+            name = held
         address = node.accounts.address(name)  # an unknown name: NotFoundError
         if not _node_signs_for(node, name):
             raise ForbiddenError(
@@ -61,11 +61,7 @@ def actor(node: Node, principal: Principal, as_: str | None = None) -> Actor:
         return Actor(address, name)
     if as_ is not None and as_.strip():
         wanted = as_.strip()
-        try:
-            address = node.accounts.resolve(wanted)
-        except OpenLedgerError as exc:
-            raise principal.forbid(wanted) from exc
-        if address.lower() != principal.address.lower():
+        if not node.accounts.refers_to(wanted, principal.address):
             raise principal.forbid(wanted)
     name = principal.account
     return Actor(principal.address, name if _node_signs_for(node, name) else None)

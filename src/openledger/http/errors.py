@@ -185,7 +185,11 @@ def _route_names(request: Request) -> set[str]:
 
 def request_field(field: str | None, request: Request) -> str | None:
     """A service's ``field`` (a domain word) as the request names it: ``account`` is ``as``
-    on a route that takes ``as`` and no ``account``; any other stays as it is."""
+    on a route that takes ``as`` and no ``account``; ``credential`` is the API's
+    ``Authorization`` header (the web app's credential is its session); any other stays as
+    it is."""
+    if field == "credential" and not request.url.path.startswith("/web/"):
+        return "Authorization"
     if field is None or field not in REQUEST_NAMES:
         return field
     names = _route_names(request)

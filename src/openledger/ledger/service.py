@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openledger.attribution.types import Attribution
-from openledger.errors import NotFoundError, StoreError
+from openledger.errors import AuthError, NotFoundError, Requester, StoreError
 from openledger.ledger.credit.book import CreditBook, Hold
 from openledger.ledger.credit.leases import IDLE_RETURN_S
 from openledger.ledger.pricing.params import ParamsCache
@@ -201,6 +201,24 @@ class LedgerService:
         """A stored receipt by public id (``rc_…``), sequence number or hash, with the proof
         of its place (``receipt_reads``)."""
         return receipt_doc(self.db, ref)
+
+    def receipt_for(self, ref: int | str, requester: Requester | None) -> dict[str, Any]:
+        """:meth:`receipt` as ``requester`` may read it: by public id (``rc_…``) anyone
+        holding it; by sequence number or hash its payer or the operator only (None: a
+        request without a credential)."""
+        if isinstance(ref, str) and is_public_id(ref):
+            return self.receipt(ref)
+        if requester is None:
+            raise AuthError(
+                "Reading a receipt by sequence number or hash needs its payer's credential.",
+                field="credential",
+                fix="present the payer's API key, or read it by its public id (rc_…, the "
+                "receipt_id of the response).",
+            )
+        doc = self.receipt(ref)
+        if not requester.owns(doc["receipt"].get("payer")):
+            raise requester.forbid(f"receipt {str(ref)[:80]}", "read")
+        return doc
 
     def check_served(self, ref: str, operator: str) -> dict[str, Any]:
         """Whether receipt ``ref`` as it is served proves itself (content hash, chain link,

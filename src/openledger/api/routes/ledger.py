@@ -16,12 +16,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from openledger.errors import AuthError
 from openledger.http.acting import act, actor
 from openledger.http.bounds import AsField, IdPath, Limit, Name, Offset
 from openledger.http.credentials import MaybePrincipal, Reader, Writer
 from openledger.http.deps import NodeDep
-from openledger.ledger.receipts.ids import is_public_id
 from openledger.units import parse_open
 
 router = APIRouter(tags=["ledger"])
@@ -32,19 +30,7 @@ def show_receipt(receipt: str, node: NodeDep, principal: MaybePrincipal) -> dict
     """A receipt by public id (``rc_…``: anyone holding it), or by sequence number or hash
     (its payer or the operator only): its canonical body, hash, the operator's signature of
     its group's head and the epoch that settled it (or null)."""
-    if is_public_id(receipt):
-        return node.ledger.receipt(receipt)
-    if principal is None:
-        raise AuthError(
-            "Reading a receipt by sequence number or hash needs its payer's API key.",
-            field="Authorization",
-            fix="send `Authorization: Bearer olk_…`, or read it by its "
-            "public id (rc_…, the receipt_id of the response).",
-        )
-    doc = node.ledger.receipt(receipt)
-    if not principal.owns(doc["receipt"].get("payer")):
-        raise principal.forbid(f"receipt {receipt[:80]}", "read")
-    return doc
+    return node.ledger.receipt_for(receipt, principal)
 
 
 @router.get("/receipts")
