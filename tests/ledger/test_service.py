@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ from openledger.store.ledger_tables import (
 )
 from openledger.units import OPEN
 from tests.market import PRICE_IN, PRICE_OUT, Market
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.anvil
 
@@ -341,7 +341,27 @@ def test_a_failed_first_write_does_not_lose_the_beneficiary_set(market: Market) 
         assert s.get(BeneficiarySetRow, r.body["beneficiaries"]) is not None
 
 
-def test_one_hold_charged_twice_at_once_is_charged_once(market: Market) -> None:
+class _Commits(threading.Event):
+    n = 0  # jobs in the groups the writer has started to commit
+
+
+def watch_commits(writer: Any, monkeypatch: pytest.MonkeyPatch) -> _Commits:
+    """An event set once the ledger's writer starts committing a group (``n``: its jobs)."""
+    started = _Commits()
+    commit_group = writer.commit_group
+
+    def watched(jobs: list[Any]) -> None:
+        started.n += len(jobs)
+        started.set()
+        commit_group(jobs)
+
+    monkeypatch.setattr(writer, "commit_group", watched)
+    return started
+
+
+def test_one_hold_charged_twice_at_once_is_charged_once(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Deterministic: the writer is kept waiting on the database lock while the second
     charge of the same hold comes in, as happens when two requests race on one hold."""
     node, grace = market.node, market.user
@@ -354,15 +374,18 @@ def test_one_hold_charged_twice_at_once_is_charged_once(market: Market) -> None:
         except ValidationError as exc:
             results.append(exc)
 
+    writer = node.ledger.writer
+    writing = watch_commits(writer, monkeypatch)
     blocker = node.db.engine.connect()
     blocker.exec_driver_sql("BEGIN IMMEDIATE")  # the writer waits (busy timeout 5 s)
     try:
         first = threading.Thread(target=attempt, args=(1,))
         first.start()
-        time.sleep(0.2)  # the writer took the first job and waits for the lock
+        wait_until(writing.is_set, timeout=5)  # the writer took the first job, waits for the lock
         second = threading.Thread(target=attempt, args=(2,))
         second.start()
-        time.sleep(0.2)
+        # the second charge is refused, or queued behind the first
+        wait_until(lambda: results or not writer._queue.empty(), timeout=5)
     finally:
         blocker.rollback()
         blocker.close()
@@ -513,7 +536,9 @@ def test_a_withdrawal_before_the_delay_reverts(market: Market) -> None:
     assert node.contracts.escrow.balance_of(market.user) == 100 * OPEN
 
 
-def test_a_request_that_cannot_be_priced_fails_alone(market: Market) -> None:
+def test_a_request_that_cannot_be_priced_fails_alone(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An attribution naming a contribution outside the model's training data fails its own
     charge; the other requests of the same group are charged normally."""
     from openledger.attribution.types import Attribution, Share
@@ -535,15 +560,20 @@ def test_a_request_that_cannot_be_priced_fails_alone(market: Market) -> None:
         except ValidationError as exc:
             results[i] = exc
 
-    with node.db.engine.connect() as blocker:  # make the four queue into one group
+    writer = ledger.writer
+    writing = watch_commits(writer, monkeypatch)
+    with node.db.engine.connect() as blocker:  # make the requests queue behind the lock
         blocker.exec_driver_sql("BEGIN IMMEDIATE")
         threads = [threading.Thread(target=go, args=(i, h, None)) for i, h in enumerate(good)]
         threads.append(threading.Thread(target=go, args=(3, bad, wrong)))
         for t in threads:
             t.start()
-        import time
-
-        time.sleep(0.5)
+        # the writer holds a first group; the other good charges wait in its queue and the
+        # unpriceable one has failed in pricing
+        wait_until(
+            lambda: writing.is_set() and 3 in results and writer._queue.qsize() >= 3 - writing.n,
+            timeout=5,
+        )
         blocker.rollback()
     for t in threads:
         t.join(30)
