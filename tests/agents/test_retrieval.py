@@ -19,9 +19,14 @@ from openledger.app import create_app
 from openledger.errors import ConflictError, NotFoundError, ValidationError
 from openledger.ledger.service import request_hash
 from openledger.units import OPEN
-from tests.agents.test_serving import MODEL, PRICE_IN, PRICE_OUT, Desk, fee, receipt_row
+from tests.agents.test_serving import (
+    MODEL,
+    Desk,
+    fee,
+    publish_model,
+    receipt_row,
+)
 from tests.market import Market
-from tests.tiny import register_models
 
 pytestmark = pytest.mark.anvil
 
@@ -34,27 +39,7 @@ ERIN = "Light from the Sun reaches the Earth in about eight minutes."  # tests/m
 def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
     node = market.node
     node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=256)
-    dave = node.accounts.signer("dave")
-    mid, _ = node.contracts.models.register_model(
-        dave,
-        "tiny-base",
-        "ab" * 32,
-        market.model["snapshot_roots"],
-        "00" * 32,
-        PRICE_IN,
-        PRICE_OUT,
-        "test",
-    )
-    register_models(
-        node.db,
-        str(tiny_base_dir),
-        {MODEL: adapters_dir / "ad3"},
-        owner=market.addr("dave"),
-        price_in=PRICE_IN,
-        price_out=PRICE_OUT,
-        first_id=mid,
-        snapshot_roots=market.model["snapshot_roots"],
-    )
+    publish_model(market, tiny_base_dir, adapters_dir)
     keys = {"grace": node.api_keys.create("grace", "paid")["key"]}
     with TestClient(create_app(node), raise_server_exceptions=False) as client:
         yield Desk(node, client, keys, market)

@@ -59,10 +59,10 @@ class Desk:
         return int(self.node.ledger.credit(self.market.addr(who))["available"])
 
 
-@pytest.fixture
-def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
+def publish_model(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> None:
+    """dave's :data:`MODEL` (the tiny base with adapter ad3, paying the market's snapshot
+    contributors) registered in ModelRegistry and in the node's model table."""
     node = market.node
-    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=CTX)
     dave = node.accounts.signer("dave")
     mid, _ = node.contracts.models.register_model(
         dave,
@@ -84,6 +84,13 @@ def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[De
         first_id=mid,
         snapshot_roots=market.model["snapshot_roots"],
     )
+
+
+@pytest.fixture
+def desk(market: Market, tiny_base_dir: Path, adapters_dir: Path) -> Iterator[Desk]:
+    node = market.node
+    node.settings = replace(node.settings, serve_device="cpu", serve_max_batch=8, serve_max_ctx=CTX)
+    publish_model(market, tiny_base_dir, adapters_dir)
     cfg = AgentConfig(model=MODEL, system_prompt=SYSTEM, temperature=0.0, max_tokens=3)
     node.agents.create("helper", cfg, price=AGENT_PRICE, signer=node.accounts.signer("bob"))
     deposit(node, "heidi", OPEN)

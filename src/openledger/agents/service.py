@@ -366,7 +366,9 @@ class AgentService:
     # -- the agent's wallet -----------------------------------------------------------------
     def wallet(self, ref: str) -> dict[str, Any]:
         """The agent's own account and its inference credit (what pays for its calls)."""
-        agent = self.get(ref)
+        return self._wallet(self.get(ref))
+
+    def _wallet(self, agent: dict[str, Any]) -> dict[str, Any]:
         address = self._wallet_of(agent)
         credit = self.credit(address) if self.credit else {}
         return {"agent": agent["name"], "wallet": address, **credit}
@@ -384,8 +386,7 @@ class AgentService:
     def wallet_for(self, ref: str, requester: Requester) -> dict[str, Any]:
         """:meth:`wallet`, for the agent's owner (or the operator) only: a 403 for anyone
         else."""
-        self._readable(ref, requester, "wallet")
-        return self.wallet(ref)
+        return self._wallet(self._readable(ref, requester, "wallet"))
 
     def activity_for(self, ref: str, requester: Requester) -> dict[str, Any]:
         """:meth:`activity`, for the agent's owner (or the operator) only, each call with
@@ -394,7 +395,7 @@ class AgentService:
         from openledger.ledger.receipts.ids import receipt_ids
 
         agent = self._readable(ref, requester, "activity")
-        out = self.activity(ref)
+        out = self._activity(agent)
         ids = receipt_ids(self.db)
         for key in ("calls_to", "calls_made"):
             out[key] = [{**c, "id": ids.public(c["seq"])} for c in out[key]]
@@ -418,11 +419,13 @@ class AgentService:
         """What the agent did, from this node's receipts: the latest ``limit`` calls made to
         it (receipts whose ``agent`` section names it) and made by it (paid by its wallet),
         and what its price earned (settled: in a sealed epoch)."""
+        return self._activity(self.get(ref), limit)
+
+    def _activity(self, agent: dict[str, Any], limit: int = 20) -> dict[str, Any]:
         import json
 
         from openledger.store.ledger_tables import EarningRow, ReceiptRow
 
-        agent = self.get(ref)
         # the canonical JSON of a receipt body (sorted keys, no spaces): only an agent section
         # has "name" followed by "owner", and agent names are unique
         needle = f'"name":"{agent["name"]}","owner":'

@@ -18,14 +18,10 @@ def timeline(
     amount earned in it): when the epoch was settled (else created; None for the open one),
     in epoch order with the open epoch last."""
     known = {str(e["epoch"]): e for e in epochs}
-    points = [
-        {
-            "epoch": k,
-            "amount": v,
-            "at": (known.get(k) or {}).get("settled_at") or (known.get(k) or {}).get("created_at"),
-        }
-        for k, v in by_epoch.items()
-    ]
+    points = []
+    for k, v in by_epoch.items():
+        e = known.get(k) or {}
+        points.append({"epoch": k, "amount": v, "at": e.get("settled_at") or e.get("created_at")})
     points.sort(
         key=lambda r: (r["epoch"] == "open", int(r["epoch"]) if r["epoch"].isdigit() else 0)
     )
